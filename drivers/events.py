@@ -18,14 +18,14 @@ class Event(Generic[P]):
     """
 
     def __init__(self) -> None:
-        self._callbacks: list[Callable[P, None | Awaitable[None]]] = []
+        self._callbacks: list[Callable[P, Awaitable[None] | None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def register(self, callback: Callable[P, None | Awaitable[None]]) -> None:
+    def register(self, callback: Callable[P, Awaitable[None] | None]) -> None:
         if callback not in self._callbacks:
             self._callbacks.append(callback)
 
-    def unregister(self, callback: Callable[P, None | Awaitable[None]]) -> None:
+    def unregister(self, callback: Callable[P, Awaitable[None] | None]) -> None:
         if callback in self._callbacks:
             self._callbacks.remove(callback)
 

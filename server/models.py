@@ -1,0 +1,356 @@
+"""The central record: typed SQLAlchemy 2 ORM.
+
+Timestamps are stored as naive UTC and returned timezone-aware, identically on SQLite and
+PostgreSQL. Enumerations are stored as plain strings so a new value needs no type change.
+"""
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; LensTrack stores timezone-aware times")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Role(StrEnum):
+    technician = "technician"
+    qc_inspector = "qc_inspector"
+    lab_manager = "lab_manager"
+    store_staff = "store_staff"
+    admin = "admin"
+
+
+class JobType(StrEnum):
+    new = "new"
+    redo = "redo"
+    warranty = "warranty"
+    third_party = "third_party"
+
+
+class Priority(StrEnum):
+    regular = "regular"
+    rush = "rush"
+
+
+class LensDesign(StrEnum):
+    SV = "SV"
+    MF = "MF"
+    PAL = "PAL"
+
+
+class Eye(StrEnum):
+    R = "R"
+    L = "L"
+
+
+class JobStatus(StrEnum):
+    queued = "queued"  # waiting at its current stage
+    in_progress = "in_progress"
+    on_hold = "on_hold"
+    completed = "completed"  # route finished (shipped)
+    cancelled = "cancelled"
+
+
+class EventAction(StrEnum):
+    start = "start"
+    complete = "complete"
+    hold = "hold"
+    release = "release"
+    breakage = "breakage"
+    rework = "rework"
+    note = "note"
+
+
+class ReasonKind(StrEnum):
+    hold = "hold"
+    breakage = "breakage"
+    defect = "defect"
+
+
+def _enum(enum_class: type[StrEnum]) -> Enum:
+    return Enum(enum_class, native_enum=False, length=24, validate_strings=True)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}
+
+
+class Lab(Base):
+    __tablename__ = "lab"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+
+
+class ProductionLine(Base):
+    __tablename__ = "production_line"
+    __table_args__ = (UniqueConstraint("lab_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id"))
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(120))
+
+
+class Store(Base):
+    __tablename__ = "store"
+    __table_args__ = (UniqueConstraint("lab_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id"))
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(120))
+
+
+class Stage(Base):
+    __tablename__ = "stage"
+    __table_args__ = (UniqueConstraint("lab_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id"))
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(120))
+    position: Mapped[int]
+    stalled_after_minutes: Mapped[int] = mapped_column(default=240)
+
+
+class Route(Base):
+    """Ordered stages for the jobs it matches (job types × lens designs × surfaced or stock)."""
+
+    __tablename__ = "route"
+    __table_args__ = (UniqueConstraint("lab_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id"))
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(120))
+    job_types: Mapped[list[str]] = mapped_column(JSON)
+    designs: Mapped[list[str]] = mapped_column(JSON)
+    surfaced: Mapped[bool]
+    steps: Mapped[list["RouteStep"]] = relationship(
+        order_by="RouteStep.position", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class RouteStep(Base):
+    __tablename__ = "route_step"
+    __table_args__ = (UniqueConstraint("route_id", "position"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    route_id: Mapped[int] = mapped_column(ForeignKey("route.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stage.id"))
+    standard_minutes: Mapped[float]
+    stage: Mapped[Stage] = relationship(lazy="joined")
+
+
+class ReasonCode(Base):
+    """Hold, breakage and defect codes; `return_stage` is where a job goes back to."""
+
+    __tablename__ = "reason_code"
+    __table_args__ = (UniqueConstraint("lab_id", "kind", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id"))
+    kind: Mapped[ReasonKind] = mapped_column(_enum(ReasonKind))
+    code: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(String(200))
+    return_stage_id: Mapped[int | None] = mapped_column(ForeignKey("stage.id"))
+
+
+class Station(Base):
+    __tablename__ = "station"
+    __table_args__ = (UniqueConstraint("lab_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id"))
+    line_id: Mapped[int | None] = mapped_column(ForeignKey("production_line.id"))
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stage.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(default=True)
+    stage: Mapped[Stage] = relationship(lazy="joined")
+
+
+class StationToken(Base):
+    """A bearer token for one station, stored as a SHA-256 digest (the token is 256 random bits)."""
+
+    __tablename__ = "station_token"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("station.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    station: Mapped[Station] = relationship(lazy="joined")
+
+
+class Person(Base):
+    __tablename__ = "person"
+    __table_args__ = (
+        UniqueConstraint("lab_id", "badge_code"),
+        CheckConstraint(
+            "(role = 'store_staff') = (store_id IS NOT NULL)",
+            name="store_staff_bound_to_one_store",
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id"))
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    badge_code: Mapped[str | None] = mapped_column(String(64))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("store.id"))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class UserSession(Base):
+    __tablename__ = "user_session"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    person: Mapped[Person] = relationship(lazy="joined")
+
+
+class Job(Base):
+    """One pair. Job and tray numbers are unique among active jobs: trays are reused."""
+
+    __tablename__ = "job"
+    __table_args__ = (
+        Index(
+            "uq_job_number_active",
+            "lab_id",
+            "job_number",
+            unique=True,
+            sqlite_where=text("is_active"),
+            postgresql_where=text("is_active"),
+        ),
+        Index(
+            "uq_job_tray_active",
+            "lab_id",
+            "tray_number",
+            unique=True,
+            sqlite_where=text("is_active AND tray_number IS NOT NULL"),
+            postgresql_where=text("is_active AND tray_number IS NOT NULL"),
+        ),
+        Index("ix_job_store_status", "store_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id"))
+    job_number: Mapped[str] = mapped_column(String(32), index=True)
+    tray_number: Mapped[str | None] = mapped_column(String(16), index=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id"))
+    patient_ref: Mapped[str] = mapped_column(String(64))
+    job_type: Mapped[JobType] = mapped_column(_enum(JobType))
+    priority: Mapped[Priority] = mapped_column(_enum(Priority))
+    ordered_at: Mapped[datetime]
+    promised_at: Mapped[datetime]
+    lens_design: Mapped[LensDesign] = mapped_column(_enum(LensDesign))
+    lens_material: Mapped[str] = mapped_column(String(64))
+    lens_index: Mapped[float]
+    surfaced: Mapped[bool]
+    treatments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    frame: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    special_instructions: Mapped[str] = mapped_column(Text, default="")
+    route_id: Mapped[int] = mapped_column(ForeignKey("route.id"))
+    # Job state, changed only together with the event that causes it (same transaction).
+    current_stage_id: Mapped[int | None] = mapped_column(ForeignKey("stage.id"))
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.queued)
+    status_before_hold: Mapped[JobStatus | None] = mapped_column(_enum(JobStatus))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    rework_count: Mapped[int] = mapped_column(default=0)
+    breakage_count: Mapped[int] = mapped_column(default=0)
+    state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    store: Mapped[Store] = relationship(lazy="joined")
+    route: Mapped[Route] = relationship(lazy="joined")
+    current_stage: Mapped[Stage | None] = relationship(lazy="joined")
+    prescription: Mapped[list["PrescriptionEye"]] = relationship(
+        order_by="PrescriptionEye.eye", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class PrescriptionEye(Base):
+    """The ordered Rx for one eye (personal health data: only reachable through its job)."""
+
+    __tablename__ = "prescription_eye"
+    __table_args__ = (UniqueConstraint("job_id", "eye"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    eye: Mapped[Eye] = mapped_column(_enum(Eye))
+    sph: Mapped[float]
+    cyl: Mapped[float] = mapped_column(default=0.0)
+    axis: Mapped[int | None]
+    add: Mapped[float | None]
+    prism: Mapped[float | None]
+    prism_base: Mapped[str | None] = mapped_column(String(8))
+    mono_pd: Mapped[float | None]
+    fitting_height: Mapped[float | None]
+
+
+class StageEvent(Base):
+    """Append-only record of what happened to a job at a station.
+
+    `id` orders events as the server stored them (listeners catch up from a last seen id);
+    `event_uuid` is made by the station at scan time and makes resending harmless.
+    """
+
+    __tablename__ = "stage_event"
+    __table_args__ = (
+        Index("ix_stage_event_job", "job_id", "id"),
+        Index("ix_stage_event_station_sequence", "station_id", "station_sequence"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_uuid: Mapped[uuid.UUID] = mapped_column(unique=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("station.id"))
+    station_sequence: Mapped[int] = mapped_column(BigInteger)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"))
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stage.id"))
+    action: Mapped[EventAction] = mapped_column(_enum(EventAction))
+    reason_code: Mapped[str | None] = mapped_column(String(32))
+    override_reason: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    to_stage_id: Mapped[int | None] = mapped_column(ForeignKey("stage.id"))
+    device_created_at: Mapped[datetime]
+    device_sent_at: Mapped[datetime]
+    server_received_at: Mapped[datetime]
+    # Device time moved onto the server clock: received − (sent − created).
+    corrected_at: Mapped[datetime]
+
+    station: Mapped[Station] = relationship(lazy="joined")
+    stage: Mapped[Stage] = relationship(lazy="joined", foreign_keys=[stage_id])
+    to_stage: Mapped[Stage | None] = relationship(lazy="joined", foreign_keys=[to_stage_id])
+    operator: Mapped[Person | None] = relationship(lazy="joined")

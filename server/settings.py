@@ -1,0 +1,78 @@
+"""The one settings class of the server, read from a TOML file and `LENSTRACK_*` variables."""
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "config"
+
+
+def _settings_file() -> Path:
+    return Path(os.environ.get("LENSTRACK_SETTINGS_FILE", CONFIG_DIR / "lenstrack.toml"))
+
+
+def _default_lab_config() -> Path:
+    own = CONFIG_DIR / "lab.toml"
+    return own if own.exists() else CONFIG_DIR / "lab.example.toml"
+
+
+class Settings(BaseSettings):
+    """Precedence: constructor arguments, then `LENSTRACK_*` environment, then the TOML file."""
+
+    model_config = SettingsConfigDict(env_prefix="LENSTRACK_", extra="forbid")
+
+    data_dir: Path = Field(default=PROJECT_ROOT / "var", description="Database, keys, logs.")
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; empty means SQLite in data_dir."
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr(""), description="Signs browser storage; empty means a generated key."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    lab_config: Path = Field(default_factory=_default_lab_config)
+    session_hours: float = Field(default=12, gt=0, description="Log-in session lifetime.")
+    max_clock_ahead_seconds: int = Field(
+        default=3600, ge=0, description="Events created further in the future are rejected."
+    )
+    max_batch_size: int = Field(default=1000, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_settings_file())
+        return (init_settings, env_settings, toml)
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'lenstrack.db'}"
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        """A configured key, or one generated once and kept in data_dir (mode 0600)."""
+        if self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value()
+        key_file = self.data_dir / "secret_key"
+        if not key_file.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key_file.touch(mode=0o600)
+            key_file.write_text(secrets.token_urlsafe(48))
+        return key_file.read_text().strip()
