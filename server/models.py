@@ -354,3 +354,23 @@ class StageEvent(Base):
     stage: Mapped[Stage] = relationship(lazy="joined", foreign_keys=[stage_id])
     to_stage: Mapped[Stage | None] = relationship(lazy="joined", foreign_keys=[to_stage_id])
     operator: Mapped[Person | None] = relationship(lazy="joined")
+
+
+class RejectedEvent(Base):
+    """A station event the server could not apply, kept with the reason for the lab to review.
+
+    Its sequence number counts as received, so a rejection is never mistaken for a gap.
+    """
+
+    __tablename__ = "rejected_event"
+    __table_args__ = (
+        Index("ix_rejected_event_station_sequence", "station_id", "station_sequence"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_uuid: Mapped[uuid.UUID] = mapped_column(index=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("station.id"))
+    station_sequence: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    field: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]

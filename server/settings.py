@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     lab_config: Path = Field(default_factory=_default_lab_config)
+    cookie_secure: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only (behind TLS)."
+    )
     session_hours: float = Field(default=12, gt=0, description="Log-in session lifetime.")
     max_clock_ahead_seconds: int = Field(
         default=3600, ge=0, description="Events created further in the future are rejected."

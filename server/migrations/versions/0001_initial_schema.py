@@ -1,8 +1,8 @@
 """initial schema
 
 Revision ID: 0001
-Revises:
-Create Date: 2026-11-23 01:11:52.195275
+Revises: (none)
+Create Date: 2026-11-23 01:15:54.433311
 """
 
 from collections.abc import Sequence
@@ -316,6 +316,30 @@ def upgrade() -> None:
         sa.UniqueConstraint("job_id", "eye"),
     )
     op.create_table(
+        "rejected_event",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("event_uuid", sa.Uuid(), nullable=False),
+        sa.Column("station_id", sa.Integer(), nullable=False),
+        sa.Column("station_sequence", sa.BigInteger(), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("field", sa.String(length=64), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("received_at", server.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["station_id"],
+            ["station.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("rejected_event", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_rejected_event_event_uuid"), ["event_uuid"], unique=False
+        )
+        batch_op.create_index(
+            "ix_rejected_event_station_sequence", ["station_id", "station_sequence"], unique=False
+        )
+
+    op.create_table(
         "stage_event",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("event_uuid", sa.Uuid(), nullable=False),
@@ -419,6 +443,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_stage_event_job")
 
     op.drop_table("stage_event")
+    with op.batch_alter_table("rejected_event", schema=None) as batch_op:
+        batch_op.drop_index("ix_rejected_event_station_sequence")
+        batch_op.drop_index(batch_op.f("ix_rejected_event_event_uuid"))
+
+    op.drop_table("rejected_event")
     op.drop_table("prescription_eye")
     op.drop_table("station")
     op.drop_table("route_step")

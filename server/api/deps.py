@@ -1,0 +1,62 @@
+"""Request dependencies: the context, a transactional session and the caller's identity."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from server.context import ServerContext
+from server.domain.auth import PersonPrincipal, Principal, StationPrincipal, authenticate
+from server.domain.errors import Forbidden, Unauthorized
+
+SESSION_COOKIE = "lenstrack_session"
+
+
+def get_context(request: Request) -> ServerContext:
+    return request.app.state.context
+
+
+Context = Annotated[ServerContext, Depends(get_context)]
+
+
+def get_session(context: Context) -> Iterator[Session]:
+    with context.db.session() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_session)]
+
+
+def request_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return credentials.strip()
+    return request.cookies.get(SESSION_COOKIE)
+
+
+def get_principal(request: Request, session: DbSession) -> Principal:
+    token = request_token(request)
+    if token is None:
+        raise Unauthorized("authorization", "log in or send a station bearer token")
+    return authenticate(session, token)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def get_station(principal: CurrentPrincipal) -> StationPrincipal:
+    if not isinstance(principal, StationPrincipal):
+        raise Forbidden("authorization", "this endpoint is for stations (station token)")
+    return principal
+
+
+def get_person(principal: CurrentPrincipal) -> PersonPrincipal:
+    if not isinstance(principal, PersonPrincipal):
+        raise Forbidden("authorization", "this endpoint is for people (log in)")
+    return principal
+
+
+CurrentStation = Annotated[StationPrincipal, Depends(get_station)]
+CurrentPerson = Annotated[PersonPrincipal, Depends(get_person)]

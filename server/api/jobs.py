@@ -1,0 +1,53 @@
+"""Jobs: create, list, read, look up a scanned code, timeline — always scoped to the caller."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from server.api.deps import CurrentPerson, CurrentPrincipal, DbSession
+from server.domain import jobs
+from server.models import JobStatus
+from server.schemas import JobCreate, JobOut, JobPage, TimelineEntry
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_job(order: JobCreate, person: CurrentPerson, session: DbSession) -> JobOut:
+    job = jobs.create_job(session, person, order)
+    session.flush()
+    session.refresh(job)
+    return jobs.job_out(job)
+
+
+@router.get("")
+def list_jobs(
+    principal: CurrentPrincipal,
+    session: DbSession,
+    stage: str | None = None,
+    status: JobStatus | None = None,
+    active: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobPage:
+    total, page = jobs.list_jobs(
+        session, principal, stage=stage, status=status, active=active, limit=limit, offset=offset
+    )
+    return JobPage(total=total, items=[jobs.job_summary(job) for job in page])
+
+
+@router.get("/lookup/{code}")
+def lookup_job(code: str, principal: CurrentPrincipal, session: DbSession) -> JobOut:
+    return jobs.job_out(jobs.lookup_job(session, principal, code))
+
+
+@router.get("/{job_id}")
+def get_job(job_id: int, principal: CurrentPrincipal, session: DbSession) -> JobOut:
+    return jobs.job_out(jobs.get_job(session, principal, job_id))
+
+
+@router.get("/{job_id}/timeline")
+def job_timeline(
+    job_id: int, principal: CurrentPrincipal, session: DbSession
+) -> list[TimelineEntry]:
+    return jobs.job_timeline(session, principal, job_id)

@@ -1,0 +1,171 @@
+"""Server subcommands of `lenstrack`: serve, db, config, seed-demo, station-token, user."""
+
+import argparse
+import getpass
+import sys
+
+from sqlalchemy import select
+
+from server.settings import Settings
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _serve(_args: argparse.Namespace) -> int:
+    from server.app import serve
+
+    serve(_settings())
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    from server import migrate
+
+    url = _settings().resolved_database_url
+    if args.db_command == "upgrade":
+        migrate.upgrade(url, args.revision)
+    elif args.db_command == "downgrade":
+        migrate.downgrade(url, args.revision)
+    else:
+        migrate.make_revision(url, args.message)
+    return 0
+
+
+def _config_load(_args: argparse.Namespace) -> int:
+    from server.db import Database
+    from server.domain.labsetup import apply_lab_config
+    from server.labconfig import load_lab_config
+
+    settings = _settings()
+    config = load_lab_config(settings.lab_config)
+    database = Database(settings.resolved_database_url)
+    with database.session() as session:
+        apply_lab_config(session, config)
+    print(f"applied {settings.lab_config} to lab {config.lab.code}")
+    return 0
+
+
+def _seed_demo(args: argparse.Namespace) -> int:
+    from server import migrate
+    from server.db import Database
+    from server.domain.seed import DEMO_PEOPLE, seed_demo
+    from server.labconfig import load_lab_config
+
+    settings = _settings()
+    migrate.upgrade(settings.resolved_database_url)
+    database = Database(settings.resolved_database_url)
+    with database.session() as session:
+        seeded = seed_demo(session, load_lab_config(settings.lab_config), args.jobs, args.seed)
+    print("seeded the demo lab" if seeded else "the demo lab has jobs already; left as it is")
+    print("demo log-ins (user / password / role / store / badge):")
+    for login in DEMO_PEOPLE:
+        print(
+            f"  {login.username:8} {login.password:18} {login.role.value:13} "
+            f"{login.store or '-':6} {login.badge or '-'}"
+        )
+    return 0
+
+
+def _station_token(args: argparse.Namespace) -> int:
+    from server.db import Database
+    from server.domain import auth
+    from server.domain.errors import NotFound
+
+    database = Database(_settings().resolved_database_url)
+    try:
+        with database.session() as session:
+            if args.token_command == "create":
+                print(auth.create_station_token(session, args.station, args.label))
+            else:
+                count = auth.revoke_station_tokens(session, args.station)
+                print(f"revoked {count} token(s) of station {args.station}")
+    except NotFound as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _user_create(args: argparse.Namespace) -> int:
+    from server.db import Database
+    from server.domain.auth import set_password
+    from server.models import Lab, Person, Role, Store
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
+    database = Database(_settings().resolved_database_url)
+    try:
+        with database.session() as session:
+            lab = session.scalars(select(Lab).order_by(Lab.id)).first()
+            if lab is None:
+                raise ValueError("no lab yet: run `lenstrack config load` first")
+            store_id = None
+            if args.store:
+                store = session.scalar(select(Store).where(Store.code == args.store))
+                if store is None:
+                    raise ValueError(f"unknown store {args.store!r}")
+                store_id = store.id
+            person = Person(
+                lab_id=lab.id,
+                username=args.username,
+                name=args.name,
+                role=Role(args.role),
+                badge_code=args.badge,
+                store_id=store_id,
+            )
+            set_password(person, password)
+            session.add(person)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"created {args.role} {args.username}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    serve = subparsers.add_parser("serve", help="run the server (API and pages)")
+    serve.set_defaults(handler=_serve)
+
+    db = subparsers.add_parser("db", help="database migrations")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="migrate to a revision (default: head)")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    downgrade = db_commands.add_parser("downgrade", help="migrate back to a revision")
+    downgrade.add_argument("revision")
+    revision = db_commands.add_parser("revision", help="autogenerate a migration (developers)")
+    revision.add_argument("-m", "--message", required=True)
+    db.set_defaults(handler=_db)
+
+    config = subparsers.add_parser("config", help="lab configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    config_commands.add_parser("load", help="apply the lab config file to the database")
+    config.set_defaults(handler=_config_load)
+
+    seed = subparsers.add_parser("seed-demo", help="create the demo lab with jobs")
+    seed.add_argument("--jobs", type=int, default=200)
+    seed.add_argument("--seed", type=int, default=7, help="random seed")
+    seed.set_defaults(handler=_seed_demo)
+
+    token = subparsers.add_parser("station-token", help="create or revoke station tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser("create", help="print a new token (shown once)")
+    create.add_argument("--station", required=True)
+    create.add_argument("--label", default="")
+    revoke = token_commands.add_parser("revoke", help="revoke all tokens of a station")
+    revoke.add_argument("--station", required=True)
+    token.set_defaults(handler=_station_token)
+
+    user = subparsers.add_parser("user", help="manage people")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    user_create = user_commands.add_parser("create", help="create a person who can log in")
+    user_create.add_argument("--username", required=True)
+    user_create.add_argument("--name", required=True)
+    user_create.add_argument(
+        "--role",
+        required=True,
+        choices=["technician", "qc_inspector", "lab_manager", "store_staff", "admin"],
+    )
+    user_create.add_argument("--store", help="store code (required for store_staff)")
+    user_create.add_argument("--badge")
+    user_create.add_argument("--password-stdin", action="store_true")
+    user.set_defaults(handler=_user_create)

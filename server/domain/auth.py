@@ -1,0 +1,128 @@
+"""Who is asking: stations by bearer token, people by password and session.
+
+Access rules live in queries (see `jobs.visible_jobs`), not in which menus a page shows.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from server.domain.errors import NotFound, Unauthorized
+from server.domain.security import (
+    SESSION_TOKEN_PREFIX,
+    STATION_TOKEN_PREFIX,
+    hash_password,
+    new_token,
+    token_digest,
+    verify_password,
+)
+from server.models import Person, Role, Station, StationToken, UserSession, utcnow
+
+LAB_ROLES = frozenset({Role.technician, Role.qc_inspector, Role.lab_manager, Role.admin})
+
+
+@dataclass(frozen=True)
+class StationPrincipal:
+    station_id: int
+    lab_id: int
+    stage_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class PersonPrincipal:
+    person_id: int
+    lab_id: int
+    role: Role
+    store_id: int | None
+    name: str
+    session_id: int | None = None
+
+
+Principal = StationPrincipal | PersonPrincipal
+
+
+def create_station_token(session: Session, station_name: str, label: str = "") -> str:
+    """Returns the token once; only its digest is stored."""
+    station = session.scalar(select(Station).where(Station.name == station_name))
+    if station is None:
+        raise NotFound("station", f"no station named {station_name!r}")
+    token = new_token(STATION_TOKEN_PREFIX)
+    session.add(StationToken(station_id=station.id, token_hash=token_digest(token), label=label))
+    return token
+
+
+def revoke_station_tokens(session: Session, station_name: str) -> int:
+    """Revokes every live token of the station; returns how many."""
+    station = session.scalar(select(Station).where(Station.name == station_name))
+    if station is None:
+        raise NotFound("station", f"no station named {station_name!r}")
+    result = session.execute(
+        update(StationToken)
+        .where(StationToken.station_id == station.id, StationToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return result.rowcount
+
+
+def set_password(person: Person, password: str) -> None:
+    if len(password) < 8:
+        raise ValueError("a password needs at least 8 characters")
+    person.password_hash = hash_password(password)
+
+
+def log_in(session: Session, username: str, password: str, lifetime: timedelta) -> str:
+    """Checks the password and opens a session; returns the session token."""
+    person = session.scalar(select(Person).where(Person.username == username))
+    if not verify_password(person.password_hash if person else None, password):
+        raise Unauthorized("password", "unknown user name or wrong password")
+    assert person is not None
+    if not person.active:
+        raise Unauthorized("username", "this account is disabled")
+    token = new_token(SESSION_TOKEN_PREFIX)
+    session.add(
+        UserSession(
+            person_id=person.id, token_hash=token_digest(token), expires_at=utcnow() + lifetime
+        )
+    )
+    return token
+
+
+def log_out(session: Session, token: str) -> None:
+    session.execute(
+        update(UserSession)
+        .where(UserSession.token_hash == token_digest(token), UserSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def authenticate(session: Session, token: str, now: datetime | None = None) -> Principal:
+    """Resolves a bearer or session-cookie token to its principal, or raises Unauthorized."""
+    now = now or utcnow()
+    digest = token_digest(token)
+    if token.startswith(STATION_TOKEN_PREFIX):
+        station_token = session.scalar(
+            select(StationToken).where(StationToken.token_hash == digest)
+        )
+        if station_token is None or station_token.revoked_at is not None:
+            raise Unauthorized("authorization", "unknown or revoked station token")
+        station = station_token.station
+        if not station.active:
+            raise Unauthorized("authorization", f"station {station.name} is disabled")
+        return StationPrincipal(station.id, station.lab_id, station.stage_id, station.name)
+    if token.startswith(SESSION_TOKEN_PREFIX):
+        user_session = session.scalar(select(UserSession).where(UserSession.token_hash == digest))
+        if (
+            user_session is None
+            or user_session.revoked_at is not None
+            or user_session.expires_at <= now
+            or not user_session.person.active
+        ):
+            raise Unauthorized("authorization", "session expired or logged out; log in again")
+        person = user_session.person
+        return PersonPrincipal(
+            person.id, person.lab_id, person.role, person.store_id, person.name, user_session.id
+        )
+    raise Unauthorized("authorization", "not a LensTrack token")

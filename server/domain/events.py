@@ -1,0 +1,349 @@
+"""Event ingestion: each station event is stored once and moves its job's state with it.
+
+An event is applied in one savepoint: the event row (an atomic `INSERT … ON CONFLICT DO
+NOTHING` on its UUID, so a resend can never store it twice, even racing) and the job's new
+state commit together or not at all.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import CompoundSelect, Insert, func, select, union
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from server.domain.auth import StationPrincipal
+from server.domain.errors import Conflict, DomainError, Invalid
+from server.domain.jobs import lookup_job
+from server.models import (
+    EventAction,
+    Job,
+    JobStatus,
+    Person,
+    ReasonCode,
+    ReasonKind,
+    RejectedEvent,
+    Stage,
+    StageEvent,
+    utcnow,
+)
+from server.schemas import (
+    EventIn,
+    EventResult,
+    FieldError,
+    JobState,
+    SequenceGap,
+)
+
+REASON_KIND_FOR_ACTION = {
+    EventAction.hold: ReasonKind.hold,
+    EventAction.breakage: ReasonKind.breakage,
+    EventAction.rework: ReasonKind.defect,
+}
+
+
+@dataclass(frozen=True)
+class Transition:
+    stage_id: int | None
+    status: JobStatus
+    status_before_hold: JobStatus | None
+    is_active: bool
+    rework_increment: int = 0
+    breakage_increment: int = 0
+    to_stage_id: int | None = None
+
+
+def _insert_ignoring_duplicate(dialect: str) -> Insert:
+    if dialect == "postgresql":
+        return postgresql.insert(StageEvent).on_conflict_do_nothing(index_elements=["event_uuid"])
+    if dialect == "sqlite":
+        return sqlite.insert(StageEvent).on_conflict_do_nothing(index_elements=["event_uuid"])
+    raise NotImplementedError(f"no atomic insert-or-ignore for {dialect}")
+
+
+def _job_state(job: Job) -> JobState:
+    return JobState(
+        job_number=job.job_number,
+        tray_number=job.tray_number,
+        stage=job.current_stage.code if job.current_stage else None,
+        status=job.status,
+    )
+
+
+def _reason(session: Session, lab_id: int, event: EventIn) -> ReasonCode | None:
+    kind = REASON_KIND_FOR_ACTION.get(event.action)
+    if kind is None or event.reason_code is None:
+        if kind in (ReasonKind.hold, ReasonKind.breakage):
+            raise Invalid("reason_code", f"a {event.action} needs a {kind} reason code")
+        return None
+    reason = session.scalar(
+        select(ReasonCode).where(
+            ReasonCode.lab_id == lab_id,
+            ReasonCode.kind == kind,
+            ReasonCode.code == event.reason_code,
+        )
+    )
+    if reason is None:
+        raise Invalid("reason_code", f"{event.reason_code!r} is not a {kind} reason code")
+    return reason
+
+
+def _stage_by_code(session: Session, lab_id: int, code: str, field: str) -> Stage:
+    stage = session.scalar(select(Stage).where(Stage.lab_id == lab_id, Stage.code == code))
+    if stage is None:
+        raise Invalid(field, f"unknown stage {code!r}")
+    return stage
+
+
+def _next_stage_id(job: Job, stage_id: int) -> int | None:
+    stage_ids = [step.stage_id for step in job.route.steps]
+    if stage_id not in stage_ids:
+        return None
+    position = stage_ids.index(stage_id)
+    return stage_ids[position + 1] if position + 1 < len(stage_ids) else None
+
+
+def _return_stage_id(job: Job, reason: ReasonCode | None) -> int:
+    if reason is not None and reason.return_stage_id is not None:
+        return reason.return_stage_id
+    return job.route.steps[0].stage_id
+
+
+def plan_transition(
+    session: Session,
+    job: Job,
+    station: StationPrincipal,
+    event: EventIn,
+    reason: ReasonCode | None,
+) -> Transition:
+    """What the event does to the job, or a Conflict saying why it cannot happen now."""
+    here = job.current_stage_id
+    station_stage = session.get_one(Stage, station.stage_id)
+    keep = Transition(here, job.status, job.status_before_hold, job.is_active)
+    if not job.is_active and event.action != EventAction.note:
+        raise Conflict("job", f"job {job.job_number} is {job.status}; nothing more can happen")
+    match event.action:
+        case EventAction.note:
+            return keep
+        case EventAction.start:
+            if job.status == JobStatus.on_hold:
+                raise Conflict("action", f"job {job.job_number} is on hold; release it first")
+            if here == station.stage_id and job.status == JobStatus.in_progress:
+                raise Conflict("action", f"job {job.job_number} is already started here")
+            if here != station.stage_id and event.override_reason is None:
+                where = job.current_stage.name if job.current_stage else "no stage"
+                routed = station.stage_id in {step.stage_id for step in job.route.steps}
+                why = "skips" if routed else "is not routed to"
+                raise Conflict(
+                    "override_reason",
+                    f"job {job.job_number} is at {where}; starting it at {station_stage.name} "
+                    f"{why} its route — give an override reason",
+                )
+            return Transition(station.stage_id, JobStatus.in_progress, None, True)
+        case EventAction.complete:
+            if here != station.stage_id or job.status != JobStatus.in_progress:
+                raise Conflict(
+                    "action", f"job {job.job_number} is not in progress at {station_stage.name}"
+                )
+            next_stage = _next_stage_id(job, station.stage_id)
+            if next_stage is None:
+                return Transition(here, JobStatus.completed, None, False)
+            return Transition(next_stage, JobStatus.queued, None, True)
+        case EventAction.hold:
+            if job.status == JobStatus.on_hold:
+                raise Conflict("action", f"job {job.job_number} is already on hold")
+            return Transition(here, JobStatus.on_hold, job.status, True)
+        case EventAction.release:
+            if job.status != JobStatus.on_hold:
+                raise Conflict("action", f"job {job.job_number} is not on hold")
+            return Transition(here, job.status_before_hold or JobStatus.queued, None, True)
+        case EventAction.breakage:
+            target = _return_stage_id(job, reason)
+            return Transition(target, JobStatus.queued, None, True, breakage_increment=1)
+        case EventAction.rework:
+            if event.to_stage is not None:
+                target = _stage_by_code(session, station.lab_id, event.to_stage, "to_stage").id
+            elif reason is not None:
+                target = _return_stage_id(job, reason)
+            else:
+                raise Invalid("reason_code", "a rework needs a defect reason code or to_stage")
+            if target not in {step.stage_id for step in job.route.steps}:
+                raise Invalid("to_stage", f"job {job.job_number}'s route has no such stage")
+            return Transition(target, JobStatus.queued, None, True, 1, 0, target)
+    raise Invalid("action", f"unknown action {event.action}")  # pragma: no cover
+
+
+def _check_clock(event: EventIn, received_at: datetime, max_ahead: timedelta) -> None:
+    if event.sent_at > received_at + max_ahead:
+        raise Invalid("sent_at", "is in the future beyond the allowed clock difference")
+    if event.created_at > received_at + max_ahead:
+        raise Invalid("created_at", "is in the future beyond the allowed clock difference")
+
+
+def ingest_event(
+    session: Session,
+    station: StationPrincipal,
+    event: EventIn,
+    *,
+    received_at: datetime | None = None,
+    max_clock_ahead: timedelta = timedelta(hours=1),
+) -> EventResult:
+    """Store one event and apply it to its job; DomainError if it cannot be applied."""
+    received_at = received_at or utcnow()
+    existing = session.scalar(select(StageEvent).where(StageEvent.event_uuid == event.event_uuid))
+    if existing is not None:
+        job = session.get_one(Job, existing.job_id)
+        return EventResult(
+            event_uuid=event.event_uuid,
+            status="duplicate",
+            event_id=existing.id,
+            job=_job_state(job),
+        )
+    _check_clock(event, received_at, max_clock_ahead)
+    job = lookup_job(session, station, event.job)
+    operator_id = None
+    if event.operator_badge is not None:
+        operator_id = session.scalar(
+            select(Person.id).where(
+                Person.lab_id == station.lab_id,
+                Person.badge_code == event.operator_badge,
+                Person.active,
+            )
+        )
+        if operator_id is None:
+            raise Invalid("operator_badge", f"no active person with badge {event.operator_badge!r}")
+    reason = _reason(session, station.lab_id, event)
+    with session.begin_nested() as savepoint:
+        # Serialise concurrent events for the same job (a no-op on SQLite's single writer).
+        session.refresh(job, with_for_update=True)
+        transition = plan_transition(session, job, station, event, reason)
+        event_id = session.scalar(
+            _insert_ignoring_duplicate(session.get_bind().dialect.name)
+            .values(
+                event_uuid=event.event_uuid,
+                station_id=station.station_id,
+                station_sequence=event.sequence,
+                operator_id=operator_id,
+                job_id=job.id,
+                stage_id=station.stage_id,
+                action=event.action,
+                reason_code=event.reason_code,
+                override_reason=event.override_reason,
+                note=event.note,
+                to_stage_id=transition.to_stage_id,
+                device_created_at=event.created_at,
+                device_sent_at=event.sent_at,
+                server_received_at=received_at,
+                corrected_at=received_at - (event.sent_at - event.created_at),
+            )
+            .returning(StageEvent.id)
+        )
+        if event_id is None:  # stored by a concurrent request since the check above
+            savepoint.rollback()
+            winner = session.scalar(
+                select(StageEvent.id).where(StageEvent.event_uuid == event.event_uuid)
+            )
+            return EventResult(
+                event_uuid=event.event_uuid,
+                status="duplicate",
+                event_id=winner,
+                job=_job_state(job),
+            )
+        if transition != Transition(
+            job.current_stage_id, job.status, job.status_before_hold, job.is_active
+        ):
+            job.current_stage_id = transition.stage_id
+            job.status = transition.status
+            job.status_before_hold = transition.status_before_hold
+            job.is_active = transition.is_active
+            job.rework_count += transition.rework_increment
+            job.breakage_count += transition.breakage_increment
+            job.state_changed_at = received_at
+        session.flush()
+    session.refresh(job)
+    return EventResult(
+        event_uuid=event.event_uuid, status="stored", event_id=event_id, job=_job_state(job)
+    )
+
+
+def record_rejection(
+    session: Session,
+    station: StationPrincipal,
+    event: EventIn,
+    error: DomainError,
+    received_at: datetime,
+) -> EventResult:
+    session.add(
+        RejectedEvent(
+            event_uuid=event.event_uuid,
+            station_id=station.station_id,
+            station_sequence=event.sequence,
+            payload=event.model_dump(mode="json"),
+            field=error.field,
+            message=error.message,
+            received_at=received_at,
+        )
+    )
+    session.flush()
+    return EventResult(
+        event_uuid=event.event_uuid,
+        status="rejected",
+        error=FieldError(field=error.field, message=error.message),
+    )
+
+
+def ingest_batch(
+    session: Session,
+    station: StationPrincipal,
+    events: list[EventIn],
+    *,
+    received_at: datetime | None = None,
+    max_clock_ahead: timedelta = timedelta(hours=1),
+) -> list[EventResult]:
+    """Events apply in the order given; one that cannot apply is rejected alone, with why."""
+    received_at = received_at or utcnow()
+    results = []
+    for event in events:
+        try:
+            results.append(
+                ingest_event(
+                    session,
+                    station,
+                    event,
+                    received_at=received_at,
+                    max_clock_ahead=max_clock_ahead,
+                )
+            )
+        except DomainError as error:
+            results.append(record_rejection(session, station, event, error, received_at))
+    return results
+
+
+def sequence_gaps(session: Session, station_id: int) -> list[SequenceGap]:
+    """Runs of sequence numbers missing between 1 and the highest one the station sent."""
+    received = _received_sequences(station_id).subquery()
+    previous = func.lag(received.c.sequence, 1, 0).over(order_by=received.c.sequence)
+    ordered = select(received.c.sequence, previous.label("previous")).subquery()
+    rows = session.execute(
+        select(ordered.c.previous, ordered.c.sequence).where(
+            ordered.c.sequence > ordered.c.previous + 1
+        )
+    )
+    return [SequenceGap(first_missing=before + 1, last_missing=after - 1) for before, after in rows]
+
+
+def _received_sequences(station_id: int) -> CompoundSelect[tuple[int]]:
+    """Sequence numbers that reached the server, stored or rejected (each once)."""
+    return union(
+        select(StageEvent.station_sequence.label("sequence")).where(
+            StageEvent.station_id == station_id
+        ),
+        select(RejectedEvent.station_sequence.label("sequence")).where(
+            RejectedEvent.station_id == station_id
+        ),
+    )
+
+
+def last_sequence(session: Session, station_id: int) -> int:
+    received = _received_sequences(station_id).subquery()
+    return session.scalar(select(func.max(received.c.sequence))) or 0

@@ -1,0 +1,228 @@
+"""Jobs: creation with route selection, access-scoped reads, lookup by scan, timeline."""
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from server.domain.auth import LAB_ROLES, PersonPrincipal, Principal
+from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from server.domain.naming import initials
+from server.models import (
+    Eye,
+    Job,
+    JobStatus,
+    JobType,
+    LensDesign,
+    PrescriptionEye,
+    Role,
+    Route,
+    Stage,
+    StageEvent,
+    Store,
+)
+from server.schemas import (
+    JobCreate,
+    JobOut,
+    JobSummary,
+    PrescriptionEyeOut,
+    StageOut,
+    TimelineEntry,
+)
+
+JOB_CREATORS = frozenset({Role.lab_manager, Role.admin, Role.store_staff})
+
+
+def visible_jobs(principal: Principal) -> Select[tuple[Job]]:
+    """All jobs this principal may see: store staff only their own store's, in the query."""
+    statement = select(Job).where(Job.lab_id == principal.lab_id)
+    if isinstance(principal, PersonPrincipal) and principal.role not in LAB_ROLES:
+        # Store staff (and any role added later without lab rights) see one store at most.
+        statement = statement.where(Job.store_id == (principal.store_id or -1))
+    return statement
+
+
+def select_route(
+    session: Session, lab_id: int, job_type: JobType, design: LensDesign, surfaced: bool
+) -> Route:
+    routes = session.scalars(select(Route).where(Route.lab_id == lab_id).order_by(Route.id))
+    for route in routes:
+        if job_type in route.job_types and design in route.designs and route.surfaced == surfaced:
+            return route
+    kind = "surfaced" if surfaced else "stock"
+    raise Invalid("lens_design", f"no route configured for a {kind} {design} {job_type} job")
+
+
+def create_job(session: Session, principal: Principal, order: JobCreate) -> Job:
+    if not isinstance(principal, PersonPrincipal) or principal.role not in JOB_CREATORS:
+        raise Forbidden("role", "only lab managers, admins and store staff create jobs")
+    store = session.scalar(
+        select(Store).where(Store.lab_id == principal.lab_id, Store.code == order.store_code)
+    )
+    if store is None:
+        raise Invalid("store_code", f"unknown store {order.store_code!r}")
+    if principal.role == Role.store_staff and store.id != principal.store_id:
+        raise Forbidden("store_code", "store staff create jobs for their own store only")
+    route = select_route(
+        session, principal.lab_id, order.job_type, order.lens_design, order.surfaced
+    )
+    job = Job(
+        lab_id=principal.lab_id,
+        job_number=order.job_number,
+        tray_number=order.tray_number,
+        store_id=store.id,
+        patient_ref=order.patient_ref,
+        job_type=order.job_type,
+        priority=order.priority,
+        ordered_at=order.ordered_at,
+        promised_at=order.promised_at,
+        lens_design=order.lens_design,
+        lens_material=order.lens_material,
+        lens_index=order.lens_index,
+        surfaced=order.surfaced,
+        treatments=order.treatments,
+        frame=order.frame.model_dump(exclude_none=True),
+        special_instructions=order.special_instructions,
+        route_id=route.id,
+        current_stage_id=route.steps[0].stage_id,
+        status=JobStatus.queued,
+        prescription=[
+            PrescriptionEye(eye=eye, **rx.model_dump())
+            for eye, rx in ((Eye.R, order.right), (Eye.L, order.left))
+            if rx is not None
+        ],
+    )
+    _ensure_numbers_free(session, principal.lab_id, order.job_number, order.tray_number)
+    try:
+        with session.begin_nested():
+            session.add(job)
+    except IntegrityError as error:  # a concurrent order took the number between check and insert
+        raise Conflict("job_number", "job or tray number is already in use") from error
+    return job
+
+
+def _ensure_numbers_free(
+    session: Session, lab_id: int, job_number: str, tray_number: str | None
+) -> None:
+    active = select(Job.id).where(Job.lab_id == lab_id, Job.is_active)
+    if session.scalar(active.where(Job.job_number == job_number)) is not None:
+        raise Conflict("job_number", f"job {job_number} is already active")
+    if tray_number and session.scalar(active.where(Job.tray_number == tray_number)) is not None:
+        raise Conflict("tray_number", f"tray {tray_number} is in use by an active job")
+
+
+def get_job(session: Session, principal: Principal, job_id: int) -> Job:
+    # Another store's job answers exactly like a missing one: existence is not disclosed.
+    job = session.scalar(visible_jobs(principal).where(Job.id == job_id))
+    if job is None:
+        raise NotFound("job_id", f"no job {job_id}")
+    return job
+
+
+def lookup_job(session: Session, principal: Principal, code: str) -> Job:
+    """A scanned job or tray number: the active job first, else the latest by job number."""
+    scoped = visible_jobs(principal)
+    job = session.scalar(
+        scoped.where(Job.is_active, or_(Job.job_number == code, Job.tray_number == code))
+    )
+    if job is None:
+        job = session.scalar(scoped.where(Job.job_number == code).order_by(Job.id.desc()))
+    if job is None:
+        raise NotFound("job", f"no job or tray {code!r}")
+    return job
+
+
+def list_jobs(
+    session: Session,
+    principal: Principal,
+    *,
+    stage: str | None = None,
+    status: JobStatus | None = None,
+    active: bool | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[int, list[Job]]:
+    statement = visible_jobs(principal)
+    if stage is not None:
+        statement = statement.join(Stage, Job.current_stage_id == Stage.id).where(
+            Stage.code == stage
+        )
+    if status is not None:
+        statement = statement.where(Job.status == status)
+    if active is not None:
+        statement = statement.where(Job.is_active == active)
+    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+    page = statement.order_by(Job.promised_at, Job.id).limit(limit).offset(offset)
+    return total, list(session.scalars(page))
+
+
+def _stage_out(stage: Stage) -> StageOut:
+    return StageOut(code=stage.code, name=stage.name)
+
+
+def job_out(job: Job) -> JobOut:
+    return JobOut(
+        id=job.id,
+        job_number=job.job_number,
+        tray_number=job.tray_number,
+        store_code=job.store.code,
+        patient_ref=job.patient_ref,
+        job_type=job.job_type,
+        priority=job.priority,
+        ordered_at=job.ordered_at,
+        promised_at=job.promised_at,
+        lens_design=job.lens_design,
+        lens_material=job.lens_material,
+        lens_index=job.lens_index,
+        surfaced=job.surfaced,
+        treatments=job.treatments,
+        frame=job.frame,
+        special_instructions=job.special_instructions,
+        route_code=job.route.code,
+        route_stages=[_stage_out(step.stage) for step in job.route.steps],
+        current_stage=_stage_out(job.current_stage) if job.current_stage else None,
+        status=job.status,
+        rework_count=job.rework_count,
+        breakage_count=job.breakage_count,
+        state_changed_at=job.state_changed_at,
+        prescription=[PrescriptionEyeOut.model_validate(eye) for eye in job.prescription],
+    )
+
+
+def job_summary(job: Job) -> JobSummary:
+    return JobSummary(
+        id=job.id,
+        job_number=job.job_number,
+        tray_number=job.tray_number,
+        store_code=job.store.code,
+        priority=job.priority,
+        promised_at=job.promised_at,
+        current_stage=_stage_out(job.current_stage) if job.current_stage else None,
+        status=job.status,
+        state_changed_at=job.state_changed_at,
+    )
+
+
+def job_timeline(session: Session, principal: Principal, job_id: int) -> list[TimelineEntry]:
+    job = get_job(session, principal, job_id)
+    events = session.scalars(
+        select(StageEvent)
+        .where(StageEvent.job_id == job.id)
+        .order_by(StageEvent.corrected_at, StageEvent.id)
+    )
+    return [
+        TimelineEntry(
+            event_id=event.id,
+            event_uuid=event.event_uuid,
+            action=event.action,
+            stage=_stage_out(event.stage),
+            station=event.station.name,
+            operator_initials=initials(event.operator.name) if event.operator else None,
+            reason_code=event.reason_code,
+            to_stage=_stage_out(event.to_stage) if event.to_stage else None,
+            override_reason=event.override_reason,
+            note=event.note,
+            at=event.corrected_at,
+            received_at=event.server_received_at,
+        )
+        for event in events
+    ]

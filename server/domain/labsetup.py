@@ -1,0 +1,98 @@
+"""Apply the lab configuration file to the database (idempotent: run it again after edits)."""
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.labconfig import LabConfig
+from server.models import (
+    Lab,
+    ProductionLine,
+    ReasonCode,
+    Route,
+    RouteStep,
+    Stage,
+    Station,
+)
+
+LabScoped = ProductionLine | Stage | Route | Station
+
+
+def _by_code(
+    session: Session, model: type[LabScoped], lab_id: int, attribute: str = "code"
+) -> dict[str, Any]:
+    rows = session.scalars(select(model).where(model.lab_id == lab_id)).all()
+    return {getattr(row, attribute): row for row in rows}
+
+
+def apply_lab_config(session: Session, config: LabConfig) -> Lab:
+    """Create or update the lab, its lines, stages, routes, reason codes and stations.
+
+    Nothing is deleted: events and jobs keep referring to stages and routes that a later
+    config no longer lists.
+    """
+    lab = session.scalar(select(Lab).where(Lab.code == config.lab.code))
+    if lab is None:
+        lab = Lab(code=config.lab.code, name=config.lab.name)
+        session.add(lab)
+        session.flush()
+    lab.name = config.lab.name
+
+    lines = _by_code(session, ProductionLine, lab.id)
+    for line_config in config.lines:
+        line = lines.get(line_config.code) or ProductionLine(lab_id=lab.id, code=line_config.code)
+        line.name = line_config.name
+        lines[line_config.code] = line
+        session.add(line)
+
+    stages = _by_code(session, Stage, lab.id)
+    for position, stage_config in enumerate(config.stages, start=1):
+        stage = stages.get(stage_config.code) or Stage(lab_id=lab.id, code=stage_config.code)
+        stage.name = stage_config.name
+        stage.position = position
+        stage.stalled_after_minutes = stage_config.stalled_after_minutes
+        stages[stage_config.code] = stage
+        session.add(stage)
+    session.flush()
+
+    routes = _by_code(session, Route, lab.id)
+    for route_config in config.routes:
+        route = routes.get(route_config.code) or Route(lab_id=lab.id, code=route_config.code)
+        route.name = route_config.name
+        route.job_types = [str(t) for t in route_config.job_types]
+        route.designs = [str(d) for d in route_config.designs]
+        route.surfaced = route_config.surfaced
+        route.steps = [
+            RouteStep(position=position, stage_id=stages[code].id, standard_minutes=minutes)
+            for position, (code, minutes) in enumerate(route_config.steps, start=1)
+        ]
+        session.add(route)
+        # Replacing the steps deletes the old rows; flush before new ones reuse positions.
+        session.flush()
+
+    reasons = {
+        (reason.kind, reason.code): reason
+        for reason in session.scalars(select(ReasonCode).where(ReasonCode.lab_id == lab.id))
+    }
+    for reason_config in config.reasons:
+        key = (reason_config.kind, reason_config.code)
+        reason = reasons.get(key) or ReasonCode(
+            lab_id=lab.id, kind=reason_config.kind, code=reason_config.code
+        )
+        reason.description = reason_config.description
+        reason.return_stage_id = (
+            stages[reason_config.return_stage].id if reason_config.return_stage else None
+        )
+        session.add(reason)
+
+    stations = _by_code(session, Station, lab.id, attribute="name")
+    for station_config in config.stations:
+        station = stations.get(station_config.name) or Station(
+            lab_id=lab.id, name=station_config.name
+        )
+        station.stage_id = stages[station_config.stage].id
+        station.line_id = lines[station_config.line].id if station_config.line else None
+        session.add(station)
+    session.flush()
+    return lab

@@ -1,0 +1,214 @@
+"""A demo lab: two stores, a station per stage, people, and jobs in varied states.
+
+Job states are reached by ingesting real station events, so every timeline is genuine.
+"""
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from server.domain.auth import PersonPrincipal, StationPrincipal, set_password
+from server.domain.events import ingest_event, last_sequence
+from server.domain.jobs import create_job
+from server.domain.labsetup import apply_lab_config
+from server.labconfig import LabConfig
+from server.models import (
+    EventAction,
+    Job,
+    JobType,
+    LensDesign,
+    Person,
+    Priority,
+    ReasonCode,
+    ReasonKind,
+    Role,
+    Station,
+    Store,
+    utcnow,
+)
+from server.schemas import EventIn, JobCreate, PrescriptionEyeIn
+
+STORES = (("NORTH", "Northside Vision"), ("SOUTH", "Southgate Optics"))
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    password: str
+    role: Role
+    store: str | None
+    badge: str | None
+
+
+DEMO_PEOPLE = (
+    DemoLogin("admin", "demo-admin-pass", Role.admin, None, None),
+    DemoLogin("manager", "demo-manager-pass", Role.lab_manager, None, "B9001"),
+    DemoLogin("qc", "demo-qc-pass", Role.qc_inspector, None, "B2001"),
+    DemoLogin("tech1", "demo-tech-pass", Role.technician, None, "B1001"),
+    DemoLogin("tech2", "demo-tech-pass", Role.technician, None, "B1002"),
+    DemoLogin("north", "demo-store-pass", Role.store_staff, "NORTH", None),
+    DemoLogin("south", "demo-store-pass", Role.store_staff, "SOUTH", None),
+)
+NAMES = {
+    "admin": "Ada Admin",
+    "manager": "Maria Lopez",
+    "qc": "Quinn Carter",
+    "tech1": "Tom Baker",
+    "tech2": "Tina Brooks",
+    "north": "Nora North",
+    "south": "Sam South",
+}
+
+
+def _random_rx(rng: random.Random, design: LensDesign) -> PrescriptionEyeIn:
+    cyl = rng.choice([0.0, 0.0, -0.25, -0.5, -0.75, -1.0, -1.5, -2.25])
+    return PrescriptionEyeIn(
+        sph=rng.randint(-24, 16) * 0.25,
+        cyl=cyl,
+        axis=rng.randint(1, 180) if cyl else None,
+        add=rng.choice([1.0, 1.5, 1.75, 2.0, 2.5]) if design != LensDesign.SV else None,
+        mono_pd=rng.randint(58, 70) / 2,
+        fitting_height=rng.randint(16, 24) if design != LensDesign.SV else None,
+    )
+
+
+def seed_demo(session: Session, config: LabConfig, job_count: int = 200, seed: int = 7) -> bool:
+    """Seeds once; returns False (and changes nothing) if the demo lab already has jobs."""
+    lab = apply_lab_config(session, config)
+    if session.scalar(select(func.count(Job.id)).where(Job.lab_id == lab.id)):
+        return False
+    rng = random.Random(seed)
+    stores = {}
+    for code, name in STORES:
+        store = session.scalar(select(Store).where(Store.lab_id == lab.id, Store.code == code))
+        stores[code] = store or Store(lab_id=lab.id, code=code, name=name)
+        session.add(stores[code])
+    session.flush()
+    for login in DEMO_PEOPLE:
+        if session.scalar(select(Person).where(Person.username == login.username)):
+            continue
+        person = Person(
+            lab_id=lab.id,
+            username=login.username,
+            name=NAMES[login.username],
+            role=login.role,
+            badge_code=login.badge,
+            store_id=stores[login.store].id if login.store else None,
+        )
+        set_password(person, login.password)
+        session.add(person)
+    session.flush()
+    manager = session.scalars(select(Person).where(Person.role == Role.lab_manager)).first()
+    assert manager is not None
+    creator = PersonPrincipal(manager.id, lab.id, manager.role, None, manager.name)
+    stations = {
+        station.stage_id: station
+        for station in session.scalars(select(Station).where(Station.lab_id == lab.id))
+    }
+    reasons = {
+        kind: [r.code for r in session.scalars(select(ReasonCode).where(ReasonCode.kind == kind))]
+        for kind in ReasonKind
+    }
+    floor = _DemoFloor(session, rng, stations, reasons, utcnow())
+    for number in range(job_count):
+        floor.seed_job(creator, stores, number)
+    return True
+
+
+class _DemoFloor:
+    """Moves demo jobs along their routes by ingesting events from the stage's station."""
+
+    def __init__(
+        self,
+        session: Session,
+        rng: random.Random,
+        stations: dict[int, Station],
+        reasons: dict[ReasonKind, list[str]],
+        now: datetime,
+    ) -> None:
+        self.session = session
+        self.rng = rng
+        self.stations = stations
+        self.reasons = reasons
+        self.now = now
+        self.sequences = {
+            station.id: last_sequence(session, station.id) for station in stations.values()
+        }
+
+    def seed_job(self, creator: PersonPrincipal, stores: dict[str, Store], number: int) -> None:
+        rng = self.rng
+        design = rng.choice([LensDesign.SV, LensDesign.SV, LensDesign.PAL, LensDesign.MF])
+        ordered_at = self.now - timedelta(hours=rng.uniform(2, 72))
+        order = JobCreate(
+            job_number=f"J{100000 + number}",
+            tray_number=f"{1 + number:04d}",
+            store_code=rng.choice(list(stores)),
+            patient_ref=f"P-{rng.randint(10000, 99999)}",
+            job_type=rng.choices(list(JobType), weights=[85, 8, 5, 2])[0],
+            priority=Priority.rush if rng.random() < 0.12 else Priority.regular,
+            ordered_at=ordered_at,
+            promised_at=ordered_at + timedelta(days=rng.choice([2, 3, 4, 5])),
+            lens_design=design,
+            lens_material=rng.choice(["CR-39", "Polycarbonate", "Trivex", "MR-8"]),
+            lens_index=rng.choice([1.5, 1.53, 1.59, 1.6, 1.67]),
+            surfaced=design != LensDesign.SV or rng.random() < 0.5,
+            treatments=rng.sample(["hard_coat", "ar", "blue_filter", "photochromic"], k=2),
+            frame={"type": rng.choice(["full_rim", "semi_rimless", "rimless"]), "a_mm": 52.0},
+            right=_random_rx(rng, design),
+            left=_random_rx(rng, design),
+        )
+        job = create_job(self.session, creator, order)
+        self.session.flush()
+        steps = job.route.steps
+        done = rng.choice(range(len(steps) + 1))  # how far along the route it got
+        clock = ordered_at + timedelta(minutes=rng.uniform(10, 60))
+        badge = rng.choice(["B1001", "B1002"])
+        for step in steps[:done]:
+            clock = self._emit(job, step.stage_id, EventAction.start, clock, badge)
+            if step.stage.code == "final_qc" and rng.random() < 0.08:
+                defect = rng.choice(self.reasons[ReasonKind.defect])
+                self._emit(job, step.stage_id, EventAction.rework, clock, badge, defect)
+                return
+            if step.stage.code == "edging" and rng.random() < 0.05:
+                breakage = rng.choice(self.reasons[ReasonKind.breakage])
+                self._emit(job, step.stage_id, EventAction.breakage, clock, badge, breakage)
+                return
+            clock = self._emit(job, step.stage_id, EventAction.complete, clock, badge)
+        if done < len(steps):
+            here = steps[done].stage_id
+            roll = rng.random()
+            if roll < 0.35:
+                self._emit(job, here, EventAction.start, clock, badge)
+            elif roll < 0.42:
+                hold = rng.choice(self.reasons[ReasonKind.hold])
+                self._emit(job, here, EventAction.hold, clock, badge, hold)
+
+    def _emit(
+        self,
+        job: Job,
+        stage_id: int,
+        action: EventAction,
+        clock: datetime,
+        badge: str,
+        reason_code: str | None = None,
+    ) -> datetime:
+        station = self.stations[stage_id]
+        self.sequences[station.id] += 1
+        at = min(clock + timedelta(minutes=self.rng.uniform(3, 40)), self.now)
+        event = EventIn(
+            event_uuid=uuid.uuid4(),
+            sequence=self.sequences[station.id],
+            job=job.job_number,
+            action=action,
+            operator_badge=badge,
+            reason_code=reason_code,
+            created_at=at,
+            sent_at=at,
+        )
+        principal = StationPrincipal(station.id, station.lab_id, station.stage_id, station.name)
+        ingest_event(self.session, principal, event, received_at=at)
+        return at

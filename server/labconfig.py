@@ -1,0 +1,99 @@
+"""The lab configuration file (stages, routes, reason codes, stations) as validated models."""
+
+import tomllib
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from server.models import JobType, LensDesign, ReasonKind
+
+Code = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabInfo(_Strict):
+    code: str = Code
+    name: str = Field(min_length=1, max_length=120)
+
+
+class LineConfig(_Strict):
+    code: str = Code
+    name: str = Field(min_length=1, max_length=120)
+
+
+class StageConfig(_Strict):
+    code: str = Code
+    name: str = Field(min_length=1, max_length=120)
+    stalled_after_minutes: int = Field(default=240, gt=0)
+
+
+class RouteConfig(_Strict):
+    code: str = Code
+    name: str = Field(min_length=1, max_length=120)
+    job_types: list[JobType] = Field(min_length=1)
+    designs: list[LensDesign] = Field(min_length=1)
+    surfaced: bool
+    steps: list[tuple[str, float]] = Field(min_length=1)
+
+
+class ReasonConfig(_Strict):
+    kind: ReasonKind
+    code: str = Code
+    description: str = Field(min_length=1, max_length=200)
+    return_stage: str | None = None
+
+
+class StationConfig(_Strict):
+    name: str = Code
+    stage: str
+    line: str | None = None
+
+
+class LabConfig(_Strict):
+    lab: LabInfo
+    lines: list[LineConfig] = []
+    stages: list[StageConfig] = Field(min_length=1)
+    routes: list[RouteConfig] = Field(min_length=1)
+    reasons: list[ReasonConfig] = []
+    stations: list[StationConfig] = []
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Self:
+        stages = {stage.code for stage in self.stages}
+        lines = {line.code for line in self.lines}
+        problems: list[str] = []
+        for name, codes in (
+            ("stage", [s.code for s in self.stages]),
+            ("route", [r.code for r in self.routes]),
+            ("station", [s.name for s in self.stations]),
+            ("reason", [f"{r.kind}:{r.code}" for r in self.reasons]),
+        ):
+            duplicates = sorted({code for code in codes if codes.count(code) > 1})
+            if duplicates:
+                problems.append(f"duplicate {name} codes: {', '.join(duplicates)}")
+        for route in self.routes:
+            for stage_code, minutes in route.steps:
+                if stage_code not in stages:
+                    problems.append(f"route {route.code}: unknown stage {stage_code!r}")
+                if minutes <= 0:
+                    problems.append(f"route {route.code}: minutes for {stage_code} must be > 0")
+        for reason in self.reasons:
+            if reason.return_stage is not None and reason.return_stage not in stages:
+                problems.append(f"reason {reason.code}: unknown stage {reason.return_stage!r}")
+        for station in self.stations:
+            if station.stage not in stages:
+                problems.append(f"station {station.name}: unknown stage {station.stage!r}")
+            if station.line is not None and station.line not in lines:
+                problems.append(f"station {station.name}: unknown line {station.line!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def load_lab_config(path: Path) -> LabConfig:
+    with path.open("rb") as file:
+        return LabConfig.model_validate(tomllib.load(file))

@@ -1,0 +1,279 @@
+"""Pydantic models at the API boundary (requests and responses)."""
+
+import math
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from server.models import EventAction, Eye, JobStatus, JobType, LensDesign, Priority, Role
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+def _quarter_step(step: float) -> AfterValidator:
+    def check(value: float) -> float:
+        if not math.isclose(value / step, round(value / step), abs_tol=1e-6):
+            raise ValueError(f"must be a multiple of {step} D")
+        return value
+
+    return AfterValidator(check)
+
+
+# Ranges a lab can make; anything outside is a typing error, not a prescription.
+Sphere = Annotated[float, Field(ge=-30, le=30, allow_inf_nan=False), _quarter_step(0.125)]
+Cylinder = Annotated[float, Field(ge=-15, le=15, allow_inf_nan=False), _quarter_step(0.125)]
+Axis = Annotated[int, Field(ge=1, le=180, description="Degrees; 0 is written as 180.")]
+AddPower = Annotated[float, Field(ge=0.25, le=5, allow_inf_nan=False), _quarter_step(0.125)]
+Prism = Annotated[float, Field(gt=0, le=15, allow_inf_nan=False)]
+MonoPD = Annotated[float, Field(ge=20, le=45, allow_inf_nan=False, description="mm")]
+FittingHeight = Annotated[float, Field(ge=8, le=40, allow_inf_nan=False, description="mm")]
+PrismBase = Annotated[
+    str, StringConstraints(pattern=r"^(in|out|up|down|(\d|[1-9]\d|[12]\d\d|3[0-5]\d))$")
+]
+ScanCode = Annotated[
+    str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")
+]
+ReasonCodeText = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+class PrescriptionEyeIn(_In):
+    sph: Sphere
+    cyl: Cylinder = 0.0
+    axis: Axis | None = None
+    add: AddPower | None = None
+    prism: Prism | None = None
+    prism_base: PrismBase | None = None
+    mono_pd: MonoPD | None = None
+    fitting_height: FittingHeight | None = None
+
+    @model_validator(mode="after")
+    def _axis_with_cylinder(self) -> Self:
+        if self.cyl != 0 and self.axis is None:
+            raise ValueError("axis is required when cyl is not 0")
+        if (self.prism is None) != (self.prism_base is None):
+            raise ValueError("prism and prism_base go together")
+        return self
+
+
+class PrescriptionEyeOut(_Out):
+    eye: Eye
+    sph: float
+    cyl: float
+    axis: int | None
+    add: float | None
+    prism: float | None
+    prism_base: str | None
+    mono_pd: float | None
+    fitting_height: float | None
+
+
+class FrameIn(_In):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["full_rim", "semi_rimless", "rimless"] | None = None
+    a_mm: float | None = Field(default=None, gt=20, lt=90)
+    b_mm: float | None = Field(default=None, gt=10, lt=80)
+    dbl_mm: float | None = Field(default=None, gt=5, lt=40)
+    ed_mm: float | None = Field(default=None, gt=20, lt=100)
+    description: str | None = Field(default=None, max_length=200)
+
+
+class JobCreate(_In):
+    job_number: ScanCode
+    tray_number: ScanCode | None = None
+    store_code: str
+    patient_ref: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    job_type: JobType = JobType.new
+    priority: Priority = Priority.regular
+    ordered_at: AwareDatetime
+    promised_at: AwareDatetime
+    lens_design: LensDesign
+    lens_material: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    lens_index: float = Field(ge=1.4, le=1.9)
+    surfaced: bool
+    treatments: list[Annotated[str, StringConstraints(min_length=1, max_length=32)]] = []
+    frame: FrameIn = FrameIn()
+    special_instructions: str = Field(default="", max_length=1000)
+    right: PrescriptionEyeIn | None = None
+    left: PrescriptionEyeIn | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.right is None and self.left is None:
+            raise ValueError("at least one eye (right or left) is required")
+        if self.promised_at < self.ordered_at:
+            raise ValueError("promised_at is before ordered_at")
+        for eye in (self.right, self.left):
+            if eye is not None and self.lens_design != LensDesign.SV and eye.add is None:
+                raise ValueError(f"{self.lens_design} lenses need an add power for each eye")
+        return self
+
+
+class StageOut(_Out):
+    code: str
+    name: str
+
+
+class JobOut(_Out):
+    id: int
+    job_number: str
+    tray_number: str | None
+    store_code: str
+    patient_ref: str
+    job_type: JobType
+    priority: Priority
+    ordered_at: datetime
+    promised_at: datetime
+    lens_design: LensDesign
+    lens_material: str
+    lens_index: float
+    surfaced: bool
+    treatments: list[str]
+    frame: dict[str, object]
+    special_instructions: str
+    route_code: str
+    route_stages: list[StageOut]
+    current_stage: StageOut | None
+    status: JobStatus
+    rework_count: int
+    breakage_count: int
+    state_changed_at: datetime
+    prescription: list[PrescriptionEyeOut]
+
+
+class JobSummary(_Out):
+    id: int
+    job_number: str
+    tray_number: str | None
+    store_code: str
+    priority: Priority
+    promised_at: datetime
+    current_stage: StageOut | None
+    status: JobStatus
+    state_changed_at: datetime
+
+
+class JobPage(BaseModel):
+    total: int
+    items: list[JobSummary]
+
+
+class EventIn(_In):
+    """One scan-time event made by a station. The station is known from its token."""
+
+    event_uuid: uuid.UUID
+    sequence: int = Field(ge=1, description="Per-station, increasing by 1 per event.")
+    job: ScanCode = Field(description="Job number or tray number as scanned.")
+    action: EventAction
+    operator_badge: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    reason_code: ReasonCodeText | None = None
+    to_stage: str | None = Field(default=None, description="Rework target stage code.")
+    override_reason: Annotated[str, StringConstraints(min_length=3, max_length=200)] | None = None
+    note: str | None = Field(default=None, max_length=2000)
+    created_at: AwareDatetime = Field(description="Device clock at scan time.")
+    sent_at: AwareDatetime = Field(description="Device clock when this send began.")
+
+    @model_validator(mode="after")
+    def _times_in_order(self) -> Self:
+        if self.created_at > self.sent_at:
+            raise ValueError("created_at is after sent_at")
+        return self
+
+
+class EventBatchIn(_In):
+    events: list[EventIn] = Field(min_length=1)
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class JobState(BaseModel):
+    job_number: str
+    tray_number: str | None
+    stage: str | None
+    status: JobStatus
+
+
+class EventResult(BaseModel):
+    event_uuid: uuid.UUID
+    status: Literal["stored", "duplicate", "rejected"]
+    event_id: int | None = None
+    job: JobState | None = None
+    error: FieldError | None = None
+
+
+class SequenceGap(BaseModel):
+    first_missing: int
+    last_missing: int
+
+
+class EventBatchOut(BaseModel):
+    results: list[EventResult]
+    sequence_gaps: list[SequenceGap]
+
+
+class StationMe(BaseModel):
+    id: int
+    name: str
+    stage: StageOut
+    last_sequence: int
+    sequence_gaps: list[SequenceGap]
+
+
+class TimelineEntry(BaseModel):
+    event_id: int
+    event_uuid: uuid.UUID
+    action: EventAction
+    stage: StageOut
+    station: str
+    operator_initials: str | None
+    reason_code: str | None
+    to_stage: StageOut | None
+    override_reason: str | None
+    note: str | None
+    at: datetime = Field(description="Device time corrected onto the server clock.")
+    received_at: datetime
+
+
+class LoginIn(_In):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class PersonOut(_Out):
+    id: int
+    username: str
+    name: str
+    role: Role
+    store_code: str | None
+
+
+class OperatorOut(BaseModel):
+    badge_code: str
+    name: str
+    initials: str
+    role: Role
+
+
+class ReasonOut(BaseModel):
+    kind: str
+    code: str
+    description: str
+    return_stage: str | None
