@@ -1,0 +1,105 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL.
+
+PostgreSQL is taken from LENSTRACK_TEST_POSTGRES_URL (default: the local server's `test`
+database). Without a server the PostgreSQL half skips with a clear message — except under
+CI (CI=true), where a missing server fails the run.
+"""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from server import migrate
+from server.app import create_api
+from server.context import ServerContext
+from server.db import Database
+from server.models import Base
+from server.settings import Settings
+
+POSTGRES_URL = os.environ.get(
+    "LENSTRACK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ("sqlite", "postgresql")
+
+
+def _postgres_database(worker_name: str) -> Iterator[str]:
+    """A throwaway database on the PostgreSQL server, dropped afterwards."""
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as error:
+        admin.dispose()
+        message = f"PostgreSQL not reachable at {POSTGRES_URL}: {error.orig}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message} (CI=true requires it)")
+        pytest.skip(f"{message} — PostgreSQL tests skipped")
+    name = f"lenstrack_{worker_name}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database migrated to head, once per backend per test session."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'lenstrack.db'}"
+        migrate.upgrade(url)
+        yield url
+        return
+    for url in _postgres_database("test"):
+        migrate.upgrade(url)
+        yield url
+
+
+def _empty_all_tables(database: Database) -> None:
+    tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
+    with database.engine.begin() as connection:
+        if database.dialect == "postgresql":
+            quoted = ", ".join(f'"{name}"' for name in tables)
+            connection.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                connection.execute(text(f'DELETE FROM "{name}"'))
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path, secret_key="test-secret")
+
+
+@pytest.fixture
+def context(settings: Settings) -> Iterator[ServerContext]:
+    """A server context on an empty (migrated) database."""
+    server_context = ServerContext(settings)
+    _empty_all_tables(server_context.db)
+    yield server_context
+    server_context.db.dispose()
+
+
+@pytest.fixture
+def db(context: ServerContext) -> Database:
+    return context.db
+
+
+@pytest.fixture
+async def client(context: ServerContext) -> AsyncIterator[httpx.AsyncClient]:
+    """The API alone, driven through httpx against the ASGI app."""
+    transport = httpx.ASGITransport(app=create_api(context))
+    async with httpx.AsyncClient(transport=transport, base_url="http://lenstrack.test") as http:
+        yield http

@@ -1,0 +1,104 @@
+"""A configured demo lab without jobs, and helpers that make jobs, tokens and log-ins."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import select
+
+from server.context import ServerContext
+from server.domain import auth, security
+from server.domain.auth import PersonPrincipal
+from server.domain.jobs import create_job
+from server.domain.seed import seed_demo
+from server.labconfig import LabConfig, load_lab_config
+from server.models import Job, LensDesign, Person, Priority, utcnow
+from server.schemas import JobCreate, PrescriptionEyeIn
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "lab.example.toml"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashing() -> Iterator[None]:
+    """Real argon2, at the lowest cost, so dozens of log-ins do not dominate the suite."""
+    original = security._hasher
+    security._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    yield
+    security._hasher = original
+
+
+@pytest.fixture(scope="session")
+def lab_config() -> LabConfig:
+    return load_lab_config(EXAMPLE_CONFIG)
+
+
+@dataclass
+class Lab:
+    context: ServerContext
+
+    def manager(self) -> PersonPrincipal:
+        with self.context.db.session() as session:
+            person = session.scalar(select(Person).where(Person.username == "manager"))
+            assert person is not None
+            return PersonPrincipal(person.id, person.lab_id, person.role, None, person.name)
+
+    def make_job(
+        self,
+        job_number: str,
+        *,
+        store: str = "NORTH",
+        tray: str | None = None,
+        design: LensDesign = LensDesign.SV,
+        surfaced: bool = False,
+        priority: Priority = Priority.regular,
+    ) -> int:
+        now = utcnow()
+        order = JobCreate(
+            job_number=job_number,
+            tray_number=tray,
+            store_code=store,
+            patient_ref="P-1",
+            priority=priority,
+            ordered_at=now - timedelta(hours=1),
+            promised_at=now + timedelta(days=2),
+            lens_design=design,
+            lens_material="CR-39",
+            lens_index=1.5,
+            surfaced=surfaced,
+            right=PrescriptionEyeIn(
+                sph=-1.25, cyl=-0.5, axis=90, add=2.0 if design != LensDesign.SV else None
+            ),
+            left=PrescriptionEyeIn(sph=-1.0, cyl=0.0, add=2.0 if design != LensDesign.SV else None),
+        )
+        with self.context.db.session() as session:
+            job = create_job(session, self.manager(), order)
+            session.flush()
+            return job.id
+
+    def job(self, job_id: int) -> Job:
+        with self.context.db.session() as session:
+            return session.get_one(Job, job_id)
+
+    def station_token(self, station: str) -> str:
+        with self.context.db.session() as session:
+            return auth.create_station_token(session, station)
+
+    def station_headers(self, station: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.station_token(station)}"}
+
+    async def log_in(self, client: httpx.AsyncClient, username: str, password: str) -> None:
+        response = await client.post(
+            "/api/auth/login", json={"username": username, "password": password}
+        )
+        assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def lab(context: ServerContext, lab_config: LabConfig) -> Lab:
+    with context.db.session() as session:
+        seed_demo(session, lab_config, job_count=0)
+    return Lab(context)
