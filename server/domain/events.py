@@ -141,6 +141,8 @@ def plan_transition(
                 )
             return Transition(station.stage_id, JobStatus.in_progress, None, True)
         case EventAction.complete:
+            if job.status == JobStatus.on_hold:
+                raise Conflict("action", f"job {job.job_number} is on hold; release it first")
             if here != station.stage_id or job.status != JobStatus.in_progress:
                 raise Conflict(
                     "action", f"job {job.job_number} is not in progress at {station_stage.name}"
@@ -180,6 +182,16 @@ def _check_clock(event: EventIn, received_at: datetime, max_ahead: timedelta) ->
         raise Invalid("created_at", "is in the future beyond the allowed clock difference")
 
 
+def _duplicate(session: Session, event: EventIn) -> EventResult | None:
+    existing = session.scalar(select(StageEvent).where(StageEvent.event_uuid == event.event_uuid))
+    if existing is None:
+        return None
+    job = session.get_one(Job, existing.job_id)
+    return EventResult(
+        event_uuid=event.event_uuid, status="duplicate", event_id=existing.id, job=_job_state(job)
+    )
+
+
 def ingest_event(
     session: Session,
     station: StationPrincipal,
@@ -190,15 +202,9 @@ def ingest_event(
 ) -> EventResult:
     """Store one event and apply it to its job; DomainError if it cannot be applied."""
     received_at = received_at or utcnow()
-    existing = session.scalar(select(StageEvent).where(StageEvent.event_uuid == event.event_uuid))
-    if existing is not None:
-        job = session.get_one(Job, existing.job_id)
-        return EventResult(
-            event_uuid=event.event_uuid,
-            status="duplicate",
-            event_id=existing.id,
-            job=_job_state(job),
-        )
+    duplicate = _duplicate(session, event)
+    if duplicate is not None:
+        return duplicate
     _check_clock(event, received_at, max_clock_ahead)
     job = lookup_job(session, station, event.job)
     operator_id = None
@@ -214,8 +220,14 @@ def ingest_event(
             raise Invalid("operator_badge", f"no active person with badge {event.operator_badge!r}")
     reason = _reason(session, station.lab_id, event)
     with session.begin_nested() as savepoint:
-        # Serialise concurrent events for the same job (a no-op on SQLite's single writer).
-        session.refresh(job, with_for_update=True)
+        # Serialise concurrent events for the same job (SQLite has one writer anyway), then
+        # re-read it: the state another request committed meanwhile is the one to move from.
+        session.execute(select(Job.id).where(Job.id == job.id).with_for_update())
+        # A resend racing this one may have committed while we waited for the lock.
+        duplicate = _duplicate(session, event)
+        if duplicate is not None:
+            return duplicate
+        session.refresh(job)
         transition = plan_transition(session, job, station, event, reason)
         event_id = session.scalar(
             _insert_ignoring_duplicate(session.get_bind().dialect.name)

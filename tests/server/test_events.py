@@ -1,0 +1,279 @@
+"""Event ingestion as plain domain calls: the state machine, idempotency, gaps, clock skew."""
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from server.domain.auth import StationPrincipal
+from server.domain.errors import Conflict, DomainError, Invalid, NotFound
+from server.domain.events import ingest_batch, ingest_event, last_sequence, sequence_gaps
+from server.models import (
+    EventAction,
+    Job,
+    JobStatus,
+    LensDesign,
+    RejectedEvent,
+    StageEvent,
+    Station,
+    utcnow,
+)
+from server.schemas import EventIn
+from tests.server.conftest import Lab
+
+
+class Floor:
+    """Sends events as the named station would, numbering them per station."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.sequences: dict[str, int] = {}
+
+    def station(self, name: str) -> StationPrincipal:
+        with self.lab.context.db.session() as session:
+            station = session.scalar(select(Station).where(Station.name == name))
+            assert station is not None
+            return StationPrincipal(station.id, station.lab_id, station.stage_id, station.name)
+
+    def event(self, station: str, job: str, action: EventAction, **fields: object) -> EventIn:
+        self.sequences[station] = self.sequences.get(station, 0) + 1
+        now = utcnow()
+        values: dict[str, object] = {
+            "event_uuid": uuid.uuid4(),
+            "sequence": self.sequences[station],
+            "job": job,
+            "action": action,
+            "operator_badge": "B1001",
+            "created_at": now,
+            "sent_at": now,
+        }
+        values.update(fields)
+        return EventIn.model_validate(values)
+
+    def send(self, station: str, job: str, action: EventAction, **fields: object) -> str:
+        event = self.event(station, job, action, **fields)
+        with self.lab.context.db.session() as session:
+            result = ingest_event(session, self.station(station), event)
+        return result.status
+
+    def state(self, job_id: int) -> tuple[str | None, JobStatus]:
+        job = self.lab.job(job_id)
+        return (job.current_stage.code if job.current_stage else None, job.status)
+
+
+@pytest.fixture
+def floor(lab: Lab) -> Floor:
+    return Floor(lab)
+
+
+def test_a_stock_job_travels_its_route_to_completion(lab: Lab, floor: Floor) -> None:
+    job_id = lab.make_job("J1", tray="0001")
+    assert floor.state(job_id) == ("edging", JobStatus.queued)
+    for station, next_stage in (
+        ("EDGE-1", "fitting"),
+        ("FIT-1", "final_qc"),
+        ("QC-1", "shipping"),
+    ):
+        assert floor.send(station, "J1", EventAction.start) == "stored"
+        assert floor.state(job_id)[1] == JobStatus.in_progress
+        assert floor.send(station, "0001", EventAction.complete) == "stored"  # by tray
+        assert floor.state(job_id) == (next_stage, JobStatus.queued)
+    floor.send("SHIP-1", "J1", EventAction.start)
+    floor.send("SHIP-1", "J1", EventAction.complete)
+    job = lab.job(job_id)
+    assert (job.status, job.is_active) == (JobStatus.completed, False)
+    # The tray is free again for a new job once the old one shipped.
+    lab.make_job("J2", tray="0001")
+
+
+def test_the_same_event_sent_twice_is_stored_once(lab: Lab, floor: Floor) -> None:
+    lab.make_job("J1")
+    event = floor.event("EDGE-1", "J1", EventAction.start)
+    station = floor.station("EDGE-1")
+    with lab.context.db.session() as session:
+        first = ingest_event(session, station, event)
+    with lab.context.db.session() as session:
+        again = ingest_event(session, station, event)
+        count = session.scalar(select(func.count()).select_from(StageEvent))
+    assert (first.status, again.status) == ("stored", "duplicate")
+    assert again.event_id == first.event_id
+    assert count == 1
+
+
+def test_concurrent_resends_store_one_event(lab: Lab, floor: Floor) -> None:
+    lab.make_job("J1")
+    event = floor.event("EDGE-1", "J1", EventAction.start)
+    station = floor.station("EDGE-1")
+
+    def send() -> str:
+        with lab.context.db.session() as session:
+            return ingest_event(session, station, event).status
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda _: send(), range(16)))
+    with lab.context.db.session() as session:
+        count = session.scalar(select(func.count()).select_from(StageEvent))
+    assert statuses.count("stored") == 1
+    assert statuses.count("duplicate") == 15
+    assert count == 1
+
+
+def test_starting_at_a_stage_the_job_is_not_at_needs_an_override(lab: Lab, floor: Floor) -> None:
+    job_id = lab.make_job("J1")  # stock SV: starts at edging
+    with pytest.raises(Conflict) as refused:
+        floor.send("FIT-1", "J1", EventAction.start)
+    assert refused.value.field == "override_reason"
+    assert "skips" in refused.value.message
+    with pytest.raises(Conflict, match="not routed"):
+        floor.send("GEN-1", "J1", EventAction.start)
+    assert floor.state(job_id) == ("edging", JobStatus.queued)
+    floor.send("FIT-1", "J1", EventAction.start, override_reason="edged by hand at bench 2")
+    assert floor.state(job_id) == ("fitting", JobStatus.in_progress)
+
+
+def test_complete_needs_the_job_in_progress_here(lab: Lab, floor: Floor) -> None:
+    lab.make_job("J1")
+    with pytest.raises(Conflict, match="not in progress"):
+        floor.send("EDGE-1", "J1", EventAction.complete)
+    floor.send("EDGE-1", "J1", EventAction.start)
+    with pytest.raises(Conflict, match="already started"):
+        floor.send("EDGE-1", "J1", EventAction.start)
+
+
+def test_hold_and_release_return_to_the_previous_status(lab: Lab, floor: Floor) -> None:
+    job_id = lab.make_job("J1")
+    floor.send("EDGE-1", "J1", EventAction.start)
+    with pytest.raises(Invalid) as missing:
+        floor.send("EDGE-1", "J1", EventAction.hold)
+    assert missing.value.field == "reason_code"
+    with pytest.raises(Invalid, match="not a hold reason"):
+        floor.send("EDGE-1", "J1", EventAction.hold, reason_code="B-CHIP")
+    floor.send("EDGE-1", "J1", EventAction.hold, reason_code="H-FRAME")
+    assert floor.state(job_id) == ("edging", JobStatus.on_hold)
+    with pytest.raises(Conflict, match="on hold"):
+        floor.send("EDGE-1", "J1", EventAction.complete)
+    floor.send("EDGE-1", "J1", EventAction.release)
+    assert floor.state(job_id) == ("edging", JobStatus.in_progress)
+
+
+def test_breakage_sends_the_job_back_per_reason_code(lab: Lab, floor: Floor) -> None:
+    job_id = lab.make_job("J1", design=LensDesign.PAL, surfaced=True)
+    for station in ("GEN-1", "POL-1", "HC-1", "AR-1"):
+        floor.send(station, "J1", EventAction.start)
+        floor.send(station, "J1", EventAction.complete)
+    floor.send("EDGE-1", "J1", EventAction.start)
+    # B-CHIP has no return stage configured: back to the first stage of the route.
+    floor.send("EDGE-1", "J1", EventAction.breakage, reason_code="B-CHIP")
+    job = lab.job(job_id)
+    assert (job.current_stage and job.current_stage.code, job.status) == (
+        "generating",
+        JobStatus.queued,
+    )
+    assert job.breakage_count == 1
+
+
+def test_rework_goes_to_the_defects_stage_or_an_explicit_one(lab: Lab, floor: Floor) -> None:
+    job_id = lab.make_job("J1", design=LensDesign.PAL, surfaced=True)
+    floor.send("QC-1", "J1", EventAction.start, override_reason="test: skip to QC")
+    floor.send("QC-1", "J1", EventAction.rework, reason_code="D-PD")
+    assert floor.state(job_id) == ("edging", JobStatus.queued)
+    floor.send("EDGE-1", "J1", EventAction.rework, to_stage="polishing")
+    assert floor.state(job_id) == ("polishing", JobStatus.queued)
+    assert lab.job(job_id).rework_count == 2
+    lab.make_job("J2")  # stock route: no polishing stage
+    with pytest.raises(Invalid, match="route has no such stage"):
+        floor.send("EDGE-1", "J2", EventAction.rework, to_stage="polishing")
+
+
+def test_unknown_job_and_badge_are_refused_with_the_field(lab: Lab, floor: Floor) -> None:
+    lab.make_job("J1")
+    with pytest.raises(NotFound) as unknown_job:
+        floor.send("EDGE-1", "J404", EventAction.start)
+    assert unknown_job.value.field == "job"
+    with pytest.raises(Invalid) as unknown_badge:
+        floor.send("EDGE-1", "J1", EventAction.start, operator_badge="B0000")
+    assert unknown_badge.value.field == "operator_badge"
+
+
+def test_events_from_far_in_the_future_are_refused(lab: Lab, floor: Floor) -> None:
+    lab.make_job("J1")
+    later = utcnow() + timedelta(hours=3)
+    with pytest.raises(Invalid) as refused:
+        floor.send("EDGE-1", "J1", EventAction.start, created_at=later, sent_at=later)
+    assert refused.value.field in {"created_at", "sent_at"}
+
+
+def test_device_time_is_corrected_onto_the_server_clock(lab: Lab, floor: Floor) -> None:
+    lab.make_job("J1")
+    # The station clock runs 10 minutes slow; the scan waited 5 minutes in its outbox.
+    received = utcnow()
+    created = received - timedelta(minutes=15)
+    sent = received - timedelta(minutes=10)
+    event = floor.event("EDGE-1", "J1", EventAction.start, created_at=created, sent_at=sent)
+    with lab.context.db.session() as session:
+        ingest_event(session, floor.station("EDGE-1"), event, received_at=received)
+        stored = session.scalar(select(StageEvent))
+        assert stored is not None
+        assert stored.corrected_at == received - timedelta(minutes=5)
+        assert stored.device_created_at == created
+
+
+def test_a_batch_rejects_one_event_alone_and_keeps_it(lab: Lab, floor: Floor) -> None:
+    job_id = lab.make_job("J1")
+    events = [
+        floor.event("EDGE-1", "J1", EventAction.start),
+        floor.event("EDGE-1", "NOPE", EventAction.note, note="unknown job"),
+        floor.event("EDGE-1", "J1", EventAction.complete),
+    ]
+    station = floor.station("EDGE-1")
+    with lab.context.db.session() as session:
+        results = ingest_batch(session, station, events)
+    assert [r.status for r in results] == ["stored", "rejected", "stored"]
+    assert results[1].error is not None and results[1].error.field == "job"
+    assert floor.state(job_id) == ("fitting", JobStatus.queued)
+    with lab.context.db.session() as session:
+        kept = session.scalars(select(RejectedEvent)).all()
+        station_id = station.station_id
+        assert [(r.station_sequence, r.field) for r in kept] == [(2, "job")]
+        # A rejected event reached the server: it is not a gap.
+        assert sequence_gaps(session, station_id) == []
+        assert last_sequence(session, station_id) == 3
+
+
+def test_a_failed_event_leaves_no_trace_of_half_a_change(lab: Lab, floor: Floor) -> None:
+    job_id = lab.make_job("J1")
+    with pytest.raises(DomainError):
+        floor.send("EDGE-1", "J1", EventAction.complete)
+    with lab.context.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(StageEvent)) == 0
+        job = session.get_one(Job, job_id)
+        assert job.status == JobStatus.queued
+
+
+def test_sequence_gaps_are_reported_as_runs(lab: Lab, floor: Floor) -> None:
+    lab.make_job("J1")
+    station = floor.station("EDGE-1")
+    with lab.context.db.session() as session:
+        for sequence in (1, 2, 5, 9):
+            event = floor.event("EDGE-1", "J1", EventAction.note, sequence=sequence)
+            ingest_event(session, station, event)
+        gaps = sequence_gaps(session, station.station_id)
+    assert [(g.first_missing, g.last_missing) for g in gaps] == [(3, 4), (6, 8)]
+
+
+def test_note_on_a_shipped_job_is_still_recorded(lab: Lab, floor: Floor) -> None:
+    lab.make_job("J1")
+    for station in ("EDGE-1", "FIT-1", "QC-1", "SHIP-1"):
+        floor.send(station, "J1", EventAction.start)
+        floor.send(station, "J1", EventAction.complete)
+    assert floor.send("SHIP-1", "J1", EventAction.note, note="left in the van") == "stored"
+    with pytest.raises(Conflict, match="completed"):
+        floor.send("SHIP-1", "J1", EventAction.start)
+
+
+def test_timestamps_are_timezone_aware_on_read(lab: Lab) -> None:
+    job = lab.job(lab.make_job("J1"))
+    assert isinstance(job.promised_at, datetime)
+    assert job.promised_at.tzinfo is not None
