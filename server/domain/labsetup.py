@@ -63,12 +63,19 @@ def apply_lab_config(session: Session, config: LabConfig) -> Lab:
         route.job_types = [str(t) for t in route_config.job_types]
         route.designs = [str(d) for d in route_config.designs]
         route.surfaced = route_config.surfaced
-        route.steps = [
-            RouteStep(position=position, stage_id=stages[code].id, standard_minutes=minutes)
-            for position, (code, minutes) in enumerate(route_config.steps, start=1)
-        ]
+        # Update steps in place: replacing them would insert before deleting and collide
+        # on (route, position).
+        wanted = [(stages[code].id, minutes) for code, minutes in route_config.steps]
+        del route.steps[len(wanted) :]
+        for position, (stage_id, minutes) in enumerate(wanted, start=1):
+            if position <= len(route.steps):
+                step = route.steps[position - 1]
+                step.stage_id, step.standard_minutes = stage_id, minutes
+            else:
+                route.steps.append(
+                    RouteStep(position=position, stage_id=stage_id, standard_minutes=minutes)
+                )
         session.add(route)
-        # Replacing the steps deletes the old rows; flush before new ones reuse positions.
         session.flush()
 
     reasons = {
