@@ -1,0 +1,94 @@
+"""Barcode scanner devices: the abstract interface and the serial (CDC-ACM / USB-serial) one."""
+
+import abc
+import time
+
+from pydantic import Field
+
+from ..events import Event
+from ..serial_link import SerialLink, SerialSettings
+from .framing import ScanFramer, ScannedCode, Terminator
+
+
+class ScannerConfig(SerialSettings):
+    terminator: Terminator = Terminator.CR
+    prefix: str = Field("", description="printable prefix the scanner is programmed to send")
+    suffix: str = ""
+    debounce: float = Field(1.0, ge=0, description="seconds in which a repeated code is dropped")
+
+
+class Debouncer:
+    """Drops a code seen again within `window` seconds of the last time it was reported.
+
+    Measured from the last report, so a deliberate rescan after the window goes through while a
+    scanner in continuous mode repeating the same code every 100 ms is reported once a window.
+    """
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._reported: dict[str, float] = {}
+
+    def accept(self, text: str, now: float) -> bool:
+        self._reported = {t: at for t, at in self._reported.items() if now - at < self.window}
+        if text in self._reported:
+            return False
+        self._reported[text] = now
+        return True
+
+
+class BarcodeScanner(abc.ABC):
+    """Emits `code_read(ScannedCode)`, `connected()` and `disconnected(reason: str)`."""
+
+    def __init__(self) -> None:
+        self.code_read = Event[[ScannedCode]]()
+        self.connected = Event[[]]()
+        self.disconnected = Event[[str]]()
+
+    @property
+    @abc.abstractmethod
+    def is_connected(self) -> bool: ...
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Begin reading; events fire on the running asyncio loop."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+
+class SerialBarcodeScanner(BarcodeScanner):
+    """A scanner on a serial port, surviving unplug/replug without a restart."""
+
+    def __init__(self, config: ScannerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self._framer = ScanFramer(
+            source=config.port,
+            terminator=config.terminator,
+            prefix=config.prefix,
+            suffix=config.suffix,
+        )
+        self._debouncer = Debouncer(config.debounce)
+        self._link = SerialLink(config)
+        self._link.data_received.register(self._handle_data)
+        self._link.connected.register(self.connected.emit)
+        self._link.disconnected.register(self._handle_disconnect)
+
+    @property
+    def is_connected(self) -> bool:
+        return self._link.is_connected
+
+    def start(self) -> None:
+        self._link.start()
+
+    async def stop(self) -> None:
+        await self._link.stop()
+
+    def _handle_data(self, data: bytes) -> None:
+        for code in self._framer.feed(data):
+            if self._debouncer.accept(code.text, time.monotonic()):
+                self.code_read.emit(code)
+
+    def _handle_disconnect(self, reason: str) -> None:
+        self._framer.reset()
+        self.disconnected.emit(reason)
