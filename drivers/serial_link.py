@@ -193,6 +193,8 @@ class SimulatedSerialDevice:
 
     async def write(self, data: bytes, *, max_delay: float = 0.02) -> None:
         """Write `data` in 1–3 chunks with a short pause between them."""
+        if not data:
+            return
         cuts = sorted(self.random.sample(range(1, len(data)), min(len(data) - 1, 2)))
         cuts = cuts[: self.random.randint(0, len(cuts))]
         for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True):
