@@ -4,7 +4,7 @@ import logging
 
 from fastapi import FastAPI
 
-from server.api import auth, events, jobs, stations
+from server.api import auth, breakages, events, jobs, stations
 from server.api.errors import install_error_handlers
 from server.context import ServerContext
 from server.pages import login
@@ -22,7 +22,7 @@ def create_api(context: ServerContext) -> FastAPI:
     )
     api.state.context = context
     install_error_handlers(api)
-    for module in (auth, events, jobs, stations, login):
+    for module in (auth, breakages, events, jobs, stations, login):
         api.include_router(module.router)
     return api
 

@@ -1,10 +1,12 @@
 """The lab configuration file (stages, routes, reason codes, stations) as validated models."""
 
 import tomllib
+from datetime import time
 from pathlib import Path
 from typing import Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from server.models import JobType, LensDesign, ReasonKind
 
@@ -18,6 +20,36 @@ class _Strict(BaseModel):
 class LabInfo(_Strict):
     code: str = Code
     name: str = Field(min_length=1, max_length=120)
+    timezone: str = Field(default="UTC", description="IANA zone in which shifts are defined.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r}") from error
+        return value
+
+
+class ShiftConfig(_Strict):
+    name: str = Code
+    starts: time
+
+
+class BreakageCosts(_Strict):
+    """Cost of one broken lens by design, and of a frame, in the lab's currency."""
+
+    currency: str = Field(default="EUR", min_length=3, max_length=3)
+    lens: dict[LensDesign, float] = {}
+    frame: float = Field(default=0.0, ge=0)
+
+    @field_validator("lens")
+    @classmethod
+    def _not_negative(cls, value: dict[LensDesign, float]) -> dict[LensDesign, float]:
+        if any(cost < 0 for cost in value.values()):
+            raise ValueError("costs cannot be negative")
+        return value
 
 
 class LineConfig(_Strict):
@@ -60,6 +92,8 @@ class LabConfig(_Strict):
     routes: list[RouteConfig] = Field(min_length=1)
     reasons: list[ReasonConfig] = []
     stations: list[StationConfig] = []
+    shifts: list[ShiftConfig] = []
+    breakage_costs: BreakageCosts = BreakageCosts()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:
@@ -71,6 +105,7 @@ class LabConfig(_Strict):
             ("route", [r.code for r in self.routes]),
             ("station", [s.name for s in self.stations]),
             ("reason", [f"{r.kind}:{r.code}" for r in self.reasons]),
+            ("shift", [s.name for s in self.shifts]),
         ):
             duplicates = sorted({code for code in codes if codes.count(code) > 1})
             if duplicates:

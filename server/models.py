@@ -115,6 +115,11 @@ class Lab(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(120))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # [{"name": "early", "starts": "06:00:00"}, ...] in the lab's time zone.
+    shifts: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # {"currency": "EUR", "lens": {"SV": 6.0, ...}, "frame": 25.0}
+    breakage_costs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class ProductionLine(Base):
@@ -374,3 +379,37 @@ class RejectedEvent(Base):
     field: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime]
+
+
+class BreakagePart(StrEnum):
+    lens = "lens"
+    frame = "frame"
+
+
+class Breakage(Base):
+    """Details of a breakage event, for breakage rates and cost by department and shift.
+
+    A lab manager may reverse one booked by mistake; it then leaves the statistics but the
+    record (and who reversed it, and why) stays.
+    """
+
+    __tablename__ = "breakage"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("stage_event.id"), unique=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stage.id"))
+    station_id: Mapped[int] = mapped_column(ForeignKey("station.id"))
+    reason_code: Mapped[str] = mapped_column(String(32))
+    part: Mapped[BreakagePart] = mapped_column(_enum(BreakagePart))
+    eyes: Mapped[str] = mapped_column(String(2), default="")  # "R", "L", "RL"; "" for a frame
+    shift: Mapped[str | None] = mapped_column(String(32))
+    cost: Mapped[float]
+    currency: Mapped[str] = mapped_column(String(3))
+    replacement_blanks: Mapped[list[str]] = mapped_column(JSON, default=list)
+    occurred_at: Mapped[datetime]
+    reversed_at: Mapped[datetime | None]
+    reversed_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    reversal_reason: Mapped[str | None] = mapped_column(String(200))
+
+    stage: Mapped[Stage] = relationship(lazy="joined")
+    station: Mapped[Station] = relationship(lazy="joined")

@@ -15,7 +15,16 @@ from pydantic import (
     model_validator,
 )
 
-from server.models import EventAction, Eye, JobStatus, JobType, LensDesign, Priority, Role
+from server.models import (
+    BreakagePart,
+    EventAction,
+    Eye,
+    JobStatus,
+    JobType,
+    LensDesign,
+    Priority,
+    Role,
+)
 
 
 class _In(BaseModel):
@@ -173,6 +182,24 @@ class JobPage(BaseModel):
     items: list[JobSummary]
 
 
+class BreakageDetail(_In):
+    """What broke, for a breakage event; without it a breakage counts both lenses."""
+
+    part: BreakagePart = BreakagePart.lens
+    eyes: list[Eye] = Field(default=[Eye.R, Eye.L], max_length=2)
+    replacement_blanks: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = (
+        Field(default=[], max_length=4)
+    )
+
+    @model_validator(mode="after")
+    def _eyes_for_lenses(self) -> Self:
+        if self.part == BreakagePart.lens and not self.eyes:
+            raise ValueError("a lens breakage names the eye (R, L or both)")
+        if len(set(self.eyes)) != len(self.eyes):
+            raise ValueError("an eye is named twice")
+        return self
+
+
 class EventIn(_In):
     """One scan-time event made by a station. The station is known from its token."""
 
@@ -185,13 +212,16 @@ class EventIn(_In):
     to_stage: str | None = Field(default=None, description="Rework target stage code.")
     override_reason: Annotated[str, StringConstraints(min_length=3, max_length=200)] | None = None
     note: str | None = Field(default=None, max_length=2000)
+    breakage: BreakageDetail | None = Field(default=None, description="Only with breakage.")
     created_at: AwareDatetime = Field(description="Device clock at scan time.")
     sent_at: AwareDatetime = Field(description="Device clock when this send began.")
 
     @model_validator(mode="after")
-    def _times_in_order(self) -> Self:
+    def _consistent(self) -> Self:
         if self.created_at > self.sent_at:
             raise ValueError("created_at is after sent_at")
+        if self.breakage is not None and self.action != EventAction.breakage:
+            raise ValueError("breakage details belong to a breakage event")
         return self
 
 
@@ -277,3 +307,24 @@ class ReasonOut(BaseModel):
     code: str
     description: str
     return_stage: str | None
+
+
+class BreakageOut(_Out):
+    id: int
+    job_number: str
+    stage: StageOut
+    station: str
+    reason_code: str
+    part: BreakagePart
+    eyes: str
+    shift: str | None
+    cost: float
+    currency: str
+    replacement_blanks: list[str]
+    occurred_at: datetime
+    reversed_at: datetime | None
+    reversal_reason: str | None
+
+
+class ReversalIn(_In):
+    reason: Annotated[str, StringConstraints(min_length=3, max_length=200)]

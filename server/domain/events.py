@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server.domain.auth import StationPrincipal
+from server.domain.breakage import record_breakage
 from server.domain.errors import Conflict, DomainError, Invalid
 from server.domain.jobs import lookup_job
 from server.models import (
@@ -261,6 +262,8 @@ def ingest_event(
                 event_id=winner,
                 job=_job_state(job),
             )
+        if event.action == EventAction.breakage:
+            record_breakage(session, job, session.get_one(StageEvent, event_id), event.breakage)
         if transition != Transition(
             job.current_stage_id, job.status, job.status_before_hold, job.is_active
         ):

@@ -38,6 +38,9 @@ def apply_lab_config(session: Session, config: LabConfig) -> Lab:
         session.add(lab)
         session.flush()
     lab.name = config.lab.name
+    lab.timezone = config.lab.timezone
+    lab.shifts = [shift.model_dump(mode="json") for shift in config.shifts]
+    lab.breakage_costs = config.breakage_costs.model_dump(mode="json")
 
     lines = _by_code(session, ProductionLine, lab.id)
     for line_config in config.lines:

@@ -1,5 +1,6 @@
 """A configured demo lab without jobs, and helpers that make jobs, tokens and log-ins."""
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,12 +13,13 @@ from sqlalchemy import select
 
 from server.context import ServerContext
 from server.domain import auth, security
-from server.domain.auth import PersonPrincipal
+from server.domain.auth import PersonPrincipal, StationPrincipal
+from server.domain.events import ingest_event
 from server.domain.jobs import create_job
 from server.domain.seed import seed_demo
 from server.labconfig import LabConfig, load_lab_config
-from server.models import Job, LensDesign, Person, Priority, utcnow
-from server.schemas import JobCreate, PrescriptionEyeIn
+from server.models import EventAction, Job, JobStatus, LensDesign, Person, Priority, Station, utcnow
+from server.schemas import EventIn, JobCreate, PrescriptionEyeIn
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "lab.example.toml"
 
@@ -102,3 +104,47 @@ def lab(context: ServerContext, lab_config: LabConfig) -> Lab:
     with context.db.session() as session:
         seed_demo(session, lab_config, job_count=0)
     return Lab(context)
+
+
+class Floor:
+    """Sends events as the named station would, numbering them per station."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.sequences: dict[str, int] = {}
+
+    def station(self, name: str) -> StationPrincipal:
+        with self.lab.context.db.session() as session:
+            station = session.scalar(select(Station).where(Station.name == name))
+            assert station is not None
+            return StationPrincipal(station.id, station.lab_id, station.stage_id, station.name)
+
+    def event(self, station: str, job: str, action: EventAction, **fields: object) -> EventIn:
+        self.sequences[station] = self.sequences.get(station, 0) + 1
+        now = utcnow()
+        values: dict[str, object] = {
+            "event_uuid": uuid.uuid4(),
+            "sequence": self.sequences[station],
+            "job": job,
+            "action": action,
+            "operator_badge": "B1001",
+            "created_at": now,
+            "sent_at": now,
+        }
+        values.update(fields)
+        return EventIn.model_validate(values)
+
+    def send(self, station: str, job: str, action: EventAction, **fields: object) -> str:
+        event = self.event(station, job, action, **fields)
+        with self.lab.context.db.session() as session:
+            result = ingest_event(session, self.station(station), event)
+        return result.status
+
+    def state(self, job_id: int) -> tuple[str | None, JobStatus]:
+        job = self.lab.job(job_id)
+        return (job.current_stage.code if job.current_stage else None, job.status)
+
+
+@pytest.fixture
+def floor(lab: Lab) -> Floor:
+    return Floor(lab)

@@ -1,13 +1,11 @@
 """Event ingestion as plain domain calls: the state machine, idempotency, gaps, clock skew."""
 
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from server.domain.auth import StationPrincipal
 from server.domain.errors import Conflict, DomainError, Invalid, NotFound
 from server.domain.events import ingest_batch, ingest_event, last_sequence, sequence_gaps
 from server.models import (
@@ -17,55 +15,9 @@ from server.models import (
     LensDesign,
     RejectedEvent,
     StageEvent,
-    Station,
     utcnow,
 )
-from server.schemas import EventIn
-from tests.server.conftest import Lab
-
-
-class Floor:
-    """Sends events as the named station would, numbering them per station."""
-
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-        self.sequences: dict[str, int] = {}
-
-    def station(self, name: str) -> StationPrincipal:
-        with self.lab.context.db.session() as session:
-            station = session.scalar(select(Station).where(Station.name == name))
-            assert station is not None
-            return StationPrincipal(station.id, station.lab_id, station.stage_id, station.name)
-
-    def event(self, station: str, job: str, action: EventAction, **fields: object) -> EventIn:
-        self.sequences[station] = self.sequences.get(station, 0) + 1
-        now = utcnow()
-        values: dict[str, object] = {
-            "event_uuid": uuid.uuid4(),
-            "sequence": self.sequences[station],
-            "job": job,
-            "action": action,
-            "operator_badge": "B1001",
-            "created_at": now,
-            "sent_at": now,
-        }
-        values.update(fields)
-        return EventIn.model_validate(values)
-
-    def send(self, station: str, job: str, action: EventAction, **fields: object) -> str:
-        event = self.event(station, job, action, **fields)
-        with self.lab.context.db.session() as session:
-            result = ingest_event(session, self.station(station), event)
-        return result.status
-
-    def state(self, job_id: int) -> tuple[str | None, JobStatus]:
-        job = self.lab.job(job_id)
-        return (job.current_stage.code if job.current_stage else None, job.status)
-
-
-@pytest.fixture
-def floor(lab: Lab) -> Floor:
-    return Floor(lab)
+from tests.server.conftest import Floor, Lab
 
 
 def test_a_stock_job_travels_its_route_to_completion(lab: Lab, floor: Floor) -> None:

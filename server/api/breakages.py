@@ -1,0 +1,28 @@
+"""Breakage records for the lab: list, and reverse one booked by mistake."""
+
+from fastapi import APIRouter
+
+from server.api.deps import CurrentPerson, DbSession
+from server.domain import breakage
+from server.models import Job, utcnow
+from server.schemas import BreakageOut, ReversalIn
+
+router = APIRouter(prefix="/api/breakages", tags=["breakages"])
+
+
+@router.get("")
+def list_breakages(
+    person: CurrentPerson, session: DbSession, include_reversed: bool = False
+) -> list[BreakageOut]:
+    return breakage.list_breakages(session, person, include_reversed=include_reversed)
+
+
+@router.post("/{breakage_id}/reverse")
+def reverse_breakage(
+    breakage_id: int, reversal: ReversalIn, person: CurrentPerson, session: DbSession
+) -> BreakageOut:
+    reversed_breakage = breakage.reverse_breakage(
+        session, person, breakage_id, reversal.reason, utcnow()
+    )
+    job = session.get_one(Job, reversed_breakage.job_id)
+    return breakage.breakage_out(reversed_breakage, job.job_number)

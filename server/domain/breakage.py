@@ -1,0 +1,126 @@
+"""Breakage records: what broke, where, in which shift, and what it cost; reversible."""
+
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.domain.auth import PersonPrincipal
+from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from server.models import (
+    Breakage,
+    BreakagePart,
+    Eye,
+    Job,
+    Lab,
+    Role,
+    StageEvent,
+)
+from server.schemas import BreakageDetail, BreakageOut, StageOut
+
+REVERSERS = frozenset({Role.lab_manager, Role.admin})
+
+
+def shift_at(lab: Lab, moment: datetime) -> str | None:
+    """The shift whose start most recently passed, in the lab's zone (wrapping midnight)."""
+    if not lab.shifts:
+        return None
+    local = moment.astimezone(ZoneInfo(lab.timezone)).time()
+    starts = sorted((time.fromisoformat(shift["starts"]), shift["name"]) for shift in lab.shifts)
+    started = [name for start, name in starts if start <= local]
+    return started[-1] if started else starts[-1][1]
+
+
+def record_breakage(
+    session: Session, job: Job, event: StageEvent, detail: BreakageDetail | None
+) -> Breakage:
+    detail = detail or BreakageDetail()
+    lab = session.get_one(Lab, job.lab_id)
+    costs = lab.breakage_costs
+    if detail.part == BreakagePart.lens:
+        ordered_eyes = {eye.eye for eye in job.prescription}
+        missing = [eye for eye in detail.eyes if eye not in ordered_eyes]
+        if missing:
+            raise Invalid("breakage.eyes", f"job {job.job_number} has no {missing[0]} lens")
+        eyes = "".join(eye for eye in (Eye.R, Eye.L) if eye in detail.eyes)
+        cost = costs.get("lens", {}).get(job.lens_design, 0.0) * len(eyes)
+    else:
+        eyes = ""
+        cost = costs.get("frame", 0.0)
+    breakage = Breakage(
+        event_id=event.id,
+        job_id=job.id,
+        stage_id=event.stage_id,
+        station_id=event.station_id,
+        reason_code=event.reason_code or "",
+        part=detail.part,
+        eyes=eyes,
+        shift=shift_at(lab, event.corrected_at),
+        cost=cost,
+        currency=costs.get("currency", "EUR"),
+        replacement_blanks=detail.replacement_blanks,
+        occurred_at=event.corrected_at,
+    )
+    session.add(breakage)
+    return breakage
+
+
+def reverse_breakage(
+    session: Session, person: PersonPrincipal, breakage_id: int, reason: str, now: datetime
+) -> Breakage:
+    if person.role not in REVERSERS:
+        raise Forbidden("role", "only a lab manager can reverse a breakage")
+    breakage = session.scalar(
+        select(Breakage)
+        .join(Job, Breakage.job_id == Job.id)
+        .where(Breakage.id == breakage_id, Job.lab_id == person.lab_id)
+    )
+    if breakage is None:
+        raise NotFound("breakage_id", f"no breakage {breakage_id}")
+    if breakage.reversed_at is not None:
+        raise Conflict("breakage_id", f"breakage {breakage_id} was reversed already")
+    breakage.reversed_at = now
+    breakage.reversed_by_id = person.person_id
+    breakage.reversal_reason = reason
+    # The job stays where it is now (it may have moved on); only the count is corrected.
+    job = session.get_one(Job, breakage.job_id)
+    job.breakage_count = max(0, job.breakage_count - 1)
+    return breakage
+
+
+def list_breakages(
+    session: Session, person: PersonPrincipal, *, include_reversed: bool = False
+) -> list[BreakageOut]:
+    if person.role == Role.store_staff:
+        raise Forbidden("role", "breakage records are for the lab")
+    statement = (
+        select(Breakage, Job.job_number)
+        .join(Job, Breakage.job_id == Job.id)
+        .where(Job.lab_id == person.lab_id)
+        .order_by(Breakage.occurred_at.desc())
+    )
+    if not include_reversed:
+        statement = statement.where(Breakage.reversed_at.is_(None))
+    return [
+        breakage_out(breakage, job_number) for breakage, job_number in session.execute(statement)
+    ]
+
+
+def breakage_out(breakage: Breakage, job_number: str) -> BreakageOut:
+    return BreakageOut(
+        id=breakage.id,
+        job_number=job_number,
+        stage=StageOut(code=breakage.stage.code, name=breakage.stage.name),
+        station=breakage.station.name,
+        reason_code=breakage.reason_code,
+        part=breakage.part,
+        eyes=breakage.eyes,
+        shift=breakage.shift,
+        cost=breakage.cost,
+        currency=breakage.currency,
+        replacement_blanks=breakage.replacement_blanks,
+        occurred_at=breakage.occurred_at,
+        reversed_at=breakage.reversed_at,
+        reversal_reason=breakage.reversal_reason,
+    )
