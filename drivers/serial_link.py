@@ -202,6 +202,16 @@ class SimulatedSerialDevice:
             if end < len(data):
                 await asyncio.sleep(self.random.uniform(0.001, max_delay))
 
+    def read_nowait(self) -> bytes:
+        """What the host has sent to the device so far (e.g. ACK/NAK)."""
+        if self._master is None:
+            raise RuntimeError("simulated device is unplugged")
+        os.set_blocking(self._master, False)
+        try:
+            return os.read(self._master, 4096)
+        except BlockingIOError:
+            return b""
+
     async def write_noise(self) -> None:
         """Line noise that never contains printable ASCII, so it cannot forge a message."""
         await self.write(self.random.choice(self.NOISE))

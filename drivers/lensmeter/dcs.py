@@ -13,15 +13,16 @@ chiral `right;left` with an empty side for an eye not measured, and JOB. The pri
 convention (+ base out / up) is assumed, not checked against the standard's text. Other
 labels (design values, vendor `_` labels) are allowed and ignored; a record we read given
 twice, a line that is not `LABEL=value`, or a bad CRC rejects the packet or block.
-The receiver's ACK/NAK is not sent here: that is the device's business, not the parser's.
+A receiver answers each packet with ACK or NAK (`reply_dcs`); file blocks get no answer.
 """
 
 import re
 
 from .framing import BlockCollector, DelimitedFrameParser, split_lines
-from .reading import EYES, FrameError, LensmeterReading, ReadingBuilder, number
+from .reading import EYES, FrameError, LensmeterReading, ParseResult, ReadingBuilder, number
 
 FS, GS, RS = b"\x1c", b"\x1d", b"\x1e"
+ACK, NAK = b"\x06", b"\x15"
 FORMAT = "dcs"
 
 _PACKET = re.compile(rb"\x1c(?P<records>[^\x1e]*\n)\x1eCRC=(?P<crc>\d{1,5})(?:\r\n)?\x1d")
@@ -71,6 +72,13 @@ class DcsParser(DelimitedFrameParser):
         if int(match["crc"]) != expected:
             raise FrameError(f"CRC {int(match['crc'])} != computed {expected}")
         return _reading(split_lines(match["records"].removesuffix(b"\n")), frame)
+
+
+def reply_dcs(result: ParseResult) -> bytes:
+    """ACK a good packet, NAK a bad one so the device sends it again; nothing otherwise."""
+    if not result.raw.startswith(FS):
+        return b""
+    return ACK if isinstance(result, LensmeterReading) else NAK
 
 
 def _reading(lines: list[str], raw: bytes) -> LensmeterReading:

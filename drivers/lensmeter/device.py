@@ -42,7 +42,8 @@ class SerialLensmeter(Lensmeter):
     def __init__(self, config: LensmeterConfig) -> None:
         super().__init__()
         self.config = config
-        self._parser = CODECS[config.format].parser()
+        self._codec = CODECS[config.format]
+        self._parser = self._codec.parser()
         self._link = SerialLink(config)
         self._link.data_received.register(self._handle_data)
         self._link.connected.register(self.connected.emit)
@@ -67,6 +68,8 @@ class SerialLensmeter(Lensmeter):
 
     def _publish(self, results: list[LensmeterReading | FrameRejected]) -> None:
         for result in results:
+            if reply := self._codec.reply(result):
+                self._link.write(reply)
             if isinstance(result, LensmeterReading):
                 self.reading_received.emit(result)
             else:

@@ -1,6 +1,7 @@
 """SerialLensmeter reading a SimulatedLensmeter over a real pty, in each format."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -43,19 +44,26 @@ class Rig:
         return await asyncio.wait_for(self.connections.get(), TIMEOUT)
 
 
-@pytest.fixture(params=["nidek", "tomey", "dcs"])
-async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Rig]:
-    format: LensmeterFormat = request.param
-    sim = SimulatedLensmeter(format, link_path=tmp_path / "lensmeter", seed=3)
+@contextlib.asynccontextmanager
+async def running(format: LensmeterFormat, link_path: Path) -> AsyncIterator[Rig]:
+    sim = SimulatedLensmeter(format, link_path=link_path, seed=3)
     lensmeter = SerialLensmeter(
         LensmeterConfig(port=sim.port, format=format, reconnect_interval=0.05)
     )
     test_rig = Rig(sim, lensmeter)
     lensmeter.start()
-    assert await test_rig.next_connection() == "connected"
-    yield test_rig
-    await lensmeter.stop()
-    sim.close()
+    try:
+        assert await test_rig.next_connection() == "connected"
+        yield test_rig
+    finally:
+        await lensmeter.stop()
+        sim.close()
+
+
+@pytest.fixture(params=["nidek", "tomey", "dcs"])
+async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Rig]:
+    async with running(request.param, tmp_path / "lensmeter") as test_rig:
+        yield test_rig
 
 
 def powers(result: LensmeterReading | FrameRejected) -> dict[str, object]:
@@ -90,3 +98,17 @@ async def test_a_frame_cut_by_an_unplug_is_rejected_and_reading_resumes(rig: Rig
     assert await rig.next_connection() == "connected"
     await rig.sim.send_reading(RIGHT)
     assert powers(await rig.next_result()) == RIGHT.to_json_dict()
+
+
+async def test_dcs_packets_are_acknowledged(tmp_path: Path) -> None:
+    async with running("dcs", tmp_path / "dcs") as rig:
+        await rig.sim.send_reading(PAIR)
+        await rig.sim.send_reading(PAIR, corrupt=True)
+        await rig.next_result()
+        await rig.next_result()
+        replies = b""
+        async with asyncio.timeout(TIMEOUT):
+            while len(replies) < 2:
+                replies += rig.sim.read_nowait()
+                await asyncio.sleep(0.01)
+        assert replies == b"\x06\x15"  # ACK the good packet, NAK the corrupt one
