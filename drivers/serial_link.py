@@ -2,9 +2,11 @@
 
 `SerialLink` owns one port: it reads on a background thread (pyserial blocks) and reopens the
 port after an unplug, handing bytes and connection changes to the asyncio loop that started it.
+`SerialDevice` is the base of the serial drivers on top of it, `Device` the interface they share.
 `SimulatedSerialDevice` is the device end of a pty pair for the simulated twins and tests.
 """
 
+import abc
 import asyncio
 import logging
 import os
@@ -138,6 +140,53 @@ class SerialLink:
             self._loop.call_soon_threadsafe(emit, *args)
         except RuntimeError:  # the loop closed under us: nobody is left to tell
             self._stop.set()
+
+
+class Device(abc.ABC):
+    """A device that reports its connection: `connected()` and `disconnected(reason: str)`."""
+
+    def __init__(self) -> None:
+        self.connected = Event[[]]()
+        self.disconnected = Event[[str]]()
+
+    @property
+    @abc.abstractmethod
+    def is_connected(self) -> bool: ...
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Begin reading; events fire on the running asyncio loop."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+
+class SerialDevice(Device):
+    """A device on a `SerialLink`, surviving unplug/replug without a restart."""
+
+    def __init__(self, settings: SerialSettings) -> None:
+        super().__init__()
+        self._link = SerialLink(settings)
+        self._link.data_received.register(self._handle_data)
+        self._link.connected.register(self.connected.emit)
+        self._link.disconnected.register(self._handle_disconnect)
+
+    @property
+    def is_connected(self) -> bool:
+        return self._link.is_connected
+
+    def start(self) -> None:
+        self._link.start()
+
+    async def stop(self) -> None:
+        await self._link.stop()
+
+    @abc.abstractmethod
+    def _handle_data(self, data: bytes) -> None: ...
+
+    def _handle_disconnect(self, reason: str) -> None:
+        """Extend to drop or reject what was cut off by the disconnect."""
+        self.disconnected.emit(reason)
 
 
 class SimulatedSerialDevice:

@@ -25,7 +25,7 @@ import re
 from datetime import datetime
 
 from .framing import DelimitedFrameParser, GarbageCounter
-from .reading import EYES, FrameError, LensmeterReading, ReadingBuilder, number
+from .reading import EYES, FrameError, LensmeterReading, ReadingBuilder, eye_records, number
 
 SOH, STX, EOT, ETB = b"\x01", b"\x02", b"\x04", b"\x17"
 FORMAT = "nidek"
@@ -126,6 +126,13 @@ def _check_date(text: str) -> None:
         raise FrameError(f"bad date {text!r}") from None
 
 
+_SEGMENTS = {
+    "power": " {eye}{0:+06.2f}{1:+06.2f}{2:03d}",
+    "add": "A{eye}{0:+06.2f}",
+    "prism": "P{eye}{0:+06.2f}{1:+06.2f}",
+}
+
+
 def encode_nidek(
     reading: LensmeterReading,
     *,
@@ -137,15 +144,9 @@ def encode_nidek(
     segments = [f"IDNIDEK/{model}"]
     if measured_at is not None:
         segments.append(f"DA{measured_at:%Y.%m.%d.%H:%M}")
-    for eye in EYES:
-        lens = getattr(reading, eye)
-        if lens is None:
-            continue
-        segments.append(f" {eye}{lens.sph:+06.2f}{lens.cyl:+06.2f}{lens.axis or 0:03d}")
-        if lens.add is not None:
-            segments.append(f"A{eye}{lens.add:+06.2f}")
-        if lens.prism_h is not None or lens.prism_v is not None:
-            segments.append(f"P{eye}{lens.prism_h or 0:+06.2f}{lens.prism_v or 0:+06.2f}")
+    segments += [
+        _SEGMENTS[kind].format(*values, eye=eye) for kind, eye, values in eye_records(reading)
+    ]
     if reading.pd is not None:
         segments.append(f"PD{reading.pd:04.1f}")
     body = SOH + b"DLM" + STX + b"".join(s.encode("ascii") + ETB for s in segments) + EOT

@@ -78,6 +78,22 @@ class LensmeterReading(BaseModel):
         return result
 
 
+def eye_records(reading: LensmeterReading) -> list[tuple[str, Eye, tuple[float, ...]]]:
+    """What a per-eye encoder writes, in device order: ("power", eye, (sph, cyl, axis)), then
+    ("add", eye, (add,)) and ("prism", eye, (h, v)) when the eye has them."""
+    records: list[tuple[str, Eye, tuple[float, ...]]] = []
+    for eye in EYES:
+        lens = getattr(reading, eye)
+        if lens is None:
+            continue
+        records.append(("power", eye, (lens.sph, lens.cyl, lens.axis or 0)))
+        if lens.add is not None:
+            records.append(("add", eye, (lens.add,)))
+        if lens.prism_h is not None or lens.prism_v is not None:
+            records.append(("prism", eye, (lens.prism_h or 0, lens.prism_v or 0)))
+    return records
+
+
 class FrameRejected(BaseModel):
     model_config = ConfigDict(frozen=True)
 

@@ -15,7 +15,7 @@ line noise anywhere in it, rejects the whole record.
 import re
 
 from .framing import BlockCollector, FrameParser, split_lines
-from .reading import FrameError, LensmeterReading, ReadingBuilder, number
+from .reading import FrameError, LensmeterReading, ReadingBuilder, eye_records, number
 
 FORMAT = "tomey"
 
@@ -56,16 +56,16 @@ class TomeyParser(FrameParser):
         return builder.build(frame)
 
 
+_LINES_OUT = {
+    "power": "L{eye} {0:+.2f} {1:+.2f} {2:d}",
+    "add": "A{eye} {0:+.2f}",
+    "prism": "P{eye} {0:+.2f} {1:+.2f}",
+}
+
+
 def encode_tomey(reading: LensmeterReading) -> bytes:
     """The record a CF-2000 would send for `reading`, by the grammar above (it has no PD)."""
-    lines: list[str] = []
-    for eye in ("R", "L"):
-        lens = getattr(reading, eye)
-        if lens is None:
-            continue
-        lines.append(f"L{eye} {lens.sph:+.2f} {lens.cyl:+.2f} {lens.axis or 0}")
-        if lens.add is not None:
-            lines.append(f"A{eye} {lens.add:+.2f}")
-        if lens.prism_h is not None or lens.prism_v is not None:
-            lines.append(f"P{eye} {lens.prism_h or 0:+.2f} {lens.prism_v or 0:+.2f}")
+    lines = [
+        _LINES_OUT[kind].format(*values, eye=eye) for kind, eye, values in eye_records(reading)
+    ]
     return "".join(line + "\r\n" for line in lines).encode("ascii") + b"\r\n"

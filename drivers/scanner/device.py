@@ -1,12 +1,11 @@
-"""Barcode scanner devices: the abstract interface and the serial (CDC-ACM / USB-serial) one."""
+"""Barcode scanner devices: the abstract interface and the serial one."""
 
-import abc
 import time
 
 from pydantic import Field
 
 from ..events import Event
-from ..serial_link import SerialLink, SerialSettings
+from ..serial_link import Device, SerialDevice, SerialSettings
 from .framing import ScanFramer, ScannedCode, Terminator
 
 
@@ -36,31 +35,19 @@ class Debouncer:
         return True
 
 
-class BarcodeScanner(abc.ABC):
+class BarcodeScanner(Device):
     """Emits `code_read(ScannedCode)`, `connected()` and `disconnected(reason: str)`."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.code_read = Event[[ScannedCode]]()
-        self.connected = Event[[]]()
-        self.disconnected = Event[[str]]()
-
-    @property
-    @abc.abstractmethod
-    def is_connected(self) -> bool: ...
-
-    @abc.abstractmethod
-    def start(self) -> None:
-        """Begin reading; events fire on the running asyncio loop."""
-
-    @abc.abstractmethod
-    async def stop(self) -> None: ...
 
 
-class SerialBarcodeScanner(BarcodeScanner):
-    """A scanner on a serial port, surviving unplug/replug without a restart."""
+class SerialBarcodeScanner(SerialDevice, BarcodeScanner):
+    """A scanner on a serial port (CDC-ACM or USB-serial), reconnecting after an unplug."""
 
     def __init__(self, config: ScannerConfig) -> None:
-        super().__init__()
+        super().__init__(config)
         self.config = config
         self._framer = ScanFramer(
             source=config.port,
@@ -69,20 +56,6 @@ class SerialBarcodeScanner(BarcodeScanner):
             suffix=config.suffix,
         )
         self._debouncer = Debouncer(config.debounce)
-        self._link = SerialLink(config)
-        self._link.data_received.register(self._handle_data)
-        self._link.connected.register(self.connected.emit)
-        self._link.disconnected.register(self._handle_disconnect)
-
-    @property
-    def is_connected(self) -> bool:
-        return self._link.is_connected
-
-    def start(self) -> None:
-        self._link.start()
-
-    async def stop(self) -> None:
-        await self._link.stop()
 
     def _handle_data(self, data: bytes) -> None:
         for code in self._framer.feed(data):
@@ -91,4 +64,4 @@ class SerialBarcodeScanner(BarcodeScanner):
 
     def _handle_disconnect(self, reason: str) -> None:
         self._framer.reset()
-        self.disconnected.emit(reason)
+        super()._handle_disconnect(reason)
