@@ -1,0 +1,308 @@
+"""The scan state machine, free of UI: what a scan means and which event it records.
+
+A badge signs an operator in (or out, scanned again); a job or tray number shows the job's
+card and records *start* or *complete*, decided from the cached card plus this station's own
+events the card does not reflect yet, so the decision is the same online and offline. A hold,
+breakage or defect reason code scanned while a card is shown records that event.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Literal, Protocol
+
+from drivers.events import Event
+from station.outbox import CachedCard, Outbox, OutboxEvent
+from station.wire import Action, EventResult, JobCard, JobStatus, Operator, Reason
+
+log = logging.getLogger(__name__)
+
+Tone = Literal["idle", "ok", "warning", "error"]
+ONLINE_LOOKUP_TIMEOUT = 1.5  # seconds; past this the cached card serves the scan
+REASON_ACTIONS = {"hold": Action.hold, "breakage": Action.breakage, "defect": Action.rework}
+
+
+class CardSource(Protocol):
+    """What the flow needs from the uplink (a fake in tests)."""
+
+    @property
+    def online(self) -> bool: ...
+
+    async def fetch_card(self, code: str, timeout: float | None = None) -> CachedCard | None: ...
+
+    def operators(self) -> list[Operator]: ...
+
+    def reasons(self) -> list[Reason]: ...
+
+    def wake(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Projected:
+    stage: str | None
+    status: JobStatus
+
+
+class Verdict(StrEnum):
+    start = "start"
+    complete = "complete"
+    needs_override = "needs_override"
+    on_hold = "on_hold"
+    closed = "closed"
+
+
+def project(
+    card: JobCard, events: list[OutboxEvent], reasons: dict[str, Reason], here: str
+) -> Projected:
+    """The card's state with this station's later events applied, as the server will apply them.
+
+    Each step depends only on the event (not on the state before), so an event the card may
+    already reflect can be applied again without changing the result.
+    """
+    route = [stage.code for stage in card.route_stages]
+    state = Projected(card.current_stage.code if card.current_stage else None, card.status)
+    for event in events:
+        reason = reasons.get(event.fields.get("reason_code") or "")
+        match event.action:
+            case Action.start:
+                state = Projected(here, JobStatus.in_progress)
+            case Action.complete:
+                position = route.index(here) if here in route else len(route)
+                if position + 1 < len(route):
+                    state = Projected(route[position + 1], JobStatus.queued)
+                else:
+                    state = Projected(here, JobStatus.completed)
+            case Action.hold:
+                state = replace(state, status=JobStatus.on_hold)
+            case Action.release:
+                status = JobStatus.in_progress if state.stage == here else JobStatus.queued
+                state = replace(state, status=status)
+            case Action.breakage | Action.rework:
+                target = event.fields.get("to_stage") or (reason and reason.return_stage)
+                state = Projected(target or (route[0] if route else None), JobStatus.queued)
+    return state
+
+
+def decide(card: JobCard, state: Projected, here: str) -> tuple[Verdict, str]:
+    """What a scan of this job does here, and the sentence that explains it."""
+    names = {stage.code: stage.name for stage in card.route_stages}
+    route = [stage.code for stage in card.route_stages]
+    where = names.get(state.stage or "", state.stage or "no stage")
+    if state.status in (JobStatus.completed, JobStatus.cancelled):
+        return Verdict.closed, f"Job {card.job_number} is {state.status.value}"
+    if state.status == JobStatus.on_hold:
+        return Verdict.on_hold, f"Job {card.job_number} is on hold at {where}"
+    if state.stage == here:
+        if state.status == JobStatus.in_progress:
+            return Verdict.complete, "Completed"
+        return Verdict.start, "Started"
+    if here not in route:
+        return Verdict.needs_override, f"Not routed here: job {card.job_number} is at {where}"
+    if state.stage in route and route.index(state.stage) > route.index(here):
+        return Verdict.needs_override, f"Already past this stage: job is at {where}"
+    skipped = route[route.index(state.stage) if state.stage in route else 0 : route.index(here)]
+    return Verdict.needs_override, "Skips " + ", ".join(names[code] for code in skipped)
+
+
+@dataclass(frozen=True)
+class Screen:
+    """Everything the station screen shows; one per station, whichever clients look at it."""
+
+    tone: Tone = "idle"
+    message: str = "Scan your badge to sign in"
+    operator: Operator | None = None
+    card: CachedCard | None = None
+    state: Projected | None = None
+    local_events: list[OutboxEvent] = field(default_factory=list)
+    verdict: Verdict | None = None
+    scanned: str = ""
+    scan_count: int = 0  # increments per handled scan, so every scan confirms, even a repeat
+
+
+class StationFlow:
+    def __init__(
+        self,
+        outbox: Outbox,
+        source: CardSource,
+        *,
+        stage: str,
+        idle_sign_out_seconds: float,
+        repeat_scan_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.outbox = outbox
+        self.source = source
+        self.stage = stage
+        self.idle_sign_out_seconds = idle_sign_out_seconds
+        self.repeat_scan_seconds = repeat_scan_seconds
+        self.clock = clock
+        self.screen = Screen()
+        self.changed = Event[[Screen]]()
+        self._last_activity = clock()
+        self._last_scan: tuple[str, float] = ("", -1e9)
+
+    # -- inputs --
+
+    async def scan(self, raw: str) -> Screen:
+        code = raw.strip()
+        now = self.clock()
+        last_code, last_at = self._last_scan
+        self._last_activity = now
+        if not code or (code == last_code and now - last_at < self.repeat_scan_seconds):
+            return self.screen  # a double read of one label is one scan
+        self._last_scan = (code, now)
+        operators = {operator.badge_code: operator for operator in self.source.operators()}
+        reasons = {reason.code: reason for reason in self.source.reasons()}
+        if code in operators:
+            return self._badge(operators[code])
+        if self.screen.operator is None:
+            return self._show("error", f"Scan your badge first (read {code})", scanned=code)
+        if code in reasons:
+            reason = reasons[code]
+            return self.record(REASON_ACTIONS[reason.kind], reason_code=reason.code)
+        return await self._job(code)
+
+    def touch(self) -> None:
+        """Any tap counts as activity for the idle sign-out."""
+        self._last_activity = self.clock()
+
+    def check_idle(self) -> None:
+        if self.screen.operator and self.clock() - self._last_activity > self.idle_sign_out_seconds:
+            self.sign_out("Signed out after being idle")
+
+    def sign_out(self, message: str = "Signed out") -> Screen:
+        return self._show(
+            "idle", f"{message}. Scan your badge to sign in", operator=None, card=None
+        )
+
+    def override(self, reason: str) -> Screen:
+        """Starts the shown job here although it is not at this stage; the reason is recorded."""
+        if len(reason.strip()) < 3:
+            return self._show("error", "An override needs a reason (3 characters or more)")
+        return self.record(Action.start, override_reason=reason.strip())
+
+    def record(self, action: Action, **fields: str | None) -> Screen:
+        """Commits an event for the shown job to the outbox, then shows the projected state."""
+        shown = self.screen.card
+        if shown is None:
+            return self._show("error", "Scan a job first")
+        if self.screen.operator is None:
+            return self._show("error", "Scan your badge first")
+        self._last_activity = self.clock()
+        self.outbox.record(
+            shown.card.job_number, action, operator_badge=self.screen.operator.badge_code, **fields
+        )
+        self.source.wake()
+        return self._show_card(self.outbox.card(shown.card.job_number) or shown, action)
+
+    def rejected(self, event: OutboxEvent, result: EventResult) -> None:
+        """The server refused an event: say so loudly if its job is on screen."""
+        card = self.screen.card
+        if card and event.job in {card.card.job_number, card.card.tray_number}:
+            message = result.error.message if result.error else "rejected"
+            self._show("error", f"Server refused {event.action.value}: {message}")
+
+    # -- scans --
+
+    def _badge(self, operator: Operator) -> Screen:
+        current = self.screen.operator
+        if current and current.badge_code == operator.badge_code:
+            return self.sign_out(f"{operator.name} signed out")
+        return self._show(
+            "ok", f"Hello {operator.name}. Scan a job", operator=operator, card=None, state=None
+        )
+
+    async def _job(self, code: str) -> Screen:
+        cached = self.outbox.card(code)
+        if self.source.online or cached is None:
+            try:
+                fetched = await self.source.fetch_card(code, ONLINE_LOOKUP_TIMEOUT)
+            except Exception as error:  # offline or failing server: work from the cache
+                log.info("card lookup for %s failed (%s); using the cache", code, error)
+            else:
+                if fetched is None:
+                    return self._show(
+                        "error", f"Unknown job or tray {code}", card=None, scanned=code
+                    )
+                cached = fetched
+        if cached is None:
+            return self._unknown_offline(code)
+        verdict, _ = decide(cached.card, self._state(cached), self.stage)
+        if verdict in (Verdict.start, Verdict.complete):
+            self.screen = replace(self.screen, card=cached, scanned=code)
+            return self.record(Action(verdict.value))
+        return self._show_card(cached, None, scanned=code)
+
+    def _unknown_offline(self, code: str) -> Screen:
+        """No card and no server: still record, from this station's own history of the code."""
+        history = [e for e in self.outbox.events_for_job({code}) if e.action != Action.note]
+        started = bool(history) and history[-1].action == Action.start
+        action = Action.complete if started else Action.start
+        assert self.screen.operator is not None
+        self.outbox.record(code, action, operator_badge=self.screen.operator.badge_code)
+        self.source.wake()
+        return self._show(
+            "warning",
+            f"Offline, card not cached: {action.value} of {code} recorded, checked when online",
+            card=None,
+            scanned=code,
+        )
+
+    # -- screen --
+
+    def _state(self, cached: CachedCard) -> Projected:
+        return project(cached.card, self._local_events(cached), self._reasons(), self.stage)
+
+    def _local_events(self, cached: CachedCard) -> list[OutboxEvent]:
+        codes = {cached.card.job_number} | ({cached.card.tray_number} - {None})  # type: ignore[operator]
+        return self.outbox.events_for_job(codes, after_seq=cached.as_of_seq)
+
+    def _reasons(self) -> dict[str, Reason]:
+        return {reason.code: reason for reason in self.source.reasons()}
+
+    def _show_card(self, cached: CachedCard, action: Action | None, scanned: str = "") -> Screen:
+        state = self._state(cached)
+        verdict, message = decide(cached.card, state, self.stage)
+        if action is None:
+            tone: Tone = "error" if verdict == Verdict.closed else "warning"
+        else:
+            tone = "ok"
+            message = _DONE.get(action, action.value.capitalize())
+            if action == Action.complete and state.status == JobStatus.queued:
+                names = {stage.code: stage.name for stage in cached.card.route_stages}
+                message += f", next: {names.get(state.stage or '', state.stage)}"
+        return self._show(
+            tone,
+            message,
+            card=cached,
+            state=state,
+            local_events=self._local_events(cached),
+            verdict=verdict,
+            scanned=scanned or self.screen.scanned,
+        )
+
+    def _show(self, tone: Tone, message: str, **changes: object) -> Screen:
+        self.screen = replace(
+            self.screen,
+            tone=tone,
+            message=message,
+            scan_count=self.screen.scan_count + 1,
+            **changes,
+        )
+        if self.screen.card is None:
+            self.screen = replace(self.screen, state=None, verdict=None, local_events=[])
+        self.changed.emit(self.screen)
+        return self.screen
+
+
+_DONE = {
+    Action.start: "Started",
+    Action.complete: "Completed",
+    Action.hold: "Put on hold",
+    Action.release: "Released",
+    Action.breakage: "Breakage recorded",
+    Action.rework: "Sent to rework",
+    Action.note: "Note added",
+}

@@ -1,0 +1,94 @@
+"""The station's one settings class, read from its TOML file and `LENSTRACK_STATION_*` variables."""
+
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from drivers.scanner import ScannerConfig
+
+
+class WedgeInput(BaseModel):
+    """A USB keyboard-wedge scanner typing into the browser (bursts are detected there)."""
+
+    kind: Literal["wedge"] = "wedge"
+    max_key_gap_ms: int = Field(30, ge=5, le=200, description="keys closer than this are a scan")
+    min_length: int = Field(3, ge=1, description="shorter bursts are treated as typing")
+
+
+class SerialInput(ScannerConfig):
+    kind: Literal["serial"]
+
+
+ScannerInput = Annotated[WedgeInput | SerialInput, Field(discriminator="kind")]
+
+
+class UplinkSettings(BaseModel):
+    batch_size: int = Field(200, ge=1, le=1000)
+    backoff_base_seconds: float = Field(0.5, gt=0)
+    backoff_cap_seconds: float = Field(15.0, gt=0)
+    idle_poll_seconds: float = Field(5.0, gt=0, description="heartbeat while nothing is queued")
+    prefetch_minutes: float = Field(2.0, gt=0, description="refresh of this stage's job cards")
+    prefetch_limit: int = Field(300, ge=0, le=1000)
+    request_timeout_seconds: float = Field(5.0, gt=0)
+
+
+class StationSettings(BaseSettings):
+    """Precedence: constructor arguments, `LENSTRACK_STATION_*` environment, the TOML file."""
+
+    model_config = SettingsConfigDict(env_prefix="LENSTRACK_STATION_", extra="forbid")
+
+    name: str = Field(min_length=1, description="The station's name in the lab config.")
+    stage: str = Field(min_length=1, description="Stage code; checked against the server.")
+    server_url: str = Field(pattern=r"^https?://", description="Base URL, without /api.")
+    token: SecretStr | None = None
+    token_file: Path | None = Field(None, description="File holding the token (read at start).")
+    data_dir: Path = Field(description="Outbox and card cache live here.")
+    host: str = "127.0.0.1"
+    port: int = Field(8101, ge=1, le=65535)
+    idle_sign_out_minutes: float = Field(15, gt=0)
+    repeat_scan_seconds: float = Field(
+        2.0, ge=0, description="The same code read again this soon is one scan, not two."
+    )
+    scanners: list[ScannerInput] = Field(default_factory=lambda: [WedgeInput()])
+    uplink: UplinkSettings = UplinkSettings()
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> Self:
+        if (self.token is None) == (self.token_file is None):
+            raise ValueError("give exactly one of token and token_file")
+        return self
+
+    @classmethod
+    def load(cls, toml_file: Path, **overrides: object) -> "StationSettings":
+        class FromFile(cls):  # type: ignore[valid-type,misc]
+            model_config = SettingsConfigDict(toml_file=toml_file)
+
+        return FromFile(**overrides)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def resolved_token(self) -> str:
+        if self.token is not None:
+            return self.token.get_secret_value()
+        assert self.token_file is not None
+        return self.token_file.read_text().strip()
+
+    @property
+    def wedge(self) -> WedgeInput | None:
+        return next((s for s in self.scanners if isinstance(s, WedgeInput)), None)

@@ -1,0 +1,292 @@
+"""Background link to the server: sends the outbox in order, keeps the card cache warm.
+
+One task per station process. Every send is safe to repeat (the server answers a known
+event UUID as a duplicate), so an event is marked sent only after the server's answer and
+resent after any failure: nothing is lost and nothing is stored twice.
+"""
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Literal
+from urllib.parse import quote
+
+import httpx
+from pydantic import TypeAdapter
+
+from drivers.events import Event
+from station.outbox import CachedCard, Outbox, OutboxEvent
+from station.settings import StationSettings
+from station.wire import (
+    BatchReply,
+    EventResult,
+    JobCard,
+    JobPage,
+    Operator,
+    Reason,
+    SequenceGap,
+    StationMe,
+    TimelineEntry,
+)
+
+log = logging.getLogger(__name__)
+
+Connection = Literal["connecting", "online", "offline", "unauthorised"]
+_operators = TypeAdapter(list[Operator])
+_reasons = TypeAdapter(list[Reason])
+_timeline = TypeAdapter(list[TimelineEntry])
+
+
+class Offline(Exception):
+    """The server could not be reached or failed (network, 5xx, timeout)."""
+
+
+class Unauthorised(Offline):
+    """The station token is wrong or revoked (401/403): events wait until it is fixed."""
+
+
+@dataclass(frozen=True)
+class UplinkStatus:
+    connection: Connection = "connecting"
+    queued: int = 0
+    rejected: int = 0
+    detail: str = ""
+    clock_offset_seconds: float = 0.0  # server clock minus ours, from the Date header
+    sequence_gaps: list[SequenceGap] = field(default_factory=list)
+
+
+def backoff_delay(failures: int, base: float, cap: float, rng: random.Random) -> float:
+    """Capped exponential backoff with "equal jitter": in [d/2, d], d = min(cap, base·2^(n−1))."""
+    delay = min(cap, base * 2 ** max(0, failures - 1))
+    return delay / 2 + rng.uniform(0, delay / 2)
+
+
+class Uplink:
+    def __init__(
+        self,
+        settings: StationSettings,
+        outbox: Outbox,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.rng = rng or random.Random()
+        self.status = UplinkStatus()
+        self.changed = Event[[UplinkStatus]]()
+        self.rejected = Event[[OutboxEvent, EventResult]]()
+        self._client = httpx.AsyncClient(
+            base_url=settings.server_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {settings.resolved_token()}"},
+            timeout=settings.uplink.request_timeout_seconds,
+            transport=transport,
+        )
+        self._wake = asyncio.Event()
+        self._next_prefetch = 0.0
+        self._publish()
+
+    @property
+    def online(self) -> bool:
+        return self.status.connection == "online"
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    def wake(self) -> None:
+        """A new event is in the outbox: send it now rather than at the next poll."""
+        self._publish()
+        self._wake.set()
+
+    # -- the loop --
+
+    async def run(self) -> None:
+        failures = 0
+        config = self.settings.uplink
+        while True:
+            self._wake.clear()
+            try:
+                if self.outbox.sequence_base is None or time.monotonic() >= self._next_prefetch:
+                    await self.refresh_reference()
+                sent = await self.send_queued()
+                if time.monotonic() >= self._next_prefetch:
+                    await self.prefetch()
+                    self._next_prefetch = time.monotonic() + config.prefetch_minutes * 60
+                failures = 0
+                if not sent:
+                    await self._idle()
+            except Offline as error:
+                failures += 1
+                delay = backoff_delay(
+                    failures, config.backoff_base_seconds, config.backoff_cap_seconds, self.rng
+                )
+                log.info("server unavailable (%s); retrying in %.1f s", error, delay)
+                await asyncio.sleep(delay)
+
+    async def _idle(self) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), self.settings.uplink.idle_poll_seconds)
+        except TimeoutError:
+            await self._get("/api/stations/me")  # heartbeat: keeps the connection state honest
+
+    # -- events --
+
+    async def send_queued(self) -> int:
+        """Sends every queued event, in sequence order, in batches; returns how many."""
+        base = self.outbox.sequence_base
+        if base is None:
+            return 0
+        total = 0
+        while batch := self.outbox.queued(self.settings.uplink.batch_size):
+            await self._send(batch, base)
+            total += len(batch)
+        return total
+
+    async def _send(self, batch: list[OutboxEvent], base: int) -> None:
+        # The device clock may have been set back since a scan; the server requires
+        # created_at ≤ sent_at, and the correction uses only their difference.
+        sent_at = max(datetime.now(UTC), *(event.created_at for event in batch))
+        body = {"events": [event.wire(base, sent_at).model_dump(mode="json") for event in batch]}
+        response = await self._request("POST", "/api/events/batch", json=body)
+        if response.status_code == 422:
+            # Nothing of the batch was stored; find the event the server cannot parse.
+            if len(batch) > 1:
+                for event in batch:
+                    await self._send([event], base)
+                return
+            error = _first_error(response)
+            log.error("event %s refused as malformed: %s", batch[0].event_uuid, error)
+            self.outbox.reject(batch[0], *error)
+            self._publish()
+            return
+        self._raise_for_status(response)
+        reply = BatchReply.model_validate_json(response.content)
+        self.outbox.mark(reply.results)
+        by_uuid = {event.event_uuid: event for event in batch}
+        for result in reply.results:
+            event = by_uuid[result.event_uuid]
+            if result.job is not None:
+                self.outbox.apply_job_state(result.job, event.seq)
+            if result.status == "rejected":
+                self.rejected.emit(event, result)
+        self._publish(sequence_gaps=reply.sequence_gaps)
+
+    # -- reference data and cards --
+
+    async def refresh_reference(self) -> StationMe:
+        me = StationMe.model_validate_json((await self._get("/api/stations/me")).content)
+        self.outbox.set_sequence_base_once(me.last_sequence)
+        self.outbox.set_meta("station", me.model_dump_json())
+        for key, adapter in (("operators", _operators), ("reasons", _reasons)):
+            content = (await self._get(f"/api/stations/me/{key}")).content
+            adapter.validate_json(content)  # never cache what could not be read back offline
+            self.outbox.set_meta(key, content.decode())
+        if me.stage.code != self.settings.stage:
+            self._publish(detail=f"server says this station is at {me.stage.name}")
+        return me
+
+    def operators(self) -> list[Operator]:
+        cached = self.outbox.get_meta("operators")
+        return _operators.validate_json(cached) if cached else []
+
+    def reasons(self) -> list[Reason]:
+        cached = self.outbox.get_meta("reasons")
+        return _reasons.validate_json(cached) if cached else []
+
+    async def fetch_card(self, code: str, timeout: float | None = None) -> CachedCard | None:
+        """The server's card and timeline, cached; None for an unknown code; Offline if down."""
+        as_of_seq = self.outbox.replied_through()  # before the request: its effects are in
+        path = f"/api/jobs/lookup/{quote(code, safe='')}"
+        response = await self._request("GET", path, timeout=timeout or httpx.USE_CLIENT_DEFAULT)
+        if response.status_code == 404:
+            return None
+        self._raise_for_status(response)
+        card = JobCard.model_validate_json(response.content)
+        timeline = _timeline.validate_json(
+            (await self._get(f"/api/jobs/{card.id}/timeline")).content
+        )
+        self.outbox.put_card(card, timeline, as_of_seq)
+        return self.outbox.card(card.job_number)
+
+    async def prefetch(self) -> int:
+        """Caches the cards of jobs waiting at or in progress at this stage; returns how many."""
+        limit = self.settings.uplink.prefetch_limit
+        if not limit:
+            return 0
+        page = JobPage.model_validate_json(
+            (
+                await self._get(
+                    "/api/jobs",
+                    params={"stage": self.settings.stage, "active": "true", "limit": limit},
+                )
+            ).content
+        )
+        fetched = 0
+        for job in page.items:
+            cached = self.outbox.card(job.job_number)
+            if cached and (cached.card.status, cached.card.current_stage) == (
+                job.status,
+                job.current_stage,
+            ):
+                continue
+            await self.fetch_card(job.job_number)
+            fetched += 1
+        return fetched
+
+    # -- HTTP --
+
+    async def _get(self, path: str, **kwargs: object) -> httpx.Response:
+        response = await self._request("GET", path, **kwargs)
+        self._raise_for_status(response)
+        return response
+
+    async def _request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        try:
+            response = await self._client.request(method, path, **kwargs)  # type: ignore[arg-type]
+        except httpx.HTTPError as error:
+            self._publish(connection="offline", detail=type(error).__name__)
+            raise Offline(f"{type(error).__name__}: {error}") from error
+        if response.status_code >= 500:
+            self._publish(connection="offline", detail=f"server error {response.status_code}")
+            raise Offline(f"server error {response.status_code}")
+        if response.status_code in (401, 403):
+            self._publish(connection="unauthorised", detail=": ".join(_first_error(response)))
+            raise Unauthorised(f"{response.status_code}")
+        offset = _clock_offset(response)
+        if abs(offset - self.status.clock_offset_seconds) < 5:  # the Date header has 1 s steps
+            offset = self.status.clock_offset_seconds
+        self._publish(connection="online", detail="", clock_offset_seconds=offset)
+        return response
+
+    @staticmethod
+    def _raise_for_status(response: httpx.Response) -> None:
+        if response.is_error:
+            raise Offline(f"{response.status_code}: {': '.join(_first_error(response))}")
+
+    def _publish(self, **changes: object) -> None:
+        counts = self.outbox.counts()
+        status = replace(
+            self.status, queued=counts["queued"], rejected=counts["rejected"], **changes
+        )
+        if status != self.status:
+            self.status = status
+            self.changed.emit(status)
+
+
+def _first_error(response: httpx.Response) -> tuple[str, str]:
+    try:
+        detail = response.json()["detail"][0]
+        return str(detail["field"]), str(detail["message"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return "response", f"HTTP {response.status_code}"
+
+
+def _clock_offset(response: httpx.Response) -> float:
+    date = response.headers.get("date")
+    if not date:
+        return 0.0
+    return (parsedate_to_datetime(date) - datetime.now(UTC)).total_seconds()

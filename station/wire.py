@@ -1,0 +1,167 @@
+"""The station's own copies of the server's wire models (field-compatible with server.schemas).
+
+Kept here so a station PC needs only this package and `drivers`, never the server code.
+Responses ignore fields the station does not use, so the server may add fields freely.
+"""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class Action(StrEnum):
+    start = "start"
+    complete = "complete"
+    hold = "hold"
+    release = "release"
+    breakage = "breakage"
+    rework = "rework"
+    note = "note"
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    in_progress = "in_progress"
+    on_hold = "on_hold"
+    completed = "completed"
+    cancelled = "cancelled"
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class EventIn(BaseModel):
+    """What the station sends; the server forbids unknown fields, so nothing extra goes in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_uuid: uuid.UUID
+    sequence: int = Field(ge=1)
+    job: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")
+    action: Action
+    operator_badge: str | None = None
+    reason_code: str | None = None
+    to_stage: str | None = None
+    override_reason: str | None = Field(default=None, min_length=3, max_length=200)
+    note: str | None = Field(default=None, max_length=2000)
+    created_at: AwareDatetime
+    sent_at: AwareDatetime
+
+
+class Stage(_Reply):
+    code: str
+    name: str
+
+
+class EyeRx(_Reply):
+    eye: Literal["R", "L"]
+    sph: float
+    cyl: float
+    axis: int | None = None
+    add: float | None = None
+    prism: float | None = None
+    prism_base: str | None = None
+    mono_pd: float | None = None
+    fitting_height: float | None = None
+
+
+class JobCard(_Reply):
+    """`JobOut`: what the job card shows."""
+
+    id: int
+    job_number: str
+    tray_number: str | None
+    store_code: str
+    job_type: str
+    priority: Literal["regular", "rush"]
+    promised_at: datetime
+    lens_design: str
+    lens_material: str
+    lens_index: float
+    surfaced: bool
+    treatments: list[str]
+    frame: dict[str, object]
+    special_instructions: str
+    route_stages: list[Stage]
+    current_stage: Stage | None
+    status: JobStatus
+    prescription: list[EyeRx]
+
+
+class JobSummary(_Reply):
+    id: int
+    job_number: str
+    tray_number: str | None
+    current_stage: Stage | None
+    status: JobStatus
+
+
+class JobPage(_Reply):
+    total: int
+    items: list[JobSummary]
+
+
+class TimelineEntry(_Reply):
+    event_uuid: uuid.UUID
+    action: Action
+    stage: Stage
+    station: str
+    operator_initials: str | None
+    reason_code: str | None
+    to_stage: Stage | None
+    override_reason: str | None
+    note: str | None
+    at: datetime
+
+
+class FieldError(_Reply):
+    field: str
+    message: str
+
+
+class JobState(_Reply):
+    job_number: str
+    tray_number: str | None
+    stage: str | None
+    status: JobStatus
+
+
+class EventResult(_Reply):
+    event_uuid: uuid.UUID
+    status: Literal["stored", "duplicate", "rejected"]
+    job: JobState | None = None
+    error: FieldError | None = None
+
+
+class SequenceGap(_Reply):
+    first_missing: int
+    last_missing: int
+
+
+class BatchReply(_Reply):
+    results: list[EventResult]
+    sequence_gaps: list[SequenceGap]
+
+
+class StationMe(_Reply):
+    name: str
+    stage: Stage
+    last_sequence: int
+
+
+class Operator(_Reply):
+    badge_code: str
+    name: str
+    initials: str
+    role: str
+
+
+class Reason(_Reply):
+    kind: Literal["hold", "breakage", "defect"]
+    code: str
+    description: str
+    return_stage: str | None

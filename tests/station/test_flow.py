@@ -1,0 +1,158 @@
+"""The scan state machine and the outbox, without UI or server."""
+
+import random
+from pathlib import Path
+
+import pytest
+
+from station.flow import Projected, StationFlow, Verdict, decide, project
+from station.outbox import Outbox
+from station.uplink import backoff_delay
+from station.wire import Action, JobStatus
+from tests.station.fakes import REASONS, FakeSource, card
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Outbox:
+    return Outbox(tmp_path / "outbox.sqlite3")
+
+
+@pytest.fixture
+def clock() -> list[float]:
+    return [1000.0]
+
+
+@pytest.fixture
+def flow(outbox: Outbox, clock: list[float]) -> StationFlow:
+    return StationFlow(
+        outbox,
+        FakeSource(outbox),
+        stage="edging",
+        idle_sign_out_seconds=600,
+        repeat_scan_seconds=2,
+        clock=lambda: clock[0],
+    )
+
+
+def test_sequences_are_monotonic_and_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    first = Outbox(path)
+    seqs = [first.record("J1", Action.note, operator_badge=None).seq for _ in range(3)]
+    first.close()
+    again = Outbox(path)
+    seqs.append(again.record("J1", Action.note, operator_badge=None).seq)
+    assert seqs == [1, 2, 3, 4]
+    assert again.counts() == {"queued": 4, "sent": 0, "rejected": 0}
+
+
+def test_the_sequence_base_is_set_once(outbox: Outbox) -> None:
+    assert outbox.sequence_base is None
+    assert outbox.set_sequence_base_once(41) == 41
+    assert outbox.set_sequence_base_once(99) == 41
+
+
+def test_backoff_grows_is_capped_and_jittered() -> None:
+    rng = random.Random(1)
+    delays = [backoff_delay(n, 0.5, 8.0, rng) for n in range(1, 12)]
+    assert 0.25 <= delays[0] <= 0.5
+    assert all(4.0 <= delay <= 8.0 for delay in delays[5:])
+    assert len({round(d, 6) for d in delays[5:]}) > 1  # jitter spreads the resends
+
+
+@pytest.mark.parametrize(
+    ("stage", "status", "verdict"),
+    [
+        ("edging", "queued", Verdict.start),
+        ("edging", "in_progress", Verdict.complete),
+        ("fitting", "queued", Verdict.needs_override),  # already past this stage
+        (None, "queued", Verdict.needs_override),
+        ("edging", "on_hold", Verdict.on_hold),
+        ("shipping", "completed", Verdict.closed),
+    ],
+)
+def test_decide(stage: str | None, status: str, verdict: Verdict) -> None:
+    job = card(stage=stage, status=status)
+    assert decide(job, Projected(stage, JobStatus(status)), "edging")[0] == verdict
+
+
+def test_a_stage_not_on_the_route_needs_an_override() -> None:
+    job = card()
+    verdict, message = decide(job, Projected("edging", JobStatus.queued), "generating")
+    assert verdict == Verdict.needs_override and "Not routed here" in message
+
+
+def test_projection_applies_local_events_idempotently(outbox: Outbox) -> None:
+    reasons = {reason.code: reason for reason in REASONS}
+    start = outbox.record("J1", Action.start, operator_badge="B1001")
+    complete = outbox.record("J1", Action.complete, operator_badge="B1001")
+    once = project(card(), [start, complete], reasons, "edging")
+    assert once == Projected("fitting", JobStatus.queued)
+    # the card may already reflect the start: applying it again changes nothing
+    assert project(card(status="in_progress"), [start, complete], reasons, "edging") == once
+    rework = outbox.record("J1", Action.rework, operator_badge="B1001", reason_code="D-FIT")
+    assert project(card(), [rework], reasons, "edging") == Projected("fitting", JobStatus.queued)
+
+
+async def test_badge_then_job_scans_start_and_complete(
+    flow: StationFlow, outbox: Outbox, clock: list[float]
+) -> None:
+    flow.source.cards["J1"] = card()  # type: ignore[attr-defined]
+    assert (await flow.scan("J1")).tone == "error"  # nobody signed in
+    assert (await flow.scan("B1001")).operator is not None
+    screen = await flow.scan("T1")  # the tray number finds the job
+    assert (screen.tone, screen.message) == ("ok", "Started")
+    assert (await flow.scan("T1")).scan_count == screen.scan_count  # a double read: one scan
+    clock[0] += 5
+    screen = await flow.scan("J1")
+    assert screen.message == "Completed, next: Fitting"
+    assert [event.action for event in outbox.queued(10)] == [Action.start, Action.complete]
+    assert all(event.fields["operator_badge"] == "B1001" for event in outbox.queued(10))
+
+
+async def test_wrong_stage_warns_and_override_records_the_reason(
+    flow: StationFlow, outbox: Outbox
+) -> None:
+    flow.source.cards["J2"] = card("J2", stage="fitting")  # type: ignore[attr-defined]
+    await flow.scan("B1001")
+    screen = await flow.scan("J2")
+    assert (screen.tone, screen.verdict) == ("warning", Verdict.needs_override)
+    assert outbox.queued(10) == []
+    assert flow.override("no").tone == "error"
+    assert flow.override("Route is wrong").message == "Started"
+    assert outbox.queued(10)[0].fields["override_reason"] == "Route is wrong"
+
+
+async def test_reason_barcodes_hold_and_break_the_shown_job(
+    flow: StationFlow, outbox: Outbox
+) -> None:
+    flow.source.cards["J3"] = card("J3")  # type: ignore[attr-defined]
+    await flow.scan("B1001")
+    await flow.scan("J3")
+    assert (await flow.scan("H-FRAME")).state == Projected("edging", JobStatus.on_hold)
+    assert flow.record(Action.release).message == "Released"
+    screen = await flow.scan("B-CHIP")
+    assert (screen.message, screen.state) == ("Breakage recorded", Projected("edging", "queued"))
+    assert [e.action for e in outbox.queued(10)][-3:] == [
+        Action.hold,
+        Action.release,
+        Action.breakage,
+    ]
+
+
+async def test_offline_uncached_jobs_are_still_recorded(
+    flow: StationFlow, outbox: Outbox, clock: list[float]
+) -> None:
+    flow.source.online = False  # type: ignore[attr-defined]
+    await flow.scan("B1001")
+    assert (await flow.scan("J77")).tone == "warning"
+    clock[0] += 5
+    await flow.scan("J77")
+    assert [e.action for e in outbox.queued(10)] == [Action.start, Action.complete]
+
+
+async def test_unknown_job_and_idle_sign_out(flow: StationFlow, clock: list[float]) -> None:
+    await flow.scan("B1001")
+    assert (await flow.scan("J404")).message == "Unknown job or tray J404"
+    clock[0] += 601
+    flow.check_idle()
+    assert flow.screen.operator is None and "idle" in flow.screen.message
