@@ -1,0 +1,86 @@
+"""Exactly-once against the REAL server: stop it, scan 100 jobs, restart, compare UUID sets."""
+
+import asyncio
+import sqlite3
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from station.flow import StationFlow
+from station.outbox import Outbox
+from station.settings import StationSettings, UplinkSettings
+from station.uplink import Uplink
+from tests.station.conftest import LiveServer
+
+DRAIN_TIMEOUT = 60.0
+
+
+def _server_uuids(server: LiveServer, table: str, station: str) -> Counter[uuid.UUID]:
+    with sqlite3.connect(server.root / "lenstrack.db") as db:
+        rows = db.execute(
+            f"SELECT e.event_uuid FROM {table} e JOIN station s ON s.id = e.station_id"
+            " WHERE s.name = ?",
+            (station,),
+        )
+        return Counter(uuid.UUID(str(value)) for (value,) in rows)
+
+
+async def _drained(outbox: Outbox) -> None:
+    while outbox.counts()["queued"]:
+        await asyncio.sleep(0.1)
+
+
+async def test_a_server_outage_loses_and_duplicates_nothing(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    settings = StationSettings(
+        name="EDGE-1",
+        stage="edging",
+        server_url=live_server.url,
+        token=live_server.token("EDGE-1"),
+        data_dir=tmp_path,
+        uplink=UplinkSettings(backoff_base_seconds=0.1, backoff_cap_seconds=0.5, batch_size=25),
+    )
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    uplink = Uplink(settings, outbox)
+    flow = StationFlow(
+        outbox, uplink, stage="edging", idle_sign_out_seconds=3600, repeat_scan_seconds=0
+    )
+    await uplink.refresh_reference()
+    await uplink.prefetch()
+    sender = asyncio.create_task(uplink.run())
+    try:
+        await flow.scan("B1001")
+        live_server.stop()
+        for number in range(100):
+            await flow.scan(f"J{100000 + number}")
+        # A job on hold or closed is only shown with a warning; every other scan is an event.
+        recorded = outbox.counts()["queued"]
+        assert 90 <= recorded <= 100
+        await asyncio.sleep(1)  # the sender keeps failing and backing off meanwhile
+        assert uplink.status.connection == "offline"
+        live_server.start()
+        await asyncio.wait_for(_drained(outbox), DRAIN_TIMEOUT)
+
+        # A reply lost on the way back: the station resends what the server already has.
+        with sqlite3.connect(tmp_path / "outbox.sqlite3") as db:
+            db.execute("UPDATE events SET state = 'queued' WHERE state = 'sent' AND seq <= 30")
+        uplink.wake()
+        await asyncio.wait_for(_drained(outbox), DRAIN_TIMEOUT)
+    finally:
+        sender.cancel()
+        await uplink.close()
+
+    local = set(outbox.all_uuids())
+    stored = _server_uuids(live_server, "stage_event", "EDGE-1")
+    rejected = _server_uuids(live_server, "rejected_event", "EDGE-1")
+    ours_stored = Counter({key: n for key, n in stored.items() if key in local})
+    ours_rejected = Counter({key: n for key, n in rejected.items() if key in local})
+    assert len(local) == recorded
+    assert local - set(ours_stored) - set(ours_rejected) == set(), "missing on the server"
+    assert [key for key, n in (ours_stored + ours_rejected).items() if n > 1] == [], "duplicated"
+    assert outbox.counts() == {
+        "queued": 0,
+        "sent": len(ours_stored),
+        "rejected": len(ours_rejected),
+    }
