@@ -12,6 +12,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -121,15 +123,29 @@ class JobCreate(_In):
     right: PrescriptionEyeIn | None = None
     left: PrescriptionEyeIn | None = None
 
+    # Field validators (not one model validator) so each error names its field.
+    @field_validator("promised_at")
+    @classmethod
+    def _promised_after_ordered(cls, promised_at: datetime, info: ValidationInfo) -> datetime:
+        ordered_at = info.data.get("ordered_at")
+        if ordered_at is not None and promised_at < ordered_at:
+            raise ValueError("is before ordered_at")
+        return promised_at
+
+    @field_validator("right", "left")
+    @classmethod
+    def _add_for_multifocals(
+        cls, eye: PrescriptionEyeIn | None, info: ValidationInfo
+    ) -> PrescriptionEyeIn | None:
+        design = info.data.get("lens_design")
+        if eye is not None and design not in (None, LensDesign.SV) and eye.add is None:
+            raise ValueError(f"{design} lenses need an add power for each eye")
+        return eye
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.right is None and self.left is None:
             raise ValueError("at least one eye (right or left) is required")
-        if self.promised_at < self.ordered_at:
-            raise ValueError("promised_at is before ordered_at")
-        for eye in (self.right, self.left):
-            if eye is not None and self.lens_design != LensDesign.SV and eye.add is None:
-                raise ValueError(f"{self.lens_design} lenses need an add power for each eye")
         return self
 
 
@@ -204,7 +220,7 @@ class EventIn(_In):
     """One scan-time event made by a station. The station is known from its token."""
 
     event_uuid: uuid.UUID
-    sequence: int = Field(ge=1, description="Per-station, increasing by 1 per event.")
+    sequence: int = Field(ge=1, le=2**63 - 1, description="Per-station, increasing by 1 per event.")
     job: ScanCode = Field(description="Job number or tray number as scanned.")
     action: EventAction
     operator_badge: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
@@ -216,10 +232,16 @@ class EventIn(_In):
     created_at: AwareDatetime = Field(description="Device clock at scan time.")
     sent_at: AwareDatetime = Field(description="Device clock when this send began.")
 
+    @field_validator("sent_at")
+    @classmethod
+    def _sent_after_created(cls, sent_at: datetime, info: ValidationInfo) -> datetime:
+        created_at = info.data.get("created_at")
+        if created_at is not None and created_at > sent_at:
+            raise ValueError("is before created_at")
+        return sent_at
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if self.created_at > self.sent_at:
-            raise ValueError("created_at is after sent_at")
         if self.breakage is not None and self.action != EventAction.breakage:
             raise ValueError("breakage details belong to a breakage event")
         return self

@@ -1,6 +1,8 @@
 """Every error answers `{"detail": [{"field": ..., "message": ...}]}` with a 4xx status."""
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,12 +32,18 @@ async def _domain_error(_request: Request, error: Exception) -> JSONResponse:
     )
 
 
+def _validation_item(item: Mapping[str, Any]) -> dict[str, str]:
+    loc = tuple(item.get("loc", ()))
+    if item.get("type") == "json_invalid":
+        # Its location is ("body", character offset), which names no field.
+        reason = (item.get("ctx") or {}).get("error", "malformed")
+        return {"field": "body", "message": f"invalid JSON at character {loc[-1]}: {reason}"}
+    return {"field": _location(loc), "message": str(item.get("msg", ""))}
+
+
 async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    detail = [
-        {"field": _location(tuple(item.get("loc", ()))), "message": str(item.get("msg", ""))}
-        for item in error.errors()
-    ]
+    detail = [_validation_item(item) for item in error.errors()]
     return JSONResponse({"detail": detail}, 422)
 
 

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from server.api.deps import CurrentPerson, CurrentPrincipal, DbSession
 from server.domain import jobs
@@ -10,6 +10,9 @@ from server.models import JobStatus
 from server.schemas import JobCreate, JobOut, JobPage, TimelineEntry
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+# Bounded to the id column, so an absurd id is a 422 rather than a database overflow.
+JobId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -28,7 +31,7 @@ def list_jobs(
     status: JobStatus | None = None,
     active: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> JobPage:
     total, page = jobs.list_jobs(
         session, principal, stage=stage, status=status, active=active, limit=limit, offset=offset
@@ -42,12 +45,12 @@ def lookup_job(code: str, principal: CurrentPrincipal, session: DbSession) -> Jo
 
 
 @router.get("/{job_id}")
-def get_job(job_id: int, principal: CurrentPrincipal, session: DbSession) -> JobOut:
+def get_job(job_id: JobId, principal: CurrentPrincipal, session: DbSession) -> JobOut:
     return jobs.job_out(jobs.get_job(session, principal, job_id))
 
 
 @router.get("/{job_id}/timeline")
 def job_timeline(
-    job_id: int, principal: CurrentPrincipal, session: DbSession
+    job_id: JobId, principal: CurrentPrincipal, session: DbSession
 ) -> list[TimelineEntry]:
     return jobs.job_timeline(session, principal, job_id)
