@@ -1,0 +1,45 @@
+"""Lens tolerance checks (ANSI Z80.1 and store profiles): pure functions over pydantic models.
+
+Only `load_profiles` reads a file. Shared by the server and the offline QC station, so it
+imports neither.
+"""
+
+from lenstrack.optics.checks import check_pair
+from lenstrack.optics.models import (
+    Check,
+    CheckRequest,
+    CheckResult,
+    Design,
+    Eye,
+    EyeRx,
+    PairRx,
+    Powers,
+)
+from lenstrack.optics.profiles import (
+    DEFAULT_PROFILES_PATH,
+    Band,
+    Profile,
+    ProfileError,
+    ToleranceFile,
+    band_tolerance,
+    load_profiles,
+)
+
+__all__ = [
+    "DEFAULT_PROFILES_PATH",
+    "Band",
+    "Check",
+    "CheckRequest",
+    "CheckResult",
+    "Design",
+    "Eye",
+    "EyeRx",
+    "PairRx",
+    "Powers",
+    "Profile",
+    "ProfileError",
+    "ToleranceFile",
+    "band_tolerance",
+    "check_pair",
+    "load_profiles",
+]
