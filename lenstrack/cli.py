@@ -10,7 +10,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 # Modules that expose `register(subparsers)`; each subcommand sets `handler` via set_defaults.
-COMMAND_MODULES = ("server.cli", "station.cli", "drivers.cli", "lenstrack.demo")
+COMMAND_MODULES = (
+    "server.cli",
+    "station.cli",
+    "drivers.cli",
+    "lenstrack.demo",
+    "lenstrack.optics_cli",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
