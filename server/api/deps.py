@@ -36,11 +36,14 @@ def request_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE)
 
 
-def get_principal(request: Request, session: DbSession) -> Principal:
+def get_principal(request: Request, context: Context) -> Principal:
     token = request_token(request)
     if token is None:
         raise Unauthorized("authorization", "log in or send a station bearer token")
-    return authenticate(session, token)
+    # Its own short transaction: a request-long one would hold SQLite's write lock (BEGIN
+    # IMMEDIATE) while an endpoint opens its own session, which then waits for it and fails.
+    with context.db.session() as session:
+        return authenticate(session, token)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
