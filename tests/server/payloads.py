@@ -61,3 +61,30 @@ def field_errors(response: httpx.Response) -> dict[str, str]:
         assert isinstance(item["field"], str) and item["field"], item
         assert isinstance(item["message"], str) and item["message"], item
     return {item["field"]: item["message"] for item in detail}
+
+
+STOCK_SV_STATIONS = ("EDGE-1", "FIT-1", "QC-1", "SHIP-1")
+
+
+async def run_route(
+    client: httpx.AsyncClient,
+    headers: dict[str, dict[str, str]],
+    code: str,
+    stations: tuple[str, ...] = STOCK_SV_STATIONS,
+    badge: str = "B1001",
+) -> None:
+    """Starts and completes the job at each station in turn, one batch per station.
+
+    `headers` maps a station name to its bearer header.
+    """
+    for station in stations:
+        batch = {
+            "events": [
+                event_body(code, 1, "start", operator_badge=badge),
+                event_body(code, 2, "complete", operator_badge=badge),
+            ]
+        }
+        response = await client.post("/api/events/batch", json=batch, headers=headers[station])
+        assert response.status_code == 200, response.text
+        statuses = [result["status"] for result in response.json()["results"]]
+        assert statuses == ["stored", "stored"], response.text
