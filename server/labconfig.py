@@ -61,6 +61,7 @@ class StageConfig(_Strict):
     code: str = Code
     name: str = Field(min_length=1, max_length=120)
     stalled_after_minutes: int = Field(default=240, gt=0)
+    capacity: int = Field(default=1, gt=0, description="Jobs one station runs at once.")
 
 
 class RouteConfig(_Strict):

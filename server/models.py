@@ -149,6 +149,8 @@ class Stage(Base):
     name: Mapped[str] = mapped_column(String(120))
     position: Mapped[int]
     stalled_after_minutes: Mapped[int] = mapped_column(default=240)
+    # Jobs one station processes at once (coating runs whole batches); sizes queue waits.
+    capacity: Mapped[int] = mapped_column(default=1)
 
 
 class Route(Base):
@@ -297,6 +299,7 @@ class Job(Base):
     rework_count: Mapped[int] = mapped_column(default=0)
     breakage_count: Mapped[int] = mapped_column(default=0)
     state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    eta: Mapped[datetime | None]  # when the job should finish its route, recomputed on change
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     store: Mapped[Store] = relationship(lazy="joined")
@@ -413,3 +416,63 @@ class Breakage(Base):
 
     stage: Mapped[Stage] = relationship(lazy="joined")
     station: Mapped[Station] = relationship(lazy="joined")
+
+
+class FlagKind(StrEnum):
+    late = "late"
+    at_risk = "at_risk"
+    stalled = "stalled"
+    on_hold = "on_hold"
+    rework = "rework"
+    breakage = "breakage"
+
+
+class JobFlag(Base):
+    """A raised flag; clearing it keeps the row, so a job's flag history stays readable."""
+
+    __tablename__ = "job_flag"
+    __table_args__ = (
+        Index(
+            "uq_job_flag_open",
+            "job_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("cleared_at IS NULL"),
+            postgresql_where=text("cleared_at IS NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    kind: Mapped[FlagKind] = mapped_column(_enum(FlagKind))
+    reason: Mapped[str] = mapped_column(String(300))
+    raised_at: Mapped[datetime]
+    cleared_at: Mapped[datetime | None]
+
+
+class JobUpdate(Base):
+    """The change feed: one row per change a page or webhook may care about.
+
+    Written in the transaction that makes the change; readers (one per server process) fetch
+    rows after the last id they saw, so a missed notification is caught up, never lost.
+    """
+
+    __tablename__ = "job_update"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"))
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # event, flag_raised, flag_cleared, eta
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StageTime(Base):
+    """Learned median minutes at a stage for a route, kept fresh by the periodic sweep."""
+
+    __tablename__ = "stage_time"
+    __table_args__ = (UniqueConstraint("route_id", "stage_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    route_id: Mapped[int] = mapped_column(ForeignKey("route.id"))
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stage.id"))
+    median_minutes: Mapped[float]
+    samples: Mapped[int]
+    updated_at: Mapped[datetime]

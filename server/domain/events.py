@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from server.domain.auth import StationPrincipal
 from server.domain.breakage import record_breakage
 from server.domain.errors import Conflict, DomainError, Invalid
+from server.domain.flags import refresh_job
 from server.domain.jobs import lookup_job
 from server.models import (
     EventAction,
@@ -267,7 +268,10 @@ def ingest_event(
         if transition != Transition(
             job.current_stage_id, job.status, job.status_before_hold, job.is_active
         ):
-            job.current_stage_id = transition.stage_id
+            # Through the relationship, so the job's loaded stage follows (flags name it).
+            job.current_stage = (
+                session.get_one(Stage, transition.stage_id) if transition.stage_id else None
+            )
             job.status = transition.status
             job.status_before_hold = transition.status_before_hold
             job.is_active = transition.is_active
@@ -275,6 +279,7 @@ def ingest_event(
             job.breakage_count += transition.breakage_increment
             job.state_changed_at = received_at
         session.flush()
+        refresh_job(session, job, received_at, changed=True)
     session.refresh(job)
     return EventResult(
         event_uuid=event.event_uuid, status="stored", event_id=event_id, job=_job_state(job)

@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from server.domain.auth import LAB_ROLES, PersonPrincipal, Principal
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from server.domain.flags import refresh_job
 from server.domain.naming import initials
 from server.models import (
     Eye,
@@ -19,6 +20,7 @@ from server.models import (
     Stage,
     StageEvent,
     Store,
+    utcnow,
 )
 from server.schemas import (
     JobCreate,
@@ -97,6 +99,7 @@ def create_job(session: Session, principal: Principal, order: JobCreate) -> Job:
             session.add(job)
     except IntegrityError as error:  # a concurrent order took the number between check and insert
         raise Conflict("job_number", "job or tray number is already in use") from error
+    refresh_job(session, job, utcnow(), changed=True)
     return job
 
 

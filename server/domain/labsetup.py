@@ -55,6 +55,7 @@ def apply_lab_config(session: Session, config: LabConfig) -> Lab:
         stage.name = stage_config.name
         stage.position = position
         stage.stalled_after_minutes = stage_config.stalled_after_minutes
+        stage.capacity = stage_config.capacity
         stages[stage_config.code] = stage
         session.add(stage)
     session.flush()

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from server.domain.auth import PersonPrincipal, StationPrincipal, set_password
 from server.domain.events import ingest_event, last_sequence
+from server.domain.flags import learn_stage_times, sweep
 from server.domain.jobs import create_job
 from server.domain.labsetup import apply_lab_config
 from server.labconfig import LabConfig
@@ -116,6 +117,9 @@ def seed_demo(session: Session, config: LabConfig, job_count: int = 200, seed: i
     floor = _DemoFloor(session, rng, stations, reasons, utcnow())
     for number in range(job_count):
         floor.seed_job(creator, stores, number)
+    # History is in place: learn stage times from it and bring ETAs and flags up to now.
+    learn_stage_times(session, lab.id, floor.now)
+    sweep(session, lab.id, floor.now)
     return True
 
 

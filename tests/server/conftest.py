@@ -3,7 +3,7 @@
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -57,6 +57,7 @@ class Lab:
         design: LensDesign = LensDesign.SV,
         surfaced: bool = False,
         priority: Priority = Priority.regular,
+        promised_in: timedelta = timedelta(days=2),
     ) -> int:
         now = utcnow()
         order = JobCreate(
@@ -66,7 +67,7 @@ class Lab:
             patient_ref="P-1",
             priority=priority,
             ordered_at=now - timedelta(hours=1),
-            promised_at=now + timedelta(days=2),
+            promised_at=now + promised_in,
             lens_design=design,
             lens_material="CR-39",
             lens_index=1.5,
@@ -134,10 +135,20 @@ class Floor:
         values.update(fields)
         return EventIn.model_validate(values)
 
-    def send(self, station: str, job: str, action: EventAction, **fields: object) -> str:
+    def send(
+        self,
+        station: str,
+        job: str,
+        action: EventAction,
+        at: datetime | None = None,
+        **fields: object,
+    ) -> str:
+        """Sends as the station would; `at` puts the scan and its arrival on a chosen clock."""
+        if at is not None:
+            fields = {"created_at": at, "sent_at": at, **fields}
         event = self.event(station, job, action, **fields)
         with self.lab.context.db.session() as session:
-            result = ingest_event(session, self.station(station), event)
+            result = ingest_event(session, self.station(station), event, received_at=at)
         return result.status
 
     def state(self, job_id: int) -> tuple[str | None, JobStatus]:

@@ -1,0 +1,295 @@
+"""The delay engine: each open job's ETA and its flags, with reasons a store person understands.
+
+Everything takes `now` explicitly, so tests run it on a controllable clock. It runs on every
+event (for that job, in the event's transaction) and in a periodic sweep (for time-based
+flags such as late and stalled, and to learn stage times from history).
+"""
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from server.models import (
+    EventAction,
+    FlagKind,
+    Job,
+    JobFlag,
+    JobStatus,
+    JobUpdate,
+    Lab,
+    ReasonCode,
+    Stage,
+    StageEvent,
+    StageTime,
+    Station,
+)
+
+LEARNING_WINDOW = timedelta(days=14)
+MIN_SAMPLES = 5
+# While a stage runs over its expected time, assume at least this share of it is still left.
+MIN_REMAINING_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class FloorLoad:
+    """What the ETA needs to know about the lab right now."""
+
+    learned_minutes: dict[tuple[int, int], float]  # (route_id, stage_id) -> median minutes
+    queued: dict[int, int]  # stage_id -> active jobs at that stage
+    stations: dict[int, int]  # stage_id -> active stations
+    capacity: dict[int, int]  # stage_id -> jobs a station runs at once
+
+    def minutes(self, route_id: int, stage_id: int, standard: float) -> float:
+        return self.learned_minutes.get((route_id, stage_id), standard)
+
+    def queue_wait(self, stage_id: int, minutes: float, ahead_of_self: int = 0) -> float:
+        """Minutes until a station at the stage is free for one more job."""
+        waiting = max(0, self.queued.get(stage_id, 0) - ahead_of_self)
+        slots = self.stations.get(stage_id, 1) * self.capacity.get(stage_id, 1)
+        return math.floor(waiting / max(1, slots)) * minutes
+
+
+def floor_load(session: Session, lab_id: int) -> FloorLoad:
+    learned = {
+        (row.route_id, row.stage_id): row.median_minutes
+        for row in session.scalars(
+            select(StageTime)
+            .join(Stage, StageTime.stage_id == Stage.id)
+            .where(Stage.lab_id == lab_id)
+        )
+    }
+    queued = dict(
+        session.execute(
+            select(Job.current_stage_id, func.count(Job.id))
+            .where(Job.lab_id == lab_id, Job.is_active, Job.current_stage_id.is_not(None))
+            .group_by(Job.current_stage_id)
+        ).all()
+    )
+    stations = dict(
+        session.execute(
+            select(Station.stage_id, func.count(Station.id))
+            .where(Station.lab_id == lab_id, Station.active)
+            .group_by(Station.stage_id)
+        ).all()
+    )
+    capacity = dict(
+        session.execute(select(Stage.id, Stage.capacity).where(Stage.lab_id == lab_id)).all()
+    )
+    return FloorLoad(learned, queued, stations, capacity)
+
+
+def estimate_eta(job: Job, load: FloorLoad, now: datetime) -> datetime | None:
+    """Now plus the remaining route: the current stage's rest, then queue and work at each
+    later stage. A finished job has no ETA."""
+    if not job.is_active:
+        return None
+    steps = job.route.steps
+    stage_ids = [step.stage_id for step in steps]
+    start = stage_ids.index(job.current_stage_id) if job.current_stage_id in stage_ids else 0
+    remaining = 0.0
+    for offset, step in enumerate(steps[start:]):
+        minutes = load.minutes(job.route_id, step.stage_id, step.standard_minutes)
+        if offset == 0 and job.status == JobStatus.in_progress:
+            elapsed = (now - job.state_changed_at).total_seconds() / 60
+            remaining += max(minutes - elapsed, minutes * MIN_REMAINING_SHARE)
+        else:
+            # The job itself counts in its current stage's queue; later stages' queues not.
+            remaining += load.queue_wait(step.stage_id, minutes, ahead_of_self=int(offset == 0))
+            remaining += minutes
+    return now + timedelta(minutes=remaining)
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%a %d %b %H:%M")
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def _last_event(session: Session, job: Job, action: EventAction) -> StageEvent | None:
+    return session.scalar(
+        select(StageEvent)
+        .where(StageEvent.job_id == job.id, StageEvent.action == action)
+        .order_by(StageEvent.id.desc())
+        .limit(1)
+    )
+
+
+def _reason_text(session: Session, lab_id: int, code: str | None) -> str:
+    if code is None:
+        return "no reason given"
+    description = session.scalar(
+        select(ReasonCode.description).where(ReasonCode.lab_id == lab_id, ReasonCode.code == code)
+    )
+    return (description or code).lower()
+
+
+def _still_redoing(job: Job, event: StageEvent | None) -> bool:
+    """A rework or breakage stays flagged until the job is past the stage where it happened."""
+    if event is None:
+        return False
+    positions = {step.stage_id: step.position for step in job.route.steps}
+    here = positions.get(job.current_stage_id or -1, 0)
+    return here <= positions.get(event.stage_id, len(positions))
+
+
+def assess_flags(
+    session: Session, job: Job, eta: datetime | None, now: datetime, zone: ZoneInfo
+) -> dict[FlagKind, str]:
+    """The flags the job should have now, each with its reason."""
+    if not job.is_active:
+        return {}
+    stage = job.current_stage.name if job.current_stage else "no stage"
+    flags: dict[FlagKind, str] = {}
+    if now > job.promised_at:
+        flags[FlagKind.late] = (
+            f"Promised for {_local(job.promised_at, zone)}; still at {stage}."
+            + (f" Now expected {_local(eta, zone)}." if eta else "")
+        )
+    elif eta is not None and eta > job.promised_at:
+        flags[FlagKind.at_risk] = (
+            f"Expected {_local(eta, zone)}, after the promised {_local(job.promised_at, zone)}."
+        )
+    if job.status == JobStatus.on_hold:
+        hold = _last_event(session, job, EventAction.hold)
+        why = _reason_text(session, job.lab_id, hold.reason_code if hold else None)
+        flags[FlagKind.on_hold] = f"On hold at {stage}: {why}."
+    elif job.current_stage is not None:
+        idle = now - job.state_changed_at
+        if idle > timedelta(minutes=job.current_stage.stalled_after_minutes):
+            flags[FlagKind.stalled] = f"No progress at {stage} for {_duration(idle)}."
+    rework = _last_event(session, job, EventAction.rework)
+    if _still_redoing(job, rework):
+        assert rework is not None
+        why = _reason_text(session, job.lab_id, rework.reason_code)
+        flags[FlagKind.rework] = (
+            f"Failed at {rework.stage.name} ({why}); being redone from {stage}."
+        )
+    breakage = _last_event(session, job, EventAction.breakage)
+    if _still_redoing(job, breakage):
+        assert breakage is not None
+        why = _reason_text(session, job.lab_id, breakage.reason_code)
+        flags[FlagKind.breakage] = (
+            f"Broke at {breakage.stage.name} ({why}); being remade from {stage}."
+        )
+    return flags
+
+
+def _record(session: Session, job: Job, kind: str, detail: dict[str, object]) -> None:
+    session.add(JobUpdate(job_id=job.id, store_id=job.store_id, kind=kind, detail=detail))
+
+
+def refresh_job(
+    session: Session,
+    job: Job,
+    now: datetime,
+    load: FloorLoad | None = None,
+    changed: bool = False,
+) -> None:
+    """Recompute the job's ETA and raise or clear its flags; every change goes to the feed.
+
+    `changed` says the caller changed the job itself (an event), which the feed reports too.
+    """
+    load = load or floor_load(session, job.lab_id)
+    zone = ZoneInfo(session.get_one(Lab, job.lab_id).timezone)
+    eta = estimate_eta(job, load, now)
+    eta_moved = eta != job.eta and (
+        job.eta is None or eta is None or abs((eta - job.eta).total_seconds()) >= 60
+    )
+    if eta_moved:
+        job.eta = eta
+    wanted = assess_flags(session, job, job.eta, now, zone)
+    open_flags = {
+        flag.kind: flag
+        for flag in session.scalars(
+            select(JobFlag).where(JobFlag.job_id == job.id, JobFlag.cleared_at.is_(None))
+        )
+    }
+    for kind, flag in open_flags.items():
+        if kind not in wanted:
+            flag.cleared_at = now
+            _record(session, job, "flag_cleared", {"flag": kind.value, "reason": flag.reason})
+        elif wanted[kind] != flag.reason:
+            flag.reason = wanted[kind]  # same flag, fresher wording (e.g. a longer stall)
+    for kind, reason in wanted.items():
+        if kind not in open_flags:
+            session.add(JobFlag(job_id=job.id, kind=kind, reason=reason, raised_at=now))
+            _record(session, job, "flag_raised", {"flag": kind.value, "reason": reason})
+    if changed or eta_moved:
+        _record(
+            session,
+            job,
+            "job_changed" if changed else "eta_changed",
+            {
+                "stage": job.current_stage.code if job.current_stage else None,
+                "status": job.status.value,
+                "eta": job.eta.isoformat() if job.eta else None,
+            },
+        )
+    session.flush()
+
+
+def learn_stage_times(session: Session, lab_id: int, now: datetime) -> int:
+    """Median start→complete minutes per route and stage over the recent window.
+
+    Only pairs with at least MIN_SAMPLES samples replace the standard minutes. Returns how
+    many (route, stage) medians were stored.
+    """
+    rows = session.execute(
+        select(StageEvent.job_id, StageEvent.stage_id, StageEvent.action, StageEvent.corrected_at)
+        .join(Job, StageEvent.job_id == Job.id)
+        .where(
+            Job.lab_id == lab_id,
+            StageEvent.action.in_([EventAction.start, EventAction.complete]),
+            StageEvent.corrected_at >= now - LEARNING_WINDOW,
+        )
+        .order_by(StageEvent.job_id, StageEvent.id)
+    )
+    routes = dict(session.execute(select(Job.id, Job.route_id).where(Job.lab_id == lab_id)).all())
+    started: dict[tuple[int, int], datetime] = {}
+    durations: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for job_id, stage_id, action, at in rows:
+        if action == EventAction.start:
+            started[(job_id, stage_id)] = at
+        elif (job_id, stage_id) in started:
+            minutes = (at - started.pop((job_id, stage_id))).total_seconds() / 60
+            durations[(routes[job_id], stage_id)].append(minutes)
+    existing = {
+        (row.route_id, row.stage_id): row
+        for row in session.scalars(
+            select(StageTime)
+            .join(Stage, StageTime.stage_id == Stage.id)
+            .where(Stage.lab_id == lab_id)
+        )
+    }
+    stored = 0
+    for (route_id, stage_id), samples in durations.items():
+        if len(samples) < MIN_SAMPLES:
+            continue
+        row = existing.get((route_id, stage_id)) or StageTime(route_id=route_id, stage_id=stage_id)
+        row.median_minutes = statistics.median(samples)
+        row.samples = len(samples)
+        row.updated_at = now
+        session.add(row)
+        stored += 1
+    session.flush()
+    return stored
+
+
+def sweep(session: Session, lab_id: int, now: datetime) -> int:
+    """Refresh every open job (time alone raises late and stalled); returns jobs visited."""
+    load = floor_load(session, lab_id)
+    jobs = session.scalars(select(Job).where(Job.lab_id == lab_id, Job.is_active)).all()
+    for job in jobs:
+        refresh_job(session, job, now, load)
+    # Flags of jobs that finished since the last sweep are cleared by their final event.
+    return len(jobs)
