@@ -1,0 +1,249 @@
+"""Decode job-ticket barcodes from camera frames without ever reporting a misread.
+
+Stages, cheapest first: zxing-cpp on the whole frame (restricted to the configured formats);
+then every 1D region `locate` finds that no read covers yet is rotated upright and decoded
+again by zxing-cpp and ZBar, and, if still unread, as column-averaged scanline profiles (one per
+horizontal band, plain and slightly de-blurred) — averaging along the bars removes sensor
+noise without touching the bars, which is what blur and noise leave of an L2 frame.
+
+Every decode is a vote; `BarcodeDecoder.decode` returns the confirmed codes and, separately,
+the unconfirmed candidates a stream can confirm over several frames (`StreamConfirmer`).
+"""
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import cv2
+import numpy as np
+import zxingcpp
+from pydantic import BaseModel, ConfigDict
+from pyzbar import pyzbar
+
+from .locate import Region, find_regions
+
+
+class Symbology(StrEnum):
+    CODE128 = "code128"
+    CODE39 = "code39"
+    QR = "qr"
+    DATAMATRIX = "datamatrix"
+
+
+ALL_SYMBOLOGIES = tuple(Symbology)
+LINEAR = frozenset({Symbology.CODE128, Symbology.CODE39})
+# Display names as the serial scanners report them (see scanner.framing.AIM_FAMILY).
+SYMBOLOGY_NAMES = {
+    Symbology.CODE128: "Code 128",
+    Symbology.CODE39: "Code 39",
+    Symbology.QR: "QR Code",
+    Symbology.DATAMATRIX: "DataMatrix",
+}
+_ZXING = {
+    Symbology.CODE128: zxingcpp.BarcodeFormat.Code128,
+    Symbology.CODE39: zxingcpp.BarcodeFormat.Code39,
+    Symbology.QR: zxingcpp.BarcodeFormat.QRCode,
+    Symbology.DATAMATRIX: zxingcpp.BarcodeFormat.DataMatrix,
+}
+_FROM_ZXING = {fmt: symbology for symbology, fmt in _ZXING.items()}
+_ZBAR = {
+    Symbology.CODE128: pyzbar.ZBarSymbol.CODE128,
+    Symbology.CODE39: pyzbar.ZBarSymbol.CODE39,
+    Symbology.QR: pyzbar.ZBarSymbol.QRCODE,
+}
+_FROM_ZBAR = {"CODE128": Symbology.CODE128, "CODE39": Symbology.CODE39, "QRCODE": Symbology.QR}
+
+Point = tuple[float, float]
+# Band profiles: one per third of the bar height, so a slightly slanted (perspective) code
+# still gives straight scanlines, and each band is an independent vote.
+BANDS = 3
+PROFILE_ROWS = 24  # rows a profile is repeated to, for decoders that want an image
+# Box lengths (px across the bars) the profile is de-blurred with; 0 = as captured.
+DEBLUR_LENGTHS = (0, 3, 5)
+WIENER_NOISE = 0.02
+
+
+class DecodedCode(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    symbology: Symbology
+    corners: tuple[Point, Point, Point, Point]  # image pixels, around the code
+    decoders: tuple[str, ...]  # which decodes agreed, e.g. ("zxing", "zbar/band1")
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    codes: list[DecodedCode]  # confirmed: safe to act on
+    candidates: list[DecodedCode]  # passed the symbology check but are not yet confirmed
+    ms: float
+
+
+@dataclass(frozen=True)
+class _Vote:
+    text: str
+    symbology: Symbology
+    corners: np.ndarray
+    decoder: str
+    # A decode of the image as captured by zxing-cpp, which itself accepts a linear code only
+    # when two scanlines read the same text; synthesised profiles lack that guard.
+    self_confirmed: bool
+
+
+class BarcodeDecoder:
+    """Decodes still images or frames; stateless apart from its configuration, thread-safe."""
+
+    def __init__(
+        self, symbologies: Iterable[Symbology] = ALL_SYMBOLOGIES, *, max_regions: int = 4
+    ) -> None:
+        self.symbologies = frozenset(symbologies)
+        if not self.symbologies:
+            raise ValueError("no symbology to decode")
+        self.max_regions = max_regions
+        self._linear = self.symbologies & LINEAR
+        self._zxing_all = tuple(_ZXING[s] for s in sorted(self.symbologies))
+        self._zxing_linear = tuple(_ZXING[s] for s in sorted(self._linear))
+        self._zbar_linear = [_ZBAR[s] for s in sorted(self._linear)]
+
+    def decode(self, image: np.ndarray) -> DecodeResult:
+        started = time.perf_counter()
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        votes = self._zxing(gray, "zxing", np.eye(2, 3, dtype=np.float32), try_rotate=True)
+        if self._linear:
+            covered = [v.corners for v in votes if _is_confirmed([v])]
+            for region in find_regions(gray, max_regions=self.max_regions):
+                if not any(_contains(box, region.corners.mean(axis=0)) for box in covered):
+                    votes += self._decode_region(region)
+        codes, candidates = _tally(votes)
+        return DecodeResult(codes, candidates, (time.perf_counter() - started) * 1000)
+
+    def _decode_region(self, region: Region) -> list["_Vote"]:
+        votes = self._zxing(region.crop, "zxing/crop", region.to_image, try_rotate=False)
+        votes += self._zbar(region.crop, "zbar/crop", region)
+        if _has_confirmed(votes):
+            return votes
+        rows = np.array_split(region.crop.astype(np.float32), BANDS, axis=0)
+        for length in DEBLUR_LENGTHS:
+            for band, band_rows in enumerate(rows):
+                profile = _deblur(band_rows.mean(axis=0), length)
+                image = _profile_image(profile)
+                name = f"band{band}" + (f"/deblur{length}" if length else "")
+                votes += self._zxing(image, f"zxing/{name}", None, region=region)
+                votes += self._zbar(image, f"zbar/{name}", region)
+            if _has_confirmed(votes):
+                break
+        return votes
+
+    def _zxing(
+        self,
+        image: np.ndarray,
+        name: str,
+        to_image: np.ndarray | None,
+        *,
+        try_rotate: bool = False,
+        region: Region | None = None,
+    ) -> list[_Vote]:
+        formats = self._zxing_all if try_rotate else self._zxing_linear
+        votes = []
+        for barcode in zxingcpp.read_barcodes(image, formats=formats, try_rotate=try_rotate):
+            if to_image is None:  # a synthesised profile: the region is all we know
+                assert region is not None
+                corners = region.corners
+            else:
+                pos = barcode.position
+                points = [pos.top_left, pos.top_right, pos.bottom_right, pos.bottom_left]
+                corners = _transform([(p.x, p.y) for p in points], to_image)
+            votes.append(
+                _Vote(
+                    text=barcode.text,
+                    symbology=_FROM_ZXING[barcode.format],
+                    corners=corners,
+                    decoder=name,
+                    self_confirmed=to_image is not None,
+                )
+            )
+        return votes
+
+    def _zbar(self, image: np.ndarray, name: str, region: Region) -> list[_Vote]:
+        return [
+            _Vote(
+                text=found.data.decode("latin-1"),
+                symbology=_FROM_ZBAR[found.type],
+                corners=region.corners,
+                decoder=name,
+                self_confirmed=False,
+            )
+            for found in pyzbar.decode(image, symbols=self._zbar_linear)
+            if found.type in _FROM_ZBAR
+        ]
+
+
+def _is_confirmed(votes: Sequence[_Vote]) -> bool:
+    """The no-misread rule for votes that all carry the same symbology and text.
+
+    2D codes carry Reed–Solomon error correction: one decode is enough. Code 128 has a
+    mandatory check character: one decode that zxing confirmed over two scanlines is enough.
+    Code 39 has no mandatory check, and synthesised scanlines can be wrong in a correlated way,
+    so otherwise two different decodes (decoder or band) must agree.
+    """
+    symbology = votes[0].symbology
+    if symbology not in LINEAR:
+        return True
+    if symbology is Symbology.CODE128 and any(v.self_confirmed for v in votes):
+        return True
+    return len({v.decoder for v in votes}) >= 2
+
+
+def _has_confirmed(votes: Sequence[_Vote]) -> bool:
+    return any(_is_confirmed(group) for group in _group(votes).values())
+
+
+def _group(votes: Sequence[_Vote]) -> dict[tuple[Symbology, str], list[_Vote]]:
+    groups: dict[tuple[Symbology, str], list[_Vote]] = {}
+    for vote in votes:
+        groups.setdefault((vote.symbology, vote.text), []).append(vote)
+    return groups
+
+
+def _tally(votes: Sequence[_Vote]) -> tuple[list[DecodedCode], list[DecodedCode]]:
+    codes, candidates = [], []
+    for (symbology, text), group in _group(votes).items():
+        code = DecodedCode(
+            text=text,
+            symbology=symbology,
+            corners=tuple((float(x), float(y)) for x, y in group[0].corners),  # type: ignore[arg-type]
+            decoders=tuple(dict.fromkeys(v.decoder for v in group)),
+        )
+        (codes if _is_confirmed(group) else candidates).append(code)
+    return codes, candidates
+
+
+def _deblur(profile: np.ndarray, length: int) -> np.ndarray:
+    """Wiener-deconvolve a box blur of `length` px (motion or defocus across the bars)."""
+    if length == 0:
+        return profile
+    pad = len(profile) // 2
+    padded = np.pad(profile, pad, mode="edge")
+    kernel = np.zeros(len(padded))
+    kernel[:length] = 1.0 / length
+    kernel = np.roll(kernel, -(length // 2))
+    transfer = np.fft.rfft(kernel)
+    spectrum = np.fft.rfft(padded) * np.conj(transfer) / (np.abs(transfer) ** 2 + WIENER_NOISE)
+    return np.fft.irfft(spectrum, len(padded))[pad : pad + len(profile)]
+
+
+def _profile_image(profile: np.ndarray) -> np.ndarray:
+    low, high = np.percentile(profile, [2, 98])
+    scaled = np.clip((profile - low) * (255.0 / max(high - low, 1e-6)), 0, 255)
+    return np.repeat(scaled.astype(np.uint8)[None, :], PROFILE_ROWS, axis=0)
+
+
+def _transform(points: list[Point], to_image: np.ndarray) -> np.ndarray:
+    homogeneous = np.hstack([np.asarray(points, np.float32), np.ones((len(points), 1))])
+    return (homogeneous @ to_image.T).astype(np.float32)
+
+
+def _contains(corners: np.ndarray, point: np.ndarray) -> bool:
+    contour = corners.reshape(-1, 1, 2).astype(np.float32)
+    return cv2.pointPolygonTest(contour, (float(point[0]), float(point[1])), False) >= 0
