@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
+from .decode_cli import register_decode
 from .lensmeter import CODECS, LensmeterFormat, LensmeterReading
 
 EXIT_OK, EXIT_INPUT_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -19,7 +20,7 @@ class InputUnreadable(Exception):
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    for add in (_add_parse_lensmeter,):
+    for add in (_add_parse_lensmeter, register_decode):
         add(subparsers)
 
 

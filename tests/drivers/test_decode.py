@@ -1,0 +1,175 @@
+"""The decode pipeline and `lenstrack decode` on generated frames and a few corpus frames."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import zxingcpp
+
+from drivers.camera import BarcodeDecoder, Symbology
+from drivers.camera.synth import Level, frame, render_ticket
+from lenstrack.cli import main
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared/corpus/frames-dev"
+CODE128 = BarcodeDecoder([Symbology.CODE128])
+
+
+def texts(image: np.ndarray, decoder: BarcodeDecoder = CODE128) -> list[str]:
+    return [code.text for code in decoder.decode(image).codes]
+
+
+def rotated_ticket(job: str, angle: float, *, blur: float = 0.0, seed: int = 0) -> np.ndarray:
+    """A ticket turned by `angle` degrees on a grey desk, optionally blurred and noisy."""
+    rng = np.random.default_rng(seed)
+    ticket = render_ticket(job, rng)
+    desk = np.full((720, 1280), 110, np.uint8)
+    h, w = ticket.shape
+    desk[210 : 210 + h, 380 : 380 + w] = ticket
+    turn = cv2.getRotationMatrix2D((380 + w / 2, 210 + h / 2), angle, 1.0)
+    image = cv2.warpAffine(desk, turn, (1280, 720), borderValue=110).astype(np.float32)
+    if blur:
+        image = cv2.GaussianBlur(image, (0, 0), blur)
+    image += rng.normal(0, 4, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("level", [Level.L0, Level.L1])
+@pytest.mark.parametrize("seed", range(4))
+def test_reads_generated_tickets(level: Level, seed: int) -> None:
+    job = f"J{4711000 + seed:08d}"
+    assert texts(frame(job, level, np.random.default_rng(seed))) == [job]
+
+
+@pytest.mark.parametrize("angle", [30, 90, 135, 200, 290])
+def test_reads_tickets_at_any_angle(angle: float) -> None:
+    # ZBar and zxing-cpp alone read only near 0/90/180/270°: this needs the rectification.
+    result = CODE128.decode(rotated_ticket("J20240117", angle, blur=1.0))
+    assert [code.text for code in result.codes] == ["J20240117"]
+    (code,) = result.codes
+    centre = np.mean(code.corners, axis=0)
+    assert abs(centre[0] - 640) < 250 and abs(centre[1] - 360) < 200  # boxed where it is
+
+
+def test_l2_frames_are_read_or_left_alone() -> None:
+    # Heavy blur may defeat the decoder; what it reports must still be right.
+    reads = 0
+    for seed in range(6):
+        job = f"{50000000 + seed}"
+        found = texts(frame(job, Level.L2, np.random.default_rng(100 + seed)))
+        assert found in ([], [job])
+        reads += bool(found)
+    assert reads >= 2
+
+
+def test_datamatrix_and_code128_on_one_ticket() -> None:
+    image = frame("J31415926", Level.L1, np.random.default_rng(7), matrix=True)
+    decoder = BarcodeDecoder([Symbology.CODE128, Symbology.DATAMATRIX])
+    found = {(code.symbology, code.text) for code in decoder.decode(image).codes}
+    assert found == {(Symbology.CODE128, "J31415926"), (Symbology.DATAMATRIX, "J31415926")}
+
+
+def test_code39_tray_number() -> None:
+    image = frame("4711", Level.L1, np.random.default_rng(3), symbology=zxingcpp.Code39)
+    assert texts(image, BarcodeDecoder([Symbology.CODE39])) == ["4711"]
+    assert texts(image) == []  # Code 39 not configured: not looked for
+
+
+def random_stripes(rng: np.random.Generator) -> np.ndarray:
+    """Barcode-like bars of random widths, turned and blurred: the worst case for misreads."""
+    widths = rng.integers(1, 9, 120)
+    row = np.repeat(np.arange(len(widths)) % 2 * 255, widths).astype(np.uint8)
+    stripes = np.repeat(row[None, :], 160, axis=0)
+    desk = np.full((720, 1280), 200, np.uint8)
+    desk[280 : 280 + 160, 300 : 300 + stripes.shape[1]] = stripes[:, : 1280 - 300]
+    turn = cv2.getRotationMatrix2D((640, 360), float(rng.uniform(0, 180)), 1.0)
+    image = cv2.warpAffine(desk, turn, (1280, 720), borderValue=200)
+    return cv2.GaussianBlur(image, (0, 0), float(rng.uniform(0.3, 2.0)))
+
+
+def test_no_false_reads() -> None:
+    rng = np.random.default_rng(42)
+    all_formats = BarcodeDecoder()
+    images = [
+        np.zeros((720, 1280), np.uint8),
+        np.full((720, 1280), 255, np.uint8),
+        rng.integers(0, 256, (720, 1280), dtype=np.uint8),
+        *(frame(None, level, rng) for level in Level),
+        *(random_stripes(rng) for _ in range(25)),
+    ]
+    for image in images:
+        result = all_formats.decode(image)
+        assert result.codes == []
+
+
+def test_wrong_check_character_is_not_reported() -> None:
+    # Splice the check character of J1234568 into J1234567: every bar is valid Code 128,
+    # only the check disagrees — a misprint or a misread scanline looks like this.
+    right, other = (
+        np.array(zxingcpp.write_barcode_to_image(zxingcpp.create_barcode(text, zxingcpp.Code128)))
+        for text in ("J1234567", "J1234568")
+    )
+    assert right.shape == other.shape
+    bars = np.nonzero(right[0] == 0)[0]
+    stop = bars[-1] + 1 - 13  # the stop pattern is 13 modules, the check the 11 before it
+    forged = right.copy()
+    forged[:, stop - 11 : stop] = other[:, stop - 11 : stop]
+    assert not np.array_equal(forged, right)
+
+    def printed(code: np.ndarray) -> np.ndarray:
+        image = cv2.resize(code, None, fx=3, fy=60, interpolation=cv2.INTER_NEAREST)
+        return cv2.copyMakeBorder(image, 200, 200, 200, 200, cv2.BORDER_CONSTANT, value=255)
+
+    assert texts(printed(right)) == ["J1234567"]
+    result = CODE128.decode(printed(forged))
+    assert result.codes == [] and result.candidates == []
+
+
+def write_frames(tmp_path: Path) -> dict[str, str]:
+    rng = np.random.default_rng(11)
+    jobs = {"a_ticket.png": "J55501234", "b_ticket.jpg": "66601234", "c_blank.jpg": ""}
+    for name, job in jobs.items():
+        cv2.imwrite(str(tmp_path / name), frame(job or None, Level.L1, rng))
+    return jobs
+
+
+def test_cli_decodes_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    jobs = write_frames(tmp_path)
+    (tmp_path / "notes.txt").write_text("not an image")  # not an image suffix: skipped
+    assert main(["decode", "--formats", "code128,datamatrix", str(tmp_path)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [Path(line["path"]).name for line in lines] == sorted(jobs)
+    for line in lines:
+        expected = jobs[Path(line["path"]).name]
+        assert line["codes"] == ([{"text": expected, "format": "code128"}] if expected else [])
+        assert 0 < line["ms"] < 5000
+
+
+def test_cli_reports_unreadable_files_and_continues(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_frames(tmp_path)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    paths = [str(broken), str(tmp_path / "missing.png"), str(tmp_path / "a_ticket.png")]
+    assert main(["decode", *paths]) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [sorted(line) for line in lines] == [["error", "path"]] * 2 + [["codes", "ms", "path"]]
+    assert lines[2]["codes"] == [{"text": "J55501234", "format": "code128"}]
+
+
+def test_cli_rejects_unknown_formats(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["decode", "--formats", "code128,ean13", "x.png"])
+    assert exit_info.value.code == 2
+    assert "ean13" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"dev corpus not found at {CORPUS}")
+def test_corpus_frames() -> None:
+    truth: dict[str, str] = json.loads((CORPUS / "truth.json").read_text())
+    # The first frames of each kind: clean, tilted, and two without a barcode.
+    for name in ("f0000_L0.jpg", "f0001_L1.jpg", "f0004_L1.jpg", "f0009_N.jpg", "f0019_N.jpg"):
+        image = cv2.imread(str(CORPUS / name), cv2.IMREAD_GRAYSCALE)
+        assert texts(image) == ([truth[name]] if truth[name] else []), name
