@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from server.api import auth, breakages, events, jobs, stations
 from server.api.errors import install_error_handlers
+from server.background import Sweeper
 from server.context import ServerContext
 from server.pages import login
 from server.settings import Settings
@@ -29,13 +30,17 @@ def create_api(context: ServerContext) -> FastAPI:
 
 def create_app(settings: Settings) -> FastAPI:
     """API plus NiceGUI pages. NiceGUI keeps global state: call this once per process."""
-    from nicegui import ui
+    from nicegui import app, ui
 
     from server.pages.jobs import register_job_pages
 
     context = ServerContext(settings)
     api = create_api(context)
     register_job_pages(context)
+    sweeper = Sweeper(context)
+    for service in (context.bus, sweeper):
+        app.on_startup(service.start)
+        app.on_shutdown(service.stop)
     ui.run_with(
         api,
         title="LensTrack",

@@ -1,9 +1,15 @@
-"""What a running server holds: its settings, its database and the lab configuration."""
+"""What a running server holds: settings, database, and the live bus that feeds its pages."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy.orm import Session
+
 from server.db import Database
+from server.feed import WROTE_FEED
+from server.live import LiveBus
 from server.settings import Settings
 
 
@@ -11,9 +17,20 @@ from server.settings import Settings
 class ServerContext:
     settings: Settings
     db: Database = field(init=False)
+    bus: LiveBus = field(init=False)
 
     def __post_init__(self) -> None:
         self.db = Database(self.settings.resolved_database_url)
+        self.bus = LiveBus(self.db)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction; once it commits a change to the feed, the live bus reads it."""
+        with self.db.session() as session:
+            yield session
+            wrote_feed = session.info.pop(WROTE_FEED, False)
+        if wrote_feed:
+            self.bus.wake()
 
     @property
     def session_lifetime(self) -> timedelta:

@@ -350,3 +350,15 @@ class BreakageOut(_Out):
 
 class ReversalIn(_In):
     reason: Annotated[str, StringConstraints(min_length=3, max_length=200)]
+
+
+class JobUpdateOut(BaseModel):
+    """One entry of the change feed, as pushed to pages and webhooks."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    job_id: int
+    store_id: int
+    kind: str
+    detail: dict[str, object]
+    created_at: datetime

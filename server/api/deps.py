@@ -21,7 +21,7 @@ Context = Annotated[ServerContext, Depends(get_context)]
 
 
 def get_session(context: Context) -> Iterator[Session]:
-    with context.db.session() as session:
+    with context.session() as session:
         yield session
 
 

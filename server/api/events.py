@@ -21,7 +21,7 @@ def post_event(
 ) -> EventResult:
     received_at = utcnow()
     rejection: DomainError | None = None
-    with context.db.session() as session:
+    with context.session() as session:
         try:
             result = events.ingest_event(
                 session,
@@ -46,7 +46,7 @@ def post_batch(batch: EventBatchIn, station: CurrentStation, context: Context) -
     """Applies events in order; each is stored, a duplicate, or rejected with its reason."""
     if len(batch.events) > context.settings.max_batch_size:
         raise Invalid("events", f"at most {context.settings.max_batch_size} events per batch")
-    with context.db.session() as session:
+    with context.session() as session:
         results = events.ingest_batch(
             session, station, batch.events, max_clock_ahead=context.max_clock_ahead
         )

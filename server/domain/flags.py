@@ -15,13 +15,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from server.feed import append_update
 from server.models import (
     EventAction,
     FlagKind,
     Job,
     JobFlag,
     JobStatus,
-    JobUpdate,
     Lab,
     ReasonCode,
     Stage,
@@ -184,10 +184,6 @@ def assess_flags(
     return flags
 
 
-def _record(session: Session, job: Job, kind: str, detail: dict[str, object]) -> None:
-    session.add(JobUpdate(job_id=job.id, store_id=job.store_id, kind=kind, detail=detail))
-
-
 def refresh_job(
     session: Session,
     job: Job,
@@ -217,15 +213,15 @@ def refresh_job(
     for kind, flag in open_flags.items():
         if kind not in wanted:
             flag.cleared_at = now
-            _record(session, job, "flag_cleared", {"flag": kind.value, "reason": flag.reason})
+            append_update(session, job, "flag_cleared", {"flag": kind.value, "reason": flag.reason})
         elif wanted[kind] != flag.reason:
             flag.reason = wanted[kind]  # same flag, fresher wording (e.g. a longer stall)
     for kind, reason in wanted.items():
         if kind not in open_flags:
             session.add(JobFlag(job_id=job.id, kind=kind, reason=reason, raised_at=now))
-            _record(session, job, "flag_raised", {"flag": kind.value, "reason": reason})
+            append_update(session, job, "flag_raised", {"flag": kind.value, "reason": reason})
     if changed or eta_moved:
-        _record(
+        append_update(
             session,
             job,
             "job_changed" if changed else "eta_changed",
