@@ -1,0 +1,188 @@
+"""Station events over HTTP: idempotency, bad input, batches, sequence gaps, racing resends."""
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from server.models import RejectedEvent, StageEvent, utcnow
+from tests.server.conftest import Lab
+from tests.server.payloads import count_rows, event_body, field_errors
+
+
+@pytest.fixture
+def edge(lab: Lab) -> dict[str, str]:
+    """EDGE-1's bearer header, with stock job J1 (tray 0001) queued at edging."""
+    lab.make_job("J1", tray="0001")
+    return lab.station_headers("EDGE-1")
+
+
+async def test_an_event_posted_twice_is_stored_once(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str]
+) -> None:
+    event = event_body("J1", 1)
+    first = await client.post("/api/events", json=event, headers=edge)
+    again = await client.post("/api/events", json=event, headers=edge)
+    assert first.status_code == 201, first.text
+    assert again.status_code == 200, again.text
+    assert (first.json()["status"], again.json()["status"]) == ("stored", "duplicate")
+    assert again.json()["event_id"] == first.json()["event_id"]
+    assert first.json()["job"] == {
+        "job_number": "J1",
+        "tray_number": "0001",
+        "stage": "edging",
+        "status": "in_progress",
+    }
+    assert count_rows(lab.context.db, StageEvent) == 1
+
+
+async def test_a_malformed_json_body_is_a_field_level_422(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/api/events",
+        content=b"{not json",
+        headers={**edge, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    errors = field_errors(response)
+    assert list(errors) == ["body"]
+    assert errors["body"].startswith("invalid JSON at character 1")
+    assert count_rows(lab.context.db, StageEvent) == 0
+
+
+async def test_an_unknown_job_is_404_and_the_rejection_is_kept(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str]
+) -> None:
+    event = event_body("NO-SUCH-JOB", 1)
+    response = await client.post("/api/events", json=event, headers=edge)
+    assert response.status_code == 404
+    assert field_errors(response) == {"job": "no job or tray 'NO-SUCH-JOB'"}
+    assert count_rows(lab.context.db, StageEvent) == 0
+    with lab.context.db.session() as session:
+        rejected = session.query(RejectedEvent).one()
+        assert (str(rejected.event_uuid), rejected.field) == (event["event_uuid"], "job")
+        assert rejected.payload["job"] == "NO-SUCH-JOB"
+
+
+async def test_an_event_from_the_far_future_is_422(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str]
+) -> None:
+    future = (utcnow() + timedelta(days=2)).isoformat()
+    response = await client.post(
+        "/api/events", json=event_body("J1", 1, created_at=future, sent_at=future), headers=edge
+    )
+    assert response.status_code == 422
+    errors = field_errors(response)
+    assert set(errors) <= {"created_at", "sent_at"} and errors, errors
+    assert "future" in next(iter(errors.values()))
+    assert count_rows(lab.context.db, StageEvent) == 0
+
+
+async def test_an_event_created_after_it_was_sent_is_422(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str]
+) -> None:
+    now = utcnow()
+    event = event_body(
+        "J1",
+        1,
+        created_at=now.isoformat(),
+        sent_at=(now - timedelta(minutes=5)).isoformat(),
+    )
+    response = await client.post("/api/events", json=event, headers=edge)
+    assert response.status_code == 422
+    assert "sent_at" in field_errors(response)
+    assert count_rows(lab.context.db, StageEvent) == 0
+
+
+async def test_a_batch_with_one_invalid_item_is_422_and_stores_nothing(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str]
+) -> None:
+    events = [event_body("J1", 1), event_body("J1", 0), event_body("J1", 3)]
+    response = await client.post("/api/events/batch", json={"events": events}, headers=edge)
+    assert response.status_code == 422
+    assert field_errors(response) == {
+        "events.1.sequence": "Input should be greater than or equal to 1"
+    }
+    assert count_rows(lab.context.db, StageEvent) == 0
+    assert count_rows(lab.context.db, RejectedEvent) == 0
+    assert lab.job(lab.make_job("J2")).status == "queued"  # the DB is still writable
+
+
+async def test_a_rejected_event_in_a_batch_leaves_the_others_and_no_gap(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str]
+) -> None:
+    events = [
+        event_body("J1", 1, "start"),
+        event_body("J1", 2, "start"),  # already started here: a conflict
+        event_body("0001", 3, "complete"),
+    ]
+    response = await client.post("/api/events/batch", json={"events": events}, headers=edge)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [result["status"] for result in results] == ["stored", "rejected", "stored"]
+    assert [result["event_uuid"] for result in results] == [e["event_uuid"] for e in events]
+    assert results[1]["error"] == {
+        "field": "action",
+        "message": "job J1 is already started here",
+    }
+    assert results[2]["job"]["stage"] == "fitting"
+    assert response.json()["sequence_gaps"] == []
+    assert (count_rows(lab.context.db, StageEvent), count_rows(lab.context.db, RejectedEvent)) == (
+        2,
+        1,
+    )
+    me = (await client.get("/api/stations/me", headers=edge)).json()
+    assert (me["last_sequence"], me["sequence_gaps"]) == (3, [])
+
+
+async def test_a_batch_that_skips_sequence_numbers_reports_the_gap(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str]
+) -> None:
+    events = [event_body("J1", 1, "start"), event_body("J1", 2, "note", note="chipped box")]
+    events.append(event_body("J1", 5, "complete"))
+    response = await client.post("/api/events/batch", json={"events": events}, headers=edge)
+    assert response.status_code == 200, response.text
+    assert response.json()["sequence_gaps"] == [{"first_missing": 3, "last_missing": 4}]
+    me = (await client.get("/api/stations/me", headers=edge)).json()
+    assert (me["last_sequence"], me["sequence_gaps"]) == (
+        5,
+        [{"first_missing": 3, "last_missing": 4}],
+    )
+
+
+async def test_a_batch_over_the_size_limit_is_422(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str]
+) -> None:
+    lab.context.settings.max_batch_size = 3
+    notes = [event_body("J1", n, "note", note=f"n{n}") for n in range(1, 5)]
+    too_many = await client.post("/api/events/batch", json={"events": notes}, headers=edge)
+    assert too_many.status_code == 422
+    assert field_errors(too_many) == {"events": "at most 3 events per batch"}
+    assert count_rows(lab.context.db, StageEvent) == 0
+    just_fits = await client.post("/api/events/batch", json={"events": notes[:3]}, headers=edge)
+    assert just_fits.status_code == 200
+    assert count_rows(lab.context.db, StageEvent) == 3
+
+
+async def test_an_empty_batch_is_422(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str]
+) -> None:
+    response = await client.post("/api/events/batch", json={"events": []}, headers=edge)
+    assert response.status_code == 422
+    assert "events" in field_errors(response)
+
+
+async def test_twenty_racing_resends_store_one_event(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str]
+) -> None:
+    event = event_body("J1", 1)
+    responses = await asyncio.gather(
+        *(client.post("/api/events", json=event, headers=edge) for _ in range(20))
+    )
+    statuses = sorted((r.status_code, r.json()["status"]) for r in responses)
+    assert statuses == [(200, "duplicate")] * 19 + [(201, "stored")], statuses
+    assert len({r.json()["event_id"] for r in responses}) == 1
+    assert count_rows(lab.context.db, StageEvent) == 1
+    assert count_rows(lab.context.db, RejectedEvent) == 0
