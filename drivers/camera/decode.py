@@ -3,7 +3,7 @@
 Stages, cheapest first: zxing-cpp on the whole frame (restricted to the configured formats);
 then every 1D region `locate` finds that no read covers yet is rotated upright and decoded
 again by zxing-cpp and ZBar, and, if still unread, as column-averaged scanline profiles (one per
-horizontal band, plain and slightly de-blurred) — averaging along the bars removes sensor
+horizontal band, plain and sharpened) — averaging along the bars removes sensor
 noise without touching the bars, which is what blur and noise leave of an L2 frame.
 
 Every decode is a vote; `BarcodeDecoder.decode` returns the confirmed codes and, separately,
@@ -59,9 +59,9 @@ Point = tuple[float, float]
 # still gives straight scanlines, and each band is an independent vote.
 BANDS = 3
 PROFILE_ROWS = 24  # rows a profile is repeated to, for decoders that want an image
-# Box lengths (px across the bars) the profile is de-blurred with; 0 = as captured.
-DEBLUR_LENGTHS = (0, 3, 5)
-WIENER_NOISE = 0.02
+# Unsharp masks (Gaussian sigma in px, amount) tried on the profiles, mildest first: blur
+# across the bars merges narrow bars and spaces into grey ripples that sharpening separates.
+SHARPEN = ((0.0, 0.0), (1.0, 4.0), (2.0, 2.0), (2.0, 4.0), (3.0, 2.0))
 
 
 class DecodedCode(BaseModel):
@@ -124,11 +124,10 @@ class BarcodeDecoder:
         if _has_confirmed(votes):
             return votes
         rows = np.array_split(region.crop.astype(np.float32), BANDS, axis=0)
-        for length in DEBLUR_LENGTHS:
+        for sigma, amount in SHARPEN:
             for band, band_rows in enumerate(rows):
-                profile = _deblur(band_rows.mean(axis=0), length)
-                image = _profile_image(profile)
-                name = f"band{band}" + (f"/deblur{length}" if length else "")
+                image = _profile_image(_sharpen(band_rows.mean(axis=0), sigma, amount))
+                name = f"band{band}" + (f"/sharpen{sigma:g}x{amount:g}" if amount else "")
                 votes += self._zxing(image, f"zxing/{name}", None, region=region)
                 votes += self._zbar(image, f"zbar/{name}", region)
             if _has_confirmed(votes):
@@ -219,18 +218,11 @@ def _tally(votes: Sequence[_Vote]) -> tuple[list[DecodedCode], list[DecodedCode]
     return codes, candidates
 
 
-def _deblur(profile: np.ndarray, length: int) -> np.ndarray:
-    """Wiener-deconvolve a box blur of `length` px (motion or defocus across the bars)."""
-    if length == 0:
+def _sharpen(profile: np.ndarray, sigma: float, amount: float) -> np.ndarray:
+    if not amount:
         return profile
-    pad = len(profile) // 2
-    padded = np.pad(profile, pad, mode="edge")
-    kernel = np.zeros(len(padded))
-    kernel[:length] = 1.0 / length
-    kernel = np.roll(kernel, -(length // 2))
-    transfer = np.fft.rfft(kernel)
-    spectrum = np.fft.rfft(padded) * np.conj(transfer) / (np.abs(transfer) ** 2 + WIENER_NOISE)
-    return np.fft.irfft(spectrum, len(padded))[pad : pad + len(profile)]
+    blurred = cv2.GaussianBlur(profile[None, :], (0, 0), sigma)[0]
+    return profile + amount * (profile - blurred)
 
 
 def _profile_image(profile: np.ndarray) -> np.ndarray:
@@ -245,5 +237,7 @@ def _transform(points: list[Point], to_image: np.ndarray) -> np.ndarray:
 
 
 def _contains(corners: np.ndarray, point: np.ndarray) -> bool:
-    contour = corners.reshape(-1, 1, 2).astype(np.float32)
+    """Whether `point` lies in the box grown by half: a code's own text and quiet zone."""
+    centre = corners.mean(axis=0)
+    contour = (centre + 1.5 * (corners - centre)).reshape(-1, 1, 2).astype(np.float32)
     return cv2.pointPolygonTest(contour, (float(point[0]), float(point[1])), False) >= 0
