@@ -239,6 +239,20 @@ def draw_preview(frame: np.ndarray, result: DecodeResult) -> bytes:
     return jpeg.tobytes()
 
 
+class Pacer:
+    """Sleeps so that successive `wait` calls return at most `fps` times a second."""
+
+    def __init__(self, fps: float | None) -> None:
+        self.interval = 1.0 / fps if fps else 0.0
+        self._next = time.monotonic()
+
+    def wait(self) -> None:
+        if self.interval:
+            # Never more than one frame behind: a stall is not made up with a burst.
+            self._next = max(self._next + self.interval, time.monotonic() - self.interval)
+            time.sleep(max(0.0, self._next - time.monotonic()))
+
+
 class VideoCaptureSource:
     """Frames from `cv2.VideoCapture`: a device index, a video file or a stream URL.
 
@@ -250,13 +264,10 @@ class VideoCaptureSource:
         if not self.capture.isOpened():
             self.capture.release()
             raise OSError(f"cannot open video source {source!r}")
-        self.interval = 1.0 / fps if fps else 0.0
-        self._next = time.monotonic()
+        self.pacer = Pacer(fps)
 
     def read(self) -> np.ndarray | None:
-        if self.interval:
-            self._next = max(self._next + self.interval, time.monotonic() - self.interval)
-            time.sleep(max(0.0, self._next - time.monotonic()))
+        self.pacer.wait()
         ok, frame = self.capture.read()
         return frame if ok else None
 

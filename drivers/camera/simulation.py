@@ -1,13 +1,12 @@
 """A virtual camera: generated ticket frames through the same capture/decode loop."""
 
 import threading
-import time
 from collections import deque
 from collections.abc import Iterable
 
 import numpy as np
 
-from .device import CameraScanner, CameraSettings, FrameSource
+from .device import CameraScanner, CameraSettings, FrameSource, Pacer
 from .synth import FRAME_SIZE, Level, frame
 
 
@@ -30,17 +29,15 @@ class TicketPlayer:
         rng: np.random.Generator,
     ) -> None:
         self.queue, self.lock = queue, lock
-        self.interval = 1.0 / fps
+        self.pacer = Pacer(fps)
         self.frames_per_ticket, self.blank_frames = frames_per_ticket, blank_frames
         self.level, self.rng = level, rng
         width, height = FRAME_SIZE
         self.blank = np.full((height, width, 3), 120, np.uint8)
         self._pending: deque[np.ndarray] = deque()
-        self._next = time.monotonic()
 
     def read(self) -> np.ndarray:
-        self._next = max(self._next + self.interval, time.monotonic() - self.interval)
-        time.sleep(max(0.0, self._next - time.monotonic()))
+        self.pacer.wait()
         if not self._pending:
             with self.lock:
                 job = self.queue.popleft() if self.queue else None
