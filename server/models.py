@@ -138,6 +138,7 @@ class Store(Base):
     lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id"))
     code: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(120))
+    notify_email: Mapped[str | None] = mapped_column(String(254))
 
 
 class Stage(Base):
@@ -300,6 +301,9 @@ class Job(Base):
     breakage_count: Mapped[int] = mapped_column(default=0)
     state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     eta: Mapped[datetime | None]  # when the job should finish its route, recomputed on change
+    # After the route: the store's own milestones.
+    ready_for_pickup_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     store: Mapped[Store] = relationship(lazy="joined")
@@ -307,6 +311,12 @@ class Job(Base):
     current_stage: Mapped[Stage | None] = relationship(lazy="joined")
     prescription: Mapped[list["PrescriptionEye"]] = relationship(
         order_by="PrescriptionEye.eye", cascade="all, delete-orphan", lazy="selectin"
+    )
+    open_flags: Mapped[list["JobFlag"]] = relationship(
+        primaryjoin="and_(JobFlag.job_id == Job.id, JobFlag.cleared_at.is_(None))",
+        order_by="JobFlag.raised_at",
+        viewonly=True,
+        lazy="selectin",
     )
 
 
@@ -476,3 +486,58 @@ class StageTime(Base):
     median_minutes: Mapped[float]
     samples: Mapped[int]
     updated_at: Mapped[datetime]
+
+
+class StoreWebhook(Base):
+    """An endpoint of a store's own system, told of its jobs' flags and readiness.
+
+    The secret signs each delivery (HMAC-SHA256); it must be readable to sign with, so it is
+    stored as given — treat the database as holding it.
+    """
+
+    __tablename__ = "store_webhook"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id"), index=True)
+    url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(200))
+    # Feed kinds to send, e.g. ["flag_raised", "flag_cleared", "job_ready"].
+    kinds: Mapped[list[str]] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"  # gave up after the last retry
+
+
+class NotificationDelivery(Base):
+    """One feed entry to one destination (webhook or e-mail): the outbox and its log.
+
+    Unique per destination and feed entry, so every server process may enqueue the same
+    update and it is still sent once.
+    """
+
+    __tablename__ = "notification_delivery"
+    __table_args__ = (
+        UniqueConstraint("channel", "destination_id", "job_update_id"),
+        Index("ix_notification_delivery_due", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(
+        String(16)
+    )  # "webhook" (store_webhook.id), "email" (store.id)
+    destination_id: Mapped[int]
+    job_update_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("job_update.id")
+    )
+    status: Mapped[DeliveryStatus] = mapped_column(
+        _enum(DeliveryStatus), default=DeliveryStatus.pending
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    response_status: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]

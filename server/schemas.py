@@ -29,8 +29,27 @@ from server.models import (
 )
 
 
+def _reject_nul(value: object) -> None:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if isinstance(value, list):
+        for item in value:
+            _reject_nul(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _reject_nul(key)
+            _reject_nul(item)
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    # PostgreSQL text cannot hold NUL (a 500 from the driver); no real input contains one.
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        _reject_nul(value)
+        return value
 
 
 class _Out(BaseModel):
@@ -154,6 +173,12 @@ class StageOut(_Out):
     name: str
 
 
+class FlagOut(_Out):
+    kind: str
+    reason: str
+    raised_at: datetime
+
+
 class JobOut(_Out):
     id: int
     job_number: str
@@ -178,6 +203,10 @@ class JobOut(_Out):
     rework_count: int
     breakage_count: int
     state_changed_at: datetime
+    eta: datetime | None
+    flags: list[FlagOut]
+    ready_for_pickup_at: datetime | None
+    delivered_at: datetime | None
     prescription: list[PrescriptionEyeOut]
 
 
@@ -191,6 +220,8 @@ class JobSummary(_Out):
     current_stage: StageOut | None
     status: JobStatus
     state_changed_at: datetime
+    eta: datetime | None
+    flags: list[FlagOut]
 
 
 class JobPage(BaseModel):

@@ -13,6 +13,9 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 # Bounded to the id column, so an absurd id is a 422 rather than a database overflow.
 JobId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+# What a scanner can produce (schemas.ScanCode); anything else, e.g. a NUL, is a 422.
+ScannedCode = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
+StageCode = Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -27,7 +30,7 @@ def create_job(order: JobCreate, person: CurrentPerson, session: DbSession) -> J
 def list_jobs(
     principal: CurrentPrincipal,
     session: DbSession,
-    stage: str | None = None,
+    stage: StageCode | None = None,
     status: JobStatus | None = None,
     active: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -40,7 +43,7 @@ def list_jobs(
 
 
 @router.get("/lookup/{code}")
-def lookup_job(code: str, principal: CurrentPrincipal, session: DbSession) -> JobOut:
+def lookup_job(code: ScannedCode, principal: CurrentPrincipal, session: DbSession) -> JobOut:
     return jobs.job_out(jobs.lookup_job(session, principal, code))
 
 
@@ -54,3 +57,14 @@ def job_timeline(
     job_id: JobId, principal: CurrentPrincipal, session: DbSession
 ) -> list[TimelineEntry]:
     return jobs.job_timeline(session, principal, job_id)
+
+
+@router.post("/{job_id}/ready-for-pickup")
+def ready_for_pickup(job_id: int, person: CurrentPerson, session: DbSession) -> JobOut:
+    return jobs.job_out(jobs.mark_ready_for_pickup(session, person, job_id))
+
+
+@router.post("/{job_id}/delivered")
+def delivered(job_id: int, person: CurrentPerson, session: DbSession) -> JobOut:
+    """The patient has the glasses."""
+    return jobs.job_out(jobs.mark_delivered(session, person, job_id))

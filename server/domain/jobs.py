@@ -8,6 +8,7 @@ from server.domain.auth import LAB_ROLES, PersonPrincipal, Principal
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from server.domain.flags import refresh_job
 from server.domain.naming import initials
+from server.feed import append_update
 from server.models import (
     Eye,
     Job,
@@ -23,6 +24,7 @@ from server.models import (
     utcnow,
 )
 from server.schemas import (
+    FlagOut,
     JobCreate,
     JobOut,
     JobSummary,
@@ -187,6 +189,10 @@ def job_out(job: Job) -> JobOut:
         rework_count=job.rework_count,
         breakage_count=job.breakage_count,
         state_changed_at=job.state_changed_at,
+        eta=job.eta,
+        flags=[FlagOut.model_validate(flag) for flag in job.open_flags],
+        ready_for_pickup_at=job.ready_for_pickup_at,
+        delivered_at=job.delivered_at,
         prescription=[PrescriptionEyeOut.model_validate(eye) for eye in job.prescription],
     )
 
@@ -202,6 +208,8 @@ def job_summary(job: Job) -> JobSummary:
         current_stage=_stage_out(job.current_stage) if job.current_stage else None,
         status=job.status,
         state_changed_at=job.state_changed_at,
+        eta=job.eta,
+        flags=[FlagOut.model_validate(flag) for flag in job.open_flags],
     )
 
 
@@ -229,3 +237,37 @@ def job_timeline(session: Session, principal: Principal, job_id: int) -> list[Ti
         )
         for event in events
     ]
+
+
+STORE_MILESTONE_ROLES = frozenset({Role.store_staff, Role.lab_manager, Role.admin})
+
+
+def _store_milestone(session: Session, principal: Principal, job_id: int) -> Job:
+    if not isinstance(principal, PersonPrincipal) or principal.role not in STORE_MILESTONE_ROLES:
+        raise Forbidden("role", "store staff or a lab manager records pickup milestones")
+    job = get_job(session, principal, job_id)  # store staff: their own store's jobs only
+    if job.status != JobStatus.completed:
+        raise Conflict("job_id", f"job {job.job_number} has not left the lab yet")
+    return job
+
+
+def mark_ready_for_pickup(session: Session, principal: Principal, job_id: int) -> Job:
+    job = _store_milestone(session, principal, job_id)
+    if job.ready_for_pickup_at is not None:
+        raise Conflict("job_id", f"job {job.job_number} is marked ready already")
+    job.ready_for_pickup_at = utcnow()
+    append_update(
+        session, job, "job_ready", {"ready_for_pickup_at": job.ready_for_pickup_at.isoformat()}
+    )
+    return job
+
+
+def mark_delivered(session: Session, principal: Principal, job_id: int) -> Job:
+    job = _store_milestone(session, principal, job_id)
+    if job.ready_for_pickup_at is None:
+        raise Conflict("job_id", f"job {job.job_number} is not marked ready for pickup")
+    if job.delivered_at is not None:
+        raise Conflict("job_id", f"job {job.job_number} was delivered already")
+    job.delivered_at = utcnow()
+    append_update(session, job, "job_delivered", {"delivered_at": job.delivered_at.isoformat()})
+    return job
