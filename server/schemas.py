@@ -173,12 +173,6 @@ class StageOut(_Out):
     name: str
 
 
-class FlagOut(_Out):
-    kind: str
-    reason: str
-    raised_at: datetime
-
-
 class JobOut(_Out):
     id: int
     job_number: str
@@ -203,10 +197,6 @@ class JobOut(_Out):
     rework_count: int
     breakage_count: int
     state_changed_at: datetime
-    eta: datetime | None
-    flags: list[FlagOut]
-    ready_for_pickup_at: datetime | None
-    delivered_at: datetime | None
     prescription: list[PrescriptionEyeOut]
 
 
@@ -220,8 +210,6 @@ class JobSummary(_Out):
     current_stage: StageOut | None
     status: JobStatus
     state_changed_at: datetime
-    eta: datetime | None
-    flags: list[FlagOut]
 
 
 class JobPage(BaseModel):
