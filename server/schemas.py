@@ -173,6 +173,12 @@ class StageOut(_Out):
     name: str
 
 
+class FlagOut(_Out):
+    kind: str
+    reason: str
+    raised_at: datetime
+
+
 class JobOut(_Out):
     id: int
     job_number: str
@@ -197,6 +203,10 @@ class JobOut(_Out):
     rework_count: int
     breakage_count: int
     state_changed_at: datetime
+    eta: datetime | None
+    flags: list[FlagOut]
+    ready_for_pickup_at: datetime | None
+    delivered_at: datetime | None
     prescription: list[PrescriptionEyeOut]
 
 
@@ -210,6 +220,8 @@ class JobSummary(_Out):
     current_stage: StageOut | None
     status: JobStatus
     state_changed_at: datetime
+    eta: datetime | None
+    flags: list[FlagOut]
 
 
 class JobPage(BaseModel):

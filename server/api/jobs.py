@@ -57,3 +57,14 @@ def job_timeline(
     job_id: JobId, principal: CurrentPrincipal, session: DbSession
 ) -> list[TimelineEntry]:
     return jobs.job_timeline(session, principal, job_id)
+
+
+@router.post("/{job_id}/ready-for-pickup")
+def ready_for_pickup(job_id: int, person: CurrentPerson, session: DbSession) -> JobOut:
+    return jobs.job_out(jobs.mark_ready_for_pickup(session, person, job_id))
+
+
+@router.post("/{job_id}/delivered")
+def delivered(job_id: int, person: CurrentPerson, session: DbSession) -> JobOut:
+    """The patient has the glasses."""
+    return jobs.job_out(jobs.mark_delivered(session, person, job_id))
