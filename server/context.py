@@ -4,10 +4,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 
 from sqlalchemy.orm import Session
 
+from lenstrack.optics import load_profiles
 from server.db import Database
+from server.domain.events import IngestRules
 from server.feed import WROTE_FEED
 from server.live import LiveBus
 from server.settings import Settings
@@ -36,6 +39,9 @@ class ServerContext:
     def session_lifetime(self) -> timedelta:
         return timedelta(hours=self.settings.session_hours)
 
-    @property
-    def max_clock_ahead(self) -> timedelta:
-        return timedelta(seconds=self.settings.max_clock_ahead_seconds)
+    @cached_property
+    def ingest_rules(self) -> IngestRules:
+        return IngestRules(
+            max_clock_ahead=timedelta(seconds=self.settings.max_clock_ahead_seconds),
+            tolerances=load_profiles(self.settings.tolerance_profiles),
+        )

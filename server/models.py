@@ -139,6 +139,8 @@ class Store(Base):
     code: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(120))
     notify_email: Mapped[str | None] = mapped_column(String(254))
+    # A stricter tolerance profile this store asks for (None: the lab's default profile).
+    tolerance_profile: Mapped[str | None] = mapped_column(String(64))
 
 
 class Stage(Base):
@@ -541,3 +543,63 @@ class NotificationDelivery(Base):
     response_status: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+class Inspection(Base):
+    """One QC attempt on a job: what was measured, against what, and the verdict.
+
+    Stored with the event that passed (complete) or failed (rework) the job, so it reaches
+    the server exactly once through the station's outbox. Attempts count from 1 per job.
+    """
+
+    __tablename__ = "inspection"
+    __table_args__ = (UniqueConstraint("job_id", "attempt"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("stage_event.id"), unique=True
+    )
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    attempt: Mapped[int]
+    station_id: Mapped[int] = mapped_column(ForeignKey("station.id"))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    profile: Mapped[str] = mapped_column(String(64))
+    design: Mapped[LensDesign] = mapped_column(_enum(LensDesign))
+    passed: Mapped[bool]
+    ordered: Mapped[dict[str, Any]] = mapped_column(JSON)
+    measured: Mapped[dict[str, Any]] = mapped_column(JSON)
+    cosmetic: Mapped[dict[str, bool]] = mapped_column(JSON, default=dict)
+    inspected_at: Mapped[datetime]
+    checks: Mapped[list["InspectionCheck"]] = relationship(
+        order_by="InspectionCheck.id", cascade="all, delete-orphan", lazy="selectin"
+    )
+    defects: Mapped[list["InspectionDefect"]] = relationship(
+        order_by="InspectionDefect.id", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class InspectionCheck(Base):
+    """One judged quantity, kept as a row so yield and deviation statistics are plain SQL."""
+
+    __tablename__ = "inspection_check"
+    __table_args__ = (Index("ix_inspection_check_field", "field", "eye"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(
+        ForeignKey("inspection.id", ondelete="CASCADE"), index=True
+    )
+    eye: Mapped[str | None] = mapped_column(String(1))
+    field: Mapped[str] = mapped_column(String(32))
+    ordered: Mapped[float]
+    measured: Mapped[float]
+    deviation: Mapped[float]
+    tolerance: Mapped[float]
+    passed: Mapped[bool]
+
+
+class InspectionDefect(Base):
+    __tablename__ = "inspection_defect"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(
+        ForeignKey("inspection.id", ondelete="CASCADE"), index=True
+    )
+    eye: Mapped[str | None] = mapped_column(String(1))  # None: the pair or the frame
+    code: Mapped[str] = mapped_column(String(32))

@@ -247,6 +247,27 @@ class BreakageDetail(_In):
         return self
 
 
+class DefectIn(_In):
+    eye: Eye | None = Field(default=None, description="None: the pair or the frame.")
+    code: ReasonCodeText
+
+
+class InspectionIn(_In):
+    """A QC inspection, riding on the event that passes (complete) or fails (rework) the job.
+
+    `measured` has the shape of `lenstrack check-lens` input: {"R": {sph, cyl, axis, add,
+    prism_h, prism_v, pd, fitting_height, ...}, "L": {...}, "pd": ...}. The server judges it
+    against the job's ordered Rx with the store's tolerance profile.
+    """
+
+    measured: dict[str, object]
+    profile: str | None = Field(default=None, description="None: the store's or lab's profile.")
+    cosmetic: dict[Annotated[str, StringConstraints(max_length=40)], bool] = Field(
+        default={}, max_length=30
+    )
+    defects: list[DefectIn] = Field(default=[], max_length=20)
+
+
 class EventIn(_In):
     """One scan-time event made by a station. The station is known from its token."""
 
@@ -260,6 +281,9 @@ class EventIn(_In):
     override_reason: Annotated[str, StringConstraints(min_length=3, max_length=200)] | None = None
     note: str | None = Field(default=None, max_length=2000)
     breakage: BreakageDetail | None = Field(default=None, description="Only with breakage.")
+    inspection: InspectionIn | None = Field(
+        default=None, description="QC result: with complete (pass) or rework (fail)."
+    )
     created_at: AwareDatetime = Field(description="Device clock at scan time.")
     sent_at: AwareDatetime = Field(description="Device clock when this send began.")
 
@@ -275,6 +299,11 @@ class EventIn(_In):
     def _consistent(self) -> Self:
         if self.breakage is not None and self.action != EventAction.breakage:
             raise ValueError("breakage details belong to a breakage event")
+        if self.inspection is not None:
+            if self.action not in (EventAction.complete, EventAction.rework):
+                raise ValueError("an inspection rides on complete (pass) or rework (fail)")
+            if self.action == EventAction.rework and not self.inspection.defects:
+                raise ValueError("a failed inspection names at least one defect code")
         return self
 
 
@@ -393,3 +422,31 @@ class JobUpdateOut(BaseModel):
     kind: str
     detail: dict[str, object]
     created_at: datetime
+
+
+class InspectionCheckOut(_Out):
+    eye: str | None
+    field: str
+    ordered: float
+    measured: float
+    deviation: float
+    tolerance: float
+    passed: bool
+
+
+class InspectionDefectOut(BaseModel):
+    eye: str | None
+    code: str
+    description: str
+
+
+class InspectionOut(BaseModel):
+    id: int
+    attempt: int
+    passed: bool
+    profile: str
+    station: str
+    inspected_at: datetime
+    cosmetic: dict[str, bool]
+    checks: list[InspectionCheckOut]
+    defects: list[InspectionDefectOut]

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     lab_config: Path = Field(default_factory=_default_lab_config)
+    tolerance_profiles: Path = Field(
+        default=CONFIG_DIR / "tolerances.toml", description="QC tolerance profiles (Z80.1, …)."
+    )
     cookie_secure: bool = Field(
         default=False, description="Send the session cookie over HTTPS only (behind TLS)."
     )

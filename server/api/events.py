@@ -28,7 +28,7 @@ def post_event(
                 station,
                 event,
                 received_at=received_at,
-                max_clock_ahead=context.max_clock_ahead,
+                rules=context.ingest_rules,
             )
         except DomainError as error:
             # Kept for review (and so its sequence number is not reported as a gap).
@@ -47,8 +47,6 @@ def post_batch(batch: EventBatchIn, station: CurrentStation, context: Context) -
     if len(batch.events) > context.settings.max_batch_size:
         raise Invalid("events", f"at most {context.settings.max_batch_size} events per batch")
     with context.session() as session:
-        results = events.ingest_batch(
-            session, station, batch.events, max_clock_ahead=context.max_clock_ahead
-        )
+        results = events.ingest_batch(session, station, batch.events, rules=context.ingest_rules)
         gaps = events.sequence_gaps(session, station.station_id)
     return EventBatchOut(results=results, sequence_gaps=gaps)

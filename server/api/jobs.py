@@ -5,9 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from server.api.deps import CurrentPerson, CurrentPrincipal, DbSession
-from server.domain import jobs
+from server.domain import inspection, jobs
 from server.models import JobStatus
-from server.schemas import JobCreate, JobOut, JobPage, TimelineEntry
+from server.schemas import InspectionOut, JobCreate, JobOut, JobPage, TimelineEntry
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -68,3 +68,11 @@ def ready_for_pickup(job_id: int, person: CurrentPerson, session: DbSession) -> 
 def delivered(job_id: int, person: CurrentPerson, session: DbSession) -> JobOut:
     """The patient has the glasses."""
     return jobs.job_out(jobs.mark_delivered(session, person, job_id))
+
+
+@router.get("/{job_id}/inspections")
+def job_inspections(
+    job_id: int, principal: CurrentPrincipal, session: DbSession
+) -> list[InspectionOut]:
+    """QC attempts, first to last, with every judged value and the defects found."""
+    return inspection.job_inspections(session, jobs.get_job(session, principal, job_id))

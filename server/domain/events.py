@@ -5,17 +5,20 @@ NOTHING` on its UUID, so a resend can never store it twice, even racing) and the
 state commit together or not at all.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 
 from sqlalchemy import CompoundSelect, Insert, func, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from lenstrack.optics import ToleranceFile, load_profiles
 from server.domain.auth import StationPrincipal
 from server.domain.breakage import record_breakage
 from server.domain.errors import Conflict, DomainError, Invalid
 from server.domain.flags import refresh_job
+from server.domain.inspection import check_verdict, judge, record_inspection, validate_defects
 from server.domain.jobs import lookup_job
 from server.models import (
     EventAction,
@@ -53,6 +56,19 @@ class Transition:
     rework_increment: int = 0
     breakage_increment: int = 0
     to_stage_id: int | None = None
+
+
+@cache
+def _default_tolerances() -> ToleranceFile:
+    return load_profiles()
+
+
+@dataclass(frozen=True)
+class IngestRules:
+    """The server's policy for incoming events (from settings; defaults for tests and tools)."""
+
+    max_clock_ahead: timedelta = timedelta(hours=1)
+    tolerances: ToleranceFile = field(default_factory=_default_tolerances)
 
 
 def _insert_ignoring_duplicate(dialect: str) -> Insert:
@@ -106,9 +122,12 @@ def _next_stage_id(job: Job, stage_id: int) -> int | None:
 
 
 def _return_stage_id(job: Job, reason: ReasonCode | None) -> int:
-    if reason is not None and reason.return_stage_id is not None:
+    """The reason's return stage if this job's route has it, else the route's first stage
+    (a stock lens with a power defect is picked again, not surfaced)."""
+    route_stages = [step.stage_id for step in job.route.steps]
+    if reason is not None and reason.return_stage_id in route_stages:
         return reason.return_stage_id
-    return job.route.steps[0].stage_id
+    return route_stages[0]
 
 
 def plan_transition(
@@ -200,14 +219,15 @@ def ingest_event(
     event: EventIn,
     *,
     received_at: datetime | None = None,
-    max_clock_ahead: timedelta = timedelta(hours=1),
+    rules: IngestRules | None = None,
 ) -> EventResult:
     """Store one event and apply it to its job; DomainError if it cannot be applied."""
+    rules = rules or IngestRules()
     received_at = received_at or utcnow()
     duplicate = _duplicate(session, event)
     if duplicate is not None:
         return duplicate
-    _check_clock(event, received_at, max_clock_ahead)
+    _check_clock(event, received_at, rules.max_clock_ahead)
     job = lookup_job(session, station, event.job)
     operator_id = None
     if event.operator_badge is not None:
@@ -220,6 +240,14 @@ def ingest_event(
         )
         if operator_id is None:
             raise Invalid("operator_badge", f"no active person with badge {event.operator_badge!r}")
+    judged = None
+    if event.inspection is not None:
+        validate_defects(session, station.lab_id, event.inspection)
+        judged = judge(session, job, event.inspection, rules.tolerances)
+        check_verdict(event.action, event.inspection, judged[2])
+        if event.action == EventAction.rework and not (event.reason_code or event.to_stage):
+            # The first defect decides where the job goes back to.
+            event = event.model_copy(update={"reason_code": event.inspection.defects[0].code})
     reason = _reason(session, station.lab_id, event)
     with session.begin_nested() as savepoint:
         # Serialise concurrent events for the same job (SQLite has one writer anyway), then
@@ -263,8 +291,11 @@ def ingest_event(
                 event_id=winner,
                 job=_job_state(job),
             )
+        stored = session.get_one(StageEvent, event_id)
         if event.action == EventAction.breakage:
-            record_breakage(session, job, session.get_one(StageEvent, event_id), event.breakage)
+            record_breakage(session, job, stored, event.breakage)
+        if event.inspection is not None and judged is not None:
+            record_inspection(session, job, stored, event.inspection, judged)
         if transition != Transition(
             job.current_stage_id, job.status, job.status_before_hold, job.is_active
         ):
@@ -318,7 +349,7 @@ def ingest_batch(
     events: list[EventIn],
     *,
     received_at: datetime | None = None,
-    max_clock_ahead: timedelta = timedelta(hours=1),
+    rules: IngestRules | None = None,
 ) -> list[EventResult]:
     """Events apply in the order given; one that cannot apply is rejected alone, with why."""
     received_at = received_at or utcnow()
@@ -331,7 +362,7 @@ def ingest_batch(
                     station,
                     event,
                     received_at=received_at,
-                    max_clock_ahead=max_clock_ahead,
+                    rules=rules,
                 )
             )
         except DomainError as error:

@@ -1,0 +1,144 @@
+"""QC inspections: judged by the shared Z80.1 engine on receipt, stored per job and attempt."""
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from server.domain.errors import Conflict, Invalid
+from server.models import EventAction, FlagKind, Inspection, JobFlag, Store
+from tests.server.conftest import Floor, Lab
+
+# make_job orders R -1.25 -0.50 x 90 and L -1.00 sph (single vision).
+ON_SPEC = {"R": {"sph": -1.25, "cyl": -0.5, "axis": 90}, "L": {"sph": -1.0}}
+# R sphere meridian off by 0.25 D: outside ±0.13 D.
+OFF_SPEC = {"R": {"sph": -1.5, "cyl": -0.5, "axis": 90}, "L": {"sph": -1.0}}
+
+
+def _to_qc(lab: Lab, floor: Floor, job: str = "J1") -> int:
+    job_id = lab.make_job(job)
+    for station in ("EDGE-1", "FIT-1"):
+        floor.send(station, job, EventAction.start)
+        floor.send(station, job, EventAction.complete)
+    floor.send("QC-1", job, EventAction.start)
+    return job_id
+
+
+def test_a_pass_stores_every_check_and_releases_to_shipping(lab: Lab, floor: Floor) -> None:
+    job_id = _to_qc(lab, floor)
+    floor.send(
+        "QC-1",
+        "J1",
+        EventAction.complete,
+        inspection={"measured": ON_SPEC, "cosmetic": {"scratches": True, "coating": True}},
+    )
+    job = lab.job(job_id)
+    assert job.current_stage is not None and job.current_stage.code == "shipping"
+    with lab.context.db.session() as session:
+        inspection = session.scalar(select(Inspection))
+        assert inspection is not None
+        assert (inspection.attempt, inspection.passed, inspection.profile) == (
+            1,
+            True,
+            "z80.1-2015",
+        )
+        fields = {(check.eye, check.field) for check in inspection.checks}
+        assert {("R", "sph"), ("R", "cyl"), ("R", "axis"), ("L", "sph")} <= fields
+        assert all(check.passed for check in inspection.checks)
+
+
+def test_passing_an_out_of_tolerance_lens_is_refused_with_the_deviation(
+    lab: Lab, floor: Floor
+) -> None:
+    _to_qc(lab, floor)
+    with pytest.raises(Conflict, match=r"R sph is off by 0.25 \(tolerance 0.13\)"):
+        floor.send("QC-1", "J1", EventAction.complete, inspection={"measured": OFF_SPEC})
+    with lab.context.db.session() as session:
+        assert session.scalar(select(Inspection)) is None
+
+
+def test_a_fail_goes_back_to_the_defects_stage_and_flags_the_store(lab: Lab, floor: Floor) -> None:
+    job_id = _to_qc(lab, floor)
+    floor.send(
+        "QC-1",
+        "J1",
+        EventAction.rework,
+        inspection={"measured": OFF_SPEC, "defects": [{"eye": "R", "code": "D-POWER"}]},
+    )
+    job = lab.job(job_id)
+    # D-POWER returns to generating; a stock route has none, so the route's first stage.
+    assert job.current_stage is not None and job.current_stage.code == "edging"
+    with lab.context.db.session() as session:
+        inspection = session.scalar(select(Inspection))
+        assert inspection is not None and inspection.passed is False
+        failed = [c.field for c in inspection.checks if not c.passed]
+        assert failed == ["sph"]
+        assert [(d.eye, d.code) for d in inspection.defects] == [("R", "D-POWER")]
+        flag = session.scalar(select(JobFlag).where(JobFlag.kind == FlagKind.rework))
+        assert flag is not None and "power out of tolerance" in flag.reason
+
+
+def test_attempts_are_counted_per_job(lab: Lab, floor: Floor) -> None:
+    _to_qc(lab, floor)
+    floor.send(
+        "QC-1",
+        "J1",
+        EventAction.rework,
+        inspection={"measured": ON_SPEC, "defects": [{"code": "D-FIT"}], "cosmetic": {}},
+    )
+    floor.send("FIT-1", "J1", EventAction.start)
+    floor.send("FIT-1", "J1", EventAction.complete)
+    floor.send("QC-1", "J1", EventAction.start)
+    floor.send("QC-1", "J1", EventAction.complete, inspection={"measured": ON_SPEC})
+    with lab.context.db.session() as session:
+        attempts = [(i.attempt, i.passed) for i in session.scalars(select(Inspection))]
+    assert attempts == [(1, False), (2, True)]
+
+
+def test_a_strict_store_profile_fails_what_z80_passes(lab: Lab, floor: Floor) -> None:
+    _to_qc(lab, floor)
+    with lab.context.db.session() as session:
+        store = session.scalar(select(Store).where(Store.code == "NORTH"))
+        assert store is not None
+        store.tolerance_profile = "store-strict"
+    slightly_off = {"R": {"sph": -1.35, "cyl": -0.5, "axis": 90}, "L": {"sph": -1.0}}
+    with pytest.raises(Conflict, match="R sph"):
+        floor.send("QC-1", "J1", EventAction.complete, inspection={"measured": slightly_off})
+
+
+@pytest.mark.parametrize(
+    ("inspection", "field"),
+    [
+        ({"measured": {"R": {"sph": "-1.25"}}}, "inspection.measured.R.sph"),
+        ({"measured": {"R": {"sph": -1.25, "axiz": 90}}}, "inspection.measured.R.axiz"),
+        ({"measured": ON_SPEC, "profile": "iso-9999"}, "inspection.profile"),
+        ({"measured": ON_SPEC, "defects": [{"code": "B-CHIP"}]}, "inspection.defects.0.code"),
+    ],
+)
+def test_bad_inspections_are_refused_naming_the_field(
+    lab: Lab, floor: Floor, inspection: dict[str, object], field: str
+) -> None:
+    _to_qc(lab, floor)
+    action = EventAction.rework if "defects" in inspection else EventAction.complete
+    with pytest.raises(Invalid) as refused:
+        floor.send("QC-1", "J1", action, inspection=inspection)
+    assert refused.value.field == field
+
+
+async def test_the_inspections_endpoint_is_scoped_like_the_job(
+    lab: Lab, floor: Floor, client: httpx.AsyncClient
+) -> None:
+    job_id = _to_qc(lab, floor)
+    floor.send(
+        "QC-1",
+        "J1",
+        EventAction.rework,
+        inspection={"measured": OFF_SPEC, "defects": [{"eye": "R", "code": "D-POWER"}]},
+    )
+    await lab.log_in(client, "north", "demo-store-pass")
+    attempts = (await client.get(f"/api/jobs/{job_id}/inspections")).json()
+    assert [a["passed"] for a in attempts] == [False]
+    assert attempts[0]["defects"] == [
+        {"eye": "R", "code": "D-POWER", "description": "Power out of tolerance"}
+    ]
+    await lab.log_in(client, "south", "demo-store-pass")
+    assert (await client.get(f"/api/jobs/{job_id}/inspections")).status_code == 404
