@@ -103,11 +103,9 @@ def _render_job_list(
         table.props("flat bordered")
         table.add_slot(
             "body-cell-status",
-            """<q-td :props="props"><q-badge :color="{"""
-            + ", ".join(
-                f"'{status.value}': '{colour}'" for status, colour in STATUS_COLOURS.items()
-            )
-            + """}[props.value]" :label="props.value.replace('_', ' ')" /></q-td>""",
+            # The row carries its colour: props.value is already "on hold", not "on_hold".
+            '<q-td :props="props">'
+            '<q-badge :color="props.row.status_colour" :label="props.value" /></q-td>',
         )
         table.add_slot(
             "body-cell-rush",
