@@ -4,6 +4,7 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -52,6 +53,16 @@ class Settings(BaseSettings):
         default=3600, ge=0, description="Events created further in the future are rejected."
     )
     max_batch_size: int = Field(default=1000, ge=1)
+    smtp_host: str = Field(default="", description="SMTP server for store e-mails; empty: off.")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_username: str = Field(default="", description="Empty: send without logging in.")
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str = "lenstrack@localhost"
+    notify_max_attempts: int = Field(
+        default=10, ge=1, le=30, description="Webhook/e-mail attempts before a delivery fails."
+    )
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=60)
 
     @classmethod
     def settings_customise_sources(
