@@ -14,11 +14,13 @@ from sqlalchemy.orm import Session
 from server.domain.auth import PersonPrincipal, StationPrincipal, set_password
 from server.domain.events import ingest_event, last_sequence
 from server.domain.flags import learn_stage_times, sweep
+from server.domain.inspection import ordered_pair
 from server.domain.jobs import create_job
 from server.domain.labsetup import apply_lab_config
 from server.labconfig import LabConfig
 from server.models import (
     EventAction,
+    Eye,
     Job,
     JobType,
     LensDesign,
@@ -31,9 +33,13 @@ from server.models import (
     Store,
     utcnow,
 )
-from server.schemas import EventIn, JobCreate, PrescriptionEyeIn
+from server.schemas import DefectIn, EventIn, InspectionIn, JobCreate, PrescriptionEyeIn
 
-STORES = (("NORTH", "Northside Vision"), ("SOUTH", "Southgate Optics"))
+# Southgate asks for a stricter tolerance profile than Z80.1 (config/tolerances.toml).
+STORES = (
+    ("NORTH", "Northside Vision", None),
+    ("SOUTH", "Southgate Optics", "store-strict"),
+)
 
 
 @dataclass(frozen=True)
@@ -84,9 +90,10 @@ def seed_demo(session: Session, config: LabConfig, job_count: int = 200, seed: i
         return False
     rng = random.Random(seed)
     stores = {}
-    for code, name in STORES:
+    for code, name, profile in STORES:
         store = session.scalar(select(Store).where(Store.lab_id == lab.id, Store.code == code))
         stores[code] = store or Store(lab_id=lab.id, code=code, name=name)
+        stores[code].tolerance_profile = profile
         session.add(stores[code])
     session.flush()
     for login in DEMO_PEOPLE:
@@ -169,14 +176,24 @@ class _DemoFloor:
         self.session.flush()
         steps = job.route.steps
         done = rng.choice(range(len(steps) + 1))  # how far along the route it got
-        clock = ordered_at + timedelta(minutes=rng.uniform(10, 60))
+        # Each step takes ~45 minutes (start and complete, 3–40 minutes apart): start the
+        # history so that it ends recently, as on a working floor, not days ago.
+        history = timedelta(minutes=45 * done + rng.uniform(5, 150))
+        clock = max(ordered_at + timedelta(minutes=10), self.now - history)
         badge = rng.choice(["B1001", "B1002"])
         for step in steps[:done]:
             clock = self._emit(job, step.stage_id, EventAction.start, clock, badge)
             if step.stage.code == "final_qc" and rng.random() < 0.08:
                 defect = rng.choice(self.reasons[ReasonKind.defect])
-                self._emit(job, step.stage_id, EventAction.rework, clock, badge, defect)
+                failed = self._inspection(job, defect)
+                self._emit(job, step.stage_id, EventAction.rework, clock, badge, inspection=failed)
                 return
+            if step.stage.code == "final_qc":
+                passed = self._inspection(job)
+                clock = self._emit(
+                    job, step.stage_id, EventAction.complete, clock, badge, inspection=passed
+                )
+                continue
             if step.stage.code == "edging" and rng.random() < 0.05:
                 breakage = rng.choice(self.reasons[ReasonKind.breakage])
                 self._emit(job, step.stage_id, EventAction.breakage, clock, badge, breakage)
@@ -191,6 +208,26 @@ class _DemoFloor:
                 hold = rng.choice(self.reasons[ReasonKind.hold])
                 self._emit(job, here, EventAction.hold, clock, badge, hold)
 
+    def _inspection(self, job: Job, defect: str | None = None) -> InspectionIn:
+        """A lensmeter reading within even a strict store's tolerance; a power defect puts the
+        right sphere 0.25 D out."""
+        rng = self.rng
+        measured = ordered_pair(job).model_dump(exclude_none=True)
+        for lens in (measured.get("R"), measured.get("L")):
+            if lens is None:
+                continue
+            lens["sph"] = round(lens["sph"] + rng.uniform(-0.03, 0.03), 2)
+            if lens.get("axis") is not None:  # a spherical order reads spherical
+                lens["cyl"] = round(lens["cyl"] + rng.uniform(-0.02, 0.02), 2)
+                lens["axis"] = min(180, max(1, lens["axis"] + rng.choice([-1, 0, 1])))
+        if defect == "D-POWER" and "R" in measured:
+            measured["R"]["sph"] = round(measured["R"]["sph"] + 0.25, 2)
+        cosmetic = {"scratches": True, "coating": True, "frame_fit": defect != "D-FIT"}
+        defects = (
+            [DefectIn(eye=Eye.R if defect == "D-POWER" else None, code=defect)] if defect else []
+        )
+        return InspectionIn(measured=measured, cosmetic=cosmetic, defects=defects)
+
     def _emit(
         self,
         job: Job,
@@ -199,6 +236,7 @@ class _DemoFloor:
         clock: datetime,
         badge: str,
         reason_code: str | None = None,
+        inspection: InspectionIn | None = None,
     ) -> datetime:
         station = self.stations[stage_id]
         self.sequences[station.id] += 1
@@ -210,6 +248,7 @@ class _DemoFloor:
             action=action,
             operator_badge=badge,
             reason_code=reason_code,
+            inspection=inspection,
             created_at=at,
             sent_at=at,
         )
