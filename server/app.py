@@ -8,6 +8,7 @@ from server.api import auth, breakages, events, jobs, stations
 from server.api.errors import install_error_handlers
 from server.background import Sweeper
 from server.context import ServerContext
+from server.notify.worker import DeliveryWorker
 from server.pages import login
 from server.settings import Settings
 
@@ -38,7 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     api = create_api(context)
     register_job_pages(context)
     sweeper = Sweeper(context)
-    for service in (context.bus, sweeper):
+    for service in (context.bus, sweeper, DeliveryWorker(context)):
         app.on_startup(service.start)
         app.on_shutdown(service.stop)
     ui.run_with(

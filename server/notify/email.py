@@ -1,0 +1,56 @@
+"""The e-mail adapter: a plain-text message over SMTP (STARTTLS, implicit TLS or plain)."""
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+
+from server.notify.notice import Notice
+from server.notify.outcome import Outcome
+from server.settings import Settings
+
+
+def message(notice: Notice, sender: str, to: str) -> EmailMessage:
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = to
+    mail["Subject"] = f"[LensTrack {notice.store_code}] {notice.subject}"
+    lines = [
+        f"Job: {notice.job_number}",
+        f"Store: {notice.store_code}",
+        f"Event: {notice.kind}",
+        f"At: {notice.occurred_at.isoformat()}",
+    ]
+    if notice.flag:
+        lines.append(f"Flag: {notice.flag}")
+    if notice.reason:
+        lines.append(f"Reason: {notice.reason}")
+    if notice.eta:
+        lines.append(f"Estimated completion: {notice.eta.isoformat()}")
+    mail.set_content("\n".join(lines) + "\n")
+    return mail
+
+
+def send_email(settings: Settings, to: str, notice: Notice) -> Outcome:
+    mail = message(notice, settings.smtp_from, to)
+    timeout = settings.webhook_timeout_seconds
+    try:
+        if settings.smtp_security == "ssl":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                settings.smtp_host,
+                settings.smtp_port,
+                timeout=timeout,
+                context=ssl.create_default_context(),
+            )
+        else:
+            smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
+        with smtp:
+            if settings.smtp_security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.smtp_username:
+                smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+            smtp.send_message(mail)
+    except smtplib.SMTPRecipientsRefused as error:
+        return Outcome.failure(f"recipient refused: {error.recipients}", retry=False)
+    except (smtplib.SMTPException, OSError) as error:
+        return Outcome.failure(f"{type(error).__name__}: {error}")
+    return Outcome(delivered=True)
