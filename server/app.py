@@ -4,7 +4,7 @@ import logging
 
 from fastapi import FastAPI
 
-from server.api import auth, breakages, events, jobs, stations
+from server.api import auth, breakages, events, jobs, stations, webhooks
 from server.api.errors import install_error_handlers
 from server.background import Sweeper
 from server.context import ServerContext
@@ -24,7 +24,7 @@ def create_api(context: ServerContext) -> FastAPI:
     )
     api.state.context = context
     install_error_handlers(api)
-    for module in (auth, breakages, events, jobs, stations, login):
+    for module in (auth, breakages, events, jobs, stations, webhooks, login):
         api.include_router(module.router)
     return api
 

@@ -1,6 +1,7 @@
 """Turn a change-feed entry into deliveries: one per matching webhook, one for e-mail."""
 
 from datetime import datetime
+from typing import Literal, get_args
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -9,9 +10,10 @@ from sqlalchemy.orm import Session
 from server.models import DeliveryStatus, NotificationDelivery, Store, StoreWebhook
 from server.schemas import JobUpdateOut
 
-WEBHOOK_KINDS = frozenset({"flag_raised", "flag_cleared", "job_ready", "job_delivered"})
-DEFAULT_WEBHOOK_KINDS = ("flag_raised", "flag_cleared", "job_ready")
-EMAIL_KINDS = frozenset(DEFAULT_WEBHOOK_KINDS)
+WebhookKind = Literal["flag_raised", "flag_cleared", "job_ready", "job_delivered"]
+WEBHOOK_KINDS: frozenset[str] = frozenset(get_args(WebhookKind))
+DEFAULT_WEBHOOK_KINDS: tuple[WebhookKind, ...] = ("flag_raised", "flag_cleared", "job_ready")
+EMAIL_KINDS: frozenset[str] = frozenset(DEFAULT_WEBHOOK_KINDS)
 
 WEBHOOK = "webhook"  # destination_id: store_webhook.id
 EMAIL = "email"  # destination_id: store.id (its notify_email, read when sending)
