@@ -6,6 +6,7 @@ import sys
 
 from sqlalchemy import select
 
+from server.notify.cli import register as register_webhook
 from server.settings import Settings
 
 
@@ -169,3 +170,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     user_create.add_argument("--badge")
     user_create.add_argument("--password-stdin", action="store_true")
     user.set_defaults(handler=_user_create)
+
+    register_webhook(subparsers)
