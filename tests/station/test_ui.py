@@ -1,0 +1,166 @@
+"""NiceGUI `User` tests of every station flow, against an in-process fake API (httpx mock).
+
+The station talks HTTP only, so a MockTransport standing in for the server exercises the
+real uplink, outbox, flow and page; the real server is used by the outage and browser tests.
+"""
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from nicegui.testing import User
+from nicegui.testing.user_simulation import user_simulation
+
+from station.app import StationApp
+from station.settings import StationSettings, UplinkSettings
+from tests.station.fakes import OPERATORS, REASONS, card
+
+NEXT = {"start": ("edging", "in_progress"), "complete": ("fitting", "queued")}
+
+
+class FakeApi:
+    """Answers like the server, moving a job on start and complete."""
+
+    def __init__(self) -> None:
+        self.online = True
+        self.events: list[dict[str, object]] = []
+        self.cards = {"J1": card("J1"), "J2": card("J2", stage="fitting")}
+
+    def _apply(self, event: dict[str, str]) -> None:
+        if event["action"] in NEXT and event["job"] in self.cards:
+            stage, status = NEXT[event["action"]]
+            self.cards[event["job"]] = card(event["job"], stage=stage, status=status)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if not self.online:
+            raise httpx.ConnectError("network pulled")
+        path = request.url.path
+        if path == "/api/stations/me":
+            stage = {"code": "edging", "name": "Edging"}
+            return httpx.Response(200, json={"name": "EDGE-1", "stage": stage, "last_sequence": 0})
+        if path == "/api/stations/me/operators":
+            return httpx.Response(200, json=[o.model_dump() for o in OPERATORS])
+        if path == "/api/stations/me/reasons":
+            return httpx.Response(200, json=[r.model_dump() for r in REASONS])
+        if path == "/api/jobs":
+            return httpx.Response(200, json={"total": 0, "items": []})
+        if path.startswith("/api/jobs/lookup/"):
+            code = path.rsplit("/", 1)[1]
+            found = [c for c in self.cards.values() if code in (c.job_number, c.tray_number)]
+            if not found:
+                return httpx.Response(404, json={"detail": [{"field": "job", "message": "no"}]})
+            return httpx.Response(200, content=found[0].model_dump_json())
+        if path.endswith("/timeline"):
+            return httpx.Response(200, json=[])
+        if path == "/api/events/batch":
+            events = json.loads(request.content)["events"]
+            self.events += events
+            for event in events:
+                self._apply(event)
+            results = [{"event_uuid": e["event_uuid"], "status": "stored"} for e in events]
+            return httpx.Response(200, json={"results": results, "sequence_gaps": []})
+        return httpx.Response(404)
+
+
+@pytest.fixture
+def api() -> FakeApi:
+    return FakeApi()
+
+
+@pytest.fixture
+async def station(api: FakeApi, tmp_path: Path) -> AsyncIterator[StationApp]:
+    settings = StationSettings(
+        name="EDGE-1",
+        stage="edging",
+        server_url="http://server.test",
+        token="lst_test",
+        data_dir=tmp_path,
+        repeat_scan_seconds=0,
+        uplink=UplinkSettings(backoff_base_seconds=0.05, backoff_cap_seconds=0.2),
+    )
+    app = StationApp(settings, transport=httpx.MockTransport(api))
+    await app.uplink.refresh_reference()
+    yield app
+
+
+@pytest.fixture
+async def user(station: StationApp) -> AsyncIterator[User]:
+    async with user_simulation(root=station.page) as simulated:
+        await station.start()
+        try:
+            yield simulated
+        finally:
+            await station.stop()
+
+
+async def scan(user: User, station: StationApp, code: str) -> None:
+    await station.flow.scan(code)  # what the wedge event handler and serial scanners call
+
+
+async def test_sign_in_start_and_complete_without_a_tap(user: User, station: StationApp) -> None:
+    await user.open("/")
+    await user.should_see("Scan your badge to sign in")
+    await scan(user, station, "B1001")
+    await user.should_see("Tom Baker")
+    await scan(user, station, "J1")
+    await user.should_see("Started")
+    await user.should_see("J1")
+    await user.should_see("RUSH")
+    await scan(user, station, "J1")
+    await user.should_see("Completed, next: Fitting")
+    await scan(user, station, "B1001")
+    await user.should_see("Tom Baker signed out")
+
+
+async def test_hold_breakage_and_note_by_tapping(user: User, station: StationApp) -> None:
+    await user.open("/")
+    await scan(user, station, "B1001")
+    await scan(user, station, "J1")
+    await user.should_see("Started")
+    user.find(marker="hold").click()
+    user.find(marker="reason-H-FRAME").click()
+    await user.should_see("Put on hold")
+    user.find(marker="release").click()
+    await user.should_see("Released")
+    user.find(marker="breakage").click()
+    await user.should_see("back to the route's first stage")
+    user.find(marker="reason-B-CHIP").click()
+    await user.should_see("Breakage recorded")
+    user.find(marker="note").click()
+    user.find(marker="note-text").type("left lens has a mark")
+    user.find(marker="save-note").click()
+    await user.should_see("Note added")
+    counts = station.outbox.counts()
+    assert counts["queued"] + counts["sent"] == 5  # start, hold, release, breakage, note
+
+
+async def test_wrong_stage_warns_and_an_override_needs_a_reason(
+    user: User, station: StationApp
+) -> None:
+    await user.open("/")
+    await scan(user, station, "B1001")
+    await scan(user, station, "J2")
+    await user.should_see("Already past this stage")
+    user.find(marker="override").click()
+    user.find(marker="confirm-override").click()
+    await user.should_see("An override needs a reason")
+    user.find(marker="override").click()
+    user.find(marker="override-reason").type("customer waiting at the counter")
+    user.find(marker="confirm-override").click()
+    await user.should_see("Started")
+
+
+async def test_offline_indicator_and_queue(user: User, station: StationApp, api: FakeApi) -> None:
+    await user.open("/")
+    await scan(user, station, "B1001")
+    await scan(user, station, "J1")  # cached now
+    await user.should_see("Started")
+    api.online = False
+    await scan(user, station, "J1")  # completes from the cache
+    await user.should_see("Offline")
+    await user.should_see("queued")
+    api.online = True
+    await user.should_see("Online", retries=50)
+    assert {e["action"] for e in api.events} == {"start", "complete"}
