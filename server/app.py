@@ -33,11 +33,11 @@ def create_app(settings: Settings) -> FastAPI:
     """API plus NiceGUI pages. NiceGUI keeps global state: call this once per process."""
     from nicegui import app, ui
 
-    from server.pages.jobs import register_job_pages
+    from server.pages.routes import register_pages
 
     context = ServerContext(settings)
     api = create_api(context)
-    register_job_pages(context)
+    register_pages(context)
     sweeper = Sweeper(context)
     for service in (context.bus, sweeper, DeliveryWorker(context)):
         app.on_startup(service.start)

@@ -4,12 +4,11 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
-from server.api.deps import SESSION_COOKIE
 from server.context import ServerContext
 from server.domain import jobs
-from server.domain.auth import PersonPrincipal, authenticate
-from server.domain.errors import Unauthorized
+from server.domain.auth import PersonPrincipal
 from server.models import JobStatus, Priority, Store
+from server.pages.access import page_header, page_person
 
 STATUS_COLOURS = {
     JobStatus.queued: "blue-grey",
@@ -21,20 +20,12 @@ STATUS_COLOURS = {
 
 
 def register_job_pages(context: ServerContext) -> None:
-    @ui.page("/")
-    def index() -> RedirectResponse:
-        return RedirectResponse("/jobs")
-
     @ui.page("/jobs", title="LensTrack · Jobs")
     def job_list(request: Request) -> RedirectResponse | None:
-        token = request.cookies.get(SESSION_COOKIE)
+        principal = page_person(context, request)
+        if principal is None:
+            return RedirectResponse("/login")
         with context.db.session() as session:
-            try:
-                principal = authenticate(session, token or "")
-            except Unauthorized:
-                return RedirectResponse("/login")
-            if not isinstance(principal, PersonPrincipal):
-                return RedirectResponse("/login")
             total, page = jobs.list_jobs(session, principal, active=True, limit=500)
             store = session.get(Store, principal.store_id) if principal.store_id else None
             rows = [
@@ -58,12 +49,7 @@ def register_job_pages(context: ServerContext) -> None:
 def _render_job_list(
     principal: PersonPrincipal, store_name: str | None, total: int, rows: list[dict[str, object]]
 ) -> None:
-    with ui.header().classes("items-center bg-slate-900 px-6"):
-        ui.label("LensTrack").classes("text-2xl font-bold")
-        ui.label(store_name or "All stores").classes("text-lg opacity-80")
-        ui.space()
-        ui.label(f"{principal.name} · {principal.role.value.replace('_', ' ')}")
-        ui.button("Log out", on_click=lambda: ui.navigate.to("/logout")).props("flat color=white")
+    page_header(principal, store_name or "All stores")
     with ui.column().classes("w-full p-6 gap-4"):
         ui.label(f"Active jobs ({total})").classes("text-xl font-semibold")
         columns = [

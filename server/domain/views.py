@@ -1,0 +1,468 @@
+"""Read models for the store portal and the WIP board: plain functions, scoped by `visible_jobs`.
+
+Times are shown in the lab's own time zone; every function takes `now` so tests control it.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from server.domain import inspection
+from server.domain.auth import LAB_ROLES, PersonPrincipal
+from server.domain.jobs import visible_jobs
+from server.domain.naming import initials
+from server.models import (
+    EventAction,
+    FlagKind,
+    Job,
+    JobFlag,
+    JobStatus,
+    Lab,
+    Priority,
+    ReasonCode,
+    Stage,
+    StageEvent,
+)
+from server.schemas import InspectionOut
+
+# What a store counter needs to act on first; the row colour follows the worst open flag.
+RED_FLAGS = frozenset({FlagKind.late, FlagKind.breakage, FlagKind.rework})
+AMBER_FLAGS = frozenset({FlagKind.at_risk, FlagKind.stalled, FlagKind.on_hold})
+FLAG_LABELS = {
+    FlagKind.late: "Late",
+    FlagKind.at_risk: "At risk",
+    FlagKind.stalled: "Stalled",
+    FlagKind.on_hold: "On hold",
+    FlagKind.rework: "Rework",
+    FlagKind.breakage: "Breakage",
+}
+
+
+class Tone(StrEnum):
+    red = "red"  # late, breakage or rework: tell the patient
+    amber = "amber"  # at risk, stalled or on hold
+    ready = "ready"  # left the lab / ready for pickup: the store acts
+    normal = "normal"
+    done = "done"  # delivered
+
+
+class StoreFilter(StrEnum):
+    all = "all"
+    late = "late"
+    rework = "rework"
+    ready = "ready"
+
+
+def scope_key(principal: PersonPrincipal) -> tuple[int, int | None]:
+    """Principals with equal keys see the same jobs under `visible_jobs` (lab, or one store)."""
+    store = None if principal.role in LAB_ROLES else (principal.store_id or -1)
+    return principal.lab_id, store
+
+
+def lab_zone(session: Session, lab_id: int) -> ZoneInfo:
+    return ZoneInfo(session.get_one(Lab, lab_id).timezone)
+
+
+def local_text(moment: datetime, zone: ZoneInfo, now: datetime) -> str:
+    """'today 14:30', 'tomorrow 09:00' or 'Tue 03 Mar 14:30' in the lab's time zone."""
+    local = moment.astimezone(zone)
+    days = (local.date() - now.astimezone(zone).date()).days
+    day = {-1: "yesterday", 0: "today", 1: "tomorrow"}.get(days, local.strftime("%a %d %b"))
+    return f"{day} {local:%H:%M}"
+
+
+def duration_text(delta: timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+@dataclass(frozen=True)
+class FlagView:
+    kind: FlagKind
+    label: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StoreRow:
+    job_id: int
+    job_number: str
+    tray_number: str | None
+    patient_ref: str
+    rush: bool
+    status: JobStatus
+    state: str  # "At Edging (in progress)", "Shipped: on its way", "Ready for pickup"
+    step: int  # 1-based position on the route; the route length when it left the lab
+    steps: int
+    promised: str
+    eta: str | None
+    eta_after_promise: bool
+    flags: tuple[FlagView, ...]
+    tone: Tone
+    can_mark_ready: bool
+    can_mark_delivered: bool
+
+    @property
+    def progress(self) -> float:
+        return self.step / self.steps if self.steps else 0.0
+
+
+def _state(job: Job) -> str:
+    if job.delivered_at is not None:
+        return "Delivered to the patient"
+    if job.ready_for_pickup_at is not None:
+        return "Ready for pickup"
+    if job.status == JobStatus.completed:
+        return "Shipped by the lab"
+    if job.status == JobStatus.cancelled:
+        return "Cancelled"
+    stage = job.current_stage.name if job.current_stage else "the lab"
+    return f"At {stage} ({job.status.value.replace('_', ' ')})"
+
+
+def _tone(job: Job, kinds: set[FlagKind]) -> Tone:
+    if kinds & RED_FLAGS:
+        return Tone.red
+    if kinds & AMBER_FLAGS:
+        return Tone.amber
+    if job.delivered_at is not None:
+        return Tone.done
+    if job.status == JobStatus.completed:
+        return Tone.ready
+    return Tone.normal
+
+
+def _step(job: Job) -> tuple[int, int]:
+    stage_ids = [step.stage_id for step in job.route.steps]
+    if not job.is_active:
+        return len(stage_ids), len(stage_ids)
+    position = stage_ids.index(job.current_stage_id) if job.current_stage_id in stage_ids else 0
+    return position + 1, len(stage_ids)
+
+
+def store_row(job: Job, zone: ZoneInfo, now: datetime) -> StoreRow:
+    flags = tuple(
+        FlagView(flag.kind, FLAG_LABELS[flag.kind], flag.reason)
+        for flag in sorted(job.open_flags, key=lambda flag: flag.kind not in RED_FLAGS)
+    )
+    step, steps = _step(job)
+    shipped = job.status == JobStatus.completed
+    return StoreRow(
+        job_id=job.id,
+        job_number=job.job_number,
+        tray_number=job.tray_number,
+        patient_ref=job.patient_ref,
+        rush=job.priority == Priority.rush,
+        status=job.status,
+        state=_state(job),
+        step=step,
+        steps=steps,
+        promised=local_text(job.promised_at, zone, now),
+        eta=local_text(job.eta, zone, now) if job.eta else None,
+        eta_after_promise=job.eta is not None and job.eta > job.promised_at,
+        flags=flags,
+        tone=_tone(job, {flag.kind for flag in flags}),
+        can_mark_ready=shipped and job.ready_for_pickup_at is None,
+        can_mark_delivered=(
+            shipped and job.ready_for_pickup_at is not None and job.delivered_at is None
+        ),
+    )
+
+
+def _store_jobs(principal: PersonPrincipal) -> Select[tuple[Job]]:
+    """Jobs still in the lab, and finished ones the patient has not collected yet."""
+    return visible_jobs(principal).where(
+        or_(
+            Job.is_active,
+            and_(Job.status == JobStatus.completed, Job.delivered_at.is_(None)),
+        )
+    )
+
+
+def store_rows(session: Session, principal: PersonPrincipal, now: datetime) -> list[StoreRow]:
+    """The store's open jobs, the ones needing attention first, then by promised time."""
+    zone = lab_zone(session, principal.lab_id)
+    jobs = session.scalars(_store_jobs(principal).order_by(Job.promised_at, Job.id))
+    rows = [store_row(job, zone, now) for job in jobs]
+    order = list(Tone)
+    return sorted(rows, key=lambda row: order.index(row.tone))
+
+
+def store_row_by_id(
+    session: Session, principal: PersonPrincipal, job_id: int, now: datetime
+) -> StoreRow | None:
+    """One row for a live refresh; None once the job no longer belongs on the store list."""
+    job = session.scalar(_store_jobs(principal).where(Job.id == job_id))
+    return store_row(job, lab_zone(session, principal.lab_id), now) if job else None
+
+
+def matches(row: StoreRow, view: StoreFilter) -> bool:
+    kinds = {flag.kind for flag in row.flags}
+    match view:
+        case StoreFilter.late:
+            return FlagKind.late in kinds
+        case StoreFilter.rework:
+            return bool(kinds & {FlagKind.rework, FlagKind.breakage})
+        case StoreFilter.ready:
+            return row.status == JobStatus.completed
+        case _:
+            return True
+
+
+@dataclass(frozen=True)
+class FlagEntry:
+    job_id: int
+    job_number: str
+    label: str
+    reason: str
+    raised: str
+    red: bool
+    open: bool
+
+
+def flag_feed(
+    session: Session, principal: PersonPrincipal, now: datetime, limit: int = 15
+) -> list[FlagEntry]:
+    """The latest flags raised on the visible jobs, newest first, open or since cleared."""
+    zone = lab_zone(session, principal.lab_id)
+    visible_ids = visible_jobs(principal).with_only_columns(Job.id)
+    rows = session.execute(
+        select(JobFlag, Job.job_number)
+        .join(Job, JobFlag.job_id == Job.id)
+        .where(JobFlag.job_id.in_(visible_ids), JobFlag.kind != FlagKind.at_risk)
+        .order_by(JobFlag.raised_at.desc(), JobFlag.id.desc())
+        .limit(limit)
+    )
+    return [
+        FlagEntry(
+            job_id=flag.job_id,
+            job_number=job_number,
+            label=FLAG_LABELS[flag.kind],
+            reason=flag.reason,
+            raised=local_text(flag.raised_at, zone, now),
+            red=flag.kind in RED_FLAGS,
+            open=flag.cleared_at is None,
+        )
+        for flag, job_number in rows
+    ]
+
+
+@dataclass(frozen=True)
+class StepView:
+    stage: str
+    state: str  # done | current | todo
+    started: str | None
+    completed: str | None
+    operators: str  # initials of who started and completed it, e.g. "AT · BK"
+
+
+@dataclass(frozen=True)
+class EventView:
+    at: str
+    action: str
+    stage: str
+    station: str
+    operator: str | None
+    reason: str | None  # "B-CHIP · Chip or crack at edging"
+    note: str | None
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    row: StoreRow
+    store_code: str
+    lens: str
+    steps: tuple[StepView, ...]
+    problems: tuple[EventView, ...]  # rework and breakage history
+    events: tuple[EventView, ...]  # newest first
+    qc: tuple[InspectionOut, ...]  # QC attempts, first to last
+
+
+def _event_view(
+    event: StageEvent, reasons: dict[str, str], zone: ZoneInfo, now: datetime
+) -> EventView:
+    reason = None
+    if event.reason_code:
+        description = reasons.get(event.reason_code)
+        reason = f"{event.reason_code} · {description}" if description else event.reason_code
+    return EventView(
+        at=local_text(event.corrected_at, zone, now),
+        action=event.action.value,
+        stage=event.stage.name,
+        station=event.station.name,
+        operator=initials(event.operator.name) if event.operator else None,
+        reason=reason,
+        note=event.note,
+    )
+
+
+def _steps(job: Job, events: list[StageEvent], zone: ZoneInfo, now: datetime) -> list[StepView]:
+    """Each route stage with its latest start and completion (a redo shows the last pass)."""
+    starts: dict[int, StageEvent] = {}
+    completes: dict[int, StageEvent] = {}
+    for event in events:
+        if event.action == EventAction.start:
+            starts[event.stage_id] = event
+        elif event.action == EventAction.complete:
+            completes[event.stage_id] = event
+    here, _ = _step(job)
+    views = []
+    for position, route_step in enumerate(job.route.steps, start=1):
+        stage_id = route_step.stage_id
+        if not job.is_active or position < here:
+            state = "done"
+        else:
+            state = "current" if position == here else "todo"
+        start, complete = starts.get(stage_id), completes.get(stage_id)
+        if state != "done":
+            complete = None  # a completion from before a rework belongs to the old pass
+        people = [initials(e.operator.name) for e in (start, complete) if e and e.operator]
+        views.append(
+            StepView(
+                stage=route_step.stage.name,
+                state=state,
+                started=local_text(start.corrected_at, zone, now) if start else None,
+                completed=local_text(complete.corrected_at, zone, now) if complete else None,
+                operators=" · ".join(dict.fromkeys(people)),
+            )
+        )
+    return views
+
+
+def job_detail(
+    session: Session, principal: PersonPrincipal, job_id: int, now: datetime
+) -> JobDetail | None:
+    """The job page: None for a job this principal may not see (as for a missing one)."""
+    job = session.scalar(visible_jobs(principal).where(Job.id == job_id))
+    if job is None:
+        return None
+    zone = lab_zone(session, principal.lab_id)
+    events = list(
+        session.scalars(
+            select(StageEvent)
+            .where(StageEvent.job_id == job.id)
+            .order_by(StageEvent.corrected_at, StageEvent.id)
+        )
+    )
+    reasons = dict(
+        session.execute(
+            select(ReasonCode.code, ReasonCode.description).where(ReasonCode.lab_id == job.lab_id)
+        ).all()
+    )
+    views = [_event_view(event, reasons, zone, now) for event in events]
+    problems = [
+        view
+        for view, event in zip(views, events, strict=True)
+        if event.action in (EventAction.rework, EventAction.breakage)
+    ]
+    return JobDetail(
+        row=store_row(job, zone, now),
+        store_code=job.store.code,
+        lens=f"{job.lens_design.value} {job.lens_material} {job.lens_index:g}",
+        steps=tuple(_steps(job, events, zone, now)),
+        problems=tuple(problems),
+        events=tuple(reversed(views)),
+        qc=tuple(inspection.job_inspections(session, job)),
+    )
+
+
+@dataclass(frozen=True)
+class WipCard:
+    job_id: int
+    stage_id: int
+    job_number: str
+    tray_number: str | None
+    store_code: str
+    status: JobStatus
+    rush: bool
+    late: bool
+    flags: tuple[str, ...]  # labels of the open flags
+    age: str  # how long in its current state at this stage
+    ageing: str  # ok | old (past half the stalled limit) | stalled
+    since: datetime
+
+
+@dataclass(frozen=True)
+class StageColumn:
+    stage_id: int
+    code: str
+    name: str
+    done_today: int
+
+
+@dataclass(frozen=True)
+class WipBoard:
+    columns: tuple[StageColumn, ...]
+    cards: tuple[WipCard, ...]  # oldest first
+    done_today: int
+
+
+def wip_card(job: Job, now: datetime) -> WipCard | None:
+    stage = job.current_stage
+    if not job.is_active or stage is None:
+        return None
+    age = now - job.state_changed_at
+    limit = timedelta(minutes=stage.stalled_after_minutes)
+    kinds = {flag.kind for flag in job.open_flags}
+    return WipCard(
+        job_id=job.id,
+        stage_id=stage.id,
+        job_number=job.job_number,
+        tray_number=job.tray_number,
+        store_code=job.store.code,
+        status=job.status,
+        rush=job.priority == Priority.rush,
+        late=FlagKind.late in kinds,
+        flags=tuple(FLAG_LABELS[kind] for kind in FLAG_LABELS if kind in kinds),
+        age=duration_text(age),
+        ageing="stalled" if age > limit else "old" if age > limit / 2 else "ok",
+        since=job.state_changed_at,
+    )
+
+
+def wip_card_by_id(
+    session: Session, principal: PersonPrincipal, job_id: int, now: datetime
+) -> WipCard | None:
+    job = session.scalar(visible_jobs(principal).where(Job.id == job_id))
+    return wip_card(job, now) if job else None
+
+
+def done_today(session: Session, principal: PersonPrincipal, now: datetime) -> dict[int, int]:
+    """Jobs completed per stage since midnight in the lab's time zone (stage_id -> count)."""
+    zone = lab_zone(session, principal.lab_id)
+    midnight = datetime.combine(now.astimezone(zone).date(), time(), tzinfo=zone)
+    visible_ids = visible_jobs(principal).with_only_columns(Job.id)
+    return dict(
+        session.execute(
+            select(StageEvent.stage_id, func.count(func.distinct(StageEvent.job_id)))
+            .where(
+                StageEvent.action == EventAction.complete,
+                StageEvent.corrected_at >= midnight,
+                StageEvent.job_id.in_(visible_ids),
+            )
+            .group_by(StageEvent.stage_id)
+        ).all()
+    )
+
+
+def wip_board(session: Session, principal: PersonPrincipal, now: datetime) -> WipBoard:
+    done = done_today(session, principal, now)
+    stages = session.scalars(
+        select(Stage).where(Stage.lab_id == principal.lab_id).order_by(Stage.position)
+    )
+    columns = tuple(
+        StageColumn(stage.id, stage.code, stage.name, done.get(stage.id, 0)) for stage in stages
+    )
+    jobs = session.scalars(
+        visible_jobs(principal).where(Job.is_active).order_by(Job.state_changed_at, Job.id)
+    )
+    cards = tuple(card for job in jobs if (card := wip_card(job, now)) is not None)
+    return WipBoard(columns, cards, sum(done.values()))

@@ -1,0 +1,23 @@
+"""Every page of the server, registered for one context."""
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import ui
+
+from server.context import ServerContext
+from server.pages.access import home_path, page_person
+from server.pages.jobs import register_job_pages
+from server.pages.store import register_store_pages
+from server.pages.wip import register_wip_pages
+
+
+def register_pages(context: ServerContext) -> None:
+    @ui.page("/")
+    def index(request: Request) -> RedirectResponse:
+        """Store staff start at their store portal, lab people at the WIP board."""
+        principal = page_person(context, request)
+        return RedirectResponse(home_path(principal) if principal else "/login")
+
+    register_job_pages(context)
+    register_store_pages(context)
+    register_wip_pages(context)

@@ -1,0 +1,361 @@
+"""The store portal: the store's jobs live, a job page with its whole history, the flags feed.
+
+Made for a counter screen: one coloured row per job (red: late, breakage or rework, with the
+reason), the ETA beside the promised time in the lab's time zone, pickup actions in reach.
+Rows stay where they are when they change, so nothing jumps under a finger.
+"""
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import ui
+from sqlalchemy.orm import Session
+
+from server.context import ServerContext
+from server.domain import jobs, views
+from server.domain.auth import PersonPrincipal
+from server.domain.errors import DomainError
+from server.domain.views import JobDetail, StoreFilter, StoreRow, Tone
+from server.models import Store, utcnow
+from server.pages.access import STORE_PORTAL_ROLES, admit, page_header
+from server.pages.live_view import PageFeed
+
+TONE_CLASSES = {
+    Tone.red: "bg-red-50 border-red-600",
+    Tone.amber: "bg-amber-50 border-amber-500",
+    Tone.ready: "bg-green-50 border-green-600",
+    Tone.normal: "bg-white border-slate-300",
+    Tone.done: "bg-slate-100 border-slate-400",
+}
+ROW_CLASSES = "w-full rounded-lg border-l-[10px] shadow-sm px-5 py-3"
+FILTER_LABELS = {
+    StoreFilter.all: "All",
+    StoreFilter.late: "Late",
+    StoreFilter.rework: "Rework / breakage",
+    StoreFilter.ready: "To collect",
+}
+
+# A route step's state as an icon and colour: done, current (the job is there), to come.
+STEP_ICONS = {
+    "done": ("check_circle", "positive"),
+    "current": ("play_circle", "primary"),
+    "todo": ("radio_button_unchecked", "grey"),
+}
+STEP_CELL = """<q-td :props="props"><q-icon class="q-mr-sm" size="sm" :name="props.row.icon"
+ :color="props.row.colour" />{{ props.value }}</q-td>"""
+
+Milestone = Callable[[Session, PersonPrincipal, int], Any]
+
+
+def _store_name(context: ServerContext, principal: PersonPrincipal) -> str:
+    if principal.store_id is None:
+        return "All stores"
+    with context.db.session() as session:
+        return session.get_one(Store, principal.store_id).name
+
+
+class Milestones:
+    """The store's two actions; the change comes back to every open page through the bus."""
+
+    def __init__(self, context: ServerContext, principal: PersonPrincipal) -> None:
+        self.context = context
+        self.principal = principal
+
+    def _run(self, mark: Milestone, job_id: int) -> None:
+        with self.context.session() as session:
+            mark(session, self.principal, job_id)
+
+    async def mark(self, mark: Milestone, job_id: int) -> None:
+        try:
+            await asyncio.to_thread(self._run, mark, job_id)
+        except DomainError as error:
+            ui.notify(error.message, type="negative")
+
+    def buttons(self, row: StoreRow) -> None:
+        if row.can_mark_ready:
+            ui.button(
+                "Ready for pickup",
+                icon="storefront",
+                on_click=lambda: self.mark(jobs.mark_ready_for_pickup, row.job_id),
+            ).props("unelevated color=green-8 no-caps")
+        if row.can_mark_delivered:
+            ui.button(
+                "Delivered to patient",
+                icon="how_to_reg",
+                on_click=lambda: self.mark(jobs.mark_delivered, row.job_id),
+            ).props("unelevated color=primary no-caps")
+
+
+def job_summary(row: StoreRow, milestones: Milestones, *, link: bool) -> None:
+    """One job as a store person reads it; used for list rows and the job page's head."""
+    with ui.row().classes("w-full items-center gap-6 no-wrap"):
+        with ui.column().classes("gap-0 w-44 shrink-0"):
+            number = ui.link if link else ui.label
+            args = (row.job_number, f"/store/jobs/{row.job_id}") if link else (row.job_number,)
+            number(*args).classes("text-2xl font-bold text-slate-900")
+            with ui.row().classes("gap-2 items-center"):
+                ui.label(f"Tray {row.tray_number}" if row.tray_number else "No tray").classes(
+                    "text-sm text-slate-600"
+                )
+                if row.rush:
+                    ui.badge("RUSH", color="red-8").classes("text-sm")
+            ui.label(f"Patient {row.patient_ref}").classes("text-sm text-slate-600")
+        with ui.column().classes("gap-1 grow min-w-[11rem]"):
+            ui.label(row.state).classes("text-lg font-semibold")
+            with ui.row().classes("w-full items-center gap-3 no-wrap"):
+                ui.linear_progress(row.progress, show_value=False, size="10px").props(
+                    f"rounded color={'red-7' if row.tone == Tone.red else 'primary'}"
+                ).classes("grow")
+                ui.label(f"{row.step} of {row.steps}").classes("text-sm text-slate-600 shrink-0")
+        with ui.column().classes("gap-0 w-52 shrink-0"):
+            ui.label(f"Promised {row.promised}").classes("text-base")
+            if row.eta:
+                late = "text-red-700 font-bold" if row.eta_after_promise else "text-slate-700"
+                ui.label(f"Expected {row.eta}").classes(f"text-base {late}")
+        with ui.column().classes("gap-2 shrink-0"):
+            milestones.buttons(row)
+    for flag in row.flags:
+        red = flag.kind in views.RED_FLAGS
+        with ui.row().classes("items-center gap-2 mt-1 no-wrap").props(f"data-flag={flag.kind}"):
+            ui.badge(flag.label, color="red-8" if red else "amber-9").classes("text-sm")
+            ui.label(flag.reason).classes(
+                "text-base " + ("text-red-800 font-semibold" if red else "text-amber-900")
+            )
+
+
+def _tone_row(element: ui.element, row: StoreRow) -> None:
+    element.classes(replace=f"{ROW_CLASSES} {TONE_CLASSES[row.tone]}")
+    element.props(f"data-tone={row.tone.value}")
+
+
+class StoreList:
+    """The live list: one element per job, rebuilt alone when that job changes."""
+
+    def __init__(self, milestones: Milestones, rows: list[StoreRow]) -> None:
+        self.milestones = milestones
+        self.view = StoreFilter.all
+        self.rows: dict[int, StoreRow] = {}
+        self.elements: dict[int, ui.element] = {}
+        with ui.row().classes("w-full items-center gap-4"):
+            ui.toggle(
+                {view: label for view, label in FILTER_LABELS.items()},
+                value=StoreFilter.all,
+                on_change=lambda event: self.filter(event.value),
+            ).props("size=lg no-caps toggle-color=primary")
+            self.counts = ui.label().classes("text-base text-slate-600")
+        self.container = ui.column().classes("w-full gap-3")
+        self.empty = ui.label("No jobs here.").classes("text-lg text-slate-500 p-4")
+        for row in rows:
+            self.show(row.job_id, row, new_on_top=False)
+
+    def show(self, job_id: int, row: StoreRow | None, *, new_on_top: bool = True) -> None:
+        element = self.elements.get(job_id)
+        if row is None:
+            if element is not None:
+                self.container.remove(element)
+                del self.elements[job_id], self.rows[job_id]
+        else:
+            if element is None:
+                with self.container:
+                    element = ui.element("div").props(f"data-job-id={job_id}")
+                if new_on_top:  # a job the store just ordered
+                    element.move(self.container, target_index=0)
+                self.elements[job_id] = element
+            self.rows[job_id] = row
+            element.clear()
+            with element:
+                job_summary(row, self.milestones, link=True)
+            _tone_row(element, row)
+            element.set_visibility(views.matches(row, self.view))
+        self._count()
+
+    def filter(self, view: StoreFilter) -> None:
+        self.view = StoreFilter(view)
+        for job_id, element in self.elements.items():
+            element.set_visibility(views.matches(self.rows[job_id], self.view))
+        self._count()
+
+    def _count(self) -> None:
+        counts = {
+            view: sum(views.matches(row, view) for row in self.rows.values())
+            for view in FILTER_LABELS
+        }
+        self.counts.set_text(
+            f"{counts[StoreFilter.all]} jobs · {counts[StoreFilter.late]} late · "
+            f"{counts[StoreFilter.rework]} rework or breakage · "
+            f"{counts[StoreFilter.ready]} to collect"
+        )
+        self.empty.set_visibility(counts[self.view] == 0)
+
+
+class FlagsFeed:
+    def __init__(self) -> None:
+        with ui.card().classes("w-full"):
+            ui.label("Flags").classes("text-xl font-semibold")
+            self.container = ui.column().classes("w-full gap-2")
+
+    def show(self, entries: list[views.FlagEntry]) -> None:
+        self.container.clear()
+        with self.container:
+            if not entries:
+                ui.label("No flags raised.").classes("text-slate-500")
+            for entry in entries:
+                colour = "text-red-800" if entry.red else "text-amber-900"
+                muted = "" if entry.open else " opacity-50 line-through"
+                with ui.column().classes(f"gap-0 w-full{muted}"):
+                    with ui.row().classes("items-center gap-2"):
+                        ui.link(entry.job_number, f"/store/jobs/{entry.job_id}").classes(
+                            "font-bold"
+                        )
+                        ui.label(entry.label).classes(f"font-semibold {colour}")
+                        ui.label(entry.raised).classes("text-xs text-slate-500")
+                    ui.label(entry.reason).classes("text-sm")
+
+
+def _job_page(detail: JobDetail, milestones: Milestones) -> None:
+    row = detail.row
+    with ui.element("div").props(f"data-job-id={row.job_id}") as head:
+        job_summary(row, milestones, link=False)
+    _tone_row(head, row)
+    ui.label(f"Store {detail.store_code} · {detail.lens}").classes("text-slate-600")
+    with ui.grid().classes("w-full gap-4 grid-cols-1 lg:grid-cols-2"):
+        with ui.card().classes("w-full"):
+            ui.label("Route").classes("text-xl font-semibold")
+            ui.table(
+                columns=[
+                    {"name": "stage", "label": "Stage", "field": "stage", "align": "left"},
+                    {"name": "started", "label": "Started", "field": "started", "align": "left"},
+                    {"name": "done", "label": "Done", "field": "completed", "align": "left"},
+                    {"name": "by", "label": "By", "field": "operators", "align": "left"},
+                ],
+                rows=[
+                    {
+                        **step.__dict__,
+                        "icon": STEP_ICONS[step.state][0],
+                        "colour": STEP_ICONS[step.state][1],
+                    }
+                    for step in detail.steps
+                ],
+                row_key="stage",
+            ).props("flat dense").classes("w-full").add_slot("body-cell-stage", STEP_CELL)
+        with ui.column().classes("w-full gap-4"):
+            with ui.card().classes("w-full"):
+                ui.label("Rework and breakage").classes("text-xl font-semibold")
+                if not detail.problems:
+                    ui.label("None so far.").classes("text-slate-500")
+                for problem in detail.problems:
+                    ui.label(
+                        f"{problem.at} · {problem.action} at {problem.stage}"
+                        f" ({problem.station}{', ' + problem.operator if problem.operator else ''})"
+                    ).classes("font-semibold text-red-800")
+                    ui.label(problem.reason or "no reason recorded").classes("text-sm")
+            with ui.card().classes("w-full").props("data-section=qc-summary"):
+                ui.label("QC results").classes("text-xl font-semibold")
+                if not detail.qc:
+                    ui.label("Not inspected yet.").classes("text-slate-500")
+                for attempt in detail.qc:
+                    failed = [check for check in attempt.checks if not check.passed]
+                    verdict = "passed" if attempt.passed else "failed"
+                    ui.label(f"Attempt {attempt.attempt}: {verdict} at {attempt.station}").classes(
+                        "font-semibold " + ("text-green-800" if attempt.passed else "text-red-800")
+                    )
+                    for check in failed:
+                        ui.label(
+                            f"{check.eye or 'pair'} {check.field}: off by {check.deviation:+.2f}"
+                            f" (tolerance ±{check.tolerance:g})"
+                        ).classes("text-sm")
+                    for defect in attempt.defects:
+                        ui.label(f"{defect.code} · {defect.description}").classes("text-sm")
+    with ui.card().classes("w-full"):
+        ui.label("Events").classes("text-xl font-semibold")
+        ui.table(
+            columns=[
+                {"name": key, "label": label, "field": key, "align": "left"}
+                for key, label in (
+                    ("at", "When"),
+                    ("action", "What"),
+                    ("stage", "Stage"),
+                    ("station", "Station"),
+                    ("operator", "By"),
+                    ("reason", "Reason"),
+                    ("note", "Note"),
+                )
+            ],
+            rows=[{"id": index, **event.__dict__} for index, event in enumerate(detail.events)],
+            row_key="id",
+        ).props("flat dense").classes("w-full")
+
+
+def register_store_pages(context: ServerContext) -> None:
+    @ui.page("/store", title="LensTrack · Store")
+    async def store_page(request: Request) -> RedirectResponse | None:
+        principal = admit(context, request, STORE_PORTAL_ROLES)
+        if not isinstance(principal, PersonPrincipal):
+            return principal
+        rows, feed = await asyncio.to_thread(_read_store, context, principal)
+        page_header(principal, f"{_store_name(context, principal)} · Store portal")
+        milestones = Milestones(context, principal)
+        with ui.element("div").classes(
+            "w-full p-4 grid gap-4 grid-cols-1 xl:grid-cols-[1fr_24rem]"
+        ):
+            with ui.column().classes("w-full gap-3 min-w-0"):
+                store_list = StoreList(milestones, rows)
+            with ui.column().classes("w-full"):
+                flags = FlagsFeed()
+                flags.show(feed)
+
+        async def refresh_feed() -> None:
+            flags.show(
+                await live.read("flag_feed", lambda s: views.flag_feed(s, principal, utcnow()))
+            )
+
+        live = PageFeed(
+            context, principal, views.store_row_by_id, store_list.show, after_batch=refresh_feed
+        )
+        return None
+
+    @ui.page("/store/jobs/{job_id}", title="LensTrack · Job")
+    async def store_job_page(request: Request, job_id: int) -> RedirectResponse | None:
+        principal = admit(context, request, STORE_PORTAL_ROLES)
+        if not isinstance(principal, PersonPrincipal):
+            return principal
+        detail = await asyncio.to_thread(_read_detail, context, principal, job_id)
+        page_header(principal, _store_name(context, principal))
+        with ui.column().classes("w-full p-4 gap-4"):
+            ui.link("← All jobs", "/store").classes("text-lg")
+            if detail is None:
+                ui.label("Job not found.").classes("text-2xl font-bold")
+                return None
+            milestones = Milestones(context, principal)
+            body = ui.column().classes("w-full gap-4")
+            with body:
+                _job_page(detail, milestones)
+
+        def show(_: int, fresh: JobDetail | None) -> None:
+            body.clear()
+            with body:
+                if fresh is None:
+                    ui.label("This job is no longer visible here.").classes("text-xl")
+                else:
+                    _job_page(fresh, milestones)
+
+        PageFeed(context, principal, views.job_detail, show, only_job=job_id)
+        return None
+
+
+def _read_store(
+    context: ServerContext, principal: PersonPrincipal
+) -> tuple[list[StoreRow], list[views.FlagEntry]]:
+    now = utcnow()
+    with context.db.session() as session:
+        return views.store_rows(session, principal, now), views.flag_feed(session, principal, now)
+
+
+def _read_detail(
+    context: ServerContext, principal: PersonPrincipal, job_id: int
+) -> JobDetail | None:
+    with context.db.session() as session:
+        return views.job_detail(session, principal, job_id, utcnow())
