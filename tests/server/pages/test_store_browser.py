@@ -1,0 +1,129 @@
+"""The real server and headless Chromium: a breakage at a station turns the store's row red.
+
+Also leaves screenshots of the portal and the WIP board in screenshots/ (gitignored).
+"""
+
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.server.pages.realserver import (
+    CHROMIUM,
+    PROJECT_ROOT,
+    RealServer,
+    launch_chromium,
+    log_in,
+    real_server,
+)
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = PROJECT_ROOT / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
+    with real_server(tmp_path_factory.mktemp("store-browser")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+def _page(browser: Browser, server: RealServer, username: str, password: str) -> Page:
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.set_default_timeout(15_000)
+    log_in(page, server.url, username, password)
+    return page
+
+
+def _shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png")
+
+
+def _station_by_stage() -> dict[str, str]:
+    config = tomllib.loads((PROJECT_ROOT / "config" / "lab.example.toml").read_text())
+    return {station["stage"]: station["name"] for station in config["stations"]}
+
+
+def _calm_north_job(http: httpx.Client, server: RealServer) -> dict[str, Any]:
+    """An active NORTH job not on hold and without a red flag, at edging if there is one."""
+    http.post(
+        f"{server.url}/api/auth/login",
+        json={"username": "north", "password": "demo-store-pass"},
+    ).raise_for_status()
+    jobs = http.get(f"{server.url}/api/jobs", params={"active": "true", "limit": 500}).json()
+    calm = [
+        job
+        for job in jobs["items"]
+        if job["status"] != "on_hold"
+        and not {"late", "rework", "breakage"} & {flag["kind"] for flag in job["flags"]}
+    ]
+    assert calm, "the seeded demo has no calm NORTH job"
+    return min(calm, key=lambda job: job["current_stage"]["code"] != "edging")
+
+
+def test_a_breakage_turns_the_row_red_with_its_reason_within_a_second(
+    server: RealServer, browser: Browser
+) -> None:
+    page = _page(browser, server, "north", "demo-store-pass")
+    page.goto(f"{server.url}/")
+    page.wait_for_url(f"{server.url}/store")
+    with httpx.Client(timeout=10) as http:
+        job = _calm_north_job(http, server)
+        stage = job["current_stage"]
+        station = _station_by_stage()[stage["code"]]
+        row = page.locator(f"[data-job-id='{job['id']}']")
+        expect(row).not_to_have_attribute("data-tone", "red")
+        server.token(station)  # made before the clock starts: the CLI takes a while
+        if job["status"] == "queued":
+            assert server.send(http, station, job["job_number"], "start").is_success
+        sent = server.send(http, station, job["job_number"], "breakage", reason_code="B-CHIP")
+        assert sent.is_success, sent.text
+    expect(row).to_have_attribute("data-tone", "red", timeout=1_000)
+    expect(row.locator("[data-flag=breakage]")).to_contain_text(
+        f"Broke at {stage['name']} (chip or crack at edging)", timeout=1_000
+    )
+    expect(row).to_contain_text("Expected")
+    _shot(page, "store-after-breakage")
+
+
+def test_the_job_page_shows_the_breakage_history(server: RealServer, browser: Browser) -> None:
+    page = _page(browser, server, "north", "demo-store-pass")
+    page.goto(f"{server.url}/store")
+    red = page.locator("[data-tone=red] a").first
+    red.click()
+    page.wait_for_url(re.compile(r".*/store/jobs/\d+"))
+    expect(page.get_by_text("Rework and breakage")).to_be_visible()
+    expect(page.locator("[data-section=qc-summary]")).to_be_visible()
+    _shot(page, "store-job")
+
+
+def test_another_stores_job_is_not_found_and_the_wip_board_is_for_the_lab(
+    server: RealServer, browser: Browser
+) -> None:
+    manager = _page(browser, server, "manager", "demo-manager-pass")
+    manager.goto(f"{server.url}/")
+    manager.wait_for_url(f"{server.url}/wip")
+    south_card = manager.locator("[data-job-id]", has_text="SOUTH").first
+    south_id = south_card.get_attribute("data-job-id")
+    _shot(manager, "wip")
+    north = _page(browser, server, "north", "demo-store-pass")
+    north.goto(f"{server.url}/store/jobs/{south_id}")
+    expect(north.get_by_text("Job not found.")).to_be_visible()
+    north.goto(f"{server.url}/wip")
+    expect(north.get_by_text("This page is not for your role")).to_be_visible()
