@@ -54,6 +54,7 @@ def build_page(station: "StationApp") -> None:
         _main(station, station.flow.screen)
 
     def on_screen(screen: Screen) -> None:
+        status_bar.refresh()  # it shows who is signed in
         main.refresh()
         ui.run_javascript(f"lenstrack.feedback('{screen.tone}')")
 
@@ -70,7 +71,7 @@ def _status_bar(station: "StationApp", status: UplinkStatus) -> None:
         ui.label(station.stage_name).classes("text-xl text-grey-5")
         ui.space()
         if operator:
-            ui.label(f"👤 {operator.name}").classes("chip tone-idle").mark("operator")
+            ui.label(operator.name).classes("chip tone-idle").mark("operator")
         else:
             ui.label("Signed out").classes("chip tone-idle").mark("operator")
         tone = {"online": "ok", "connecting": "warning", "offline": "error"}.get(
@@ -179,7 +180,7 @@ def _actions(station: "StationApp", screen: Screen) -> None:
     flow = station.flow
     with ui.row().classes("w-full gap-3"):
         if screen.card is not None and screen.operator is not None:
-            if screen.verdict == Verdict.needs_override:
+            if screen.verdict == Verdict.needs_override and screen.tone != "ok":
                 ui.button("Override…", on_click=lambda: _override_dialog(station)).props(
                     "color=amber-9 unelevated"
                 ).classes("big-button").mark("override")

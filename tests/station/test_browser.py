@@ -1,0 +1,136 @@
+"""Real browser: a wedge-scan burst typed into headless Chromium shows the job card.
+
+Also saves 1024×768 screenshots of each station state into screenshots/ for review.
+"""
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.station.conftest import LiveServer, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "screenshots"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+pytestmark = pytest.mark.browser
+
+
+def start_station(server: LiveServer, root: Path, name: str, stage: str) -> tuple[str, object]:
+    port = free_port()
+    token_file = root / "token"
+    token_file.write_text(server.token(name))
+    config = root / "station.toml"
+    config.write_text(
+        f'name = "{name}"\nstage = "{stage}"\nserver_url = "{server.url}"\n'
+        f'token_file = "{token_file}"\ndata_dir = "{root / "data"}"\nport = {port}\n'
+        "[uplink]\nbackoff_cap_seconds = 1.0\nidle_poll_seconds = 1.0\n"
+        # CDP key events on a busy test machine can lag past the 30 ms default.
+        '[[scanners]]\nkind = "wedge"\nmax_key_gap_ms = 80\n'
+    )
+    # Without the PYTEST_* variables: NiceGUI's ui.run would think it runs inside a test.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key != "PYTHONPATH" and not key.startswith("PYTEST")
+    }
+    log = (root / "station.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lenstrack.cli", "station", "--config", str(config)],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return url, process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise TimeoutError(f"station did not come up; see {root / 'station.log'}")
+
+
+@pytest.fixture
+def station_url(live_server: LiveServer, tmp_path: Path) -> Iterator[str]:
+    url, process = start_station(live_server, tmp_path, "EDGE-1", "edging")
+    yield url
+    assert isinstance(process, subprocess.Popen)
+    process.terminate()
+    process.wait(timeout=15)
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
+        )
+        yield browser.new_page(viewport={"width": 1024, "height": 768})
+        browser.close()
+
+
+def wedge(page: Page, code: str) -> None:
+    """What a keyboard-wedge scanner does: fast keystrokes, then Enter."""
+    page.keyboard.type(code, delay=5)
+    page.keyboard.press("Enter")
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.wait_for_timeout(600)  # let the scan flash fade
+    page.screenshot(path=SCREENSHOTS / f"station-{name}.png")
+
+
+def job_at(server: LiveServer, stage: str, status: str) -> str:
+    import httpx
+
+    jobs = httpx.get(
+        f"{server.url}/api/jobs",
+        params={"stage": stage, "active": "true", "status": status, "limit": 1},
+        headers={"Authorization": f"Bearer {server.token('EDGE-1')}"},
+    ).json()["items"]
+    return jobs[0]["job_number"]
+
+
+def test_a_wedge_burst_shows_the_job_card(
+    page: Page, station_url: str, live_server: LiveServer
+) -> None:
+    page.goto(station_url)
+    expect(page.get_by_text("Scan your badge to sign in")).to_be_visible(timeout=10_000)
+    shot(page, "signed-out")
+    wedge(page, "B1001")
+    expect(page.get_by_text("Hello Tom Baker")).to_be_visible(timeout=5_000)
+    job = job_at(live_server, "edging", "queued")
+    wedge(page, job)
+    expect(page.get_by_text(job, exact=True)).to_be_visible(timeout=5_000)
+    expect(page.get_by_text("Started", exact=True)).to_be_visible()
+    shot(page, "job-card")
+    past = job_at(live_server, "fitting", "queued")
+    wedge(page, past)
+    expect(page.get_by_text("Already past this stage")).to_be_visible(timeout=5_000)
+    shot(page, "warning")
+    # slow human typing in a field is not a scan and reaches the field
+    page.get_by_role("button", name="Note…").click()
+    note = page.locator("textarea")
+    note.click()
+    page.keyboard.type("ok", delay=120)
+    expect(note).to_have_value("ok")
+    page.keyboard.press("Escape")
+    live_server.stop()
+    try:
+        wedge(page, job)
+        expect(page.get_by_text("Offline").first).to_be_visible(timeout=10_000)
+        shot(page, "offline")
+    finally:
+        live_server.start()
