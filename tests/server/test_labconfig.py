@@ -60,7 +60,7 @@ def test_applying_the_config_twice_changes_nothing(db: Database, lab_config: Lab
     first = counts()
     with db.session() as session:
         apply_lab_config(session, lab_config)
-    assert counts() == first == (8, 3, 14, 8)
+    assert counts() == first == (8, 3, 14, 16)
 
 
 def test_edited_standard_minutes_are_applied(db: Database, tmp_path: Path) -> None:
