@@ -91,8 +91,8 @@ class Milestones:
 
 def job_summary(row: StoreRow, milestones: Milestones, *, link: bool) -> None:
     """One job as a store person reads it; used for list rows and the job page's head."""
-    with ui.row().classes("w-full items-center gap-6 no-wrap"):
-        with ui.column().classes("gap-0 w-44 shrink-0"):
+    with ui.row().classes("w-full items-center gap-4 no-wrap"):
+        with ui.column().classes("gap-0 w-36 shrink-0"):
             number = ui.link if link else ui.label
             args = (row.job_number, f"/store/jobs/{row.job_id}") if link else (row.job_number,)
             number(*args).classes("text-2xl font-bold text-slate-900")

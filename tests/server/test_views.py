@@ -1,0 +1,70 @@
+"""Read models of the store portal and the WIP board, called directly."""
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from server.domain import views
+from server.domain.auth import PersonPrincipal
+from server.domain.views import StoreFilter, Tone
+from server.models import EventAction, Person, utcnow
+from tests.server.conftest import Floor, Lab
+
+
+def _person(lab: Lab, username: str) -> PersonPrincipal:
+    with lab.context.db.session() as session:
+        person = session.scalars(select(Person).where(Person.username == username)).one()
+        return PersonPrincipal(person.id, person.lab_id, person.role, person.store_id, person.name)
+
+
+def test_store_rows_are_the_stores_own_and_a_breakage_makes_one_red(lab: Lab, floor: Floor) -> None:
+    north = lab.make_job("N-1")
+    lab.make_job("S-1", store="SOUTH")
+    floor.send("EDGE-1", "N-1", EventAction.start)
+    floor.send("EDGE-1", "N-1", EventAction.breakage, reason_code="B-CHIP")
+    north_staff, south_staff = _person(lab, "north"), _person(lab, "south")
+    with lab.context.db.session() as session:
+        rows = views.store_rows(session, north_staff, utcnow())
+        hidden = views.job_detail(session, south_staff, north, utcnow())
+        detail = views.job_detail(session, north_staff, north, utcnow())
+    assert [row.job_number for row in rows] == ["N-1"]
+    (row,) = rows
+    assert row.tone == Tone.red
+    assert "Broke at Edging (chip or crack at edging)" in row.flags[0].reason
+    assert views.matches(row, StoreFilter.rework) and not views.matches(row, StoreFilter.ready)
+    assert hidden is None
+    assert detail is not None
+    assert [(p.action, p.reason) for p in detail.problems] == [
+        ("breakage", "B-CHIP · Chip or crack at edging")
+    ]
+
+
+def test_done_today_counts_completions_since_the_labs_midnight(lab: Lab, floor: Floor) -> None:
+    lab.make_job("N-2")
+    lab.make_job("N-3")
+    now = utcnow()
+    zone = ZoneInfo("Europe/Berlin")  # the example lab's zone
+    midnight = datetime.combine(now.astimezone(zone).date(), datetime.min.time(), zone)
+    floor.send("EDGE-1", "N-2", EventAction.start, at=midnight - timedelta(minutes=20))
+    floor.send("EDGE-1", "N-2", EventAction.complete, at=midnight - timedelta(minutes=10))
+    floor.send("EDGE-1", "N-3", EventAction.start, at=now - timedelta(minutes=2))
+    floor.send("EDGE-1", "N-3", EventAction.complete, at=now - timedelta(minutes=1))
+    manager = lab.manager()
+    with lab.context.db.session() as session:
+        done = views.done_today(session, manager, now)
+        board = views.wip_board(session, manager, now)
+    (edging,) = [column for column in board.columns if column.code == "edging"]
+    assert done == {edging.stage_id: 1}
+    assert edging.done_today == 1
+    assert {card.job_number for card in board.cards} == {"N-2", "N-3"}
+
+
+def test_times_read_in_the_labs_zone() -> None:
+    zone = ZoneInfo("Europe/Berlin")
+    now = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
+    assert views.local_text(datetime(2025, 3, 4, 13, 30, tzinfo=UTC), zone, now) == "today 14:30"
+    assert views.local_text(datetime(2025, 3, 4, 23, 30, tzinfo=UTC), zone, now) == (
+        "tomorrow 00:30"
+    )
+    assert views.local_text(datetime(2025, 3, 7, 8, 0, tzinfo=UTC), zone, now) == "Fri 07 Mar 09:00"
