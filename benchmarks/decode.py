@@ -50,6 +50,7 @@ class Score:
     read: dict[str, list[bool]] = field(default_factory=lambda: {lv: [] for lv in LEVELS})
     misreads: list[str] = field(default_factory=list)
     false_reads: list[str] = field(default_factory=list)
+    missed: list[str] = field(default_factory=list)
     ms: list[float] = field(default_factory=list)
 
     def add(self, name: str, truth: str, texts: list[str], ms: float) -> None:
@@ -58,6 +59,8 @@ class Score:
             self.false_reads += [f"{name}: {text!r}" for text in texts]
             return
         self.read[level_of(name)].append(truth in texts)
+        if truth not in texts:
+            self.missed.append(name)
         self.misreads += [f"{name}: {text!r} (truth {truth!r})" for text in texts if text != truth]
 
     def rows(self) -> list[str]:
@@ -121,6 +124,7 @@ def report(title: str, frames: list[Frame], decoders: dict[str, Decode]) -> None
     for name, s in scores.items():
         for problem in s.misreads + s.false_reads:
             print(f"  {name}: {problem}")
+    print(f"  pipeline did not read: {' '.join(scores['pipeline'].missed) or '-'}")
 
 
 def main() -> int:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from pyzbar import pyzbar
 
 from .locate import Region, find_regions
+from .profile import decode_profile, fit_profile
 
 
 class Symbology(StrEnum):
@@ -124,9 +125,20 @@ class BarcodeDecoder:
         if _has_confirmed(votes):
             return votes
         rows = np.array_split(region.crop.astype(np.float32), BANDS, axis=0)
+        profiles = [band_rows.mean(axis=0) for band_rows in rows]
+        if Symbology.CODE128 in self._linear:
+            for method, decode in (("edges", decode_profile), ("fit", fit_profile)):
+                for band, profile in enumerate(profiles):
+                    name = f"{method}/band{band}"
+                    votes += [
+                        _Vote(text, Symbology.CODE128, region.corners, name, False)
+                        for text in decode(profile)
+                    ]
+                    if _has_confirmed(votes):
+                        return votes
         for sigma, amount in SHARPEN:
-            for band, band_rows in enumerate(rows):
-                image = _profile_image(_sharpen(band_rows.mean(axis=0), sigma, amount))
+            for band, profile in enumerate(profiles):
+                image = _profile_image(_sharpen(profile, sigma, amount))
                 name = f"band{band}" + (f"/sharpen{sigma:g}x{amount:g}" if amount else "")
                 votes += self._zxing(image, f"zxing/{name}", None, region=region)
                 votes += self._zbar(image, f"zbar/{name}", region)

@@ -15,6 +15,11 @@ import numpy as np
 SCALE = 0.5
 WINDOW = 9  # structure tensor averaging window at work scale: a few modules wide
 MIN_COHERENCE = 0.75  # 1 = one gradient direction only; text and noise sit well below
+# Bars alternate: over a few modules their gradients cancel, where an object's border (a
+# ticket edge against the desk: strong and coherent too) has one sign only. Share of the mean
+# squared gradient that survives averaging over ALTERNATION_WINDOW, at most:
+ALTERNATION_WINDOW = 15
+MAX_ONE_SIGN = 0.15
 MIN_AREA = 250  # px² at work scale; a ticket's Code 128 covers thousands
 
 
@@ -47,7 +52,11 @@ def find_regions(gray: np.ndarray, *, max_regions: int = 4) -> list[Region]:
     coherence = anisotropy / (energy + 1e-3)
     # Strong relative to the frame: sensor noise is everywhere, bars are the strongest texture.
     strong = energy > max(float(np.percentile(energy, 90)), 400.0)
-    mask = ((coherence > MIN_COHERENCE) & strong).astype(np.uint8)
+    alternation = (ALTERNATION_WINDOW, ALTERNATION_WINDOW)
+    mean_gx, mean_gy = cv2.boxFilter(gx, -1, alternation), cv2.boxFilter(gy, -1, alternation)
+    squared = cv2.boxFilter(gx * gx + gy * gy, -1, alternation)
+    alternating = mean_gx**2 + mean_gy**2 < MAX_ONE_SIGN * (squared + 1e-3)
+    mask = ((coherence > MIN_COHERENCE) & strong & alternating).astype(np.uint8)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)

@@ -1,0 +1,351 @@
+"""Code 128 from a 1D intensity profile across the bars (dark bars on a light ground).
+
+Binarising a blurred code loses narrow elements: their grey ripples never cross a threshold.
+Here edges are the gradient extrema of the (cubic-upsampled) profile, at sub-pixel positions,
+and each 11-module character is decoded from its edge-to-similar-edge ("t") distances
+normalised by the character's own width, as in the ISO/IEC 15417 reference decode: blur and
+ink spread move a bar's two edges in opposite directions, so distances between like edges
+(leading to leading, trailing to trailing) keep their module counts where element widths do
+not. Blur across the bars is undone first by a Wiener filter for a few Gaussian widths.
+
+A decode passes only with a start character, a valid character for every six elements, a
+stop pattern with its final 2-module bar, quiet zones at both ends, steady character widths
+and the mod-103 check; the caller still confirms it with a second, independent decode.
+"""
+
+from collections.abc import Iterator
+from functools import cache
+
+import cv2
+import numpy as np
+
+# Element widths (bar, space, …) of the 107 Code 128 symbols; 106 is the stop, whose seventh
+# element is the final bar.
+PATTERNS = (
+    "212222", "222122", "222221", "121223", "121322", "131222", "122213", "122312", "132212",
+    "221213", "221312", "231212", "112232", "122132", "122231", "113222", "123122", "123221",
+    "223211", "221132", "221231", "213212", "223112", "312131", "311222", "321122", "321221",
+    "312212", "322112", "322211", "212123", "212321", "232121", "111323", "131123", "131321",
+    "112313", "132113", "132311", "211313", "231113", "231311", "112133", "112331", "132131",
+    "113123", "113321", "133121", "313121", "211331", "231131", "213113", "213311", "213131",
+    "311123", "311321", "331121", "312113", "312311", "332111", "314111", "221411", "431111",
+    "111224", "111422", "121124", "121421", "141122", "141221", "112214", "112412", "122114",
+    "122411", "142112", "142211", "241211", "221114", "413111", "241112", "134111", "111242",
+    "121142", "121241", "114212", "124112", "124211", "411212", "421112", "421211", "212141",
+    "214121", "412121", "111143", "111341", "131141", "114113", "114311", "411113", "411311",
+    "113141", "114131", "311141", "411131", "211412", "211214", "211232", "2331112",
+)  # fmt: skip
+START_A, START_B, START_C, STOP = 103, 104, 105, 106
+SHIFT, CODE_C, CODE_B, CODE_A, FNC1 = 98, 99, 100, 101, 102
+
+
+def _t_values(widths: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(v) for v in widths[:4] + widths[1:5])
+
+
+# Each symbol is identified by its four t-distances alone (checked by the tests).
+_BY_T = {_t_values(np.array([int(c) for c in p[:6]])): value for value, p in enumerate(PATTERNS)}
+
+UPSAMPLE = 4  # cubic upsampling before edge finding: sub-pixel edges from a parabola fit
+# Gradient extrema weaker than these shares of the strong edges are noise; a blurred narrow
+# element gives a weak pair, so several thresholds are tried, strictest first.
+EDGE_THRESHOLDS = (0.25, 0.12, 0.05)
+# Gaussian blur widths (px) undone before edge finding; 0 = the profile as it is.
+DEBLUR_SIGMAS = (0.0, 1.2, 1.8, 2.4)
+WIENER_NOISE = 0.02  # noise-to-signal power: more restores more and amplifies more noise
+QUIET = 5.0  # modules  # ISO asks 10; blur and tight crops leave less, text never sits closer
+MAX_WIDTH_STEP = 0.25  # neighbouring characters differ in width by less (perspective is mild)
+
+
+def decode_profile(profile: np.ndarray) -> Iterator[str]:
+    """Texts of valid Code 128 symbols in `profile` (either direction), strongest evidence first.
+
+    Yields each text once; a caller stops as soon as it has what it needs.
+    """
+    seen: set[str] = set()
+    for sigma in DEBLUR_SIGMAS:
+        restored = deblur(profile, sigma)
+        for threshold in EDGE_THRESHOLDS:
+            positions, rising = find_edges(restored, threshold)
+            for direction in (1, -1):
+                text = decode_edges(positions[::direction] * direction, rising[::direction])
+                if text is not None and text not in seen:
+                    seen.add(text)
+                    yield text
+
+
+def deblur(profile: np.ndarray, sigma: float) -> np.ndarray:
+    """Wiener deconvolution of a Gaussian blur of `sigma` px; the ends are padded flat."""
+    if not sigma:
+        return profile.astype(np.float32)
+    pad = int(4 * sigma) + 8
+    padded = np.pad(profile.astype(np.float64), pad, mode="edge")
+    freq = np.fft.rfftfreq(len(padded))
+    gain = np.exp(-2 * (np.pi * sigma * freq) ** 2)
+    restored = np.fft.irfft(np.fft.rfft(padded) * gain / (gain**2 + WIENER_NOISE), len(padded))
+    return restored[pad:-pad].astype(np.float32)
+
+
+def find_edges(profile: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel edge positions (profile px) and whether each is rising (a bar ends there).
+
+    Edges alternate: of two neighbouring extrema of one sign, the stronger stays.
+    """
+    row = profile.astype(np.float32)[None, :]
+    fine = cv2.resize(row, (row.shape[1] * UPSAMPLE, 1), interpolation=cv2.INTER_CUBIC)[0]
+    grad = np.gradient(cv2.GaussianBlur(fine[None, :], (0, 0), UPSAMPLE / 2)[0])
+    g0, g1, g2 = grad[:-2], grad[1:-1], grad[2:]
+    peaks = np.nonzero(((g1 > g0) & (g1 >= g2)) | ((g1 < g0) & (g1 <= g2)))[0] + 1
+    strength = np.abs(grad[peaks])
+    if not len(peaks):
+        return np.zeros(0), np.zeros(0, bool)
+    peaks = peaks[strength >= threshold * np.percentile(strength, 95)]
+    kept: list[int] = []
+    for peak in peaks:
+        if kept and (grad[peak] > 0) == (grad[kept[-1]] > 0):
+            if abs(grad[peak]) > abs(grad[kept[-1]]):
+                kept[-1] = peak
+        else:
+            kept.append(peak)
+    index = np.array(kept, int)
+    index = index[(index > 0) & (index < len(grad) - 1)]
+    before, at, after = grad[index - 1], grad[index], grad[index + 1]
+    curvature = before - 2 * at + after
+    offset = np.where(curvature != 0, 0.5 * (before - after) / np.where(curvature, curvature, 1), 0)
+    return (index + offset + 0.5) / UPSAMPLE - 0.5, at > 0
+
+
+def decode_edges(positions: np.ndarray, rising: np.ndarray) -> str | None:
+    """The first complete, checked Code 128 symbol in an alternating edge sequence."""
+    for first in np.nonzero(~rising)[0]:  # a falling edge: a bar starts
+        values = _symbols(positions, first)
+        if values is not None:
+            text = _text(values)
+            if text is not None:
+                return text
+    return None
+
+
+def _symbols(positions: np.ndarray, first: int) -> list[int] | None:
+    """Symbol values from the start character at edge `first` to the stop, if all is valid."""
+    values: list[int] = []
+    previous = 0.0
+    edge = first
+    while edge + 6 < len(positions):
+        widths = np.diff(positions[edge : edge + 7])
+        width = float(widths.sum())
+        module = width / 11
+        if previous and abs(width - previous) > MAX_WIDTH_STEP * previous:
+            return None
+        value = _BY_T.get(_t_values(np.rint(widths / module).astype(int)))
+        if value is None or (not values) != (value in (START_A, START_B, START_C)):
+            return None
+        if not values and first and positions[first] - positions[first - 1] < QUIET * module:
+            return None
+        values.append(value)
+        previous = width
+        if value == STOP:
+            last = edge + 7  # the final bar's trailing edge
+            if last >= len(positions) or len(values) < 4:
+                return None
+            final_bar = (positions[last] - positions[last - 1]) / module
+            quiet = last + 1 == len(positions) or (
+                positions[last + 1] - positions[last] >= QUIET * module
+            )
+            return values if 1.2 < final_bar < 3.0 and quiet and _checked(values) else None
+        edge += 6
+    return None
+
+
+def _checked(values: list[int]) -> bool:
+    *data, check, _stop = values
+    return (data[0] + sum(i * v for i, v in enumerate(data[1:], 1))) % 103 == check
+
+
+# Code set switches per set; FNC2–4 are absent: they never occur on tickets, so they fail.
+_SWITCH = {"A": {CODE_C: "C", CODE_B: "B"}, "B": {CODE_C: "C", CODE_A: "A"}}
+_SWITCH["C"] = {CODE_B: "B", CODE_A: "A"}
+
+
+def _text(values: list[int]) -> str | None:
+    """Human-readable text of checked symbol values, as zxing-cpp reports it."""
+    out: list[str] = []
+    code = {START_A: "A", START_B: "B", START_C: "C"}[values[0]]
+    shifted = False
+    for value in values[1:-2]:
+        current = {"A": "B", "B": "A"}[code] if shifted else code
+        shifted = False
+        if current == "C" and value < 100:
+            out.append(f"{value:02d}")
+        elif current != "C" and value < 96:
+            out.append(chr(value + 32 if current == "B" or value < 64 else value - 64))
+        elif value == FNC1:
+            if out:  # a leading FNC1 marks GS1 data and is not part of the text
+                out.append("\x1d")
+        elif value == SHIFT and current != "C":
+            shifted = True
+        elif value in _SWITCH[current]:
+            code = _SWITCH[current][value]
+        else:
+            return None
+    return "".join(out)
+
+
+# --- Model fit: for blur beyond what edges survive. ---------------------------------------
+# The profile is modelled as the module pattern blurred by a Gaussian of `s` modules, read
+# character by character on a grid pinned to the outer edges of the code (next to the quiet
+# zones they stay findable); each character is the symbol whose rendering, with the decoded
+# left neighbour as context and free gain and offset, correlates best with the samples.
+FIT_BLURS = (0.5, 0.7, 0.9, 1.1)  # Gaussian sigma in modules
+FIT_RESOLUTION = 16  # rendering samples per module
+FIT_SHIFTS = np.linspace(-0.4, 0.4, 5)  # modules: the grid drifts under perspective
+MIN_FIT = 0.8  # correlation every character's rendering must reach
+MODULE_PX = (1.3, 6.0)  # module widths (px) the fit considers
+FIT_COUNTS = 2  # character counts whose blurs are tried
+FIT_TRIES = 3  # grid hypotheses decoded in full, best start-and-stop fits first
+FIT_BEAM = 3  # partial decodes kept per character
+_STARTS = (START_A, START_B, START_C)
+_PAD = 2  # modules of context rendered each side of a character
+_DATA = tuple(range(START_A))  # the check character too
+# Context modules (bar coverage): the quiet zone; a character's next neighbour starts with a
+# bar of at least one module; before the stop, the unknown neighbour is half covered on average.
+_QUIET = np.zeros(_PAD, np.float32)
+_NEXT = np.array([1.0, 0.5], np.float32)
+_QUIET_THEN_BAR = np.concatenate([_QUIET, _NEXT])
+_BEFORE_QUIET = np.array([0.5, 0.0, 0.0, 0.0], np.float32)  # the stop's unknown neighbour
+
+
+def _modules(value: int) -> np.ndarray:
+    """The symbol's modules: 1 for bar, 0 for space."""
+    return np.repeat(np.arange(len(PATTERNS[value])) % 2 == 0, [int(w) for w in PATTERNS[value]])
+
+
+_MODULES = [_modules(value).astype(np.float32) for value in range(len(PATTERNS))]
+
+
+@cache
+def _renderings(blur: float, values: tuple[int, ...]) -> np.ndarray:
+    """Bar coverage of each symbol blurred by `blur` modules, `_PAD` empty modules each side,
+    `FIT_RESOLUTION` samples per module; context is added to these (blurring is linear).
+    """
+    width = 2 * _PAD + len(_MODULES[values[0]])
+    rows = np.zeros((len(values), width), np.float32)
+    for row, value in zip(rows, values, strict=True):
+        row[_PAD : width - _PAD] = _MODULES[value]
+    return _blur(rows, blur)
+
+
+def _blur(modules: np.ndarray, blur: float) -> np.ndarray:
+    fine = np.repeat(np.atleast_2d(modules), FIT_RESOLUTION, axis=1)
+    return cv2.GaussianBlur(fine, (0, 0), sigmaX=FIT_RESOLUTION * blur, sigmaY=1e-3)
+
+
+def fit_profile(profile: np.ndarray) -> Iterator[str]:
+    """The checked Code 128 text the model fit finds in `profile` (either direction), if any.
+
+    Of all grid and blur hypotheses only the best-fitting complete decode counts, and only if
+    it passes the check: a worse-fitting one that happens to pass is how misreads are made.
+    """
+    for oriented in (profile, profile[::-1]):
+        best: tuple[float, list[int]] | None = None
+        for count, module, blur, left in _hypotheses(oriented):
+            decoded = _fit_symbols(oriented, left, module, count, blur)
+            if decoded is not None and (best is None or decoded[0] > best[0]):
+                best = decoded
+        if best is not None and _checked(best[1]):
+            text = _text(best[1])
+            if text is not None:
+                yield text
+
+
+def _hypotheses(profile: np.ndarray) -> list[tuple[int, float, float, float]]:
+    """(characters, module px, blur, left edge px), best start-and-stop fits first."""
+    positions, rising = find_edges(profile, EDGE_THRESHOLDS[0])
+    if len(positions) < 8 or rising[0] or not rising[-1]:
+        return []
+    left, right = float(positions[0]), float(positions[-1])
+
+    def fit(count: int, blur: float) -> float:
+        module = (right - left) / (11 * count + 2)
+        first = _fit_character(profile, left, module, blur, _QUIET_THEN_BAR, _STARTS)
+        last = _fit_character(profile, right - 13 * module, module, blur, _BEFORE_QUIET, (STOP,))
+        return min(first[0][2], last[0][2]) if first and last else -1.0
+
+    # 11 modules per character including start, check and stop, plus the final bar; the
+    # character count is chosen at a middling blur, the blur then for the best counts.
+    low, high = ((right - left) / m for m in MODULE_PX[::-1])
+    counts = range(max(4, int((low - 2) / 11)), int((high - 2) / 11) + 1)
+    middle = FIT_BLURS[len(FIT_BLURS) // 2]
+    best_counts = sorted(counts, key=lambda count: -fit(count, middle))[:FIT_COUNTS]
+    scored = [(fit(c, blur), c, blur) for c in best_counts for blur in FIT_BLURS]
+    scored = sorted((s for s in scored if s[0] >= MIN_FIT), reverse=True)[:FIT_TRIES]
+    return [(c, (right - left) / (11 * c + 2), blur, left) for _, c, blur in scored]
+
+
+def _fit_symbols(
+    profile: np.ndarray, left: float, module: float, count: int, blur: float
+) -> tuple[float, list[int]] | None:
+    """Mean fit and symbols of the best complete decode on one grid hypothesis.
+
+    A beam of the best partial decodes: a wrong character shows in its right neighbour's fit,
+    whose rendering takes the wrong one as context.
+    """
+    beams: list[tuple[float, list[int], float]] = [(0.0, [], left)]  # score sum, values, next
+    for index in range(count):
+        grown = []
+        for total, values, start in beams:
+            if not values:
+                context, candidates = _QUIET_THEN_BAR, _STARTS
+            else:  # the previous character's last modules, then what follows
+                last = index == count - 1
+                following = _QUIET if last else _NEXT
+                context = np.concatenate([_MODULES[values[-1]][-_PAD:], following])
+                candidates = (STOP,) if last else _DATA
+            fits = _fit_character(profile, start, module, blur, context, candidates)
+            for value, shift, score in fits or ():
+                if score >= MIN_FIT:
+                    grown.append((total + score, [*values, value], start + (11 + shift) * module))
+        beams = sorted(grown, key=lambda beam: -beam[0])[:FIT_BEAM]
+        if not beams:
+            return None
+    # The stop fits where the drifting grid puts it: that checks the grid end to end.
+    total, values, _ = beams[0]
+    return total / count, values
+
+
+def _fit_character(
+    profile: np.ndarray,
+    start: float,
+    module: float,
+    blur: float,
+    context: np.ndarray,
+    candidates: tuple[int, ...],
+) -> list[tuple[int, float, float]] | None:
+    """The `FIT_BEAM` best fitting symbols at `start` (px) as (value, grid shift, correlation).
+
+    `context` is the bar coverage of the `_PAD` modules either side of the character.
+    """
+    span = len(_MODULES[candidates[0]])  # 13 for the stop
+    first = int(np.ceil(start - 0.5 * module))
+    last = min(int(start + (span + 0.5) * module), len(profile) - 1)
+    if first < 0 or last - first < span:
+        return None
+    surround = np.zeros(span + 2 * _PAD, np.float32)
+    surround[:_PAD], surround[-_PAD:] = context[:_PAD], context[_PAD:]
+    fine = _renderings(blur, candidates) + _blur(surround, blur)
+    samples = profile[first : last + 1].astype(np.float32)
+    samples -= samples.mean()
+    # Sample the renderings at every pixel for every grid shift at once.
+    u = (np.arange(first, last + 1) - start) / module + _PAD
+    u = u[None, :] - FIT_SHIFTS[:, None]
+    index = np.clip(np.rint(u * FIT_RESOLUTION - 0.5).astype(int), 0, fine.shape[1] - 1)
+    rendered = fine[:, index]  # candidates × shifts × pixels
+    rendered -= rendered.mean(axis=2, keepdims=True)
+    # Bars are dark: the best candidate anti-correlates most with the samples.
+    scores = -(rendered @ samples) / (
+        np.sqrt((rendered**2).sum(axis=2)) * float(np.sqrt((samples**2).sum())) + 1e-9
+    )
+    shifts = scores.argmax(axis=1)
+    best = scores[np.arange(len(candidates)), shifts]
+    order = np.argsort(-best)[:FIT_BEAM]
+    return [(candidates[i], float(FIT_SHIFTS[shifts[i]]), float(best[i])) for i in order]
