@@ -2,9 +2,11 @@
 
 Stages, cheapest first: zxing-cpp on the whole frame (restricted to the configured formats);
 then every 1D region `locate` finds that no read covers yet is rotated upright and decoded
-again by zxing-cpp and ZBar, and, if still unread, as column-averaged scanline profiles (one per
-horizontal band, plain and sharpened) — averaging along the bars removes sensor
-noise without touching the bars, which is what blur and noise leave of an L2 frame.
+again by zxing-cpp and ZBar, and, if still unread, as column-averaged scanline profiles, one per
+horizontal band — averaging along the bars removes sensor noise without touching the bars,
+which is what blur and noise leave of an L2 frame. A Code 128 profile is fitted with a blurred
+model of the code (`profile.fit_profile`), then profiles go to zxing-cpp and ZBar, plain and
+sharpened.
 
 Every decode is a vote; `BarcodeDecoder.decode` returns the confirmed codes and, separately,
 the unconfirmed candidates a stream can confirm over several frames (`StreamConfirmer`).
@@ -22,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from pyzbar import pyzbar
 
 from .locate import Region, find_regions
-from .profile import decode_profile, fit_profile
+from .profile import fit_profile
 
 
 class Symbology(StrEnum):
@@ -127,15 +129,13 @@ class BarcodeDecoder:
         rows = np.array_split(region.crop.astype(np.float32), BANDS, axis=0)
         profiles = [band_rows.mean(axis=0) for band_rows in rows]
         if Symbology.CODE128 in self._linear:
-            for method, decode in (("edges", decode_profile), ("fit", fit_profile)):
-                for band, profile in enumerate(profiles):
-                    name = f"{method}/band{band}"
-                    votes += [
-                        _Vote(text, Symbology.CODE128, region.corners, name, False)
-                        for text in decode(profile)
-                    ]
-                    if _has_confirmed(votes):
-                        return votes
+            for band, profile in enumerate(profiles):
+                votes += [
+                    _Vote(text, Symbology.CODE128, region.corners, f"fit/band{band}", False)
+                    for text in fit_profile(profile)
+                ]
+                if _has_confirmed(votes):
+                    return votes
         for sigma, amount in SHARPEN:
             for band, profile in enumerate(profiles):
                 image = _profile_image(_sharpen(profile, sigma, amount))

@@ -1,16 +1,16 @@
 """Code 128 from a 1D intensity profile across the bars (dark bars on a light ground).
 
-Binarising a blurred code loses narrow elements: their grey ripples never cross a threshold.
-Here edges are the gradient extrema of the (cubic-upsampled) profile, at sub-pixel positions,
-and each 11-module character is decoded from its edge-to-similar-edge ("t") distances
-normalised by the character's own width, as in the ISO/IEC 15417 reference decode: blur and
-ink spread move a bar's two edges in opposite directions, so distances between like edges
-(leading to leading, trailing to trailing) keep their module counts where element widths do
-not. Blur across the bars is undone first by a Wiener filter for a few Gaussian widths.
+Blur across the bars merges narrow elements into grey ripples that no binarisation (and no
+edge detector) separates, but the ripples still carry the code: the profile is modelled as
+the module pattern blurred by a Gaussian, read character by character on a grid pinned to the
+outer edges of the code (next to the quiet zones they stay findable). Each character is the
+symbol whose rendering, with the decoded left neighbour as context and free gain and offset,
+correlates best with the samples; a small beam of partial decodes lets a wrong character be
+caught by its right neighbour's fit.
 
-A decode passes only with a start character, a valid character for every six elements, a
-stop pattern with its final 2-module bar, quiet zones at both ends, steady character widths
-and the mod-103 check; the caller still confirms it with a second, independent decode.
+Only the best-fitting complete decode of all grid and blur hypotheses counts, and only if it
+has a start character, fits the stop where the drifting grid ends and passes the mod-103
+check; the caller still confirms it with a second, independent decode (another band).
 """
 
 from collections.abc import Iterator
@@ -39,51 +39,16 @@ START_A, START_B, START_C, STOP = 103, 104, 105, 106
 SHIFT, CODE_C, CODE_B, CODE_A, FNC1 = 98, 99, 100, 101, 102
 
 
-def _t_values(widths: np.ndarray) -> tuple[int, ...]:
-    return tuple(int(v) for v in widths[:4] + widths[1:5])
-
-
-# Each symbol is identified by its four t-distances alone (checked by the tests).
-_BY_T = {_t_values(np.array([int(c) for c in p[:6]])): value for value, p in enumerate(PATTERNS)}
-
+FIT_BLURS = (0.5, 0.7, 0.9, 1.1)  # Gaussian sigma in modules
+FIT_RESOLUTION = 16  # rendering samples per module
+FIT_SHIFTS = np.linspace(-0.4, 0.4, 5)  # modules: the grid drifts under perspective
+MIN_FIT = 0.8  # correlation every character's rendering must reach
+MODULE_PX = (1.3, 6.0)  # module widths (px) the fit considers
+FIT_COUNTS = 2  # character counts whose blurs are tried
+FIT_TRIES = 3  # grid hypotheses decoded in full, best start-and-stop fits first
+FIT_BEAM = 3  # partial decodes kept per character
+EDGE_SHARE = 0.25  # of the strong edges: weaker gradient extrema are noise or narrow ripples
 UPSAMPLE = 4  # cubic upsampling before edge finding: sub-pixel edges from a parabola fit
-# Gradient extrema weaker than these shares of the strong edges are noise; a blurred narrow
-# element gives a weak pair, so several thresholds are tried, strictest first.
-EDGE_THRESHOLDS = (0.25, 0.12, 0.05)
-# Gaussian blur widths (px) undone before edge finding; 0 = the profile as it is.
-DEBLUR_SIGMAS = (0.0, 1.2, 1.8, 2.4)
-WIENER_NOISE = 0.02  # noise-to-signal power: more restores more and amplifies more noise
-QUIET = 5.0  # modules  # ISO asks 10; blur and tight crops leave less, text never sits closer
-MAX_WIDTH_STEP = 0.25  # neighbouring characters differ in width by less (perspective is mild)
-
-
-def decode_profile(profile: np.ndarray) -> Iterator[str]:
-    """Texts of valid Code 128 symbols in `profile` (either direction), strongest evidence first.
-
-    Yields each text once; a caller stops as soon as it has what it needs.
-    """
-    seen: set[str] = set()
-    for sigma in DEBLUR_SIGMAS:
-        restored = deblur(profile, sigma)
-        for threshold in EDGE_THRESHOLDS:
-            positions, rising = find_edges(restored, threshold)
-            for direction in (1, -1):
-                text = decode_edges(positions[::direction] * direction, rising[::direction])
-                if text is not None and text not in seen:
-                    seen.add(text)
-                    yield text
-
-
-def deblur(profile: np.ndarray, sigma: float) -> np.ndarray:
-    """Wiener deconvolution of a Gaussian blur of `sigma` px; the ends are padded flat."""
-    if not sigma:
-        return profile.astype(np.float32)
-    pad = int(4 * sigma) + 8
-    padded = np.pad(profile.astype(np.float64), pad, mode="edge")
-    freq = np.fft.rfftfreq(len(padded))
-    gain = np.exp(-2 * (np.pi * sigma * freq) ** 2)
-    restored = np.fft.irfft(np.fft.rfft(padded) * gain / (gain**2 + WIENER_NOISE), len(padded))
-    return restored[pad:-pad].astype(np.float32)
 
 
 def find_edges(profile: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -115,54 +80,12 @@ def find_edges(profile: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
     return (index + offset + 0.5) / UPSAMPLE - 0.5, at > 0
 
 
-def decode_edges(positions: np.ndarray, rising: np.ndarray) -> str | None:
-    """The first complete, checked Code 128 symbol in an alternating edge sequence."""
-    for first in np.nonzero(~rising)[0]:  # a falling edge: a bar starts
-        values = _symbols(positions, first)
-        if values is not None:
-            text = _text(values)
-            if text is not None:
-                return text
-    return None
-
-
-def _symbols(positions: np.ndarray, first: int) -> list[int] | None:
-    """Symbol values from the start character at edge `first` to the stop, if all is valid."""
-    values: list[int] = []
-    previous = 0.0
-    edge = first
-    while edge + 6 < len(positions):
-        widths = np.diff(positions[edge : edge + 7])
-        width = float(widths.sum())
-        module = width / 11
-        if previous and abs(width - previous) > MAX_WIDTH_STEP * previous:
-            return None
-        value = _BY_T.get(_t_values(np.rint(widths / module).astype(int)))
-        if value is None or (not values) != (value in (START_A, START_B, START_C)):
-            return None
-        if not values and first and positions[first] - positions[first - 1] < QUIET * module:
-            return None
-        values.append(value)
-        previous = width
-        if value == STOP:
-            last = edge + 7  # the final bar's trailing edge
-            if last >= len(positions) or len(values) < 4:
-                return None
-            final_bar = (positions[last] - positions[last - 1]) / module
-            quiet = last + 1 == len(positions) or (
-                positions[last + 1] - positions[last] >= QUIET * module
-            )
-            return values if 1.2 < final_bar < 3.0 and quiet and _checked(values) else None
-        edge += 6
-    return None
-
-
 def _checked(values: list[int]) -> bool:
     *data, check, _stop = values
     return (data[0] + sum(i * v for i, v in enumerate(data[1:], 1))) % 103 == check
 
 
-# Code set switches per set; FNC2–4 are absent: they never occur on tickets, so they fail.
+# Code set switches per set; FNC2–4 never occur on tickets and make a decode fail.
 _SWITCH = {"A": {CODE_C: "C", CODE_B: "B"}, "B": {CODE_C: "C", CODE_A: "A"}}
 _SWITCH["C"] = {CODE_B: "B", CODE_A: "A"}
 
@@ -191,19 +114,6 @@ def _text(values: list[int]) -> str | None:
     return "".join(out)
 
 
-# --- Model fit: for blur beyond what edges survive. ---------------------------------------
-# The profile is modelled as the module pattern blurred by a Gaussian of `s` modules, read
-# character by character on a grid pinned to the outer edges of the code (next to the quiet
-# zones they stay findable); each character is the symbol whose rendering, with the decoded
-# left neighbour as context and free gain and offset, correlates best with the samples.
-FIT_BLURS = (0.5, 0.7, 0.9, 1.1)  # Gaussian sigma in modules
-FIT_RESOLUTION = 16  # rendering samples per module
-FIT_SHIFTS = np.linspace(-0.4, 0.4, 5)  # modules: the grid drifts under perspective
-MIN_FIT = 0.8  # correlation every character's rendering must reach
-MODULE_PX = (1.3, 6.0)  # module widths (px) the fit considers
-FIT_COUNTS = 2  # character counts whose blurs are tried
-FIT_TRIES = 3  # grid hypotheses decoded in full, best start-and-stop fits first
-FIT_BEAM = 3  # partial decodes kept per character
 _STARTS = (START_A, START_B, START_C)
 _PAD = 2  # modules of context rendered each side of a character
 _DATA = tuple(range(START_A))  # the check character too
@@ -241,10 +151,10 @@ def _blur(modules: np.ndarray, blur: float) -> np.ndarray:
 
 
 def fit_profile(profile: np.ndarray) -> Iterator[str]:
-    """The checked Code 128 text the model fit finds in `profile` (either direction), if any.
+    """The checked Code 128 text the model fit finds in `profile`, read either way, if any.
 
-    Of all grid and blur hypotheses only the best-fitting complete decode counts, and only if
-    it passes the check: a worse-fitting one that happens to pass is how misreads are made.
+    Only the best-fitting complete decode counts: a worse-fitting hypothesis that happens to
+    pass the check is how misreads are made.
     """
     for oriented in (profile, profile[::-1]):
         best: tuple[float, list[int]] | None = None
@@ -260,7 +170,7 @@ def fit_profile(profile: np.ndarray) -> Iterator[str]:
 
 def _hypotheses(profile: np.ndarray) -> list[tuple[int, float, float, float]]:
     """(characters, module px, blur, left edge px), best start-and-stop fits first."""
-    positions, rising = find_edges(profile, EDGE_THRESHOLDS[0])
+    positions, rising = find_edges(profile, EDGE_SHARE)
     if len(positions) < 8 or rising[0] or not rising[-1]:
         return []
     left, right = float(positions[0]), float(positions[-1])
@@ -300,6 +210,7 @@ def _fit_symbols(
                 last = index == count - 1
                 following = _QUIET if last else _NEXT
                 context = np.concatenate([_MODULES[values[-1]][-_PAD:], following])
+                # The stop must fit where the drifting grid ends: a check of the whole grid.
                 candidates = (STOP,) if last else _DATA
             fits = _fit_character(profile, start, module, blur, context, candidates)
             for value, shift, score in fits or ():
@@ -308,7 +219,6 @@ def _fit_symbols(
         beams = sorted(grown, key=lambda beam: -beam[0])[:FIT_BEAM]
         if not beams:
             return None
-    # The stop fits where the drifting grid puts it: that checks the grid end to end.
     total, values, _ = beams[0]
     return total / count, values
 
