@@ -60,5 +60,7 @@ def enqueue(session: Session, update: JobUpdateOut, *, email_enabled: bool, now:
             ]
         )
         .on_conflict_do_nothing(index_elements=["channel", "destination_id", "job_update_id"])
+        # rowcount of a multi-row insert is -1 on psycopg: count what RETURNING gives back.
+        .returning(NotificationDelivery.id)
     )
-    return session.execute(statement).rowcount
+    return len(session.execute(statement).all())

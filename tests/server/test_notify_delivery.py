@@ -1,0 +1,431 @@
+"""Webhooks and e-mail end to end: a real local receiver and SMTP sink on 127.0.0.1.
+
+The worker's round (`run_once`) is driven directly on a controlled clock, so retries need
+no sleeping.
+"""
+
+import base64
+import json
+import socket
+import socketserver
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from server.context import ServerContext
+from server.models import (
+    EventAction,
+    JobUpdate,
+    NotificationDelivery,
+    Store,
+    StoreWebhook,
+    utcnow,
+)
+from server.notify import manage
+from server.notify.schemas import WebhookIn
+from server.notify.webhook import verify_signature
+from server.notify.worker import DeliveryWorker
+from server.schemas import JobUpdateOut
+from tests.server.conftest import Floor, Lab
+
+SECRET = "receiver-secret-0123456789"
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    def verified(self, secret: str = SECRET, now: datetime | None = None) -> bool:
+        return verify_signature(
+            secret,
+            self.headers["x-lenstrack-timestamp"],
+            self.body,
+            self.headers["x-lenstrack-signature"],
+            now=(now or utcnow()).timestamp(),
+        )
+
+
+@dataclass
+class Receiver:
+    """Records every POST; answers the statuses in `fail_with` first, then 200."""
+
+    requests: list[Received] = field(default_factory=list)
+    fail_with: list[int] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            state.requests.append(Received(headers, body))
+            self.send_response(state.fail_with.pop(0) if state.fail_with else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _add_webhook(lab: Lab, url: str, store: str = "NORTH", **fields: object) -> int:
+    with lab.context.db.session() as session:
+        row = session.scalar(select(Store).where(Store.code == store))
+        assert row is not None
+        hook, _ = manage.add_webhook(
+            session, row, WebhookIn.model_validate({"url": url, "secret": SECRET, **fields})
+        )
+        return hook.id
+
+
+def _updates(lab: Lab, kind: str) -> list[JobUpdateOut]:
+    with lab.context.db.session() as session:
+        rows = session.scalars(
+            select(JobUpdate).where(JobUpdate.kind == kind).order_by(JobUpdate.id)
+        )
+        return [JobUpdateOut.model_validate(row) for row in rows]
+
+
+def _deliveries(lab: Lab) -> list[NotificationDelivery]:
+    with lab.context.db.session() as session:
+        return list(session.scalars(select(NotificationDelivery).order_by(NotificationDelivery.id)))
+
+
+@pytest.fixture
+def worker(lab: Lab) -> DeliveryWorker:
+    return DeliveryWorker(lab.context)
+
+
+def _hold(lab: Lab, floor: Floor, worker: DeliveryWorker) -> JobUpdateOut:
+    """A job put on hold at edging: its on_hold flag_raised update, enqueued."""
+    lab.make_job("J1")
+    floor.send("EDGE-1", "J1", EventAction.hold, reason_code="H-FRAME")
+    (raised,) = _updates(lab, "flag_raised")
+    worker.enqueue(raised)
+    return raised
+
+
+async def test_a_hold_at_a_station_reaches_the_store_receiver_signed(
+    lab: Lab, floor: Floor, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await lab.log_in(client, "north", "demo-store-pass")
+    created = await client.post(
+        "/api/stores/me/webhooks", json={"url": receiver.url, "secret": SECRET}
+    )
+    assert created.status_code == 201, created.text
+    worker = DeliveryWorker(lab.context)
+    lab.context.bus.subscribe(worker.on_update)  # as the running server wires it
+
+    lab.make_job("J1")
+    floor.send("EDGE-1", "J1", EventAction.hold, reason_code="H-FRAME")
+    await lab.context.bus.catch_up()
+    assert worker.run_once() == 1
+
+    (request,) = receiver.requests
+    assert request.verified()
+    body = json.loads(request.body)
+    assert request.headers["x-lenstrack-delivery"] == str(body["delivery_id"])
+    assert body["kind"] == "flag_raised"
+    assert (body["job_number"], body["store_code"]) == ("J1", "NORTH")
+    assert (body["flag"], body["reason"]) == ("on_hold", "On hold at Edging: waiting for frame.")
+    # What leaves the lab is an allow-list: no patient reference, no prescription.
+    assert set(body) == {
+        "delivery_id", "kind", "occurred_at", "store_code", "job_number", "flag", "reason", "eta"
+    }  # fmt: skip
+    assert b"P-1" not in request.body and b"sph" not in request.body
+
+    log = (await client.get("/api/stores/me/deliveries")).json()
+    assert log["total"] == 1
+    assert log["items"][0] | {"created_at": None, "delivered_at": None} == {
+        "id": body["delivery_id"],
+        "channel": "webhook",
+        "destination_id": created.json()["id"],
+        "kind": "flag_raised",
+        "job_number": "J1",
+        "status": "delivered",
+        "attempts": 1,
+        "response_status": 200,
+        "last_error": None,
+        "next_attempt_at": None,
+        "created_at": None,
+        "delivered_at": None,
+    }
+
+
+def test_enqueueing_the_same_update_twice_or_from_two_processes_makes_one_row(
+    lab: Lab, floor: Floor, worker: DeliveryWorker, receiver: Receiver
+) -> None:
+    _add_webhook(lab, receiver.url)
+    raised = _hold(lab, floor, worker)
+    assert worker.enqueue(raised) == 0
+    other_process = ServerContext(lab.context.settings)
+    try:
+        assert DeliveryWorker(other_process).enqueue(raised) == 0
+        threads = [
+            threading.Thread(target=DeliveryWorker(other_process).enqueue, args=(raised,))
+            for _ in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        other_process.db.dispose()
+    assert len(_deliveries(lab)) == 1
+
+
+def test_only_matching_kinds_and_active_webhooks_of_the_store_are_enqueued(
+    lab: Lab, floor: Floor, worker: DeliveryWorker, receiver: Receiver
+) -> None:
+    _add_webhook(lab, receiver.url, kinds=["job_ready"])
+    _add_webhook(lab, receiver.url, store="SOUTH")
+    removed = _add_webhook(lab, receiver.url)
+    with lab.context.db.session() as session:
+        manage.remove_webhook(session, session.get_one(Store, 1), removed)
+    _hold(lab, floor, worker)
+    (eta_or_changed, *_) = _updates(lab, "job_changed")
+    assert worker.enqueue(eta_or_changed) == 0  # not a notified kind
+    assert _deliveries(lab) == []
+
+
+def test_a_claimed_delivery_is_not_claimed_again_by_another_process(
+    lab: Lab, floor: Floor, worker: DeliveryWorker, receiver: Receiver
+) -> None:
+    _add_webhook(lab, receiver.url)
+    _hold(lab, floor, worker)
+    now = utcnow()
+    other_process = ServerContext(lab.context.settings)
+    try:
+        assert len(worker._claim(now)) == 1
+        assert DeliveryWorker(other_process)._claim(now) == []
+    finally:
+        other_process.db.dispose()
+    # Unsent (this process died mid-send): due again once the lease is over.
+    assert worker.run_once(now + worker.lease + timedelta(seconds=1)) == 1
+    assert len(receiver.requests) == 1
+
+
+def test_two_failures_then_success_is_delivered_on_the_third_attempt(
+    lab: Lab, floor: Floor, worker: DeliveryWorker, receiver: Receiver
+) -> None:
+    _add_webhook(lab, receiver.url)
+    _hold(lab, floor, worker)
+    receiver.fail_with = [500, 503]
+    now = utcnow()
+    assert worker.run_once(now) == 1
+    (delivery,) = _deliveries(lab)
+    assert (delivery.status, delivery.attempts, delivery.response_status) == ("pending", 1, 500)
+    assert delivery.last_error == "HTTP 500"
+    assert timedelta(seconds=24) <= delivery.next_attempt_at - now <= timedelta(seconds=36)
+    assert worker.run_once(now + timedelta(seconds=20)) == 0  # not due yet
+
+    now += timedelta(seconds=40)
+    assert worker.run_once(now) == 1
+    (delivery,) = _deliveries(lab)
+    assert (delivery.attempts, delivery.last_error) == (2, "HTTP 503")
+    assert timedelta(seconds=48) <= delivery.next_attempt_at - now <= timedelta(seconds=72)
+
+    now += timedelta(seconds=80)
+    assert worker.run_once(now) == 1
+    (delivery,) = _deliveries(lab)
+    assert (delivery.status, delivery.attempts, delivery.response_status) == ("delivered", 3, 200)
+    assert delivery.last_error == "HTTP 503"  # the log keeps why it took three
+    assert delivery.delivered_at == now.replace(microsecond=delivery.delivered_at.microsecond)
+    # Each retry is signed afresh with its own time, and carries the same delivery id.
+    assert len(receiver.requests) == 3
+    assert len({request.headers["x-lenstrack-delivery"] for request in receiver.requests}) == 1
+    assert receiver.requests[-1].verified(now=now)
+
+
+def test_it_gives_up_after_the_configured_attempts(
+    lab: Lab, floor: Floor, worker: DeliveryWorker, receiver: Receiver
+) -> None:
+    lab.context.settings = lab.context.settings.model_copy(update={"notify_max_attempts": 3})
+    _add_webhook(lab, receiver.url)
+    _hold(lab, floor, worker)
+    receiver.fail_with = [500] * 10
+    now = utcnow()
+    for _ in range(5):
+        worker.run_once(now)
+        now += timedelta(hours=2)
+    (delivery,) = _deliveries(lab)
+    assert (delivery.status, delivery.attempts, delivery.last_error) == ("failed", 3, "HTTP 500")
+    assert len(receiver.requests) == 3
+
+
+def test_a_dead_port_is_recorded_as_a_connection_error_and_retried(
+    lab: Lab, floor: Floor, worker: DeliveryWorker
+) -> None:
+    _add_webhook(lab, f"http://127.0.0.1:{_free_port()}/hook")
+    _hold(lab, floor, worker)
+    now = utcnow()
+    assert worker.run_once(now) == 1
+    (delivery,) = _deliveries(lab)
+    assert (delivery.status, delivery.attempts, delivery.response_status) == ("pending", 1, None)
+    assert delivery.last_error is not None and delivery.last_error.startswith("ConnectError")
+    assert worker.run_once(now + timedelta(minutes=1)) == 1
+    assert _deliveries(lab)[0].attempts == 2
+
+
+def test_410_gone_fails_the_delivery_and_deactivates_the_webhook(
+    lab: Lab, floor: Floor, worker: DeliveryWorker, receiver: Receiver
+) -> None:
+    hook_id = _add_webhook(lab, receiver.url)
+    _hold(lab, floor, worker)
+    receiver.fail_with = [410]
+    worker.run_once()
+    (delivery,) = _deliveries(lab)
+    assert (delivery.status, delivery.response_status) == ("failed", 410)
+    with lab.context.db.session() as session:
+        assert not session.get_one(StoreWebhook, hook_id).active
+    floor.send("EDGE-1", "J1", EventAction.release)
+    (cleared,) = _updates(lab, "flag_cleared")
+    assert worker.enqueue(cleared) == 0
+
+
+@dataclass
+class Mail:
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+
+@dataclass
+class SmtpSink:
+    mails: list[Mail] = field(default_factory=list)
+    logins: list[str] = field(default_factory=list)
+    port: int = 0
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """Just enough ESMTP for smtplib: EHLO, AUTH PLAIN, MAIL, RCPT, DATA, QUIT."""
+    sink = SmtpSink()
+
+    class Handler(socketserver.StreamRequestHandler):
+        def reply(self, line: str) -> None:
+            self.wfile.write(line.encode() + b"\r\n")
+
+        def handle(self) -> None:
+            self.reply("220 sink ESMTP")
+            sender, recipients = "", []
+            for _ in range(50):  # one short conversation per message
+                command = self.rfile.readline().decode().strip()
+                verb, _, argument = command.partition(" ")
+                verb = verb.upper()
+                if verb == "EHLO":
+                    self.reply("250-sink\r\n250 AUTH PLAIN")
+                elif verb == "AUTH":
+                    login = base64.b64decode(argument.split()[1]).split(b"\0")
+                    sink.logins.append(f"{login[1].decode()}:{login[2].decode()}")
+                    self.reply("235 ok")
+                elif verb == "MAIL":
+                    sender = argument.split(":", 1)[1].strip("<> ")
+                    self.reply("250 ok")
+                elif verb == "RCPT":
+                    recipients.append(argument.split(":", 1)[1].strip("<> "))
+                    self.reply("250 ok")
+                elif verb == "DATA":
+                    self.reply("354 go on")
+                    lines = []
+                    for _ in range(1000):
+                        line = self.rfile.readline()
+                        if line in (b".\r\n", b""):
+                            break
+                        lines.append(line)
+                    sink.mails.append(Mail(sender, recipients, b"".join(lines)))
+                    self.reply("250 queued")
+                elif verb in ("QUIT", ""):
+                    self.reply("221 bye")
+                    return
+                else:
+                    self.reply("250 ok")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    sink.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield sink
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def _email_on(lab: Lab, port: int) -> None:
+    lab.context.settings = lab.context.settings.model_copy(
+        update={
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "smtp_security": "none",
+            "smtp_username": "lab",
+            "smtp_password": SecretStr("mail-pass"),
+            "smtp_from": "lab@lenstrack.test",
+        }
+    )
+    with lab.context.db.session() as session:
+        store = session.scalar(select(Store).where(Store.code == "NORTH"))
+        assert store is not None
+        store.notify_email = "north@store.test"
+
+
+def test_the_store_gets_an_email_through_smtp(
+    lab: Lab, floor: Floor, worker: DeliveryWorker, smtp_sink: SmtpSink
+) -> None:
+    _email_on(lab, smtp_sink.port)
+    _hold(lab, floor, worker)
+    assert worker.run_once() == 1
+    (delivery,) = _deliveries(lab)
+    assert (delivery.channel, delivery.status) == ("email", "delivered")
+    (mail,) = smtp_sink.mails
+    assert smtp_sink.logins == ["lab:mail-pass"]
+    assert (mail.sender, mail.recipients) == ("lab@lenstrack.test", ["north@store.test"])
+    text = mail.data.decode()
+    assert "Subject: [LensTrack NORTH] Job J1: flagged (on_hold)" in text
+    assert "Reason: On hold at Edging: waiting for frame." in text
+    assert "P-1" not in text
+
+
+def test_email_is_off_without_an_smtp_host_and_retried_when_smtp_is_down(
+    lab: Lab, floor: Floor, worker: DeliveryWorker
+) -> None:
+    with lab.context.db.session() as session:
+        session.get_one(Store, 1).notify_email = "north@store.test"
+    raised = _hold(lab, floor, worker)
+    assert _deliveries(lab) == []  # smtp_host empty: e-mail is off
+    _email_on(lab, _free_port())
+    assert worker.enqueue(raised) == 1
+    assert worker.run_once() == 1
+    (delivery,) = _deliveries(lab)
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert delivery.last_error is not None and "Connection" in delivery.last_error
