@@ -42,7 +42,7 @@ class PageFeed:
     """Subscribes the current page to the bus until its client is deleted.
 
     `apply(job_id, value)` gets `read_job(session, principal, job_id, now)` for each job an
-    update touched; `after_batch()` runs once per flush (e.g. to refresh totals).
+    update touched; `after_batch(kinds)` runs once per flush with the update kinds it saw.
     """
 
     def __init__(
@@ -53,7 +53,7 @@ class PageFeed:
         apply: Callable[[int, Any], None],
         *,
         only_job: int | None = None,
-        after_batch: Callable[[], Any] | None = None,
+        after_batch: Callable[[set[str]], Any] | None = None,
     ) -> None:
         self.context = context
         self.principal = principal
@@ -62,6 +62,7 @@ class PageFeed:
         self.only_job = only_job
         self.after_batch = after_batch
         self._dirty: set[int] = set()
+        self._kinds: set[str] = set()
         self._flushing = False
         subscription = context.bus.subscribe(self._on_update, store_id=scope_key(principal)[1])
         ui.context.client.on_delete(lambda: context.bus.unsubscribe(subscription))
@@ -70,6 +71,7 @@ class PageFeed:
         if self.only_job not in (None, update.job_id):
             return
         self._dirty.add(update.job_id)
+        self._kinds.add(update.kind)
         if not self._flushing:
             self._flushing = True
             background_tasks.create(self._flush(), name="page feed flush")
@@ -90,6 +92,7 @@ class PageFeed:
             await asyncio.sleep(0)  # let the bus hand out the rest of its batch first
             while self._dirty:
                 job_ids, self._dirty = sorted(self._dirty), set()
+                kinds, self._kinds = self._kinds, set()
                 for job_id in job_ids:
                     value = await self.read(
                         f"{self.read_job.__qualname__}:{job_id}",
@@ -99,6 +102,6 @@ class PageFeed:
                     )
                     self.apply(job_id, value)
                 if self.after_batch is not None:
-                    await self.after_batch()
+                    await self.after_batch(kinds)
         finally:
             self._flushing = False

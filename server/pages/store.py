@@ -307,10 +307,11 @@ def register_store_pages(context: ServerContext) -> None:
                 flags = FlagsFeed()
                 flags.show(feed)
 
-        async def refresh_feed() -> None:
-            flags.show(
-                await live.read("flag_feed", lambda s: views.flag_feed(s, principal, utcnow()))
-            )
+        async def refresh_feed(kinds: set[str]) -> None:
+            if kinds & {"flag_raised", "flag_cleared"}:  # the feed lists flags only
+                flags.show(
+                    await live.read("flag_feed", lambda s: views.flag_feed(s, principal, utcnow()))
+                )
 
         live = PageFeed(
             context, principal, views.store_row_by_id, store_list.show, after_batch=refresh_feed

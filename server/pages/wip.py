@@ -114,7 +114,9 @@ def register_wip_pages(context: ServerContext) -> None:
         ui.add_body_html(AGE_SCRIPT)
         view = Board(board)
 
-        async def refresh_done() -> None:
+        async def refresh_done(kinds: set[str]) -> None:
+            if "job_changed" not in kinds:  # only an event can complete a stage
+                return
             view.show_done(
                 await live.read("done_today", lambda s: views.done_today(s, principal, utcnow()))
             )

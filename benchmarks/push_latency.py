@@ -1,0 +1,187 @@
+"""Push latency: station event → the job's row changed on every open store page.
+
+    .venv/bin/python benchmarks/push_latency.py [--pages 50] [--events 20]
+
+Seeds the demo lab (30 jobs) and serves it in a subprocess, opens store pages for NORTH in
+headless Chromium (several contexts, each logged in once), then posts station events for
+NORTH jobs one at a time. Each page watches the job's row with a MutationObserver and notes
+when it first changed, on the machine's wall clock (performance.timeOrigin + now()), which the
+send time is taken on too. Baselines from the same run: the bare POST round trip, and the same
+measurement with one page open. No assertions; bounded in events and time.
+"""
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Browser, Error, Page, sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.server.pages.realserver import (
+    PROJECT_ROOT,
+    RealServer,
+    launch_chromium,
+    log_in,
+    real_server,
+)
+
+PAGES_PER_CONTEXT = 10
+WAIT_SECONDS = 5.0
+ARM = """jobId => {
+  window.__changedAt = null;
+  if (window.__observer) window.__observer.disconnect();
+  const row = document.querySelector(`[data-job-id='${jobId}']`);
+  if (!row) return false;
+  window.__observer = new MutationObserver(() => {
+    window.__changedAt ??= performance.timeOrigin + performance.now();
+  });
+  window.__observer.observe(row, {subtree: true, childList: true, attributes: true,
+                                  characterData: true});
+  return true;
+}"""
+STOP_BEFORE = {"final_qc", "shipping"}  # completing QC needs an inspection; stay before it
+
+
+@dataclass
+class Step:
+    job_id: int
+    job_number: str
+    station: str
+    action: str
+
+
+def _stations() -> dict[str, str]:
+    import tomllib
+
+    config = tomllib.loads((PROJECT_ROOT / "config" / "lab.example.toml").read_text())
+    return {station["stage"]: station["name"] for station in config["stations"]}
+
+
+def _steps(http: httpx.Client, server: RealServer) -> Iterator[Step]:
+    """Start and complete NORTH jobs stage by stage: every event changes the job's row."""
+    stations = _stations()
+    http.post(
+        f"{server.url}/api/auth/login", json={"username": "north", "password": "demo-store-pass"}
+    ).raise_for_status()
+    listed = http.get(f"{server.url}/api/jobs", params={"active": "true", "limit": 500}).json()
+    for summary in listed["items"]:
+        if summary["status"] == "on_hold":
+            continue
+        job = http.get(f"{server.url}/api/jobs/{summary['id']}").json()
+        route = [stage["code"] for stage in job["route_stages"]]
+        position, status = route.index(job["current_stage"]["code"]), job["status"]
+        while route[position] not in STOP_BEFORE:
+            station = stations[route[position]]
+            if status == "queued":
+                yield Step(job["id"], job["job_number"], station, "start")
+                status = "in_progress"
+            else:
+                yield Step(job["id"], job["job_number"], station, "complete")
+                position, status = position + 1, "queued"
+
+
+def _open_pages(browser: Browser, server: RealServer, count: int, pages: list[Page]) -> None:
+    while len(pages) < count:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        first = context.new_page()
+        log_in(first, server.url, "north", "demo-store-pass")
+        for page in [first] + [context.new_page() for _ in range(PAGES_PER_CONTEXT - 1)]:
+            if len(pages) == count:
+                page.close()
+                continue
+            page.goto(f"{server.url}/store")
+            page.wait_for_selector("[data-job-id]")
+            pages.append(page)
+
+
+def _evaluate(page: Page, script: str, argument: object = None) -> object:
+    """None if the page is reloading (NiceGUI reloads a page whose client it dropped)."""
+    try:
+        return page.evaluate(script, argument)
+    except Error:
+        return None
+
+
+def _measure(
+    pages: list[Page], server: RealServer, http: httpx.Client, steps: Iterator[Step], events: int
+) -> tuple[list[float], list[float], int]:
+    """Per (event, page) latencies in ms, POST round trips in ms, and pages that never changed."""
+    latencies: list[float] = []
+    posts: list[float] = []
+    missed = 0
+    for _ in range(events):
+        step = next(steps)
+        server.token(step.station)  # the CLI takes a second: not inside the measurement
+        armed = [page for page in pages if _evaluate(page, ARM, step.job_id)]
+        sent_at = time.time() * 1000
+        response = server.send(http, step.station, step.job_number, step.action)
+        posts.append(time.time() * 1000 - sent_at)
+        response.raise_for_status()
+        deadline = time.monotonic() + WAIT_SECONDS
+        waiting = armed
+        while waiting and time.monotonic() < deadline:
+            still = []
+            for page in waiting:
+                changed = _evaluate(page, "window.__changedAt")
+                if changed is None:
+                    still.append(page)
+                else:
+                    latencies.append(float(changed) - sent_at)
+            waiting = still
+            if waiting:
+                time.sleep(0.02)
+        missed += len(waiting) + len(pages) - len(armed)
+        time.sleep(0.2)  # let the server settle between events
+    return latencies, posts, missed
+
+
+def _line(name: str, values: list[float]) -> str:
+    if not values:
+        return f"{name:<28} no samples"
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return (
+        f"{name:<28} n={len(values):<5} p50={statistics.median(values):7.1f} ms  "
+        f"p95={p95:7.1f} ms  max={max(values):7.1f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=50)
+    parser.add_argument("--events", type=int, default=20)
+    args = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory(prefix="push-latency-") as data_dir,
+        real_server(Path(data_dir)) as server,
+        sync_playwright() as playwright,
+        httpx.Client(timeout=10) as http,
+    ):
+        browser = launch_chromium(playwright)
+        try:
+            steps = _steps(http, server)
+            pages: list[Page] = []
+            _open_pages(browser, server, 1, pages)
+            one, posts_one, missed_one = _measure(pages, server, http, steps, args.events)
+            started = time.monotonic()
+            _open_pages(browser, server, args.pages, pages)
+            print(f"opened {len(pages)} store pages in {time.monotonic() - started:.1f} s")
+            many, posts_many, missed_many = _measure(pages, server, http, steps, args.events)
+        finally:
+            browser.close()
+    print(f"events per run: {args.events}; a page that did not change within {WAIT_SECONDS} s")
+    print("counts as missed")
+    print(_line("POST round trip (1 page)", posts_one))
+    print(_line("POST round trip (N pages)", posts_many))
+    print(_line("event → DOM, 1 page", one) + f"  missed={missed_one}")
+    print(_line(f"event → DOM, {len(pages)} pages", many) + f"  missed={missed_many}")
+
+
+if __name__ == "__main__":
+    main()
