@@ -4,6 +4,7 @@ The worker's round (`run_once`) is driven directly on a controlled clock, so ret
 no sleeping.
 """
 
+import asyncio
 import base64
 import json
 import socket
@@ -429,3 +430,25 @@ def test_email_is_off_without_an_smtp_host_and_retried_when_smtp_is_down(
     (delivery,) = _deliveries(lab)
     assert (delivery.status, delivery.attempts) == ("pending", 1)
     assert delivery.last_error is not None and "Connection" in delivery.last_error
+
+
+async def test_the_running_service_sends_as_soon_as_the_bus_reads_the_update(
+    lab: Lab, floor: Floor, receiver: Receiver
+) -> None:
+    _add_webhook(lab, receiver.url)
+    worker = DeliveryWorker(lab.context, interval=timedelta(minutes=10))  # no polling help
+    await lab.context.bus.start()
+    await worker.start()
+    try:
+        lab.make_job("J1")
+        floor.send("EDGE-1", "J1", EventAction.hold, reason_code="H-FRAME")
+        lab.context.bus.wake()  # what ServerContext.session does after the commit
+        for _ in range(100):
+            if receiver.requests:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await worker.stop()
+        await lab.context.bus.stop()
+    assert len(receiver.requests) == 1 and receiver.requests[0].verified()
+    assert lab.context.bus.subscriber_count == 0
