@@ -15,6 +15,7 @@ check; the caller still confirms it with a second, independent decode (another b
 
 from collections.abc import Iterator
 from functools import cache
+from itertools import pairwise
 
 import cv2
 import numpy as np
@@ -39,7 +40,13 @@ START_A, START_B, START_C, STOP = 103, 104, 105, 106
 SHIFT, CODE_C, CODE_B, CODE_A, FNC1 = 98, 99, 100, 101, 102
 
 
-FIT_BLURS = (0.5, 0.7, 0.9, 1.1)  # Gaussian sigma in modules
+# Point spread hypotheses across the bars, in modules: (Gaussian sigma, motion blur length).
+# Focus blur is near Gaussian; motion across the bars is a box, whose hard ends a Gaussian
+# of the same width fits badly.
+Blur = tuple[float, float]
+FIT_BLURS: tuple[Blur, ...] = (
+    (0.5, 0.0), (0.7, 0.0), (0.9, 0.0), (1.1, 0.0), (0.4, 1.5), (0.4, 2.0), (0.4, 2.5), (0.4, 3.0)
+)  # fmt: skip
 FIT_RESOLUTION = 16  # rendering samples per module
 FIT_SHIFTS = np.linspace(-0.4, 0.4, 5)  # modules: the grid drifts under perspective
 MIN_FIT = 0.8  # correlation every character's rendering must reach
@@ -48,11 +55,14 @@ FIT_COUNTS = 2  # character counts whose blurs are tried
 FIT_TRIES = 3  # grid hypotheses decoded in full, best start-and-stop fits first
 FIT_BEAM = 3  # partial decodes kept per character
 EDGE_SHARE = 0.25  # of the strong edges: weaker gradient extrema are noise or narrow ripples
+OUTER_SHARE = 0.5  # of the strong edges, at least, for the code's outer edges
+QUIET_GAP = 5.0  # edge gaps this many times the median one end the code (elements are ≤ 4)
 UPSAMPLE = 4  # cubic upsampling before edge finding: sub-pixel edges from a parabola fit
 
 
-def find_edges(profile: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Sub-pixel edge positions (profile px) and whether each is rising (a bar ends there).
+def _edges(profile: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sub-pixel edge positions (profile px), whether each is rising (a bar ends there) and
+    its strength relative to the strong edges.
 
     Edges alternate: of two neighbouring extrema of one sign, the stronger stays.
     """
@@ -63,8 +73,9 @@ def find_edges(profile: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
     peaks = np.nonzero(((g1 > g0) & (g1 >= g2)) | ((g1 < g0) & (g1 <= g2)))[0] + 1
     strength = np.abs(grad[peaks])
     if not len(peaks):
-        return np.zeros(0), np.zeros(0, bool)
-    peaks = peaks[strength >= threshold * np.percentile(strength, 95)]
+        return np.zeros(0), np.zeros(0, bool), np.zeros(0)
+    reference = float(np.percentile(strength, 95))
+    peaks = peaks[strength >= threshold * reference]
     kept: list[int] = []
     for peak in peaks:
         if kept and (grad[peak] > 0) == (grad[kept[-1]] > 0):
@@ -77,7 +88,7 @@ def find_edges(profile: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
     before, at, after = grad[index - 1], grad[index], grad[index + 1]
     curvature = before - 2 * at + after
     offset = np.where(curvature != 0, 0.5 * (before - after) / np.where(curvature, curvature, 1), 0)
-    return (index + offset + 0.5) / UPSAMPLE - 0.5, at > 0
+    return (index + offset + 0.5) / UPSAMPLE - 0.5, at > 0, np.abs(at) / reference
 
 
 def _checked(values: list[int]) -> bool:
@@ -134,8 +145,8 @@ _MODULES = [_modules(value).astype(np.float32) for value in range(len(PATTERNS))
 
 
 @cache
-def _renderings(blur: float, values: tuple[int, ...]) -> np.ndarray:
-    """Bar coverage of each symbol blurred by `blur` modules, `_PAD` empty modules each side,
+def _renderings(blur: Blur, values: tuple[int, ...]) -> np.ndarray:
+    """Bar coverage of each symbol blurred by `blur`, `_PAD` empty modules each side,
     `FIT_RESOLUTION` samples per module; context is added to these (blurring is linear).
     """
     width = 2 * _PAD + len(_MODULES[values[0]])
@@ -145,9 +156,13 @@ def _renderings(blur: float, values: tuple[int, ...]) -> np.ndarray:
     return _blur(rows, blur)
 
 
-def _blur(modules: np.ndarray, blur: float) -> np.ndarray:
+def _blur(modules: np.ndarray, blur: Blur) -> np.ndarray:
     fine = np.repeat(np.atleast_2d(modules), FIT_RESOLUTION, axis=1)
-    return cv2.GaussianBlur(fine, (0, 0), sigmaX=FIT_RESOLUTION * blur, sigmaY=1e-3)
+    sigma, motion = blur
+    fine = cv2.GaussianBlur(fine, (0, 0), sigmaX=FIT_RESOLUTION * sigma, sigmaY=1e-3)
+    if motion:
+        fine = cv2.blur(fine, (round(FIT_RESOLUTION * motion), 1), borderType=cv2.BORDER_CONSTANT)
+    return fine
 
 
 def fit_profile(profile: np.ndarray) -> Iterator[str]:
@@ -168,32 +183,52 @@ def fit_profile(profile: np.ndarray) -> Iterator[str]:
                 yield text
 
 
-def _hypotheses(profile: np.ndarray) -> list[tuple[int, float, float, float]]:
+def _hypotheses(profile: np.ndarray) -> list[tuple[int, float, Blur, float]]:
     """(characters, module px, blur, left edge px), best start-and-stop fits first."""
-    positions, rising = find_edges(profile, EDGE_SHARE)
-    if len(positions) < 8 or rising[0] or not rising[-1]:
+    ends = _outer_edges(profile)
+    if ends is None:
         return []
-    left, right = float(positions[0]), float(positions[-1])
+    left, right = ends
 
-    def fit(count: int, blur: float) -> float:
+    def fit(count: int, blur: Blur) -> float:
         module = (right - left) / (11 * count + 2)
         first = _fit_character(profile, left, module, blur, _QUIET_THEN_BAR, _STARTS)
         last = _fit_character(profile, right - 13 * module, module, blur, _BEFORE_QUIET, (STOP,))
         return min(first[0][2], last[0][2]) if first and last else -1.0
 
     # 11 modules per character including start, check and stop, plus the final bar; the
-    # character count is chosen at a middling blur, the blur then for the best counts.
+    # character count is chosen at a middling focus blur, the blur then for the best counts.
     low, high = ((right - left) / m for m in MODULE_PX[::-1])
     counts = range(max(4, int((low - 2) / 11)), int((high - 2) / 11) + 1)
-    middle = FIT_BLURS[len(FIT_BLURS) // 2]
+    middle = FIT_BLURS[1]
     best_counts = sorted(counts, key=lambda count: -fit(count, middle))[:FIT_COUNTS]
     scored = [(fit(c, blur), c, blur) for c in best_counts for blur in FIT_BLURS]
     scored = sorted((s for s in scored if s[0] >= MIN_FIT), reverse=True)[:FIT_TRIES]
     return [(c, (right - left) / (11 * c + 2), blur, left) for _, c, blur in scored]
 
 
+def _outer_edges(profile: np.ndarray) -> tuple[float, float] | None:
+    """The first bar's leading and the last bar's trailing edge of the code: the densest run of
+    edges, cut where the gap is a quiet zone (a ticket's border may sit in the margin), and
+    trimmed to strong edges: next to a quiet zone the outer bars keep their contrast.
+    """
+    positions, rising, strength = _edges(profile, EDGE_SHARE)
+    if len(positions) < 8:
+        return None
+    gaps = np.diff(positions)
+    cuts = np.concatenate(
+        [[0], np.nonzero(gaps > QUIET_GAP * np.median(gaps))[0] + 1, [len(positions)]]
+    )
+    first, end = max(pairwise(cuts), key=lambda run: run[1] - run[0])
+    starts = [i for i in range(first, end) if not rising[i] and strength[i] >= OUTER_SHARE]
+    ends = [i for i in range(first, end) if rising[i] and strength[i] >= OUTER_SHARE]
+    if not starts or not ends or ends[-1] - starts[0] < 8:
+        return None
+    return float(positions[starts[0]]), float(positions[ends[-1]])
+
+
 def _fit_symbols(
-    profile: np.ndarray, left: float, module: float, count: int, blur: float
+    profile: np.ndarray, left: float, module: float, count: int, blur: Blur
 ) -> tuple[float, list[int]] | None:
     """Mean fit and symbols of the best complete decode on one grid hypothesis.
 
@@ -227,7 +262,7 @@ def _fit_character(
     profile: np.ndarray,
     start: float,
     module: float,
-    blur: float,
+    blur: Blur,
     context: np.ndarray,
     candidates: tuple[int, ...],
 ) -> list[tuple[int, float, float]] | None:
