@@ -20,6 +20,7 @@ MIN_COHERENCE = 0.75  # 1 = one gradient direction only; text and noise sit well
 # squared gradient that survives averaging over ALTERNATION_WINDOW, at most:
 ALTERNATION_WINDOW = 15
 MAX_ONE_SIGN = 0.15
+MAX_TURN = np.radians(20)  # a pixel's bars may turn this far from the region's (perspective)
 MIN_AREA = 250  # px² at work scale; a ticket's Code 128 covers thousands
 
 
@@ -65,9 +66,15 @@ def find_regions(gray: np.ndarray, *, max_regions: int = 4) -> list[Region]:
         if stats[label, cv2.CC_STAT_AREA] < MIN_AREA:
             continue
         ys, xs = np.nonzero(labels == label)
-        # Orientation of the summed tensor: the gradient direction, across the bars.
-        sxx, syy, sxy = jxx[ys, xs].sum(), jyy[ys, xs].sum(), jxy[ys, xs].sum()
-        theta = 0.5 * float(np.arctan2(2 * sxy, sxx - syy))
+        theta = _orientation(jxx, jyy, jxy, ys, xs)
+        # Drop pixels turned away from the bars: where the code meets a ticket border, the
+        # component runs on along it, which would stretch and tilt the crop.
+        local = 0.5 * np.arctan2(2 * jxy[ys, xs], jxx[ys, xs] - jyy[ys, xs])
+        along = np.abs((local - theta + np.pi / 2) % np.pi - np.pi / 2) < MAX_TURN
+        ys, xs = ys[along], xs[along]
+        if len(xs) < MIN_AREA:
+            continue
+        theta = _orientation(jxx, jyy, jxy, ys, xs)
         weight = float(anisotropy[ys, xs].sum())
         candidates.append((weight, theta, xs, ys))
     candidates.sort(key=lambda c: -c[0])
@@ -75,6 +82,14 @@ def find_regions(gray: np.ndarray, *, max_regions: int = 4) -> list[Region]:
         _rectify(gray, theta, xs / SCALE, ys / SCALE, weight)
         for weight, theta, xs, ys in candidates[:max_regions]
     ]
+
+
+def _orientation(
+    jxx: np.ndarray, jyy: np.ndarray, jxy: np.ndarray, ys: np.ndarray, xs: np.ndarray
+) -> float:
+    """Orientation of the summed tensor: the gradient direction, across the bars."""
+    sxx, syy, sxy = jxx[ys, xs].sum(), jyy[ys, xs].sum(), jxy[ys, xs].sum()
+    return 0.5 * float(np.arctan2(2 * sxy, sxx - syy))
 
 
 def _rectify(
