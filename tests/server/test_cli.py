@@ -10,7 +10,7 @@ import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, inspect
 
 from server.app import create_api
 from server.context import ServerContext
@@ -144,19 +144,16 @@ def test_downgrade_to_base_and_upgrade_again(tmp_path: Path) -> None:
     cli = Cli(tmp_path)
     cli.ok("db", "upgrade")
     cli.ok("db", "downgrade", "base")
-    engine = create_engine(cli.database_url)
-    try:
-        with engine.connect() as connection:
-            tables = set(connection.dialect.get_table_names(connection))
-        assert tables <= {"alembic_version"}, tables
-    finally:
-        engine.dispose()
+    assert _tables(cli.database_url) <= {"alembic_version"}
     cli.ok("db", "upgrade")
-    engine = create_engine(cli.database_url)
+    assert set(Base.metadata.tables) <= _tables(cli.database_url)
+
+
+def _tables(database_url: str) -> set[str]:
+    engine = create_engine(database_url)
     try:
         with engine.connect() as connection:
-            tables = set(connection.dialect.get_table_names(connection))
-        assert set(Base.metadata.tables) <= tables
+            return set(inspect(connection).get_table_names())
     finally:
         engine.dispose()
 
