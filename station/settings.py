@@ -11,6 +11,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from drivers.camera import ALL_SYMBOLOGIES, CameraSettings, Symbology
 from drivers.scanner import ScannerConfig
 
 
@@ -26,7 +27,36 @@ class SerialInput(ScannerConfig):
     kind: Literal["serial"]
 
 
-ScannerInput = Annotated[WedgeInput | SerialInput, Field(discriminator="kind")]
+class _CameraInput(BaseModel):
+    symbologies: tuple[Symbology, ...] = ALL_SYMBOLOGIES
+    # Each preview is pushed to every open page: this is the page's frame rate.
+    preview_interval: float = Field(0.5, gt=0, description="seconds between preview frames")
+
+    def camera_settings(self) -> CameraSettings:
+        return CameraSettings(symbologies=self.symbologies, preview_interval=self.preview_interval)
+
+
+class CameraInput(_CameraInput):
+    """A camera read by `drivers.camera.OpenCVCamera`: device index, video file or stream URL."""
+
+    kind: Literal["camera"]
+    source: int | str = Field(0, description="device index, file path or URL")
+    fps: float | None = Field(None, gt=0, description="pace a file source to this rate")
+
+
+class VirtualCameraInput(_CameraInput):
+    """`drivers.camera.VirtualCamera` for demos: generated tickets of `jobs`, and of any code
+    put under it from the page."""
+
+    kind: Literal["virtual_camera"]
+    jobs: list[str] = Field(default_factory=list, description="tickets shown once at start")
+    seconds_per_ticket: float = Field(3.0, gt=0)
+    fps: float = Field(8.0, gt=0)
+
+
+ScannerInput = Annotated[
+    WedgeInput | SerialInput | CameraInput | VirtualCameraInput, Field(discriminator="kind")
+]
 
 
 class UplinkSettings(BaseModel):

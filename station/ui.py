@@ -4,12 +4,14 @@ Every client shows the same station state (`StationFlow.screen`, `Uplink.status`
 subscribe to the station's change events and redraw, so there is no polling per client.
 """
 
+import base64
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nicegui import events, ui
 
+from drivers.camera import VirtualCamera
 from station.flow import Screen, Verdict
 from station.uplink import UplinkStatus
 from station.wire import Action, JobCard, Reason
@@ -62,6 +64,43 @@ def build_page(station: "StationApp") -> None:
     main()
     station.screen_changed.subscribe(on_screen)
     station.status_changed.subscribe(status_bar.refresh)
+    station.device_changed.subscribe(status_bar.refresh)
+    if station.cameras:
+        _camera_panel(station)
+
+
+def _camera_panel(station: "StationApp") -> None:
+    """The latest camera frame with the codes boxed, pushed from the camera's preview event
+    (already throttled to `preview_interval` there), so no client runs a timer."""
+    with ui.card().classes("camera-panel gap-1 p-2").mark("camera-panel"):
+        image = ui.interactive_image().classes("w-full").mark("camera-preview")
+
+        def show(jpeg: bytes) -> None:
+            image.set_source("data:image/jpeg;base64," + base64.b64encode(jpeg).decode())
+
+        station.preview_changed.subscribe(show)
+        for camera in station.cameras:
+            if isinstance(camera, VirtualCamera):
+                _ticket_input(camera)
+
+
+def _ticket_input(camera: VirtualCamera) -> None:
+    """Demo only: put a printed ticket for any code under the virtual camera."""
+
+    def put(_: object = None) -> None:
+        if code.value.strip():
+            camera.show(code.value.strip())
+            code.value = ""
+
+    with ui.row().classes("w-full no-wrap items-center gap-1"):
+        code = (
+            ui.input(placeholder="Ticket to show")
+            .props("dense dark")
+            .classes("grow")
+            .on("keydown.enter", put)
+            .mark("ticket-code")
+        )
+        ui.button("Show", on_click=put).props("dense unelevated").mark("show-ticket")
 
 
 def _status_bar(station: "StationApp", status: UplinkStatus) -> None:
@@ -83,6 +122,11 @@ def _status_bar(station: "StationApp", status: UplinkStatus) -> None:
         if status.queued:
             text += f" · {status.queued} queued"
         ui.label(text).classes(f"chip tone-{tone}").mark("connection")
+        for device in station.device_status.values():
+            word = "connected" if device.connected else "lost"
+            ui.label(f"{device.name} {word}").classes(
+                f"chip tone-{'ok' if device.connected else 'error'}"
+            ).mark("device").tooltip(device.detail or word)
         if status.rejected:
             ui.button(
                 f"{status.rejected} refused", on_click=lambda: _rejected_dialog(station)
