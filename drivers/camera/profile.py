@@ -50,7 +50,7 @@ FIT_BLURS: tuple[Blur, ...] = (
 FIT_RESOLUTION = 16  # rendering samples per module
 FIT_SHIFTS = np.linspace(-0.4, 0.4, 5)  # modules: the grid drifts under perspective
 MIN_FIT = 0.8  # correlation every character's rendering must reach
-MODULE_PX = (1.3, 6.0)  # module widths (px) the fit considers
+MODULE_PX = (1.3, 4.5)  # module widths (px) the fit considers: wider ones zxing-cpp reads
 FIT_COUNTS = 2  # character counts whose blurs are tried
 FIT_TRIES = 3  # grid hypotheses decoded in full, best start-and-stop fits first
 FIT_BEAM = 3  # partial decodes kept per character
@@ -154,6 +154,14 @@ def _renderings(blur: Blur, values: tuple[int, ...]) -> np.ndarray:
     for row, value in zip(rows, values, strict=True):
         row[_PAD : width - _PAD] = _MODULES[value]
     return _blur(rows, blur)
+
+
+@cache
+def _surround(blur: Blur, span: int, context: tuple[float, ...]) -> np.ndarray:
+    """The rendering of a character's context alone (contexts are few: cached)."""
+    surround = np.zeros(span + 2 * _PAD, np.float32)
+    surround[:_PAD], surround[-_PAD:] = context[:_PAD], context[_PAD:]
+    return _blur(surround, blur)
 
 
 def _blur(modules: np.ndarray, blur: Blur) -> np.ndarray:
@@ -275,9 +283,7 @@ def _fit_character(
     last = min(int(start + (span + 0.5) * module), len(profile) - 1)
     if first < 0 or last - first < span:
         return None
-    surround = np.zeros(span + 2 * _PAD, np.float32)
-    surround[:_PAD], surround[-_PAD:] = context[:_PAD], context[_PAD:]
-    fine = _renderings(blur, candidates) + _blur(surround, blur)
+    fine = _renderings(blur, candidates) + _surround(blur, span, tuple(context.tolist()))
     samples = profile[first : last + 1].astype(np.float32)
     samples -= samples.mean()
     # Sample the renderings at every pixel for every grid shift at once.
