@@ -117,14 +117,16 @@ class BarcodeDecoder:
             covered = [v.corners for v in votes if _is_confirmed([v])]
             for region in find_regions(gray, max_regions=self.max_regions):
                 if not any(_contains(box, region.corners.mean(axis=0)) for box in covered):
-                    votes += self._decode_region(region)
+                    # Once the frame has a confirmed code (a ticket carries one), the other
+                    # regions get the cheap decoders only: they are mostly text and edges.
+                    votes += self._decode_region(region, thorough=not _has_confirmed(votes))
         codes, candidates = _tally(votes)
         return DecodeResult(codes, candidates, (time.perf_counter() - started) * 1000)
 
-    def _decode_region(self, region: Region) -> list["_Vote"]:
+    def _decode_region(self, region: Region, *, thorough: bool) -> list["_Vote"]:
         votes = self._zxing(region.crop, "zxing/crop", region.to_image, try_rotate=False)
         votes += self._zbar(region.crop, "zbar/crop", region)
-        if _has_confirmed(votes):
+        if _has_confirmed(votes) or not thorough:
             return votes
         rows = np.array_split(region.crop.astype(np.float32), BANDS, axis=0)
         profiles = [band_rows.mean(axis=0) for band_rows in rows]
