@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from server.api.deps import CurrentPerson, DbSession
+from server.api.deps import CurrentPerson, DbSession, RowId
 from server.domain import breakage
 from server.models import Job, utcnow
 from server.schemas import BreakageOut, ReversalIn
@@ -19,7 +19,7 @@ def list_breakages(
 
 @router.post("/{breakage_id}/reverse")
 def reverse_breakage(
-    breakage_id: int, reversal: ReversalIn, person: CurrentPerson, session: DbSession
+    breakage_id: RowId, reversal: ReversalIn, person: CurrentPerson, session: DbSession
 ) -> BreakageOut:
     reversed_breakage = breakage.reverse_breakage(
         session, person, breakage_id, reversal.reason, utcnow()

@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from server.context import ServerContext
@@ -11,6 +11,8 @@ from server.domain.auth import PersonPrincipal, Principal, StationPrincipal, aut
 from server.domain.errors import Forbidden, Unauthorized
 
 SESSION_COOKIE = "lenstrack_session"
+# Row ids in paths: bounded so an absurd number is a 422, not a database driver overflow.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def get_context(request: Request) -> ServerContext:

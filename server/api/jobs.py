@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
-from server.api.deps import CurrentPerson, CurrentPrincipal, DbSession
+from server.api.deps import CurrentPerson, CurrentPrincipal, DbSession, RowId
 from server.domain import inspection, jobs
 from server.models import JobStatus
 from server.schemas import InspectionOut, JobCreate, JobOut, JobPage, TimelineEntry
@@ -12,7 +12,6 @@ from server.schemas import InspectionOut, JobCreate, JobOut, JobPage, TimelineEn
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 # Bounded to the id column, so an absurd id is a 422 rather than a database overflow.
-JobId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 # What a scanner can produce (schemas.ScanCode); anything else, e.g. a NUL, is a 422.
 ScannedCode = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
 StageCode = Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -48,31 +47,31 @@ def lookup_job(code: ScannedCode, principal: CurrentPrincipal, session: DbSessio
 
 
 @router.get("/{job_id}")
-def get_job(job_id: JobId, principal: CurrentPrincipal, session: DbSession) -> JobOut:
+def get_job(job_id: RowId, principal: CurrentPrincipal, session: DbSession) -> JobOut:
     return jobs.job_out(jobs.get_job(session, principal, job_id))
 
 
 @router.get("/{job_id}/timeline")
 def job_timeline(
-    job_id: JobId, principal: CurrentPrincipal, session: DbSession
+    job_id: RowId, principal: CurrentPrincipal, session: DbSession
 ) -> list[TimelineEntry]:
     return jobs.job_timeline(session, principal, job_id)
 
 
 @router.post("/{job_id}/ready-for-pickup")
-def ready_for_pickup(job_id: int, person: CurrentPerson, session: DbSession) -> JobOut:
+def ready_for_pickup(job_id: RowId, person: CurrentPerson, session: DbSession) -> JobOut:
     return jobs.job_out(jobs.mark_ready_for_pickup(session, person, job_id))
 
 
 @router.post("/{job_id}/delivered")
-def delivered(job_id: int, person: CurrentPerson, session: DbSession) -> JobOut:
+def delivered(job_id: RowId, person: CurrentPerson, session: DbSession) -> JobOut:
     """The patient has the glasses."""
     return jobs.job_out(jobs.mark_delivered(session, person, job_id))
 
 
 @router.get("/{job_id}/inspections")
 def job_inspections(
-    job_id: int, principal: CurrentPrincipal, session: DbSession
+    job_id: RowId, principal: CurrentPrincipal, session: DbSession
 ) -> list[InspectionOut]:
     """QC attempts, first to last, with every judged value and the defects found."""
     return inspection.job_inspections(session, jobs.get_job(session, principal, job_id))
