@@ -1,6 +1,8 @@
 """`lenstrack demo`: seed a demo lab on SQLite and run it, with every process it needs.
 
-Each part runs as its own process (as it would in a lab), started and stopped together here.
+Each part runs as its own process (as it would in a lab), started and stopped together here:
+the server, one station app per `config/stations/*.toml` (for people) and the floor
+simulator working the second station of each stage.
 """
 
 import argparse
@@ -14,6 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEMO_DIR = Path("var/demo")
+TOKENS_DIR = DEMO_DIR / "tokens"  # the station TOMLs and config/floor.toml read NAME.token here
+STATION_CONFIGS = Path("config/stations")
+FLOOR_CONFIG = Path("config/floor.toml")
+START_TIMEOUT = 60.0
 
 
 @dataclass
@@ -24,8 +30,7 @@ class DemoProcesses:
 
     def start(self, name: str, arguments: list[str], env: dict[str, str]) -> None:
         log = (DEMO_DIR / f"{name}.log").open("ab")
-        command = [sys.executable, "-m", "lenstrack.cli", *arguments]
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(_cli(*arguments), env=env, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append((name, process))
 
     def stop(self) -> None:
@@ -54,7 +59,28 @@ def _wait_until_up(url: str, timeout: float) -> bool:
     return False
 
 
+def _cli(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "lenstrack.cli", *arguments]
+
+
+def _create_tokens(names: list[str], env: dict[str, str]) -> bool:
+    """A fresh token per station, created in parallel (each is a process start)."""
+    TOKENS_DIR.mkdir(parents=True, exist_ok=True)
+    creating = []
+    for name in names:
+        with (TOKENS_DIR / f"{name}.token").open("wb") as token_file:
+            command = _cli("station-token", "create", "--station", name)
+            creating.append((name, subprocess.Popen(command, env=env, stdout=token_file)))
+    failed = [name for name, process in creating if process.wait(timeout=120) != 0]
+    if failed:
+        print(f"could not create tokens for {', '.join(failed)}", file=sys.stderr)
+    return not failed
+
+
 def run_demo(args: argparse.Namespace) -> int:
+    from station.settings import StationSettings
+    from station.simulator import FloorSettings
+
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
@@ -63,23 +89,58 @@ def run_demo(args: argparse.Namespace) -> int:
         "LENSTRACK_HOST": "127.0.0.1",
     }
     env.pop("LENSTRACK_DATABASE_URL", None)  # the demo always runs on its own SQLite file
-    seeded = subprocess.run(
-        [sys.executable, "-m", "lenstrack.cli", "seed-demo"], env=env, check=False
-    )
+    started_at = time.monotonic()
+    seeded = subprocess.run(_cli("seed-demo"), env=env, check=False, capture_output=True)
     if seeded.returncode != 0:
+        sys.stderr.buffer.write(seeded.stdout + seeded.stderr)
         return seeded.returncode
     server_url = f"http://127.0.0.1:{args.port}"
+    configs = {path: StationSettings.load(path) for path in STATION_CONFIGS.glob("*.toml")}
+    configs = dict(sorted(configs.items(), key=lambda item: item[1].port))
+    stations = list(configs.values())
+    floor = FloorSettings.load(FLOOR_CONFIG)
+    if not _create_tokens([s.name for s in stations] + [s.name for s in floor.stations], env):
+        return 1
+    station_env = {**env, "LENSTRACK_STATION_SERVER_URL": server_url}
     children = DemoProcesses()
     try:
         children.start("server", ["serve"], env)
-        if not _wait_until_up(f"{server_url}/login", timeout=60):
+        if not _wait_until_up(f"{server_url}/login", timeout=START_TIMEOUT):
             print(f"the server did not come up; see {DEMO_DIR / 'server.log'}", file=sys.stderr)
             return 1
+        for path, station in configs.items():
+            children.start(station.name, ["station", "--config", str(path)], station_env)
+        floor_args = ["simulate-floor", "--config", str(FLOOR_CONFIG), "--server-url", server_url]
+        children.start("floor", [*floor_args, "--speed", str(args.speed)], env)
+        deadline = started_at + START_TIMEOUT
+        for station in stations:
+            url = f"http://127.0.0.1:{station.port}/"
+            if not _wait_until_up(url, timeout=max(1.0, deadline - time.monotonic())):
+                print(f"{station.name} did not come up; see {DEMO_DIR}/{station.name}.log")
+                return 1
+        print(seeded.stdout.decode(), end="")
         print()
-        print("LensTrack demo is running (Ctrl-C stops everything):")
-        print(f"  job list (log in as above):  {server_url}/jobs")
-        print(f"  API documentation:           {server_url}/docs")
-        print(f"  logs:                        {DEMO_DIR}/*.log")
+        print(
+            f"LensTrack demo is running, up in {time.monotonic() - started_at:.0f} s "
+            "(Ctrl-C stops everything):"
+        )
+        print(f"  store portal (north / south):  {server_url}/store")
+        print(f"  WIP board:                     {server_url}/wip")
+        print(f"  job list:                      {server_url}/jobs")
+        print(f"  API documentation:             {server_url}/docs")
+        print("  stations for people (sign in by scanning a badge, e.g. B1001):")
+        for station in stations:
+            camera = (
+                " (virtual camera)"
+                if any(s.kind == "virtual_camera" for s in station.scanners)
+                else ""
+            )
+            print(
+                f"    {station.name:7} {station.stage:11} http://127.0.0.1:{station.port}/{camera}"
+            )
+        simulated = ", ".join(station.name for station in floor.stations)
+        print(f"  simulated stations ({args.speed:g}× speed): {simulated}")
+        print(f"  logs:                          {DEMO_DIR}/*.log")
         while not children.exited():
             time.sleep(1)
         print(f"stopped unexpectedly: {', '.join(children.exited())}", file=sys.stderr)
@@ -93,4 +154,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo = subparsers.add_parser("demo", help="seed and run the demo lab on this machine")
     demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument(
+        "--speed", type=float, default=60, help="floor simulator: standard minutes per minute"
+    )
     demo.set_defaults(handler=run_demo)

@@ -54,6 +54,7 @@ def make_device(config: ScannerInput) -> tuple[str, InputDevice] | None:
                 config.camera_settings(),
                 fps=config.fps,
                 frames_per_ticket=max(1, round(config.seconds_per_ticket * config.fps)),
+                level=config.level,
             )
             return "Virtual camera", virtual
     return None

@@ -11,7 +11,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from drivers.camera import ALL_SYMBOLOGIES, CameraSettings, Symbology
+from drivers.camera import ALL_SYMBOLOGIES, CameraSettings, Level, Symbology
 from drivers.scanner import ScannerConfig
 
 
@@ -52,6 +52,7 @@ class VirtualCameraInput(_CameraInput):
     jobs: list[str] = Field(default_factory=list, description="tickets shown once at start")
     seconds_per_ticket: float = Field(3.0, gt=0)
     fps: float = Field(8.0, gt=0)
+    level: Level = Field(Level.L0, description="ticket print and lighting quality")
 
 
 ScannerInput = Annotated[

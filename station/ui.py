@@ -66,6 +66,7 @@ def build_page(station: "StationApp") -> None:
     station.status_changed.subscribe(status_bar.refresh)
     station.device_changed.subscribe(status_bar.refresh)
     if station.cameras:
+        ui.query("body").classes("has-camera")  # the action buttons keep clear of the panel
         _camera_panel(station)
 
 
@@ -222,7 +223,7 @@ def _rx_value(value: float | int | str | None) -> str:
 
 def _actions(station: "StationApp", screen: Screen) -> None:
     flow = station.flow
-    with ui.row().classes("w-full gap-3"):
+    with ui.row().classes("actions w-full gap-3"):
         if screen.card is not None and screen.operator is not None:
             if screen.verdict == Verdict.needs_override and screen.tone != "ok":
                 ui.button("Override…", on_click=lambda: _override_dialog(station)).props(

@@ -26,6 +26,7 @@ from station.wire import (
     EventResult,
     JobCard,
     JobPage,
+    JobSummary,
     Operator,
     Reason,
     SequenceGap,
@@ -217,16 +218,8 @@ class Uplink:
         limit = self.settings.uplink.prefetch_limit
         if not limit:
             return 0
-        page = JobPage.model_validate_json(
-            (
-                await self._get(
-                    "/api/jobs",
-                    params={"stage": self.settings.stage, "active": "true", "limit": limit},
-                )
-            ).content
-        )
         fetched = 0
-        for job in page.items:
+        for job in await self.jobs_here(active="true", limit=limit):
             cached = self.outbox.card(job.job_number)
             if cached and (cached.card.status, cached.card.current_stage) == (
                 job.status,
@@ -236,6 +229,11 @@ class Uplink:
             await self.fetch_card(job.job_number)
             fetched += 1
         return fetched
+
+    async def jobs_here(self, **params: str | int) -> list[JobSummary]:
+        """Jobs at this station's stage, filtered by `GET /api/jobs` parameters."""
+        response = await self._get("/api/jobs", params={"stage": self.settings.stage, **params})
+        return JobPage.model_validate_json(response.content).items
 
     # -- HTTP --
 
