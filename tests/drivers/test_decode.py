@@ -9,7 +9,7 @@ import pytest
 import zxingcpp
 
 from drivers.camera import BarcodeDecoder, Symbology
-from drivers.camera.synth import Level, frame, render_ticket
+from drivers.camera.synth import Level, _motion_kernel, frame, render_ticket
 from lenstrack.cli import main
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared/corpus/frames-dev"
@@ -20,8 +20,11 @@ def texts(image: np.ndarray, decoder: BarcodeDecoder = CODE128) -> list[str]:
     return [code.text for code in decoder.decode(image).codes]
 
 
-def rotated_ticket(job: str, angle: float, *, blur: float = 0.0, seed: int = 0) -> np.ndarray:
-    """A ticket turned by `angle` degrees on a grey desk, optionally blurred and noisy."""
+def rotated_ticket(
+    job: str, angle: float, *, blur: float = 0.0, motion: float = 0.0, seed: int = 0
+) -> np.ndarray:
+    """A ticket turned by `angle` degrees on a grey desk, noisy, optionally blurred and moved
+    by `motion` px across its bars (give or take 30°)."""
     rng = np.random.default_rng(seed)
     ticket = render_ticket(job, rng)
     desk = np.full((720, 1280), 110, np.uint8)
@@ -31,6 +34,8 @@ def rotated_ticket(job: str, angle: float, *, blur: float = 0.0, seed: int = 0) 
     image = cv2.warpAffine(desk, turn, (1280, 720), borderValue=110).astype(np.float32)
     if blur:
         image = cv2.GaussianBlur(image, (0, 0), blur)
+    if motion:
+        image = cv2.filter2D(image, -1, _motion_kernel(motion, angle + rng.uniform(-30, 30)))
     image += rng.normal(0, 4, image.shape)
     return np.clip(image, 0, 255).astype(np.uint8)
 
