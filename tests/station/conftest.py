@@ -4,13 +4,17 @@ The station talks HTTP only, so its end-to-end tests run against `lenstrack serv
 deployed: fresh SQLite in a temp dir, `db upgrade`, `seed-demo`, a token per station.
 """
 
+import asyncio
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +23,16 @@ SERVER_START_TIMEOUT = 60.0
 # The server's source tree: this checkout unless LENSTRACK_TEST_SERVER_ROOT names another
 # (e.g. a clean export of a known-good commit while the server is being edited).
 SERVER_ROOT = Path(os.environ.get("LENSTRACK_TEST_SERVER_ROOT", Path(__file__).parents[2]))
+
+
+async def until(condition: Callable[[], bool], timeout: float) -> None:
+    """Polls `condition` until it holds; TimeoutError after `timeout` seconds."""
+
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), timeout)
 
 
 def free_port() -> int:
@@ -62,6 +76,27 @@ class LiveServer:
                 "station-token", "create", "--station", station
             ).strip()
         return self._tokens[station]
+
+    def event_uuids(self, table: str, station: str) -> Counter[uuid.UUID]:
+        """Event UUIDs of `station` in `stage_event` or `rejected_event`, with their counts."""
+        with sqlite3.connect(self.root / "lenstrack.db") as db:
+            rows = db.execute(
+                f"SELECT e.event_uuid FROM {table} e JOIN station s ON s.id = e.station_id"
+                " WHERE s.name = ?",
+                (station,),
+            )
+            return Counter(uuid.UUID(str(value)) for (value,) in rows)
+
+    def stored_and_rejected(
+        self, station: str, local: set[uuid.UUID]
+    ) -> tuple[Counter[uuid.UUID], Counter[uuid.UUID]]:
+        """How often the server stored and rejected each of these local event UUIDs."""
+        stored = self.event_uuids("stage_event", station)
+        rejected = self.event_uuids("rejected_event", station)
+        return (
+            Counter({key: n for key, n in stored.items() if key in local}),
+            Counter({key: n for key, n in rejected.items() if key in local}),
+        )
 
     def start(self) -> None:
         log = (self.root / "server.log").open("ab")

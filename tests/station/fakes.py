@@ -1,6 +1,10 @@
-"""Small fakes for station unit tests: cards, operators, reasons, and a scripted card source."""
+"""Small fakes for station unit tests: cards, operators, reasons, a scripted card source, and
+an in-process fake API for a MockTransport."""
 
+import json
 from datetime import UTC, datetime, timedelta
+
+import httpx
 
 from station.outbox import CachedCard, Outbox
 from station.wire import JobCard, Operator, Reason
@@ -67,3 +71,50 @@ class FakeSource:
 
     def wake(self) -> None:
         self.woken += 1
+
+
+NEXT = {"start": ("edging", "in_progress"), "complete": ("fitting", "queued")}
+
+
+class FakeApi:
+    """Answers like the server, moving a job on start and complete."""
+
+    def __init__(self) -> None:
+        self.online = True
+        self.events: list[dict[str, object]] = []
+        self.cards = {"J1": card("J1"), "J2": card("J2", stage="fitting")}
+
+    def _apply(self, event: dict[str, str]) -> None:
+        if event["action"] in NEXT and event["job"] in self.cards:
+            stage, status = NEXT[event["action"]]
+            self.cards[event["job"]] = card(event["job"], stage=stage, status=status)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if not self.online:
+            raise httpx.ConnectError("network pulled")
+        path = request.url.path
+        if path == "/api/stations/me":
+            stage = {"code": "edging", "name": "Edging"}
+            return httpx.Response(200, json={"name": "EDGE-1", "stage": stage, "last_sequence": 0})
+        if path == "/api/stations/me/operators":
+            return httpx.Response(200, json=[o.model_dump() for o in OPERATORS])
+        if path == "/api/stations/me/reasons":
+            return httpx.Response(200, json=[r.model_dump() for r in REASONS])
+        if path == "/api/jobs":
+            return httpx.Response(200, json={"total": 0, "items": []})
+        if path.startswith("/api/jobs/lookup/"):
+            code = path.rsplit("/", 1)[1]
+            found = [c for c in self.cards.values() if code in (c.job_number, c.tray_number)]
+            if not found:
+                return httpx.Response(404, json={"detail": [{"field": "job", "message": "no"}]})
+            return httpx.Response(200, content=found[0].model_dump_json())
+        if path.endswith("/timeline"):
+            return httpx.Response(200, json=[])
+        if path == "/api/events/batch":
+            events = json.loads(request.content)["events"]
+            self.events += events
+            for event in events:
+                self._apply(event)
+            results = [{"event_uuid": e["event_uuid"], "status": "stored"} for e in events]
+            return httpx.Response(200, json={"results": results, "sequence_gaps": []})
+        return httpx.Response(404)

@@ -2,8 +2,6 @@
 
 import asyncio
 import sqlite3
-import uuid
-from collections import Counter
 from pathlib import Path
 
 from station.flow import StationFlow
@@ -13,16 +11,6 @@ from station.uplink import Uplink
 from tests.station.conftest import LiveServer
 
 DRAIN_TIMEOUT = 60.0
-
-
-def _server_uuids(server: LiveServer, table: str, station: str) -> Counter[uuid.UUID]:
-    with sqlite3.connect(server.root / "lenstrack.db") as db:
-        rows = db.execute(
-            f"SELECT e.event_uuid FROM {table} e JOIN station s ON s.id = e.station_id"
-            " WHERE s.name = ?",
-            (station,),
-        )
-        return Counter(uuid.UUID(str(value)) for (value,) in rows)
 
 
 async def _drained(outbox: Outbox) -> None:
@@ -72,10 +60,7 @@ async def test_a_server_outage_loses_and_duplicates_nothing(
         await uplink.close()
 
     local = set(outbox.all_uuids())
-    stored = _server_uuids(live_server, "stage_event", "EDGE-1")
-    rejected = _server_uuids(live_server, "rejected_event", "EDGE-1")
-    ours_stored = Counter({key: n for key, n in stored.items() if key in local})
-    ours_rejected = Counter({key: n for key, n in rejected.items() if key in local})
+    ours_stored, ours_rejected = live_server.stored_and_rejected("EDGE-1", local)
     assert len(local) == recorded
     assert local - set(ours_stored) - set(ours_rejected) == set(), "missing on the server"
     assert [key for key, n in (ours_stored + ours_rejected).items() if n > 1] == [], "duplicated"

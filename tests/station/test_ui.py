@@ -4,7 +4,6 @@ The station talks HTTP only, so a MockTransport standing in for the server exerc
 real uplink, outbox, flow and page; the real server is used by the outage and browser tests.
 """
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,53 +14,7 @@ from nicegui.testing.user_simulation import user_simulation
 
 from station.app import StationApp
 from station.settings import StationSettings, UplinkSettings
-from tests.station.fakes import OPERATORS, REASONS, card
-
-NEXT = {"start": ("edging", "in_progress"), "complete": ("fitting", "queued")}
-
-
-class FakeApi:
-    """Answers like the server, moving a job on start and complete."""
-
-    def __init__(self) -> None:
-        self.online = True
-        self.events: list[dict[str, object]] = []
-        self.cards = {"J1": card("J1"), "J2": card("J2", stage="fitting")}
-
-    def _apply(self, event: dict[str, str]) -> None:
-        if event["action"] in NEXT and event["job"] in self.cards:
-            stage, status = NEXT[event["action"]]
-            self.cards[event["job"]] = card(event["job"], stage=stage, status=status)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        if not self.online:
-            raise httpx.ConnectError("network pulled")
-        path = request.url.path
-        if path == "/api/stations/me":
-            stage = {"code": "edging", "name": "Edging"}
-            return httpx.Response(200, json={"name": "EDGE-1", "stage": stage, "last_sequence": 0})
-        if path == "/api/stations/me/operators":
-            return httpx.Response(200, json=[o.model_dump() for o in OPERATORS])
-        if path == "/api/stations/me/reasons":
-            return httpx.Response(200, json=[r.model_dump() for r in REASONS])
-        if path == "/api/jobs":
-            return httpx.Response(200, json={"total": 0, "items": []})
-        if path.startswith("/api/jobs/lookup/"):
-            code = path.rsplit("/", 1)[1]
-            found = [c for c in self.cards.values() if code in (c.job_number, c.tray_number)]
-            if not found:
-                return httpx.Response(404, json={"detail": [{"field": "job", "message": "no"}]})
-            return httpx.Response(200, content=found[0].model_dump_json())
-        if path.endswith("/timeline"):
-            return httpx.Response(200, json=[])
-        if path == "/api/events/batch":
-            events = json.loads(request.content)["events"]
-            self.events += events
-            for event in events:
-                self._apply(event)
-            results = [{"event_uuid": e["event_uuid"], "status": "stored"} for e in events]
-            return httpx.Response(200, json={"results": results, "sequence_gaps": []})
-        return httpx.Response(404)
+from tests.station.fakes import FakeApi
 
 
 @pytest.fixture

@@ -1,0 +1,87 @@
+"""Scanner inputs through the real drivers into the station: a serial scanner on a pty and a
+virtual camera, each read by `StationApp` into the flow and the outbox (fake API)."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from drivers.scanner import SimulatedSerialScanner
+from station.app import StationApp
+from station.settings import ScannerInput, SerialInput, StationSettings, VirtualCameraInput
+from station.wire import Action
+from tests.station.conftest import until
+from tests.station.fakes import FakeApi
+
+DEVICE_TIMEOUT = 10.0
+CAMERA_TIMEOUT = 30.0  # decoding shares two cores with whatever else the machine runs
+
+
+def _station(api: FakeApi, tmp_path: Path, scanner: ScannerInput) -> StationApp:
+    settings = StationSettings(
+        name="EDGE-1",
+        stage="edging",
+        server_url="http://server.test",
+        token="lst_test",
+        data_dir=tmp_path,
+        scanners=[scanner],
+    )
+    return StationApp(settings, transport=httpx.MockTransport(api))
+
+
+@pytest.fixture
+def api() -> FakeApi:
+    return FakeApi()
+
+
+@pytest.fixture
+async def pty_station(
+    api: FakeApi, tmp_path: Path
+) -> AsyncIterator[tuple[StationApp, SimulatedSerialScanner]]:
+    scanner = SimulatedSerialScanner(seed=1)
+    station = _station(api, tmp_path, SerialInput(kind="serial", port=scanner.port))
+    await station.uplink.refresh_reference()  # badges known before the first scan
+    await station.start()
+    yield station, scanner
+    await station.stop()
+    scanner.close()
+
+
+async def test_a_pty_scanner_signs_in_and_starts_a_job(
+    pty_station: tuple[StationApp, SimulatedSerialScanner], api: FakeApi
+) -> None:
+    station, scanner = pty_station
+    [name] = station.device_status
+    await until(lambda: station.device_status[name].connected, DEVICE_TIMEOUT)
+
+    await scanner.scan("B1001")
+    await until(lambda: station.flow.screen.operator is not None, DEVICE_TIMEOUT)
+    await scanner.scan("J1", aim="]A0")
+    await until(lambda: [e["job"] for e in api.events] == ["J1"], DEVICE_TIMEOUT)
+    [event] = station.outbox.events_for_job({"J1"})
+    assert (event.action, event.fields["operator_badge"]) == (Action.start, "B1001")
+
+    scanner.unplug()  # the status bar turns the scanner's chip red
+    await until(lambda: not station.device_status[name].connected, DEVICE_TIMEOUT)
+
+
+async def test_a_virtual_camera_reads_badge_and_job_into_the_outbox(
+    api: FakeApi, tmp_path: Path
+) -> None:
+    camera_input = VirtualCameraInput(
+        kind="virtual_camera", jobs=["B1001", "J1"], seconds_per_ticket=1.5, fps=6
+    )
+    station = _station(api, tmp_path, camera_input)
+    previews: list[bytes] = []
+    [camera] = station.cameras
+    camera.preview.register(previews.append)
+    await station.uplink.refresh_reference()
+    await station.start()
+    try:
+        await until(lambda: [e["job"] for e in api.events] == ["J1"], CAMERA_TIMEOUT)
+        [event] = station.outbox.events_for_job({"J1"})
+    finally:
+        await station.stop()
+    assert (event.action, event.fields["operator_badge"]) == (Action.start, "B1001")
+    assert previews and previews[-1].startswith(b"\xff\xd8"), "JPEG previews for the page"
