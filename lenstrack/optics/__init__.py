@@ -14,6 +14,8 @@ from lenstrack.optics.models import (
     EyeRx,
     PairRx,
     Powers,
+    PrescriptionLine,
+    ordered_pair,
 )
 from lenstrack.optics.profiles import (
     DEFAULT_PROFILES_PATH,
@@ -36,10 +38,12 @@ __all__ = [
     "EyeRx",
     "PairRx",
     "Powers",
+    "PrescriptionLine",
     "Profile",
     "ProfileError",
     "ToleranceFile",
     "band_tolerance",
     "check_pair",
     "load_profiles",
+    "ordered_pair",
 ]

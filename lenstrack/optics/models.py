@@ -8,7 +8,8 @@ Sign conventions (one representation internally; `prism` + `base` input is conve
 """
 
 import math
-from typing import Annotated, Any, Literal, Self
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -162,3 +163,47 @@ class CheckResult(BaseModel):
             for check in self.checks
         ]
         return {"pass": self.passed, "checks": checks}
+
+
+class PrescriptionLine(Protocol):
+    """One eye of a job's prescription as the server stores it and the station's card shows it."""
+
+    @property
+    def eye(self) -> str: ...
+    @property
+    def sph(self) -> float: ...
+    @property
+    def cyl(self) -> float: ...
+    @property
+    def axis(self) -> int | None: ...
+    @property
+    def add(self) -> float | None: ...
+    @property
+    def prism(self) -> float | None: ...
+    @property
+    def prism_base(self) -> str | None: ...
+    @property
+    def mono_pd(self) -> float | None: ...
+    @property
+    def fitting_height(self) -> float | None: ...
+
+
+def ordered_pair(lines: Iterable[PrescriptionLine]) -> PairRx:
+    """The ordered lenses of a prescription, as the tolerance engine reads them."""
+    return PairRx.model_validate({str(line.eye): _ordered_lens(line) for line in lines})
+
+
+def _ordered_lens(line: PrescriptionLine) -> dict[str, Any]:
+    lens: dict[str, Any] = {"sph": line.sph, "cyl": line.cyl}
+    optional = {
+        "axis": line.axis,
+        "add": line.add,
+        "pd": line.mono_pd,
+        "fitting_height": line.fitting_height,
+    }
+    lens.update({key: value for key, value in optional.items() if value is not None})
+    if line.prism is not None and line.prism_base is not None:
+        base = line.prism_base
+        lens["prism"] = line.prism
+        lens["base"] = int(base) if base.isdigit() else base
+    return lens

@@ -4,13 +4,12 @@ The station judges with the same engine offline; the server judges again on rece
 stored verdict never depends on a station's version or clock.
 """
 
-from typing import Any
-
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lenstrack.optics import CheckResult, PairRx, ProfileError, ToleranceFile, check_pair
+from lenstrack.optics import ordered_pair as optics_ordered_pair
 from server.domain.errors import Conflict, Invalid
 from server.models import (
     EventAction,
@@ -18,7 +17,6 @@ from server.models import (
     InspectionCheck,
     InspectionDefect,
     Job,
-    PrescriptionEye,
     ReasonCode,
     ReasonKind,
     StageEvent,
@@ -32,24 +30,8 @@ from server.schemas import (
 )
 
 
-def _eye_rx(eye: PrescriptionEye) -> dict[str, Any]:
-    lens: dict[str, Any] = {"sph": eye.sph, "cyl": eye.cyl}
-    optional = {
-        "axis": eye.axis,
-        "add": eye.add,
-        "pd": eye.mono_pd,
-        "fitting_height": eye.fitting_height,
-    }
-    lens.update({key: value for key, value in optional.items() if value is not None})
-    if eye.prism is not None and eye.prism_base is not None:
-        base = eye.prism_base
-        lens["prism"] = eye.prism
-        lens["base"] = int(base) if base.isdigit() else base
-    return lens
-
-
 def ordered_pair(job: Job) -> PairRx:
-    return PairRx.model_validate({eye.eye.value: _eye_rx(eye) for eye in job.prescription})
+    return optics_ordered_pair(job.prescription)
 
 
 def judge(
