@@ -16,6 +16,7 @@ import httpx
 from drivers.camera import CameraScanner, OpenCVCamera, VirtualCamera
 from drivers.events import Event
 from drivers.scanner import ScannedCode, SerialBarcodeScanner
+from drivers.serial_link import Device
 from station.flow import StationFlow
 from station.outbox import Outbox
 from station.settings import (
@@ -91,8 +92,12 @@ class StationCore:
         if name in self.devices:  # two inputs on one port or source: keep the names apart
             name = f"{name} #{len(self.devices) + 1}"
         self.devices[name] = device
-        self.device_status[name] = DeviceStatus(name, connected=False, detail="starting")
         device.code_read.register(self._scan)
+        self._watch(name, device)
+
+    def _watch(self, name: str, device: InputDevice | Device) -> None:
+        """Show the device's connection in the status bar."""
+        self.device_status[name] = DeviceStatus(name, connected=False, detail="starting")
         device.connected.register(lambda: self._set_status(DeviceStatus(name, True)))
         device.disconnected.register(
             lambda reason: self._set_status(DeviceStatus(name, False, reason))

@@ -15,12 +15,22 @@ from typing import Literal, Protocol
 
 from drivers.events import Event
 from station.outbox import CachedCard, Outbox, OutboxEvent
-from station.wire import Action, EventResult, JobCard, JobStatus, Operator, Reason
+from station.wire import (
+    Action,
+    BreakageDetail,
+    EventResult,
+    InspectionIn,
+    JobCard,
+    JobStatus,
+    Operator,
+    Reason,
+)
 
 log = logging.getLogger(__name__)
 
 Tone = Literal["idle", "ok", "warning", "error"]
 ONLINE_LOOKUP_TIMEOUT = 1.5  # seconds; past this the cached card serves the scan
+INSPECTING = "Inspecting: measure the lenses, then PASS or FAIL"
 REASON_ACTIONS = {"hold": Action.hold, "breakage": Action.breakage, "defect": Action.rework}
 
 
@@ -80,8 +90,11 @@ def project(
                 status = JobStatus.in_progress if state.stage == here else JobStatus.queued
                 state = replace(state, status=status)
             case Action.breakage | Action.rework:
+                # A return stage off this job's route means its first stage, as on the server.
                 target = event.fields.get("to_stage") or (reason and reason.return_stage)
-                state = Projected(target or (route[0] if route else None), JobStatus.queued)
+                if target not in route:
+                    target = route[0] if route else None
+                state = Projected(target, JobStatus.queued)
     return state
 
 
@@ -130,6 +143,7 @@ class StationFlow:
         stage: str,
         idle_sign_out_seconds: float,
         repeat_scan_seconds: float,
+        complete_by_scan: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.outbox = outbox
@@ -137,6 +151,7 @@ class StationFlow:
         self.stage = stage
         self.idle_sign_out_seconds = idle_sign_out_seconds
         self.repeat_scan_seconds = repeat_scan_seconds
+        self.complete_by_scan = complete_by_scan
         self.clock = clock
         self.screen = Screen()
         self.changed = Event[[Screen]]()
@@ -183,7 +198,14 @@ class StationFlow:
             return self._show("error", "An override needs a reason (3 characters or more)")
         return self.record(Action.start, override_reason=reason.strip())
 
-    def record(self, action: Action, **fields: str | None) -> Screen:
+    def record(
+        self,
+        action: Action,
+        *,
+        breakage: BreakageDetail | None = None,
+        inspection: InspectionIn | None = None,
+        **fields: str | None,
+    ) -> Screen:
         """Commits an event for the shown job to the outbox, then shows the projected state."""
         shown = self.screen.card
         if shown is None:
@@ -192,7 +214,12 @@ class StationFlow:
             return self._show("error", "Scan your badge first")
         self._last_activity = self.clock()
         self.outbox.record(
-            shown.card.job_number, action, operator_badge=self.screen.operator.badge_code, **fields
+            shown.card.job_number,
+            action,
+            operator_badge=self.screen.operator.badge_code,
+            breakage=breakage,
+            inspection=inspection,
+            **fields,
         )
         self.source.wake()
         return self._show_card(self.outbox.card(shown.card.job_number) or shown, action)
@@ -230,6 +257,9 @@ class StationFlow:
         if cached is None:
             return self._unknown_offline(code)
         verdict, _ = decide(cached.card, self._state(cached), self.stage)
+        if verdict == Verdict.complete and not self.complete_by_scan:
+            # QC completes by PASS, which carries the inspection; a scan only shows the card.
+            return self._show_card(cached, None, scanned=code, say=("idle", INSPECTING))
         if verdict in (Verdict.start, Verdict.complete):
             self.screen = replace(self.screen, card=cached, scanned=code)
             return self.record(Action(verdict.value))
@@ -262,11 +292,20 @@ class StationFlow:
     def _reasons(self) -> dict[str, Reason]:
         return {reason.code: reason for reason in self.source.reasons()}
 
-    def _show_card(self, cached: CachedCard, action: Action | None, scanned: str = "") -> Screen:
+    def _show_card(
+        self,
+        cached: CachedCard,
+        action: Action | None,
+        scanned: str = "",
+        say: tuple[Tone, str] | None = None,
+    ) -> Screen:
         state = self._state(cached)
         verdict, message = decide(cached.card, state, self.stage)
-        if action is None:
-            tone: Tone = "error" if verdict == Verdict.closed else "warning"
+        tone: Tone
+        if say is not None:
+            tone, message = say
+        elif action is None:
+            tone = "error" if verdict == Verdict.closed else "warning"
         else:
             tone = "ok"
             message = _DONE.get(action, action.value.capitalize())

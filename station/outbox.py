@@ -13,11 +13,20 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
-from station.wire import Action, EventIn, EventResult, JobCard, JobState, TimelineEntry
+from station.wire import (
+    Action,
+    BreakageDetail,
+    EventIn,
+    EventResult,
+    InspectionIn,
+    JobCard,
+    JobState,
+    TimelineEntry,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,7 +63,9 @@ class OutboxEvent:
     event_uuid: uuid.UUID
     job: str
     action: Action
-    fields: dict[str, str | None]  # operator_badge, reason_code, to_stage, override_reason, note
+    # operator_badge, reason_code, to_stage, override_reason, note; breakage and inspection as
+    # JSON objects
+    fields: dict[str, Any]
     created_at: datetime
     state: EventState
     error: str | None
@@ -118,6 +129,8 @@ class Outbox:
         to_stage: str | None = None,
         override_reason: str | None = None,
         note: str | None = None,
+        breakage: BreakageDetail | None = None,
+        inspection: InspectionIn | None = None,
         now: datetime | None = None,
     ) -> OutboxEvent:
         """Commit one event; its UUID is made here, at scan time, and never changes."""
@@ -127,6 +140,8 @@ class Outbox:
             "to_stage": to_stage,
             "override_reason": override_reason,
             "note": note,
+            "breakage": None if breakage is None else breakage.model_dump(mode="json"),
+            "inspection": None if inspection is None else inspection.model_dump(mode="json"),
         }
         created_at = now or datetime.now(UTC)
         event_uuid = uuid.uuid4()

@@ -12,7 +12,12 @@ from pydantic_settings import (
 )
 
 from drivers.camera import ALL_SYMBOLOGIES, CameraSettings, Level, Symbology
+from drivers.lensmeter import LensmeterConfig, LensmeterFormat
 from drivers.scanner import ScannerConfig
+from lenstrack.optics import DEFAULT_PROFILES_PATH
+
+QC_STAGE = "final_qc"
+COSMETIC_ITEMS = ("Scratches", "Coating", "Edges / chips", "Frame fit", "Cleanliness")
 
 
 class WedgeInput(BaseModel):
@@ -60,6 +65,37 @@ ScannerInput = Annotated[
 ]
 
 
+class QcSettings(BaseModel):
+    """The final QC station: how measured lenses are judged here (the server judges again, with
+    the store's profile) and what the cosmetic checklist asks."""
+
+    tolerances_file: Path = DEFAULT_PROFILES_PATH
+    profile: str | None = Field(None, description="None: the tolerance file's default")
+    cosmetic: list[str] = Field(
+        default_factory=lambda: list(COSMETIC_ITEMS), min_length=1, max_length=30
+    )
+
+
+class SerialLensmeterInput(LensmeterConfig):
+    kind: Literal["serial"]
+
+
+class SimulatedLensmeterInput(BaseModel):
+    """A simulated lensmeter on a pty, read by the real serial driver. For the demo it measures
+    by itself `auto_measure_seconds` after a job is started (standing in for Print)."""
+
+    kind: Literal["simulated"]
+    format: LensmeterFormat = "nidek"
+    auto_measure_seconds: float | None = Field(2.0, ge=0, description="None: never by itself")
+    out_of_tolerance_chance: float = Field(0.2, ge=0, le=1)
+    seed: int | None = None
+
+
+LensmeterInput = Annotated[
+    SerialLensmeterInput | SimulatedLensmeterInput, Field(discriminator="kind")
+]
+
+
 class UplinkSettings(BaseModel):
     batch_size: int = Field(200, ge=1, le=1000)
     backoff_base_seconds: float = Field(0.5, gt=0)
@@ -89,6 +125,8 @@ class StationSettings(BaseSettings):
     )
     scanners: list[ScannerInput] = Field(default_factory=lambda: [WedgeInput()])
     uplink: UplinkSettings = UplinkSettings()
+    qc: QcSettings | None = Field(None, description="Implied (defaults) at stage final_qc.")
+    lensmeter: LensmeterInput | None = None
 
     @model_validator(mode="after")
     def _one_token_source(self) -> Self:
@@ -119,6 +157,11 @@ class StationSettings(BaseSettings):
             return self.token.get_secret_value()
         assert self.token_file is not None
         return self.token_file.read_text().strip()
+
+    @property
+    def qc_settings(self) -> QcSettings | None:
+        """Set when this is a QC station."""
+        return self.qc or (QcSettings() if self.stage == QC_STAGE else None)
 
     @property
     def wedge(self) -> WedgeInput | None:

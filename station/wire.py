@@ -34,6 +34,29 @@ class _Reply(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class BreakageDetail(BaseModel):
+    """What broke: a lens (which eyes) or the frame, and the blanks taken to replace it."""
+
+    part: Literal["lens", "frame"] = "lens"
+    eyes: list[Literal["R", "L"]] = Field(default=["R", "L"], max_length=2)
+    replacement_blanks: list[str] = Field(default=[], max_length=4)
+
+
+class DefectIn(BaseModel):
+    eye: Literal["R", "L"] | None = None  # None: the pair or the frame
+    code: str
+
+
+class InspectionIn(BaseModel):
+    """A QC inspection riding on complete (pass) or rework (fail); `measured` has the shape of
+    `lenstrack check-lens` input."""
+
+    measured: dict[str, object]
+    profile: str | None = None
+    cosmetic: dict[str, bool] = {}
+    defects: list[DefectIn] = []
+
+
 class EventIn(BaseModel):
     """What the station sends; the server forbids unknown fields, so nothing extra goes in."""
 
@@ -48,6 +71,8 @@ class EventIn(BaseModel):
     to_stage: str | None = None
     override_reason: str | None = Field(default=None, min_length=3, max_length=200)
     note: str | None = Field(default=None, max_length=2000)
+    breakage: BreakageDetail | None = None
+    inspection: InspectionIn | None = None
     created_at: AwareDatetime
     sent_at: AwareDatetime
 
