@@ -20,6 +20,7 @@ TOKENS_DIR = DEMO_DIR / "tokens"  # the station TOMLs and config/floor.toml read
 STATION_CONFIGS = Path("config/stations")
 FLOOR_CONFIG = Path("config/floor.toml")
 START_TIMEOUT = 60.0
+TOKEN_WRITERS = 4
 
 
 @dataclass
@@ -63,18 +64,48 @@ def _cli(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "lenstrack.cli", *arguments]
 
 
+def _token_file(station: str) -> Path:
+    return TOKENS_DIR / f"{station}.token"
+
+
 def _create_tokens(names: list[str], env: dict[str, str]) -> bool:
-    """A fresh token per station, created in parallel (each is a process start)."""
+    """A token per station without one. Tokens live beside the demo database in DEMO_DIR, so
+    they stay valid for as long as it does. A few at a time: SQLite takes one writer."""
     TOKENS_DIR.mkdir(parents=True, exist_ok=True)
-    creating = []
-    for name in names:
-        with (TOKENS_DIR / f"{name}.token").open("wb") as token_file:
-            command = _cli("station-token", "create", "--station", name)
-            creating.append((name, subprocess.Popen(command, env=env, stdout=token_file)))
-    failed = [name for name, process in creating if process.wait(timeout=120) != 0]
-    if failed:
-        print(f"could not create tokens for {', '.join(failed)}", file=sys.stderr)
-    return not failed
+    missing = [
+        name
+        for name in names
+        if not _token_file(name).is_file() or not _token_file(name).read_text().strip()
+    ]
+    last_error: list[str] = []
+    for _ in range(3):  # a busy database can refuse a writer; try those again
+        failed = []
+        for start in range(0, len(missing), TOKEN_WRITERS):
+            batch = missing[start : start + TOKEN_WRITERS]
+            creating = [
+                (
+                    name,
+                    subprocess.Popen(
+                        _cli("station-token", "create", "--station", name),
+                        env=env,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                    ),
+                )
+                for name in batch
+            ]
+            for name, process in creating:
+                token, error = process.communicate(timeout=120)
+                if process.returncode == 0 and token.strip():
+                    _token_file(name).write_bytes(token)
+                else:
+                    failed.append(name)
+                    last_error = error.decode(errors="replace").strip().splitlines()[-1:]
+        missing = failed
+        if not missing:
+            return True
+    print(f"could not create tokens for {', '.join(missing)}: {last_error}", file=sys.stderr)
+    return False
 
 
 def run_demo(args: argparse.Namespace) -> int:
