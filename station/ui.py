@@ -5,6 +5,7 @@ subscribe to the station's change events and redraw, so there is no polling per 
 """
 
 import base64
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,8 +14,9 @@ from nicegui import events, ui
 
 from drivers.camera import VirtualCamera
 from station.flow import Screen, Verdict
+from station.qc_ui import qc_panel, return_text
 from station.uplink import UplinkStatus
-from station.wire import Action, JobCard, Reason
+from station.wire import Action, BreakageDetail, JobCard, Reason
 
 if TYPE_CHECKING:
     from station.app import StationApp
@@ -52,8 +54,12 @@ def build_page(station: "StationApp") -> None:
         _status_bar(station, station.uplink.status)
 
     @ui.refreshable
+    def qc() -> None:
+        qc_panel(station)
+
+    @ui.refreshable
     def main() -> None:
-        _main(station, station.flow.screen)
+        _main(station, station.flow.screen, qc)
 
     def on_screen(screen: Screen) -> None:
         status_bar.refresh()  # it shows who is signed in
@@ -65,6 +71,7 @@ def build_page(station: "StationApp") -> None:
     station.screen_changed.subscribe(on_screen)
     station.status_changed.subscribe(status_bar.refresh)
     station.device_changed.subscribe(status_bar.refresh)
+    station.qc_changed.subscribe(qc.refresh)
     if station.cameras:
         ui.query("body").classes("has-camera")  # the action buttons keep clear of the panel
         _camera_panel(station)
@@ -138,9 +145,11 @@ def _status_bar(station: "StationApp", status: UplinkStatus) -> None:
             )
 
 
-def _main(station: "StationApp", screen: Screen) -> None:
+def _main(station: "StationApp", screen: Screen, qc: Callable[[], None]) -> None:
     ui.label(screen.message).classes(f"banner tone-{screen.tone} w-full").mark("banner")
-    if screen.card is not None:
+    if station.qc and station.qc.inspection and screen.card is not None:
+        qc()  # the job being inspected: its measurements instead of the card
+    elif screen.card is not None:
         _job_card(station, screen)
     _actions(station, screen)
 
@@ -256,10 +265,11 @@ def _reason_dialog(station: "StationApp", kind: str) -> None:
     stage_names = station.stage_names()
     with ui.dialog() as dialog, ui.card().classes("min-w-[640px] gap-2"):
         ui.label("Hold reason" if kind == "hold" else "Breakage reason").classes("text-2xl")
+        detail = _breakage_detail() if kind == "breakage" else lambda: None
         for reason in reasons:
             ui.button(
                 _reason_text(reason, stage_names),
-                on_click=lambda reason=reason: _choose(dialog, station, reason),
+                on_click=lambda reason=reason: _choose(dialog, station, reason, detail()),
             ).props("unelevated align=left no-caps").classes("big-button w-full").mark(
                 f"reason-{reason.code}"
             )
@@ -270,15 +280,46 @@ def _reason_dialog(station: "StationApp", kind: str) -> None:
 def _reason_text(reason: Reason, stage_names: dict[str, str]) -> str:
     text = f"{reason.code} — {reason.description}"
     if reason.kind == "breakage":
-        back = stage_names.get(reason.return_stage or "", "the route's first stage")
-        text += f" (back to {back})"
+        text += f" (back to {return_text(reason, stage_names)})"
     return text
 
 
-def _choose(dialog: ui.dialog, station: "StationApp", reason: Reason) -> None:
+def _breakage_detail() -> Callable[[], BreakageDetail]:
+    """What broke: a lens (which eyes) or the frame, and any replacement blanks taken."""
+    with ui.row().classes("w-full items-center gap-3"):
+        part = (
+            ui.toggle({"lens": "Lens", "frame": "Frame"}, value="lens")
+            .props("size=lg unelevated toggle-color=red-9")
+            .mark("breakage-part")
+        )
+        eyes = (
+            ui.toggle({"R": "R", "L": "L", "RL": "Both"}, value="RL")
+            .props("size=lg unelevated toggle-color=red-9")
+            .bind_visibility_from(part, "value", value="lens")
+            .mark("breakage-eyes")
+        )
+        blanks = (
+            ui.input("Replacement blanks", placeholder="ids, comma separated")
+            .classes("grow text-xl")
+            .mark("breakage-blanks")
+        )
+
+    def detail() -> BreakageDetail:
+        return BreakageDetail(
+            part=part.value,
+            eyes=list(eyes.value) if part.value == "lens" else [],
+            replacement_blanks=[b.strip() for b in (blanks.value or "").split(",") if b.strip()],
+        )
+
+    return detail
+
+
+def _choose(
+    dialog: ui.dialog, station: "StationApp", reason: Reason, breakage: BreakageDetail | None
+) -> None:
     dialog.close()
     action = Action.hold if reason.kind == "hold" else Action.breakage
-    station.flow.record(action, reason_code=reason.code)
+    station.flow.record(action, reason_code=reason.code, breakage=breakage)
 
 
 def _note_dialog(station: "StationApp") -> None:

@@ -1,0 +1,267 @@
+"""The QC station's inspection panel: ordered vs measured per eye, coloured by the tolerance
+checks, manual entry on a number pad, cosmetic toggles, PASS and FAIL (defects per eye).
+
+Happy path: the scan starts the job, the lensmeter reading fills both eyes, one tap on PASS.
+Dialogs live on the page's layout, not in the panel, so a reading arriving while one is
+open redraws the panel without closing it.
+"""
+
+from typing import TYPE_CHECKING
+
+from nicegui import ui
+
+from lenstrack.optics import Check, CheckResult, Eye
+from station.qc import Field, Inspection, QcDesk
+from station.wire import DefectIn, JobCard, Reason
+
+if TYPE_CHECKING:
+    from station.app import StationApp
+
+COLUMNS: tuple[tuple[Field, str], ...] = (("sph", "SPH"), ("cyl", "CYL"), ("axis", "AX"))
+ADD_COLUMN: tuple[Field, str] = ("add", "ADD")
+PRISM_COLUMNS: tuple[tuple[Field, str], ...] = (("prism_h", "PRISM H"), ("prism_v", "PRISM V"))
+CHECK_OF: dict[Field, str] = {"prism_h": "prism", "prism_v": "prism"}  # else the same name
+PAD_KEYS = ("7", "8", "9", "4", "5", "6", "1", "2", "3", "±", "0", ".")
+EYE_WORDS = {"R": "R", "L": "L", None: "Pair"}
+
+
+def return_text(reason: Reason, stage_names: dict[str, str]) -> str:
+    """Where a breakage or defect sends the job; off this route it is the route's start."""
+    return stage_names.get(reason.return_stage or "", "the route's first stage")
+
+
+def qc_panel(station: "StationApp") -> None:
+    desk, screen = station.qc, station.flow.screen
+    assert desk is not None and desk.inspection is not None and screen.card is not None
+    inspection, card = desk.inspection, screen.card.card
+    result = inspection.result()
+    with ui.column().classes("panel w-full gap-2").mark("qc-panel"):
+        _header(card, inspection)
+        _measurements(desk, inspection, result)
+        _cosmetic(desk, inspection)
+        with ui.row().classes("w-full items-center gap-3 no-wrap"):
+            ui.button("PASS", on_click=desk.pass_job).props(
+                f"color=green-8 unelevated {'' if inspection.passes() else 'disable'}"
+            ).classes("qc-verdict").mark("qc-pass")
+            ui.button("FAIL…", on_click=lambda: _fail_dialog(station)).props(
+                "color=red-9 unelevated"
+            ).classes("qc-verdict").mark("qc-fail")
+            ui.label(_why_not(inspection, result)).classes("text-lg grow").mark("qc-why")
+
+
+def _header(card: JobCard, inspection: Inspection) -> None:
+    with ui.row().classes("w-full items-center gap-4"):
+        ui.label(card.job_number).classes("jobno").mark("job-number")
+        if card.tray_number:
+            ui.label(f"Tray {card.tray_number}").classes("text-2xl")
+        if card.priority == "rush":
+            ui.label("RUSH").classes("rush text-2xl")
+        ui.label(
+            f"Store {card.store_code} · {card.lens_design} {card.lens_material} "
+            f"{card.lens_index:g} · {', '.join(card.treatments) or 'no treatments'}"
+        ).classes("text-lg")
+        ui.space()
+        source = {"lensmeter": "Lensmeter reading", "manual": "Entered by hand"}
+        ui.label(source.get(inspection.source, "Waiting for the lensmeter…")).classes(
+            f"chip tone-{'ok' if inspection.source else 'idle'}"
+        ).mark("qc-source")
+
+
+def _columns(inspection: Inspection) -> list[tuple[Field, str]]:
+    lenses = [inspection.ordered.lens(eye) for eye in inspection.eyes]
+    columns = list(COLUMNS)
+    if any(lens and lens.add is not None for lens in lenses):
+        columns.append(ADD_COLUMN)
+    if any(lens and lens.prism() is not None for lens in lenses):
+        columns += PRISM_COLUMNS
+    return columns
+
+
+def _measurements(desk: QcDesk, inspection: Inspection, result: CheckResult | None) -> None:
+    columns = _columns(inspection)
+    checks = {(c.eye, c.field): c for c in result.checks} if result else {}
+    with ui.grid(columns=f"48px repeat({len(columns)}, 1fr)").classes("w-full gap-2"):
+        ui.label("")
+        for _, title in columns:
+            ui.label(title).classes("label text-center")
+        for eye in inspection.eyes:
+            ui.label(eye).classes("text-3xl font-bold self-center")
+            for field, title in columns:
+                check = checks.get((eye, CHECK_OF.get(field, field)))
+                _cell(desk, inspection, eye, field, title, check)
+    shown = {(eye, CHECK_OF.get(field, field)) for eye in inspection.eyes for field, _ in columns}
+    for check in checks.values():
+        if not check.passed and (check.eye, check.field) not in shown:
+            where = f"{check.eye} " if check.eye else ""
+            ui.label(
+                f"{where}{check.field.replace('_', ' ')}: {_number(check.measured)} vs "
+                f"{_number(check.ordered)}, {_off(check)}"
+            ).classes("qc-note tone-error").mark("qc-other-fail")
+
+
+def _cell(
+    desk: QcDesk, inspection: Inspection, eye: Eye, field: Field, title: str, check: Check | None
+) -> None:
+    lens = inspection.ordered.lens(eye)
+    ordered = getattr(lens, field) if lens else None
+    measured = inspection.measured[eye].get(field)
+    tone = "empty" if measured is None else "fail" if check and not check.passed else "pass"
+    with (
+        ui.button(on_click=lambda: _number_pad(desk, eye, field, title, measured))
+        .props("unelevated no-caps")
+        .classes(f"qc-cell qc-{tone}")
+        .mark(f"qc-cell-{eye}-{field}"),
+        ui.column().classes("items-center gap-0 w-full"),
+    ):
+        ui.label(_value(field, measured)).classes("qc-measured")
+        ui.label(f"ordered {_value(field, ordered)}").classes("qc-ordered")
+        if check is not None and not check.passed:
+            ui.label(_off(check)).classes("qc-off").mark("qc-off")
+
+
+def _off(check: Check) -> str:
+    unit = "°" if check.field == "axis" else ""
+    return f"off {check.deviation:.2f}{unit} (±{check.tolerance:g}{unit})".replace(".00°", "°")
+
+
+def _value(field: Field, value: float | int | None) -> str:
+    if value is None:
+        return "—"
+    return str(value) if field == "axis" else _number(value)
+
+
+def _number(value: float) -> str:
+    return f"{value:+.2f}"
+
+
+def _cosmetic(desk: QcDesk, inspection: Inspection) -> None:
+    with ui.row().classes("w-full gap-2"):
+        for index, (item, ok) in enumerate(inspection.cosmetic.items()):
+            ui.button(
+                f"{'✓' if ok else '✗'} {item}",
+                on_click=lambda item=item, ok=ok: desk.set_cosmetic(item, not ok),
+            ).props(f"unelevated no-caps color={'green-9' if ok else 'red-9'}").classes(
+                "qc-toggle"
+            ).mark(f"cosmetic-{index}")
+
+
+def _why_not(inspection: Inspection, result: CheckResult | None) -> str:
+    if missing := inspection.missing():
+        return "To measure: " + ", ".join(missing)
+    failed = [c for c in result.checks if not c.passed] if result else []
+    if failed:
+        return "Out of tolerance: " + ", ".join(
+            f"{c.eye or 'pair'} {c.field.replace('_', ' ')}" for c in failed
+        )
+    if rejected := [item for item, ok in inspection.cosmetic.items() if not ok]:
+        return "Cosmetic: " + ", ".join(rejected)
+    return "All within tolerance"
+
+
+def _number_pad(desk: QcDesk, eye: Eye, field: Field, title: str, current: float | None) -> None:
+    """Touch entry of one measured value (axis: whole degrees)."""
+    desk.flow.touch()
+    typed = [_value(field, current).lstrip("+") if current is not None else ""]
+    with ui.context.client.layout, ui.dialog() as dialog, ui.card().classes("gap-2 items-center"):
+        ui.label(f"{eye} {title}").classes("text-2xl")
+        display = ui.label().classes("qc-pad-display").mark("pad-display")
+
+        def show() -> None:
+            display.set_text(typed[0] or "—")
+
+        def key(pressed: str) -> None:
+            text = typed[0]
+            if pressed == "±":
+                typed[0] = text[1:] if text.startswith("-") else "-" + text
+            elif pressed == "." and (field == "axis" or "." in text):
+                return
+            else:
+                typed[0] = text + pressed
+            show()
+
+        def back() -> None:
+            typed[0] = typed[0][:-1]
+            show()
+
+        def save(value: float | None) -> None:
+            dialog.close()
+            desk.set_value(eye, field, value)
+
+        def ok() -> None:
+            try:
+                save(float(typed[0]))
+            except ValueError:
+                display.set_text("Not a number")
+
+        show()
+        with ui.grid(columns=3).classes("gap-2"):
+            for pressed in PAD_KEYS:
+                if field == "axis" and pressed in "±.":
+                    ui.label("")
+                    continue
+                ui.button(pressed, on_click=lambda pressed=pressed: key(pressed)).props(
+                    "unelevated"
+                ).classes("qc-pad-key").mark(f"pad-{pressed}")
+        with ui.row().classes("gap-2"):
+            ui.button("⌫", on_click=back).props("unelevated color=grey-8").classes("qc-pad-key")
+            ui.button("Clear", on_click=lambda: save(None)).props("flat").classes("big-button")
+            ui.button("OK", on_click=ok).props("unelevated color=green-8").classes(
+                "big-button"
+            ).mark("pad-ok")
+    dialog.open()
+
+
+def _fail_dialog(station: "StationApp") -> None:
+    """Defects per eye (or the pair), each showing where it sends the job; the first chosen
+    decides the return stage."""
+    desk = station.qc
+    assert desk is not None and desk.inspection is not None
+    desk.flow.touch()
+    eyes: list[Eye | None] = [*desk.inspection.eyes, None]
+    reasons = [reason for reason in station.uplink.reasons() if reason.kind == "defect"]
+    stage_names = station.stage_names()
+    chosen: list[DefectIn] = []
+
+    def toggle(defect: DefectIn) -> None:
+        if defect in chosen:
+            chosen.remove(defect)
+        else:
+            chosen.append(defect)
+        choices.refresh()
+
+    def send() -> None:
+        dialog.close()
+        desk.fail_job(list(chosen))
+
+    @ui.refreshable
+    def choices() -> None:
+        for reason in reasons:
+            with ui.row().classes("w-full items-center gap-2 no-wrap"):
+                with ui.column().classes("grow gap-0"):
+                    ui.label(f"{reason.code} — {reason.description}").classes("text-xl")
+                    ui.label(f"back to {return_text(reason, stage_names)}").classes("qc-ordered")
+                for eye in eyes:
+                    defect = DefectIn(eye=eye, code=reason.code)
+                    on = defect in chosen
+                    ui.button(EYE_WORDS[eye], on_click=lambda defect=defect: toggle(defect)).props(
+                        f"unelevated color={'red-9' if on else 'grey-8'}"
+                    ).classes("qc-eye").mark(f"defect-{reason.code}-{EYE_WORDS[eye]}")
+        first = next((r for r in reasons if chosen and r.code == chosen[0].code), None)
+        with ui.row().classes("w-full items-center gap-3"):
+            ui.button("Send to rework", on_click=send).props(
+                f"unelevated color=red-9 {'' if chosen else 'disable'}"
+            ).classes("big-button").mark("send-rework")
+            ui.button("Cancel", on_click=dialog.close).props("flat").classes("big-button")
+            if first is not None:
+                ui.label(f"Job goes back to {return_text(first, stage_names)}").classes(
+                    "text-lg"
+                ).mark("rework-target")
+
+    with (
+        ui.context.client.layout,
+        ui.dialog() as dialog,
+        ui.card().classes("min-w-[760px] gap-2"),
+    ):
+        ui.label("Fail: choose the defects, per eye").classes("text-2xl")
+        choices()
+    dialog.open()
