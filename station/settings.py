@@ -55,7 +55,9 @@ class VirtualCameraInput(_CameraInput):
 
     kind: Literal["virtual_camera"]
     jobs: list[str] = Field(default_factory=list, description="tickets shown once at start")
-    seconds_per_ticket: float = Field(3.0, gt=0)
+    # Below the camera's 2 s debounce: a ticket left longer is read again, and a badge read
+    # twice signs the operator out.
+    seconds_per_ticket: float = Field(1.5, gt=0, lt=2.0)
     fps: float = Field(8.0, gt=0)
     level: Level = Field(Level.L0, description="ticket print and lighting quality")
 
