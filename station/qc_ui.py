@@ -32,7 +32,8 @@ def return_text(reason: Reason, stage_names: dict[str, str]) -> str:
 
 def qc_panel(station: "StationApp") -> None:
     desk, screen = station.qc, station.flow.screen
-    assert desk is not None and desk.inspection is not None and screen.card is not None
+    if desk is None or desk.inspection is None or screen.card is None:
+        return  # the inspection just ended; the page redraws the card from the screen
     inspection, card = desk.inspection, screen.card.card
     result = inspection.result()
     with ui.column().classes("panel w-full gap-2").mark("qc-panel"):
@@ -161,9 +162,9 @@ def _why_not(inspection: Inspection, result: CheckResult | None) -> str:
 def _number_pad(desk: QcDesk, eye: Eye, field: Field, title: str, current: float | None) -> None:
     """Touch entry of one measured value (axis: whole degrees)."""
     desk.flow.touch()
-    typed = [_value(field, current).lstrip("+") if current is not None else ""]
-    with ui.context.client.layout, ui.dialog() as dialog, ui.card().classes("gap-2 items-center"):
-        ui.label(f"{eye} {title}").classes("text-2xl")
+    typed = [""]
+    with _dialog() as dialog, ui.card().classes("gap-2 items-center"):
+        ui.label(f"{eye} {title} (was {_value(field, current)})").classes("text-2xl")
         display = ui.label().classes("qc-pad-display").mark("pad-display")
 
         def show() -> None:
@@ -209,6 +210,14 @@ def _number_pad(desk: QcDesk, eye: Eye, field: Field, title: str, current: float
                 "big-button"
             ).mark("pad-ok")
     dialog.open()
+
+
+def _dialog() -> ui.dialog:
+    """A dialog on the page's layout (outside the redrawn panel), deleted once closed."""
+    with ui.context.client.layout:
+        dialog = ui.dialog()
+    dialog.on_value_change(lambda event: None if event.value else dialog.delete())
+    return dialog
 
 
 def _fail_dialog(station: "StationApp") -> None:
@@ -257,11 +266,7 @@ def _fail_dialog(station: "StationApp") -> None:
                     "text-lg"
                 ).mark("rework-target")
 
-    with (
-        ui.context.client.layout,
-        ui.dialog() as dialog,
-        ui.card().classes("min-w-[760px] gap-2"),
-    ):
+    with _dialog() as dialog, ui.card().classes("min-w-[760px] gap-2"):
         ui.label("Fail: choose the defects, per eye").classes("text-2xl")
         choices()
     dialog.open()

@@ -1,0 +1,126 @@
+"""QC flows on the station page as `User` tests: the real station (outbox, uplink, flow, QC
+desk, simulated lensmeter on a pty) against a MockTransport standing in for the server."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from nicegui.testing import User
+from nicegui.testing.user_simulation import user_simulation
+
+from station.app import StationApp
+from station.settings import SimulatedLensmeterInput, StationSettings, UplinkSettings
+from tests.station.conftest import until
+from tests.station.qc_fakes import QcApi
+
+
+@pytest.fixture
+def api() -> QcApi:
+    return QcApi()
+
+
+@pytest.fixture
+async def station(api: QcApi, tmp_path: Path) -> AsyncIterator[StationApp]:
+    settings = StationSettings(
+        name="QC-1",
+        stage="final_qc",
+        server_url="http://server.test",
+        token="lst_test",
+        data_dir=tmp_path,
+        repeat_scan_seconds=0,
+        uplink=UplinkSettings(backoff_base_seconds=0.05, backoff_cap_seconds=0.2),
+        lensmeter=SimulatedLensmeterInput(
+            kind="simulated", auto_measure_seconds=0.2, out_of_tolerance_chance=0.0, seed=5
+        ),
+    )
+    app = StationApp(settings, transport=httpx.MockTransport(api))
+    await app.uplink.refresh_reference()
+    yield app
+
+
+@pytest.fixture
+async def user(station: StationApp) -> AsyncIterator[User]:
+    async with user_simulation(root=station.page) as simulated:
+        await station.start()
+        try:
+            yield simulated
+        finally:
+            await station.stop()
+
+
+async def start_inspection(user: User, station: StationApp) -> None:
+    await user.open("/")
+    await station.flow.scan("B1001")
+    await station.flow.scan("J7")
+    await user.should_see("Started")
+    await user.should_see("Lensmeter reading", retries=50)  # the simulated Print
+
+
+def sent(api: QcApi, action: str) -> dict[str, object]:
+    return next(e for e in api.events if e["action"] == action)
+
+
+async def test_pass_is_one_scan_and_one_tap(user: User, station: StationApp, api: QcApi) -> None:
+    await start_inspection(user, station)
+    await user.should_see("All within tolerance")
+    user.find(marker="qc-pass").click()
+    await user.should_see("Completed, next: Shipping")
+    await until(lambda: any(e["action"] == "complete" for e in api.events), 10)
+    inspection = sent(api, "complete")["inspection"]
+    assert isinstance(inspection, dict) and inspection["defects"] == []
+    assert set(inspection["measured"]) >= {"R", "L"}
+
+
+async def test_out_of_tolerance_by_hand_then_fail_with_a_defect_per_eye(
+    user: User, station: StationApp, api: QcApi
+) -> None:
+    await start_inspection(user, station)
+    user.find(marker="qc-cell-R-sph").click()
+    for key in ("±", "2", ".", "4", "0"):
+        user.find(marker=f"pad-{key}").click()
+    user.find(marker="pad-ok").click()
+    await user.should_see("Entered by hand")
+    await user.should_see("off 0.40 (±0.13)")
+    await user.should_see("Out of tolerance: R sph")
+    user.find(marker="qc-pass").click()  # disabled: nothing is recorded
+    user.find(marker="cosmetic-1").click()
+    await user.should_see("✗ Coating")
+    user.find(marker="qc-fail").click()
+    await user.should_see("back to the route's first stage")  # D-POWER: generating is off-route
+    user.find(marker="defect-D-POWER-R").click()
+    user.find(marker="defect-D-FIT-Pair").click()
+    await user.should_see("Job goes back to the route's first stage")
+    user.find(marker="send-rework").click()
+    await user.should_see("Sent to rework")
+    await until(lambda: any(e["action"] == "rework" for e in api.events), 10)
+    rework = sent(api, "rework")
+    assert rework["reason_code"] == "D-POWER"
+    inspection = rework["inspection"]
+    assert isinstance(inspection, dict)
+    assert inspection["defects"] == [
+        {"eye": "R", "code": "D-POWER"},
+        {"eye": None, "code": "D-FIT"},
+    ]
+    assert inspection["measured"]["R"]["sph"] == -2.4
+    assert inspection["cosmetic"]["Coating"] is False
+    assert [e["action"] for e in api.events] == ["start", "rework"]
+    assert station.flow.screen.state is not None and station.flow.screen.state.stage == "edging"
+
+
+async def test_breakage_says_which_lens_and_the_replacement_blank(
+    user: User, station: StationApp, api: QcApi
+) -> None:
+    await start_inspection(user, station)
+    user.find(marker="breakage").click()
+    # the User simulation cannot tap a toggle's option: set what the tap sets
+    user.find(marker="breakage-eyes").elements.pop().value = "L"
+    user.find(marker="breakage-blanks").type("BLK-1042")
+    user.find(marker="reason-B-CHIP").click()
+    await user.should_see("Breakage recorded")
+    await until(lambda: any(e["action"] == "breakage" for e in api.events), 10)
+    assert sent(api, "breakage")["breakage"] == {
+        "part": "lens",
+        "eyes": ["L"],
+        "replacement_blanks": ["BLK-1042"],
+    }
