@@ -22,6 +22,7 @@ ADD_COLUMN: tuple[Field, str] = ("add", "ADD")
 PRISM_COLUMNS: tuple[tuple[Field, str], ...] = (("prism_h", "PRISM H"), ("prism_v", "PRISM V"))
 CHECK_OF: dict[Field, str] = {"prism_h": "prism", "prism_v": "prism"}  # else the same name
 PAD_KEYS = ("7", "8", "9", "4", "5", "6", "1", "2", "3", "±", "0", ".")
+CELL_COLORS = {"pass": "green-9", "fail": "red-9", "empty": "blue-grey-8"}
 EYE_WORDS = {"R": "R", "L": "L", None: "Pair"}
 
 
@@ -109,7 +110,7 @@ def _cell(
     tone = "empty" if measured is None else "fail" if check and not check.passed else "pass"
     with (
         ui.button(on_click=lambda: _number_pad(desk, eye, field, title, measured))
-        .props("unelevated no-caps")
+        .props(f"unelevated no-caps color={CELL_COLORS[tone]}")
         .classes(f"qc-cell qc-{tone}")
         .mark(f"qc-cell-{eye}-{field}"),
         ui.column().classes("items-center gap-0 w-full"),

@@ -23,7 +23,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 pytestmark = pytest.mark.browser
 
 
-def start_station(server: LiveServer, root: Path, name: str, stage: str) -> tuple[str, object]:
+def start_station(
+    server: LiveServer, root: Path, name: str, stage: str, extra_toml: str = ""
+) -> tuple[str, object]:
     port = free_port()
     token_file = root / "token"
     token_file.write_text(server.token(name))
@@ -33,7 +35,7 @@ def start_station(server: LiveServer, root: Path, name: str, stage: str) -> tupl
         f'token_file = "{token_file}"\ndata_dir = "{root / "data"}"\nport = {port}\n'
         "[uplink]\nbackoff_cap_seconds = 1.0\nidle_poll_seconds = 1.0\n"
         # CDP key events on a busy test machine can lag past the 30 ms default.
-        '[[scanners]]\nkind = "wedge"\nmax_key_gap_ms = 80\n'
+        '[[scanners]]\nkind = "wedge"\nmax_key_gap_ms = 80\n' + extra_toml
     )
     # Without the PYTEST_* variables: NiceGUI's ui.run would think it runs inside a test.
     env = {
