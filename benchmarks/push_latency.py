@@ -1,6 +1,6 @@
 """Push latency: station event → the job's row changed on every open store page.
 
-    .venv/bin/python benchmarks/push_latency.py [--pages 50] [--events 20]
+    .venv/bin/python benchmarks/push_latency.py [--pages 50] [--events 20] [--browsers 1]
 
 Seeds the demo lab (30 jobs) and serves it in a subprocess, opens store pages for NORTH in
 headless Chromium (several contexts, each logged in once), then posts station events for
@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -35,6 +35,13 @@ PAGES_PER_CONTEXT = 10
 WAIT_SECONDS = 5.0
 ARM = """jobId => {
   window.__changedAt = null;
+  window.__messageAt = null;
+  if (!window.__listening && window.socket) {
+    window.socket.on('update', () => {
+      window.__messageAt ??= performance.timeOrigin + performance.now();
+    });
+    window.__listening = true;
+  }
   if (window.__observer) window.__observer.disconnect();
   const row = document.querySelector(`[data-job-id='${jobId}']`);
   if (!row) return false;
@@ -86,8 +93,9 @@ def _steps(http: httpx.Client, server: RealServer) -> Iterator[Step]:
                 position, status = position + 1, "queued"
 
 
-def _open_pages(browser: Browser, server: RealServer, count: int, pages: list[Page]) -> None:
+def _open_pages(browsers: list[Browser], server: RealServer, count: int, pages: list[Page]) -> None:
     while len(pages) < count:
+        browser = browsers[len(pages) // PAGES_PER_CONTEXT % len(browsers)]
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         first = context.new_page()
         log_in(first, server.url, "north", "demo-store-pass")
@@ -108,37 +116,50 @@ def _evaluate(page: Page, script: str, argument: object = None) -> object:
         return None
 
 
+@dataclass
+class Samples:
+    """Per (event, page): sent → first `update` message on the page's socket → row changed."""
+
+    to_dom: list[float] = field(default_factory=list)
+    to_message: list[float] = field(default_factory=list)
+    message_to_dom: list[float] = field(default_factory=list)
+    posts: list[float] = field(default_factory=list)
+    missed: int = 0
+
+
 def _measure(
     pages: list[Page], server: RealServer, http: httpx.Client, steps: Iterator[Step], events: int
-) -> tuple[list[float], list[float], int]:
-    """Per (event, page) latencies in ms, POST round trips in ms, and pages that never changed."""
-    latencies: list[float] = []
-    posts: list[float] = []
-    missed = 0
+) -> Samples:
+    """Latencies in ms; a page whose row did not change within WAIT_SECONDS counts as missed."""
+    samples = Samples()
     for _ in range(events):
         step = next(steps)
         server.token(step.station)  # the CLI takes a second: not inside the measurement
         armed = [page for page in pages if _evaluate(page, ARM, step.job_id)]
         sent_at = time.time() * 1000
         response = server.send(http, step.station, step.job_number, step.action)
-        posts.append(time.time() * 1000 - sent_at)
+        samples.posts.append(time.time() * 1000 - sent_at)
         response.raise_for_status()
         deadline = time.monotonic() + WAIT_SECONDS
         waiting = armed
         while waiting and time.monotonic() < deadline:
             still = []
             for page in waiting:
-                changed = _evaluate(page, "window.__changedAt")
+                seen = _evaluate(page, "[window.__changedAt, window.__messageAt]")
+                changed, message = seen if isinstance(seen, list) else (None, None)
                 if changed is None:
                     still.append(page)
-                else:
-                    latencies.append(float(changed) - sent_at)
+                    continue
+                samples.to_dom.append(float(changed) - sent_at)
+                if message is not None:
+                    samples.to_message.append(float(message) - sent_at)
+                    samples.message_to_dom.append(float(changed) - float(message))
             waiting = still
             if waiting:
                 time.sleep(0.02)
-        missed += len(waiting) + len(pages) - len(armed)
+        samples.missed += len(waiting) + len(pages) - len(armed)
         time.sleep(0.2)  # let the server settle between events
-    return latencies, posts, missed
+    return samples
 
 
 def _line(name: str, values: list[float]) -> str:
@@ -156,6 +177,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=50)
     parser.add_argument("--events", type=int, default=20)
+    parser.add_argument(
+        "--browsers", type=int, default=1, help="Chromium processes to spread the pages over"
+    )
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="push-latency-") as data_dir,
@@ -163,24 +187,30 @@ def main() -> None:
         sync_playwright() as playwright,
         httpx.Client(timeout=10) as http,
     ):
-        browser = launch_chromium(playwright)
+        browsers = [launch_chromium(playwright) for _ in range(args.browsers)]
         try:
             steps = _steps(http, server)
             pages: list[Page] = []
-            _open_pages(browser, server, 1, pages)
-            one, posts_one, missed_one = _measure(pages, server, http, steps, args.events)
+            _open_pages(browsers, server, 1, pages)
+            one = _measure(pages, server, http, steps, args.events)
             started = time.monotonic()
-            _open_pages(browser, server, args.pages, pages)
+            _open_pages(browsers, server, args.pages, pages)
             print(f"opened {len(pages)} store pages in {time.monotonic() - started:.1f} s")
-            many, posts_many, missed_many = _measure(pages, server, http, steps, args.events)
+            many = _measure(pages, server, http, steps, args.events)
         finally:
-            browser.close()
+            for browser in browsers:
+                browser.close()
     print(f"events per run: {args.events}; a page that did not change within {WAIT_SECONDS} s")
     print("counts as missed")
-    print(_line("POST round trip (1 page)", posts_one))
-    print(_line("POST round trip (N pages)", posts_many))
-    print(_line("event → DOM, 1 page", one) + f"  missed={missed_one}")
-    print(_line(f"event → DOM, {len(pages)} pages", many) + f"  missed={missed_many}")
+    print(_line("POST round trip (1 page)", one.posts))
+    print(_line("POST round trip (N pages)", many.posts))
+    print(_line("event → DOM, 1 page", one.to_dom) + f"  missed={one.missed}")
+    print(_line(f"event → DOM, {len(pages)} pages", many.to_dom) + f"  missed={many.missed}")
+    print("where the time goes (the page's socket gets the update message, then renders it):")
+    print(_line("  event → message, 1 page", one.to_message))
+    print(_line("  message → DOM, 1 page", one.message_to_dom))
+    print(_line(f"  event → message, {len(pages)} pages", many.to_message))
+    print(_line(f"  message → DOM, {len(pages)} pages", many.message_to_dom))
 
 
 if __name__ == "__main__":
