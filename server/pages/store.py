@@ -31,6 +31,7 @@ TONE_CLASSES = {
     Tone.done: "bg-slate-100 border-slate-400",
 }
 ROW_CLASSES = "w-full rounded-lg border-l-[10px] shadow-sm px-5 py-3"
+ETA_LATE, ETA_ON_TIME = "text-red-700 font-bold", "text-slate-700"
 FILTER_LABELS = {
     StoreFilter.all: "All",
     StoreFilter.late: "Late",
@@ -74,71 +75,119 @@ class Milestones:
         except DomainError as error:
             ui.notify(error.message, type="negative")
 
-    def buttons(self, row: StoreRow) -> None:
+
+class JobSummary:
+    """One job as a store person reads it: a list row, or the head of the job page.
+
+    Built once; `show` sets texts, classes and props on the kept elements, so a change sends
+    the few elements that differ, not a new row, and the browser mounts nothing new. The rush
+    badge and the ETA are kept and hidden when a job lacks them; the buttons and the flag lines
+    are rebuilt, only when they changed. Nothing is kept that a row does not show: NiceGUI
+    re-renders the page's whole element tree in the browser on any update.
+    """
+
+    def __init__(self, row: StoreRow, milestones: Milestones, *, link: bool) -> None:
+        self.row: StoreRow | None = None
+        self.milestones = milestones
+        job_id = row.job_id
+        with ui.element("div").props(f"data-job-id={job_id}") as self.element:
+            with ui.row().classes("w-full items-center gap-4 no-wrap"):
+                with ui.column().classes("gap-0 w-36 shrink-0"):
+                    number = (
+                        ui.link(row.job_number, f"/store/jobs/{job_id}")
+                        if link
+                        else ui.label(row.job_number)
+                    )
+                    number.classes("text-2xl font-bold text-slate-900")
+                    with ui.row().classes("gap-2 items-center"):
+                        self.tray = ui.label().classes("text-sm text-slate-600")
+                        self.rush = ui.badge("RUSH", color="red-8").classes("text-sm")
+                    self.patient = ui.label().classes("text-sm text-slate-600")
+                with ui.column().classes("gap-1 grow min-w-[11rem]"):
+                    self.state = ui.label().classes("text-lg font-semibold")
+                    with ui.row().classes("w-full items-center gap-3 no-wrap"):
+                        self.progress = (
+                            ui.linear_progress(0.0, show_value=False, size="10px")
+                            .props("rounded")
+                            .classes("grow")
+                        )
+                        self.step = ui.label().classes("text-sm text-slate-600 shrink-0")
+                with ui.column().classes("gap-0 w-52 shrink-0"):
+                    self.promised = ui.label().classes("text-base")
+                    self.eta = ui.label()
+                self.actions = ui.column().classes("gap-2 shrink-0")
+            self.flags = ui.element("div")
+        self.show(row)
+
+    def show(self, row: StoreRow) -> None:
+        old, self.row = self.row, row
+        if row == old:
+            return
+        self.tray.set_text(f"Tray {row.tray_number}" if row.tray_number else "No tray")
+        self.rush.set_visibility(row.rush)
+        self.patient.set_text(f"Patient {row.patient_ref}")
+        self.state.set_text(row.state)
+        self.progress.set_value(row.progress)
+        self.progress.props(f"color={'red-7' if row.tone == Tone.red else 'primary'}")
+        self.step.set_text(f"{row.step} of {row.steps}")
+        self.promised.set_text(f"Promised {row.promised}")
+        self.eta.set_text(f"Expected {row.eta}" if row.eta else "")
+        if old is None or row.eta_after_promise != old.eta_after_promise:
+            self.eta.classes(remove=f"{ETA_LATE} {ETA_ON_TIME}")  # keeps "hidden" if hidden
+            self.eta.classes(f"text-base {ETA_LATE if row.eta_after_promise else ETA_ON_TIME}")
+        self.eta.set_visibility(bool(row.eta))
+        if old is None or _actions(row) != _actions(old):  # built when needed: few rows have any
+            self.actions.clear()
+            with self.actions:
+                self._buttons(row)
+        if old is None or row.flags != old.flags:
+            self.flags.clear()
+            with self.flags:
+                for flag in row.flags:
+                    _flag_line(flag)
+        if old is None:
+            self.element.classes(f"{ROW_CLASSES} {TONE_CLASSES[row.tone]}")
+        elif row.tone != old.tone:  # the list's filter may have added "hidden": keep it
+            self.element.classes(remove=TONE_CLASSES[old.tone], add=TONE_CLASSES[row.tone])
+        self.element.props(f"data-tone={row.tone.value}")
+
+    def _buttons(self, row: StoreRow) -> None:
+        job_id, mark = row.job_id, self.milestones.mark
         if row.can_mark_ready:
             ui.button(
                 "Ready for pickup",
                 icon="storefront",
-                on_click=lambda: self.mark(jobs.mark_ready_for_pickup, row.job_id),
+                on_click=lambda: mark(jobs.mark_ready_for_pickup, job_id),
             ).props("unelevated color=green-8 no-caps")
         if row.can_mark_delivered:
             ui.button(
                 "Delivered to patient",
                 icon="how_to_reg",
-                on_click=lambda: self.mark(jobs.mark_delivered, row.job_id),
+                on_click=lambda: mark(jobs.mark_delivered, job_id),
             ).props("unelevated color=primary no-caps")
 
 
-def job_summary(row: StoreRow, milestones: Milestones, *, link: bool) -> None:
-    """One job as a store person reads it; used for list rows and the job page's head."""
-    with ui.row().classes("w-full items-center gap-4 no-wrap"):
-        with ui.column().classes("gap-0 w-36 shrink-0"):
-            number = ui.link if link else ui.label
-            args = (row.job_number, f"/store/jobs/{row.job_id}") if link else (row.job_number,)
-            number(*args).classes("text-2xl font-bold text-slate-900")
-            with ui.row().classes("gap-2 items-center"):
-                ui.label(f"Tray {row.tray_number}" if row.tray_number else "No tray").classes(
-                    "text-sm text-slate-600"
-                )
-                if row.rush:
-                    ui.badge("RUSH", color="red-8").classes("text-sm")
-            ui.label(f"Patient {row.patient_ref}").classes("text-sm text-slate-600")
-        with ui.column().classes("gap-1 grow min-w-[11rem]"):
-            ui.label(row.state).classes("text-lg font-semibold")
-            with ui.row().classes("w-full items-center gap-3 no-wrap"):
-                ui.linear_progress(row.progress, show_value=False, size="10px").props(
-                    f"rounded color={'red-7' if row.tone == Tone.red else 'primary'}"
-                ).classes("grow")
-                ui.label(f"{row.step} of {row.steps}").classes("text-sm text-slate-600 shrink-0")
-        with ui.column().classes("gap-0 w-52 shrink-0"):
-            ui.label(f"Promised {row.promised}").classes("text-base")
-            if row.eta:
-                late = "text-red-700 font-bold" if row.eta_after_promise else "text-slate-700"
-                ui.label(f"Expected {row.eta}").classes(f"text-base {late}")
-        with ui.column().classes("gap-2 shrink-0"):
-            milestones.buttons(row)
-    for flag in row.flags:
-        red = flag.kind in views.RED_FLAGS
-        with ui.row().classes("items-center gap-2 mt-1 no-wrap").props(f"data-flag={flag.kind}"):
-            ui.badge(flag.label, color="red-8" if red else "amber-9").classes("text-sm")
-            ui.label(flag.reason).classes(
-                "text-base " + ("text-red-800 font-semibold" if red else "text-amber-900")
-            )
+def _actions(row: StoreRow) -> tuple[bool, bool]:
+    return row.can_mark_ready, row.can_mark_delivered
 
 
-def _tone_row(element: ui.element, row: StoreRow) -> None:
-    element.classes(replace=f"{ROW_CLASSES} {TONE_CLASSES[row.tone]}")
-    element.props(f"data-tone={row.tone.value}")
+def _flag_line(flag: views.FlagView) -> None:
+    red = flag.kind in views.RED_FLAGS
+    with ui.row().classes("items-center gap-2 mt-1 no-wrap").props(f"data-flag={flag.kind}"):
+        ui.badge(flag.label, color="red-8" if red else "amber-9").classes("text-sm")
+        ui.label(flag.reason).classes(
+            "text-base " + ("text-red-800 font-semibold" if red else "text-amber-900")
+        )
 
 
 class StoreList:
-    """The live list: one element per job, rebuilt alone when that job changes."""
+    """The live list: one row per job, updated in place when that job changes."""
 
     def __init__(self, milestones: Milestones, rows: list[StoreRow]) -> None:
         self.milestones = milestones
         self.view = StoreFilter.all
         self.rows: dict[int, StoreRow] = {}
-        self.elements: dict[int, ui.element] = {}
+        self.summaries: dict[int, JobSummary] = {}
         with ui.row().classes("w-full items-center gap-4"):
             ui.toggle(
                 {view: label for view, label in FILTER_LABELS.items()},
@@ -152,30 +201,28 @@ class StoreList:
             self.show(row.job_id, row, new_on_top=False)
 
     def show(self, job_id: int, row: StoreRow | None, *, new_on_top: bool = True) -> None:
-        element = self.elements.get(job_id)
+        summary = self.summaries.get(job_id)
         if row is None:
-            if element is not None:
-                self.container.remove(element)
-                del self.elements[job_id], self.rows[job_id]
+            if summary is not None:
+                self.container.remove(summary.element)
+                del self.summaries[job_id], self.rows[job_id]
         else:
-            if element is None:
+            if summary is None:
                 with self.container:
-                    element = ui.element("div").props(f"data-job-id={job_id}")
+                    summary = JobSummary(row, self.milestones, link=True)
                 if new_on_top:  # a job the store just ordered
-                    element.move(self.container, target_index=0)
-                self.elements[job_id] = element
+                    summary.element.move(self.container, target_index=0)
+                self.summaries[job_id] = summary
+            else:
+                summary.show(row)
             self.rows[job_id] = row
-            element.clear()
-            with element:
-                job_summary(row, self.milestones, link=True)
-            _tone_row(element, row)
-            element.set_visibility(views.matches(row, self.view))
+            summary.element.set_visibility(views.matches(row, self.view))
         self._count()
 
     def filter(self, view: StoreFilter) -> None:
         self.view = StoreFilter(view)
-        for job_id, element in self.elements.items():
-            element.set_visibility(views.matches(self.rows[job_id], self.view))
+        for job_id, summary in self.summaries.items():
+            summary.element.set_visibility(views.matches(self.rows[job_id], self.view))
         self._count()
 
     def _count(self) -> None:
@@ -192,34 +239,53 @@ class StoreList:
 
 
 class FlagsFeed:
+    """The latest flags; an update adds and removes entries, the ones still listed stay."""
+
     def __init__(self) -> None:
         with ui.card().classes("w-full"):
             ui.label("Flags").classes("text-xl font-semibold")
             self.container = ui.column().classes("w-full gap-2")
+            with self.container:
+                self.none = ui.label("No flags raised.").classes("text-slate-500")
+        self.shown: list[tuple[views.FlagEntry, ui.element]] = []
 
     def show(self, entries: list[views.FlagEntry]) -> None:
-        self.container.clear()
-        with self.container:
-            if not entries:
-                ui.label("No flags raised.").classes("text-slate-500")
-            for entry in entries:
-                colour = "text-red-800" if entry.red else "text-amber-900"
-                muted = "" if entry.open else " opacity-50 line-through"
-                with ui.column().classes(f"gap-0 w-full{muted}"):
-                    with ui.row().classes("items-center gap-2"):
-                        ui.link(entry.job_number, f"/store/jobs/{entry.job_id}").classes(
-                            "font-bold"
-                        )
-                        ui.label(entry.label).classes(f"font-semibold {colour}")
-                        ui.label(entry.raised).classes("text-xs text-slate-500")
-                    ui.label(entry.reason).classes("text-sm")
+        kept: dict[views.FlagEntry, list[ui.element]] = {}
+        for entry, element in self.shown:
+            kept.setdefault(entry, []).append(element)
+        shown: list[tuple[views.FlagEntry, ui.element]] = []
+        for entry in entries:
+            pool = kept.get(entry)
+            if pool:
+                shown.append((entry, pool.pop(0)))
+            else:
+                with self.container:
+                    shown.append((entry, _flag_entry(entry)))
+        for pool in kept.values():
+            for element in pool:
+                self.container.remove(element)
+        children = self.container.default_slot.children
+        for index, (_, element) in enumerate(shown, start=1):  # after "No flags raised."
+            if children[index] is not element:
+                element.move(self.container, target_index=index)
+        self.shown = shown
+        self.none.set_visibility(not entries)
+
+
+def _flag_entry(entry: views.FlagEntry) -> ui.element:
+    colour = "text-red-800" if entry.red else "text-amber-900"
+    muted = "" if entry.open else " opacity-50 line-through"
+    with ui.column().classes(f"gap-0 w-full{muted}") as element:
+        with ui.row().classes("items-center gap-2"):
+            ui.link(entry.job_number, f"/store/jobs/{entry.job_id}").classes("font-bold")
+            ui.label(entry.label).classes(f"font-semibold {colour}")
+            ui.label(entry.raised).classes("text-xs text-slate-500")
+        ui.label(entry.reason).classes("text-sm")
+    return element
 
 
 def _job_page(detail: JobDetail, milestones: Milestones) -> None:
-    row = detail.row
-    with ui.element("div").props(f"data-job-id={row.job_id}") as head:
-        job_summary(row, milestones, link=False)
-    _tone_row(head, row)
+    JobSummary(detail.row, milestones, link=False)
     ui.label(f"Store {detail.store_code} · {detail.lens}").classes("text-slate-600")
     with ui.grid().classes("w-full gap-4 grid-cols-1 lg:grid-cols-2"):
         with ui.card().classes("w-full"):
