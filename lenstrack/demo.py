@@ -20,7 +20,6 @@ TOKENS_DIR = DEMO_DIR / "tokens"  # the station TOMLs and config/floor.toml read
 STATION_CONFIGS = Path("config/stations")
 FLOOR_CONFIG = Path("config/floor.toml")
 START_TIMEOUT = 60.0
-TOKEN_WRITERS = 4
 
 
 @dataclass
@@ -68,44 +67,29 @@ def _token_file(station: str) -> Path:
     return TOKENS_DIR / f"{station}.token"
 
 
-def _create_tokens(names: list[str], env: dict[str, str]) -> bool:
-    """A token per station without one. Tokens live beside the demo database in DEMO_DIR, so
-    they stay valid for as long as it does. A few at a time: SQLite takes one writer."""
+def _ensure_tokens(names: list[str], data_dir: Path) -> None:
+    """A working token file per station: kept if it still authenticates, else replaced (the
+    demo database may have been reset under old files). One transaction, one writer."""
+    from server.db import Database
+    from server.domain.auth import authenticate, create_station_token
+    from server.domain.errors import Unauthorized
+    from server.settings import Settings
+
     TOKENS_DIR.mkdir(parents=True, exist_ok=True)
-    missing = [
-        name
-        for name in names
-        if not _token_file(name).is_file() or not _token_file(name).read_text().strip()
-    ]
-    last_error: list[str] = []
-    for _ in range(3):  # a busy database can refuse a writer; try those again
-        failed = []
-        for start in range(0, len(missing), TOKEN_WRITERS):
-            batch = missing[start : start + TOKEN_WRITERS]
-            creating = [
-                (
-                    name,
-                    subprocess.Popen(
-                        _cli("station-token", "create", "--station", name),
-                        env=env,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
-                    ),
-                )
-                for name in batch
-            ]
-            for name, process in creating:
-                token, error = process.communicate(timeout=120)
-                if process.returncode == 0 and token.strip():
-                    _token_file(name).write_bytes(token)
-                else:
-                    failed.append(name)
-                    last_error = error.decode(errors="replace").strip().splitlines()[-1:]
-        missing = failed
-        if not missing:
-            return True
-    print(f"could not create tokens for {', '.join(missing)}: {last_error}", file=sys.stderr)
-    return False
+    database = Database(Settings(data_dir=data_dir).resolved_database_url)
+    try:
+        with database.session() as session:
+            for name in names:
+                path = _token_file(name)
+                token = path.read_text().strip() if path.is_file() else ""
+                try:
+                    valid = getattr(authenticate(session, token), "name", None) == name
+                except Unauthorized:
+                    valid = False
+                if not valid:
+                    path.write_text(create_station_token(session, name, label="demo") + "\n")
+    finally:
+        database.dispose()
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -130,8 +114,7 @@ def run_demo(args: argparse.Namespace) -> int:
     configs = dict(sorted(configs.items(), key=lambda item: item[1].port))
     stations = list(configs.values())
     floor = FloorSettings.load(FLOOR_CONFIG)
-    if not _create_tokens([s.name for s in stations] + [s.name for s in floor.stations], env):
-        return 1
+    _ensure_tokens([s.name for s in stations] + [s.name for s in floor.stations], DEMO_DIR)
     station_env = {**env, "LENSTRACK_STATION_SERVER_URL": server_url}
     children = DemoProcesses()
     try:
