@@ -2,6 +2,8 @@
 a server outage in the middle loses and duplicates no event."""
 
 import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -41,12 +43,36 @@ def _api(server: LiveServer) -> httpx.Client:
     return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"})
 
 
-def queued_at_edging(server: LiveServer, count: int) -> set[str]:
-    with _api(server) as api:
-        page = api.get("/api/jobs", params={"stage": "edging", "status": "queued", "limit": 50})
-    jobs = [job["job_number"] for job in page.json()["items"]][-count:]
-    assert len(jobs) == count, "the seeded lab has jobs waiting at edging"
-    return set(jobs)
+def new_jobs_at_edging(server: LiveServer, count: int) -> set[str]:
+    """Stock single-vision jobs made for this test (they start at edging), so the test does
+    not depend on what other tests left of the shared seeded lab."""
+    now = datetime.now(UTC)
+    jobs = {f"SIM{uuid.uuid4().hex[:8].upper()}" for _ in range(count)}
+    with httpx.Client(base_url=server.url) as api:
+        login = api.post(
+            "/api/auth/login", json={"username": "manager", "password": "demo-manager-pass"}
+        )
+        login.raise_for_status()
+        for job in jobs:
+            created = api.post(
+                "/api/jobs",
+                json={
+                    "job_number": job,
+                    "store_code": "NORTH",
+                    "patient_ref": "P-SIM",
+                    "ordered_at": now.isoformat(),
+                    "promised_at": (now + timedelta(days=2)).isoformat(),
+                    "lens_design": "SV",
+                    "lens_material": "CR-39",
+                    "lens_index": 1.5,
+                    "surfaced": False,
+                    "right": {"sph": -1.0},
+                    "left": {"sph": -1.25},
+                },
+            )
+            assert created.status_code == 201, created.text
+            assert created.json()["current_stage"]["code"] == "edging"
+    return jobs
 
 
 def past_fitting(server: LiveServer, jobs: set[str]) -> bool:
@@ -62,7 +88,7 @@ def past_fitting(server: LiveServer, jobs: set[str]) -> bool:
 async def test_simulated_operators_move_jobs_through_two_stages(
     live_server: LiveServer, tmp_path: Path
 ) -> None:
-    jobs = queued_at_edging(live_server, 2)
+    jobs = new_jobs_at_edging(live_server, 2)
     simulator = FloorSimulator(_floor(live_server, tmp_path, jobs))
     await simulator.start()
     try:
@@ -76,7 +102,7 @@ async def test_simulated_operators_move_jobs_through_two_stages(
 async def test_pulling_the_network_mid_floor_loses_and_duplicates_nothing(
     live_server: LiveServer, tmp_path: Path
 ) -> None:
-    jobs = queued_at_edging(live_server, 4)
+    jobs = new_jobs_at_edging(live_server, 4)
     simulator = FloorSimulator(_floor(live_server, tmp_path, jobs))
     await simulator.start()
     outboxes = [station.core.outbox for station in simulator.stations]
