@@ -7,10 +7,13 @@ headless Chromium (several contexts, each logged in once), then posts station ev
 NORTH jobs one at a time. Each page watches the job's row with a MutationObserver and notes
 when it first changed, on the machine's wall clock (performance.timeOrigin + now()), which the
 send time is taken on too. Baselines from the same run: the bare POST round trip, and the same
-measurement with one page open. No assertions; bounded in events and time.
+measurement with one page open, and the split of the time: event → the page's socket message
+(server, network, a busy renderer) and message → DOM (the browser), with what one page's
+re-render costs. No assertions; bounded in events and time.
 """
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -51,6 +54,21 @@ ARM = """jobId => {
   window.__observer.observe(row, {subtree: true, childList: true, attributes: true,
                                   characterData: true});
   return true;
+}"""
+# NiceGUI's root component renders every element of the page, so any update re-renders the
+# whole tree: this times that (median of 20) on one page, the browser's cost per page per event.
+RERENDER = """async () => {
+  const app = document.getElementById('app').__vue_app__;
+  const root = (app._instance ?? app._container._vnode.component).proxy;
+  const times = [];
+  for (let i = 0; i < 20; i++) {
+    const started = performance.now();
+    root.$forceUpdate();
+    await Vue.nextTick();
+    times.push(performance.now() - started);
+  }
+  times.sort((a, b) => a - b);
+  return [times[10], document.querySelectorAll('#app [id^=c]').length];
 }"""
 STOP_BEFORE = {"final_qc", "shipping"}  # completing QC needs an inspection; stay before it
 
@@ -193,6 +211,7 @@ def main() -> None:
             pages: list[Page] = []
             _open_pages(browsers, server, 1, pages)
             one = _measure(pages, server, http, steps, args.events)
+            rerender_ms, elements = pages[0].evaluate(RERENDER)
             started = time.monotonic()
             _open_pages(browsers, server, args.pages, pages)
             print(f"opened {len(pages)} store pages in {time.monotonic() - started:.1f} s")
@@ -211,6 +230,11 @@ def main() -> None:
     print(_line("  message → DOM, 1 page", one.message_to_dom))
     print(_line(f"  event → message, {len(pages)} pages", many.to_message))
     print(_line(f"  message → DOM, {len(pages)} pages", many.message_to_dom))
+    print(
+        f"  one page re-renders its whole tree ({elements} elements) per update in "
+        f"{rerender_ms:.1f} ms: {len(pages)} pages ≈ {len(pages) * rerender_ms:.0f} ms of renderer "
+        f"CPU per event, on {os.cpu_count()} cores shared with the server"
+    )
 
 
 if __name__ == "__main__":
