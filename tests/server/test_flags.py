@@ -11,6 +11,7 @@ from tests.server.conftest import Floor, Lab
 
 # Stock SV route in config/lab.example.toml: edging 12, fitting 8, final QC 5, shipping 10.
 STOCK_ROUTE_MINUTES = 12 + 8 + 5 + 10
+STATIONS_PER_STAGE = 2  # the example config has two stations at every stage
 
 
 def _refresh(lab: Lab, job_id: int, now: datetime) -> Job:
@@ -52,12 +53,13 @@ def test_a_started_stage_counts_only_its_remaining_minutes(lab: Lab, floor: Floo
 
 
 def test_jobs_queued_ahead_add_their_work_to_the_wait(lab: Lab) -> None:
-    first = lab.make_job("J1")
-    lab.make_job("J2")
-    lab.make_job("J3")
+    jobs = [lab.make_job(f"J{number}") for number in range(5)]
     now = utcnow()
-    # Three jobs wait at edging with one edger: two are ahead of any one of them.
-    assert _eta(lab, first, now) == now + timedelta(minutes=2 * 12 + STOCK_ROUTE_MINUTES)
+    # Five jobs wait at edging with two edgers: four are ahead of any one of them, which
+    # the two edgers work off in two rounds.
+    with lab.context.db.session() as session:
+        assert set(floor_load(session, 1).stations.values()) == {STATIONS_PER_STAGE}
+    assert _eta(lab, jobs[0], now) == now + timedelta(minutes=2 * 12 + STOCK_ROUTE_MINUTES)
 
 
 def test_batch_stages_wait_by_batches_not_by_jobs(lab: Lab) -> None:
@@ -66,7 +68,8 @@ def test_batch_stages_wait_by_batches_not_by_jobs(lab: Lab) -> None:
         load = floor_load(session, 1)
     hard_coat = next(stage for stage, capacity in load.capacity.items() if capacity == 40)
     assert load.queue_wait(hard_coat, 90) == 0
-    busy = type(load)(load.learned_minutes, {hard_coat: 80}, load.stations, load.capacity)
+    # 160 jobs at two 40-job chambers: two full rounds before a newcomer gets in.
+    busy = type(load)(load.learned_minutes, {hard_coat: 160}, load.stations, load.capacity)
     assert busy.queue_wait(hard_coat, 90) == 2 * 90
 
 
@@ -85,8 +88,8 @@ def test_learned_medians_replace_standard_minutes_once_there_is_history(
     with lab.context.db.session() as session:
         assert learn_stage_times(session, 1, now) == 1
     # Median of 20, 21, 22, 25, 30 is 22 (instead of the standard 12); the five edged jobs
-    # now wait at fitting (one fitter, 8 minutes each) ahead of this one.
-    assert _eta(lab, job_id, now) == now + timedelta(minutes=22 + 5 * 8 + 8 + 5 + 10)
+    # now wait at fitting ahead of this one: two fitters, 8 minutes each, two full rounds.
+    assert _eta(lab, job_id, now) == now + timedelta(minutes=22 + 2 * 8 + 8 + 5 + 10)
 
 
 def test_four_samples_are_not_enough_to_learn_from(lab: Lab, floor: Floor) -> None:
