@@ -1,6 +1,6 @@
 """Breakage records: part, eyes, shift and cost from config; reversal by a lab manager."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -16,17 +16,17 @@ from tests.server.conftest import Floor, Lab
 
 def test_a_lens_breakage_is_costed_per_lens_and_booked_to_its_shift(lab: Lab, floor: Floor) -> None:
     lab.make_job("J1", design=LensDesign.PAL, surfaced=True)
-    floor.send("GEN-1", "J1", EventAction.start)
-    # 23:30 UTC is 00:30 in Berlin in November: the night shift (starts 22:00 local).
+    # 23:30 UTC is 00:30 in Berlin in November: the night shift (starts 22:00 local). Both the
+    # scan and its arrival are put on that clock: the server books the skew-corrected time.
     at = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)
+    floor.send("GEN-1", "J1", EventAction.start, at=at - timedelta(minutes=20))
     floor.send(
         "GEN-1",
         "J1",
         EventAction.breakage,
+        at=at,
         reason_code="B-WAVE",
         breakage={"part": "lens", "eyes": ["R"], "replacement_blanks": ["PAL-1.6-LOT42"]},
-        created_at=at,
-        sent_at=at,
     )
     with lab.context.db.session() as session:
         breakage = session.scalar(select(Breakage))
