@@ -219,6 +219,7 @@ def matches(row: StoreRow, view: StoreFilter) -> bool:
 
 @dataclass(frozen=True)
 class FlagEntry:
+    flag_id: int
     job_id: int
     job_number: str
     label: str
@@ -243,6 +244,7 @@ def flag_feed(
     )
     return [
         FlagEntry(
+            flag_id=flag.id,
             job_id=flag.job_id,
             job_number=job_number,
             label=FLAG_LABELS[flag.kind],

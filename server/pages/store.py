@@ -7,6 +7,7 @@ Rows stay where they are when they change, so nothing jumps under a finger.
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import Request
@@ -18,26 +19,11 @@ from server.context import ServerContext
 from server.domain import jobs, views
 from server.domain.auth import PersonPrincipal
 from server.domain.errors import DomainError
-from server.domain.views import JobDetail, StoreFilter, StoreRow, Tone
+from server.domain.views import JobDetail, StoreRow
 from server.models import Store, utcnow
 from server.pages.access import STORE_PORTAL_ROLES, admit, page_header
+from server.pages.job_rows import JobRows, MarkRequest, Milestone
 from server.pages.live_view import PageFeed
-
-TONE_CLASSES = {
-    Tone.red: "bg-red-50 border-red-600",
-    Tone.amber: "bg-amber-50 border-amber-500",
-    Tone.ready: "bg-green-50 border-green-600",
-    Tone.normal: "bg-white border-slate-300",
-    Tone.done: "bg-slate-100 border-slate-400",
-}
-ROW_CLASSES = "w-full rounded-lg border-l-[10px] shadow-sm px-5 py-3"
-ETA_LATE, ETA_ON_TIME = "text-red-700 font-bold", "text-slate-700"
-FILTER_LABELS = {
-    StoreFilter.all: "All",
-    StoreFilter.late: "Late",
-    StoreFilter.rework: "Rework / breakage",
-    StoreFilter.ready: "To collect",
-}
 
 # A route step's state as an icon and colour: done, current (the job is there), to come.
 STEP_ICONS = {
@@ -48,7 +34,10 @@ STEP_ICONS = {
 STEP_CELL = """<q-td :props="props"><q-icon class="q-mr-sm" size="sm" :name="props.row.icon"
  :color="props.row.colour" />{{ props.value }}</q-td>"""
 
-Milestone = Callable[[Session, PersonPrincipal, int], Any]
+MARKS: dict[Milestone, Callable[[Session, PersonPrincipal, int], Any]] = {
+    "ready_for_pickup": jobs.mark_ready_for_pickup,
+    "delivered": jobs.mark_delivered,
+}
 
 
 def _store_name(context: ServerContext, principal: PersonPrincipal) -> str:
@@ -65,227 +54,37 @@ class Milestones:
         self.context = context
         self.principal = principal
 
-    def _run(self, mark: Milestone, job_id: int) -> None:
+    def _run(self, request: MarkRequest) -> None:
         with self.context.session() as session:
-            mark(session, self.principal, job_id)
+            MARKS[request.action](session, self.principal, request.job_id)
 
-    async def mark(self, mark: Milestone, job_id: int) -> None:
+    async def mark(self, request: MarkRequest) -> None:
         try:
-            await asyncio.to_thread(self._run, mark, job_id)
+            await asyncio.to_thread(self._run, request)
         except DomainError as error:
             ui.notify(error.message, type="negative")
 
 
-class JobSummary:
-    """One job as a store person reads it: a list row, or the head of the job page.
+class FlagFeed(ui.element, component="flag_feed.js"):
+    """The latest flags; sent whole when they change (a few short entries)."""
 
-    Built once; `show` sets texts, classes and props on the kept elements, so a change sends
-    the few elements that differ, not a new row, and the browser mounts nothing new. The rush
-    badge and the ETA are kept and hidden when a job lacks them; the buttons and the flag lines
-    are rebuilt, only when they changed. Nothing is kept that a row does not show: NiceGUI
-    re-renders the page's whole element tree in the browser on any update.
-    """
+    def __init__(self, entries: list[views.FlagEntry]) -> None:
+        super().__init__()
+        self._props["entries"] = [asdict(entry) for entry in entries]
 
-    def __init__(self, row: StoreRow, milestones: Milestones, *, link: bool) -> None:
-        self.row: StoreRow | None = None
-        self.milestones = milestones
-        job_id = row.job_id
-        with ui.element("div").props(f"data-job-id={job_id}") as self.element:
-            with ui.row().classes("w-full items-center gap-4 no-wrap"):
-                with ui.column().classes("gap-0 w-36 shrink-0"):
-                    number = (
-                        ui.link(row.job_number, f"/store/jobs/{job_id}")
-                        if link
-                        else ui.label(row.job_number)
-                    )
-                    number.classes("text-2xl font-bold text-slate-900")
-                    with ui.row().classes("gap-2 items-center"):
-                        self.tray = ui.label().classes("text-sm text-slate-600")
-                        self.rush = ui.badge("RUSH", color="red-8").classes("text-sm")
-                    self.patient = ui.label().classes("text-sm text-slate-600")
-                with ui.column().classes("gap-1 grow min-w-[11rem]"):
-                    self.state = ui.label().classes("text-lg font-semibold")
-                    with ui.row().classes("w-full items-center gap-3 no-wrap"):
-                        self.progress = (
-                            ui.linear_progress(0.0, show_value=False, size="10px")
-                            .props("rounded")
-                            .classes("grow")
-                        )
-                        self.step = ui.label().classes("text-sm text-slate-600 shrink-0")
-                with ui.column().classes("gap-0 w-52 shrink-0"):
-                    self.promised = ui.label().classes("text-base")
-                    self.eta = ui.label()
-                self.actions = ui.column().classes("gap-2 shrink-0")
-            self.flags = ui.element("div")
-        self.show(row)
-
-    def show(self, row: StoreRow) -> None:
-        old, self.row = self.row, row
-        if row == old:
-            return
-        self.tray.set_text(f"Tray {row.tray_number}" if row.tray_number else "No tray")
-        self.rush.set_visibility(row.rush)
-        self.patient.set_text(f"Patient {row.patient_ref}")
-        self.state.set_text(row.state)
-        self.progress.set_value(row.progress)
-        self.progress.props(f"color={'red-7' if row.tone == Tone.red else 'primary'}")
-        self.step.set_text(f"{row.step} of {row.steps}")
-        self.promised.set_text(f"Promised {row.promised}")
-        self.eta.set_text(f"Expected {row.eta}" if row.eta else "")
-        if old is None or row.eta_after_promise != old.eta_after_promise:
-            self.eta.classes(remove=f"{ETA_LATE} {ETA_ON_TIME}")  # keeps "hidden" if hidden
-            self.eta.classes(f"text-base {ETA_LATE if row.eta_after_promise else ETA_ON_TIME}")
-        self.eta.set_visibility(bool(row.eta))
-        if old is None or _actions(row) != _actions(old):  # built when needed: few rows have any
-            self.actions.clear()
-            with self.actions:
-                self._buttons(row)
-        if old is None or row.flags != old.flags:
-            self.flags.clear()
-            with self.flags:
-                for flag in row.flags:
-                    _flag_line(flag)
-        if old is None:
-            self.element.classes(f"{ROW_CLASSES} {TONE_CLASSES[row.tone]}")
-        elif row.tone != old.tone:  # the list's filter may have added "hidden": keep it
-            self.element.classes(remove=TONE_CLASSES[old.tone], add=TONE_CLASSES[row.tone])
-        self.element.props(f"data-tone={row.tone.value}")
-
-    def _buttons(self, row: StoreRow) -> None:
-        job_id, mark = row.job_id, self.milestones.mark
-        if row.can_mark_ready:
-            ui.button(
-                "Ready for pickup",
-                icon="storefront",
-                on_click=lambda: mark(jobs.mark_ready_for_pickup, job_id),
-            ).props("unelevated color=green-8 no-caps")
-        if row.can_mark_delivered:
-            ui.button(
-                "Delivered to patient",
-                icon="how_to_reg",
-                on_click=lambda: mark(jobs.mark_delivered, job_id),
-            ).props("unelevated color=primary no-caps")
-
-
-def _actions(row: StoreRow) -> tuple[bool, bool]:
-    return row.can_mark_ready, row.can_mark_delivered
-
-
-def _flag_line(flag: views.FlagView) -> None:
-    red = flag.kind in views.RED_FLAGS
-    with ui.row().classes("items-center gap-2 mt-1 no-wrap").props(f"data-flag={flag.kind}"):
-        ui.badge(flag.label, color="red-8" if red else "amber-9").classes("text-sm")
-        ui.label(flag.reason).classes(
-            "text-base " + ("text-red-800 font-semibold" if red else "text-amber-900")
-        )
-
-
-class StoreList:
-    """The live list: one row per job, updated in place when that job changes."""
-
-    def __init__(self, milestones: Milestones, rows: list[StoreRow]) -> None:
-        self.milestones = milestones
-        self.view = StoreFilter.all
-        self.rows: dict[int, StoreRow] = {}
-        self.summaries: dict[int, JobSummary] = {}
-        with ui.row().classes("w-full items-center gap-4"):
-            ui.toggle(
-                {view: label for view, label in FILTER_LABELS.items()},
-                value=StoreFilter.all,
-                on_change=lambda event: self.filter(event.value),
-            ).props("size=lg no-caps toggle-color=primary")
-            self.counts = ui.label().classes("text-base text-slate-600")
-        self.container = ui.column().classes("w-full gap-3")
-        self.empty = ui.label("No jobs here.").classes("text-lg text-slate-500 p-4")
-        for row in rows:
-            self.show(row.job_id, row, new_on_top=False)
-
-    def show(self, job_id: int, row: StoreRow | None, *, new_on_top: bool = True) -> None:
-        summary = self.summaries.get(job_id)
-        if row is None:
-            if summary is not None:
-                self.container.remove(summary.element)
-                del self.summaries[job_id], self.rows[job_id]
-        else:
-            if summary is None:
-                with self.container:
-                    summary = JobSummary(row, self.milestones, link=True)
-                if new_on_top:  # a job the store just ordered
-                    summary.element.move(self.container, target_index=0)
-                self.summaries[job_id] = summary
-            else:
-                summary.show(row)
-            self.rows[job_id] = row
-            summary.element.set_visibility(views.matches(row, self.view))
-        self._count()
-
-    def filter(self, view: StoreFilter) -> None:
-        self.view = StoreFilter(view)
-        for job_id, summary in self.summaries.items():
-            summary.element.set_visibility(views.matches(self.rows[job_id], self.view))
-        self._count()
-
-    def _count(self) -> None:
-        counts = {
-            view: sum(views.matches(row, view) for row in self.rows.values())
-            for view in FILTER_LABELS
-        }
-        self.counts.set_text(
-            f"{counts[StoreFilter.all]} jobs · {counts[StoreFilter.late]} late · "
-            f"{counts[StoreFilter.rework]} rework or breakage · "
-            f"{counts[StoreFilter.ready]} to collect"
-        )
-        self.empty.set_visibility(counts[self.view] == 0)
-
-
-class FlagsFeed:
-    """The latest flags; an update adds and removes entries, the ones still listed stay."""
-
-    def __init__(self) -> None:
-        with ui.card().classes("w-full"):
-            ui.label("Flags").classes("text-xl font-semibold")
-            self.container = ui.column().classes("w-full gap-2")
-            with self.container:
-                self.none = ui.label("No flags raised.").classes("text-slate-500")
-        self.shown: list[tuple[views.FlagEntry, ui.element]] = []
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        return self._props["entries"]
 
     def show(self, entries: list[views.FlagEntry]) -> None:
-        kept: dict[views.FlagEntry, list[ui.element]] = {}
-        for entry, element in self.shown:
-            kept.setdefault(entry, []).append(element)
-        shown: list[tuple[views.FlagEntry, ui.element]] = []
-        for entry in entries:
-            pool = kept.get(entry)
-            if pool:
-                shown.append((entry, pool.pop(0)))
-            else:
-                with self.container:
-                    shown.append((entry, _flag_entry(entry)))
-        for pool in kept.values():
-            for element in pool:
-                self.container.remove(element)
-        children = self.container.default_slot.children
-        for index, (_, element) in enumerate(shown, start=1):  # after "No flags raised."
-            if children[index] is not element:
-                element.move(self.container, target_index=index)
-        self.shown = shown
-        self.none.set_visibility(not entries)
-
-
-def _flag_entry(entry: views.FlagEntry) -> ui.element:
-    colour = "text-red-800" if entry.red else "text-amber-900"
-    muted = "" if entry.open else " opacity-50 line-through"
-    with ui.column().classes(f"gap-0 w-full{muted}") as element:
-        with ui.row().classes("items-center gap-2"):
-            ui.link(entry.job_number, f"/store/jobs/{entry.job_id}").classes("font-bold")
-            ui.label(entry.label).classes(f"font-semibold {colour}")
-            ui.label(entry.raised).classes("text-xs text-slate-500")
-        ui.label(entry.reason).classes("text-sm")
-    return element
+        fresh = [asdict(entry) for entry in entries]
+        if fresh != self.entries:
+            self._props["entries"] = fresh
+            self.update()
 
 
 def _job_page(detail: JobDetail, milestones: Milestones) -> None:
-    JobSummary(detail.row, milestones, link=False)
+    JobRows([detail.row], on_mark=milestones.mark, link=False, filters=False)
     ui.label(f"Store {detail.store_code} · {detail.lens}").classes("text-slate-600")
     with ui.grid().classes("w-full gap-4 grid-cols-1 lg:grid-cols-2"):
         with ui.card().classes("w-full"):
@@ -367,11 +166,11 @@ def register_store_pages(context: ServerContext) -> None:
         with ui.element("div").classes(
             "w-full p-4 grid gap-4 grid-cols-1 xl:grid-cols-[1fr_24rem]"
         ):
-            with ui.column().classes("w-full gap-3 min-w-0"):
-                store_list = StoreList(milestones, rows)
-            with ui.column().classes("w-full"):
-                flags = FlagsFeed()
-                flags.show(feed)
+            store_list = JobRows(rows, on_mark=milestones.mark, link=True, filters=True)
+            store_list.classes("min-w-0")
+            with ui.card().classes("w-full"):
+                ui.label("Flags").classes("text-xl font-semibold")
+                flags = FlagFeed(feed)
 
         async def refresh_feed(kinds: set[str]) -> None:
             if kinds & {"flag_raised", "flag_cleared"}:  # the feed lists flags only

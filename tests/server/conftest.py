@@ -151,6 +151,12 @@ class Floor:
             result = ingest_event(session, self.station(station), event, received_at=at)
         return result.status
 
+    def ship(self, job: str) -> None:
+        """A stock single-vision job from edging through shipping (QC without an inspection)."""
+        for station in ("EDGE-1", "FIT-1", "QC-1", "SHIP-1"):
+            self.send(station, job, EventAction.start)
+            self.send(station, job, EventAction.complete)
+
     def state(self, job_id: int) -> tuple[str | None, JobStatus]:
         job = self.lab.job(job_id)
         return (job.current_stage.code if job.current_stage else None, job.status)

@@ -7,12 +7,6 @@ from server.models import EventAction, JobUpdate
 from tests.server.conftest import Floor, Lab
 
 
-def _ship(floor: Floor, job: str) -> None:
-    for station in ("EDGE-1", "FIT-1", "QC-1", "SHIP-1"):
-        floor.send(station, job, EventAction.start)
-        floor.send(station, job, EventAction.complete)
-
-
 async def test_the_store_marks_its_shipped_job_ready_then_delivered(
     lab: Lab, floor: Floor, client: httpx.AsyncClient
 ) -> None:
@@ -23,7 +17,7 @@ async def test_the_store_marks_its_shipped_job_ready_then_delivered(
     assert "has not left the lab" in too_early.json()["detail"][0]["message"]
     assert (await client.post(f"/api/jobs/{job_id}/delivered")).status_code == 409
 
-    _ship(floor, "J1")
+    floor.ship("J1")
     ready = await client.post(f"/api/jobs/{job_id}/ready-for-pickup")
     assert ready.status_code == 200, ready.text
     assert ready.json()["ready_for_pickup_at"] is not None
@@ -40,7 +34,7 @@ async def test_another_store_and_the_lab_floor_cannot_mark_it(
     lab: Lab, floor: Floor, client: httpx.AsyncClient
 ) -> None:
     job_id = lab.make_job("J1", store="NORTH")
-    _ship(floor, "J1")
+    floor.ship("J1")
     await lab.log_in(client, "south", "demo-store-pass")
     assert (await client.post(f"/api/jobs/{job_id}/ready-for-pickup")).status_code == 404
     await lab.log_in(client, "tech1", "demo-tech-pass")

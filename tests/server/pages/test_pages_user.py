@@ -2,12 +2,14 @@
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 
 from nicegui import ui
 from nicegui.testing.user import User
 
-from server.domain.views import StoreFilter
 from server.models import EventAction
+from server.pages.job_rows import JobRows
+from server.pages.store import FlagFeed
 from tests.server.conftest import Floor, Lab
 from tests.server.pages.conftest import LogIn
 
@@ -20,8 +22,7 @@ async def test_store_staff_land_on_their_store_and_see_only_its_jobs(
     user = await log_in("north", "demo-store-pass")
     await user.open("/")
     await user.should_see("Northside Vision · Store portal")
-    await user.should_see("N-1")
-    await user.should_not_see("S-1")
+    assert set(_rows(user)) == {"N-1"}
 
 
 async def test_a_station_event_updates_the_open_store_page(
@@ -30,12 +31,16 @@ async def test_a_station_event_updates_the_open_store_page(
     lab.make_job("N-2")
     user = await log_in("north", "demo-store-pass")
     await user.open("/store")
-    await user.should_see("At Edging (queued)")
+    assert _rows(user)["N-2"]["state"] == "At Edging (queued)"
     floor.send("EDGE-1", "N-2", EventAction.start)
     floor.send("EDGE-1", "N-2", EventAction.breakage, reason_code="B-CHIP")
     lab.context.bus.wake()  # the floor writes straight to the database, not through a request
-    await user.should_see("Broke at Edging (chip or crack at edging)")
-    await user.should_see("Breakage")
+    await _until(lambda: _rows(user)["N-2"]["tone"] == "red")
+    row = _rows(user)["N-2"]
+    assert [(flag["label"], flag["reason"]) for flag in row["flags"]] == [
+        ("Breakage", "Broke at Edging (chip or crack at edging); being remade from Edging.")
+    ]
+    assert row["views"] == ["all", "rework"]
 
 
 async def test_the_job_page_has_the_timeline_and_hides_other_stores_jobs(
@@ -88,55 +93,88 @@ async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_a_changed_job_is_updated_in_its_row_and_a_filtered_out_row_stays_hidden(
+async def test_a_changed_job_is_one_row_sent_and_the_list_keeps_its_order(
     lab: Lab, floor: Floor, log_in: LogIn
 ) -> None:
-    lab.make_job("N-5")
+    lab.make_job("N-5", promised_in=timedelta(days=1))
+    lab.make_job("N-6", promised_in=timedelta(days=2))
     user = await log_in("north", "demo-store-pass")
     await user.open("/store")
-    await user.should_see("At Edging (queued)")
-    (state,) = user.find("At Edging (queued)").elements
-    row = next(element for element in state.ancestors() if "data-job-id" in element.props)
-    before = {element.id for element in row.descendants()}
-    floor.send("EDGE-1", "N-5", EventAction.start)
+    (rows,) = user.find(JobRows).elements
+    assert [row["job_number"] for row in rows.rows] == ["N-5", "N-6"]
+    sent: list[tuple[str, tuple[object, ...]]] = []
+    rows.run_method = lambda name, *args, **_: sent.append((name, args))  # type: ignore[method-assign]
+    floor.send("EDGE-1", "N-6", EventAction.start)
     lab.context.bus.wake()
-    await _until(lambda: state.text == "At Edging (in progress)")  # the same label, new text
-    assert {element.id for element in row.descendants()} == before  # nothing rebuilt
-    (toggle,) = user.find(ui.toggle).elements
-    toggle.set_value(StoreFilter.late)
-    await user.should_not_see("N-5")
-    floor.send("EDGE-1", "N-5", EventAction.breakage, reason_code="B-CHIP")
+    await _until(lambda: _rows(user)["N-6"]["state"] == "At Edging (in progress)")
+    assert [(name, args[0]["job_number"]) for name, args in sent] == [("upsert", "N-6")]
+    assert [row["job_number"] for row in rows.rows] == ["N-5", "N-6"]  # changed in place
+    lab.make_job("N-7")  # a job the store just ordered goes on top
     lab.context.bus.wake()
-    await _until(lambda: row.props.get("data-tone") == "red")
-    assert "hidden" in row.classes  # the new tone did not drop the filter's "hidden"
-    toggle.set_value(StoreFilter.rework)
-    await user.should_see("Broke at Edging (chip or crack at edging)")
-    assert "hidden" not in row.classes
+    await _until(lambda: "N-7" in _rows(user))
+    assert [row["job_number"] for row in rows.rows] == ["N-7", "N-5", "N-6"]
 
 
-async def test_the_flags_feed_adds_new_flags_and_keeps_the_listed_ones(
-    lab: Lab, floor: Floor, log_in: LogIn
-) -> None:
+async def test_the_flags_feed_lists_new_flags_first(lab: Lab, floor: Floor, log_in: LogIn) -> None:
     lab.make_job("N-6")
     lab.make_job("N-7")
     user = await log_in("north", "demo-store-pass")
     await user.open("/store")
-    await user.should_see("No flags raised.")
+    (feed,) = user.find(FlagFeed).elements
+    assert feed.entries == []
     floor.send("EDGE-1", "N-6", EventAction.start)
     floor.send("EDGE-1", "N-6", EventAction.breakage, reason_code="B-CHIP")
     lab.context.bus.wake()
-    await user.should_see("Broke at Edging (chip or crack at edging)")
-    await user.should_not_see("No flags raised.")
-    (first,) = _feed_links(user)
+    await _until(lambda: len(feed.entries) == 1)
     floor.send("EDGE-1", "N-7", EventAction.hold, reason_code="H-FRAME")
     lab.context.bus.wake()
-    await user.should_see("On hold at Edging: waiting for frame.")
-    second, kept = _feed_links(user)
-    assert (second.text, kept.text) == ("N-7", "N-6")  # newest first
-    assert kept is first  # the listed entry stayed, only the new one was built
+    await _until(lambda: len(feed.entries) == 2)
+    newest, older = feed.entries
+    assert (newest["job_number"], newest["reason"]) == (
+        "N-7",
+        "On hold at Edging: waiting for frame.",
+    )
+    assert (older["job_number"], older["label"], older["red"]) == ("N-6", "Breakage", True)
+    assert newest["flag_id"] != older["flag_id"]  # the browser keys entries by flag
 
 
-def _feed_links(user: User) -> list[ui.link]:
-    """The job links in the flags feed (the page's only card), top to bottom."""
-    (card,) = user.find(ui.card).elements
-    return [element for element in card.descendants() if isinstance(element, ui.link)]
+async def test_the_pickup_buttons_mark_the_job_and_bad_clicks_change_nothing(
+    lab: Lab, floor: Floor, log_in: LogIn
+) -> None:
+    north = lab.make_job("N-8")
+    south = lab.make_job("S-8", store="SOUTH")
+    floor.ship("N-8")
+    floor.ship("S-8")
+    user = await log_in("north", "demo-store-pass")
+    await user.open("/store")
+    assert _rows(user)["N-8"]["can_mark_ready"] is True
+    (rows,) = user.find(JobRows).elements
+    for bad in (
+        {"job_id": north, "action": "burn"},
+        {"job_id": "N-8", "action": "ready_for_pickup"},
+        {"action": "ready_for_pickup"},
+    ):
+        _click(rows, "mark", bad)
+        await user.should_see("That action was not understood; reload the page.")
+    _click(rows, "mark", {"job_id": south, "action": "ready_for_pickup"})  # another store's
+    await user.should_see(f"no job {south}")
+    assert lab.job(south).ready_for_pickup_at is None
+    assert lab.job(north).ready_for_pickup_at is None
+    _click(rows, "mark", {"job_id": north, "action": "ready_for_pickup"})
+    await _until(lambda: _rows(user)["N-8"]["can_mark_delivered"] is True)
+    assert _rows(user)["N-8"]["state"] == "Ready for pickup"
+    assert lab.job(north).ready_for_pickup_at is not None
+
+
+def _click(element: ui.element, event: str, args: object) -> None:
+    """What the browser sends when the component emits `event` with `args`."""
+    (listener_id,) = [
+        key for key, listener in element._event_listeners.items() if listener.type == event
+    ]
+    element._handle_event({"listener_id": listener_id, "args": args})
+
+
+def _rows(user: User) -> dict[str, dict[str, object]]:
+    """The store list's rows as the browser gets them, by job number."""
+    (rows,) = user.find(JobRows).elements
+    return {str(row["job_number"]): row for row in rows.rows}

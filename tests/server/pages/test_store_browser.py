@@ -127,3 +127,30 @@ def test_another_stores_job_is_not_found_and_the_wip_board_is_for_the_lab(
     expect(north.get_by_text("Job not found.")).to_be_visible()
     north.goto(f"{server.url}/wip")
     expect(north.get_by_text("This page is not for your role")).to_be_visible()
+
+
+def test_the_filters_and_the_pickup_button_work_in_the_browser(
+    server: RealServer, browser: Browser
+) -> None:
+    page = _page(browser, server, "north", "demo-store-pass")
+    page.goto(f"{server.url}/store")
+    rows = page.locator("[data-job-id]")
+    expect(rows.first).to_be_visible()
+    page.get_by_role("button", name="Rework / breakage").click()
+    for tone in page.locator("[data-job-id]:visible").evaluate_all(
+        "rows => rows.map(row => row.querySelector('[data-flag=rework], [data-flag=breakage]'))"
+    ):
+        assert tone is not None, "a row without rework or breakage is shown under that filter"
+    page.get_by_role("button", name="To collect").click()
+    ready = page.locator(
+        "[data-job-id]:visible", has=page.get_by_role("button", name="Ready for pickup")
+    )
+    expect(ready.first).to_be_visible()
+    job_id = ready.first.get_attribute("data-job-id")
+    row = page.locator(f"[data-job-id='{job_id}']")
+    row.get_by_role("button", name="Ready for pickup").click()
+    expect(row.locator("[data-part=state]")).to_have_text("Ready for pickup", timeout=2_000)
+    expect(row.get_by_role("button", name="Delivered to patient")).to_be_visible()
+    _shot(page, "store-to-collect")
+    page.get_by_role("button", name="All").click()
+    expect(row).to_be_visible()

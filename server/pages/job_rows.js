@@ -1,0 +1,103 @@
+// A store's job rows, rendered in the browser from plain row data (server/pages/job_rows.py).
+// NiceGUI re-renders a page's whole element tree on any element update; here a changed job is
+// one `upsert` call that re-renders that job's row component alone, however long the list is.
+
+const JobRow = {
+  props: { row: Object, link: Boolean },
+  emits: ["mark"],
+  template: `
+    <div :data-job-id="row.job_id" :data-tone="row.tone"
+         :class="'w-full rounded-lg border-l-[10px] shadow-sm px-5 py-3 ' + row.tone_classes">
+      <div class="w-full flex items-center gap-4 no-wrap">
+        <div class="flex flex-col w-36 shrink-0">
+          <a v-if="link" :href="'/store/jobs/' + row.job_id"
+             class="text-2xl font-bold text-slate-900 nicegui-link">{{ row.job_number }}</a>
+          <span v-else class="text-2xl font-bold text-slate-900">{{ row.job_number }}</span>
+          <div class="flex items-center gap-2">
+            <span class="text-sm text-slate-600">{{ row.tray }}</span>
+            <q-badge v-if="row.rush" color="red-8" class="text-sm">RUSH</q-badge>
+          </div>
+          <span class="text-sm text-slate-600">{{ row.patient }}</span>
+        </div>
+        <div class="flex flex-col gap-1 grow min-w-[11rem]">
+          <span class="text-lg font-semibold" data-part="state">{{ row.state }}</span>
+          <div class="w-full flex items-center gap-3 no-wrap">
+            <q-linear-progress :value="row.progress" size="10px" rounded class="grow"
+                               :color="row.tone === 'red' ? 'red-7' : 'primary'" />
+            <span class="text-sm text-slate-600 shrink-0">{{ row.step }}</span>
+          </div>
+        </div>
+        <div class="flex flex-col w-52 shrink-0">
+          <span class="text-base">{{ row.promised }}</span>
+          <span v-if="row.eta" data-part="eta"
+                :class="row.eta_late ? 'text-base text-red-700 font-bold' : 'text-base text-slate-700'"
+          >{{ row.eta }}</span>
+        </div>
+        <div class="flex flex-col gap-2 shrink-0">
+          <q-btn v-if="row.can_mark_ready" label="Ready for pickup" icon="storefront"
+                 unelevated no-caps color="green-8"
+                 @click="$emit('mark', { job_id: row.job_id, action: 'ready_for_pickup' })" />
+          <q-btn v-if="row.can_mark_delivered" label="Delivered to patient" icon="how_to_reg"
+                 unelevated no-caps color="primary"
+                 @click="$emit('mark', { job_id: row.job_id, action: 'delivered' })" />
+        </div>
+      </div>
+      <div v-for="flag in row.flags" :key="flag.kind" :data-flag="flag.kind"
+           class="flex items-center gap-2 mt-1 no-wrap">
+        <q-badge :color="flag.red ? 'red-8' : 'amber-9'" class="text-sm">{{ flag.label }}</q-badge>
+        <span :class="flag.red ? 'text-base text-red-800 font-semibold' : 'text-base text-amber-900'"
+        >{{ flag.reason }}</span>
+      </div>
+    </div>`,
+};
+
+export default {
+  components: { JobRow },
+  props: {
+    rows: Array,
+    link: Boolean,
+    filters: Array, // [{value, label}]; none: a single job's head, no filter bar
+    counts: Array, // [{view, label}] for the line beside the filter
+  },
+  emits: ["mark"],
+  data() {
+    return { items: this.rows.slice(), view: "all" };
+  },
+  watch: {
+    rows(rows) {
+      this.items = rows.slice(); // the whole element was sent again: it is the truth
+    },
+  },
+  computed: {
+    countText() {
+      return this.counts
+        .map(({ view, label }) => `${this.items.filter((row) => row.views.includes(view)).length} ${label}`)
+        .join(" · ");
+    },
+    shownCount() {
+      return this.items.filter((row) => row.views.includes(this.view)).length;
+    },
+  },
+  methods: {
+    upsert(row, onTop) {
+      const index = this.items.findIndex((item) => item.job_id === row.job_id);
+      if (index >= 0) this.items.splice(index, 1, row);
+      else if (onTop) this.items.unshift(row);
+      else this.items.push(row);
+    },
+    remove(jobId) {
+      const index = this.items.findIndex((item) => item.job_id === jobId);
+      if (index >= 0) this.items.splice(index, 1);
+    },
+  },
+  template: `
+    <div class="w-full flex flex-col gap-3">
+      <div v-if="filters.length" class="w-full flex items-center gap-4">
+        <q-btn-toggle v-model="view" :options="filters" size="lg" no-caps toggle-color="primary" />
+        <span class="text-base text-slate-600" data-part="counts">{{ countText }}</span>
+      </div>
+      <job-row v-for="row in items" :key="row.job_id" :row="row" :link="link"
+               v-show="row.views.includes(view)" @mark="(mark) => $emit('mark', mark)" />
+      <div v-if="filters.length && shownCount === 0" class="text-lg text-slate-500 p-4">No jobs here.</div>
+    </div>`,
+};
