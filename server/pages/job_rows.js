@@ -3,10 +3,12 @@
 // one `upsert` call that re-renders that job's row component alone, however long the list is.
 
 const JobRow = {
-  props: { row: Object, link: Boolean },
+  // `shown` is a prop, not a v-show on <job-row>: Vue re-renders a component whose vnode
+  // carries a directive every time its parent renders.
+  props: { row: Object, link: Boolean, shown: Boolean },
   emits: ["mark"],
   template: `
-    <div :data-job-id="row.job_id" :data-tone="row.tone"
+    <div v-show="shown" :data-job-id="row.job_id" :data-tone="row.tone"
          :class="'w-full rounded-lg border-l-[10px] shadow-sm px-5 py-3 ' + row.tone_classes">
       <div class="w-full flex items-center gap-4 no-wrap">
         <div class="flex flex-col w-36 shrink-0">
@@ -22,7 +24,7 @@ const JobRow = {
         <div class="flex flex-col gap-1 grow min-w-[11rem]">
           <span class="text-lg font-semibold" data-part="state">{{ row.state }}</span>
           <div class="w-full flex items-center gap-3 no-wrap">
-            <q-linear-progress :value="row.progress" size="10px" rounded class="grow"
+            <q-linear-progress :value="row.progress" size="10px" rounded instant-feedback class="grow"
                                :color="row.tone === 'red' ? 'red-7' : 'primary'" />
             <span class="text-sm text-slate-600 shrink-0">{{ row.step }}</span>
           </div>
@@ -85,6 +87,11 @@ export default {
       else if (onTop) this.items.unshift(row);
       else this.items.push(row);
     },
+    // A method, not an inline arrow: the template compiler here does not cache handlers, and a
+    // new function each render would count as a changed prop and re-render every row.
+    forward(mark) {
+      this.$emit("mark", mark);
+    },
     remove(jobId) {
       const index = this.items.findIndex((item) => item.job_id === jobId);
       if (index >= 0) this.items.splice(index, 1);
@@ -97,7 +104,7 @@ export default {
         <span class="text-base text-slate-600" data-part="counts">{{ countText }}</span>
       </div>
       <job-row v-for="row in items" :key="row.job_id" :row="row" :link="link"
-               v-show="row.views.includes(view)" @mark="(mark) => $emit('mark', mark)" />
+               :shown="row.views.includes(view)" @mark="forward" />
       <div v-if="filters.length && shownCount === 0" class="text-lg text-slate-500 p-4">No jobs here.</div>
     </div>`,
 };

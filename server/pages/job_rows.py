@@ -139,22 +139,23 @@ class JobRows(ui.element, component="job_rows.js"):
 
     def show(self, job_id: int, row: StoreRow | None, *, new_on_top: bool = True) -> None:
         """Puts the job's current row in place (a new job on top), or drops it (None)."""
-        index = next((i for i, shown in enumerate(self.rows) if shown["job_id"] == job_id), None)
-        if row is None:
-            if index is not None:
-                del self.rows[index]
-                self.run_method("remove", job_id)
+        rows = self.rows
+        index = next((i for i, shown in enumerate(rows) if shown["job_id"] == job_id), None)
+        payload = None if row is None else row_payload(row).model_dump()
+        unchanged = rows[index] == payload if index is not None else payload is None
+        if unchanged:
             return
-        payload = row_payload(row).model_dump()
-        if index is not None:
-            if self.rows[index] == payload:
-                return
-            self.rows[index] = payload
-        elif new_on_top:
-            self.rows.insert(0, payload)
+        with self._props.suspend_updates():  # the browser gets the one row, not the whole list
+            if payload is None:
+                del rows[index]
+            elif index is not None:
+                rows[index] = payload
+            else:
+                rows.insert(0 if new_on_top else len(rows), payload)
+        if payload is None:
+            self.run_method("remove", job_id)
         else:
-            self.rows.append(payload)
-        self.run_method("upsert", payload, new_on_top)
+            self.run_method("upsert", payload, new_on_top)
 
     async def _mark(self, event: GenericEventArguments) -> None:
         try:

@@ -38,6 +38,7 @@ class RealServer:
     env: dict[str, str]
     sequences: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
+    pid: int | None = None  # of `lenstrack serve`, once started
 
     def cli(self, *arguments: str) -> str:
         done = subprocess.run(
@@ -92,6 +93,7 @@ def real_server(data_dir: Path, jobs: int = 30) -> Iterator[RealServer]:
         process = subprocess.Popen(
             [str(LENSTRACK), "serve"], env=env, cwd=PROJECT_ROOT, stdout=log, stderr=log
         )
+        server.pid = process.pid
         try:
             deadline = time.monotonic() + 30
             while True:

@@ -104,6 +104,7 @@ async def test_a_changed_job_is_one_row_sent_and_the_list_keeps_its_order(
     assert [row["job_number"] for row in rows.rows] == ["N-5", "N-6"]
     sent: list[tuple[str, tuple[object, ...]]] = []
     rows.run_method = lambda name, *args, **_: sent.append((name, args))  # type: ignore[method-assign]
+    rows.update = lambda: sent.append(("update", ()))  # type: ignore[method-assign]
     floor.send("EDGE-1", "N-6", EventAction.start)
     lab.context.bus.wake()
     await _until(lambda: _rows(user)["N-6"]["state"] == "At Edging (in progress)")
