@@ -5,6 +5,8 @@
 // burst; a burst of at least `minLength` keys ended by Enter/Tab is a scan and is sent to the
 // server as one `station_scan` event, so none of it lands in a focused field. Anything else
 // (a person typing a note) is released into the focused field when the pause shows it was typed.
+// Gaps are measured between the keys' own timestamps, not when the handler runs: a page busy
+// for a moment (just loaded, rendering) handles a queued burst late, its keys still 5 ms apart.
 window.lenstrack = (() => {
   let pending = "";
   let lastKeyAt = 0;
@@ -19,6 +21,13 @@ window.lenstrack = (() => {
     pending = "";
   }
 
+  // The pause after a key: typed text goes into the focused field now. With no field focused
+  // nothing is waiting for it, so the next key's timestamp decides instead (a timer may fire
+  // before burst keys queued behind a busy moment are handled).
+  function pauseAfterKey() {
+    if (isEditable(document.activeElement)) releaseToField();
+  }
+
   function isEditable(element) {
     return element && (element.isContentEditable || /^(INPUT|TEXTAREA)$/.test(element.tagName));
   }
@@ -28,7 +37,7 @@ window.lenstrack = (() => {
       "keydown",
       (event) => {
         if (event.ctrlKey || event.metaKey || event.altKey) return;
-        const now = performance.now();
+        const now = event.timeStamp;
         if (event.key === "Enter" || event.key === "Tab") {
           if (pending.length >= minLength && now - lastKeyAt <= gapMs) {
             event.preventDefault();
@@ -49,7 +58,7 @@ window.lenstrack = (() => {
         pending += event.key;
         lastKeyAt = now;
         clearTimeout(flushTimer);
-        flushTimer = setTimeout(releaseToField, gapMs);
+        flushTimer = setTimeout(pauseAfterKey, gapMs);
       },
       true,
     );
