@@ -34,13 +34,19 @@ def _db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _known_profiles(settings: Settings) -> set[str]:
+    from lenstrack.optics.profiles import load_profiles
+
+    return set(load_profiles(settings.tolerance_profiles).profiles)
+
+
 def _config_load(_args: argparse.Namespace) -> int:
     from server.db import Database
     from server.domain.labsetup import apply_lab_config
     from server.labconfig import load_lab_config
 
     settings = _settings()
-    config = load_lab_config(settings.lab_config)
+    config = load_lab_config(settings.lab_config, _known_profiles(settings))
     database = Database(settings.resolved_database_url)
     with database.session() as session:
         apply_lab_config(session, config)
@@ -58,7 +64,8 @@ def _seed_demo(args: argparse.Namespace) -> int:
     migrate.upgrade(settings.resolved_database_url)
     database = Database(settings.resolved_database_url)
     with database.session() as session:
-        seeded = seed_demo(session, load_lab_config(settings.lab_config), args.jobs, args.seed)
+        config = load_lab_config(settings.lab_config, _known_profiles(settings))
+        seeded = seed_demo(session, config, args.jobs, args.seed)
     print("seeded the demo lab" if seeded else "the demo lab has jobs already; left as it is")
     print("demo log-ins (user / password / role / store / badge):")
     for login in DEMO_PEOPLE:

@@ -1,6 +1,7 @@
-"""The lab configuration file (stages, routes, reason codes, stations) as validated models."""
+"""The lab configuration file (stages, routes, reasons, stores, stations) as validated models."""
 
 import tomllib
+from collections.abc import Collection
 from datetime import time
 from pathlib import Path
 from typing import Self
@@ -86,9 +87,18 @@ class StationConfig(_Strict):
     line: str | None = None
 
 
+class StoreConfig(_Strict):
+    code: str = Code
+    name: str = Field(min_length=1, max_length=120)
+    tolerance_profile: str | None = Field(
+        None, description="QC judges this store's jobs with it (config/tolerances.toml)"
+    )
+
+
 class LabConfig(_Strict):
     lab: LabInfo
     lines: list[LineConfig] = []
+    stores: list[StoreConfig] = []
     stages: list[StageConfig] = Field(min_length=1)
     routes: list[RouteConfig] = Field(min_length=1)
     reasons: list[ReasonConfig] = []
@@ -105,6 +115,7 @@ class LabConfig(_Strict):
             ("stage", [s.code for s in self.stages]),
             ("route", [r.code for r in self.routes]),
             ("station", [s.name for s in self.stations]),
+            ("store", [s.code for s in self.stores]),
             ("reason", [f"{r.kind}:{r.code}" for r in self.reasons]),
             ("shift", [s.name for s in self.shifts]),
         ):
@@ -130,6 +141,21 @@ class LabConfig(_Strict):
         return self
 
 
-def load_lab_config(path: Path) -> LabConfig:
+def check_store_profiles(config: LabConfig, known: Collection[str]) -> None:
+    """ValueError naming each store whose tolerance profile the tolerance file lacks."""
+    unknown = [
+        f"store {store.code}: unknown tolerance profile {store.tolerance_profile!r}"
+        for store in config.stores
+        if store.tolerance_profile is not None and store.tolerance_profile not in known
+    ]
+    if unknown:
+        raise ValueError(f"{'; '.join(unknown)} (known: {', '.join(sorted(known))})")
+
+
+def load_lab_config(path: Path, known_profiles: Collection[str] | None = None) -> LabConfig:
+    """The file validated, and its stores' profiles checked when the known ones are given."""
     with path.open("rb") as file:
-        return LabConfig.model_validate(tomllib.load(file))
+        config = LabConfig.model_validate(tomllib.load(file))
+    if known_profiles is not None:
+        check_store_profiles(config, known_profiles)
+    return config

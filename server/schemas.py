@@ -196,6 +196,7 @@ class JobOut(_Out):
     treatments: list[str]
     frame: dict[str, object]
     special_instructions: str
+    tolerance_profile: str | None = Field(description="The store's QC profile; None: the lab's")
     route_code: str
     route_stages: list[StageOut]
     current_stage: StageOut | None
@@ -261,7 +262,10 @@ class InspectionIn(_In):
     """
 
     measured: dict[str, object]
-    profile: str | None = Field(default=None, description="None: the store's or lab's profile.")
+    profile: str | None = Field(
+        default=None,
+        description="What the station judged with; a store's own profile is used instead.",
+    )
     cosmetic: dict[Annotated[str, StringConstraints(max_length=40)], bool] = Field(
         default={}, max_length=30
     )

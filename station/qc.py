@@ -1,8 +1,9 @@
 """Final QC without a screen: the job's ordered lenses, what was measured, the verdict.
 
-The station judges with the same engine (`lenstrack.optics`) as the server, offline too; the
-server judges again on receipt with the store's profile and refuses a pass that fails there,
-which the flow then shows as a refused event.
+The station judges with the same engine (`lenstrack.optics`) as the server, offline too, and
+with the store's profile where the job card names one; the server judges again on receipt
+with the store's profile and refuses a pass that fails there, which the flow then shows as a
+refused event.
 """
 
 import logging
@@ -15,7 +16,7 @@ from lenstrack.optics import (
     Design,
     Eye,
     PairRx,
-    Profile,
+    ToleranceFile,
     check_pair,
     load_profiles,
     ordered_pair,
@@ -34,13 +35,13 @@ EYES: tuple[Eye, Eye] = ("R", "L")
 class Inspection:
     """One job's inspection: ordered lenses, measured values per eye, cosmetic checklist."""
 
-    def __init__(self, card: JobCard, settings: QcSettings, profile: Profile) -> None:
+    def __init__(self, card: JobCard, settings: QcSettings, tolerances: ToleranceFile) -> None:
         self.job_number = card.job_number
         self.design = cast(Design, card.lens_design)
         self.ordered = ordered_pair(card.prescription)
         self.eyes = [eye for eye in EYES if self.ordered.lens(eye) is not None]
-        self.profile_name = settings.profile
-        self.profile = profile
+        self.profile_name = _profile_name(card, settings, tolerances)
+        self.profile = tolerances.profile(self.profile_name)
         self.measured: dict[Eye, dict[Field, float | int]] = {eye: {} for eye in self.eyes}
         self.pd: float | None = None  # binocular, when the lensmeter measured it
         self.cosmetic = dict.fromkeys(settings.cosmetic, True)
@@ -109,6 +110,21 @@ class Inspection:
         )
 
 
+def _profile_name(card: JobCard, settings: QcSettings, tolerances: ToleranceFile) -> str | None:
+    """The store's profile when this station's tolerance file has it, else the station's."""
+    if card.tolerance_profile in tolerances.profiles:
+        return card.tolerance_profile
+    if card.tolerance_profile is not None:
+        log.warning(
+            "%s: the store's profile %r is not in this station's tolerance file; judging with"
+            " %r here, the server judges with the store's",
+            card.job_number,
+            card.tolerance_profile,
+            settings.profile or tolerances.default,
+        )
+    return settings.profile
+
+
 class QcDesk:
     """The QC side of a station: an inspection for the job in progress here, filled by the
     lensmeter or by hand, then passed (complete) or failed (rework) through the flow.
@@ -118,7 +134,8 @@ class QcDesk:
 
     def __init__(self, settings: QcSettings, flow: StationFlow) -> None:
         self.settings = settings
-        self.profile = load_profiles(settings.tolerances_file).profile(settings.profile)
+        self.tolerances = load_profiles(settings.tolerances_file)
+        self.tolerances.profile(settings.profile)  # an unknown profile fails at start-up
         self.flow = flow
         self.inspection: Inspection | None = None
         self.changed = Event[[]]()
@@ -141,7 +158,7 @@ class QcDesk:
             return
         assert card is not None
         if self.inspection is None or self.inspection.job_number != card.job_number:
-            self.inspection = Inspection(card, self.settings, self.profile)
+            self.inspection = Inspection(card, self.settings, self.tolerances)
             self.started.emit(self.inspection)
             self.changed.emit()
 

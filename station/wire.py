@@ -111,6 +111,7 @@ class JobCard(_Reply):
     treatments: list[str]
     frame: dict[str, object]
     special_instructions: str
+    tolerance_profile: str | None = None  # the store's; None: the station's own
     route_stages: list[Stage]
     current_stage: Stage | None
     status: JobStatus

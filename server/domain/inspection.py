@@ -37,9 +37,13 @@ def ordered_pair(job: Job) -> PairRx:
 def judge(
     session: Session, job: Job, inspection: InspectionIn, tolerances: ToleranceFile
 ) -> tuple[str, PairRx, CheckResult]:
-    """The profile used, the ordered pair and the engine's result; Invalid on bad input."""
+    """The profile used, the ordered pair and the engine's result; Invalid on bad input.
+
+    A store's own profile is what the lab promised that store, so it wins over the profile the
+    station judged with (a station's setting is its default for stores without one).
+    """
     store_profile = session.scalar(select(Store.tolerance_profile).where(Store.id == job.store_id))
-    name = inspection.profile or store_profile or tolerances.default
+    name = store_profile or inspection.profile or tolerances.default
     try:
         profile = tolerances.profile(name)
     except ProfileError as error:

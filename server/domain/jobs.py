@@ -182,6 +182,7 @@ def job_out(job: Job) -> JobOut:
         treatments=job.treatments,
         frame=job.frame,
         special_instructions=job.special_instructions,
+        tolerance_profile=job.store.tolerance_profile,
         route_code=job.route.code,
         route_stages=[_stage_out(step.stage) for step in job.route.steps],
         current_stage=_stage_out(job.current_stage) if job.current_stage else None,

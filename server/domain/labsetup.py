@@ -14,9 +14,10 @@ from server.models import (
     RouteStep,
     Stage,
     Station,
+    Store,
 )
 
-LabScoped = ProductionLine | Stage | Route | Station
+LabScoped = ProductionLine | Stage | Route | Station | Store
 
 
 def _by_code(
@@ -27,7 +28,7 @@ def _by_code(
 
 
 def apply_lab_config(session: Session, config: LabConfig) -> Lab:
-    """Create or update the lab, its lines, stages, routes, reason codes and stations.
+    """Create or update the lab, its lines, stages, routes, reason codes, stores and stations.
 
     Nothing is deleted: events and jobs keep referring to stages and routes that a later
     config no longer lists.
@@ -96,6 +97,13 @@ def apply_lab_config(session: Session, config: LabConfig) -> Lab:
             stages[reason_config.return_stage].id if reason_config.return_stage else None
         )
         session.add(reason)
+
+    stores = _by_code(session, Store, lab.id)
+    for store_config in config.stores:
+        store = stores.get(store_config.code) or Store(lab_id=lab.id, code=store_config.code)
+        store.name = store_config.name
+        store.tolerance_profile = store_config.tolerance_profile
+        session.add(store)
 
     stations = _by_code(session, Station, lab.id, attribute="name")
     for station_config in config.stations:

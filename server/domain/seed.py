@@ -35,12 +35,6 @@ from server.models import (
 )
 from server.schemas import DefectIn, EventIn, InspectionIn, JobCreate, PrescriptionEyeIn
 
-# Southgate asks for a stricter tolerance profile than Z80.1 (config/tolerances.toml).
-STORES = (
-    ("NORTH", "Northside Vision", None),
-    ("SOUTH", "Southgate Optics", "store-strict"),
-)
-
 
 @dataclass(frozen=True)
 class DemoLogin:
@@ -89,13 +83,12 @@ def seed_demo(session: Session, config: LabConfig, job_count: int = 200, seed: i
     if session.scalar(select(func.count(Job.id)).where(Job.lab_id == lab.id)):
         return False
     rng = random.Random(seed)
-    stores = {}
-    for code, name, profile in STORES:
-        store = session.scalar(select(Store).where(Store.lab_id == lab.id, Store.code == code))
-        stores[code] = store or Store(lab_id=lab.id, code=code, name=name)
-        stores[code].tolerance_profile = profile
-        session.add(stores[code])
-    session.flush()
+    stores = {
+        store.code: store for store in session.scalars(select(Store).where(Store.lab_id == lab.id))
+    }
+    missing = sorted({login.store for login in DEMO_PEOPLE if login.store} - set(stores))
+    if missing:
+        raise ValueError(f"the demo needs the stores {', '.join(missing)} in the lab config")
     for login in DEMO_PEOPLE:
         if session.scalar(select(Person).where(Person.username == login.username)):
             continue

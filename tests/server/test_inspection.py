@@ -94,15 +94,29 @@ def test_attempts_are_counted_per_job(lab: Lab, floor: Floor) -> None:
     assert attempts == [(1, False), (2, True)]
 
 
-def test_a_strict_store_profile_fails_what_z80_passes(lab: Lab, floor: Floor) -> None:
+@pytest.mark.parametrize("station_profile", [None, "z80.1-2015"])
+def test_a_strict_store_profile_fails_what_z80_passes(
+    lab: Lab, floor: Floor, station_profile: str | None
+) -> None:
+    """Even when the station judged with plain Z80.1: the store's profile is the promise."""
     _to_qc(lab, floor)
     with lab.context.db.session() as session:
         store = session.scalar(select(Store).where(Store.code == "NORTH"))
         assert store is not None
         store.tolerance_profile = "store-strict"
     slightly_off = {"R": {"sph": -1.35, "cyl": -0.5, "axis": 90}, "L": {"sph": -1.0}}
+    inspection = {"measured": slightly_off, "profile": station_profile}
     with pytest.raises(Conflict, match="R sph"):
-        floor.send("QC-1", "J1", EventAction.complete, inspection={"measured": slightly_off})
+        floor.send("QC-1", "J1", EventAction.complete, inspection=inspection)
+    floor.send(
+        "QC-1",
+        "J1",
+        EventAction.rework,
+        inspection={**inspection, "defects": [{"code": "D-POWER", "eye": "R"}]},
+    )
+    with lab.context.db.session() as session:
+        stored = session.scalar(select(Inspection))
+        assert stored is not None and (stored.profile, stored.passed) == ("store-strict", False)
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ SETTINGS = QcSettings()
 
 
 def inspection() -> Inspection:
-    return Inspection(qc_card(), SETTINGS, load_profiles().profile(None))
+    return Inspection(qc_card(), SETTINGS, load_profiles())
 
 
 def reading(r_sph: float = -2.0, **r: object) -> LensmeterReading:
@@ -77,6 +77,25 @@ def test_out_of_tolerance_names_the_value_and_its_tolerance() -> None:
     failed = [c for c in result.checks if not c.passed]
     assert [(c.eye, c.field) for c in failed] == [("R", "sph")]
     assert failed[0].tolerance == pytest.approx(0.13) and failed[0].deviation == pytest.approx(0.37)
+
+
+@pytest.mark.parametrize(
+    ("store_profile", "used", "passes"),
+    [
+        (None, None, True),  # the station's own (the file's default, Z80.1)
+        ("store-strict", "store-strict", False),  # 0.07 D is outside ±0.06 D
+        ("not-in-this-file", None, True),  # the server still judges with the store's
+    ],
+)
+def test_the_store_profile_on_the_card_is_what_the_station_highlights_with(
+    store_profile: str | None, used: str | None, passes: bool
+) -> None:
+    card = qc_card().model_copy(update={"tolerance_profile": store_profile})
+    qc = Inspection(card, SETTINGS, load_profiles())
+    qc.apply_reading(reading(r_sph=-2.07))
+    assert qc.profile_name == used
+    assert qc.passes() is passes
+    assert qc.payload([]).profile == used
 
 
 def test_a_plus_cylinder_reading_is_transposed_and_passes() -> None:
