@@ -1,5 +1,7 @@
 """Jobs: creation with route selection, access-scoped reads, lookup by scan, timeline."""
 
+from datetime import datetime, timedelta
+
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -34,6 +36,17 @@ from server.schemas import (
 )
 
 JOB_CREATORS = frozenset({Role.lab_manager, Role.admin, Role.store_staff})
+# An order is entered when it is placed: one dated further ahead than a clock can be off is a
+# typo, and so is a promise more than a year after the order.
+MAX_ORDER_CLOCK_AHEAD = timedelta(hours=1)
+MAX_PROMISE = timedelta(days=366)
+
+
+def check_order_dates(order: JobCreate, now: datetime) -> None:
+    if order.ordered_at > now + MAX_ORDER_CLOCK_AHEAD:
+        raise Invalid("ordered_at", "is in the future")
+    if order.promised_at > order.ordered_at + MAX_PROMISE:
+        raise Invalid("promised_at", "is more than a year after ordered_at")
 
 
 def visible_jobs(principal: Principal) -> Select[tuple[Job]]:
@@ -56,9 +69,12 @@ def select_route(
     raise Invalid("lens_design", f"no route configured for a {kind} {design} {job_type} job")
 
 
-def create_job(session: Session, principal: Principal, order: JobCreate) -> Job:
+def create_job(
+    session: Session, principal: Principal, order: JobCreate, now: datetime | None = None
+) -> Job:
     if not isinstance(principal, PersonPrincipal) or principal.role not in JOB_CREATORS:
         raise Forbidden("role", "only lab managers, admins and store staff create jobs")
+    check_order_dates(order, now or utcnow())
     store = session.scalar(
         select(Store).where(Store.lab_id == principal.lab_id, Store.code == order.store_code)
     )

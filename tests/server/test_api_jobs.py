@@ -75,6 +75,8 @@ def _eye(**fields: object) -> dict[str, object]:
 
 
 NOT_ORDERED_YET = (utcnow() - timedelta(days=3)).isoformat()
+IN_TWO_HOURS = (utcnow() + timedelta(hours=2)).isoformat()
+IN_A_WEEK = (utcnow() + timedelta(days=7)).isoformat()
 
 INVALID_ORDERS = {
     "axis 0": ({"right": _eye(cyl=-0.5, axis=0)}, "right.axis"),
@@ -87,6 +89,12 @@ INVALID_ORDERS = {
     "PD 10 mm": ({"right": _eye(mono_pd=10)}, "right.mono_pd"),
     "PAL without add": ({"lens_design": "PAL", "surfaced": True}, "right"),
     "promised before ordered": ({"promised_at": NOT_ORDERED_YET}, "promised_at"),
+    "ordered in the future": ({"ordered_at": IN_TWO_HOURS, "promised_at": IN_A_WEEK}, "ordered_at"),
+    "ordered in 2999": (
+        {"ordered_at": "2999-01-01T09:00:00Z", "promised_at": "2999-01-03T09:00:00Z"},
+        "ordered_at",
+    ),
+    "promised years ahead": ({"promised_at": "2999-01-01T09:00:00Z"}, "promised_at"),
     "no time zone": ({"ordered_at": "2025-01-01T09:00:00"}, "ordered_at"),
     "no eye at all": ({"right": None, "left": None}, "body"),
     "unknown store": ({"store_code": "EAST"}, "store_code"),
