@@ -8,6 +8,8 @@ from sqlalchemy.orm import Session
 
 from server.domain.auth import PersonPrincipal
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from server.domain.flags import refresh_job
+from server.feed import append_update
 from server.models import (
     Breakage,
     BreakagePart,
@@ -83,9 +85,12 @@ def reverse_breakage(
     breakage.reversed_at = now
     breakage.reversed_by_id = person.person_id
     breakage.reversal_reason = reason
-    # The job stays where it is now (it may have moved on); only the count is corrected.
+    # The job stays where it is now (it may have moved on); the count, its flags and ETA are
+    # corrected, and the store's pages hear of it through the feed.
     job = session.get_one(Job, breakage.job_id)
     job.breakage_count = max(0, job.breakage_count - 1)
+    append_update(session, job, "breakage_reversed", {"breakage_id": breakage.id, "reason": reason})
+    refresh_job(session, job, now)
     return breakage
 
 

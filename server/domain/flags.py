@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from server.feed import append_update
 from server.models import (
+    Breakage,
     EventAction,
     FlagKind,
     Job,
@@ -124,6 +125,21 @@ def _last_event(session: Session, job: Job, action: EventAction) -> StageEvent |
     )
 
 
+def _last_breakage(session: Session, job: Job) -> StageEvent | None:
+    """The latest breakage not reversed: one booked by mistake flags nothing."""
+    return session.scalar(
+        select(StageEvent)
+        .outerjoin(Breakage, Breakage.event_id == StageEvent.id)
+        .where(
+            StageEvent.job_id == job.id,
+            StageEvent.action == EventAction.breakage,
+            Breakage.reversed_at.is_(None),
+        )
+        .order_by(StageEvent.id.desc())
+        .limit(1)
+    )
+
+
 def _reason_text(session: Session, lab_id: int, code: str | None) -> str:
     if code is None:
         return "no reason given"
@@ -174,7 +190,7 @@ def assess_flags(
         flags[FlagKind.rework] = (
             f"Failed at {rework.stage.name} ({why}); being redone from {stage}."
         )
-    breakage = _last_event(session, job, EventAction.breakage)
+    breakage = _last_breakage(session, job)
     if _still_redoing(job, breakage):
         assert breakage is not None
         why = _reason_text(session, job.lab_id, breakage.reason_code)

@@ -3,7 +3,7 @@
 Times are shown in the lab's own time zone; every function takes `now` so tests control it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -16,6 +16,7 @@ from server.domain.auth import LAB_ROLES, PersonPrincipal
 from server.domain.jobs import visible_jobs
 from server.domain.naming import initials
 from server.models import (
+    Breakage,
     EventAction,
     FlagKind,
     Job,
@@ -360,8 +361,18 @@ def job_detail(
         ).all()
     )
     views = [_event_view(event, reasons, zone, now) for event in events]
+    reversals = {
+        event_id: why
+        for event_id, why in session.execute(
+            select(Breakage.event_id, Breakage.reversal_reason).where(
+                Breakage.job_id == job.id, Breakage.reversed_at.is_not(None)
+            )
+        )
+    }
     problems = [
-        view
+        replace(view, reason=f"{view.reason or 'no reason'} · reversed: {reversals[event.id]}")
+        if event.id in reversals
+        else view
         for view, event in zip(views, events, strict=True)
         if event.action in (EventAction.rework, EventAction.breakage)
     ]

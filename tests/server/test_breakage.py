@@ -7,9 +7,10 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
+from server.domain import views
 from server.domain.breakage import shift_at
 from server.domain.errors import Invalid
-from server.models import Breakage, EventAction, LensDesign, StageEvent
+from server.models import Breakage, EventAction, FlagKind, JobUpdate, LensDesign, StageEvent, utcnow
 from server.models import Lab as LabRow
 from tests.server.conftest import Floor, Lab
 
@@ -130,6 +131,17 @@ async def test_a_lab_manager_reverses_a_breakage_booked_by_mistake(
     kept = (await client.get("/api/breakages", params={"include_reversed": True})).json()
     assert [b["reversed_at"] is not None for b in kept] == [True]
     assert lab.job(job_id).breakage_count == 0
+    # The flag goes with it, the store's pages are told, the history says why.
+    assert FlagKind.breakage not in {flag.kind for flag in lab.job(job_id).open_flags}
+    manager = lab.manager()
+    with lab.context.db.session() as session:
+        kinds = list(session.scalars(select(JobUpdate.kind).where(JobUpdate.job_id == job_id)))
+        detail = views.job_detail(session, manager, job_id, utcnow())
+    assert kinds[-2:] == ["breakage_reversed", "flag_cleared"]
+    assert detail is not None
+    assert [problem.reason for problem in detail.problems] == [
+        "B-CHIP · Chip or crack at edging · reversed: scanned wrong tray"
+    ]
 
     await lab.log_in(client, "north", "demo-store-pass")
     assert (await client.get("/api/breakages")).status_code == 403
