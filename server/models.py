@@ -338,6 +338,12 @@ class PrescriptionEye(Base):
     prism_base: Mapped[str | None] = mapped_column(String(8))
     mono_pd: Mapped[float | None]
     fitting_height: Mapped[float | None]
+    center_thickness: Mapped[float | None]  # mm, when the lens design specifies it
+    # Compensated powers from the freeform design software: a freeform lens is verified
+    # against these, not the written Rx (profile setting use_verification_power).
+    verify_sph: Mapped[float | None]
+    verify_cyl: Mapped[float | None]
+    verify_axis: Mapped[int | None]
 
 
 class StageEvent(Base):

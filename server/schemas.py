@@ -73,6 +73,9 @@ AddPower = Annotated[float, Field(ge=0.25, le=5, allow_inf_nan=False), _quarter_
 Prism = Annotated[float, Field(gt=0, le=15, allow_inf_nan=False)]
 MonoPD = Annotated[float, Field(ge=20, le=45, allow_inf_nan=False, description="mm")]
 FittingHeight = Annotated[float, Field(ge=8, le=40, allow_inf_nan=False, description="mm")]
+CenterThickness = Annotated[float, Field(ge=0.5, le=25, allow_inf_nan=False, description="mm")]
+# Compensated powers come from design software in 0.01 D, not in prescription steps.
+VerificationPower = Annotated[float, Field(ge=-30, le=30, allow_inf_nan=False)]
 PrismBase = Annotated[
     str, StringConstraints(pattern=r"^(in|out|up|down|(\d|[1-9]\d|[12]\d\d|3[0-5]\d))$")
 ]
@@ -91,6 +94,12 @@ class PrescriptionEyeIn(_In):
     prism_base: PrismBase | None = None
     mono_pd: MonoPD | None = None
     fitting_height: FittingHeight | None = None
+    center_thickness: CenterThickness | None = None
+    verify_sph: VerificationPower | None = Field(
+        default=None, description="Freeform: compensated sphere the lens is verified against"
+    )
+    verify_cyl: VerificationPower | None = None
+    verify_axis: Axis | None = None
 
     @model_validator(mode="after")
     def _axis_with_cylinder(self) -> Self:
@@ -98,6 +107,12 @@ class PrescriptionEyeIn(_In):
             raise ValueError("axis is required when cyl is not 0")
         if (self.prism is None) != (self.prism_base is None):
             raise ValueError("prism and prism_base go together")
+        if (self.verify_cyl is not None or self.verify_axis is not None) and (
+            self.verify_sph is None
+        ):
+            raise ValueError("verify_cyl and verify_axis need verify_sph")
+        if self.verify_cyl and self.verify_axis is None:
+            raise ValueError("verify_axis is required when verify_cyl is not 0")
         return self
 
 
@@ -111,6 +126,10 @@ class PrescriptionEyeOut(_Out):
     prism_base: str | None
     mono_pd: float | None
     fitting_height: float | None
+    center_thickness: float | None
+    verify_sph: float | None
+    verify_cyl: float | None
+    verify_axis: int | None
 
 
 class FrameIn(_In):

@@ -92,6 +92,10 @@ class EyeRx(_Reply):
     prism_base: str | None = None
     mono_pd: float | None = None
     fitting_height: float | None = None
+    center_thickness: float | None = None
+    verify_sph: float | None = None
+    verify_cyl: float | None = None
+    verify_axis: int | None = None
 
 
 class JobCard(_Reply):

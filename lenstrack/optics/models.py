@@ -186,6 +186,14 @@ class PrescriptionLine(Protocol):
     def mono_pd(self) -> float | None: ...
     @property
     def fitting_height(self) -> float | None: ...
+    @property
+    def center_thickness(self) -> float | None: ...
+    @property
+    def verify_sph(self) -> float | None: ...
+    @property
+    def verify_cyl(self) -> float | None: ...
+    @property
+    def verify_axis(self) -> int | None: ...
 
 
 def ordered_pair(lines: Iterable[PrescriptionLine]) -> PairRx:
@@ -200,8 +208,12 @@ def _ordered_lens(line: PrescriptionLine) -> dict[str, Any]:
         "add": line.add,
         "pd": line.mono_pd,
         "fitting_height": line.fitting_height,
+        "ct": line.center_thickness,
     }
     lens.update({key: value for key, value in optional.items() if value is not None})
+    if line.verify_sph is not None:
+        verification = {"sph": line.verify_sph, "cyl": line.verify_cyl, "axis": line.verify_axis}
+        lens["verification"] = {k: v for k, v in verification.items() if v is not None}
     if line.prism is not None and line.prism_base is not None:
         base = line.prism_base
         lens["prism"] = line.prism

@@ -58,6 +58,7 @@ class Lab:
         surfaced: bool = False,
         priority: Priority = Priority.regular,
         promised_in: timedelta = timedelta(days=2),
+        right: PrescriptionEyeIn | None = None,
     ) -> int:
         now = utcnow()
         order = JobCreate(
@@ -72,7 +73,8 @@ class Lab:
             lens_material="CR-39",
             lens_index=1.5,
             surfaced=surfaced,
-            right=PrescriptionEyeIn(
+            right=right
+            or PrescriptionEyeIn(
                 sph=-1.25, cyl=-0.5, axis=90, add=2.0 if design != LensDesign.SV else None
             ),
             left=PrescriptionEyeIn(sph=-1.0, cyl=0.0, add=2.0 if design != LensDesign.SV else None),

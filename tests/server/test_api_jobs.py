@@ -272,3 +272,18 @@ async def test_the_list_filters_by_stage_and_pages(manager: httpx.AsyncClient, l
     page = (await manager.get("/api/jobs", params={"limit": 2, "offset": 2})).json()
     assert page["total"] == 6
     assert len(page["items"]) == 2
+
+
+async def test_a_freeform_order_carries_its_verification_powers_and_thickness(
+    manager: httpx.AsyncClient, lab: Lab
+) -> None:
+    right = {"sph": -1.25, "cyl": -0.5, "axis": 90, "verify_sph": -1.31, "verify_cyl": -0.56}
+    refused = await manager.post("/api/jobs", json=job_body(right=right))
+    assert refused.status_code == 422
+    assert "right" in field_errors(refused)  # a compensated cylinder needs its axis
+    right |= {"verify_axis": 88, "center_thickness": 1.9}
+    created = await manager.post("/api/jobs", json=job_body(right=right))
+    assert created.status_code == 201, created.text
+    (eye,) = [eye for eye in created.json()["prescription"] if eye["eye"] == "R"]
+    assert (eye["verify_sph"], eye["verify_cyl"], eye["verify_axis"]) == (-1.31, -0.56, 88)
+    assert eye["center_thickness"] == 1.9

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from server.domain.errors import Conflict, Invalid
 from server.models import EventAction, FlagKind, Inspection, JobFlag, Store
+from server.schemas import PrescriptionEyeIn
 from tests.server.conftest import Floor, Lab
 
 # make_job orders R -1.25 -0.50 x 90 and L -1.00 sph (single vision).
@@ -14,8 +15,8 @@ ON_SPEC = {"R": {"sph": -1.25, "cyl": -0.5, "axis": 90}, "L": {"sph": -1.0}}
 OFF_SPEC = {"R": {"sph": -1.5, "cyl": -0.5, "axis": 90}, "L": {"sph": -1.0}}
 
 
-def _to_qc(lab: Lab, floor: Floor, job: str = "J1") -> int:
-    job_id = lab.make_job(job)
+def _to_qc(lab: Lab, floor: Floor, job: str = "J1", right: PrescriptionEyeIn | None = None) -> int:
+    job_id = lab.make_job(job, right=right)
     for station in ("EDGE-1", "FIT-1"):
         floor.send(station, job, EventAction.start)
         floor.send(station, job, EventAction.complete)
@@ -156,3 +157,31 @@ async def test_the_inspections_endpoint_is_scoped_like_the_job(
     ]
     await lab.log_in(client, "south", "demo-store-pass")
     assert (await client.get(f"/api/jobs/{job_id}/inspections")).status_code == 404
+
+
+def test_a_freeform_lens_is_judged_by_its_verification_power_and_its_thickness(
+    lab: Lab, floor: Floor
+) -> None:
+    """Written R -1.25 -0.50 x 90; the design software's compensated powers differ by 0.25 D."""
+    freeform = PrescriptionEyeIn(
+        sph=-1.25,
+        cyl=-0.5,
+        axis=90,
+        verify_sph=-1.5,
+        verify_cyl=-0.62,
+        verify_axis=92,
+        center_thickness=1.8,
+    )
+    _to_qc(lab, floor, right=freeform)
+    as_compensated = {"R": {"sph": -1.5, "cyl": -0.62, "axis": 92, "ct": 1.8}, "L": {"sph": -1.0}}
+    too_thick = {**as_compensated, "R": {**as_compensated["R"], "ct": 2.2}}
+    with pytest.raises(Conflict, match=r"R ct is off by 0.4 \(tolerance 0.3\)"):
+        floor.send("QC-1", "J1", EventAction.complete, inspection={"measured": too_thick})
+    with pytest.raises(Conflict, match="R sph"):  # the written Rx is not what this lens is
+        floor.send("QC-1", "J1", EventAction.complete, inspection={"measured": ON_SPEC})
+    floor.send("QC-1", "J1", EventAction.complete, inspection={"measured": as_compensated})
+    with lab.context.db.session() as session:
+        inspection = session.scalar(select(Inspection))
+        assert inspection is not None and inspection.passed
+        checked = {(check.field, check.ordered) for check in inspection.checks if check.eye == "R"}
+    assert {("cyl", -0.62), ("ct", 1.8)} <= checked
