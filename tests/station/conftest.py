@@ -25,12 +25,16 @@ SERVER_START_TIMEOUT = 60.0
 SERVER_ROOT = Path(os.environ.get("LENSTRACK_TEST_SERVER_ROOT", Path(__file__).parents[2]))
 
 
-async def until(condition: Callable[[], bool], timeout: float) -> None:
-    """Polls `condition` until it holds; TimeoutError after `timeout` seconds."""
+async def until(condition: Callable[[], bool], timeout: float, every: float = 0.05) -> None:
+    """Polls `condition` until it holds; TimeoutError after `timeout` seconds.
+
+    The condition runs on the event loop: one that makes HTTP requests should poll seldom, or
+    it starves what the test is waiting for (the simulated floor runs on the same loop).
+    """
 
     async def poll() -> None:
         while not condition():
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(every)
 
     await asyncio.wait_for(poll(), timeout)
 

@@ -79,9 +79,12 @@ def past_fitting(server: LiveServer, jobs: set[str]) -> bool:
     """Every job was completed at edging and at fitting: it waits at final QC."""
     try:
         with _api(server) as api:
-            cards = [api.get(f"/api/jobs/lookup/{job}").json() for job in jobs]
+            replies = [api.get(f"/api/jobs/lookup/{job}") for job in jobs]
     except httpx.HTTPError:
         return False  # the server is being restarted
+    if any(reply.status_code != 200 for reply in replies):
+        return False  # starting up
+    cards = [reply.json() for reply in replies]
     return all((c["current_stage"] or {}).get("code") == "final_qc" for c in cards)
 
 
@@ -92,7 +95,7 @@ async def test_simulated_operators_move_jobs_through_two_stages(
     simulator = FloorSimulator(_floor(live_server, tmp_path, jobs))
     await simulator.start()
     try:
-        await until(lambda: past_fitting(live_server, jobs), MOVE_TIMEOUT)
+        await until(lambda: past_fitting(live_server, jobs), MOVE_TIMEOUT, every=1.0)
     finally:
         await simulator.stop()
     edge, fit = simulator.stations
@@ -113,7 +116,7 @@ async def test_pulling_the_network_mid_floor_loses_and_duplicates_nothing(
         await until(lambda: sum(o.counts()["queued"] for o in outboxes) >= 2, MOVE_TIMEOUT)
         await asyncio.sleep(3)
         live_server.start()
-        await until(lambda: past_fitting(live_server, jobs), MOVE_TIMEOUT)
+        await until(lambda: past_fitting(live_server, jobs), MOVE_TIMEOUT, every=1.0)
         await until(lambda: not any(o.counts()["queued"] for o in outboxes), MOVE_TIMEOUT)
         local = {s.name: set(s.core.outbox.all_uuids()) for s in simulator.stations}
     finally:
