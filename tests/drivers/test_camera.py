@@ -21,6 +21,7 @@ from drivers.camera import (
     Symbology,
     VirtualCamera,
 )
+from drivers.camera.device import draw_preview
 from drivers.camera.synth import frame
 
 TIMEOUT = 20.0  # generous: decoding shares the CPU with the rest of the test run
@@ -130,3 +131,23 @@ def test_stream_confirmation_can_require_two_frames_always() -> None:
 def test_confirm_rule_rejects_single_frame_counts(frames: int) -> None:
     with pytest.raises(ValueError):
         ConfirmRule(frames=frames)
+
+
+def test_the_preview_boxes_a_confirmed_code_green_and_a_candidate_amber() -> None:
+    blank = np.full((720, 1280), 255, np.uint8)  # white: any colour in the preview is a box
+
+    def code(corners: tuple[tuple[float, float], ...]) -> DecodedCode:
+        return DecodedCode(
+            text="J1", symbology=Symbology.CODE128, corners=corners, decoders=("zxing",)
+        )
+
+    confirmed = code(((100, 100), (500, 100), (500, 300), (100, 300)))
+    candidate = code(((700, 400), (1100, 400), (1100, 600), (700, 600)))
+    jpeg = draw_preview(blank, DecodeResult(codes=[confirmed], candidates=[candidate], ms=1.0))
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape[:2] == (360, 640)  # scaled to the preview width
+    blue, green, red = (int(v) for v in image[50, 150])  # (100, 100)..(500, 100) edge, scaled
+    assert green > 150 and red < 80 and blue < 80, "confirmed code not boxed green"
+    blue, green, red = (int(v) for v in image[200, 450])  # the candidate's top edge
+    assert red > 200 and 120 < green < 220 and blue < 80, "candidate not boxed amber"
+    assert (image[120, 200] > 240).all(), "inside the box the frame is untouched"

@@ -59,6 +59,7 @@ def test_passing_an_out_of_tolerance_lens_is_refused_with_the_deviation(
 
 def test_a_fail_goes_back_to_the_defects_stage_and_flags_the_store(lab: Lab, floor: Floor) -> None:
     job_id = _to_qc(lab, floor)
+    eta_at_qc = lab.job(job_id).eta
     floor.send(
         "QC-1",
         "J1",
@@ -68,6 +69,8 @@ def test_a_fail_goes_back_to_the_defects_stage_and_flags_the_store(lab: Lab, flo
     job = lab.job(job_id)
     # D-POWER returns to generating; a stock route has none, so the route's first stage.
     assert job.current_stage is not None and job.current_stage.code == "edging"
+    # Edging, fitting and QC again lie ahead now: the ETA moves out.
+    assert eta_at_qc is not None and job.eta is not None and job.eta > eta_at_qc
     with lab.context.db.session() as session:
         inspection = session.scalar(select(Inspection))
         assert inspection is not None and inspection.passed is False

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from nicegui import ui
 from nicegui.testing import User
 from nicegui.testing.user_simulation import user_simulation
 
@@ -117,3 +118,29 @@ async def test_offline_indicator_and_queue(user: User, station: StationApp, api:
     api.online = True
     await user.should_see("Online", retries=50)
     assert {e["action"] for e in api.events} == {"start", "complete"}
+
+
+async def test_the_job_card_shows_what_the_bench_needs(
+    user: User, station: StationApp, api: FakeApi
+) -> None:
+    api.cards["J1"] = api.cards["J1"].model_copy(
+        update={"special_instructions": "Patient is a pilot: no tint"}
+    )
+    await user.open("/")
+    await scan(user, station, "B1001")
+    await scan(user, station, "J1")
+    await user.should_see("Started")
+    for text in (
+        "Tray T1",
+        "RUSH",
+        "Store NORTH",
+        "Lens SV CR-39 1.5 stock · ar",
+        "Frame type full_rim",
+        "Patient is a pilot: no tint",
+        "Edging → Fitting",
+        "h left",  # promised in 5 hours
+        "History",
+    ):
+        await user.should_see(text)
+    (rx,) = [e for e in user.find(ui.html).elements if "class='rx'" in e.content]
+    assert "<th>R</th><td>-1.25</td><td>-0.50</td><td>90</td>" in rx.content
