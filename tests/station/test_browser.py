@@ -128,6 +128,14 @@ def test_a_wedge_burst_shows_the_job_card(
     note.click()
     page.keyboard.type("ok", delay=120)
     expect(note).to_have_value("ok")
+    # a scan while the field has focus is a scan (it closes the dialog); none of it is typed
+    note.evaluate(
+        "field => { window.__typed = '';"
+        " field.addEventListener('input', e => { window.__typed += e.data ?? '?'; }); }"
+    )
+    wedge(page, "NOSUCH42")
+    expect(page.get_by_text("Unknown job or tray NOSUCH42")).to_be_visible(timeout=5_000)
+    assert page.evaluate("window.__typed") == ""
     page.keyboard.press("Escape")
     live_server.stop()
     try:
