@@ -42,7 +42,11 @@ def build_page(station: "StationApp") -> None:
     ui.query(".nicegui-content").classes("p-3 gap-3")
     ui.element("div").props('id="scan-flash"').classes("scan-flash")
     if wedge := station.settings.wedge:
-        ui.run_javascript(f"lenstrack.installWedge({wedge.max_key_gap_ms}, {wedge.min_length})")
+        # In the page itself, not run once the socket is up: a scan in the first moments
+        # after a (re)load would otherwise lose its first keys.
+        ui.add_body_html(
+            f"<script>lenstrack.installWedge({wedge.max_key_gap_ms}, {wedge.min_length})</script>"
+        )
 
     async def on_scan(event: events.GenericEventArguments) -> None:
         await station.flow.scan(str(event.args))

@@ -28,6 +28,13 @@ window.lenstrack = (() => {
     if (isEditable(document.activeElement)) releaseToField();
   }
 
+  // Until the page is mounted there is no root element to emit from: hold the scan till then
+  // (NiceGUI itself holds events until the socket's handshake).
+  function sendScan(code) {
+    if (typeof mounted_app !== "undefined" && mounted_app) emitEvent("station_scan", code);
+    else setTimeout(() => sendScan(code), 20);
+  }
+
   function isEditable(element) {
     return element && (element.isContentEditable || /^(INPUT|TEXTAREA)$/.test(element.tagName));
   }
@@ -45,7 +52,7 @@ window.lenstrack = (() => {
             clearTimeout(flushTimer);
             const code = pending;
             pending = "";
-            emitEvent("station_scan", code);
+            sendScan(code);
           } else {
             releaseToField();
           }
