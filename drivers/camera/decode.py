@@ -94,6 +94,12 @@ class _Vote:
     self_confirmed: bool
 
 
+# The band fits and sharpened decodes are the costly part; the regions past the two strongest
+# are mostly text and ticket edges, so they get the cheap decoders only (it bounds the time a
+# frame without a readable code costs).
+THOROUGH_REGIONS = 2
+
+
 class BarcodeDecoder:
     """Decodes still images or frames; stateless apart from its configuration, thread-safe."""
 
@@ -115,11 +121,12 @@ class BarcodeDecoder:
         votes = self._zxing(gray, "zxing", np.eye(2, 3, dtype=np.float32), try_rotate=True)
         if self._linear:
             covered = [v.corners for v in votes if _is_confirmed([v])]
-            for region in find_regions(gray, max_regions=self.max_regions):
+            for rank, region in enumerate(find_regions(gray, max_regions=self.max_regions)):
                 if not any(_contains(box, region.corners.mean(axis=0)) for box in covered):
                     # Once the frame has a confirmed code (a ticket carries one), the other
                     # regions get the cheap decoders only: they are mostly text and edges.
-                    votes += self._decode_region(region, thorough=not _has_confirmed(votes))
+                    thorough = rank < THOROUGH_REGIONS and not _has_confirmed(votes)
+                    votes += self._decode_region(region, thorough=thorough)
         codes, candidates = _tally(votes)
         return DecodeResult(codes, candidates, (time.perf_counter() - started) * 1000)
 
