@@ -23,11 +23,17 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _begin_immediate(connection: Connection) -> None:
-    # Take the write lock up front: a deferred transaction that reads and then writes fails
-    # at once with SQLITE_BUSY when another writer committed in between (busy_timeout
-    # cannot help there).
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+READ_ONLY = "lenstrack_read_only"
+
+
+def _begin(connection: Connection) -> None:
+    # A writer takes the write lock up front: a deferred transaction that reads and then
+    # writes fails at once with SQLITE_BUSY when another writer committed in between
+    # (busy_timeout cannot help there). A reader must not take it: in WAL mode it reads its
+    # snapshot while one writer works, where BEGIN IMMEDIATE would queue it behind every
+    # writer (a long flag sweep made pages fail with 'database is locked').
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> Engine:
@@ -37,7 +43,7 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _configure_sqlite)
-        event.listen(engine, "begin", _begin_immediate)
+        event.listen(engine, "begin", _begin)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
@@ -48,6 +54,9 @@ class Database:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_session_factory = sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
 
     @property
     def dialect(self) -> str:
@@ -57,6 +66,12 @@ class Database:
     def session(self) -> Iterator[Session]:
         """A session whose transaction commits on success and rolls back on any error."""
         with self.session_factory() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reading only: on SQLite it waits for no writer (see `_begin`)."""
+        with self.read_session_factory() as session, session.begin():
             yield session
 
     def dispose(self) -> None:

@@ -80,11 +80,11 @@ class LiveBus:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     def _latest_id(self) -> int:
-        with self.db.session() as session:
+        with self.db.read_session() as session:
             return session.scalar(select(func.max(JobUpdate.id))) or 0
 
     def _fetch_after(self, last_id: int) -> list[JobUpdateOut]:
-        with self.db.session() as session:
+        with self.db.read_session() as session:
             rows = session.scalars(
                 select(JobUpdate).where(JobUpdate.id > last_id).order_by(JobUpdate.id).limit(BATCH)
             )

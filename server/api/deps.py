@@ -22,12 +22,20 @@ def get_context(request: Request) -> ServerContext:
 Context = Annotated[ServerContext, Depends(get_context)]
 
 
-def get_session(context: Context) -> Iterator[Session]:
+def get_session(request: Request, context: Context) -> Iterator[Session]:
+    """A reading request (GET, HEAD) reads without waiting for writers; the others write."""
+    reading = request.method in ("GET", "HEAD")
+    with context.db.read_session() if reading else context.session() as session:
+        yield session
+
+
+def get_write_session(context: Context) -> Iterator[Session]:
     with context.session() as session:
         yield session
 
 
 DbSession = Annotated[Session, Depends(get_session)]
+WriteSession = Annotated[Session, Depends(get_write_session)]  # a GET that writes (log-out)
 
 
 def request_token(request: Request) -> str | None:
@@ -44,7 +52,7 @@ def get_principal(request: Request, context: Context) -> Principal:
         raise Unauthorized("authorization", "log in or send a station bearer token")
     # Its own short transaction: a request-long one would hold SQLite's write lock (BEGIN
     # IMMEDIATE) while an endpoint opens its own session, which then waits for it and fails.
-    with context.db.session() as session:
+    with context.db.read_session() as session:
         return authenticate(session, token)
 
 

@@ -28,7 +28,7 @@ def page_person(context: ServerContext, request: Request) -> PersonPrincipal | N
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    with context.db.session() as session:
+    with context.db.read_session() as session:
         try:
             principal = authenticate(session, token)
         except Unauthorized:

@@ -25,7 +25,7 @@ def register_job_pages(context: ServerContext) -> None:
         principal = page_person(context, request)
         if principal is None:
             return RedirectResponse("/login")
-        with context.db.session() as session:
+        with context.db.read_session() as session:
             total, page = jobs.list_jobs(session, principal, active=True, limit=500)
             store = session.get(Store, principal.store_id) if principal.store_id else None
             rows = [

@@ -80,7 +80,7 @@ class PageFeed:
         """A scoped read shared with every page of the same scope at the same feed position."""
 
         def run() -> Any:
-            with self.context.db.session() as session:
+            with self.context.db.read_session() as session:
                 return read(session)
 
         return await shared_read(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from server.api.auth import set_session_cookie
-from server.api.deps import SESSION_COOKIE, Context, DbSession, request_token
+from server.api.deps import SESSION_COOKIE, Context, DbSession, WriteSession, request_token
 from server.domain import auth
 from server.domain.errors import Unauthorized
 
@@ -67,7 +67,7 @@ def login_submit(
 
 
 @router.get("/logout")
-def logout(request: Request, session: DbSession) -> RedirectResponse:
+def logout(request: Request, session: WriteSession) -> RedirectResponse:
     token = request_token(request)
     if token is not None:
         auth.log_out(session, token)

@@ -43,7 +43,7 @@ MARKS: dict[Milestone, Callable[[Session, PersonPrincipal, int], Any]] = {
 def _store_name(context: ServerContext, principal: PersonPrincipal) -> str:
     if principal.store_id is None:
         return "All stores"
-    with context.db.session() as session:
+    with context.db.read_session() as session:
         return session.get_one(Store, principal.store_id).name
 
 
@@ -216,12 +216,12 @@ def _read_store(
     context: ServerContext, principal: PersonPrincipal
 ) -> tuple[list[StoreRow], list[views.FlagEntry]]:
     now = utcnow()
-    with context.db.session() as session:
+    with context.db.read_session() as session:
         return views.store_rows(session, principal, now), views.flag_feed(session, principal, now)
 
 
 def _read_detail(
     context: ServerContext, principal: PersonPrincipal, job_id: int
 ) -> JobDetail | None:
-    with context.db.session() as session:
+    with context.db.read_session() as session:
         return views.job_detail(session, principal, job_id, utcnow())

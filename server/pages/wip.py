@@ -128,5 +128,5 @@ def register_wip_pages(context: ServerContext) -> None:
 
 
 def _read_board(context: ServerContext, principal: PersonPrincipal) -> WipBoard:
-    with context.db.session() as session:
+    with context.db.read_session() as session:
         return views.wip_board(session, principal, utcnow())
