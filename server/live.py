@@ -25,6 +25,7 @@ from server.schemas import JobUpdateOut
 log = logging.getLogger(__name__)
 
 BATCH = 500
+STOP_SECONDS = 5.0
 
 Subscriber = Callable[[JobUpdateOut], Awaitable[None] | None]
 
@@ -69,9 +70,11 @@ class LiveBus:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Bounded: a task caught in the database driver's cancellation must not hold up the
+        # shutdown (awaiting each task in turn hung now and then on PostgreSQL).
+        _, pending = await asyncio.wait(self._tasks, timeout=STOP_SECONDS)
+        for task in pending:
+            log.warning("%s did not stop within %s s", task.get_name(), STOP_SECONDS)
         self._tasks.clear()
 
     def wake(self) -> None:
