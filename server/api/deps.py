@@ -34,8 +34,10 @@ def get_write_session(context: Context) -> Iterator[Session]:
         yield session
 
 
-DbSession = Annotated[Session, Depends(get_session)]
-WriteSession = Annotated[Session, Depends(get_write_session)]  # a GET that writes (log-out)
+# scope="function": the transaction commits when the endpoint returns, before the response
+# is sent, so a client that follows it (a redirect after log-in) reads what it wrote.
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
+WriteSession = Annotated[Session, Depends(get_write_session, scope="function")]  # GET /logout
 
 
 def request_token(request: Request) -> str | None:
