@@ -81,11 +81,10 @@ export default {
     },
   },
   methods: {
-    upsert(row, onTop) {
+    upsert(row) {
       const index = this.items.findIndex((item) => item.job_id === row.job_id);
       if (index >= 0) this.items.splice(index, 1, row);
-      else if (onTop) this.items.unshift(row);
-      else this.items.push(row);
+      else this.items.unshift(row); // a job the store just ordered
     },
     // A method, not an inline arrow: the template compiler here does not cache handlers, and a
     // new function each render would count as a changed prop and re-render every row.

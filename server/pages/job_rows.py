@@ -134,11 +134,8 @@ class JobRows(ui.element, component="job_rows.js"):
     def rows(self) -> list[dict[str, object]]:
         return self._props["rows"]
 
-    def row(self, job_id: int) -> dict[str, object] | None:
-        return next((row for row in self.rows if row["job_id"] == job_id), None)
-
-    def show(self, job_id: int, row: StoreRow | None, *, new_on_top: bool = True) -> None:
-        """Puts the job's current row in place (a new job on top), or drops it (None)."""
+    def show(self, job_id: int, row: StoreRow | None) -> None:
+        """Puts the job's current row in place (a job new to the list on top), or drops it."""
         rows = self.rows
         index = next((i for i, shown in enumerate(rows) if shown["job_id"] == job_id), None)
         payload = None if row is None else row_payload(row).model_dump()
@@ -151,11 +148,11 @@ class JobRows(ui.element, component="job_rows.js"):
             elif index is not None:
                 rows[index] = payload
             else:
-                rows.insert(0 if new_on_top else len(rows), payload)
+                rows.insert(0, payload)
         if payload is None:
             self.run_method("remove", job_id)
         else:
-            self.run_method("upsert", payload, new_on_top)
+            self.run_method("upsert", payload)
 
     async def _mark(self, event: GenericEventArguments) -> None:
         try:
