@@ -23,7 +23,7 @@ import zxingcpp
 from pydantic import BaseModel, ConfigDict
 from pyzbar import pyzbar
 
-from .locate import Region, find_regions
+from .locate import Region, find_regions, to_image_points
 from .profile import fit_profile
 
 
@@ -118,7 +118,7 @@ class BarcodeDecoder:
     def decode(self, image: np.ndarray) -> DecodeResult:
         started = time.perf_counter()
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        votes = self._zxing(gray, "zxing", np.eye(2, 3, dtype=np.float32), try_rotate=True)
+        votes = self._zxing(gray, "zxing", np.eye(3), try_rotate=True)
         if self._linear:
             covered = [v.corners for v in votes if _is_confirmed([v])]
             for rank, region in enumerate(find_regions(gray, max_regions=self.max_regions)):
@@ -135,8 +135,9 @@ class BarcodeDecoder:
         votes += self._zbar(region.crop, "zbar/crop", region)
         if _has_confirmed(votes) or not thorough:
             return votes
-        rows = np.array_split(region.crop.astype(np.float32), BANDS, axis=0)
-        profiles = [band_rows.mean(axis=0) for band_rows in rows]
+        crop = region.crop.astype(np.float32)
+        rows = np.array_split(crop, BANDS, axis=0)
+        profiles = [crop.mean(axis=0)] + [band_rows.mean(axis=0) for band_rows in rows]
         if Symbology.CODE128 in self._linear:
             for band, profile in enumerate(profiles):
                 votes += [
@@ -173,7 +174,7 @@ class BarcodeDecoder:
             else:
                 pos = barcode.position
                 points = [pos.top_left, pos.top_right, pos.bottom_right, pos.bottom_left]
-                corners = _transform([(p.x, p.y) for p in points], to_image)
+                corners = to_image_points([(p.x, p.y) for p in points], to_image)
             votes.append(
                 _Vote(
                     text=barcode.text,
@@ -250,11 +251,6 @@ def _profile_image(profile: np.ndarray) -> np.ndarray:
     low, high = np.percentile(profile, [2, 98])
     scaled = np.clip((profile - low) * (255.0 / max(high - low, 1e-6)), 0, 255)
     return np.repeat(scaled.astype(np.uint8)[None, :], PROFILE_ROWS, axis=0)
-
-
-def _transform(points: list[Point], to_image: np.ndarray) -> np.ndarray:
-    homogeneous = np.hstack([np.asarray(points, np.float32), np.ones((len(points), 1))])
-    return (homogeneous @ to_image.T).astype(np.float32)
 
 
 def _contains(corners: np.ndarray, point: np.ndarray) -> bool:

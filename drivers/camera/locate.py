@@ -7,6 +7,7 @@ structure tensor measures exactly that, and its angle says how to rotate the pat
 """
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import cv2
 import numpy as np
@@ -22,6 +23,8 @@ ALTERNATION_WINDOW = 15
 MAX_ONE_SIGN = 0.15
 MAX_TURN = np.radians(20)  # a pixel's bars may turn this far from the region's (perspective)
 MIN_AREA = 250  # px² at work scale; a ticket's Code 128 covers thousands
+MAX_EDGE_SLOPE = np.tan(np.radians(25))  # edges slant this far at most (perspective)
+EDGE_SLICES = 6  # slices across the code in which its top and bottom reach are measured
 
 
 @dataclass(frozen=True)
@@ -29,15 +32,19 @@ class Region:
     """A candidate barcode: `crop` has the bars vertical; `corners` are in image coordinates."""
 
     crop: np.ndarray
-    to_image: np.ndarray  # 2×3 affine map from crop to image pixels
+    to_image: np.ndarray  # 3×3 homography from crop to image pixels
     strength: float
 
     @property
     def corners(self) -> np.ndarray:
         """4×2 float32 image points, clockwise from the crop's top-left."""
         height, width = self.crop.shape[:2]
-        corners = np.array([[0, 0, 1], [width, 0, 1], [width, height, 1], [0, height, 1]])
-        return (corners @ self.to_image.T).astype(np.float32)
+        return to_image_points([(0, 0), (width, 0), (width, height), (0, height)], self.to_image)
+
+
+def to_image_points(points: list[tuple[float, float]], homography: np.ndarray) -> np.ndarray:
+    """Crop points mapped to image pixels, as N×2 float32."""
+    return cv2.perspectiveTransform(np.float32(points)[None], homography)[0]
 
 
 def find_regions(gray: np.ndarray, *, max_regions: int = 4) -> list[Region]:
@@ -85,7 +92,7 @@ def find_regions(gray: np.ndarray, *, max_regions: int = 4) -> list[Region]:
         candidates.append((weight, theta, xs, ys))
     candidates.sort(key=lambda c: -c[0])
     return [
-        _rectify(gray, theta, xs / SCALE, ys / SCALE, weight)
+        _rectify(gray, (jxx, jyy, jxy), theta, xs / SCALE, ys / SCALE, weight)
         for weight, theta, xs, ys in candidates[:max_regions]
     ]
 
@@ -99,27 +106,56 @@ def _orientation(
 
 
 def _rectify(
-    gray: np.ndarray, theta: float, xs: np.ndarray, ys: np.ndarray, weight: float
+    gray: np.ndarray,
+    tensor: tuple[np.ndarray, np.ndarray, np.ndarray],
+    theta: float,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    weight: float,
 ) -> Region:
-    """Rotate the region so the gradient runs along x, with a quiet-zone margin each side."""
+    """Cut the code out with its bars vertical and its ends level, a quiet-zone margin each side.
+
+    Under perspective a code is a quadrilateral: its bars converge and its top and bottom edges
+    slant. The crop maps that quadrilateral onto a rectangle (a homography), so every column
+    holds one bar along its whole height and every row crosses every bar. The bar directions
+    come from the structure tensor at either end of the code, the edges from how far its pixels
+    reach along the bars.
+    """
     across = np.array([np.cos(theta), np.sin(theta)])
     along = np.array([-np.sin(theta), np.cos(theta)])
     points = np.stack([xs, ys], axis=1)
     u, v = points @ across, points @ along
     u0, u1 = np.percentile(u, [1, 99])
-    v0, v1 = np.percentile(v, [2, 98])
     length = u1 - u0
     margin = 0.12 * length + 12  # the mask stops short of the outer bars and the quiet zone
-    u0, u1 = u0 - margin, u1 + margin
-    v_pad = 0.1 * (v1 - v0)
-    v0, v1 = v0 + v_pad, v1 - v_pad  # stay inside the bars: their ends may carry text
-    width, height = int(u1 - u0), max(int(v1 - v0), 8)
-    origin = u0 * across + v0 * along
-    # Affine map from crop (x, y) to image: origin + x·across + y·along.
-    to_image = np.array(
-        [[across[0], along[0], origin[0]], [across[1], along[1], origin[1]]], np.float32
+    # Bars' lean (du/dv) at either end, relative to the code's mean direction.
+    lean = []
+    for end in (u < u0 + 0.3 * length, u > u1 - 0.3 * length):
+        if end.sum() < MIN_AREA // 4:
+            lean.append(0.0)
+            continue
+        small_x, small_y = (xs[end] * SCALE).astype(int), (ys[end] * SCALE).astype(int)
+        turn = (_orientation(*tensor, small_y, small_x) - theta + np.pi / 2) % np.pi - np.pi / 2
+        lean.append(np.tan(np.clip(turn, -MAX_TURN, MAX_TURN)))
+    top, bottom = _edge_lines(u, v, u0, u1)
+
+    def corner(end_u: float, end_lean: float, edge: tuple[float, float]) -> tuple[float, float]:
+        """Where the bar line through (end_u, the code's mid-height) meets an edge v = a + b·u."""
+        a, b = edge
+        v_mid = (top[0] + bottom[0] + (top[1] + bottom[1]) * end_u) / 2
+        corner_u = (end_u + end_lean * (a - v_mid)) / (1 - end_lean * b)
+        return corner_u, a + b * corner_u
+
+    left, right = (u0 - margin, lean[0]), (u1 + margin, lean[1])
+    quad_uv = np.array(
+        [corner(*left, top), corner(*right, top), corner(*right, bottom), corner(*left, bottom)]
     )
-    crop = cv2.warpAffine(
+    quad = (quad_uv[:, :1] * across + quad_uv[:, 1:] * along).astype(np.float32)
+    sides = np.linalg.norm(quad - np.roll(quad, -1, axis=0), axis=1)  # top, right, bottom, left
+    width, height = int((sides[0] + sides[2]) / 2), max(int((sides[1] + sides[3]) / 2), 8)
+    rectangle = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+    to_image = cv2.getPerspectiveTransform(rectangle, quad)
+    crop = cv2.warpPerspective(
         gray,
         to_image,
         (width, height),
@@ -127,3 +163,30 @@ def _rectify(
         borderMode=cv2.BORDER_REPLICATE,
     )
     return Region(crop=crop, to_image=to_image, strength=weight)
+
+
+def _edge_lines(
+    u: np.ndarray, v: np.ndarray, u0: float, u1: float
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Top and bottom edge of the code as lines v = a + b·u, a little inside the bars: their
+    ends may carry text. From the reach of the pixels in slices across the code.
+    """
+    slices = np.linspace(u0, u1, EDGE_SLICES + 1)
+    centres, tops, bottoms = [], [], []
+    for low, high in pairwise(slices):
+        inside = v[(u >= low) & (u < high)]
+        if len(inside) < 10:
+            continue
+        v_top, v_bottom = np.percentile(inside, [3, 97])
+        pad = 0.1 * (v_bottom - v_top)
+        centres.append((low + high) / 2)
+        tops.append(v_top + pad)
+        bottoms.append(v_bottom - pad)
+    if len(centres) < 2:
+        v_top, v_bottom = np.percentile(v, [2, 98])
+        return (float(v_top), 0.0), (float(v_bottom), 0.0)
+    lines = []
+    for edge in (tops, bottoms):
+        slope = float(np.clip(np.polyfit(centres, edge, 1)[0], -MAX_EDGE_SLOPE, MAX_EDGE_SLOPE))
+        lines.append((float(np.mean(edge) - slope * np.mean(centres)), slope))
+    return lines[0], lines[1]

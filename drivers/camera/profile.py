@@ -45,9 +45,13 @@ SHIFT, CODE_C, CODE_B, CODE_A, FNC1 = 98, 99, 100, 101, 102
 # of the same width fits badly.
 Blur = tuple[float, float]
 FIT_BLURS: tuple[Blur, ...] = (
-    (0.5, 0.0), (0.7, 0.0), (0.9, 0.0), (1.1, 0.0), (0.4, 1.5), (0.4, 2.0), (0.4, 2.5), (0.4, 3.0)
-)  # fmt: skip
+    *((sigma, 0.0) for sigma in (0.5, 0.7, 0.9, 1.1, 1.3)),
+    *((sigma, motion) for sigma in (0.4, 0.8) for motion in (1.5, 2.0, 2.5, 3.0, 3.5, 4.0)),
+)
 FIT_RESOLUTION = 16  # rendering samples per module
+# Relative change of the module width from a code's left end to its right: a ticket tilted away
+# from the camera shows its far end smaller.
+FIT_GRADIENTS = (0.0, -0.08, 0.08, -0.16, 0.16)
 FIT_SHIFTS = np.linspace(-0.4, 0.4, 5)  # modules: the grid drifts under perspective
 MIN_FIT = 0.8  # correlation every character's rendering must reach
 MODULE_PX = (1.3, 4.5)  # module widths (px) the fit considers: wider ones zxing-cpp reads
@@ -179,10 +183,16 @@ def fit_profile(profile: np.ndarray) -> Iterator[str]:
     Only the best-fitting complete decode counts: a worse-fitting hypothesis that happens to
     pass the check is how misreads are made.
     """
-    for oriented in (profile, profile[::-1]):
+    ends = _outer_edges(profile)
+    if ends is None:
+        return
+    size = len(profile) - 1
+    mirrored = (size - ends[1], size - ends[0])
+    for oriented, (left, right) in ((profile, ends), (profile[::-1], mirrored)):
         best: tuple[float, list[int]] | None = None
-        for count, module, blur, left in _hypotheses(oriented):
-            decoded = _fit_symbols(oriented, left, module, count, blur)
+        for even, count, blur in _hypotheses(oriented, left, right):
+            module = (right - left) / (11 * count + 2)
+            decoded = _fit_symbols(even, left, module, count, blur)
             if decoded is not None and (best is None or decoded[0] > best[0]):
                 best = decoded
         if best is not None and _checked(best[1]):
@@ -191,28 +201,45 @@ def fit_profile(profile: np.ndarray) -> Iterator[str]:
                 yield text
 
 
-def _hypotheses(profile: np.ndarray) -> list[tuple[int, float, Blur, float]]:
-    """(characters, module px, blur, left edge px), best start-and-stop fits first."""
-    ends = _outer_edges(profile)
-    if ends is None:
-        return []
-    left, right = ends
+def _hypotheses(
+    profile: np.ndarray, left: float, right: float
+) -> list[tuple[np.ndarray, int, Blur]]:
+    """(profile with even modules, characters, blur) between the code's outer edges, best
+    start-and-stop fits first.
+    """
+    evened = {gradient: _evened(profile, left, right, gradient) for gradient in FIT_GRADIENTS}
 
-    def fit(count: int, blur: Blur) -> float:
-        module = (right - left) / (11 * count + 2)
-        first = _fit_character(profile, left, module, blur, _QUIET_THEN_BAR, _STARTS)
-        last = _fit_character(profile, right - 13 * module, module, blur, _BEFORE_QUIET, (STOP,))
+    def fit(count: int, blur: Blur, gradient: float) -> float:
+        even, module = evened[gradient], (right - left) / (11 * count + 2)
+        first = _fit_character(even, left, module, blur, _QUIET_THEN_BAR, _STARTS)
+        last = _fit_character(even, right - 13 * module, module, blur, _BEFORE_QUIET, (STOP,))
         return min(first[0][2], last[0][2]) if first and last else -1.0
 
-    # 11 modules per character including start, check and stop, plus the final bar; the
-    # character count is chosen at a middling focus blur, the blur then for the best counts.
+    # 11 modules per character including start, check and stop, plus the final bar. The
+    # character count is chosen at a middling focus blur and even modules, the perspective
+    # then for the best counts, the blur last.
     low, high = ((right - left) / m for m in MODULE_PX[::-1])
     counts = range(max(4, int((low - 2) / 11)), int((high - 2) / 11) + 1)
     middle = FIT_BLURS[1]
-    best_counts = sorted(counts, key=lambda count: -fit(count, middle))[:FIT_COUNTS]
-    scored = [(fit(c, blur), c, blur) for c in best_counts for blur in FIT_BLURS]
+    best_counts = sorted(counts, key=lambda count: -fit(count, middle, 0.0))[:FIT_COUNTS]
+    shapes = [(count, gradient) for count in best_counts for gradient in FIT_GRADIENTS]
+    shapes = sorted(shapes, key=lambda shape: -fit(shape[0], middle, shape[1]))[:FIT_COUNTS]
+    scored = [(fit(c, blur, g), c, blur, g) for c, g in shapes for blur in FIT_BLURS]
     scored = sorted((s for s in scored if s[0] >= MIN_FIT), reverse=True)[:FIT_TRIES]
-    return [(c, (right - left) / (11 * c + 2), blur, left) for _, c, blur in scored]
+    return [(evened[g], c, blur) for _, c, blur, g in scored]
+
+
+def _evened(profile: np.ndarray, left: float, right: float, gradient: float) -> np.ndarray:
+    """`profile` resampled so that modules widening by `gradient` (relative, from the left
+    outer edge to the right one, as perspective leaves them) come out even; the edges stay put.
+    """
+    if not gradient:
+        return profile
+    length = right - left
+    s = (np.arange(len(profile)) - left) / length
+    # Position whose derivative, the module width, runs from 1 - g/2 to 1 + g/2 of the mean.
+    source = left + length * (s + gradient / 2 * (s * s - s))
+    return np.interp(source, np.arange(len(profile)), profile).astype(np.float32)
 
 
 def _outer_edges(profile: np.ndarray) -> tuple[float, float] | None:
