@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from pyzbar import pyzbar
 
 from .locate import Region, find_regions, to_image_points
-from .profile import fit_profile
+from .profile import fit_profiles
 
 
 class Symbology(StrEnum):
@@ -139,11 +139,10 @@ class BarcodeDecoder:
         rows = np.array_split(crop, BANDS, axis=0)
         profiles = [crop.mean(axis=0)] + [band_rows.mean(axis=0) for band_rows in rows]
         if Symbology.CODE128 in self._linear:
-            for band, profile in enumerate(profiles):
-                votes += [
+            for band, text in fit_profiles(profiles):
+                votes.append(
                     _Vote(text, Symbology.CODE128, region.corners, f"fit/band{band}", False)
-                    for text in fit_profile(profile)
-                ]
+                )
                 if _has_confirmed(votes):
                     return votes
         for sigma, amount in SHARPEN:

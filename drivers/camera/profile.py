@@ -13,7 +13,7 @@ has a start character, fits the stop where the drifting grid ends and passes the
 check; the caller still confirms it with a second, independent decode (another band).
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cache
 from itertools import pairwise
 
@@ -149,23 +149,18 @@ _MODULES = [_modules(value).astype(np.float32) for value in range(len(PATTERNS))
 
 
 @cache
-def _renderings(blur: Blur, values: tuple[int, ...]) -> np.ndarray:
-    """Bar coverage of each symbol blurred by `blur`, `_PAD` empty modules each side,
-    `FIT_RESOLUTION` samples per module; context is added to these (blurring is linear).
+def _renderings(
+    blurs: tuple[Blur, ...], values: tuple[int, ...], context: tuple[float, ...]
+) -> np.ndarray:
+    """Each symbol with `context` (bar coverage of `_PAD` modules either side) under each blur,
+    `FIT_RESOLUTION` samples per module: (blurs · symbols) × samples, blur-major.
     """
     width = 2 * _PAD + len(_MODULES[values[0]])
     rows = np.zeros((len(values), width), np.float32)
+    rows[:, :_PAD], rows[:, width - _PAD :] = context[:_PAD], context[_PAD:]
     for row, value in zip(rows, values, strict=True):
         row[_PAD : width - _PAD] = _MODULES[value]
-    return _blur(rows, blur)
-
-
-@cache
-def _surround(blur: Blur, span: int, context: tuple[float, ...]) -> np.ndarray:
-    """The rendering of a character's context alone (contexts are few: cached)."""
-    surround = np.zeros(span + 2 * _PAD, np.float32)
-    surround[:_PAD], surround[-_PAD:] = context[:_PAD], context[_PAD:]
-    return _blur(surround, blur)
+    return np.vstack([_blur(rows, blur) for blur in blurs])
 
 
 def _blur(modules: np.ndarray, blur: Blur) -> np.ndarray:
@@ -178,55 +173,89 @@ def _blur(modules: np.ndarray, blur: Blur) -> np.ndarray:
 
 
 def fit_profile(profile: np.ndarray) -> Iterator[str]:
-    """The checked Code 128 text the model fit finds in `profile`, read either way, if any.
+    """The checked Code 128 text the model fit finds in `profile`, read either way, if any."""
+    return (text for _, text in fit_profiles([profile]))
 
-    Only the best-fitting complete decode counts: a worse-fitting hypothesis that happens to
-    pass the check is how misreads are made.
+
+def fit_profiles(profiles: Sequence[np.ndarray]) -> Iterator[tuple[int, str]]:
+    """(index, text) of the profiles across one code in which the fit finds checked text.
+
+    The first profile, the least noisy (the code's full height), decides the direction, the
+    character count, the perspective and the blur to try; each profile is then decoded with
+    those (fitting them once, not per profile, halves the cost of a hard frame). Only the
+    best-fitting complete decode of a profile counts: a worse-fitting hypothesis that happens
+    to pass the check is how misreads are made.
     """
-    ends = _outer_edges(profile)
-    if ends is None:
+    own = [_outer_edges(profile) for profile in profiles]
+    found = [ends for ends in own if ends is not None]
+    if not found:
         return
+    # The outer edges the profiles agree on: one profile's may stop at a smear or a glare.
+    left, right = np.median(found, axis=0).tolist()
+    agreed, tolerance = (left, right), 0.05 * (right - left)
+    directions = [
+        (flip, shapes)
+        for flip in (False, True)
+        if (shapes := _hypotheses(_oriented(profiles[0], agreed, flip)))
+    ]
+    for index, (profile, ends) in enumerate(zip(profiles, own, strict=True)):
+        if ends is None or np.abs(np.subtract(ends, agreed)).max() > tolerance:
+            ends = agreed
+        for flip, shapes in directions:
+            oriented, (left, right) = _oriented(profile, ends, flip)
+            best: tuple[float, list[int]] | None = None
+            for count, gradient, blur in shapes:
+                even = _evened(oriented, left, right, gradient)
+                module = (right - left) / (11 * count + 2)
+                decoded = _fit_symbols(even, left, module, count, blur)
+                if decoded is not None and (best is None or decoded[0] > best[0]):
+                    best = decoded
+            if best is not None and _checked(best[1]):
+                text = _text(best[1])
+                if text is not None:
+                    yield index, text
+
+
+Oriented = tuple[np.ndarray, tuple[float, float]]  # profile read left to right, its outer edges
+
+
+def _oriented(profile: np.ndarray, ends: tuple[float, float], flip: bool) -> Oriented:
+    if not flip:
+        return profile, ends
     size = len(profile) - 1
-    mirrored = (size - ends[1], size - ends[0])
-    for oriented, (left, right) in ((profile, ends), (profile[::-1], mirrored)):
-        best: tuple[float, list[int]] | None = None
-        for even, count, blur in _hypotheses(oriented, left, right):
-            module = (right - left) / (11 * count + 2)
-            decoded = _fit_symbols(even, left, module, count, blur)
-            if decoded is not None and (best is None or decoded[0] > best[0]):
-                best = decoded
-        if best is not None and _checked(best[1]):
-            text = _text(best[1])
-            if text is not None:
-                yield text
+    return profile[::-1], (size - ends[1], size - ends[0])
 
 
-def _hypotheses(
-    profile: np.ndarray, left: float, right: float
-) -> list[tuple[np.ndarray, int, Blur]]:
-    """(profile with even modules, characters, blur) between the code's outer edges, best
-    start-and-stop fits first.
-    """
+def _hypotheses(oriented: Oriented) -> list[tuple[int, float, Blur]]:
+    """(characters, module gradient, blur), best start-and-stop fits first."""
+    profile, (left, right) = oriented
     evened = {gradient: _evened(profile, left, right, gradient) for gradient in FIT_GRADIENTS}
 
-    def fit(count: int, blur: Blur, gradient: float) -> float:
+    def fit(count: int, gradient: float, blurs: tuple[Blur, ...]) -> np.ndarray:
+        """How well start and stop fit, for each blur: the worse of the two."""
         even, module = evened[gradient], (right - left) / (11 * count + 2)
-        first = _fit_character(even, left, module, blur, _QUIET_THEN_BAR, _STARTS)
-        last = _fit_character(even, right - 13 * module, module, blur, _BEFORE_QUIET, (STOP,))
-        return min(first[0][2], last[0][2]) if first and last else -1.0
+        first = _fits(even, left, module, blurs, _QUIET_THEN_BAR, _STARTS)
+        last = _fits(even, right - 13 * module, module, blurs, _BEFORE_QUIET, (STOP,))
+        if first is None or last is None:
+            return np.full(len(blurs), -1.0)
+        return np.minimum(first[0].max(axis=1), last[0][:, 0])
 
     # 11 modules per character including start, check and stop, plus the final bar. The
     # character count is chosen at a middling focus blur and even modules, the perspective
     # then for the best counts, the blur last.
     low, high = ((right - left) / m for m in MODULE_PX[::-1])
     counts = range(max(4, int((low - 2) / 11)), int((high - 2) / 11) + 1)
-    middle = FIT_BLURS[1]
-    best_counts = sorted(counts, key=lambda count: -fit(count, middle, 0.0))[:FIT_COUNTS]
+    middle = (FIT_BLURS[1],)
+    best_counts = sorted(counts, key=lambda count: -fit(count, 0.0, middle)[0])[:FIT_COUNTS]
     shapes = [(count, gradient) for count in best_counts for gradient in FIT_GRADIENTS]
-    shapes = sorted(shapes, key=lambda shape: -fit(shape[0], middle, shape[1]))[:FIT_COUNTS]
-    scored = [(fit(c, blur, g), c, blur, g) for c, g in shapes for blur in FIT_BLURS]
+    shapes = sorted(shapes, key=lambda shape: -fit(*shape, middle)[0])[:FIT_COUNTS]
+    scored = [
+        (float(score), c, g, blur)
+        for c, g in shapes
+        for score, blur in zip(fit(c, g, FIT_BLURS), FIT_BLURS, strict=True)
+    ]
     scored = sorted((s for s in scored if s[0] >= MIN_FIT), reverse=True)[:FIT_TRIES]
-    return [(evened[g], c, blur) for _, c, blur, g in scored]
+    return [(c, g, blur) for _, c, g, blur in scored]
 
 
 def _evened(profile: np.ndarray, left: float, right: float, gradient: float) -> np.ndarray:
@@ -305,25 +334,42 @@ def _fit_character(
 
     `context` is the bar coverage of the `_PAD` modules either side of the character.
     """
+    fits = _fits(profile, start, module, (blur,), context, candidates)
+    if fits is None:
+        return None
+    scores, shifts = fits[0][0], fits[1][0]
+    order = np.argsort(-scores)[:FIT_BEAM]
+    return [(candidates[i], float(FIT_SHIFTS[shifts[i]]), float(scores[i])) for i in order]
+
+
+def _fits(
+    profile: np.ndarray,
+    start: float,
+    module: float,
+    blurs: tuple[Blur, ...],
+    context: np.ndarray,
+    candidates: tuple[int, ...],
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Correlation of each candidate under each blur with the samples at `start` (px), at its
+    best grid shift, and that shift's index: two blurs × candidates arrays.
+    """
     span = len(_MODULES[candidates[0]])  # 13 for the stop
     first = int(np.ceil(start - 0.5 * module))
     last = min(int(start + (span + 0.5) * module), len(profile) - 1)
     if first < 0 or last - first < span:
         return None
-    fine = _renderings(blur, candidates) + _surround(blur, span, tuple(context.tolist()))
+    fine = _renderings(blurs, candidates, tuple(context.tolist()))
     samples = profile[first : last + 1].astype(np.float32)
     samples -= samples.mean()
     # Sample the renderings at every pixel for every grid shift at once.
     u = (np.arange(first, last + 1) - start) / module + _PAD
     u = u[None, :] - FIT_SHIFTS[:, None]
     index = np.clip(np.rint(u * FIT_RESOLUTION - 0.5).astype(int), 0, fine.shape[1] - 1)
-    rendered = fine[:, index]  # candidates × shifts × pixels
+    rendered = fine[:, index]  # renderings × shifts × pixels
     rendered -= rendered.mean(axis=2, keepdims=True)
     # Bars are dark: the best candidate anti-correlates most with the samples.
     scores = -(rendered @ samples) / (
         np.sqrt((rendered**2).sum(axis=2)) * float(np.sqrt((samples**2).sum())) + 1e-9
     )
-    shifts = scores.argmax(axis=1)
-    best = scores[np.arange(len(candidates)), shifts]
-    order = np.argsort(-best)[:FIT_BEAM]
-    return [(candidates[i], float(FIT_SHIFTS[shifts[i]]), float(best[i])) for i in order]
+    scores = scores.reshape(len(blurs), len(candidates), len(FIT_SHIFTS))
+    return scores.max(axis=2), scores.argmax(axis=2)
