@@ -54,6 +54,7 @@ FIT_RESOLUTION = 16  # rendering samples per module
 FIT_GRADIENTS = (0.0, -0.08, 0.08, -0.16, 0.16)
 FIT_SHIFTS = np.linspace(-0.4, 0.4, 5)  # modules: the grid drifts under perspective
 MIN_FIT = 0.8  # correlation every character's rendering must reach
+AMBIGUITY = 0.03  # mean correlation by which the best decode must beat any different one
 MODULE_PX = (1.3, 4.5)  # module widths (px) the fit considers: wider ones zxing-cpp reads
 FIT_COUNTS = 2  # character counts whose blurs are tried
 FIT_TRIES = 3  # grid hypotheses decoded in full, best start-and-stop fits first
@@ -203,17 +204,29 @@ def fit_profiles(profiles: Sequence[np.ndarray]) -> Iterator[tuple[int, str]]:
             ends = agreed
         for flip, shapes in directions:
             oriented, (left, right) = _oriented(profile, ends, flip)
-            best: tuple[float, list[int]] | None = None
+            decodes = []
             for count, gradient, blur in shapes:
                 even = _evened(oriented, left, right, gradient)
                 module = (right - left) / (11 * count + 2)
                 decoded = _fit_symbols(even, left, module, count, blur)
-                if decoded is not None and (best is None or decoded[0] > best[0]):
-                    best = decoded
-            if best is not None and _checked(best[1]):
-                text = _text(best[1])
-                if text is not None:
-                    yield index, text
+                if decoded is not None:
+                    decodes.append(decoded)
+            text = _unambiguous(decodes)
+            if text is not None:
+                yield index, text
+
+
+def _unambiguous(decodes: list[tuple[float, list[int]]]) -> str | None:
+    """The text of the best-fitting decode, if it passes the check and no decode of other
+    symbols (under another hypothesis) fits nearly as well: heavy blur can make two codes look
+    alike, and then the better fit is chance.
+    """
+    if not decodes:
+        return None
+    score, values = max(decodes, key=lambda decoded: decoded[0])
+    if any(other != values and score - other_score < AMBIGUITY for other_score, other in decodes):
+        return None
+    return _text(values) if _checked(values) else None
 
 
 Oriented = tuple[np.ndarray, tuple[float, float]]  # profile read left to right, its outer edges

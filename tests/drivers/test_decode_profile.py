@@ -6,7 +6,7 @@ import pytest
 import zxingcpp
 
 from drivers.camera import BarcodeDecoder, Symbology
-from drivers.camera.profile import PATTERNS, fit_profile
+from drivers.camera.profile import AMBIGUITY, PATTERNS, _unambiguous, fit_profile
 from tests.drivers.test_decode import rotated_ticket
 
 JOBS = ["J40017106", "75830398", "J8", "Lens-Ø", "Tray 12/b", "0042", "J1234567890"]
@@ -31,16 +31,22 @@ def render(
     blur: float = 0.0,
     spread: float = 0.0,
     noise: float = 0.0,
+    gradient: float = 0.0,
     seed: int = 0,
 ) -> np.ndarray:
     """A camera scanline: area-sampled pixels, bars widened by `spread` modules (ink spread),
     Gaussian blur of `blur` px, additive noise of `noise` grey levels; 12 modules quiet zones.
+    `gradient` makes the module width grow linearly along the code by that share (perspective).
     """
     fine = 20  # samples per pixel
     quiet = 12 * module_px
     width = int(2 * quiet + len(modules) * module_px)
     x = (np.arange(width * fine) + 0.5) / fine
-    u = (x - quiet) / module_px
+    # Module index at each position: invert x(u), whose slope is module_px·(1 + g·(u/n - ½)).
+    n = len(modules)
+    u_grid = np.linspace(-2 * n, 3 * n, 50 * n)
+    x_of_u = quiet + module_px * (u_grid + gradient / 2 * (u_grid * u_grid / n - u_grid))
+    u = np.interp(x, x_of_u, u_grid)
     covered = np.zeros_like(x)
     starts = np.nonzero(np.diff(np.concatenate([[0], modules])) > 0)[0]
     ends = np.nonzero(np.diff(np.concatenate([modules, [0]])) < 0)[0] + 1
@@ -94,6 +100,26 @@ def test_ink_spread(spread: float) -> None:
     for seed, job in enumerate(JOBS[:3]):
         profile = render(code_modules(job), 2.5, blur=1.2, spread=spread, noise=2.0, seed=seed)
         assert list(fit_profile(profile)) == [job]
+
+
+@pytest.mark.parametrize("gradient", [-0.14, -0.07, 0.07, 0.14])
+def test_foreshortened_profiles(gradient: float) -> None:
+    # A ticket tilted away from the camera: its far end's modules are narrower.
+    for seed, job in enumerate(JOBS[:3]):
+        modules = code_modules(job)
+        profile = render(modules, 2.4, blur=1.5, gradient=gradient, noise=2.0, seed=seed)
+        assert list(fit_profile(profile)) == [job]
+
+
+def test_near_equal_fits_of_different_codes_are_not_read() -> None:
+    # Symbol values (start B, "J", code C, pairs, check, stop) of two checked codes.
+    first = [104, 42, 99, 12, 34, 56, 67, 65, 106]  # J12345667
+    second = [104, 42, 99, 12, 34, 56, 68, 71, 106]  # J12345668
+    assert _unambiguous([(0.95, first)]) == "J12345667"
+    assert _unambiguous([(0.95, second)]) == "J12345668"
+    assert _unambiguous([(0.95, first), (0.95 - AMBIGUITY / 2, second)]) is None
+    assert _unambiguous([(0.95, first), (0.95 - 2 * AMBIGUITY, second)]) == "J12345667"
+    assert _unambiguous([(0.95, first), (0.90, first)]) == "J12345667"  # one code, two fits
 
 
 def test_noise() -> None:
