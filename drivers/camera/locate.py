@@ -19,7 +19,7 @@ MIN_COHERENCE = 0.75  # 1 = one gradient direction only; text and noise sit well
 # Bars alternate: over a few modules their gradients cancel, where an object's border (a
 # ticket edge against the desk: strong and coherent too) has one sign only. Share of the mean
 # squared gradient that survives averaging over ALTERNATION_WINDOW, at most:
-ALTERNATION_WINDOW = 15
+ALTERNATION_WINDOW = 7  # on the alternation grid: 15 px of the work scale
 MAX_ONE_SIGN = 0.15
 MAX_TURN = np.radians(20)  # a pixel's bars may turn this far from the region's (perspective)
 MIN_AREA = 250  # px² at work scale; a ticket's Code 128 covers thousands
@@ -64,14 +64,27 @@ def find_regions(gray: np.ndarray, *, max_regions: int = 4) -> list[Region]:
     # Strong relative to the frame: sensor noise is everywhere, bars are the strongest texture.
     # (Every 4th pixel each way gives the same percentile at a 16th of the cost.)
     strong = energy > max(float(np.percentile(energy[::4, ::4], 90)), 400.0)
+
+    # The alternation test is coarse by nature: it runs on a grid half as fine again (INTER_AREA
+    # halving is a 2×2 average), at a quarter of the cost.
+    def coarse(values: np.ndarray) -> np.ndarray:
+        return cv2.resize(values, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+
     alternation = (ALTERNATION_WINDOW, ALTERNATION_WINDOW)
-    mean_gx, mean_gy = cv2.boxFilter(gx, -1, alternation), cv2.boxFilter(gy, -1, alternation)
-    squared = cv2.boxFilter(gxx + gyy, -1, alternation)
+    mean_gx = cv2.boxFilter(coarse(gx), -1, alternation)
+    mean_gy = cv2.boxFilter(coarse(gy), -1, alternation)
+    squared = cv2.boxFilter(coarse(gxx + gyy), -1, alternation)
     alternating = mean_gx**2 + mean_gy**2 < MAX_ONE_SIGN * (squared + 1e-3)
+    alternating = cv2.resize(
+        alternating.astype(np.uint8), gx.shape[::-1], interpolation=cv2.INTER_NEAREST
+    ).astype(bool)
     mask = (coherent & strong & alternating).astype(np.uint8)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    # 16-bit labels: 3× faster than 32-bit, and the opened mask has far fewer components.
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        mask, connectivity=8, ltype=cv2.CV_16U
+    )
     candidates = []
     for label in range(1, count):
         if stats[label, cv2.CC_STAT_AREA] < MIN_AREA:
