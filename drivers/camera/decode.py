@@ -1,12 +1,12 @@
 """Decode job-ticket barcodes from camera frames without ever reporting a misread.
 
 Stages, cheapest first: zxing-cpp on the whole frame (restricted to the configured formats);
-then every 1D region `locate` finds that no read covers yet is rotated upright and decoded
-again by zxing-cpp and ZBar, and, if still unread, as column-averaged scanline profiles, one per
-horizontal band — averaging along the bars removes sensor noise without touching the bars,
-which is what blur and noise leave of an L2 frame. A Code 128 profile is fitted with a blurred
-model of the code (`profile.fit_profile`), then profiles go to zxing-cpp and ZBar, plain and
-sharpened.
+then every 1D region `locate` finds that no read covers yet is cut out upright (perspective
+undone) and decoded again by zxing-cpp and ZBar, and, if still unread, as column-averaged
+scanline profiles, one over the full bar height and one per horizontal third — averaging
+along the bars removes sensor noise without touching the bars, which is what blur and noise
+leave of an L2 frame. Code 128 profiles are fitted with a blurred model of the code
+(`profile.fit_profiles`), then profiles go to zxing-cpp and ZBar, plain and sharpened.
 
 Every decode is a vote; `BarcodeDecoder.decode` returns the confirmed codes and, separately,
 the unconfirmed candidates a stream can confirm over several frames (`StreamConfirmer`).
@@ -138,17 +138,18 @@ class BarcodeDecoder:
         crop = region.crop.astype(np.float32)
         rows = np.array_split(crop, BANDS, axis=0)
         profiles = [crop.mean(axis=0)] + [band_rows.mean(axis=0) for band_rows in rows]
+        names = ["full"] + [f"band{band}" for band in range(1, BANDS + 1)]
         if Symbology.CODE128 in self._linear:
-            for band, text in fit_profiles(profiles):
+            for index, text in fit_profiles(profiles):
                 votes.append(
-                    _Vote(text, Symbology.CODE128, region.corners, f"fit/band{band}", False)
+                    _Vote(text, Symbology.CODE128, region.corners, f"fit/{names[index]}", False)
                 )
                 if _has_confirmed(votes):
                     return votes
         for sigma, amount in SHARPEN:
-            for band, profile in enumerate(profiles):
+            for profile_name, profile in zip(names, profiles, strict=True):
                 image = _profile_image(_sharpen(profile, sigma, amount))
-                name = f"band{band}" + (f"/sharpen{sigma:g}x{amount:g}" if amount else "")
+                name = profile_name + (f"/sharpen{sigma:g}x{amount:g}" if amount else "")
                 votes += self._zxing(image, f"zxing/{name}", None, region=region)
                 votes += self._zbar(image, f"zbar/{name}", region)
             if _has_confirmed(votes):
