@@ -8,6 +8,7 @@ flags such as late and stalled, and to learn stage times from history).
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -297,10 +298,23 @@ def learn_stage_times(session: Session, lab_id: int, now: datetime) -> int:
     return stored
 
 
-def sweep(session: Session, lab_id: int, now: datetime) -> int:
-    """Refresh every open job (time alone raises late and stalled); returns jobs visited."""
+def open_job_ids(session: Session, lab_id: int) -> list[int]:
+    return list(
+        session.scalars(select(Job.id).where(Job.lab_id == lab_id, Job.is_active).order_by(Job.id))
+    )
+
+
+def sweep(
+    session: Session, lab_id: int, now: datetime, job_ids: Sequence[int] | None = None
+) -> int:
+    """Refresh every open job, or those of `job_ids` still open (time alone raises late and
+    stalled); returns jobs visited.
+    """
     load = floor_load(session, lab_id)
-    jobs = session.scalars(select(Job).where(Job.lab_id == lab_id, Job.is_active)).all()
+    query = select(Job).where(Job.lab_id == lab_id, Job.is_active)
+    if job_ids is not None:
+        query = query.where(Job.id.in_(job_ids))
+    jobs = session.scalars(query).all()
     for job in jobs:
         refresh_job(session, job, now, load)
     # Flags of jobs that finished since the last sweep are cleared by their final event.

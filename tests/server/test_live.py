@@ -6,10 +6,11 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from server.background import SWEEP_LOCK, Sweeper
 from server.context import ServerContext
+from server.db import Database
 from server.domain.events import ingest_event
 from server.domain.jobs import create_job
 from server.live import LiveBus
@@ -136,6 +137,28 @@ def test_the_sweep_raises_time_flags_and_learns(lab: Lab, floor: Floor) -> None:
     assert "late" in kinds
 
 
+def test_the_sweep_commits_every_chunk_of_jobs(lab: Lab) -> None:
+    # One transaction over all open jobs held SQLite's write lock for seconds.
+    for number in range(5):
+        lab.make_job(f"J{number}")
+    commits: list[object] = []
+
+    def count(connection: object) -> None:
+        commits.append(connection)
+
+    def commits_of_a_round(chunk: int) -> int:
+        commits.clear()
+        event.listen(lab.context.db.engine, "commit", count)
+        try:
+            assert Sweeper(lab.context, chunk=chunk).sweep_once() == 5
+        finally:
+            event.remove(lab.context.db.engine, "commit", count)
+        return len(commits)
+
+    # Jobs 1-2, 3-4 and 5 commit apart: two commits more than all five at once.
+    assert commits_of_a_round(2) == commits_of_a_round(100) + 2
+
+
 def test_only_one_process_sweeps_at_a_time_on_postgres(lab: Lab) -> None:
     if lab.context.db.dialect != "postgresql":
         pytest.skip("the advisory lock is the PostgreSQL path")
@@ -144,6 +167,14 @@ def test_only_one_process_sweeps_at_a_time_on_postgres(lab: Lab) -> None:
         holder.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SWEEP_LOCK})
         assert Sweeper(lab.context).sweep_once() == 0
     assert Sweeper(lab.context).sweep_once() == 1
+    # The round let go of its lock: another process (its own engine) gets it.
+    other_process = Database(lab.context.settings.resolved_database_url)
+    try:
+        with other_process.session() as session:
+            lock = text("SELECT pg_try_advisory_xact_lock(:key)")
+            assert session.scalar(lock, {"key": SWEEP_LOCK}) is True
+    finally:
+        other_process.dispose()
 
 
 async def test_events_through_the_api_wake_the_bus(
