@@ -142,7 +142,7 @@ def main() -> int:
         default=parse_symbologies("code128"),
         help="symbologies our pipeline looks for (default code128: what the tickets carry)",
     )
-    parser.add_argument("--synthetic", type=int, default=150, help="held-out frames (0: none)")
+    parser.add_argument("--synthetic", type=int, default=450, help="held-out frames (0: none)")
     parser.add_argument("--seed", type=int, default=20240601)
     args = parser.parse_args()
 
