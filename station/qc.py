@@ -23,7 +23,7 @@ from lenstrack.optics import (
 )
 from station.flow import Screen, StationFlow
 from station.settings import QcSettings
-from station.wire import Action, DefectIn, InspectionIn, JobCard, JobStatus
+from station.wire import Action, DefectIn, InspectionIn, JobCard, JobStatus, Reason
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class Inspection:
         self.design = cast(Design, card.lens_design)
         self.ordered = ordered_pair(card.prescription)
         self.eyes = [eye for eye in EYES if self.ordered.lens(eye) is not None]
+        self.route = [stage.code for stage in card.route_stages]
         self.profile_name = _profile_name(card, settings, tolerances)
         self.profile = tolerances.profile(self.profile_name)
         self.measured: dict[Eye, dict[Field, float | int]] = {eye: {} for eye in self.eyes}
@@ -99,6 +100,30 @@ class Inspection:
     def passes(self) -> bool:
         result = self.result()
         return result is not None and result.passed and all(self.cosmetic.values())
+
+    def failed_eyes(self) -> list[Eye]:
+        """Eyes with a measurement out of tolerance."""
+        result = self.result()
+        failed = {check.eye for check in result.checks if not check.passed} if result else set()
+        return [eye for eye in self.eyes if eye in failed]
+
+    def uncovered_eyes(self, defects: list[DefectIn]) -> list[Eye]:
+        """Failed eyes that no chosen defect names (a defect for the pair covers both)."""
+        named = {defect.eye for defect in defects}
+        return [] if None in named else [eye for eye in self.failed_eyes() if eye not in named]
+
+    def deciding_defect(self, defects: list[DefectIn], reasons: list[Reason]) -> DefectIn:
+        """The defect that sends the job furthest back along its route decides where it goes
+        (redoing that stage redoes the later ones); the server applies the same rule. A return
+        stage off the route is the route's first stage.
+        """
+        back_to = {reason.code: reason.return_stage for reason in reasons}
+
+        def position(defect: DefectIn) -> int:
+            stage = back_to.get(defect.code)
+            return self.route.index(stage) if stage in self.route else 0
+
+        return min(defects, key=position)
 
     def payload(self, defects: list[DefectIn]) -> InspectionIn:
         measured = self.measured_pair()
@@ -194,9 +219,11 @@ class QcDesk:
             return self.flow.screen  # the PASS button is disabled then
         return self.flow.record(Action.complete, inspection=self.inspection.payload([]))
 
-    def fail_job(self, defects: list[DefectIn]) -> Screen:
-        """Sends the job back as rework to the first defect's return stage."""
-        if self.inspection is None or not defects:
+    def fail_job(self, defects: list[DefectIn], reasons: list[Reason]) -> Screen:
+        """Sends the job back as rework to the return stage of the defect that sends it
+        furthest back; every failed eye needs a defect (the dialog only offers that)."""
+        if self.inspection is None or not defects or self.inspection.uncovered_eyes(defects):
             return self.flow.screen
+        deciding = self.inspection.deciding_defect(defects, reasons)
         inspection = self.inspection.payload(defects)
-        return self.flow.record(Action.rework, reason_code=defects[0].code, inspection=inspection)
+        return self.flow.record(Action.rework, reason_code=deciding.code, inspection=inspection)

@@ -227,7 +227,8 @@ def _fail_dialog(station: "StationApp") -> None:
     desk = station.qc
     assert desk is not None and desk.inspection is not None
     desk.flow.touch()
-    eyes: list[Eye | None] = [*desk.inspection.eyes, None]
+    inspection = desk.inspection
+    eyes: list[Eye | None] = [*inspection.eyes, None]
     reasons = [reason for reason in station.uplink.reasons() if reason.kind == "defect"]
     stage_names = station.stage_names()
     chosen: list[DefectIn] = []
@@ -240,8 +241,9 @@ def _fail_dialog(station: "StationApp") -> None:
         choices.refresh()
 
     def send() -> None:
-        dialog.close()
-        desk.fail_job(list(chosen))
+        if chosen and not inspection.uncovered_eyes(chosen):
+            dialog.close()
+            desk.fail_job(list(chosen), reasons)
 
     @ui.refreshable
     def choices() -> None:
@@ -256,14 +258,22 @@ def _fail_dialog(station: "StationApp") -> None:
                     ui.button(EYE_WORDS[eye], on_click=lambda defect=defect: toggle(defect)).props(
                         f"unelevated color={'red-9' if on else 'grey-8'}"
                     ).classes("qc-eye").mark(f"defect-{reason.code}-{EYE_WORDS[eye]}")
-        first = next((r for r in reasons if chosen and r.code == chosen[0].code), None)
+        uncovered = inspection.uncovered_eyes(chosen)
+        ready = bool(chosen) and not uncovered
         with ui.row().classes("w-full items-center gap-3"):
             ui.button("Send to rework", on_click=send).props(
-                f"unelevated color=red-9 {'' if chosen else 'disable'}"
+                f"unelevated color=red-9 {'' if ready else 'disable'}"
             ).classes("big-button").mark("send-rework")
             ui.button("Cancel", on_click=dialog.close).props("flat").classes("big-button")
-            if first is not None:
-                ui.label(f"Job goes back to {return_text(first, stage_names)}").classes(
+            if uncovered:
+                words = " and ".join(uncovered)
+                ui.label(f"{words} failed: choose a defect for {words} (or the pair)").classes(
+                    "text-lg pending"
+                ).mark("rework-uncovered")
+            elif chosen:
+                deciding = inspection.deciding_defect(chosen, reasons)
+                reason = next(r for r in reasons if r.code == deciding.code)
+                ui.label(f"Job goes back to {return_text(reason, stage_names)}").classes(
                     "text-lg"
                 ).mark("rework-target")
 

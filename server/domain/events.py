@@ -33,6 +33,7 @@ from server.models import (
     utcnow,
 )
 from server.schemas import (
+    DefectIn,
     EventIn,
     EventResult,
     FieldError,
@@ -104,6 +105,27 @@ def _reason(session: Session, lab_id: int, event: EventIn) -> ReasonCode | None:
     if reason is None:
         raise Invalid("reason_code", f"{event.reason_code!r} is not a {kind} reason code")
     return reason
+
+
+def _furthest_back(session: Session, job: Job, defects: list[DefectIn]) -> str:
+    """The code of the defect that sends the job furthest back along its route: redoing that
+    stage redoes the later ones. On a tie, the one listed first.
+    """
+    reasons = {
+        reason.code: reason
+        for reason in session.scalars(
+            select(ReasonCode).where(
+                ReasonCode.lab_id == job.lab_id,
+                ReasonCode.kind == ReasonKind.defect,
+                ReasonCode.code.in_({defect.code for defect in defects}),
+            )
+        )
+    }
+    route = [step.stage_id for step in job.route.steps]
+    return min(
+        (defect.code for defect in defects),
+        key=lambda code: route.index(_return_stage_id(job, reasons.get(code))),
+    )
 
 
 def _stage_by_code(session: Session, lab_id: int, code: str, field: str) -> Stage:
@@ -246,8 +268,8 @@ def ingest_event(
         judged = judge(session, job, event.inspection, rules.tolerances)
         check_verdict(event.action, event.inspection, judged[2])
         if event.action == EventAction.rework and not (event.reason_code or event.to_stage):
-            # The first defect decides where the job goes back to.
-            event = event.model_copy(update={"reason_code": event.inspection.defects[0].code})
+            code = _furthest_back(session, job, event.inspection.defects)
+            event = event.model_copy(update={"reason_code": code})
     reason = _reason(session, station.lab_id, event)
     with session.begin_nested() as savepoint:
         # Serialise concurrent events for the same job (SQLite has one writer anyway), then

@@ -81,6 +81,21 @@ def test_a_fail_goes_back_to_the_defects_stage_and_flags_the_store(lab: Lab, flo
         assert flag is not None and "power out of tolerance" in flag.reason
 
 
+def test_the_defect_that_sends_the_job_furthest_back_decides(lab: Lab, floor: Floor) -> None:
+    job_id = _to_qc(lab, floor)
+    # Listed first, D-FIT returns to fitting; D-CHIP (a chipped edge) to edging, earlier on
+    # the route: re-edging leads through fitting again anyway.
+    defects = [{"code": "D-FIT"}, {"eye": "L", "code": "D-CHIP"}]
+    floor.send(
+        "QC-1",
+        "J1",
+        EventAction.rework,
+        inspection={"measured": ON_SPEC, "defects": defects, "cosmetic": {}},
+    )
+    job = lab.job(job_id)
+    assert job.current_stage is not None and job.current_stage.code == "edging"
+
+
 def test_attempts_are_counted_per_job(lab: Lab, floor: Floor) -> None:
     _to_qc(lab, floor)
     floor.send(

@@ -89,6 +89,11 @@ def test_qc_pass_and_fail_reach_the_server(
     page.keyboard.press("Escape")
     page.get_by_role("button", name="FAIL…").click()
     expect(page.get_by_text("Fail: choose the defects, per eye")).to_be_visible()
+    fit = page.locator(".q-dialog .row").filter(has_text="D-FIT")
+    fit.get_by_role("button", name="L", exact=True).click()
+    expect(page.get_by_text("R failed: choose a defect for R (or the pair)")).to_be_visible()
+    expect(page.get_by_role("button", name="Send to rework")).to_be_disabled()
+    shot(page, "qc-fail-dialog-uncovered")
     row = page.locator(".q-dialog .row").filter(has_text="D-POWER")
     row.get_by_role("button", name="R", exact=True).click()
     expect(page.get_by_text("Job goes back to")).to_be_visible()
@@ -108,4 +113,6 @@ def test_qc_pass_and_fail_reach_the_server(
     [rework] = [flag for flag in job["flags"] if flag["kind"] == "rework"]
     assert "Failed at Final QC" in rework["reason"] and "ower" in rework["reason"]
     [inspection] = api(live_server, f"/jobs/{card['id']}/inspections")
-    assert not inspection["passed"] and inspection["defects"][0]["code"] == "D-POWER"
+    assert not inspection["passed"]
+    # D-FIT (back to fitting) was chosen first; D-POWER sends the job further back.
+    assert [d["code"] for d in inspection["defects"]] == ["D-FIT", "D-POWER"]

@@ -108,6 +108,34 @@ async def test_out_of_tolerance_by_hand_then_fail_with_a_defect_per_eye(
     assert station.flow.screen.state is not None and station.flow.screen.state.stage == "edging"
 
 
+async def test_a_fail_needs_a_defect_for_every_failed_eye_and_goes_furthest_back(
+    user: User, station: StationApp, api: QcApi
+) -> None:
+    await start_inspection(user, station)
+    user.find(marker="qc-cell-R-sph").click()
+    for key in ("±", "2", ".", "4", "0"):
+        user.find(marker=f"pad-{key}").click()
+    user.find(marker="pad-ok").click()
+    await user.should_see("Out of tolerance: R sph")
+    user.find(marker="qc-fail").click()
+    user.find(marker="defect-D-FIT-L").click()
+    await user.should_see("R failed: choose a defect for R (or the pair)")
+    user.find(marker="send-rework").click()  # disabled: R has no defect
+    user.find(marker="defect-D-POWER-R").click()
+    await user.should_not_see("R failed")
+    # D-FIT (fitting), chosen first, is later on the route than D-POWER (the route's start).
+    await user.should_see("Job goes back to the route's first stage")
+    user.find(marker="send-rework").click()
+    await user.should_see("Sent to rework")
+    await until(lambda: any(e["action"] == "rework" for e in api.events), 10)
+    assert [e["action"] for e in api.events] == ["start", "rework"]
+    rework = sent(api, "rework")
+    assert rework["reason_code"] == "D-POWER"
+    inspection = rework["inspection"]
+    assert isinstance(inspection, dict)
+    assert [d["code"] for d in inspection["defects"]] == ["D-FIT", "D-POWER"]
+
+
 async def test_breakage_says_which_lens_and_the_replacement_blank(
     user: User, station: StationApp, api: QcApi
 ) -> None:
