@@ -5,6 +5,8 @@ only pushes when a job changes.
 """
 
 import asyncio
+import bisect
+from datetime import datetime
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
@@ -25,6 +27,7 @@ CARD_TONES = {
     "ok": "bg-white border-slate-300",
 }
 STATUS_ICONS = {JobStatus.queued: "schedule", JobStatus.in_progress: "build"}
+CARDS_PER_COLUMN = 40
 
 # Ages count up client-side from data-since (ms since the epoch), once a minute.
 AGE_SCRIPT = """<script>
@@ -61,9 +64,16 @@ def _card(card: WipCard) -> ui.element:
 
 
 class Board:
-    """Stage columns of cards; a changed job's card alone is rebuilt (or moved, or dropped)."""
+    """Stage columns of cards, oldest first; a changed job's card alone is rebuilt or moved.
+
+    A column shows its `CARDS_PER_COLUMN` oldest jobs and counts the rest: on a 2,000-job
+    floor every card made the board take 7 s to appear, and nobody reads the 300th card of
+    a column. The board keeps every job's card data, so a hidden one shows when one above
+    it leaves.
+    """
 
     def __init__(self, board: WipBoard) -> None:
+        self.per_column = CARDS_PER_COLUMN
         self.total = ui.label().classes("text-lg font-semibold px-4 pt-3")
         with (
             ui.element("div")
@@ -73,26 +83,34 @@ class Board:
             self.heads: dict[int, ui.label] = {}
             self.done: dict[int, ui.label] = {}
             self.columns: dict[int, ui.column] = {}
+            self.more: dict[int, ui.label] = {}
             for column in board.columns:
                 with ui.column().classes("gap-2 bg-slate-100 rounded p-2 min-w-0"):
                     ui.label(column.name).classes("font-semibold leading-tight")
                     self.heads[column.stage_id] = ui.label().classes("text-xs text-slate-600")
                     self.done[column.stage_id] = ui.label().classes("text-xs text-green-800")
                     self.columns[column.stage_id] = ui.column().classes("w-full gap-2")
-        self.cards: dict[int, tuple[int, ui.element]] = {}
+                    self.more[column.stage_id] = ui.label().classes("text-xs text-slate-600")
+        self.cards: dict[int, WipCard] = {}  # every job in WIP, shown or not
+        self.queues: dict[int, list[tuple[datetime, int]]] = {s: [] for s in self.columns}
+        self.shown: dict[int, tuple[int, ui.element]] = {}  # job -> (stage, its card)
         for card in board.cards:
-            self.show(card.job_id, card)
+            self._add(card)
+        for stage_id in self.columns:
+            self._layout(stage_id)
         self.show_done({column.stage_id: column.done_today for column in board.columns})
 
     def show(self, job_id: int, card: WipCard | None) -> None:
         old = self.cards.pop(job_id, None)
         if old is not None:
-            self.columns[old[0]].remove(old[1])
+            self.queues[old.stage_id].remove((old.since, job_id))
+            if job_id in self.shown:  # its contents changed: rebuilt where it belongs
+                self.columns[old.stage_id].remove(self.shown.pop(job_id)[1])
         if card is not None and card.stage_id in self.columns:
-            with self.columns[card.stage_id]:
-                self.cards[job_id] = (card.stage_id, _card(card))
-        for stage_id, head in self.heads.items():
-            head.set_text(f"{len(self.columns[stage_id].default_slot.children)} in WIP")
+            self._add(card)
+        for stage_id in {old.stage_id if old else None, card.stage_id if card else None}:
+            if stage_id in self.columns:
+                self._layout(stage_id)
 
     def show_done(self, done: dict[int, int]) -> None:
         for stage_id, label in self.done.items():
@@ -101,6 +119,28 @@ class Board:
             f"Today's throughput: {sum(done.values())} stage completions · "
             f"{len(self.cards)} jobs in WIP"
         )
+
+    def _add(self, card: WipCard) -> None:
+        self.cards[card.job_id] = card
+        bisect.insort(self.queues[card.stage_id], (card.since, card.job_id))
+
+    def _layout(self, stage_id: int) -> None:
+        """Make the column show its oldest cards, in order, and count the others."""
+        column, queue = self.columns[stage_id], self.queues[stage_id]
+        wanted = [job_id for _, job_id in queue[: self.per_column]]
+        keep = set(wanted)
+        for job_id in [j for j, (s, _) in self.shown.items() if s == stage_id and j not in keep]:
+            column.remove(self.shown.pop(job_id)[1])
+        for index, job_id in enumerate(wanted):
+            if job_id not in self.shown:
+                with column:
+                    self.shown[job_id] = (stage_id, _card(self.cards[job_id]))
+            element = self.shown[job_id][1]
+            if column.default_slot.children.index(element) != index:
+                element.move(column, target_index=index)
+        hidden = len(queue) - len(wanted)
+        self.more[stage_id].set_text(f"+ {hidden} newer" if hidden else "")
+        self.heads[stage_id].set_text(f"{len(queue)} in WIP")
 
 
 def register_wip_pages(context: ServerContext) -> None:

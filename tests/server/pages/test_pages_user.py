@@ -4,10 +4,12 @@ import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from nicegui import ui
 from nicegui.testing.user import User
 
 from server.models import EventAction
+from server.pages import wip
 from server.pages.job_rows import JobRows
 from server.pages.store import FlagFeed
 from tests.server.conftest import Floor, Lab
@@ -73,6 +75,33 @@ async def test_the_wip_board_is_for_the_lab(lab: Lab, floor: Floor, log_in: LogI
     floor.send("EDGE-1", "N-4", EventAction.complete)
     lab.context.bus.wake()
     await user.should_see("1 done today")
+
+
+async def test_a_wip_column_shows_its_oldest_jobs_and_counts_the_rest(
+    lab: Lab, floor: Floor, log_in: LogIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wip, "CARDS_PER_COLUMN", 2)
+    for number in ("W-1", "W-2", "W-3"):  # oldest first
+        lab.make_job(number)
+    user = await log_in("manager", "demo-manager-pass")
+    await user.open("/wip")
+    await user.should_see("W-2")
+    await user.should_not_see("W-3")
+    await user.should_see("+ 1 newer")
+    await user.should_see("3 in WIP")
+    await user.should_see("3 jobs in WIP")
+    # Starting W-1 makes it the newest at edging: W-3 moves up into view, W-1 out of it.
+    floor.send("EDGE-1", "W-1", EventAction.start)
+    lab.context.bus.wake()
+    await user.should_see("W-3")
+    await user.should_not_see("W-1")
+    await user.should_see("+ 1 newer")
+    floor.send("EDGE-1", "W-2", EventAction.start)
+    floor.send("EDGE-1", "W-2", EventAction.complete)  # on to fitting: edging has two left
+    lab.context.bus.wake()
+    await user.should_see("W-1")
+    await user.should_not_see("+ 1 newer")
+    await user.should_see("2 in WIP")
 
 
 async def test_store_staff_get_a_403_on_the_wip_board(log_in: LogIn) -> None:
