@@ -81,7 +81,8 @@ def find_regions(gray: np.ndarray, *, max_regions: int = 4) -> list[Region]:
     mask = (coherent & strong & alternating).astype(np.uint8)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
-    # 16-bit labels: 3× faster than 32-bit, and the opened mask has far fewer components.
+    # 16-bit labels: 3× faster than 32-bit, and enough: after the 3×3 opening every component
+    # holds 9 pixels or more, so a 640×360 mask has at most 25,600 of them.
     count, labels, stats, _ = cv2.connectedComponentsWithStats(
         mask, connectivity=8, ltype=cv2.CV_16U
     )

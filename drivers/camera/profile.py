@@ -8,9 +8,11 @@ symbol whose rendering, with the decoded left neighbour as context and free gain
 correlates best with the samples; a small beam of partial decodes lets a wrong character be
 caught by its right neighbour's fit.
 
-Only the best-fitting complete decode of all grid and blur hypotheses counts, and only if it
-has a start character, fits the stop where the drifting grid ends and passes the mod-103
-check; the caller still confirms it with a second, independent decode (another band).
+Perspective narrows the modules along a tilted code; the profile is resampled to even them
+out under a few such hypotheses. Only the best-fitting complete decode of all grid, blur and
+perspective hypotheses counts, and only if it has a start character, fits the stop where the
+drifting grid ends, passes the mod-103 check and no decode of other symbols fits nearly as
+well; the caller still confirms it with a second decode (another profile or decoder).
 """
 
 from collections.abc import Iterator, Sequence
