@@ -29,6 +29,16 @@ POSTGRES_URL = os.environ.get(
 BACKENDS = ("sqlite", "postgresql")
 
 
+def child_environment(*dropped: str) -> dict[str, str]:
+    """This environment for an app the tests start as a process: without pytest's variables
+    (NiceGUI's ui.run takes PYTEST_CURRENT_TEST for its test mode), nor those starting with
+    any of `dropped` (e.g. LENSTRACK_, so the child reads only what the test sets).
+    """
+    return {
+        key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", *dropped))
+    }
+
+
 def _postgres_database(worker_name: str) -> Iterator[str]:
     """A throwaway database on the PostgreSQL server, dropped afterwards."""
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")

@@ -6,7 +6,6 @@ logs under `var/demo` of the working directory). The stations listen on the fixe
 `config/stations/*.toml`, as in a lab.
 """
 
-import os
 import shutil
 import signal
 import socket
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from station.settings import StationSettings
+from tests.conftest import child_environment
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 UP_TIMEOUT = 120.0  # seeding 200 jobs and starting ten processes on a 2-core CI machine
@@ -63,9 +63,7 @@ def test_demo_runs_every_part_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     if busy:
         pytest.fail(f"station ports in use (is a demo running?): {busy}")
     port = _free_port()
-    # Without pytest's variables: NiceGUI's ui.run takes PYTEST_CURRENT_TEST for its test mode.
-    own = ("LENSTRACK_", "PYTEST_", "NICEGUI_")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(own)}
+    env = child_environment("LENSTRACK_", "NICEGUI_")
     output = (tmp_path / "demo.out").open("w+b")
     demo = subprocess.Popen(
         [sys.executable, "-m", "lenstrack.cli", "demo", "--port", str(port)],

@@ -1,6 +1,5 @@
 """The `lenstrack` server subcommands as an operator runs them, and the migrations' fidelity."""
 
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -17,6 +16,7 @@ from server.context import ServerContext
 from server.domain import auth
 from server.models import Base
 from server.settings import Settings
+from tests.conftest import child_environment
 
 LENSTRACK = Path(sys.executable).with_name("lenstrack")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -25,9 +25,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 class Cli:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.env = {
-            key: value for key, value in os.environ.items() if not key.startswith("LENSTRACK_")
-        }
+        self.env = child_environment("LENSTRACK_")
         self.env |= {
             "LENSTRACK_DATA_DIR": str(data_dir),
             "LENSTRACK_SETTINGS_FILE": str(data_dir / "no-settings.toml"),

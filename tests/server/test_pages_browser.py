@@ -3,7 +3,6 @@
 Screenshots land in screenshots/ (gitignored) for a human to look at.
 """
 
-import os
 import re
 import socket
 import subprocess
@@ -15,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import child_environment
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +36,7 @@ def _free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("browser-server")
     port = _free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("LENSTRACK_")}
+    env = child_environment("LENSTRACK_")
     env |= {
         "LENSTRACK_DATA_DIR": str(data_dir),
         "LENSTRACK_PORT": str(port),

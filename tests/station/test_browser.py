@@ -3,7 +3,6 @@
 Also saves 1024×768 screenshots of each station state into screenshots/ for review.
 """
 
-import os
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.conftest import child_environment
 from tests.station.conftest import LiveServer, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,12 +38,7 @@ def start_station(
         # between the keys of one burst with the CPU saturated).
         '[[scanners]]\nkind = "wedge"\nmax_key_gap_ms = 150\n' + extra_toml
     )
-    # Without the PYTEST_* variables: NiceGUI's ui.run would think it runs inside a test.
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key != "PYTHONPATH" and not key.startswith("PYTEST")
-    }
+    env = child_environment("PYTHONPATH")
     log = (root / "station.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "lenstrack.cli", "station", "--config", str(config)],

@@ -57,6 +57,14 @@ async def start_inspection(user: User, station: StationApp) -> None:
     await user.should_see("Lensmeter reading", retries=50)  # the simulated Print
 
 
+def type_in(user: User, cell: str, keys: str) -> None:
+    """Taps a measurement cell, then the number pad's keys and OK."""
+    user.find(marker=f"qc-cell-{cell}").click()
+    for key in keys:
+        user.find(marker=f"pad-{key}").click()
+    user.find(marker="pad-ok").click()
+
+
 def sent(api: QcApi, action: str) -> dict[str, object]:
     return next(e for e in api.events if e["action"] == action)
 
@@ -76,10 +84,7 @@ async def test_out_of_tolerance_by_hand_then_fail_with_a_defect_per_eye(
     user: User, station: StationApp, api: QcApi
 ) -> None:
     await start_inspection(user, station)
-    user.find(marker="qc-cell-R-sph").click()
-    for key in ("±", "2", ".", "4", "0"):
-        user.find(marker=f"pad-{key}").click()
-    user.find(marker="pad-ok").click()
+    type_in(user, "R-sph", "±2.40")
     await user.should_see("Entered by hand")
     await user.should_see("off 0.40 (±0.13)")
     await user.should_see("Out of tolerance: R sph")
@@ -112,10 +117,7 @@ async def test_a_fail_needs_a_defect_for_every_failed_eye_and_goes_furthest_back
     user: User, station: StationApp, api: QcApi
 ) -> None:
     await start_inspection(user, station)
-    user.find(marker="qc-cell-R-sph").click()
-    for key in ("±", "2", ".", "4", "0"):
-        user.find(marker=f"pad-{key}").click()
-    user.find(marker="pad-ok").click()
+    type_in(user, "R-sph", "±2.40")
     await user.should_see("Out of tolerance: R sph")
     user.find(marker="qc-fail").click()
     user.find(marker="defect-D-FIT-L").click()

@@ -4,7 +4,6 @@ Shared by the browser tests and benchmarks/push_latency.py: both need the real t
 process, the live bus, websockets), bounded in time and always stopped.
 """
 
-import os
 import socket
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import httpx
 from playwright.sync_api import Browser, Page, Playwright
+
+from tests.conftest import child_environment
 
 LENSTRACK = Path(sys.executable).with_name("lenstrack")
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -80,7 +81,7 @@ class RealServer:
 def real_server(data_dir: Path, jobs: int = 30) -> Iterator[RealServer]:
     """Seeds the demo lab with `jobs` jobs, serves it, and stops the server however it ends."""
     port = _free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("LENSTRACK_")}
+    env = child_environment("LENSTRACK_")
     env |= {
         "LENSTRACK_DATA_DIR": str(data_dir),
         "LENSTRACK_PORT": str(port),
