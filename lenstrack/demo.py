@@ -12,51 +12,125 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the station package is imported only once the demo runs
+    from station.settings import StationSettings
+    from station.simulator import FloorSettings
 
 DEMO_DIR = Path("var/demo")
 TOKENS_DIR = DEMO_DIR / "tokens"  # the station TOMLs and config/floor.toml read NAME.token here
 STATION_CONFIGS = Path("config/stations")
 FLOOR_CONFIG = Path("config/floor.toml")
-START_TIMEOUT = 60.0
+# Each part gets its own deadline, counted from its own start: a busy two-core machine
+# starts ten Python processes at once, and a part that is still running is slow, not dead.
+START_TIMEOUT = 300.0
+PROGRESS_EVERY = 10.0  # seconds between "still waiting" lines
+LOG_TAIL_LINES = 20
+Say = Callable[[str], None]
+
+
+@dataclass
+class DemoChild:
+    """One process of the demo, with the log it writes and the URL that answers once it is up."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    url: str | None  # None: a headless part, watched only for exiting
+    started_at: float = field(default_factory=time.monotonic)
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            with self.log.open(errors="replace") as text:
+                return "".join(deque(text, maxlen=lines))
+        except OSError as error:
+            return f"(cannot read {self.log}: {error})\n"
+
+
+class StartFailed(Exception):
+    """A part of the demo exited, or stayed silent past its deadline; the message says which
+    and ends with the last lines of its log."""
+
+    def __init__(self, child: DemoChild, why: str) -> None:
+        super().__init__(
+            f"{child.name} {why}; the last lines of {child.log}:\n{child.log_tail().rstrip()}"
+        )
 
 
 @dataclass
 class DemoProcesses:
     """Children started by the demo; all are stopped when it ends."""
 
-    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    children: list[DemoChild] = field(default_factory=list)
 
-    def start(self, name: str, arguments: list[str], env: dict[str, str]) -> None:
-        log = (DEMO_DIR / f"{name}.log").open("ab")
-        process = subprocess.Popen(_cli(*arguments), env=env, stdout=log, stderr=subprocess.STDOUT)
-        self.processes.append((name, process))
+    def start(
+        self, name: str, arguments: list[str], env: dict[str, str], url: str | None = None
+    ) -> DemoChild:
+        log_path = DEMO_DIR / f"{name}.log"
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                _cli(*arguments), env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        child = DemoChild(name, process, log_path, url)
+        self.children.append(child)
+        return child
 
     def stop(self) -> None:
-        for _, process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
+        for child in self.children:
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGINT)
         deadline = time.monotonic() + 10
-        for _, process in self.processes:
+        for child in self.children:
             try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                process.kill()
+                child.process.kill()
 
-    def exited(self) -> list[str]:
-        return [name for name, process in self.processes if process.poll() is not None]
+    def exited(self) -> list[DemoChild]:
+        return [child for child in self.children if child.process.poll() is not None]
 
 
-def _wait_until_up(url: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return True
-        except OSError:
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until_up(
+    children: Sequence[DemoChild],
+    what: str,
+    say: Say,
+    timeout: float = START_TIMEOUT,
+    progress_every: float = PROGRESS_EVERY,
+) -> None:
+    """Wait until every child's URL answers. Fails (StartFailed) as soon as one exits, or once
+    one has been running `timeout` seconds since its own start without answering. Says how
+    many are up whenever that changes, and what is still awaited every `progress_every` s."""
+    waiting = list(children)
+    last_said = time.monotonic()
+    while waiting:
+        for child in list(waiting):
+            if child.url is not None and _answers(child.url):
+                waiting.remove(child)
+                say(f"{what}: {len(children) - len(waiting)} of {len(children)} up ({child.name})")
+                last_said = time.monotonic()
+            elif child.process.poll() is not None:
+                raise StartFailed(child, f"exited with code {child.process.returncode}")
+            elif time.monotonic() - child.started_at > timeout:
+                raise StartFailed(child, f"did not answer at {child.url} within {timeout:.0f} s")
+        if waiting and time.monotonic() - last_said >= progress_every:
+            names = ", ".join(child.name for child in waiting)
+            say(f"{what}: still starting {names}")
+            last_said = time.monotonic()
+        if waiting:
             time.sleep(0.3)
-    return False
 
 
 def _cli(*arguments: str) -> list[str]:
@@ -92,6 +166,49 @@ def _ensure_tokens(names: list[str], data_dir: Path) -> None:
         database.dispose()
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _seed(env: dict[str, str], jobs: int) -> tuple[int, str]:
+    """Run `seed-demo`, relaying its progress lines as they come; returns its exit code and
+    what it printed on stdout (the demo log-ins)."""
+    _say(f"seeding the demo lab ({jobs} jobs) in {DEMO_DIR / 'lenstrack.db'}")
+    started_at = time.monotonic()
+    with subprocess.Popen(
+        _cli("seed-demo", "--jobs", str(jobs)),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as seeding:
+        assert seeding.stderr is not None and seeding.stdout is not None
+        for line in seeding.stderr:  # the log-ins on stdout fit the pipe, so this cannot block
+            print(f"  {line.rstrip()}", file=sys.stderr, flush=True)
+        printed = seeding.stdout.read()
+    if seeding.returncode == 0:
+        _say(f"seeded in {time.monotonic() - started_at:.0f} s")
+    return seeding.returncode, printed
+
+
+def _print_urls(
+    server_url: str, stations: list["StationSettings"], floor: "FloorSettings", speed: float
+) -> None:
+    print(f"  store portal (north / south):  {server_url}/store")
+    print(f"  WIP board:                     {server_url}/wip")
+    print(f"  job list:                      {server_url}/jobs")
+    print(f"  API documentation:             {server_url}/docs")
+    print("  stations for people (sign in by scanning a badge, e.g. B1001):")
+    for station in stations:
+        camera = (
+            " (virtual camera)" if any(s.kind == "virtual_camera" for s in station.scanners) else ""
+        )
+        print(f"    {station.name:7} {station.stage:11} http://127.0.0.1:{station.port}/{camera}")
+    simulated = ", ".join(station.name for station in floor.stations)
+    print(f"  simulated stations ({speed:g}× speed): {simulated}")
+    print(f"  logs:                          {DEMO_DIR}/*.log")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from station.settings import StationSettings
     from station.simulator import FloorSettings
@@ -105,10 +222,10 @@ def run_demo(args: argparse.Namespace) -> int:
     }
     env.pop("LENSTRACK_DATABASE_URL", None)  # the demo always runs on its own SQLite file
     started_at = time.monotonic()
-    seeded = subprocess.run(_cli("seed-demo"), env=env, check=False, capture_output=True)
-    if seeded.returncode != 0:
-        sys.stderr.buffer.write(seeded.stdout + seeded.stderr)
-        return seeded.returncode
+    code, logins = _seed(env, args.jobs)
+    if code != 0:
+        print(f"seeding the demo lab failed (exit code {code})", file=sys.stderr)
+        return code
     server_url = f"http://127.0.0.1:{args.port}"
     configs = {path: StationSettings.load(path) for path in STATION_CONFIGS.glob("*.toml")}
     configs = dict(sorted(configs.items(), key=lambda item: item[1].port))
@@ -118,46 +235,34 @@ def run_demo(args: argparse.Namespace) -> int:
     station_env = {**env, "LENSTRACK_STATION_SERVER_URL": server_url}
     children = DemoProcesses()
     try:
-        children.start("server", ["serve"], env)
-        if not _wait_until_up(f"{server_url}/login", timeout=START_TIMEOUT):
-            print(f"the server did not come up; see {DEMO_DIR / 'server.log'}", file=sys.stderr)
-            return 1
-        for path, station in configs.items():
-            children.start(station.name, ["station", "--config", str(path)], station_env)
+        server = children.start("server", ["serve"], env, f"{server_url}/login")
+        wait_until_up([server], "server", _say)
+        station_children = [
+            children.start(
+                station.name,
+                ["station", "--config", str(path)],
+                station_env,
+                f"http://127.0.0.1:{station.port}/",
+            )
+            for path, station in configs.items()
+        ]
         floor_args = ["simulate-floor", "--config", str(FLOOR_CONFIG), "--server-url", server_url]
         children.start("floor", [*floor_args, "--speed", str(args.speed)], env)
-        deadline = started_at + START_TIMEOUT
-        for station in stations:
-            url = f"http://127.0.0.1:{station.port}/"
-            if not _wait_until_up(url, timeout=max(1.0, deadline - time.monotonic())):
-                print(f"{station.name} did not come up; see {DEMO_DIR}/{station.name}.log")
-                return 1
-        print(seeded.stdout.decode(), end="")
+        wait_until_up(station_children, "stations", _say)
+        print(logins, end="")
         print()
         print(
             f"LensTrack demo is running, up in {time.monotonic() - started_at:.0f} s "
             "(Ctrl-C stops everything):"
         )
-        print(f"  store portal (north / south):  {server_url}/store")
-        print(f"  WIP board:                     {server_url}/wip")
-        print(f"  job list:                      {server_url}/jobs")
-        print(f"  API documentation:             {server_url}/docs")
-        print("  stations for people (sign in by scanning a badge, e.g. B1001):")
-        for station in stations:
-            camera = (
-                " (virtual camera)"
-                if any(s.kind == "virtual_camera" for s in station.scanners)
-                else ""
-            )
-            print(
-                f"    {station.name:7} {station.stage:11} http://127.0.0.1:{station.port}/{camera}"
-            )
-        simulated = ", ".join(station.name for station in floor.stations)
-        print(f"  simulated stations ({args.speed:g}× speed): {simulated}")
-        print(f"  logs:                          {DEMO_DIR}/*.log")
+        _print_urls(server_url, stations, floor, args.speed)
         while not children.exited():
             time.sleep(1)
-        print(f"stopped unexpectedly: {', '.join(children.exited())}", file=sys.stderr)
+        for child in children.exited():
+            print(StartFailed(child, "stopped unexpectedly"), file=sys.stderr)
+        return 1
+    except StartFailed as failure:
+        print(failure, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
@@ -168,6 +273,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo = subparsers.add_parser("demo", help="seed and run the demo lab on this machine")
     demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--jobs", type=int, default=200, help="jobs in a newly seeded demo lab")
     demo.add_argument(
         "--speed", type=float, default=60, help="floor simulator: standard minutes per minute"
     )

@@ -54,6 +54,20 @@ def _config_load(_args: argparse.Namespace) -> int:
     return 0
 
 
+class _SeedProgress:
+    """Progress on stderr, a line per tenth of the jobs, so a person (and `lenstrack demo`,
+    which relays it) sees the seeding move."""
+
+    def __init__(self) -> None:
+        self.reported = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        tenth = done * 10 // max(total, 1)
+        if tenth > self.reported or done == total:
+            self.reported = tenth
+            print(f"seeding the demo lab: {done} of {total} jobs", file=sys.stderr, flush=True)
+
+
 def _seed_demo(args: argparse.Namespace) -> int:
     from server import migrate
     from server.db import Database
@@ -65,7 +79,7 @@ def _seed_demo(args: argparse.Namespace) -> int:
     database = Database(settings.resolved_database_url)
     with database.session() as session:
         config = load_lab_config(settings.lab_config, _known_profiles(settings))
-        seeded = seed_demo(session, config, args.jobs, args.seed)
+        seeded = seed_demo(session, config, args.jobs, args.seed, _SeedProgress())
     print("seeded the demo lab" if seeded else "the demo lab has jobs already; left as it is")
     print("demo log-ins (user / password / role / store / badge):")
     for login in DEMO_PEOPLE:

@@ -1,11 +1,14 @@
 """`lenstrack demo` end to end, as `make demo` runs it: seeded, every process up, the
-simulated floor producing events, and Ctrl-C stopping all of it.
+simulated floor producing events, and Ctrl-C stopping all of it — on a machine kept busy by a
+CPU-bound process per core, since the demo must come up on a slow machine too. And the demo's
+wait for its parts: slow is not dead, a part that exits is named with its log's last lines.
 
 It runs in a scratch directory holding a copy of `config/` (the demo keeps its database and
 logs under `var/demo` of the working directory). The stations listen on the fixed ports of
 `config/stations/*.toml`, as in a lab.
 """
 
+import os
 import shutil
 import signal
 import socket
@@ -19,11 +22,14 @@ from pathlib import Path
 
 import pytest
 
+from lenstrack.demo import DemoChild, StartFailed, wait_until_up
 from station.settings import StationSettings
 from tests.conftest import child_environment
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
-UP_TIMEOUT = 120.0  # seeding 200 jobs and starting ten processes on a 2-core CI machine
+# Seeding 200 jobs and starting ten processes on a 2-core machine with both cores busy; the
+# demo's own deadlines are per part and longer still.
+UP_TIMEOUT = 420.0
 
 
 def _free_port() -> int:
@@ -56,7 +62,15 @@ def _port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_demo_runs_every_part_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def _cpu_hogs() -> list[subprocess.Popen[bytes]]:
+    """One busy-looping process per core, at the demo's own priority."""
+    return [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 2)
+    ]
+
+
+def test_demo_runs_every_part_under_load_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     shutil.copytree(CONFIG, tmp_path / "config")
     stations = [StationSettings.load(path) for path in sorted(CONFIG.glob("stations/*.toml"))]
     busy = [station.port for station in stations if _port_open(station.port)]
@@ -65,6 +79,7 @@ def test_demo_runs_every_part_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port = _free_port()
     env = child_environment("LENSTRACK_", "NICEGUI_")
     output = (tmp_path / "demo.out").open("w+b")
+    hogs = _cpu_hogs()
     demo = subprocess.Popen(
         [sys.executable, "-m", "lenstrack.cli", "demo", "--port", str(port)],
         cwd=tmp_path,
@@ -78,7 +93,12 @@ def test_demo_runs_every_part_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             assert demo.poll() is None, (tmp_path / "demo.out").read_text()
             assert time.monotonic() < deadline, "the demo did not come up in time"
             time.sleep(0.5)
+        for hog in hogs:
+            hog.kill()
         printed = (tmp_path / "demo.out").read_text()
+        # It said what it was waiting for while it started.
+        assert "seeding the demo lab: 100 of 200 jobs" in printed
+        assert f"stations: {len(stations)} of {len(stations)} up" in printed
         server = f"http://127.0.0.1:{port}"
         for url in (f"{server}/store", f"{server}/wip", f"{server}/jobs"):
             assert url in printed
@@ -96,6 +116,8 @@ def test_demo_runs_every_part_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             time.sleep(1)
         assert _events(database) > seeded, "the floor simulator posted no event in 30 s"
     finally:
+        for hog in hogs:
+            hog.kill()
         if demo.poll() is None:
             demo.send_signal(signal.SIGINT)
         try:
@@ -107,3 +129,59 @@ def test_demo_runs_every_part_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert code == 0
     still_listening = [p for p in [port, *(s.port for s in stations)] if _port_open(p)]
     assert not still_listening, f"still listening after Ctrl-C: {still_listening}"
+
+
+def _child(tmp_path: Path, name: str, script: str) -> DemoChild:
+    log = tmp_path / f"{name}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-c", script], stdout=output, stderr=subprocess.STDOUT
+        )
+    return DemoChild(name, process, log, f"http://127.0.0.1:{_free_port()}/")
+
+
+def _serve_after(seconds: float, port: int) -> str:
+    return (
+        "import http.server, time\n"
+        f"time.sleep({seconds})\n"
+        f"http.server.HTTPServer(('127.0.0.1', {port}), http.server.SimpleHTTPRequestHandler)"
+        ".serve_forever()\n"
+    )
+
+
+def test_a_part_still_starting_is_waited_for_and_progress_is_said(tmp_path: Path) -> None:
+    port = _free_port()
+    child = _child(tmp_path, "slow", _serve_after(2.5, port))
+    child.url = f"http://127.0.0.1:{port}/"
+    said: list[str] = []
+    try:
+        wait_until_up([child], "parts", said.append, timeout=60, progress_every=1)
+    finally:
+        child.process.kill()
+    assert "parts: still starting slow" in said
+    assert said[-1] == "parts: 1 of 1 up (slow)"
+
+
+def test_a_part_that_exits_is_named_with_the_end_of_its_log(tmp_path: Path) -> None:
+    script = "import sys\nfor n in range(40): print('line', n)\nsys.exit(3)"
+    child = _child(tmp_path, "broken", script)
+    with pytest.raises(StartFailed) as failure:
+        wait_until_up([child], "parts", lambda line: None, timeout=60)
+    message = str(failure.value)
+    assert message.startswith("broken exited with code 3")
+    assert "line 39" in message and "line 20" in message
+    assert "line 19" not in message  # the last 20 lines, not the whole log
+
+
+def test_a_part_silent_past_its_own_deadline_fails(tmp_path: Path) -> None:
+    child = _child(
+        tmp_path, "silent", "import time; print('listening soon', flush=True); time.sleep(60)"
+    )
+    try:
+        with pytest.raises(StartFailed) as failure:
+            wait_until_up([child], "parts", lambda line: None, timeout=1.5)
+    finally:
+        child.process.kill()
+    assert "silent did not answer" in str(failure.value)
+    assert "within 2 s" in str(failure.value)
+    assert "listening soon" in str(failure.value)

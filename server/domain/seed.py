@@ -5,6 +5,7 @@ Job states are reached by ingesting real station events, so every timeline is ge
 
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -77,8 +78,15 @@ def _random_rx(rng: random.Random, design: LensDesign) -> PrescriptionEyeIn:
     )
 
 
-def seed_demo(session: Session, config: LabConfig, job_count: int = 200, seed: int = 7) -> bool:
-    """Seeds once; returns False (and changes nothing) if the demo lab already has jobs."""
+def seed_demo(
+    session: Session,
+    config: LabConfig,
+    job_count: int = 200,
+    seed: int = 7,
+    progress: Callable[[int, int], None] | None = None,
+) -> bool:
+    """Seeds once; returns False (and changes nothing) if the demo lab already has jobs.
+    `progress(done, total)` is told after each job and once more before the final sweep."""
     lab = apply_lab_config(session, config)
     if session.scalar(select(func.count(Job.id)).where(Job.lab_id == lab.id)):
         return False
@@ -117,6 +125,8 @@ def seed_demo(session: Session, config: LabConfig, job_count: int = 200, seed: i
     floor = _DemoFloor(session, rng, stations, reasons, utcnow())
     for number in range(job_count):
         floor.seed_job(creator, stores, number)
+        if progress is not None:
+            progress(number + 1, job_count)
     # History is in place: learn stage times from it and bring ETAs and flags up to now.
     learn_stage_times(session, lab.id, floor.now)
     sweep(session, lab.id, floor.now)
