@@ -4,7 +4,8 @@ import logging
 
 from fastapi import FastAPI
 
-from server.api import auth, breakages, events, jobs, stations, webhooks
+from server.api import auth, breakages, events, health, jobs, stations, webhooks
+from server.api.deps import StampArrival
 from server.api.errors import install_error_handlers
 from server.background import Sweeper
 from server.context import ServerContext
@@ -23,8 +24,9 @@ def create_api(context: ServerContext) -> FastAPI:
         version="0.1.0",
     )
     api.state.context = context
+    api.add_middleware(StampArrival)
     install_error_handlers(api)
-    for module in (auth, breakages, events, jobs, stations, webhooks, login):
+    for module in (auth, breakages, events, health, jobs, stations, webhooks, login):
         api.include_router(module.router)
     return api
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -393,12 +394,14 @@ class RejectedEvent(Base):
         Index("ix_rejected_event_station_sequence", "station_id", "station_sequence"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
-    event_uuid: Mapped[uuid.UUID] = mapped_column(index=True)
+    # Unique: a UUID's fate is final, so a resend finds the first rejection, not a new one.
+    event_uuid: Mapped[uuid.UUID] = mapped_column(index=True, unique=True)
     station_id: Mapped[int] = mapped_column(ForeignKey("station.id"))
     station_sequence: Mapped[int] = mapped_column(BigInteger)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     field: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[int] = mapped_column(SmallInteger, server_default="422")
     received_at: Mapped[datetime]
 
 

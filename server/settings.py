@@ -53,6 +53,19 @@ class Settings(BaseSettings):
         default=3600, ge=0, description="Events created further in the future are rejected."
     )
     max_batch_size: int = Field(default=1000, ge=1)
+    # A station resends a request it gave up on (its timeout, 15 s by default): the first
+    # attempt must not be able to commit by then, or resends pile up behind it. So a batch
+    # takes events for ingest_budget_seconds and answers for those, and a request not ready
+    # to commit ingest_deadline_seconds after it arrived rolls back and answers 503.
+    ingest_budget_seconds: float = Field(
+        default=2.0, gt=0, description="Work per event batch; the rest waits for the next."
+    )
+    ingest_deadline_seconds: float = Field(
+        default=8.0,
+        gt=0,
+        description="A request that cannot commit this soon after arriving stores nothing "
+        "(503); keep it well below the stations' request timeout.",
+    )
     smtp_host: str = Field(default="", description="SMTP server for store e-mails; empty: off.")
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_security: Literal["starttls", "ssl", "none"] = "starttls"

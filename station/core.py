@@ -7,7 +7,7 @@ in one process. Serial scanners and cameras share one handler into the flow.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from station.uplink import Uplink
 
 log = logging.getLogger(__name__)
 IDLE_CHECK_SECONDS = 5.0
+RESTART_SECONDS = 1.0  # before a crashed station task starts again
 
 InputDevice = SerialBarcodeScanner | CameraScanner
 
@@ -111,7 +112,10 @@ class StationCore:
         await self.flow.scan(code.text)
 
     async def start(self) -> None:
-        self._tasks = [self._spawn(self.uplink.run()), self._spawn(self._idle_watch())]
+        self._tasks = [
+            asyncio.create_task(_supervised("sender", self.uplink.run)),
+            asyncio.create_task(_supervised("idle sign-out", self._idle_watch)),
+        ]
         for device in self.devices.values():
             device.start()
 
@@ -130,12 +134,14 @@ class StationCore:
             await asyncio.sleep(IDLE_CHECK_SECONDS)
             self.flow.check_idle()
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
-        task = asyncio.create_task(coroutine)
-        task.add_done_callback(_log_crash)
-        return task
 
-
-def _log_crash(task: "asyncio.Task[None]") -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("station task crashed", exc_info=task.exception())
+async def _supervised(name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Runs `work` for the station's whole life: should it ever end or crash, it is logged and
+    started again (a station that stopped sending would queue scans that never leave)."""
+    while True:
+        try:
+            await work()
+            log.error("station task %s ended; starting it again", name)
+        except Exception:
+            log.exception("station task %s crashed; starting it again", name)
+        await asyncio.sleep(RESTART_SECONDS)

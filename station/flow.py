@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from drivers.events import Event
-from station.outbox import CachedCard, Outbox, OutboxEvent
+from station.outbox import CachedCard, Outbox, OutboxEvent, OutboxWriteFailed
 from station.wire import (
     Action,
     BreakageDetail,
@@ -132,6 +132,8 @@ class Screen:
     verdict: Verdict | None = None
     scanned: str = ""
     scan_count: int = 0  # increments per handled scan, so every scan confirms, even a repeat
+    # Why the last event could not be saved on this PC; None once a save succeeds again.
+    storage_fault: str | None = None
 
 
 class StationFlow:
@@ -213,15 +215,15 @@ class StationFlow:
         if self.screen.operator is None:
             return self._show("error", "Scan your badge first")
         self._last_activity = self.clock()
-        self.outbox.record(
+        if not self._save(
             shown.card.job_number,
             action,
             operator_badge=self.screen.operator.badge_code,
             breakage=breakage,
             inspection=inspection,
             **fields,
-        )
-        self.source.wake()
+        ):
+            return self.screen
         return self._show_card(self.outbox.card(shown.card.job_number) or shown, action)
 
     def rejected(self, event: OutboxEvent, result: EventResult) -> None:
@@ -271,14 +273,35 @@ class StationFlow:
         started = bool(history) and history[-1].action == Action.start
         action = Action.complete if started else Action.start
         assert self.screen.operator is not None
-        self.outbox.record(code, action, operator_badge=self.screen.operator.badge_code)
-        self.source.wake()
+        if not self._save(code, action, operator_badge=self.screen.operator.badge_code):
+            return self.screen
         return self._show(
             "warning",
             f"Offline, card not cached: {action.value} of {code} recorded, checked when online",
             card=None,
             scanned=code,
         )
+
+    def _save(self, job: str, action: Action, **fields: Any) -> bool:
+        """Commits the event to the outbox before anything confirms it. If the station's disk
+        cannot take it, the scan is refused on screen (and refused again on every scan until
+        a save succeeds): an operator must never believe a job moved when nothing recorded it."""
+        try:
+            self.outbox.record(job, action, **fields)
+        except OutboxWriteFailed as error:
+            log.error("%s of %s NOT recorded: the outbox cannot be written: %s", action, job, error)
+            self._show(
+                "error",
+                f"NOT RECORDED: {action.value} of {job}. This station cannot save ({error}). "
+                "Call your supervisor, then scan again",
+                storage_fault=str(error),
+            )
+            return False
+        if self.screen.storage_fault is not None:
+            log.warning("the outbox takes events again")
+            self.screen = replace(self.screen, storage_fault=None)
+        self.source.wake()
+        return True
 
     # -- screen --
 

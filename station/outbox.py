@@ -54,6 +54,13 @@ CREATE INDEX IF NOT EXISTS cards_tray ON cards (tray_number);
 """
 
 EventState = Literal["queued", "sent", "rejected"]
+
+
+class OutboxWriteFailed(Exception):
+    """The event could not be committed (disk full, read-only, I/O error): nothing was
+    recorded, so the scan must be refused, never confirmed."""
+
+
 _timeline = TypeAdapter(list[TimelineEntry])
 
 
@@ -133,7 +140,8 @@ class Outbox:
         inspection: InspectionIn | None = None,
         now: datetime | None = None,
     ) -> OutboxEvent:
-        """Commit one event; its UUID is made here, at scan time, and never changes."""
+        """Commit one event; its UUID is made here, at scan time, and never changes.
+        OutboxWriteFailed if it could not be committed."""
         fields = {
             "operator_badge": operator_badge,
             "reason_code": reason_code,
@@ -145,11 +153,14 @@ class Outbox:
         }
         created_at = now or datetime.now(UTC)
         event_uuid = uuid.uuid4()
-        row = self._db.execute(
-            "INSERT INTO events (event_uuid, job, action, payload, created_at)"
-            " VALUES (?, ?, ?, ?, ?) RETURNING *",
-            (str(event_uuid), job, action.value, json.dumps(fields), created_at.isoformat()),
-        ).fetchone()
+        try:
+            row = self._db.execute(
+                "INSERT INTO events (event_uuid, job, action, payload, created_at)"
+                " VALUES (?, ?, ?, ?, ?) RETURNING *",
+                (str(event_uuid), job, action.value, json.dumps(fields), created_at.isoformat()),
+            ).fetchone()
+        except (sqlite3.Error, OSError) as error:
+            raise OutboxWriteFailed(str(error)) from error
         return _event(row)
 
     def queued(self, limit: int) -> list[OutboxEvent]:

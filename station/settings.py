@@ -105,7 +105,12 @@ class UplinkSettings(BaseModel):
     idle_poll_seconds: float = Field(5.0, gt=0, description="heartbeat while nothing is queued")
     prefetch_minutes: float = Field(2.0, gt=0, description="refresh of this stage's job cards")
     prefetch_limit: int = Field(300, ge=0, le=1000)
-    request_timeout_seconds: float = Field(5.0, gt=0)
+    # The server rolls back what it cannot commit within its ingest deadline (8 s by
+    # default), so a resend after this timeout never races a first attempt still committing.
+    request_timeout_seconds: float = Field(15.0, gt=0)
+    probe_seconds: float = Field(
+        1.0, gt=0, description="while the server is down, how often to check it is back"
+    )
 
 
 class StationSettings(BaseSettings):

@@ -134,6 +134,8 @@ def _status_bar(station: "StationApp", status: UplinkStatus) -> None:
         if status.queued:
             text += f" · {status.queued} queued"
         ui.label(text).classes(f"chip tone-{tone}").mark("connection")
+        if fault := station.flow.screen.storage_fault:
+            ui.label("Cannot save scans").classes("chip tone-error").mark("storage").tooltip(fault)
         for device in station.device_status.values():
             word = "connected" if device.connected else "lost"
             ui.label(f"{device.name} {word}").classes(

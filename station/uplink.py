@@ -8,6 +8,7 @@ resent after any failure: nothing is lost and nothing is stored twice.
 import asyncio
 import logging
 import random
+import sqlite3
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from station.wire import (
 log = logging.getLogger(__name__)
 
 Connection = Literal["connecting", "online", "offline", "unauthorised"]
+PROBE_TIMEOUT = 1.0  # seconds; a health probe is one cheap request
 _operators = TypeAdapter(list[Operator])
 _reasons = TypeAdapter(list[Reason])
 _timeline = TypeAdapter(list[TimelineEntry])
@@ -44,6 +46,11 @@ _timeline = TypeAdapter(list[TimelineEntry])
 
 class Offline(Exception):
     """The server could not be reached or failed (network, 5xx, timeout)."""
+
+
+class Unreachable(Offline):
+    """Nothing answered at the server's address (refused, no route): it is down, not busy, so
+    a cheap probe may end the backoff as soon as it is back."""
 
 
 class Unauthorised(Offline):
@@ -106,6 +113,9 @@ class Uplink:
     # -- the loop --
 
     async def run(self) -> None:
+        """Sends and refreshes until cancelled. No error ends it (network, HTTP, this PC's
+        database, a bug in one batch): each is logged and shown, then it backs off and goes on.
+        """
         failures = 0
         config = self.settings.uplink
         while True:
@@ -122,11 +132,40 @@ class Uplink:
                     await self._idle()
             except Offline as error:
                 failures += 1
-                delay = backoff_delay(
-                    failures, config.backoff_base_seconds, config.backoff_cap_seconds, self.rng
-                )
+                delay = self._delay(failures)
                 log.info("server unavailable (%s); retrying in %.1f s", error, delay)
+                await self._back_off(delay, probe=isinstance(error, Unreachable))
+            except Exception as error:
+                failures += 1
+                delay = self._delay(failures)
+                log.exception("sending failed on this station; retrying in %.1f s", delay)
+                self._publish(detail=f"station error: {error}")
                 await asyncio.sleep(delay)
+
+    def _delay(self, failures: int) -> float:
+        config = self.settings.uplink
+        return backoff_delay(
+            failures, config.backoff_base_seconds, config.backoff_cap_seconds, self.rng
+        )
+
+    async def _back_off(self, delay: float, probe: bool) -> None:
+        """Sleeps out the backoff; after an unreachable server, probes it about every
+        `probe_seconds` and ends the wait once it answers, so a returning server is drained
+        at once instead of after the rest of a long backoff."""
+        until = time.monotonic() + delay
+        while (left := until - time.monotonic()) > 0:
+            step = self.settings.uplink.probe_seconds * self.rng.uniform(0.75, 1.25)
+            await asyncio.sleep(min(left, step))
+            if probe and until - time.monotonic() > 0 and await self._answers():
+                log.info("server answers again; sending now")
+                return
+
+    async def _answers(self) -> bool:
+        try:
+            response = await self._client.get("/api/health", timeout=PROBE_TIMEOUT)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
 
     async def _idle(self) -> None:
         try:
@@ -143,11 +182,12 @@ class Uplink:
             return 0
         total = 0
         while batch := self.outbox.queued(self.settings.uplink.batch_size):
-            await self._send(batch, base)
-            total += len(batch)
+            total += await self._send(batch, base)
         return total
 
-    async def _send(self, batch: list[OutboxEvent], base: int) -> None:
+    async def _send(self, batch: list[OutboxEvent], base: int) -> int:
+        """Posts a batch; returns how many of its events the server answered for (it may
+        answer for the first ones only: the others stay queued for the next request)."""
         # The device clock may have been set back since a scan; the server requires
         # created_at ≤ sent_at, and the correction uses only their difference.
         sent_at = max(datetime.now(UTC), *(event.created_at for event in batch))
@@ -156,16 +196,17 @@ class Uplink:
         if response.status_code == 422:
             # Nothing of the batch was stored; find the event the server cannot parse.
             if len(batch) > 1:
-                for event in batch:
-                    await self._send([event], base)
-                return
+                return sum([await self._send([event], base) for event in batch])
             error = _first_error(response)
             log.error("event %s refused as malformed: %s", batch[0].event_uuid, error)
             self.outbox.reject(batch[0], *error)
             self._publish()
-            return
+            return 1
         self._raise_for_status(response)
         reply = BatchReply.model_validate_json(response.content)
+        answered = [result.event_uuid for result in reply.results]
+        if not answered or answered != [event.event_uuid for event in batch[: len(answered)]]:
+            raise Offline("the server's answer does not match the first events sent")
         self.outbox.mark(reply.results)
         by_uuid = {event.event_uuid: event for event in batch}
         for result in reply.results:
@@ -175,6 +216,7 @@ class Uplink:
             if result.status == "rejected":
                 self.rejected.emit(event, result)
         self._publish(sequence_gaps=reply.sequence_gaps)
+        return len(answered)
 
     # -- reference data and cards --
 
@@ -247,7 +289,10 @@ class Uplink:
             response = await self._client.request(method, path, **kwargs)  # type: ignore[arg-type]
         except httpx.HTTPError as error:
             self._publish(connection="offline", detail=type(error).__name__)
-            raise Offline(f"{type(error).__name__}: {error}") from error
+            unreachable = isinstance(error, httpx.ConnectError)
+            raise (Unreachable if unreachable else Offline)(
+                f"{type(error).__name__}: {error}"
+            ) from error
         if response.status_code >= 500:
             self._publish(connection="offline", detail=f"server error {response.status_code}")
             raise Offline(f"server error {response.status_code}")
@@ -266,7 +311,11 @@ class Uplink:
             raise Offline(f"{response.status_code}: {': '.join(_first_error(response))}")
 
     def _publish(self, **changes: object) -> None:
-        counts = self.outbox.counts()
+        try:
+            counts = self.outbox.counts()
+        except sqlite3.Error as error:  # what is shown must not take the sender down with it
+            log.error("cannot count the outbox: %s", error)
+            counts = {"queued": self.status.queued, "rejected": self.status.rejected}
         status = replace(
             self.status, queued=counts["queued"], rejected=counts["rejected"], **changes
         )

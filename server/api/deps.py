@@ -1,14 +1,17 @@
 """Request dependencies: the context, a transactional session and the caller's identity."""
 
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.context import ServerContext
 from server.domain.auth import PersonPrincipal, Principal, StationPrincipal, authenticate
-from server.domain.errors import Forbidden, Unauthorized
+from server.domain.errors import Forbidden, Unauthorized, Unavailable
 
 SESSION_COOKIE = "lenstrack_session"
 # Row ids in paths: bounded so an absurd number is a 422, not a database driver overflow.
@@ -75,3 +78,34 @@ def get_person(principal: CurrentPrincipal) -> PersonPrincipal:
 
 CurrentStation = Annotated[StationPrincipal, Depends(get_station)]
 CurrentPerson = Annotated[PersonPrincipal, Depends(get_person)]
+
+
+class StampArrival:
+    """ASGI middleware: notes when a request arrived, before it waits for a worker thread or
+    a database lock, so its deadline counts the time the client has been waiting."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope.setdefault("state", {})["arrived_at"] = time.monotonic()
+        await self.app(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class RequestDeadline:
+    at: float  # time.monotonic()
+
+    def check(self) -> None:
+        """Call last inside the transaction: past the deadline, it rolls back (503)."""
+        if time.monotonic() > self.at:
+            raise Unavailable("request", "not finished in time; nothing was stored, send again")
+
+
+def get_deadline(request: Request, context: Context) -> RequestDeadline:
+    arrived_at = getattr(request.state, "arrived_at", None) or time.monotonic()
+    return RequestDeadline(arrived_at + context.settings.ingest_deadline_seconds)
+
+
+Deadline = Annotated[RequestDeadline, Depends(get_deadline)]

@@ -1,8 +1,12 @@
-"""Station events: one or a batch, idempotent by event UUID."""
+"""Station events: one or a batch, idempotent by event UUID, each UUID's fate final.
+
+Each request either commits within the server's ingest deadline, counted from its arrival,
+or stores nothing: a station that gave up waiting and resends never races its first attempt.
+"""
 
 from fastapi import APIRouter, Response, status
 
-from server.api.deps import Context, CurrentStation
+from server.api.deps import Context, CurrentStation, Deadline
 from server.domain import events
 from server.domain.errors import DomainError, Invalid
 from server.models import utcnow
@@ -14,11 +18,19 @@ router = APIRouter(prefix="/api/events", tags=["events"])
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"description": "Already stored (a resend): answered as a duplicate."}},
+    responses={
+        200: {"description": "Already stored (a resend): answered as a duplicate."},
+        503: {"description": "Not done within the ingest deadline: nothing stored; retry."},
+    },
 )
 def post_event(
-    event: EventIn, station: CurrentStation, context: Context, response: Response
+    event: EventIn,
+    station: CurrentStation,
+    context: Context,
+    response: Response,
+    deadline: Deadline,
 ) -> EventResult:
+    """A rejected event answers 4xx with its reason, and so does every resend of it."""
     received_at = utcnow()
     rejection: DomainError | None = None
     with context.session() as session:
@@ -34,6 +46,7 @@ def post_event(
             # Kept for review (and so its sequence number is not reported as a gap).
             events.record_rejection(session, station, event, error, received_at)
             rejection = error
+        deadline.check()
     if rejection is not None:
         raise rejection
     if result.status == "duplicate":
@@ -41,12 +54,28 @@ def post_event(
     return result
 
 
-@router.post("/batch")
-def post_batch(batch: EventBatchIn, station: CurrentStation, context: Context) -> EventBatchOut:
-    """Applies events in order; each is stored, a duplicate, or rejected with its reason."""
+@router.post(
+    "/batch",
+    responses={503: {"description": "Not done within the ingest deadline: nothing stored."}},
+)
+def post_batch(
+    batch: EventBatchIn, station: CurrentStation, context: Context, deadline: Deadline
+) -> EventBatchOut:
+    """Applies events in order; each is stored, a duplicate, or rejected with its reason.
+
+    The results may cover only the first events of the batch (the server's work per request
+    is bounded): the others were not looked at and are to be sent again.
+    """
     if len(batch.events) > context.settings.max_batch_size:
         raise Invalid("events", f"at most {context.settings.max_batch_size} events per batch")
     with context.session() as session:
-        results = events.ingest_batch(session, station, batch.events, rules=context.ingest_rules)
+        results = events.ingest_batch(
+            session,
+            station,
+            batch.events,
+            rules=context.ingest_rules,
+            budget_seconds=context.settings.ingest_budget_seconds,
+        )
         gaps = events.sequence_gaps(session, station.station_id)
+        deadline.check()
     return EventBatchOut(results=results, sequence_gaps=gaps)

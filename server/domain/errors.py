@@ -28,3 +28,17 @@ class Unauthorized(DomainError):
 
 class Forbidden(DomainError):
     status_code = 403
+
+
+class Unavailable(DomainError):
+    """The server could not finish in time; nothing was stored, the caller may retry."""
+
+    status_code = 503
+
+
+class AlreadyRejected(DomainError):
+    """A resend of an event the server rejected before: the first answer, unchanged."""
+
+    def __init__(self, field: str, message: str, status_code: int) -> None:
+        super().__init__(field, message)
+        self.status_code = status_code

@@ -5,6 +5,8 @@ NOTHING` on its UUID, so a resend can never store it twice, even racing) and the
 state commit together or not at all.
 """
 
+import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -16,7 +18,7 @@ from sqlalchemy.orm import Session
 from lenstrack.optics import ToleranceFile, load_profiles
 from server.domain.auth import StationPrincipal
 from server.domain.breakage import record_breakage
-from server.domain.errors import Conflict, DomainError, Invalid
+from server.domain.errors import AlreadyRejected, Conflict, DomainError, Invalid
 from server.domain.flags import refresh_job
 from server.domain.inspection import check_verdict, judge, record_inspection, validate_defects
 from server.domain.jobs import lookup_job
@@ -72,11 +74,12 @@ class IngestRules:
     tolerances: ToleranceFile = field(default_factory=_default_tolerances)
 
 
-def _insert_ignoring_duplicate(dialect: str) -> Insert:
+def _insert_ignoring(table: type[StageEvent | RejectedEvent], dialect: str) -> Insert:
+    """An insert that does nothing when the row's event UUID is there already."""
     if dialect == "postgresql":
-        return postgresql.insert(StageEvent).on_conflict_do_nothing(index_elements=["event_uuid"])
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["event_uuid"])
     if dialect == "sqlite":
-        return sqlite.insert(StageEvent).on_conflict_do_nothing(index_elements=["event_uuid"])
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_uuid"])
     raise NotImplementedError(f"no atomic insert-or-ignore for {dialect}")
 
 
@@ -225,14 +228,33 @@ def _check_clock(event: EventIn, received_at: datetime, max_ahead: timedelta) ->
         raise Invalid("created_at", "is in the future beyond the allowed clock difference")
 
 
-def _duplicate(session: Session, event: EventIn) -> EventResult | None:
+def _lock_uuid(session: Session, event_uuid: uuid.UUID) -> None:
+    """Serialise every attempt at one UUID until its transaction ends, so the fate an attempt
+    reads (stored, rejected, unknown) cannot change before it commits its own. SQLite needs
+    nothing: a writing transaction holds the database's only write lock throughout."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(event_uuid.bytes[:8], "big", signed=True)
+        session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def _known_fate(session: Session, event: EventIn) -> EventResult | None:
+    """A UUID's fate is final: stored answers "duplicate", rejected raises the first rejection
+    again; None for a UUID never seen."""
     existing = session.scalar(select(StageEvent).where(StageEvent.event_uuid == event.event_uuid))
-    if existing is None:
-        return None
-    job = session.get_one(Job, existing.job_id)
-    return EventResult(
-        event_uuid=event.event_uuid, status="duplicate", event_id=existing.id, job=_job_state(job)
+    if existing is not None:
+        job = session.get_one(Job, existing.job_id)
+        return EventResult(
+            event_uuid=event.event_uuid,
+            status="duplicate",
+            event_id=existing.id,
+            job=_job_state(job),
+        )
+    rejected = session.scalar(
+        select(RejectedEvent).where(RejectedEvent.event_uuid == event.event_uuid)
     )
+    if rejected is not None:
+        raise AlreadyRejected(rejected.field, rejected.message, rejected.status_code)
+    return None
 
 
 def ingest_event(
@@ -243,12 +265,14 @@ def ingest_event(
     received_at: datetime | None = None,
     rules: IngestRules | None = None,
 ) -> EventResult:
-    """Store one event and apply it to its job; DomainError if it cannot be applied."""
+    """Store one event and apply it to its job; DomainError if it cannot be applied (and
+    AlreadyRejected for a resend of an event rejected before)."""
     rules = rules or IngestRules()
     received_at = received_at or utcnow()
-    duplicate = _duplicate(session, event)
-    if duplicate is not None:
-        return duplicate
+    _lock_uuid(session, event.event_uuid)
+    known = _known_fate(session, event)
+    if known is not None:
+        return known
     _check_clock(event, received_at, rules.max_clock_ahead)
     job = lookup_job(session, station, event.job)
     operator_id = None
@@ -275,14 +299,10 @@ def ingest_event(
         # Serialise concurrent events for the same job (SQLite has one writer anyway), then
         # re-read it: the state another request committed meanwhile is the one to move from.
         session.execute(select(Job.id).where(Job.id == job.id).with_for_update())
-        # A resend racing this one may have committed while we waited for the lock.
-        duplicate = _duplicate(session, event)
-        if duplicate is not None:
-            return duplicate
         session.refresh(job)
         transition = plan_transition(session, job, station, event, reason)
         event_id = session.scalar(
-            _insert_ignoring_duplicate(session.get_bind().dialect.name)
+            _insert_ignoring(StageEvent, session.get_bind().dialect.name)
             .values(
                 event_uuid=event.event_uuid,
                 station_id=station.station_id,
@@ -346,18 +366,21 @@ def record_rejection(
     error: DomainError,
     received_at: datetime,
 ) -> EventResult:
-    session.add(
-        RejectedEvent(
-            event_uuid=event.event_uuid,
-            station_id=station.station_id,
-            station_sequence=event.sequence,
-            payload=event.model_dump(mode="json"),
-            field=error.field,
-            message=error.message,
-            received_at=received_at,
+    """Keep the rejection, once per UUID: a resend of a rejected event (AlreadyRejected)
+    adds nothing and answers with the first rejection's reason."""
+    if not isinstance(error, AlreadyRejected):
+        session.execute(
+            _insert_ignoring(RejectedEvent, session.get_bind().dialect.name).values(
+                event_uuid=event.event_uuid,
+                station_id=station.station_id,
+                station_sequence=event.sequence,
+                payload=event.model_dump(mode="json"),
+                field=error.field,
+                message=error.message,
+                status_code=error.status_code,
+                received_at=received_at,
+            )
         )
-    )
-    session.flush()
     return EventResult(
         event_uuid=event.event_uuid,
         status="rejected",
@@ -372,11 +395,19 @@ def ingest_batch(
     *,
     received_at: datetime | None = None,
     rules: IngestRules | None = None,
+    budget_seconds: float | None = None,
 ) -> list[EventResult]:
-    """Events apply in the order given; one that cannot apply is rejected alone, with why."""
+    """Events apply in the order given; one that cannot apply is rejected alone, with why.
+
+    With a budget, events stop being taken once it is spent (the first always is): the
+    results then cover a prefix of the batch, and the caller sends the rest again.
+    """
     received_at = received_at or utcnow()
-    results = []
+    stop_at = None if budget_seconds is None else time.monotonic() + budget_seconds
+    results: list[EventResult] = []
     for event in events:
+        if results and stop_at is not None and time.monotonic() >= stop_at:
+            break
         try:
             results.append(
                 ingest_event(

@@ -6,7 +6,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from server.models import RejectedEvent, StageEvent, utcnow
+from server.models import Job, RejectedEvent, StageEvent, utcnow
 from tests.server.conftest import Lab
 from tests.server.payloads import count_rows, event_body, field_errors
 
@@ -185,4 +185,75 @@ async def test_twenty_racing_resends_store_one_event(
     assert statuses == [(200, "duplicate")] * 19 + [(201, "stored")], statuses
     assert len({r.json()["event_id"] for r in responses}) == 1
     assert count_rows(lab.context.db, StageEvent) == 1
+    assert count_rows(lab.context.db, RejectedEvent) == 0
+
+
+async def test_a_resent_rejected_event_keeps_its_first_answer_though_the_job_moved(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str]
+) -> None:
+    """A UUID's fate is final: refused once, refused on every resend, even when the job has
+    since moved so that the same event would now apply."""
+    complete = event_body("J1", 1, "complete")  # J1 is queued, not started: refused
+    first = await client.post("/api/events", json=complete, headers=edge)
+    assert first.status_code == 409, first.text
+    started = await client.post("/api/events", json=event_body("J1", 2, "start"), headers=edge)
+    assert started.status_code == 201, started.text
+    again = await client.post("/api/events", json=complete, headers=edge)
+    assert again.status_code == 409
+    assert field_errors(again) == field_errors(first)
+    batch = await client.post("/api/events/batch", json={"events": [complete]}, headers=edge)
+    [result] = batch.json()["results"]
+    assert result["status"] == "rejected"
+    assert result["error"] == {"field": "action", "message": field_errors(first)["action"]}
+    assert count_rows(lab.context.db, StageEvent) == 1
+    assert count_rows(lab.context.db, RejectedEvent) == 1
+    with lab.context.db.session() as session:
+        job = session.query(Job).filter_by(job_number="J1").one()
+        assert (job.current_stage.code, job.status) == ("edging", "in_progress")
+
+
+async def test_racing_resends_of_a_rejected_event_keep_one_rejection(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str]
+) -> None:
+    complete = event_body("J1", 1, "complete")
+    responses = await asyncio.gather(
+        *(
+            client.post("/api/events/batch", json={"events": [complete]}, headers=edge)
+            for _ in range(10)
+        )
+    )
+    assert {r.json()["results"][0]["status"] for r in responses} == {"rejected"}
+    assert count_rows(lab.context.db, RejectedEvent) == 1
+
+
+async def test_a_batch_past_its_work_budget_answers_for_the_events_it_took(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first event is always taken; the others wait for the station's next request."""
+    monkeypatch.setattr(lab.context.settings, "ingest_budget_seconds", 1e-9)
+    events = [event_body("J1", 1, "start"), event_body("J1", 2, "complete")]
+    response = await client.post("/api/events/batch", json={"events": events}, headers=edge)
+    assert [r["event_uuid"] for r in response.json()["results"]] == [events[0]["event_uuid"]]
+    assert count_rows(lab.context.db, StageEvent) == 1
+    rest = await client.post("/api/events/batch", json={"events": events[1:]}, headers=edge)
+    assert [r["status"] for r in rest.json()["results"]] == ["stored"]
+
+
+@pytest.mark.parametrize("path", ["/api/events", "/api/events/batch"])
+async def test_a_request_past_its_deadline_stores_nothing_and_answers_503(
+    client: httpx.AsyncClient,
+    lab: Lab,
+    edge: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+) -> None:
+    """Not done in time: rolled back, so the station's resend cannot race a late commit."""
+    monkeypatch.setattr(lab.context.settings, "ingest_deadline_seconds", 1e-9)
+    rejected = event_body("J1", 1, "complete")
+    for event in (event_body("J1", 2, "start"), rejected):
+        body = {"events": [event]} if path.endswith("batch") else event
+        response = await client.post(path, json=body, headers=edge)
+        assert response.status_code == 503, response.text
+        assert list(field_errors(response)) == ["request"]
+    assert count_rows(lab.context.db, StageEvent) == 0
     assert count_rows(lab.context.db, RejectedEvent) == 0

@@ -1,5 +1,6 @@
 """The `lenstrack` server subcommands as an operator runs them, and the migrations' fidelity."""
 
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -11,12 +12,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
+from server import migrate
 from server.app import create_api
 from server.context import ServerContext
 from server.domain import auth
-from server.models import Base
+from server.domain.seed import seed_demo
+from server.labconfig import LabConfig
+from server.models import Base, EventAction
 from server.settings import Settings
 from tests.conftest import child_environment
+from tests.server.conftest import Floor, Lab
 
 LENSTRACK = Path(sys.executable).with_name("lenstrack")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -165,3 +170,41 @@ def test_the_migrated_schema_matches_the_models(database_url: str) -> None:
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_migration_0007_keeps_each_uuids_first_rejection_and_drops_stored_ones(
+    tmp_path: Path, lab_config: LabConfig
+) -> None:
+    """Rows the old re-judging left behind: a UUID rejected three times keeps its first
+    rejection; one rejected and later stored keeps the stored event alone."""
+    path = tmp_path / "old.db"
+    url = f"sqlite:///{path}"
+    migrate.upgrade(url)
+    context = ServerContext(Settings(database_url=url, data_dir=tmp_path, secret_key="x"))
+    try:
+        with context.db.session() as session:
+            seed_demo(session, lab_config, job_count=0)
+        lab = Lab(context)
+        lab.make_job("J1")
+        Floor(lab).send("EDGE-1", "J1", EventAction.start)
+    finally:
+        context.db.dispose()
+    migrate.downgrade(url, "0006")
+    rejected = "insert into rejected_event (event_uuid, station_id, station_sequence, payload,"
+    rejected += " field, message, received_at) select ?, station_id, ?, '{}', 'action', ?,"
+    rejected += " server_received_at from stage_event"
+    with sqlite3.connect(path) as connection:
+        [stored] = connection.execute("select event_uuid from stage_event").fetchone()
+        for sequence, (event_uuid, message) in enumerate(
+            [("a" * 32, "first"), ("a" * 32, "again"), (stored, "refused"), ("a" * 32, "3rd")],
+            start=2,
+        ):
+            connection.execute(rejected, (event_uuid, sequence, message))
+    migrate.upgrade(url)
+    with sqlite3.connect(path) as connection:
+        rows = connection.execute(
+            "select event_uuid, message, status_code from rejected_event order by id"
+        ).fetchall()
+        assert rows == [("a" * 32, "first", 422)]
+        with pytest.raises(sqlite3.IntegrityError):
+            connection.execute(rejected, ("a" * 32, 9, "once more"))

@@ -81,6 +81,7 @@ class FakeApi:
 
     def __init__(self) -> None:
         self.online = True
+        self.answer_at_most: int | None = None  # answer for only the first N of a batch
         self.events: list[dict[str, object]] = []
         self.cards = {"J1": card("J1"), "J2": card("J2", stage="fitting")}
 
@@ -93,6 +94,8 @@ class FakeApi:
         if not self.online:
             raise httpx.ConnectError("network pulled")
         path = request.url.path
+        if path == "/api/health":
+            return httpx.Response(200, json={"status": "ok"})
         if path == "/api/stations/me":
             stage = {"code": "edging", "name": "Edging"}
             return httpx.Response(200, json={"name": "EDGE-1", "stage": stage, "last_sequence": 0})
@@ -111,7 +114,7 @@ class FakeApi:
         if path.endswith("/timeline"):
             return httpx.Response(200, json=[])
         if path == "/api/events/batch":
-            events = json.loads(request.content)["events"]
+            events = json.loads(request.content)["events"][: self.answer_at_most]
             self.events += events
             for event in events:
                 self._apply(event)

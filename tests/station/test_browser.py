@@ -24,7 +24,12 @@ pytestmark = pytest.mark.browser
 
 
 def start_station(
-    server: LiveServer, root: Path, name: str, stage: str, extra_toml: str = ""
+    server: LiveServer,
+    root: Path,
+    name: str,
+    stage: str,
+    extra_toml: str = "",
+    uplink_toml: str = "",
 ) -> tuple[str, object]:
     port = free_port()
     token_file = root / "token"
@@ -34,9 +39,12 @@ def start_station(
         f'name = "{name}"\nstage = "{stage}"\nserver_url = "{server.url}"\n'
         f'token_file = "{token_file}"\ndata_dir = "{root / "data"}"\nport = {port}\n'
         "[uplink]\nbackoff_cap_seconds = 1.0\nidle_poll_seconds = 1.0\n"
+        + uplink_toml
+        +
         # CDP key events on a busy test machine can lag past the 30 ms default (seen: >80 ms
         # between the keys of one burst with the CPU saturated).
-        '[[scanners]]\nkind = "wedge"\nmax_key_gap_ms = 150\n' + extra_toml
+        '[[scanners]]\nkind = "wedge"\nmax_key_gap_ms = 150\n'
+        + extra_toml
     )
     env = child_environment("PYTHONPATH")
     log = (root / "station.log").open("ab")
@@ -140,3 +148,59 @@ def test_a_wedge_burst_shows_the_job_card(
         shot(page, "offline")
     finally:
         live_server.start()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """The station's data folder on a filesystem of its own, 1 MiB, that the test can fill."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs (needs root): {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "--lazy", str(folder)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_station_with_a_full_disk_refuses_scans_on_screen(
+    page: Page, live_server: LiveServer, tmp_path: Path, small_disk: Path
+) -> None:
+    """Nothing may say "Started" for a scan that was not saved; the refusal lasts until a save
+    succeeds again, with no restart."""
+    url, process = start_station(
+        live_server, tmp_path, "EDGE-1", "edging", uplink_toml="prefetch_limit = 0\n"
+    )
+    assert isinstance(process, subprocess.Popen)
+    try:
+        page.goto(url)
+        expect(page.get_by_text("Scan your badge to sign in")).to_be_visible(timeout=10_000)
+        wedge(page, "B1001")
+        expect(page.get_by_text("Hello Tom Baker")).to_be_visible(timeout=5_000)
+        job = job_at(live_server, "edging", "queued")
+        filler = fill(small_disk)
+        wedge(page, job)
+        expect(page.get_by_text(f"NOT RECORDED: start of {job}")).to_be_visible(timeout=5_000)
+        expect(page.get_by_text("Cannot save scans")).to_be_visible()
+        shot(page, "disk-full")
+        filler.unlink()
+        page.wait_for_timeout(2_500)  # past the double-read window for the same code
+        wedge(page, job)
+        expect(page.get_by_text("Started", exact=True)).to_be_visible(timeout=5_000)
+        expect(page.get_by_text("Cannot save scans")).to_have_count(0)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
