@@ -16,6 +16,7 @@ demo: system-packages venv
 # pytest exits 5 when it collects no test; that is reported, not treated as a crash.
 test: system-packages venv
 	@$(BIN)/ruff check .
+	@$(BIN)/lint-imports
 	@status=0; $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 
@@ -24,6 +25,7 @@ test-fast: venv
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check .
 
 format: venv

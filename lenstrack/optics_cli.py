@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lenstrack.optics import (
+from core.optics import (
     DEFAULT_PROFILES_PATH,
     CheckRequest,
     ProfileError,

@@ -35,7 +35,7 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _known_profiles(settings: Settings) -> set[str]:
-    from lenstrack.optics.profiles import load_profiles
+    from core.optics.profiles import load_profiles
 
     return set(load_profiles(settings.tolerance_profiles).profiles)
 

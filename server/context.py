@@ -8,7 +8,7 @@ from functools import cached_property
 
 from sqlalchemy.orm import Session
 
-from lenstrack.optics import load_profiles
+from core.optics import load_profiles
 from server.db import Database
 from server.domain.events import IngestRules
 from server.feed import WROTE_FEED

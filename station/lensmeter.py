@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import random
 
+from core.optics import PairRx
 from drivers.lensmeter import (
     EyeReading,
     LensmeterConfig,
@@ -12,7 +13,6 @@ from drivers.lensmeter import (
     SerialLensmeter,
     SimulatedLensmeter,
 )
-from lenstrack.optics import PairRx
 from station.qc import EYES, Inspection, QcDesk
 from station.settings import LensmeterInput, SimulatedLensmeterInput
 

@@ -1,6 +1,6 @@
 """Final QC without a screen: the job's ordered lenses, what was measured, the verdict.
 
-The station judges with the same engine (`lenstrack.optics`) as the server, offline too, and
+The station judges with the same engine (`core.optics`) as the server, offline too, and
 with the store's profile where the job card names one; the server judges again on receipt
 with the store's profile and refuses a pass that fails there, which the flow then shows as a
 refused event.
@@ -9,9 +9,7 @@ refused event.
 import logging
 from typing import Literal, cast, get_args
 
-from drivers.events import Event
-from drivers.lensmeter import LensmeterReading
-from lenstrack.optics import (
+from core.optics import (
     CheckResult,
     Design,
     Eye,
@@ -21,6 +19,8 @@ from lenstrack.optics import (
     load_profiles,
     ordered_pair,
 )
+from drivers.events import Event
+from drivers.lensmeter import LensmeterReading
 from station.flow import Screen, StationFlow
 from station.settings import QcSettings
 from station.wire import Action, DefectIn, InspectionIn, JobCard, JobStatus, Reason

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from nicegui import ui
 
-from lenstrack.optics import Check, CheckResult, Eye
+from core.optics import Check, CheckResult, Eye
 from station.qc import Field, Inspection, QcDesk
 from station.wire import DefectIn, JobCard, Reason
 

@@ -11,10 +11,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from core.optics import DEFAULT_PROFILES_PATH
 from drivers.camera import ALL_SYMBOLOGIES, CameraSettings, Level, Symbology
 from drivers.lensmeter import LensmeterConfig, LensmeterFormat
 from drivers.scanner import ScannerConfig
-from lenstrack.optics import DEFAULT_PROFILES_PATH
 
 QC_STAGE = "final_qc"
 COSMETIC_ITEMS = ("Scratches", "Coating", "Edges / chips", "Frame fit", "Cleanliness")

@@ -15,7 +15,7 @@ from sqlalchemy import CompoundSelect, Insert, func, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from lenstrack.optics import ToleranceFile, load_profiles
+from core.optics import ToleranceFile, load_profiles
 from server.domain.auth import StationPrincipal
 from server.domain.breakage import record_breakage
 from server.domain.errors import AlreadyRejected, Conflict, DomainError, Invalid

@@ -8,8 +8,8 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lenstrack.optics import CheckResult, PairRx, ProfileError, ToleranceFile, check_pair
-from lenstrack.optics import ordered_pair as optics_ordered_pair
+from core.optics import CheckResult, PairRx, ProfileError, ToleranceFile, check_pair
+from core.optics import ordered_pair as optics_ordered_pair
 from server.domain.errors import Conflict, Invalid
 from server.models import (
     EventAction,

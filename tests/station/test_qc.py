@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from core.optics import load_profiles
 from drivers.lensmeter import EyeReading, LensmeterReading
-from lenstrack.optics import load_profiles
 from server.schemas import EventIn as ServerEventIn
 from station.flow import StationFlow
 from station.lensmeter import OUT_OF_TOLERANCE_D, LensmeterLink, simulated_reading

@@ -4,8 +4,8 @@ Only `load_profiles` reads a file. Shared by the server and the offline QC stati
 imports neither.
 """
 
-from lenstrack.optics.checks import check_pair
-from lenstrack.optics.models import (
+from core.optics.checks import check_pair
+from core.optics.models import (
     Check,
     CheckRequest,
     CheckResult,
@@ -17,7 +17,7 @@ from lenstrack.optics.models import (
     PrescriptionLine,
     ordered_pair,
 )
-from lenstrack.optics.profiles import (
+from core.optics.profiles import (
     DEFAULT_PROFILES_PATH,
     Band,
     Profile,

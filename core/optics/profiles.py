@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
 
-from lenstrack.optics.models import Design
+from core.optics.models import Design
 
 DEFAULT_PROFILES_PATH = Path(__file__).resolve().parents[2] / "config" / "tolerances.toml"
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from core.optics import DEFAULT_PROFILES_PATH, ProfileError, load_profiles
 from lenstrack.cli import main
-from lenstrack.optics import DEFAULT_PROFILES_PATH, ProfileError, load_profiles
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -23,7 +23,7 @@ fields are skipped, not failed — a job with nothing comparable passes with no 
 
 from collections.abc import Callable
 
-from lenstrack.optics.models import (
+from core.optics.models import (
     EYES,
     Check,
     CheckResult,
@@ -33,7 +33,7 @@ from lenstrack.optics.models import (
     PairRx,
     Powers,
 )
-from lenstrack.optics.profiles import (
+from core.optics.profiles import (
     EPS,
     BandTables,
     Imbalance,
@@ -41,7 +41,7 @@ from lenstrack.optics.profiles import (
     band_tolerance,
     within,
 )
-from lenstrack.optics.rx import SphCyl, axis_difference, in_form_of, meridian_power
+from core.optics.rx import SphCyl, axis_difference, in_form_of, meridian_power
 
 PairValue = Callable[[PairRx], float | None]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from lenstrack.optics import Check, CheckResult, PairRx, Profile, check_pair, load_profiles
-from lenstrack.optics.rx import SphCyl, axis_difference, normalize_axis, transpose
+from core.optics import Check, CheckResult, PairRx, Profile, check_pair, load_profiles
+from core.optics.rx import SphCyl, axis_difference, normalize_axis, transpose
 
 PROFILES = load_profiles()
 Z80 = PROFILES.profile("z80.1-2015")
