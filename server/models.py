@@ -28,6 +28,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from core.lifecycle import Action as EventAction
+from core.lifecycle import JobStatus
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime
@@ -77,24 +80,6 @@ class LensDesign(StrEnum):
 class Eye(StrEnum):
     R = "R"
     L = "L"
-
-
-class JobStatus(StrEnum):
-    queued = "queued"  # waiting at its current stage
-    in_progress = "in_progress"
-    on_hold = "on_hold"
-    completed = "completed"  # route finished (shipped)
-    cancelled = "cancelled"
-
-
-class EventAction(StrEnum):
-    start = "start"
-    complete = "complete"
-    hold = "hold"
-    release = "release"
-    breakage = "breakage"
-    rework = "rework"
-    note = "note"
 
 
 class ReasonKind(StrEnum):

@@ -220,6 +220,7 @@ class JobOut(_Out):
     route_stages: list[StageOut]
     current_stage: StageOut | None
     status: JobStatus
+    status_before_hold: JobStatus | None = Field(description="What a release restores.")
     rework_count: int
     breakage_count: int
     state_changed_at: datetime

@@ -6,28 +6,11 @@ Responses ignore fields the station does not use, so the server may add fields f
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-
-class Action(StrEnum):
-    start = "start"
-    complete = "complete"
-    hold = "hold"
-    release = "release"
-    breakage = "breakage"
-    rework = "rework"
-    note = "note"
-
-
-class JobStatus(StrEnum):
-    queued = "queued"
-    in_progress = "in_progress"
-    on_hold = "on_hold"
-    completed = "completed"
-    cancelled = "cancelled"
+from core.lifecycle import Action, JobStatus
 
 
 class _Reply(BaseModel):
@@ -119,6 +102,7 @@ class JobCard(_Reply):
     route_stages: list[Stage]
     current_stage: Stage | None
     status: JobStatus
+    status_before_hold: JobStatus | None = None  # what a release restores
     prescription: list[EyeRx]
 
 

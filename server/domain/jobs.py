@@ -203,6 +203,7 @@ def job_out(job: Job) -> JobOut:
         route_stages=[_stage_out(step.stage) for step in job.route.steps],
         current_stage=_stage_out(job.current_stage) if job.current_stage else None,
         status=job.status,
+        status_before_hold=job.status_before_hold,
         rework_count=job.rework_count,
         breakage_count=job.breakage_count,
         state_changed_at=job.state_changed_at,
