@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
+from core.lifecycle import Outcome, Progress, Route, apply
 from drivers.events import Event
 from station.outbox import CachedCard, Outbox, OutboxEvent, OutboxWriteFailed
 from station.wire import (
@@ -51,6 +52,8 @@ class CardSource(Protocol):
 
 @dataclass(frozen=True)
 class Projected:
+    """What the card shows of the job's progress."""
+
     stage: str | None
     status: JobStatus
 
@@ -58,59 +61,84 @@ class Projected:
 class Verdict(StrEnum):
     start = "start"
     complete = "complete"
+    inspect = "inspect"  # in progress at an inspection stage: it passes by PASS, not by a scan
     needs_override = "needs_override"
     on_hold = "on_hold"
     closed = "closed"
 
 
+CLOSED = frozenset({JobStatus.completed, JobStatus.cancelled})
+
+
+def _route(card: JobCard) -> Route:
+    return Route(
+        job_number=card.job_number,
+        stages=tuple(stage.code for stage in card.route_stages),
+        inspection_stages=frozenset(stage.code for stage in card.route_stages if stage.inspection),
+        names={stage.code: stage.name for stage in card.route_stages},
+    )
+
+
+def _apply(
+    progress: Progress, event: OutboxEvent, route: Route, reasons: dict[str, Reason], here: str
+) -> Progress:
+    """The progress after one of this station's events, as the server will apply it: an event
+    the lifecycle refuses (or the server rejected) leaves it as it was."""
+    if event.state == "rejected":
+        return progress
+    fields = event.fields
+    reason = reasons.get(fields.get("reason_code") or "")
+    result = apply(
+        progress,
+        event.action,
+        route=route,
+        here=here,
+        override=bool(fields.get("override_reason")),
+        reason=reason.code if reason else None,
+        reason_return_stage=reason.return_stage if reason else None,
+        to_stage=fields.get("to_stage"),
+        inspected=fields.get("inspection") is not None,
+    )
+    return result.progress if isinstance(result, Outcome) else progress
+
+
 def project(
     card: JobCard, events: list[OutboxEvent], reasons: dict[str, Reason], here: str
 ) -> Projected:
-    """The card's state with this station's later events applied, as the server will apply them.
+    """The card's state with this station's later events applied, as the server will apply them
+    (the same lifecycle decides).
 
-    Each step depends only on the event (not on the state before), so an event the card may
-    already reflect can be applied again without changing the result.
+    An event the card already reflects can be applied again without changing the result: the
+    lifecycle refuses it (a second start, complete, hold or release) or it lands the job where
+    it did (a breakage or rework).
     """
-    route = [stage.code for stage in card.route_stages]
-    state = Projected(card.current_stage.code if card.current_stage else None, card.status)
+    route = _route(card)
+    stage = card.current_stage.code if card.current_stage else None
+    progress = Progress(stage, card.status, card.status_before_hold, card.status not in CLOSED)
     for event in events:
-        reason = reasons.get(event.fields.get("reason_code") or "")
-        match event.action:
-            case Action.start:
-                state = Projected(here, JobStatus.in_progress)
-            case Action.complete:
-                position = route.index(here) if here in route else len(route)
-                if position + 1 < len(route):
-                    state = Projected(route[position + 1], JobStatus.queued)
-                else:
-                    state = Projected(here, JobStatus.completed)
-            case Action.hold:
-                state = replace(state, status=JobStatus.on_hold)
-            case Action.release:
-                status = JobStatus.in_progress if state.stage == here else JobStatus.queued
-                state = replace(state, status=status)
-            case Action.breakage | Action.rework:
-                # A return stage off this job's route means its first stage, as on the server.
-                target = event.fields.get("to_stage") or (reason and reason.return_stage)
-                if target not in route:
-                    target = route[0] if route else None
-                state = Projected(target, JobStatus.queued)
-    return state
+        progress = _apply(progress, event, route, reasons, here)
+    return Projected(progress.stage, progress.status)
 
 
 def decide(card: JobCard, state: Projected, here: str) -> tuple[Verdict, str]:
-    """What a scan of this job does here, and the sentence that explains it."""
+    """What a scan of this job does here (the lifecycle's answer to a plain start or complete),
+    and the sentence that explains it."""
     names = {stage.code: stage.name for stage in card.route_stages}
     route = [stage.code for stage in card.route_stages]
     where = names.get(state.stage or "", state.stage or "no stage")
-    if state.status in (JobStatus.completed, JobStatus.cancelled):
-        return Verdict.closed, f"Job {card.job_number} is {state.status.value}"
-    if state.status == JobStatus.on_hold:
-        return Verdict.on_hold, f"Job {card.job_number} is on hold at {where}"
-    if state.stage == here:
-        if state.status == JobStatus.in_progress:
-            return Verdict.complete, "Completed"
-        return Verdict.start, "Started"
+    in_progress_here = (state.stage, state.status) == (here, JobStatus.in_progress)
+    scan = Action.complete if in_progress_here else Action.start
+    progress = Progress(state.stage, state.status, active=state.status not in CLOSED)
+    result = apply(progress, scan, route=_route(card), here=here)
+    if isinstance(result, Outcome):
+        return Verdict(scan.value), _DONE[scan]
+    match result.field:
+        case "job":
+            return Verdict.closed, f"Job {card.job_number} is {state.status.value}"
+        case "action":  # a plain scan is refused by the job's status only when it is on hold
+            return Verdict.on_hold, f"Job {card.job_number} is on hold at {where}"
+        case "inspection":
+            return Verdict.inspect, INSPECTING
     if here not in route:
         return Verdict.needs_override, f"Not routed here: job {card.job_number} is at {where}"
     if state.stage in route and route.index(state.stage) > route.index(here):
@@ -259,7 +287,9 @@ class StationFlow:
         if cached is None:
             return self._unknown_offline(code)
         verdict, _ = decide(cached.card, self._state(cached), self.stage)
-        if verdict == Verdict.complete and not self.complete_by_scan:
+        if verdict == Verdict.inspect or (
+            verdict == Verdict.complete and not self.complete_by_scan
+        ):
             # QC completes by PASS, which carries the inspection; a scan only shows the card.
             return self._show_card(cached, None, scanned=code, say=("idle", INSPECTING))
         if verdict in (Verdict.start, Verdict.complete):

@@ -1,5 +1,8 @@
 """Event ingestion: each station event is stored once and moves its job's state with it.
 
+What an event does to its job is `core.lifecycle`'s rule, the one the station's card applies
+too; this module loads what that rule needs and stores its outcome.
+
 An event is applied in one savepoint: the event row (an atomic `INSERT … ON CONFLICT DO
 NOTHING` on its UUID, so a resend can never store it twice, even racing) and the job's new
 state commit together or not at all.
@@ -15,6 +18,7 @@ from sqlalchemy import CompoundSelect, Insert, func, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.lifecycle import Outcome, Progress, Refusal, Route, apply, return_stage
 from core.optics import ToleranceFile, load_profiles
 from server.domain.auth import StationPrincipal
 from server.domain.breakage import record_breakage
@@ -25,7 +29,6 @@ from server.domain.jobs import lookup_job
 from server.models import (
     EventAction,
     Job,
-    JobStatus,
     Person,
     ReasonCode,
     ReasonKind,
@@ -52,13 +55,11 @@ REASON_KIND_FOR_ACTION = {
 
 @dataclass(frozen=True)
 class Transition:
-    stage_id: int | None
-    status: JobStatus
-    status_before_hold: JobStatus | None
-    is_active: bool
-    rework_increment: int = 0
-    breakage_increment: int = 0
-    to_stage_id: int | None = None
+    """The lifecycle's outcome, its stage codes resolved to this lab's stages."""
+
+    outcome: Outcome
+    stage: Stage | None
+    rework_stage: Stage | None
 
 
 @cache
@@ -124,10 +125,12 @@ def _furthest_back(session: Session, job: Job, defects: list[DefectIn]) -> str:
             )
         )
     }
-    route = [step.stage_id for step in job.route.steps]
+    route = [step.stage.code for step in job.route.steps]
     return min(
         (defect.code for defect in defects),
-        key=lambda code: route.index(_return_stage_id(job, reasons.get(code))),
+        key=lambda code: route.index(
+            return_stage(route, _configured_return_stage(session, reasons.get(code)))
+        ),
     )
 
 
@@ -138,21 +141,23 @@ def _stage_by_code(session: Session, lab_id: int, code: str, field: str) -> Stag
     return stage
 
 
-def _next_stage_id(job: Job, stage_id: int) -> int | None:
-    stage_ids = [step.stage_id for step in job.route.steps]
-    if stage_id not in stage_ids:
+def _configured_return_stage(session: Session, reason: ReasonCode | None) -> str | None:
+    if reason is None or reason.return_stage_id is None:
         return None
-    position = stage_ids.index(stage_id)
-    return stage_ids[position + 1] if position + 1 < len(stage_ids) else None
+    return session.get_one(Stage, reason.return_stage_id).code
 
 
-def _return_stage_id(job: Job, reason: ReasonCode | None) -> int:
-    """The reason's return stage if this job's route has it, else the route's first stage
-    (a stock lens with a power defect is picked again, not surfaced)."""
-    route_stages = [step.stage_id for step in job.route.steps]
-    if reason is not None and reason.return_stage_id in route_stages:
-        return reason.return_stage_id
-    return route_stages[0]
+def _known_stages(job: Job, here: Stage) -> dict[str, Stage]:
+    """The stages an event's outcome may name: the job's route, the station's, the job's own."""
+    stages = {step.stage.code: step.stage for step in job.route.steps} | {here.code: here}
+    if job.current_stage is not None:
+        stages[job.current_stage.code] = job.current_stage
+    return stages
+
+
+def _progress(job: Job) -> Progress:
+    stage = job.current_stage.code if job.current_stage else None
+    return Progress(stage, job.status, job.status_before_hold, job.is_active)
 
 
 def plan_transition(
@@ -161,64 +166,40 @@ def plan_transition(
     station: StationPrincipal,
     event: EventIn,
     reason: ReasonCode | None,
+    *,
+    inspected: bool,
 ) -> Transition:
-    """What the event does to the job, or a Conflict saying why it cannot happen now."""
-    here = job.current_stage_id
-    station_stage = session.get_one(Stage, station.stage_id)
-    keep = Transition(here, job.status, job.status_before_hold, job.is_active)
-    if not job.is_active and event.action != EventAction.note:
-        raise Conflict("job", f"job {job.job_number} is {job.status}; nothing more can happen")
-    match event.action:
-        case EventAction.note:
-            return keep
-        case EventAction.start:
-            if job.status == JobStatus.on_hold:
-                raise Conflict("action", f"job {job.job_number} is on hold; release it first")
-            if here == station.stage_id and job.status == JobStatus.in_progress:
-                raise Conflict("action", f"job {job.job_number} is already started here")
-            if here != station.stage_id and event.override_reason is None:
-                where = job.current_stage.name if job.current_stage else "no stage"
-                routed = station.stage_id in {step.stage_id for step in job.route.steps}
-                why = "skips" if routed else "is not routed to"
-                raise Conflict(
-                    "override_reason",
-                    f"job {job.job_number} is at {where}; starting it at {station_stage.name} "
-                    f"{why} its route — give an override reason",
-                )
-            return Transition(station.stage_id, JobStatus.in_progress, None, True)
-        case EventAction.complete:
-            if job.status == JobStatus.on_hold:
-                raise Conflict("action", f"job {job.job_number} is on hold; release it first")
-            if here != station.stage_id or job.status != JobStatus.in_progress:
-                raise Conflict(
-                    "action", f"job {job.job_number} is not in progress at {station_stage.name}"
-                )
-            next_stage = _next_stage_id(job, station.stage_id)
-            if next_stage is None:
-                return Transition(here, JobStatus.completed, None, False)
-            return Transition(next_stage, JobStatus.queued, None, True)
-        case EventAction.hold:
-            if job.status == JobStatus.on_hold:
-                raise Conflict("action", f"job {job.job_number} is already on hold")
-            return Transition(here, JobStatus.on_hold, job.status, True)
-        case EventAction.release:
-            if job.status != JobStatus.on_hold:
-                raise Conflict("action", f"job {job.job_number} is not on hold")
-            return Transition(here, job.status_before_hold or JobStatus.queued, None, True)
-        case EventAction.breakage:
-            target = _return_stage_id(job, reason)
-            return Transition(target, JobStatus.queued, None, True, breakage_increment=1)
-        case EventAction.rework:
-            if event.to_stage is not None:
-                target = _stage_by_code(session, station.lab_id, event.to_stage, "to_stage").id
-            elif reason is not None:
-                target = _return_stage_id(job, reason)
-            else:
-                raise Invalid("reason_code", "a rework needs a defect reason code or to_stage")
-            if target not in {step.stage_id for step in job.route.steps}:
-                raise Invalid("to_stage", f"job {job.job_number}'s route has no such stage")
-            return Transition(target, JobStatus.queued, None, True, 1, 0, target)
-    raise Invalid("action", f"unknown action {event.action}")  # pragma: no cover
+    """What the event does to the job (the shared lifecycle decides), or a Conflict or
+    Invalid saying why it cannot happen now."""
+    here = session.get_one(Stage, station.stage_id)
+    if event.action == EventAction.rework and event.to_stage is not None:
+        _stage_by_code(session, station.lab_id, event.to_stage, "to_stage")  # a known stage
+    stages = _known_stages(job, here)
+    route = Route(
+        job_number=job.job_number,
+        stages=tuple(step.stage.code for step in job.route.steps),
+        inspection_stages=frozenset(code for code, stage in stages.items() if stage.inspection),
+        names={code: stage.name for code, stage in stages.items()},
+    )
+    result = apply(
+        _progress(job),
+        event.action,
+        route=route,
+        here=here.code,
+        override=event.override_reason is not None,
+        reason=reason.code if reason else None,
+        reason_return_stage=_configured_return_stage(session, reason),
+        to_stage=event.to_stage,
+        inspected=inspected,
+    )
+    if isinstance(result, Refusal):
+        refusal = Conflict if result.kind == "conflict" else Invalid
+        raise refusal(result.field, result.message)
+    return Transition(
+        result,
+        stages.get(result.progress.stage or ""),
+        stages.get(result.rework_stage or ""),
+    )
 
 
 def _check_clock(event: EventIn, received_at: datetime, max_ahead: timedelta) -> None:
@@ -275,17 +256,7 @@ def ingest_event(
         return known
     _check_clock(event, received_at, rules.max_clock_ahead)
     job = lookup_job(session, station, event.job)
-    operator_id = None
-    if event.operator_badge is not None:
-        operator_id = session.scalar(
-            select(Person.id).where(
-                Person.lab_id == station.lab_id,
-                Person.badge_code == event.operator_badge,
-                Person.active,
-            )
-        )
-        if operator_id is None:
-            raise Invalid("operator_badge", f"no active person with badge {event.operator_badge!r}")
+    operator_id = _operator_id(session, station, event.operator_badge)
     judged = None
     if event.inspection is not None:
         validate_defects(session, station.lab_id, event.inspection)
@@ -300,28 +271,10 @@ def ingest_event(
         # re-read it: the state another request committed meanwhile is the one to move from.
         session.execute(select(Job.id).where(Job.id == job.id).with_for_update())
         session.refresh(job)
-        transition = plan_transition(session, job, station, event, reason)
-        event_id = session.scalar(
-            _insert_ignoring(StageEvent, session.get_bind().dialect.name)
-            .values(
-                event_uuid=event.event_uuid,
-                station_id=station.station_id,
-                station_sequence=event.sequence,
-                operator_id=operator_id,
-                job_id=job.id,
-                stage_id=station.stage_id,
-                action=event.action,
-                reason_code=event.reason_code,
-                override_reason=event.override_reason,
-                note=event.note,
-                to_stage_id=transition.to_stage_id,
-                device_created_at=event.created_at,
-                device_sent_at=event.sent_at,
-                server_received_at=received_at,
-                corrected_at=received_at - (event.sent_at - event.created_at),
-            )
-            .returning(StageEvent.id)
+        transition = plan_transition(
+            session, job, station, event, reason, inspected=judged is not None
         )
+        event_id = _insert_event(session, station, job, event, operator_id, transition, received_at)
         if event_id is None:  # stored by a concurrent request since the check above
             savepoint.rollback()
             winner = session.scalar(
@@ -338,25 +291,74 @@ def ingest_event(
             record_breakage(session, job, stored, event.breakage)
         if event.inspection is not None and judged is not None:
             record_inspection(session, job, stored, event.inspection, judged)
-        if transition != Transition(
-            job.current_stage_id, job.status, job.status_before_hold, job.is_active
-        ):
-            # Through the relationship, so the job's loaded stage follows (flags name it).
-            job.current_stage = (
-                session.get_one(Stage, transition.stage_id) if transition.stage_id else None
-            )
-            job.status = transition.status
-            job.status_before_hold = transition.status_before_hold
-            job.is_active = transition.is_active
-            job.rework_count += transition.rework_increment
-            job.breakage_count += transition.breakage_increment
-            job.state_changed_at = received_at
+        _move_job(job, transition, received_at)
         session.flush()
         refresh_job(session, job, received_at, changed=True)
     session.refresh(job)
     return EventResult(
         event_uuid=event.event_uuid, status="stored", event_id=event_id, job=_job_state(job)
     )
+
+
+def _operator_id(session: Session, station: StationPrincipal, badge: str | None) -> int | None:
+    if badge is None:
+        return None
+    operator_id = session.scalar(
+        select(Person.id).where(
+            Person.lab_id == station.lab_id, Person.badge_code == badge, Person.active
+        )
+    )
+    if operator_id is None:
+        raise Invalid("operator_badge", f"no active person with badge {badge!r}")
+    return operator_id
+
+
+def _insert_event(
+    session: Session,
+    station: StationPrincipal,
+    job: Job,
+    event: EventIn,
+    operator_id: int | None,
+    transition: Transition,
+    received_at: datetime,
+) -> int | None:
+    """The stored event's id; None if a concurrent request stored its UUID first."""
+    return session.scalar(
+        _insert_ignoring(StageEvent, session.get_bind().dialect.name)
+        .values(
+            event_uuid=event.event_uuid,
+            station_id=station.station_id,
+            station_sequence=event.sequence,
+            operator_id=operator_id,
+            job_id=job.id,
+            stage_id=station.stage_id,
+            action=event.action,
+            reason_code=event.reason_code,
+            override_reason=event.override_reason,
+            note=event.note,
+            to_stage_id=transition.rework_stage.id if transition.rework_stage else None,
+            device_created_at=event.created_at,
+            device_sent_at=event.sent_at,
+            server_received_at=received_at,
+            corrected_at=received_at - (event.sent_at - event.created_at),
+        )
+        .returning(StageEvent.id)
+    )
+
+
+def _move_job(job: Job, transition: Transition, at: datetime) -> None:
+    """The job takes the outcome's state, if the event changes anything."""
+    outcome = transition.outcome
+    if outcome == Outcome(_progress(job)):
+        return
+    # Through the relationship, so the job's loaded stage follows (flags name it).
+    job.current_stage = transition.stage
+    job.status = outcome.progress.status
+    job.status_before_hold = outcome.progress.status_before_hold
+    job.is_active = outcome.progress.active
+    job.rework_count += outcome.reworks
+    job.breakage_count += outcome.breakages
+    job.state_changed_at = at
 
 
 def record_rejection(

@@ -15,10 +15,21 @@ from server.context import ServerContext
 from server.domain import auth, security
 from server.domain.auth import PersonPrincipal, StationPrincipal
 from server.domain.events import ingest_event
-from server.domain.jobs import create_job
+from server.domain.inspection import ordered_pair
+from server.domain.jobs import create_job, lookup_job
 from server.domain.seed import seed_demo
 from server.labconfig import LabConfig, load_lab_config
-from server.models import EventAction, Job, JobStatus, LensDesign, Person, Priority, Station, utcnow
+from server.models import (
+    EventAction,
+    Job,
+    JobStatus,
+    LensDesign,
+    Person,
+    Priority,
+    Stage,
+    Station,
+    utcnow,
+)
 from server.schemas import EventIn, JobCreate, PrescriptionEyeIn
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "lab.example.toml"
@@ -153,11 +164,27 @@ class Floor:
             result = ingest_event(session, self.station(station), event, received_at=at)
         return result.status
 
+    def passing_inspection(self, station: str, job: str) -> dict[str, object]:
+        """What a QC station sends with a pass: the job's lenses measured exactly as ordered."""
+        with self.lab.context.db.session() as session:
+            ordered = ordered_pair(lookup_job(session, self.station(station), job))
+            return {"measured": ordered.model_dump(mode="json", exclude_none=True)}
+
+    def complete(self, station: str, job: str, at: datetime | None = None) -> str:
+        """Completes as the station would: at an inspection stage, a pass with an on-spec
+        inspection."""
+        with self.lab.context.db.session() as session:
+            inspects = session.get_one(Stage, self.station(station).stage_id).inspection
+        if not inspects:
+            return self.send(station, job, EventAction.complete, at)
+        inspection = self.passing_inspection(station, job)
+        return self.send(station, job, EventAction.complete, at, inspection=inspection)
+
     def ship(self, job: str) -> None:
-        """A stock single-vision job from edging through shipping (QC without an inspection)."""
+        """A stock single-vision job from edging through shipping, passing final QC."""
         for station in ("EDGE-1", "FIT-1", "QC-1", "SHIP-1"):
             self.send(station, job, EventAction.start)
-            self.send(station, job, EventAction.complete)
+            self.complete(station, job)
 
     def state(self, job_id: int) -> tuple[str | None, JobStatus]:
         job = self.lab.job(job_id)

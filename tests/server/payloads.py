@@ -64,6 +64,14 @@ def field_errors(response: httpx.Response) -> dict[str, str]:
 
 
 STOCK_SV_STATIONS = ("EDGE-1", "FIT-1", "QC-1", "SHIP-1")
+# Final QC (QC-1) is an inspection stage: its pass carries job_body's lenses, measured as ordered.
+QC_PASS = {
+    "QC-1": {
+        "inspection": {
+            "measured": {"R": {"sph": -1.25, "cyl": -0.5, "axis": 90}, "L": {"sph": -1.0}}
+        }
+    }
+}
 
 
 async def run_route(
@@ -81,7 +89,7 @@ async def run_route(
         batch = {
             "events": [
                 event_body(code, 1, "start", operator_badge=badge),
-                event_body(code, 2, "complete", operator_badge=badge),
+                event_body(code, 2, "complete", operator_badge=badge, **QC_PASS.get(station, {})),
             ]
         }
         response = await client.post("/api/events/batch", json=batch, headers=headers[station])

@@ -1,8 +1,13 @@
-"""Event ingestion as plain domain calls: the state machine, idempotency, gaps, clock skew."""
+"""Event ingestion as plain domain calls: the state machine, idempotency, gaps, clock skew;
+and the station's offline card agreeing with what the server stores."""
 
+import contextlib
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -14,9 +19,13 @@ from server.models import (
     JobStatus,
     LensDesign,
     RejectedEvent,
+    Stage,
     StageEvent,
     utcnow,
 )
+from station.flow import Projected, project
+from station.outbox import OutboxEvent
+from station.wire import JobCard, Reason
 from tests.server.conftest import Floor, Lab
 
 
@@ -30,7 +39,7 @@ def test_a_stock_job_travels_its_route_to_completion(lab: Lab, floor: Floor) -> 
     ):
         assert floor.send(station, "J1", EventAction.start) == "stored"
         assert floor.state(job_id)[1] == JobStatus.in_progress
-        assert floor.send(station, "0001", EventAction.complete) == "stored"  # by tray
+        assert floor.complete(station, "0001") == "stored"  # by tray
         assert floor.state(job_id) == (next_stage, JobStatus.queued)
     floor.send("SHIP-1", "J1", EventAction.start)
     floor.send("SHIP-1", "J1", EventAction.complete)
@@ -217,9 +226,7 @@ def test_sequence_gaps_are_reported_as_runs(lab: Lab, floor: Floor) -> None:
 
 def test_note_on_a_shipped_job_is_still_recorded(lab: Lab, floor: Floor) -> None:
     lab.make_job("J1")
-    for station in ("EDGE-1", "FIT-1", "QC-1", "SHIP-1"):
-        floor.send(station, "J1", EventAction.start)
-        floor.send(station, "J1", EventAction.complete)
+    floor.ship("J1")
     assert floor.send("SHIP-1", "J1", EventAction.note, note="left in the van") == "stored"
     with pytest.raises(Conflict, match="completed"):
         floor.send("SHIP-1", "J1", EventAction.start)
@@ -229,3 +236,128 @@ def test_timestamps_are_timezone_aware_on_read(lab: Lab) -> None:
     job = lab.job(lab.make_job("J1"))
     assert isinstance(job.promised_at, datetime)
     assert job.promised_at.tzinfo is not None
+
+
+def test_an_inspection_stage_passes_a_job_only_with_a_judged_inspection(
+    lab: Lab, floor: Floor
+) -> None:
+    """Force QA: the lab config marks final QC `inspection = true`."""
+    with lab.context.db.session() as session:
+        flagged = session.scalars(select(Stage.code).where(Stage.inspection)).all()
+    assert flagged == ["final_qc"]
+    job_id = lab.make_job("J1")
+    for station in ("EDGE-1", "FIT-1"):
+        floor.send(station, "J1", EventAction.start)
+        assert floor.send(station, "J1", EventAction.complete) == "stored"  # by scan
+    floor.send("QC-1", "J1", EventAction.start)
+    with pytest.raises(Invalid) as refused:
+        floor.send("QC-1", "J1", EventAction.complete)
+    assert refused.value.field == "inspection"
+    assert "Final QC is an inspection stage" in refused.value.message
+    assert floor.state(job_id) == ("final_qc", JobStatus.in_progress)
+    inspection = floor.passing_inspection("QC-1", "J1")
+    assert floor.send("QC-1", "J1", EventAction.complete, inspection=inspection) == "stored"
+    assert floor.state(job_id) == ("shipping", JobStatus.queued)
+
+
+Step = tuple[EventAction, dict[str, Any]]
+
+
+async def _card(client: httpx.AsyncClient, headers: dict[str, str], job: str) -> JobCard:
+    response = await client.get(f"/api/jobs/lookup/{job}", headers=headers)
+    assert response.status_code == 200, response.text
+    return JobCard.model_validate(response.json())
+
+
+async def _agree(
+    client: httpx.AsyncClient, lab: Lab, floor: Floor, station: str, job: str, steps: list[Step]
+) -> None:
+    """Sends the steps as `station`, refused ones too. After each, the station's projection
+    from every card it could have fetched before, plus its own events since, is what the server
+    stored."""
+    headers = lab.station_headers(station)
+    reasons = (await client.get("/api/stations/me/reasons", headers=headers)).json()
+    by_code = {reason["code"]: Reason.model_validate(reason) for reason in reasons}
+    with lab.context.db.session() as session:
+        here = session.get_one(Stage, floor.station(station).stage_id).code
+    cards: list[JobCard] = []
+    events: list[OutboxEvent] = []
+    for action, fields in steps:
+        cards.append(await _card(client, headers, job))
+        # A refused event: the station, not knowing yet, must project no change either.
+        with contextlib.suppress(DomainError):
+            floor.send(station, job, action, **fields)
+        events.append(
+            OutboxEvent(
+                len(events) + 1, uuid.uuid4(), job, action, fields, utcnow(), "queued", None
+            )
+        )
+        stored = await _card(client, headers, job)
+        server = Projected(
+            stored.current_stage.code if stored.current_stage else None, stored.status
+        )
+        for since, card in enumerate(cards):
+            assert project(card, events[since:], by_code, here) == server, (action, since)
+
+
+async def test_the_station_card_projects_what_the_server_stores(
+    client: httpx.AsyncClient, lab: Lab, floor: Floor
+) -> None:
+    hold, frame_hold = EventAction.hold, {"reason_code": "H-FRAME"}
+    lab.make_job("J1")
+    await _agree(
+        client,
+        lab,
+        floor,
+        "EDGE-1",
+        "J1",
+        [
+            (hold, frame_hold),  # held while queued: a release queues it again
+            (EventAction.release, {}),
+            (EventAction.start, {}),
+            (EventAction.start, {}),  # refused: already started
+            (hold, {"reason_code": "H-RX"}),
+            (EventAction.complete, {}),  # refused: on hold
+            (EventAction.release, {}),  # back in progress
+            (EventAction.complete, {}),
+            (EventAction.breakage, {"reason_code": "B-CHIP"}),  # from fitting, back to edging
+            (EventAction.rework, {"reason_code": "D-FIT"}),
+        ],
+    )
+    lab.make_job("J2")
+    for station in ("EDGE-1", "FIT-1"):
+        floor.send(station, "J2", EventAction.start)
+        floor.send(station, "J2", EventAction.complete)
+    passing = {"inspection": floor.passing_inspection("QC-1", "J2")}
+    await _agree(
+        client,
+        lab,
+        floor,
+        "QC-1",
+        "J2",
+        [
+            (EventAction.start, {}),
+            (EventAction.complete, {}),  # refused: final QC passes only with an inspection
+            (EventAction.complete, passing),
+            (EventAction.start, {}),  # refused: already past QC
+            (EventAction.note, {"note": "checked twice"}),
+        ],
+    )
+    lab.make_job("J3")
+    await _agree(
+        client,
+        lab,
+        floor,
+        "FIT-1",
+        "J3",
+        [
+            (EventAction.start, {}),  # refused: skips edging
+            (EventAction.start, {"override_reason": "edged by hand"}),
+            (hold, frame_hold),
+            (EventAction.rework, {"to_stage": "edging"}),
+            (EventAction.complete, {}),  # refused: not in progress here
+        ],
+    )
+    lab.make_job("J4")
+    floor.ship("J4")
+    await _agree(client, lab, floor, "SHIP-1", "J4", [(EventAction.start, {}), (hold, frame_hold)])

@@ -150,7 +150,7 @@ def test_rework_stays_flagged_until_the_job_is_past_the_failing_stage(
     for station in ("EDGE-1", "FIT-1", "QC-1"):
         assert FlagKind.rework in _open_flags(lab, job_id)
         floor.send(station, "J1", EventAction.start)
-        floor.send(station, "J1", EventAction.complete)
+        floor.complete(station, "J1")
     assert FlagKind.rework not in _open_flags(lab, job_id)  # passed QC: now at shipping
 
 
@@ -168,7 +168,7 @@ def test_finishing_the_route_clears_every_flag(lab: Lab, floor: Floor) -> None:
     now = utcnow() + timedelta(minutes=5)
     for station in ("EDGE-1", "FIT-1", "QC-1", "SHIP-1"):
         floor.send(station, "J1", EventAction.start, at=now)
-        floor.send(station, "J1", EventAction.complete, at=now)
+        floor.complete(station, "J1", at=now)
     assert _open_flags(lab, job_id) == {}
     with lab.context.db.session() as session:
         kinds = [u.kind for u in session.scalars(select(JobUpdate).order_by(JobUpdate.id))]

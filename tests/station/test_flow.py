@@ -1,14 +1,15 @@
 """The scan state machine and the outbox, without UI or server."""
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from station.flow import Projected, StationFlow, Verdict, decide, project
+from station.flow import INSPECTING, Projected, StationFlow, Verdict, decide, project
 from station.outbox import Outbox
 from station.uplink import backoff_delay
-from station.wire import Action, JobStatus
+from station.wire import Action, JobCard, JobStatus
 from tests.station.fakes import REASONS, FakeSource, card
 
 
@@ -91,6 +92,63 @@ def test_projection_applies_local_events_idempotently(outbox: Outbox) -> None:
     assert project(card(status="in_progress"), [start, complete], reasons, "edging") == once
     rework = outbox.record("J1", Action.rework, operator_badge="B1001", reason_code="D-FIT")
     assert project(card(), [rework], reasons, "edging") == Projected("fitting", JobStatus.queued)
+
+
+def qc_inspects(job: JobCard) -> JobCard:
+    """The card as the example lab's server sends it: final QC is an inspection stage."""
+    stages = [s.model_copy(update={"inspection": s.code == "final_qc"}) for s in job.route_stages]
+    return job.model_copy(update={"route_stages": stages})
+
+
+def test_an_inspection_stage_passes_a_job_by_inspection_not_by_scan(outbox: Outbox) -> None:
+    job = qc_inspects(card(stage="final_qc", status="in_progress"))
+    state = Projected("final_qc", JobStatus.in_progress)
+    assert decide(job, state, "final_qc") == (Verdict.inspect, INSPECTING)
+    reasons = {reason.code: reason for reason in REASONS}
+    plain = outbox.record("J1", Action.complete, operator_badge="B1001")
+    assert project(job, [plain], reasons, "final_qc") == state  # the server refuses it
+    measured = {"measured": {"R": {"sph": -1.25, "cyl": -0.5, "axis": 90}}}
+    passed = replace(plain, fields={**plain.fields, "inspection": measured})
+    assert project(job, [passed], reasons, "final_qc") == Projected("shipping", JobStatus.queued)
+
+
+def test_release_restores_the_status_before_the_hold_as_the_server_does(outbox: Outbox) -> None:
+    reasons = {reason.code: reason for reason in REASONS}
+    held = card(status="on_hold").model_copy(update={"status_before_hold": JobStatus.queued})
+    release = outbox.record("J1", Action.release, operator_badge="B1001")
+    assert project(held, [release], reasons, "edging") == Projected("edging", JobStatus.queued)
+    hold = outbox.record("J1", Action.hold, operator_badge="B1001", reason_code="H-FRAME")
+    start = outbox.record("J1", Action.start, operator_badge="B1001")
+    events = [start, hold, release]
+    assert project(card(), events, reasons, "edging") == Projected("edging", "in_progress")
+
+
+def test_an_event_the_server_rejected_changes_nothing(outbox: Outbox) -> None:
+    reasons = {reason.code: reason for reason in REASONS}
+    rework = outbox.record("J1", Action.rework, operator_badge="B1001", reason_code="D-FIT")
+    rejected = replace(rework, state="rejected")
+    assert project(card(), [rejected], reasons, "edging") == Projected("edging", JobStatus.queued)
+
+
+async def test_a_scan_at_an_inspection_stage_starts_but_never_passes(
+    outbox: Outbox, clock: list[float]
+) -> None:
+    source = FakeSource(outbox)
+    source.cards["J1"] = qc_inspects(card(stage="final_qc"))
+    flow = StationFlow(
+        outbox,
+        source,
+        stage="final_qc",
+        idle_sign_out_seconds=600,
+        repeat_scan_seconds=2,
+        clock=lambda: clock[0],
+    )
+    await flow.scan("B1001")
+    assert (await flow.scan("J1")).message == "Started"
+    clock[0] += 5
+    screen = await flow.scan("J1")
+    assert (screen.verdict, screen.message) == (Verdict.inspect, INSPECTING)
+    assert [event.action for event in outbox.queued(10)] == [Action.start]
 
 
 async def test_badge_then_job_scans_start_and_complete(
