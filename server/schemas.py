@@ -1,12 +1,18 @@
-"""Pydantic models at the API boundary (requests and responses)."""
+"""Pydantic models at the API boundary (requests and responses).
+
+The station's wire models live once in `core.contract`; the server's responses extend them
+with what only people and integrations read. Responses are built from ORM rows
+(`from_attributes`): a name the row lacks is a property on the ORM class, or, where the
+row's attribute of that name is a relationship, an alias that reads through it.
+"""
 
 import math
-import uuid
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import (
     AfterValidator,
+    AliasPath,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -17,43 +23,28 @@ from pydantic import (
     model_validator,
 )
 
-from server.models import (
-    BreakagePart,
-    EventAction,
-    Eye,
-    JobStatus,
-    JobType,
-    LensDesign,
-    Priority,
-    Role,
-)
+from core import contract
 
-
-def _reject_nul(value: object) -> None:
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    if isinstance(value, list):
-        for item in value:
-            _reject_nul(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _reject_nul(key)
-            _reject_nul(item)
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    # PostgreSQL text cannot hold NUL (a 500 from the driver); no real input contains one.
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_nul(cls, value: object) -> object:
-        _reject_nul(value)
-        return value
+# Shapes the server answers or accepts exactly as the contract declares them; its modules
+# read every wire model from here.
+from core.contract import BreakageDetail as BreakageDetail
+from core.contract import DefectIn as DefectIn
+from core.contract import EventIn as EventIn
+from core.contract import FieldError as FieldError
+from core.contract import Inbound as _In
+from core.contract import InspectionIn as InspectionIn
+from core.contract import JobState as JobState
+from core.contract import Operator as Operator
+from core.contract import ScanCode
+from core.contract import SequenceGap as SequenceGap
+from core.contract import Stage as Stage
+from server.models import BreakagePart, JobType, LensDesign, Priority, Role
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_serialization_defaults_required=True
+    )
 
 
 def _quarter_step(step: float) -> AfterValidator:
@@ -79,10 +70,6 @@ VerificationPower = Annotated[float, Field(ge=-30, le=30, allow_inf_nan=False)]
 PrismBase = Annotated[
     str, StringConstraints(pattern=r"^(in|out|up|down|(\d|[1-9]\d|[12]\d\d|3[0-5]\d))$")
 ]
-ScanCode = Annotated[
-    str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")
-]
-ReasonCodeText = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 
 
 class PrescriptionEyeIn(_In):
@@ -116,22 +103,6 @@ class PrescriptionEyeIn(_In):
         return self
 
 
-class PrescriptionEyeOut(_Out):
-    eye: Eye
-    sph: float
-    cyl: float
-    axis: int | None
-    add: float | None
-    prism: float | None
-    prism_base: str | None
-    mono_pd: float | None
-    fitting_height: float | None
-    center_thickness: float | None
-    verify_sph: float | None
-    verify_cyl: float | None
-    verify_axis: int | None
-
-
 class FrameIn(_In):
     model_config = ConfigDict(extra="allow")
     type: Literal["full_rim", "semi_rimless", "rimless"] | None = None
@@ -155,7 +126,9 @@ class JobCreate(_In):
     lens_material: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     lens_index: float = Field(ge=1.4, le=1.9)
     surfaced: bool
-    treatments: list[Annotated[str, StringConstraints(min_length=1, max_length=32)]] = []
+    treatments: list[Annotated[str, StringConstraints(min_length=1, max_length=32)]] = Field(
+        default=[]
+    )
     frame: FrameIn = FrameIn()
     special_instructions: str = Field(default="", max_length=1000)
     right: PrescriptionEyeIn | None = None
@@ -187,205 +160,54 @@ class JobCreate(_In):
         return self
 
 
-class StageOut(_Out):
-    code: str
-    name: str
-
-
 class FlagOut(_Out):
     kind: str
     reason: str
     raised_at: datetime
 
 
-class JobOut(_Out):
-    id: int
-    job_number: str
-    tray_number: str | None
-    store_code: str
+class JobSummary(contract.JobSummary):
+    state_changed_at: datetime
+    eta: datetime | None
+    flags: list[FlagOut]
+
+
+class JobOut(contract.JobCard, JobSummary):
     patient_ref: str
-    job_type: JobType
-    priority: Priority
     ordered_at: datetime
-    promised_at: datetime
-    lens_design: LensDesign
-    lens_material: str
-    lens_index: float
-    surfaced: bool
-    treatments: list[str]
-    frame: dict[str, object]
-    special_instructions: str
-    tolerance_profile: str | None = Field(description="The store's QC profile; None: the lab's")
     route_code: str
-    route_stages: list[StageOut]
-    current_stage: StageOut | None
-    status: JobStatus
-    status_before_hold: JobStatus | None = Field(description="What a release restores.")
     rework_count: int
     breakage_count: int
-    state_changed_at: datetime
-    eta: datetime | None
-    flags: list[FlagOut]
     ready_for_pickup_at: datetime | None
     delivered_at: datetime | None
-    prescription: list[PrescriptionEyeOut]
 
 
-class JobSummary(_Out):
-    id: int
-    job_number: str
-    tray_number: str | None
-    store_code: str
-    priority: Priority
-    promised_at: datetime
-    current_stage: StageOut | None
-    status: JobStatus
-    state_changed_at: datetime
-    eta: datetime | None
-    flags: list[FlagOut]
-
-
-class JobPage(BaseModel):
-    total: int
+class JobPage(contract.JobPage):
     items: list[JobSummary]
-
-
-class BreakageDetail(_In):
-    """What broke, for a breakage event; without it a breakage counts both lenses."""
-
-    part: BreakagePart = BreakagePart.lens
-    eyes: list[Eye] = Field(default=[Eye.R, Eye.L], max_length=2)
-    replacement_blanks: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = (
-        Field(default=[], max_length=4)
-    )
-
-    @model_validator(mode="after")
-    def _eyes_for_lenses(self) -> Self:
-        if self.part == BreakagePart.lens and not self.eyes:
-            raise ValueError("a lens breakage names the eye (R, L or both)")
-        if len(set(self.eyes)) != len(self.eyes):
-            raise ValueError("an eye is named twice")
-        return self
-
-
-class DefectIn(_In):
-    eye: Eye | None = Field(default=None, description="None: the pair or the frame.")
-    code: ReasonCodeText
-
-
-class InspectionIn(_In):
-    """A QC inspection, riding on the event that passes (complete) or fails (rework) the job.
-
-    `measured` has the shape of `lenstrack check-lens` input: {"R": {sph, cyl, axis, add,
-    prism_h, prism_v, pd, fitting_height, ...}, "L": {...}, "pd": ...}. The server judges it
-    against the job's ordered Rx with the store's tolerance profile.
-    """
-
-    measured: dict[str, object]
-    profile: str | None = Field(
-        default=None,
-        description="What the station judged with; a store's own profile is used instead.",
-    )
-    cosmetic: dict[Annotated[str, StringConstraints(max_length=40)], bool] = Field(
-        default={}, max_length=30
-    )
-    defects: list[DefectIn] = Field(default=[], max_length=20)
-
-
-class EventIn(_In):
-    """One scan-time event made by a station. The station is known from its token."""
-
-    event_uuid: uuid.UUID
-    sequence: int = Field(ge=1, le=2**63 - 1, description="Per-station, increasing by 1 per event.")
-    job: ScanCode = Field(description="Job number or tray number as scanned.")
-    action: EventAction
-    operator_badge: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    reason_code: ReasonCodeText | None = None
-    to_stage: str | None = Field(default=None, description="Rework target stage code.")
-    override_reason: Annotated[str, StringConstraints(min_length=3, max_length=200)] | None = None
-    note: str | None = Field(default=None, max_length=2000)
-    breakage: BreakageDetail | None = Field(default=None, description="Only with breakage.")
-    inspection: InspectionIn | None = Field(
-        default=None, description="QC result: with complete (pass) or rework (fail)."
-    )
-    created_at: AwareDatetime = Field(description="Device clock at scan time.")
-    sent_at: AwareDatetime = Field(description="Device clock when this send began.")
-
-    @field_validator("sent_at")
-    @classmethod
-    def _sent_after_created(cls, sent_at: datetime, info: ValidationInfo) -> datetime:
-        created_at = info.data.get("created_at")
-        if created_at is not None and created_at > sent_at:
-            raise ValueError("is before created_at")
-        return sent_at
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if self.breakage is not None and self.action != EventAction.breakage:
-            raise ValueError("breakage details belong to a breakage event")
-        if self.inspection is not None:
-            if self.action not in (EventAction.complete, EventAction.rework):
-                raise ValueError("an inspection rides on complete (pass) or rework (fail)")
-            if self.action == EventAction.rework and not self.inspection.defects:
-                raise ValueError("a failed inspection names at least one defect code")
-        return self
 
 
 class EventBatchIn(_In):
     events: list[EventIn] = Field(min_length=1)
 
 
-class FieldError(BaseModel):
-    field: str
-    message: str
-
-
-class JobState(BaseModel):
-    job_number: str
-    tray_number: str | None
-    stage: str | None
-    status: JobStatus
-
-
-class EventResult(BaseModel):
-    event_uuid: uuid.UUID
-    status: Literal["stored", "duplicate", "rejected"]
+class EventResult(contract.EventResult):
     event_id: int | None = None
-    job: JobState | None = None
-    error: FieldError | None = None
 
 
-class SequenceGap(BaseModel):
-    first_missing: int
-    last_missing: int
-
-
-class EventBatchOut(BaseModel):
+class EventBatchOut(contract.BatchReply):
     results: list[EventResult]
-    sequence_gaps: list[SequenceGap]
 
 
-class StationMe(BaseModel):
+class StationMe(contract.StationMe):
     id: int
-    name: str
-    stage: StageOut
-    last_sequence: int
     sequence_gaps: list[SequenceGap]
 
 
-class TimelineEntry(BaseModel):
-    event_id: int
-    event_uuid: uuid.UUID
-    action: EventAction
-    stage: StageOut
-    station: str
-    operator_initials: str | None
-    reason_code: str | None
-    to_stage: StageOut | None
-    override_reason: str | None
-    note: str | None
-    at: datetime = Field(description="Device time corrected onto the server clock.")
-    received_at: datetime
+class TimelineEntry(contract.TimelineEntry):
+    model_config = ConfigDict(validate_by_name=True)
+    event_id: int = Field(validation_alias="id")
+    station: str = Field(validation_alias=AliasPath("station", "name"))
+    received_at: datetime = Field(validation_alias="server_received_at")
 
 
 class LoginIn(_In):
@@ -394,32 +216,27 @@ class LoginIn(_In):
 
 
 class PersonOut(_Out):
+    model_config = ConfigDict(validate_by_name=True)
     id: int
     username: str
     name: str
     role: Role
-    store_code: str | None
+    store_code: str | None = Field(default=None, validation_alias=AliasPath("store", "code"))
 
 
-class OperatorOut(BaseModel):
-    badge_code: str
-    name: str
-    initials: str
-    role: Role
-
-
-class ReasonOut(BaseModel):
-    kind: str
-    code: str
-    description: str
-    return_stage: str | None
+class ReasonOut(contract.Reason):
+    model_config = ConfigDict(validate_by_name=True)
+    return_stage: str | None = Field(
+        default=None, validation_alias=AliasPath("return_stage", "code")
+    )
 
 
 class BreakageOut(_Out):
+    model_config = ConfigDict(validate_by_name=True)
     id: int
-    job_number: str
-    stage: StageOut
-    station: str
+    job_number: str = Field(validation_alias=AliasPath("job", "job_number"))
+    stage: Stage
+    station: str = Field(validation_alias=AliasPath("station", "name"))
     reason_code: str
     part: BreakagePart
     eyes: str

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from server.api.deps import SESSION_COOKIE, Context, CurrentPerson, DbSession, request_token
 from server.domain import auth
-from server.models import Person, Store
+from server.models import Person
 from server.schemas import LoginIn, PersonOut
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -23,15 +23,7 @@ def set_session_cookie(response: Response, token: str, context: Context) -> None
 
 
 def person_out(session: DbSession, person_id: int) -> PersonOut:
-    person = session.get_one(Person, person_id)
-    store = session.get(Store, person.store_id) if person.store_id else None
-    return PersonOut(
-        id=person.id,
-        username=person.username,
-        name=person.name,
-        role=person.role,
-        store_code=store.code if store else None,
-    )
+    return PersonOut.model_validate(session.get_one(Person, person_id))
 
 
 @router.post("/login")

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from server.api.deps import CurrentPerson, DbSession, RowId
 from server.domain import breakage
-from server.models import Job, utcnow
+from server.models import utcnow
 from server.schemas import BreakageOut, ReversalIn
 
 router = APIRouter(prefix="/api/breakages", tags=["breakages"])
@@ -14,15 +14,14 @@ router = APIRouter(prefix="/api/breakages", tags=["breakages"])
 def list_breakages(
     person: CurrentPerson, session: DbSession, include_reversed: bool = False
 ) -> list[BreakageOut]:
-    return breakage.list_breakages(session, person, include_reversed=include_reversed)
+    records = breakage.list_breakages(session, person, include_reversed=include_reversed)
+    return [BreakageOut.model_validate(record) for record in records]
 
 
 @router.post("/{breakage_id}/reverse")
 def reverse_breakage(
     breakage_id: RowId, reversal: ReversalIn, person: CurrentPerson, session: DbSession
 ) -> BreakageOut:
-    reversed_breakage = breakage.reverse_breakage(
-        session, person, breakage_id, reversal.reason, utcnow()
+    return BreakageOut.model_validate(
+        breakage.reverse_breakage(session, person, breakage_id, reversal.reason, utcnow())
     )
-    job = session.get_one(Job, reversed_breakage.job_id)
-    return breakage.breakage_out(reversed_breakage, job.job_number)

@@ -7,11 +7,17 @@ from fastapi import APIRouter, Path, Query, status
 from server.api.deps import CurrentPerson, CurrentPrincipal, DbSession, RowId
 from server.domain import inspection, jobs
 from server.models import JobStatus
-from server.schemas import InspectionOut, JobCreate, JobOut, JobPage, TimelineEntry
+from server.schemas import (
+    InspectionOut,
+    JobCreate,
+    JobOut,
+    JobPage,
+    JobSummary,
+    TimelineEntry,
+)
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
-# Bounded to the id column, so an absurd id is a 422 rather than a database overflow.
 # What a scanner can produce (schemas.ScanCode); anything else, e.g. a NUL, is a 422.
 ScannedCode = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
 StageCode = Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -22,7 +28,7 @@ def create_job(order: JobCreate, person: CurrentPerson, session: DbSession) -> J
     job = jobs.create_job(session, person, order)
     session.flush()
     session.refresh(job)
-    return jobs.job_out(job)
+    return JobOut.model_validate(job)
 
 
 @router.get("")
@@ -38,35 +44,36 @@ def list_jobs(
     total, page = jobs.list_jobs(
         session, principal, stage=stage, status=status, active=active, limit=limit, offset=offset
     )
-    return JobPage(total=total, items=[jobs.job_summary(job) for job in page])
+    return JobPage(total=total, items=[JobSummary.model_validate(job) for job in page])
 
 
 @router.get("/lookup/{code}")
 def lookup_job(code: ScannedCode, principal: CurrentPrincipal, session: DbSession) -> JobOut:
-    return jobs.job_out(jobs.lookup_job(session, principal, code))
+    return JobOut.model_validate(jobs.lookup_job(session, principal, code))
 
 
 @router.get("/{job_id}")
 def get_job(job_id: RowId, principal: CurrentPrincipal, session: DbSession) -> JobOut:
-    return jobs.job_out(jobs.get_job(session, principal, job_id))
+    return JobOut.model_validate(jobs.get_job(session, principal, job_id))
 
 
 @router.get("/{job_id}/timeline")
 def job_timeline(
     job_id: RowId, principal: CurrentPrincipal, session: DbSession
 ) -> list[TimelineEntry]:
-    return jobs.job_timeline(session, principal, job_id)
+    events = jobs.job_timeline(session, principal, job_id)
+    return [TimelineEntry.model_validate(event) for event in events]
 
 
 @router.post("/{job_id}/ready-for-pickup")
 def ready_for_pickup(job_id: RowId, person: CurrentPerson, session: DbSession) -> JobOut:
-    return jobs.job_out(jobs.mark_ready_for_pickup(session, person, job_id))
+    return JobOut.model_validate(jobs.mark_ready_for_pickup(session, person, job_id))
 
 
 @router.post("/{job_id}/delivered")
 def delivered(job_id: RowId, person: CurrentPerson, session: DbSession) -> JobOut:
     """The patient has the glasses."""
-    return jobs.job_out(jobs.mark_delivered(session, person, job_id))
+    return JobOut.model_validate(jobs.mark_delivered(session, person, job_id))
 
 
 @router.get("/{job_id}/inspections")

@@ -19,7 +19,7 @@ from server.models import (
     Role,
     StageEvent,
 )
-from server.schemas import BreakageDetail, BreakageOut, StageOut
+from server.schemas import BreakageDetail
 
 REVERSERS = frozenset({Role.lab_manager, Role.admin})
 
@@ -87,7 +87,7 @@ def reverse_breakage(
     breakage.reversal_reason = reason
     # The job stays where it is now (it may have moved on); the count, its flags and ETA are
     # corrected, and the store's pages hear of it through the feed.
-    job = session.get_one(Job, breakage.job_id)
+    job = breakage.job
     job.breakage_count = max(0, job.breakage_count - 1)
     append_update(session, job, "breakage_reversed", {"breakage_id": breakage.id, "reason": reason})
     refresh_job(session, job, now)
@@ -96,36 +96,15 @@ def reverse_breakage(
 
 def list_breakages(
     session: Session, person: PersonPrincipal, *, include_reversed: bool = False
-) -> list[BreakageOut]:
+) -> list[Breakage]:
     if person.role == Role.store_staff:
         raise Forbidden("role", "breakage records are for the lab")
     statement = (
-        select(Breakage, Job.job_number)
+        select(Breakage)
         .join(Job, Breakage.job_id == Job.id)
         .where(Job.lab_id == person.lab_id)
         .order_by(Breakage.occurred_at.desc())
     )
     if not include_reversed:
         statement = statement.where(Breakage.reversed_at.is_(None))
-    return [
-        breakage_out(breakage, job_number) for breakage, job_number in session.execute(statement)
-    ]
-
-
-def breakage_out(breakage: Breakage, job_number: str) -> BreakageOut:
-    return BreakageOut(
-        id=breakage.id,
-        job_number=job_number,
-        stage=StageOut(code=breakage.stage.code, name=breakage.stage.name),
-        station=breakage.station.name,
-        reason_code=breakage.reason_code,
-        part=breakage.part,
-        eyes=breakage.eyes,
-        shift=breakage.shift,
-        cost=breakage.cost,
-        currency=breakage.currency,
-        replacement_blanks=breakage.replacement_blanks,
-        occurred_at=breakage.occurred_at,
-        reversed_at=breakage.reversed_at,
-        reversal_reason=breakage.reversal_reason,
-    )
+    return list(session.scalars(statement))

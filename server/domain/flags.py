@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from server.domain.lab_time import duration_text, lab_zone, local_text
 from server.feed import append_update
 from server.models import (
     Breakage,
@@ -24,7 +25,6 @@ from server.models import (
     Job,
     JobFlag,
     JobStatus,
-    Lab,
     ReasonCode,
     Stage,
     StageEvent,
@@ -107,16 +107,6 @@ def estimate_eta(job: Job, load: FloorLoad, now: datetime) -> datetime | None:
     return now + timedelta(minutes=remaining)
 
 
-def _local(moment: datetime, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%a %d %b %H:%M")
-
-
-def _duration(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
-
-
 def _last_event(session: Session, job: Job, action: EventAction) -> StageEvent | None:
     return session.scalar(
         select(StageEvent)
@@ -166,16 +156,15 @@ def assess_flags(
     if not job.is_active:
         return {}
     stage = job.current_stage.name if job.current_stage else "no stage"
+    promised = local_text(job.promised_at, zone)
     flags: dict[FlagKind, str] = {}
     if now > job.promised_at:
-        flags[FlagKind.late] = (
-            f"Promised for {_local(job.promised_at, zone)}; still at {stage}."
-            + (f" Now expected {_local(eta, zone)}." if eta else "")
+        flags[FlagKind.late] = f"Promised for {promised}; still at {stage}." + (
+            f" Now expected {local_text(eta, zone)}." if eta else ""
         )
     elif eta is not None and eta > job.promised_at:
-        flags[FlagKind.at_risk] = (
-            f"Expected {_local(eta, zone)}, after the promised {_local(job.promised_at, zone)}."
-        )
+        expected = local_text(eta, zone)
+        flags[FlagKind.at_risk] = f"Expected {expected}, after the promised {promised}."
     if job.status == JobStatus.on_hold:
         hold = _last_event(session, job, EventAction.hold)
         why = _reason_text(session, job.lab_id, hold.reason_code if hold else None)
@@ -183,7 +172,7 @@ def assess_flags(
     elif job.current_stage is not None:
         idle = now - job.state_changed_at
         if idle > timedelta(minutes=job.current_stage.stalled_after_minutes):
-            flags[FlagKind.stalled] = f"No progress at {stage} for {_duration(idle)}."
+            flags[FlagKind.stalled] = f"No progress at {stage} for {duration_text(idle)}."
     rework = _last_event(session, job, EventAction.rework)
     if _still_redoing(job, rework):
         assert rework is not None
@@ -213,7 +202,7 @@ def refresh_job(
     `changed` says the caller changed the job itself (an event), which the feed reports too.
     """
     load = load or floor_load(session, job.lab_id)
-    zone = ZoneInfo(session.get_one(Lab, job.lab_id).timezone)
+    zone = lab_zone(session, job.lab_id)
     eta = estimate_eta(job, load, now)
     eta_moved = eta != job.eta and (
         job.eta is None or eta is None or abs((eta - job.eta).total_seconds()) >= 60

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 from server.domain.auth import LAB_ROLES, PersonPrincipal, Principal
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from server.domain.flags import refresh_job
-from server.domain.naming import initials
 from server.feed import append_update
 from server.models import (
     Eye,
@@ -25,15 +24,7 @@ from server.models import (
     Store,
     utcnow,
 )
-from server.schemas import (
-    FlagOut,
-    JobCreate,
-    JobOut,
-    JobSummary,
-    PrescriptionEyeOut,
-    StageOut,
-    TimelineEntry,
-)
+from server.schemas import JobCreate
 
 JOB_CREATORS = frozenset({Role.lab_manager, Role.admin, Role.store_staff})
 # An order is entered when it is placed: one dated further ahead than a clock can be off is a
@@ -176,85 +167,19 @@ def list_jobs(
     return total, list(session.scalars(page))
 
 
-def _stage_out(stage: Stage) -> StageOut:
-    return StageOut(code=stage.code, name=stage.name)
-
-
-def job_out(job: Job) -> JobOut:
-    return JobOut(
-        id=job.id,
-        job_number=job.job_number,
-        tray_number=job.tray_number,
-        store_code=job.store.code,
-        patient_ref=job.patient_ref,
-        job_type=job.job_type,
-        priority=job.priority,
-        ordered_at=job.ordered_at,
-        promised_at=job.promised_at,
-        lens_design=job.lens_design,
-        lens_material=job.lens_material,
-        lens_index=job.lens_index,
-        surfaced=job.surfaced,
-        treatments=job.treatments,
-        frame=job.frame,
-        special_instructions=job.special_instructions,
-        tolerance_profile=job.store.tolerance_profile,
-        route_code=job.route.code,
-        route_stages=[_stage_out(step.stage) for step in job.route.steps],
-        current_stage=_stage_out(job.current_stage) if job.current_stage else None,
-        status=job.status,
-        status_before_hold=job.status_before_hold,
-        rework_count=job.rework_count,
-        breakage_count=job.breakage_count,
-        state_changed_at=job.state_changed_at,
-        eta=job.eta,
-        flags=[FlagOut.model_validate(flag) for flag in job.open_flags],
-        ready_for_pickup_at=job.ready_for_pickup_at,
-        delivered_at=job.delivered_at,
-        prescription=[PrescriptionEyeOut.model_validate(eye) for eye in job.prescription],
-    )
-
-
-def job_summary(job: Job) -> JobSummary:
-    return JobSummary(
-        id=job.id,
-        job_number=job.job_number,
-        tray_number=job.tray_number,
-        store_code=job.store.code,
-        priority=job.priority,
-        promised_at=job.promised_at,
-        current_stage=_stage_out(job.current_stage) if job.current_stage else None,
-        status=job.status,
-        state_changed_at=job.state_changed_at,
-        eta=job.eta,
-        flags=[FlagOut.model_validate(flag) for flag in job.open_flags],
-    )
-
-
-def job_timeline(session: Session, principal: Principal, job_id: int) -> list[TimelineEntry]:
-    job = get_job(session, principal, job_id)
-    events = session.scalars(
-        select(StageEvent)
-        .where(StageEvent.job_id == job.id)
-        .order_by(StageEvent.corrected_at, StageEvent.id)
-    )
-    return [
-        TimelineEntry(
-            event_id=event.id,
-            event_uuid=event.event_uuid,
-            action=event.action,
-            stage=_stage_out(event.stage),
-            station=event.station.name,
-            operator_initials=initials(event.operator.name) if event.operator else None,
-            reason_code=event.reason_code,
-            to_stage=_stage_out(event.to_stage) if event.to_stage else None,
-            override_reason=event.override_reason,
-            note=event.note,
-            at=event.corrected_at,
-            received_at=event.server_received_at,
+def job_events(session: Session, job: Job) -> list[StageEvent]:
+    """The job's events in the order they happened (device time on the server clock)."""
+    return list(
+        session.scalars(
+            select(StageEvent)
+            .where(StageEvent.job_id == job.id)
+            .order_by(StageEvent.corrected_at, StageEvent.id)
         )
-        for event in events
-    ]
+    )
+
+
+def job_timeline(session: Session, principal: Principal, job_id: int) -> list[StageEvent]:
+    return job_events(session, get_job(session, principal, job_id))
 
 
 STORE_MILESTONE_ROLES = frozenset({Role.store_staff, Role.lab_manager, Role.admin})

@@ -1,6 +1,8 @@
-"""Read models for the store portal and the WIP board: plain functions, scoped by `visible_jobs`.
+"""Read models for every page (job list, store portal, WIP board): plain functions, scoped by
+`visible_jobs`, returning dataclasses. Pages read only through here.
 
-Times are shown in the lab's own time zone; every function takes `now` so tests control it.
+Times are shown in the lab's own time zone (`lab_time`); every function takes `now` so tests
+control it.
 """
 
 from dataclasses import dataclass, replace
@@ -13,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from server.domain import inspection
 from server.domain.auth import LAB_ROLES, PersonPrincipal
-from server.domain.jobs import visible_jobs
-from server.domain.naming import initials
+from server.domain.jobs import job_events, list_jobs, visible_jobs
+from server.domain.lab_time import duration_text, lab_zone, local_text
 from server.models import (
     Breakage,
     EventAction,
@@ -22,11 +24,11 @@ from server.models import (
     Job,
     JobFlag,
     JobStatus,
-    Lab,
     Priority,
     ReasonCode,
     Stage,
     StageEvent,
+    Store,
 )
 from server.schemas import InspectionOut
 
@@ -64,25 +66,52 @@ def scope_key(principal: PersonPrincipal) -> tuple[int, int | None]:
     return principal.lab_id, store
 
 
-def lab_zone(session: Session, lab_id: int) -> ZoneInfo:
-    return ZoneInfo(session.get_one(Lab, lab_id).timezone)
+def scope_name(session: Session, principal: PersonPrincipal) -> str:
+    """Whose jobs a page shows: the person's store, or all stores for the lab."""
+    if principal.store_id is None:
+        return "All stores"
+    return session.get_one(Store, principal.store_id).name
 
 
-def local_text(moment: datetime, zone: ZoneInfo, now: datetime) -> str:
-    """'today 14:30', 'tomorrow 09:00' or 'Tue 03 Mar 14:30' in the lab's time zone."""
-    local = moment.astimezone(zone)
-    days = (local.date() - now.astimezone(zone).date()).days
-    day = {-1: "yesterday", 0: "today", 1: "tomorrow"}.get(days, local.strftime("%a %d %b"))
-    return f"{day} {local:%H:%M}"
+@dataclass(frozen=True)
+class JobListRow:
+    job_id: int
+    job_number: str
+    tray_number: str | None
+    store_code: str
+    stage: str | None
+    status: JobStatus
+    rush: bool
+    promised: str
 
 
-def duration_text(delta: timedelta) -> str:
-    minutes = max(0, int(delta.total_seconds() // 60))
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days} d {hours} h"
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+@dataclass(frozen=True)
+class JobList:
+    total: int  # every active job; `rows` holds the first JOB_LIST_LIMIT
+    rows: tuple[JobListRow, ...]
+
+
+JOB_LIST_LIMIT = 500
+
+
+def job_list(session: Session, principal: PersonPrincipal, now: datetime) -> JobList:
+    """The active jobs, soonest promised first."""
+    zone = lab_zone(session, principal.lab_id)
+    total, jobs = list_jobs(session, principal, active=True, limit=JOB_LIST_LIMIT)
+    rows = tuple(
+        JobListRow(
+            job_id=job.id,
+            job_number=job.job_number,
+            tray_number=job.tray_number,
+            store_code=job.store_code,
+            stage=job.current_stage.name if job.current_stage else None,
+            status=job.status,
+            rush=job.priority == Priority.rush,
+            promised=local_text(job.promised_at, zone, now),
+        )
+        for job in jobs
+    )
+    return JobList(total, rows)
 
 
 @dataclass(frozen=True)
@@ -301,7 +330,7 @@ def _event_view(
         action=event.action.value,
         stage=event.stage.name,
         station=event.station.name,
-        operator=initials(event.operator.name) if event.operator else None,
+        operator=event.operator_initials,
         reason=reason,
         note=event.note,
     )
@@ -327,7 +356,7 @@ def _steps(job: Job, events: list[StageEvent], zone: ZoneInfo, now: datetime) ->
         start, complete = starts.get(stage_id), completes.get(stage_id)
         if state != "done":
             complete = None  # a completion from before a rework belongs to the old pass
-        people = [initials(e.operator.name) for e in (start, complete) if e and e.operator]
+        people = [who for e in (start, complete) if e and (who := e.operator_initials)]
         views.append(
             StepView(
                 stage=route_step.stage.name,
@@ -348,13 +377,7 @@ def job_detail(
     if job is None:
         return None
     zone = lab_zone(session, principal.lab_id)
-    events = list(
-        session.scalars(
-            select(StageEvent)
-            .where(StageEvent.job_id == job.id)
-            .order_by(StageEvent.corrected_at, StageEvent.id)
-        )
-    )
+    events = job_events(session, job)
     reasons = dict(
         session.execute(
             select(ReasonCode.code, ReasonCode.description).where(ReasonCode.lab_id == job.lab_id)
@@ -378,7 +401,7 @@ def job_detail(
     ]
     return JobDetail(
         row=store_row(job, zone, now),
-        store_code=job.store.code,
+        store_code=job.store_code,
         lens=f"{job.lens_design.value} {job.lens_material} {job.lens_index:g}",
         steps=tuple(_steps(job, events, zone, now)),
         problems=tuple(problems),
@@ -430,7 +453,7 @@ def wip_card(job: Job, now: datetime) -> WipCard | None:
         stage_id=stage.id,
         job_number=job.job_number,
         tray_number=job.tray_number,
-        store_code=job.store.code,
+        store_code=job.store_code,
         status=job.status,
         rush=job.priority == Priority.rush,
         late=FlagKind.late in kinds,

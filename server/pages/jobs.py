@@ -1,13 +1,14 @@
-"""The job list page (the full store portal and WIP board come with their own issue)."""
+"""The job list page: every active job the person may see, soonest promised first."""
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from server.context import ServerContext
-from server.domain import jobs
+from server.domain import views
 from server.domain.auth import PersonPrincipal
-from server.models import JobStatus, Priority, Store
+from server.domain.views import JobListRow
+from server.models import JobStatus, utcnow
 from server.pages.access import page_header, page_person
 
 STATUS_COLOURS = {
@@ -26,30 +27,30 @@ def register_job_pages(context: ServerContext) -> None:
         if principal is None:
             return RedirectResponse("/login")
         with context.db.read_session() as session:
-            total, page = jobs.list_jobs(session, principal, active=True, limit=500)
-            store = session.get(Store, principal.store_id) if principal.store_id else None
-            rows = [
-                {
-                    "id": job.id,
-                    "job_number": job.job_number,
-                    "tray_number": job.tray_number or "",
-                    "store": job.store.code,
-                    "stage": job.current_stage.name if job.current_stage else "",
-                    "status": job.status.value.replace("_", " "),
-                    "status_colour": STATUS_COLOURS[job.status],
-                    "rush": "RUSH" if job.priority == Priority.rush else "",
-                    "promised": job.promised_at.strftime("%a %d %b %H:%M"),
-                }
-                for job in page
-            ]
-        _render_job_list(principal, store.name if store else None, total, rows)
+            title = views.scope_name(session, principal)
+            job_list = views.job_list(session, principal, utcnow())
+        _render_job_list(principal, title, job_list.total, [_table_row(r) for r in job_list.rows])
         return None
 
 
+def _table_row(row: JobListRow) -> dict[str, object]:
+    return {
+        "id": row.job_id,
+        "job_number": row.job_number,
+        "tray_number": row.tray_number or "",
+        "store": row.store_code,
+        "stage": row.stage or "",
+        "status": row.status.value.replace("_", " "),
+        "status_colour": STATUS_COLOURS[row.status],
+        "rush": "RUSH" if row.rush else "",
+        "promised": row.promised,
+    }
+
+
 def _render_job_list(
-    principal: PersonPrincipal, store_name: str | None, total: int, rows: list[dict[str, object]]
+    principal: PersonPrincipal, title: str, total: int, rows: list[dict[str, object]]
 ) -> None:
-    page_header(principal, store_name or "All stores")
+    page_header(principal, title)
     with ui.column().classes("w-full p-6 gap-4"):
         ui.label(f"Active jobs ({total})").classes("text-xl font-semibold")
         columns = [

@@ -20,7 +20,7 @@ from server.domain import jobs, views
 from server.domain.auth import PersonPrincipal
 from server.domain.errors import DomainError
 from server.domain.views import JobDetail, StoreRow
-from server.models import Store, utcnow
+from server.models import utcnow
 from server.pages.access import STORE_PORTAL_ROLES, admit, page_header
 from server.pages.job_rows import JobRows, MarkRequest, Milestone
 from server.pages.live_view import PageFeed
@@ -41,10 +41,8 @@ MARKS: dict[Milestone, Callable[[Session, PersonPrincipal, int], Any]] = {
 
 
 def _store_name(context: ServerContext, principal: PersonPrincipal) -> str:
-    if principal.store_id is None:
-        return "All stores"
     with context.db.read_session() as session:
-        return session.get_one(Store, principal.store_id).name
+        return views.scope_name(session, principal)
 
 
 class Milestones:

@@ -29,13 +29,14 @@ CARD_TONES = {
 STATUS_ICONS = {JobStatus.queued: "schedule", JobStatus.in_progress: "build"}
 CARDS_PER_COLUMN = 40
 
-# Ages count up client-side from data-since (ms since the epoch), once a minute.
+# Ages count up client-side from data-since (ms since the epoch), once a minute, written as
+# lab_time.duration_text writes them.
 AGE_SCRIPT = """<script>
 setInterval(() => document.querySelectorAll('[data-since]').forEach(el => {
   const minutes = Math.max(0, Math.floor((Date.now() - Number(el.dataset.since)) / 60000));
   const hours = Math.floor(minutes / 60), days = Math.floor(hours / 24);
   el.textContent = days ? `${days} d ${hours % 24} h` :
-    hours ? `${hours} h ${String(minutes % 60).padStart(2, '0')} min` : `${minutes} min`;
+    hours ? `${hours} h ${minutes % 60} min` : `${minutes} min`;
 }), 60000);
 </script>"""
 

@@ -1,11 +1,11 @@
-"""Read models of the store portal and the WIP board, called directly."""
+"""Read models of the pages (job list, store portal, WIP board), called directly."""
 
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from server.domain import views
+from server.domain import lab_time, views
 from server.domain.auth import PersonPrincipal
 from server.domain.views import StoreFilter, Tone
 from server.models import EventAction, Person, utcnow
@@ -63,8 +63,35 @@ def test_done_today_counts_completions_since_the_labs_midnight(lab: Lab, floor: 
 def test_times_read_in_the_labs_zone() -> None:
     zone = ZoneInfo("Europe/Berlin")
     now = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
-    assert views.local_text(datetime(2025, 3, 4, 13, 30, tzinfo=UTC), zone, now) == "today 14:30"
-    assert views.local_text(datetime(2025, 3, 4, 23, 30, tzinfo=UTC), zone, now) == (
+    assert lab_time.local_text(datetime(2025, 3, 4, 13, 30, tzinfo=UTC), zone, now) == "today 14:30"
+    assert lab_time.local_text(datetime(2025, 3, 4, 23, 30, tzinfo=UTC), zone, now) == (
         "tomorrow 00:30"
     )
-    assert views.local_text(datetime(2025, 3, 7, 8, 0, tzinfo=UTC), zone, now) == "Fri 07 Mar 09:00"
+    friday = datetime(2025, 3, 7, 8, 0, tzinfo=UTC)
+    assert lab_time.local_text(friday, zone, now) == "Fri 07 Mar 09:00"
+
+
+def test_a_time_without_now_is_a_date_and_durations_grow_into_days() -> None:
+    zone = ZoneInfo("Europe/Berlin")
+    assert lab_time.local_text(datetime(2025, 3, 4, 13, 30, tzinfo=UTC), zone) == "Tue 04 Mar 14:30"
+    assert lab_time.duration_text(timedelta(minutes=45)) == "45 min"
+    assert lab_time.duration_text(timedelta(hours=2, minutes=5)) == "2 h 5 min"
+    assert lab_time.duration_text(timedelta(days=3, hours=4, minutes=5)) == "3 d 4 h"
+
+
+def test_the_job_list_is_the_visible_active_jobs_promised_in_the_labs_zone(lab: Lab) -> None:
+    first = lab.make_job("N-7", promised_in=timedelta(days=1))
+    lab.make_job("S-7", store="SOUTH", promised_in=timedelta(days=2))
+    north_staff, manager = _person(lab, "north"), _person(lab, "manager")
+    promised = lab.job(first).promised_at
+    now = utcnow()
+    with lab.context.db.session() as session:
+        north = views.job_list(session, north_staff, now)
+        everyone = views.job_list(session, manager, now)
+        titles = (views.scope_name(session, north_staff), views.scope_name(session, manager))
+    assert [row.job_number for row in north.rows] == ["N-7"]
+    assert (everyone.total, [row.job_number for row in everyone.rows]) == (2, ["N-7", "S-7"])
+    assert titles == ("Northside Vision", "All stores")
+    zone = ZoneInfo("Europe/Berlin")  # the example lab's zone
+    assert everyone.rows[0].promised == lab_time.local_text(promised, zone, now)
+    assert everyone.rows[0].promised.endswith(f"{promised.astimezone(zone):%H:%M}")

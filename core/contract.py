@@ -1,0 +1,332 @@
+"""The job contract between stations and the server, written once.
+
+What a station sends (`EventIn` with its breakage and inspection details) is validated here
+by the server's own rules: unknown fields are refused and sizes bounded, so an event the
+station builds is one the server accepts. What a station reads (the job card, lists,
+timeline, event results, its own identity, operators and reasons) is declared with the fields
+the station uses; `server.schemas` extends these for its responses, and since replies ignore
+fields they do not declare, the server may add fields without breaking older stations.
+"""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from core.lifecycle import Action, JobStatus
+
+
+class Eye(StrEnum):
+    R = "R"
+    L = "L"
+
+
+class JobType(StrEnum):
+    new = "new"
+    redo = "redo"
+    warranty = "warranty"
+    third_party = "third_party"
+
+
+class Priority(StrEnum):
+    regular = "regular"
+    rush = "rush"
+
+
+class LensDesign(StrEnum):
+    SV = "SV"
+    MF = "MF"
+    PAL = "PAL"
+
+
+class BreakagePart(StrEnum):
+    lens = "lens"
+    frame = "frame"
+
+
+class ReasonKind(StrEnum):
+    hold = "hold"
+    breakage = "breakage"
+    defect = "defect"
+
+
+class Role(StrEnum):
+    technician = "technician"
+    qc_inspector = "qc_inspector"
+    lab_manager = "lab_manager"
+    store_staff = "store_staff"
+    admin = "admin"
+
+
+def _reject_nul(value: object) -> None:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if isinstance(value, list):
+        for item in value:
+            _reject_nul(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _reject_nul(key)
+            _reject_nul(item)
+
+
+class Inbound(BaseModel):
+    """What the server accepts: unknown fields refused, surrounding whitespace stripped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    # PostgreSQL text cannot hold NUL (a 500 from the driver); no real input contains one.
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        _reject_nul(value)
+        return value
+
+
+class Reply(BaseModel):
+    """What the server answers. Fields a model does not declare are ignored, so a station
+    reads the replies of a newer server; the server builds them from its ORM rows and sends
+    every field (a default only lets a station read an older server's reply)."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        frozen=True,
+        from_attributes=True,
+        json_schema_serialization_defaults_required=True,
+    )
+
+
+ScanCode = Annotated[
+    str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")
+]
+ReasonCodeText = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+# -- what a station sends --
+
+
+class BreakageDetail(Inbound):
+    """What broke, for a breakage event; without it a breakage counts both lenses."""
+
+    part: BreakagePart = BreakagePart.lens
+    eyes: list[Eye] = Field(default=[Eye.R, Eye.L], max_length=2)
+    replacement_blanks: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = (
+        Field(default=[], max_length=4)
+    )
+
+    @model_validator(mode="after")
+    def _eyes_for_lenses(self) -> Self:
+        if self.part == BreakagePart.lens and not self.eyes:
+            raise ValueError("a lens breakage names the eye (R, L or both)")
+        if len(set(self.eyes)) != len(self.eyes):
+            raise ValueError("an eye is named twice")
+        return self
+
+
+class DefectIn(Inbound):
+    eye: Eye | None = Field(default=None, description="None: the pair or the frame.")
+    code: ReasonCodeText
+
+
+class InspectionIn(Inbound):
+    """A QC inspection, riding on the event that passes (complete) or fails (rework) the job.
+
+    `measured` has the shape of `lenstrack check-lens` input: {"R": {sph, cyl, axis, add,
+    prism_h, prism_v, pd, fitting_height, ...}, "L": {...}, "pd": ...}. The server judges it
+    against the job's ordered Rx with the store's tolerance profile.
+    """
+
+    measured: dict[str, object]
+    profile: str | None = Field(
+        default=None,
+        description="What the station judged with; a store's own profile is used instead.",
+    )
+    cosmetic: dict[Annotated[str, StringConstraints(max_length=40)], bool] = Field(
+        default={}, max_length=30
+    )
+    defects: list[DefectIn] = Field(default=[], max_length=20)
+
+
+class EventIn(Inbound):
+    """One scan-time event made by a station. The station is known from its token."""
+
+    event_uuid: uuid.UUID
+    sequence: int = Field(ge=1, le=2**63 - 1, description="Per-station, increasing by 1 per event.")
+    job: ScanCode = Field(description="Job number or tray number as scanned.")
+    action: Action
+    operator_badge: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    reason_code: ReasonCodeText | None = None
+    to_stage: str | None = Field(default=None, description="Rework target stage code.")
+    override_reason: Annotated[str, StringConstraints(min_length=3, max_length=200)] | None = None
+    note: str | None = Field(default=None, max_length=2000)
+    breakage: BreakageDetail | None = Field(default=None, description="Only with breakage.")
+    inspection: InspectionIn | None = Field(
+        default=None, description="QC result: with complete (pass) or rework (fail)."
+    )
+    created_at: AwareDatetime = Field(description="Device clock at scan time.")
+    sent_at: AwareDatetime = Field(description="Device clock when this send began.")
+
+    @field_validator("sent_at")
+    @classmethod
+    def _sent_after_created(cls, sent_at: datetime, info: ValidationInfo) -> datetime:
+        created_at = info.data.get("created_at")
+        if created_at is not None and created_at > sent_at:
+            raise ValueError("is before created_at")
+        return sent_at
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.breakage is not None and self.action != Action.breakage:
+            raise ValueError("breakage details belong to a breakage event")
+        if self.inspection is not None:
+            if self.action not in (Action.complete, Action.rework):
+                raise ValueError("an inspection rides on complete (pass) or rework (fail)")
+            if self.action == Action.rework and not self.inspection.defects:
+                raise ValueError("a failed inspection names at least one defect code")
+        return self
+
+
+# -- what a station reads --
+
+
+class Stage(Reply):
+    code: str
+    name: str
+    # Default: a card cached by a station before the server sent it still reads.
+    inspection: bool = Field(
+        default=False, description="A job passes this stage only with a judged inspection."
+    )
+
+
+class OrderedEye(Reply):
+    """One eye of the ordered prescription, as the card shows it (core.optics reads it as a
+    `PrescriptionLine`)."""
+
+    eye: Eye
+    sph: float
+    cyl: float
+    axis: int | None = None
+    add: float | None = None
+    prism: float | None = None
+    prism_base: str | None = None
+    mono_pd: float | None = None
+    fitting_height: float | None = None
+    center_thickness: float | None = None
+    verify_sph: float | None = None
+    verify_cyl: float | None = None
+    verify_axis: int | None = None
+
+
+class JobSummary(Reply):
+    """A job in a list (`GET /api/jobs`)."""
+
+    id: int
+    job_number: str
+    tray_number: str | None
+    store_code: str
+    priority: Priority
+    promised_at: datetime
+    current_stage: Stage | None
+    status: JobStatus
+
+
+class JobCard(JobSummary):
+    """One job (`GET /api/jobs/{id}`, `/lookup/{code}`): what the station's card shows."""
+
+    job_type: JobType
+    lens_design: LensDesign
+    lens_material: str
+    lens_index: float
+    surfaced: bool
+    treatments: list[str]
+    frame: dict[str, object]
+    special_instructions: str
+    # Defaults: a card cached by a station before the server sent these still reads.
+    tolerance_profile: str | None = Field(
+        default=None, description="The store's QC profile; None: the lab's"
+    )
+    route_stages: list[Stage]
+    status_before_hold: JobStatus | None = Field(
+        default=None, description="What a release restores."
+    )
+    prescription: list[OrderedEye]
+
+
+class JobPage(Reply):
+    total: int
+    items: list[JobSummary]
+
+
+class TimelineEntry(Reply):
+    event_uuid: uuid.UUID
+    action: Action
+    stage: Stage
+    station: str
+    operator_initials: str | None
+    reason_code: str | None
+    to_stage: Stage | None
+    override_reason: str | None
+    note: str | None
+    at: datetime = Field(description="Device time corrected onto the server clock.")
+
+
+class FieldError(Reply):
+    field: str
+    message: str
+
+
+class JobState(Reply):
+    """The job after an event: what a station applies to its cached card."""
+
+    job_number: str
+    tray_number: str | None
+    stage: str | None
+    status: JobStatus
+
+
+class EventResult(Reply):
+    event_uuid: uuid.UUID
+    status: Literal["stored", "duplicate", "rejected"]
+    job: JobState | None = None
+    error: FieldError | None = None
+
+
+class SequenceGap(Reply):
+    first_missing: int
+    last_missing: int
+
+
+class BatchReply(Reply):
+    results: list[EventResult]
+    sequence_gaps: list[SequenceGap]
+
+
+class StationMe(Reply):
+    name: str
+    stage: Stage
+    last_sequence: int
+
+
+class Operator(Reply):
+    badge_code: str
+    name: str
+    initials: str
+    role: Role
+
+
+class Reason(Reply):
+    kind: ReasonKind
+    code: str
+    description: str
+    return_stage: str | None
