@@ -1,9 +1,8 @@
 """Serial plumbing shared by the scanner and lensmeter drivers.
 
-`SerialLink` owns one port: it reads on a background thread (pyserial blocks) and reopens the
-port after an unplug, handing bytes and connection changes to the asyncio loop that started it.
-`SerialDevice` is the base of the serial drivers on top of it, `Device` the interface they share.
-`SimulatedSerialDevice` is the device end of a pty pair for the simulated twins and tests.
+`SerialDevice` is a `Device` on one serial port (pyserial blocks, so the device base reads it
+on a thread and reopens it after an unplug). `SimulatedSerialDevice` is the device end of a
+pty pair for the simulated twins and tests.
 """
 
 import abc
@@ -12,16 +11,14 @@ import logging
 import os
 import pty
 import random
-import threading
 import tty
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
 import serial
 from pydantic import BaseModel, ConfigDict, Field
 
-from .events import Event
+from .device import Device
 
 log = logging.getLogger(__name__)
 
@@ -39,81 +36,38 @@ class SerialSettings(BaseModel):
     reconnect_interval: float = Field(1.0, gt=0, description="seconds between reopen attempts")
 
 
-class SerialLink:
-    """Keeps a serial port open and reports what arrives; all events fire on the starting loop.
+class SerialDevice(Device):
+    """A device on a serial port, surviving unplug/replug without a restart.
 
     Reads use a short timeout so `stop` is prompt; pyserial may return a partial message on
-    timeout, so consumers must frame the byte stream themselves.
+    timeout, so subclasses frame the byte stream themselves (`_handle_data`, on the loop).
     """
 
     READ_TIMEOUT = 0.1
 
     def __init__(self, settings: SerialSettings) -> None:
+        super().__init__(settings.port, reconnect_interval=settings.reconnect_interval)
         self.settings = settings
-        self.data_received = Event[[bytes]]()
-        self.connected = Event[[]]()
-        self.disconnected = Event[[str]]()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self._serial: serial.Serial | None = None
-
-    @property
-    def is_connected(self) -> bool:
-        return self._serial is not None
-
-    def start(self) -> None:
-        """Start reading; call from the asyncio loop that should receive the events."""
-        if self._thread is not None:
-            raise RuntimeError("serial link already started")
-        self._loop = asyncio.get_running_loop()
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name=f"serial {self.settings.port}", daemon=True
-        )
-        self._thread.start()
-
-    async def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._stop.set()
-        await asyncio.to_thread(self._thread.join)
-        self._thread = None
 
     def write(self, data: bytes) -> None:
         """Send bytes to the device (e.g. an ACK); dropped with a warning while disconnected."""
         port = self._serial
         if port is None:
-            log.warning("%s: not connected, dropped %r", self.settings.port, data)
+            log.warning("%s: not connected, dropped %r", self.name, data)
             return
         try:
             port.write(data)
         except (serial.SerialException, OSError) as error:
-            log.warning("%s: write failed: %s", self.settings.port, error)
+            log.warning("%s: write failed: %s", self.name, error)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                port = self._open()
-            except (serial.SerialException, OSError) as error:
-                log.debug("%s: cannot open: %s", self.settings.port, error)
-                self._stop.wait(self.settings.reconnect_interval)
-                continue
-            self._serial = port
-            log.info("%s: connected", self.settings.port)
-            self._dispatch(self.connected.emit)
-            reason = self._read_until_failure(port)
-            self._serial = None
-            port.close()
-            if reason is None:  # stopped on request
-                self._dispatch(self.disconnected.emit, "stopped")
-                return
-            log.warning("%s: disconnected: %s", self.settings.port, reason)
-            self._dispatch(self.disconnected.emit, reason)
+    @abc.abstractmethod
+    def _handle_data(self, data: bytes) -> None:
+        """Bytes as they arrived, on the loop."""
 
-    def _open(self) -> serial.Serial:
+    def _open(self) -> None:
         s = self.settings
-        return serial.Serial(
+        self._serial = serial.Serial(
             s.port,
             baudrate=s.baudrate,
             bytesize=s.bytesize,
@@ -123,70 +77,22 @@ class SerialLink:
             exclusive=True,  # a second reader would silently steal half of the codes
         )
 
-    def _read_until_failure(self, port: serial.Serial) -> str | None:
-        """Read until the port fails (returns the reason) or stop is requested (None)."""
+    def _read_until_failure(self) -> str | None:
+        port = self._serial
+        assert port is not None
         while not self._stop.is_set():
             try:
                 data = port.read(max(1, port.in_waiting))
             except (serial.SerialException, OSError) as error:
                 return str(error)
             if data:
-                self._dispatch(self.data_received.emit, data)
+                self._dispatch(self._handle_data, data)
         return None
 
-    def _dispatch(self, emit: Callable[..., None], *args: Any) -> None:
-        assert self._loop is not None
-        try:
-            self._loop.call_soon_threadsafe(emit, *args)
-        except RuntimeError:  # the loop closed under us: nobody is left to tell
-            self._stop.set()
-
-
-class Device(abc.ABC):
-    """A device that reports its connection: `connected()` and `disconnected(reason: str)`."""
-
-    def __init__(self) -> None:
-        self.connected = Event[[]]()
-        self.disconnected = Event[[str]]()
-
-    @property
-    @abc.abstractmethod
-    def is_connected(self) -> bool: ...
-
-    @abc.abstractmethod
-    def start(self) -> None:
-        """Begin reading; events fire on the running asyncio loop."""
-
-    @abc.abstractmethod
-    async def stop(self) -> None: ...
-
-
-class SerialDevice(Device):
-    """A device on a `SerialLink`, surviving unplug/replug without a restart."""
-
-    def __init__(self, settings: SerialSettings) -> None:
-        super().__init__()
-        self._link = SerialLink(settings)
-        self._link.data_received.register(self._handle_data)
-        self._link.connected.register(self.connected.emit)
-        self._link.disconnected.register(self._handle_disconnect)
-
-    @property
-    def is_connected(self) -> bool:
-        return self._link.is_connected
-
-    def start(self) -> None:
-        self._link.start()
-
-    async def stop(self) -> None:
-        await self._link.stop()
-
-    @abc.abstractmethod
-    def _handle_data(self, data: bytes) -> None: ...
-
-    def _handle_disconnect(self, reason: str) -> None:
-        """Extend to drop or reject what was cut off by the disconnect."""
-        self.disconnected.emit(reason)
+    def _close(self) -> None:
+        port, self._serial = self._serial, None
+        if port is not None:
+            port.close()
 
 
 class SimulatedSerialDevice:

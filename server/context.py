@@ -1,5 +1,6 @@
 """What a running server holds: settings, database, and the live bus that feeds its pages."""
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from server.domain.events import IngestRules
 from server.feed import WROTE_FEED
 from server.live import LiveBus
 from server.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.labels import Labels
 from server.models import JobType, LensDesign, ReasonKind
 
 Code = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -63,6 +64,10 @@ class StageConfig(_Strict):
     name: str = Field(min_length=1, max_length=120)
     stalled_after_minutes: int = Field(default=240, gt=0)
     capacity: int = Field(default=1, gt=0, description="Jobs one station runs at once.")
+    inspection: bool = Field(
+        default=False,
+        description="Force QA: a job passes this stage only with a judged inspection.",
+    )
 
 
 class RouteConfig(_Strict):
@@ -95,6 +100,12 @@ class StoreConfig(_Strict):
     )
 
 
+class LabelsConfig(Labels):
+    """`[labels.*]`: what stations show for identifiers; stage names are the stages' own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class LabConfig(_Strict):
     lab: LabInfo
     lines: list[LineConfig] = []
@@ -105,6 +116,7 @@ class LabConfig(_Strict):
     stations: list[StationConfig] = []
     shifts: list[ShiftConfig] = []
     breakage_costs: BreakageCosts = BreakageCosts()
+    labels: LabelsConfig = LabelsConfig()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:

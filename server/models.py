@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from core.contract import BreakagePart, Eye, JobType, LensDesign, Priority, ReasonKind, Role
 from core.lifecycle import Action as EventAction
 from core.lifecycle import JobStatus
 
@@ -51,43 +52,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Role(StrEnum):
-    technician = "technician"
-    qc_inspector = "qc_inspector"
-    lab_manager = "lab_manager"
-    store_staff = "store_staff"
-    admin = "admin"
-
-
-class JobType(StrEnum):
-    new = "new"
-    redo = "redo"
-    warranty = "warranty"
-    third_party = "third_party"
-
-
-class Priority(StrEnum):
-    regular = "regular"
-    rush = "rush"
-
-
-class LensDesign(StrEnum):
-    SV = "SV"
-    MF = "MF"
-    PAL = "PAL"
-
-
-class Eye(StrEnum):
-    R = "R"
-    L = "L"
-
-
-class ReasonKind(StrEnum):
-    hold = "hold"
-    breakage = "breakage"
-    defect = "defect"
-
-
 def _enum(enum_class: type[StrEnum]) -> Enum:
     return Enum(enum_class, native_enum=False, length=24, validate_strings=True)
 
@@ -106,6 +70,8 @@ class Lab(Base):
     shifts: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     # {"currency": "EUR", "lens": {"SV": 6.0, ...}, "frame": 25.0}
     breakage_costs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # core.labels.Labels as JSON: what people read for identifiers (None before config load).
+    labels: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
 
 
 class ProductionLine(Base):
@@ -140,6 +106,8 @@ class Stage(Base):
     stalled_after_minutes: Mapped[int] = mapped_column(default=240)
     # Jobs one station processes at once (coating runs whole batches); sizes queue waits.
     capacity: Mapped[int] = mapped_column(default=1)
+    # Force QA: a job passes this stage (complete) only with a judged inspection.
+    inspection: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
 
 
 class Route(Base):
@@ -181,6 +149,7 @@ class ReasonCode(Base):
     code: Mapped[str] = mapped_column(String(32))
     description: Mapped[str] = mapped_column(String(200))
     return_stage_id: Mapped[int | None] = mapped_column(ForeignKey("stage.id"))
+    return_stage: Mapped[Stage | None] = relationship(lazy="joined")
 
 
 class Station(Base):
@@ -226,6 +195,12 @@ class Person(Base):
     store_id: Mapped[int | None] = mapped_column(ForeignKey("store.id"))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
+    store: Mapped[Store | None] = relationship()
+
+    @property
+    def initials(self) -> str:
+        """How a person is shown where space is short (timelines, stations)."""
+        return "".join(part[0] for part in self.name.split() if part).upper()
 
 
 class UserSession(Base):
@@ -307,6 +282,27 @@ class Job(Base):
         lazy="selectin",
     )
 
+    # The job card's names for what the job reaches through its store and route.
+    @property
+    def store_code(self) -> str:
+        return self.store.code
+
+    @property
+    def tolerance_profile(self) -> str | None:
+        return self.store.tolerance_profile
+
+    @property
+    def route_code(self) -> str:
+        return self.route.code
+
+    @property
+    def route_stages(self) -> list[Stage]:
+        return [step.stage for step in self.route.steps]
+
+    @property
+    def flags(self) -> list["JobFlag"]:
+        return self.open_flags
+
 
 class PrescriptionEye(Base):
     """The ordered Rx for one eye (personal health data: only reachable through its job)."""
@@ -367,6 +363,15 @@ class StageEvent(Base):
     to_stage: Mapped[Stage | None] = relationship(lazy="joined", foreign_keys=[to_stage_id])
     operator: Mapped[Person | None] = relationship(lazy="joined")
 
+    # The timeline's names.
+    @property
+    def at(self) -> datetime:
+        return self.corrected_at
+
+    @property
+    def operator_initials(self) -> str | None:
+        return self.operator.initials if self.operator else None
+
 
 class RejectedEvent(Base):
     """A station event the server could not apply, kept with the reason for the lab to review.
@@ -388,11 +393,6 @@ class RejectedEvent(Base):
     message: Mapped[str] = mapped_column(Text)
     status_code: Mapped[int] = mapped_column(SmallInteger, server_default="422")
     received_at: Mapped[datetime]
-
-
-class BreakagePart(StrEnum):
-    lens = "lens"
-    frame = "frame"
 
 
 class Breakage(Base):
@@ -420,6 +420,7 @@ class Breakage(Base):
     reversed_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     reversal_reason: Mapped[str | None] = mapped_column(String(200))
 
+    job: Mapped[Job] = relationship(lazy="joined")
     stage: Mapped[Stage] = relationship(lazy="joined")
     station: Mapped[Station] = relationship(lazy="joined")
 

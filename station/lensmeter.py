@@ -1,5 +1,5 @@
-"""The QC station's lensmeter: a serial one, or for demos a simulated one on a pty that the same
-serial driver reads, so the demo exercises the real path (frame → parser → reading → QC)."""
+"""The demo's lensmeter: a simulated one on a pty that the real serial driver reads, so the demo
+and the floor simulator exercise the real path (frame → parser → reading → QC desk)."""
 
 import asyncio
 import contextlib
@@ -13,8 +13,8 @@ from drivers.lensmeter import (
     SerialLensmeter,
     SimulatedLensmeter,
 )
-from station.qc import EYES, Inspection, QcDesk
-from station.settings import LensmeterInput, SimulatedLensmeterInput
+from station.qc import EYES, Inspection
+from station.settings import SimulatedLensmeterInput
 
 OUT_OF_TOLERANCE_D = 0.37  # beyond every sphere tolerance up to ±18 D
 
@@ -45,51 +45,33 @@ def simulated_reading(
     return LensmeterReading.model_validate({**eyes, "source_format": "simulated"})
 
 
-class LensmeterLink:
-    """Feeds the QC desk from the configured lensmeter; `device` reports its connection."""
+class PtyLensmeter(SerialLensmeter):
+    """A `SerialLensmeter` reading its simulated twin on a pty. `measure_soon(inspection)` is
+    the inspector pressing Print: `auto_measure_seconds` later the twin sends a reading."""
 
-    def __init__(self, config: LensmeterInput, desk: QcDesk) -> None:
-        self.config = config
-        self.simulator: SimulatedLensmeter | None = None
-        if isinstance(config, SimulatedLensmeterInput):
-            self.simulator = SimulatedLensmeter(config.format, seed=config.seed)
-            port = LensmeterConfig(port=self.simulator.port, format=config.format)
-            self.device = SerialLensmeter(port)
-            if config.auto_measure_seconds is not None:
-                desk.started.register(self._measure_soon)
-        else:
-            self.device = SerialLensmeter(config)
-        self.device.reading_received.register(desk.reading)
-        self._rng = random.Random(config.seed if self.simulator else None)
+    def __init__(self, simulation: SimulatedLensmeterInput) -> None:
+        self.twin = SimulatedLensmeter(simulation.format, seed=simulation.seed)
+        super().__init__(LensmeterConfig(port=self.twin.port, format=simulation.format))
+        self.simulation = simulation
+        self._rng = random.Random(simulation.seed)
         self._measuring: asyncio.Task[None] | None = None
 
-    @property
-    def name(self) -> str:
-        return "Lensmeter (simulated)" if self.simulator else f"Lensmeter {self.device.config.port}"
-
-    def start(self) -> None:
-        self.device.start()
-
-    async def stop(self) -> None:
-        await self._cancel_measuring()
-        await self.device.stop()
-        if self.simulator is not None:
-            self.simulator.close()
-
-    def _measure_soon(self, inspection: Inspection) -> None:
-        """The demo inspector presses Print a moment after starting the job."""
+    def measure_soon(self, inspection: Inspection) -> None:
+        if self.simulation.auto_measure_seconds is None:
+            return  # never by itself: a test sends the reading
         if self._measuring is not None:
             self._measuring.cancel()
-        self._measuring = asyncio.create_task(self._measure(inspection))
+        self._measuring = asyncio.create_task(self._measure(inspection.ordered))
 
-    async def _measure(self, inspection: Inspection) -> None:
-        assert isinstance(self.config, SimulatedLensmeterInput) and self.simulator is not None
-        await asyncio.sleep(self.config.auto_measure_seconds or 0)
-        chance = self.config.out_of_tolerance_chance
-        await self.simulator.send_reading(simulated_reading(inspection.ordered, self._rng, chance))
+    async def _measure(self, ordered: PairRx) -> None:
+        await asyncio.sleep(self.simulation.auto_measure_seconds or 0)
+        chance = self.simulation.out_of_tolerance_chance
+        await self.twin.send_reading(simulated_reading(ordered, self._rng, chance))
 
-    async def _cancel_measuring(self) -> None:
+    async def stop(self) -> None:
         if self._measuring is not None:
             self._measuring.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._measuring
+        await super().stop()
+        self.twin.close()

@@ -69,9 +69,9 @@ class Inspection:
             self.measured[eye][field] = round(value) if field == "axis" else float(value)
         self.source = "manual"
 
-    def missing(self) -> list[str]:
-        """What must still be measured before the lenses can be judged, e.g. "R axis"."""
-        needed: list[str] = []
+    def missing(self) -> list[tuple[Eye, Field]]:
+        """What must still be measured before the lenses can be judged, e.g. ("R", "axis")."""
+        needed: list[tuple[Eye, Field]] = []
         for eye in self.eyes:
             ordered, measured = self.ordered.lens(eye), self.measured[eye]
             assert ordered is not None
@@ -80,7 +80,7 @@ class Inspection:
                 fields.append("axis")
             if ordered.add is not None:
                 fields.append("add")
-            needed += [f"{eye} {field}" for field in fields if field not in measured]
+            needed += [(eye, field) for field in fields if field not in measured]
         return needed
 
     def measured_pair(self) -> PairRx | None:

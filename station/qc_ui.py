@@ -6,20 +6,16 @@ Dialogs live on the page's layout, not in the panel, so a reading arriving while
 open redraws the panel without closing it.
 """
 
-from typing import TYPE_CHECKING
-
 from nicegui import ui
 
+from core.labels import StationLabels, human
 from core.optics import Check, CheckResult, Eye
-from station.qc import Field, Inspection, QcDesk
+from station.qc import Field, Inspection
+from station.view import StationView
 from station.wire import DefectIn, JobCard, Reason
 
-if TYPE_CHECKING:
-    from station.app import StationApp
-
-COLUMNS: tuple[tuple[Field, str], ...] = (("sph", "SPH"), ("cyl", "CYL"), ("axis", "AX"))
-ADD_COLUMN: tuple[Field, str] = ("add", "ADD")
-PRISM_COLUMNS: tuple[tuple[Field, str], ...] = (("prism_h", "PRISM H"), ("prism_v", "PRISM V"))
+COLUMNS: tuple[Field, ...] = ("sph", "cyl", "axis")
+PRISM_COLUMNS: tuple[Field, ...] = ("prism_h", "prism_v")
 CHECK_OF: dict[Field, str] = {"prism_h": "prism", "prism_v": "prism"}  # else the same name
 PAD_KEYS = ("7", "8", "9", "4", "5", "6", "1", "2", "3", "±", "0", ".")
 CELL_COLORS = {"pass": "green-9", "fail": "red-9", "empty": "blue-grey-8"}
@@ -31,37 +27,44 @@ def return_text(reason: Reason, stage_names: dict[str, str]) -> str:
     return stage_names.get(reason.return_stage or "", "the route's first stage")
 
 
-def qc_panel(station: "StationApp") -> None:
-    desk, screen = station.qc, station.flow.screen
+def lens_text(card: JobCard, labels: StationLabels) -> str:
+    """Design, material, index, surfaced or stock, and the treatments, as a person reads them."""
+    treatments = ", ".join(human(labels.treatments, t) for t in card.treatments)
+    return (
+        f"{human(labels.designs, card.lens_design)} {card.lens_material} {card.lens_index:g}"
+        f"{' surfaced' if card.surfaced else ' stock'} · {treatments or 'no treatments'}"
+    )
+
+
+def qc_panel(view: StationView) -> None:
+    desk, screen = view.qc, view.screen
     if desk is None or desk.inspection is None or screen.card is None:
         return  # the inspection just ended; the page redraws the card from the screen
-    inspection, card = desk.inspection, screen.card.card
+    inspection, card, labels = desk.inspection, screen.card.card, view.labels()
     result = inspection.result()
     with ui.column().classes("panel w-full gap-2").mark("qc-panel"):
-        _header(card, inspection)
-        _measurements(desk, inspection, result)
-        _cosmetic(desk, inspection)
+        _header(card, inspection, labels)
+        _measurements(view, inspection, result, labels)
+        _cosmetic(view, inspection)
         with ui.row().classes("w-full items-center gap-3 no-wrap"):
             ui.button("PASS", on_click=desk.pass_job).props(
                 f"color=green-8 unelevated {'' if inspection.passes() else 'disable'}"
             ).classes("qc-verdict").mark("qc-pass")
-            ui.button("FAIL…", on_click=lambda: _fail_dialog(station)).props(
+            ui.button("FAIL…", on_click=lambda: _fail_dialog(view)).props(
                 "color=red-9 unelevated"
             ).classes("qc-verdict").mark("qc-fail")
-            ui.label(_why_not(inspection, result)).classes("text-lg grow").mark("qc-why")
+            why = _why_not(inspection, result, labels)
+            ui.label(why).classes("text-lg grow").mark("qc-why")
 
 
-def _header(card: JobCard, inspection: Inspection) -> None:
+def _header(card: JobCard, inspection: Inspection, labels: StationLabels) -> None:
     with ui.row().classes("w-full items-center gap-4"):
         ui.label(card.job_number).classes("jobno").mark("job-number")
         if card.tray_number:
             ui.label(f"Tray {card.tray_number}").classes("text-2xl")
         if card.priority == "rush":
             ui.label("RUSH").classes("rush text-2xl")
-        ui.label(
-            f"Store {card.store_code} · {card.lens_design} {card.lens_material} "
-            f"{card.lens_index:g} · {', '.join(card.treatments) or 'no treatments'}"
-        ).classes("text-lg")
+        ui.label(f"Store {card.store_code} · {lens_text(card, labels)}").classes("text-lg")
         ui.space()
         source = {"lensmeter": "Lensmeter reading", "manual": "Entered by hand"}
         ui.label(source.get(inspection.source, "Waiting for the lensmeter…")).classes(
@@ -69,47 +72,61 @@ def _header(card: JobCard, inspection: Inspection) -> None:
         ).mark("qc-source")
 
 
-def _columns(inspection: Inspection) -> list[tuple[Field, str]]:
+def _columns(inspection: Inspection) -> list[Field]:
     lenses = [inspection.ordered.lens(eye) for eye in inspection.eyes]
     columns = list(COLUMNS)
     if any(lens and lens.add is not None for lens in lenses):
-        columns.append(ADD_COLUMN)
+        columns.append("add")
     if any(lens and lens.prism() is not None for lens in lenses):
         columns += PRISM_COLUMNS
     return columns
 
 
-def _measurements(desk: QcDesk, inspection: Inspection, result: CheckResult | None) -> None:
+def _measurements(
+    view: StationView, inspection: Inspection, result: CheckResult | None, labels: StationLabels
+) -> None:
+    """Ordered and measured per eye, right eye above left, as on every lensmeter."""
     columns = _columns(inspection)
     checks = {(c.eye, c.field): c for c in result.checks} if result else {}
     with ui.grid(columns=f"48px repeat({len(columns)}, 1fr)").classes("w-full gap-2"):
         ui.label("")
-        for _, title in columns:
-            ui.label(title).classes("label text-center")
+        for field in columns:
+            ui.label(human(labels.measurements, field)).classes("label text-center")
         for eye in inspection.eyes:
-            ui.label(eye).classes("text-3xl font-bold self-center")
-            for field, title in columns:
+            ui.label(eye).classes("text-3xl font-bold self-center").mark(f"qc-eye-{eye}")
+            for field in columns:
                 check = checks.get((eye, CHECK_OF.get(field, field)))
-                _cell(desk, inspection, eye, field, title, check)
-    shown = {(eye, CHECK_OF.get(field, field)) for eye in inspection.eyes for field, _ in columns}
+                title = f"{eye} {human(labels.measurements, field)}"
+                _cell(view, inspection, eye, field, title, check)
+    shown = {(eye, CHECK_OF.get(field, field)) for eye in inspection.eyes for field in columns}
     for check in checks.values():
         if not check.passed and (check.eye, check.field) not in shown:
-            where = f"{check.eye} " if check.eye else ""
             ui.label(
-                f"{where}{check.field.replace('_', ' ')}: {_number(check.measured)} vs "
+                f"{_check_name(check, labels)}: {_number(check.measured)} vs "
                 f"{_number(check.ordered)}, {_off(check)}"
             ).classes("qc-note tone-error").mark("qc-other-fail")
 
 
+def _check_name(check: Check, labels: StationLabels) -> str:
+    """The eye and the quantity ("R SPH"); a pair check by its name alone."""
+    name = human(labels.measurements, check.field)
+    return f"{check.eye} {name}" if check.eye else name
+
+
 def _cell(
-    desk: QcDesk, inspection: Inspection, eye: Eye, field: Field, title: str, check: Check | None
+    view: StationView,
+    inspection: Inspection,
+    eye: Eye,
+    field: Field,
+    title: str,
+    check: Check | None,
 ) -> None:
     lens = inspection.ordered.lens(eye)
     ordered = getattr(lens, field) if lens else None
     measured = inspection.measured[eye].get(field)
     tone = "empty" if measured is None else "fail" if check and not check.passed else "pass"
     with (
-        ui.button(on_click=lambda: _number_pad(desk, eye, field, title, measured))
+        ui.button(on_click=lambda: _number_pad(view, eye, field, title, measured))
         .props(f"unelevated no-caps color={CELL_COLORS[tone]}")
         .classes(f"qc-cell qc-{tone}")
         .mark(f"qc-cell-{eye}-{field}"),
@@ -136,7 +153,9 @@ def _number(value: float) -> str:
     return f"{value:+.2f}"
 
 
-def _cosmetic(desk: QcDesk, inspection: Inspection) -> None:
+def _cosmetic(view: StationView, inspection: Inspection) -> None:
+    desk = view.qc
+    assert desk is not None
     with ui.row().classes("w-full gap-2"):
         for index, (item, ok) in enumerate(inspection.cosmetic.items()):
             ui.button(
@@ -147,25 +166,29 @@ def _cosmetic(desk: QcDesk, inspection: Inspection) -> None:
             ).mark(f"cosmetic-{index}")
 
 
-def _why_not(inspection: Inspection, result: CheckResult | None) -> str:
+def _why_not(inspection: Inspection, result: CheckResult | None, labels: StationLabels) -> str:
     if missing := inspection.missing():
-        return "To measure: " + ", ".join(missing)
+        return "To measure: " + ", ".join(
+            f"{eye} {human(labels.measurements, field)}" for eye, field in missing
+        )
     failed = [c for c in result.checks if not c.passed] if result else []
     if failed:
-        return "Out of tolerance: " + ", ".join(
-            f"{c.eye or 'pair'} {c.field.replace('_', ' ')}" for c in failed
-        )
+        return "Out of tolerance: " + ", ".join(_check_name(c, labels) for c in failed)
     if rejected := [item for item, ok in inspection.cosmetic.items() if not ok]:
         return "Cosmetic: " + ", ".join(rejected)
     return "All within tolerance"
 
 
-def _number_pad(desk: QcDesk, eye: Eye, field: Field, title: str, current: float | None) -> None:
+def _number_pad(
+    view: StationView, eye: Eye, field: Field, title: str, current: float | None
+) -> None:
     """Touch entry of one measured value (axis: whole degrees)."""
-    desk.flow.touch()
+    desk = view.qc
+    assert desk is not None
+    view.touch()
     typed = [""]
     with _dialog() as dialog, ui.card().classes("gap-2 items-center"):
-        ui.label(f"{eye} {title} (was {_value(field, current)})").classes("text-2xl")
+        ui.label(f"{title} (was {_value(field, current)})").classes("text-2xl")
         display = ui.label().classes("qc-pad-display").mark("pad-display")
 
         def show() -> None:
@@ -221,16 +244,16 @@ def _dialog() -> ui.dialog:
     return dialog
 
 
-def _fail_dialog(station: "StationApp") -> None:
+def _fail_dialog(view: StationView) -> None:
     """Defects per eye (or the pair), each showing where it sends the job; the first chosen
     decides the return stage."""
-    desk = station.qc
+    desk = view.qc
     assert desk is not None and desk.inspection is not None
-    desk.flow.touch()
+    view.touch()
     inspection = desk.inspection
     eyes: list[Eye | None] = [*inspection.eyes, None]
-    reasons = [reason for reason in station.uplink.reasons() if reason.kind == "defect"]
-    stage_names = station.stage_names()
+    reasons = view.reasons("defect")
+    stage_names = view.stage_names()
     chosen: list[DefectIn] = []
 
     def toggle(defect: DefectIn) -> None:

@@ -79,14 +79,14 @@ class QcSettings(BaseModel):
 
 
 class SerialLensmeterInput(LensmeterConfig):
-    kind: Literal["serial"]
+    kind: Literal["serial_lensmeter"]
 
 
 class SimulatedLensmeterInput(BaseModel):
     """A simulated lensmeter on a pty, read by the real serial driver. For the demo it measures
     by itself `auto_measure_seconds` after a job is started (standing in for Print)."""
 
-    kind: Literal["simulated"]
+    kind: Literal["simulated_lensmeter"]
     format: LensmeterFormat = "nidek"
     auto_measure_seconds: float | None = Field(2.0, ge=0, description="None: never by itself")
     out_of_tolerance_chance: float = Field(0.2, ge=0, le=1)
@@ -141,6 +141,12 @@ class StationSettings(BaseSettings):
             raise ValueError("give exactly one of token and token_file")
         return self
 
+    @model_validator(mode="after")
+    def _lensmeter_at_qc(self) -> Self:
+        if self.lensmeter is not None and self.qc_settings is None:
+            raise ValueError(f"a lensmeter needs a QC station ([qc] or stage {QC_STAGE})")
+        return self
+
     @classmethod
     def load(cls, toml_file: Path, **overrides: object) -> "StationSettings":
         class FromFile(cls):  # type: ignore[valid-type,misc]
@@ -173,3 +179,8 @@ class StationSettings(BaseSettings):
     @property
     def wedge(self) -> WedgeInput | None:
         return next((s for s in self.scanners if isinstance(s, WedgeInput)), None)
+
+    @property
+    def inputs(self) -> list[ScannerInput | LensmeterInput]:
+        """Every configured input, each built by the station core from its `kind`."""
+        return [*self.scanners, *([self.lensmeter] if self.lensmeter else [])]

@@ -8,6 +8,11 @@ with a badge, takes jobs queued at its stage, scans each to start it, waits the 
 standard time divided by `speed`, and scans it again to complete it; now and then a hold and
 release, rarely a breakage. Whatever the flow refuses (another station moved the job) is
 skipped. Offline, the operator keeps working from the last job list and the cached cards.
+
+A QC station's core has its QC desk and a simulated lensmeter on a pty (read by the real
+serial driver) that measures each started job, `qc_fail_chance` of them out of tolerance.
+The desk judges the reading with Z80.1 as at a staffed QC station; the operator then passes
+the job (complete, with the inspection) or fails it (rework, with a defect per failed eye).
 """
 
 import asyncio
@@ -20,17 +25,27 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from core.optics import Eye
 from drivers.scanner import SimulatedSerialScanner
 from station.core import StationCore
 from station.flow import Screen, Verdict
-from station.settings import SerialInput, StationSettings, UplinkSettings
+from station.qc import Inspection
+from station.settings import (
+    QC_STAGE,
+    SerialInput,
+    SimulatedLensmeterInput,
+    StationSettings,
+    UplinkSettings,
+)
 from station.uplink import Offline
-from station.wire import Action
+from station.wire import Action, DefectIn
 
 log = logging.getLogger(__name__)
 
 SCAN_ANSWER_TIMEOUT = 5.0  # seconds for a scan to come through the pty and the flow
 MAX_WORK_SECONDS = 120.0  # a coating run at a slow speed still finishes within a demo
+PRINT_SECONDS = 1.0  # the QC inspector presses the lensmeter's Print this long after a start
+MEASURE_TIMEOUT = 10.0  # seconds for a reading to come through the pty to the QC desk
 
 
 class SimulatedStationConfig(BaseModel):
@@ -51,6 +66,10 @@ class FloorSettings(BaseModel):
     idle_seconds: float = Field(5.0, gt=0, description="look again after this when none queued")
     hold_chance: float = Field(0.05, ge=0, le=1)
     breakage_chance: float = Field(0.01, ge=0, le=1)
+    qc_fail_chance: float = Field(
+        0.15, ge=0, le=1, description="share of jobs a QC station measures out of tolerance"
+    )
+    qc_defect: str = Field("D-POWER", description="what QC books for an eye out of tolerance")
     only_jobs: set[str] = Field(default_factory=set, description="work only these (tests)")
     seed: int | None = None
     stations: list[SimulatedStationConfig] = Field(min_length=1)
@@ -68,6 +87,7 @@ class Tally:
     completed: int = 0
     holds: int = 0
     breakages: int = 0
+    failed: int = 0  # at QC: sent to rework
     skipped: int = 0
 
 
@@ -93,6 +113,7 @@ class SimulatedStation:
             idle_sign_out_minutes=24 * 60,
             scanners=[SerialInput(kind="serial", port=self.scanner.port, debounce=0.5)],
             uplink=UplinkSettings(prefetch_minutes=0.5, backoff_cap_seconds=5.0),
+            lensmeter=self._lensmeter() if self.config.stage == QC_STAGE else None,
         )
         self.core = StationCore(settings)
         self._answered = asyncio.Event()
@@ -102,6 +123,14 @@ class SimulatedStation:
     @property
     def name(self) -> str:
         return self.config.name
+
+    def _lensmeter(self) -> SimulatedLensmeterInput:
+        return SimulatedLensmeterInput(
+            kind="simulated_lensmeter",
+            auto_measure_seconds=PRINT_SECONDS,
+            out_of_tolerance_chance=self.floor.qc_fail_chance,
+            seed=self.rng.randrange(2**32),
+        )
 
     async def scan(self, code: str) -> Screen:
         """Send a code down the pty and wait for the flow to show its answer."""
@@ -151,10 +180,10 @@ class SimulatedStation:
 
     async def _start(self, job: str) -> bool:
         screen = await self.scan(job)
-        # Recorded as a start exactly when the next scan of the job would complete it.
-        if not (
-            screen.tone == "ok" and screen.scanned == job and screen.verdict == Verdict.complete
-        ):
+        # Recorded as a start exactly when the next scan of the job would complete it, or at
+        # an inspection stage, when the job is now being inspected.
+        started = screen.verdict in (Verdict.complete, Verdict.inspect)
+        if not (screen.tone == "ok" and screen.scanned == job and started):
             self.tally.skipped += 1
             log.info("%s: skipped %s: %s", self.name, job, screen.message)
             return False
@@ -190,6 +219,8 @@ class SimulatedStation:
         await asyncio.sleep(min(MAX_WORK_SECONDS, max(self.floor.min_work_seconds, seconds)))
 
     async def _complete(self, job: str) -> None:
+        if self.core.qc is not None:
+            return await self._judge(job)
         screen = await self.scan(job)
         if screen.tone == "ok" and screen.scanned == job and screen.message.startswith("Completed"):
             self.tally.completed += 1
@@ -197,6 +228,45 @@ class SimulatedStation:
         else:
             self.tally.skipped += 1
             log.info("%s: could not complete %s: %s", self.name, job, screen.message)
+
+    async def _judge(self, job: str) -> None:
+        """The QC desk has judged the lensmeter's reading of the job: PASS, or FAIL with a
+        defect for each eye out of tolerance (the pair when none is), as the buttons do."""
+        desk = self.core.qc
+        assert desk is not None
+        inspection = await self._measured(job)
+        if inspection is None:
+            self.tally.skipped += 1
+            log.info("%s: no reading for %s", self.name, job)
+            return
+        passed, failed = inspection.passes(), inspection.failed_eyes()
+        if passed:
+            screen = desk.pass_job()
+        else:
+            eyes: list[Eye | None] = [*failed] or [None]
+            defects = [DefectIn(eye=eye, code=self.floor.qc_defect) for eye in eyes]
+            screen = desk.fail_job(defects, self.core.uplink.reasons())
+        if screen.tone != "ok":
+            self.tally.skipped += 1
+            log.info("%s: could not judge %s: %s", self.name, job, screen.message)
+        elif not passed:
+            self.tally.failed += 1
+            log.info("%s: failed %s (out of tolerance: %s)", self.name, job, " and ".join(failed))
+        else:
+            self.tally.completed += 1
+            log.info("%s: passed %s", self.name, job)
+
+    async def _measured(self, job: str) -> Inspection | None:
+        """The job's inspection once the lensmeter has filled it; None if it never does."""
+        desk = self.core.qc
+        assert desk is not None
+        deadline = asyncio.get_running_loop().time() + MEASURE_TIMEOUT
+        while asyncio.get_running_loop().time() < deadline:
+            inspection = desk.inspection
+            if inspection and inspection.job_number == job and not inspection.missing():
+                return inspection
+            await asyncio.sleep(0.1)
+        return None
 
 
 class FloorSimulator:

@@ -1,29 +1,28 @@
 """The station page: one screen that confirms scans; taps only for hold, breakage, notes, overrides.
 
-Every client shows the same station state (`StationFlow.screen`, `Uplink.status`); they
-subscribe to the station's change events and redraw, so there is no polling per client.
+Every client shows the same station state, read from the `StationView`; they subscribe to its
+change events and redraw, so there is no polling per client.
 """
 
 import base64
 from collections.abc import Callable
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from nicegui import events, ui
 
-from drivers.camera import VirtualCamera
+from core.labels import StationLabels, human
 from station.flow import Screen, Verdict
-from station.qc_ui import qc_panel, return_text
-from station.uplink import UplinkStatus
+from station.qc import EYES
+from station.qc_ui import lens_text, qc_panel, return_text
+from station.view import StationView
 from station.wire import Action, BreakageDetail, JobCard, Reason
-
-if TYPE_CHECKING:
-    from station.app import StationApp
 
 STATIC = Path(__file__).parent / "static"
 SCRIPT = (STATIC / "station.js").read_text()
 STYLE = (STATIC / "station.css").read_text()
+POWERS = ("sph", "cyl", "add")  # dioptres: always signed
 OVERRIDE_PRESETS = ("Rush: supervisor approved", "Stage done on another line", "Route is wrong")
 ACTION_WORDS = {
     Action.start: "started",
@@ -36,12 +35,12 @@ ACTION_WORDS = {
 }
 
 
-def build_page(station: "StationApp") -> None:
+def build_page(view: StationView) -> None:
     ui.add_head_html(f"<style>{STYLE}</style><script>{SCRIPT}</script>")
-    ui.page_title(f"{station.settings.name} · LensTrack")
+    ui.page_title(f"{view.name} · LensTrack")
     ui.query(".nicegui-content").classes("p-3 gap-3")
     ui.element("div").props('id="scan-flash"').classes("scan-flash")
-    if wedge := station.settings.wedge:
+    if wedge := view.wedge:
         # In the page itself, not run once the socket is up: a scan in the first moments
         # after a (re)load would otherwise lose its first keys.
         ui.add_body_html(
@@ -49,21 +48,21 @@ def build_page(station: "StationApp") -> None:
         )
 
     async def on_scan(event: events.GenericEventArguments) -> None:
-        await station.flow.scan(str(event.args))
+        await view.scan(str(event.args))
 
     ui.on("station_scan", on_scan)
 
     @ui.refreshable
     def status_bar() -> None:
-        _status_bar(station, station.uplink.status)
+        _status_bar(view)
 
     @ui.refreshable
     def qc() -> None:
-        qc_panel(station)
+        qc_panel(view)
 
     @ui.refreshable
     def main() -> None:
-        _main(station, station.flow.screen, qc)
+        _main(view, view.screen, qc)
 
     def on_screen(screen: Screen) -> None:
         status_bar.refresh()  # it shows who is signed in
@@ -72,16 +71,16 @@ def build_page(station: "StationApp") -> None:
 
     status_bar()
     main()
-    station.screen_changed.subscribe(on_screen)
-    station.status_changed.subscribe(status_bar.refresh)
-    station.device_changed.subscribe(status_bar.refresh)
-    station.qc_changed.subscribe(qc.refresh)
-    if station.cameras:
+    view.screen_changed.subscribe(on_screen)
+    view.status_changed.subscribe(status_bar.refresh)
+    view.device_changed.subscribe(status_bar.refresh)
+    view.qc_changed.subscribe(qc.refresh)
+    if view.has_camera:
         ui.query("body").classes("has-camera")  # the action buttons keep clear of the panel
-        _camera_panel(station)
+        _camera_panel(view)
 
 
-def _camera_panel(station: "StationApp") -> None:
+def _camera_panel(view: StationView) -> None:
     """The latest camera frame with the codes boxed, pushed from the camera's preview event
     (already throttled to `preview_interval` there), so no client runs a timer."""
     with ui.card().classes("camera-panel gap-1 p-2").mark("camera-panel"):
@@ -90,18 +89,17 @@ def _camera_panel(station: "StationApp") -> None:
         def show(jpeg: bytes) -> None:
             image.set_source("data:image/jpeg;base64," + base64.b64encode(jpeg).decode())
 
-        station.preview_changed.subscribe(show)
-        for camera in station.cameras:
-            if isinstance(camera, VirtualCamera):
-                _ticket_input(camera)
+        view.preview_changed.subscribe(show)
+        if view.shows_tickets:
+            _ticket_input(view)
 
 
-def _ticket_input(camera: VirtualCamera) -> None:
+def _ticket_input(view: StationView) -> None:
     """Demo only: put a printed ticket for any code under the virtual camera."""
 
     def put(_: object = None) -> None:
         if code.value.strip():
-            camera.show(code.value.strip())
+            view.show_ticket(code.value.strip())
             code.value = ""
 
     with ui.row().classes("w-full no-wrap items-center gap-1"):
@@ -115,11 +113,11 @@ def _ticket_input(camera: VirtualCamera) -> None:
         ui.button("Show", on_click=put).props("dense unelevated").mark("show-ticket")
 
 
-def _status_bar(station: "StationApp", status: UplinkStatus) -> None:
-    operator = station.flow.screen.operator
+def _status_bar(view: StationView) -> None:
+    status, operator = view.connection, view.screen.operator
     with ui.row().classes("w-full items-center gap-3 no-wrap"):
-        ui.label(station.settings.name).classes("text-2xl font-bold")
-        ui.label(station.stage_name).classes("text-xl text-grey-5")
+        ui.label(view.name).classes("text-2xl font-bold")
+        ui.label(view.stage_name).classes("text-xl text-grey-5")
         ui.space()
         if operator:
             ui.label(operator.name).classes("chip tone-idle").mark("operator")
@@ -134,36 +132,36 @@ def _status_bar(station: "StationApp", status: UplinkStatus) -> None:
         if status.queued:
             text += f" · {status.queued} queued"
         ui.label(text).classes(f"chip tone-{tone}").mark("connection")
-        if fault := station.flow.screen.storage_fault:
+        if fault := view.screen.storage_fault:
             ui.label("Cannot save scans").classes("chip tone-error").mark("storage").tooltip(fault)
-        for device in station.device_status.values():
+        for device in view.devices:
             word = "connected" if device.connected else "lost"
             ui.label(f"{device.name} {word}").classes(
                 f"chip tone-{'ok' if device.connected else 'error'}"
             ).mark("device").tooltip(device.detail or word)
         if status.rejected:
-            ui.button(
-                f"{status.rejected} refused", on_click=lambda: _rejected_dialog(station)
-            ).props("color=red-9 unelevated").classes("big-button").mark("rejected")
+            ui.button(f"{status.rejected} refused", on_click=lambda: _rejected_dialog(view)).props(
+                "color=red-9 unelevated"
+            ).classes("big-button").mark("rejected")
         if abs(status.clock_offset_seconds) > 120:
             ui.label(f"Clock off by {status.clock_offset_seconds:+.0f} s").classes(
                 "chip tone-warning"
             )
 
 
-def _main(station: "StationApp", screen: Screen, qc: Callable[[], None]) -> None:
+def _main(view: StationView, screen: Screen, qc: Callable[[], None]) -> None:
     ui.label(screen.message).classes(f"banner tone-{screen.tone} w-full").mark("banner")
-    if station.qc and station.qc.inspection and screen.card is not None:
+    if view.qc and view.qc.inspection and screen.card is not None:
         qc()  # the job being inspected: its measurements instead of the card
     elif screen.card is not None:
-        _job_card(station, screen)
-    _actions(station, screen)
+        _job_card(view, screen)
+    _actions(view, screen)
 
 
-def _job_card(station: "StationApp", screen: Screen) -> None:
+def _job_card(view: StationView, screen: Screen) -> None:
     assert screen.card is not None and screen.state is not None
-    card = screen.card.card
-    names = {stage.code: stage.name for stage in card.route_stages}
+    card, labels = screen.card.card, view.labels()
+    names = view.stage_names()
     with ui.row().classes("w-full gap-3 no-wrap items-stretch").mark("job-card"):
         with ui.column().classes("panel gap-1").style("flex: 3"):
             with ui.row().classes("items-center gap-4"):
@@ -172,19 +170,15 @@ def _job_card(station: "StationApp", screen: Screen) -> None:
                     ui.label(f"Tray {card.tray_number}").classes("text-2xl")
                 if card.priority == "rush":
                     ui.label("RUSH").classes("rush text-2xl")
-            where = names.get(screen.state.stage or "", "no stage")
+            stage = screen.state.stage
+            where = view.stage(stage) if stage else "no stage"
             ui.label(
                 f"Store {card.store_code} · {where} · {screen.state.status.value.replace('_', ' ')}"
             ).classes("text-xl")
             _promised(card)
-            _prescription(card)
-            treatments = ", ".join(card.treatments) or "no treatments"
-            ui.label(
-                f"Lens {card.lens_design} {card.lens_material} {card.lens_index:g}"
-                f"{' surfaced' if card.surfaced else ' stock'} · {treatments}"
-            )
-            frame = ", ".join(f"{key} {value}" for key, value in card.frame.items() if value)
-            ui.label(f"Frame {frame or '—'}")
+            _prescription(card, labels)
+            ui.label(f"Lens {lens_text(card, labels)}").mark("lens")
+            ui.label(f"Frame {_frame_text(card, labels)}").mark("frame")
             if card.special_instructions:
                 ui.label(card.special_instructions).classes("special")
         with ui.column().classes("panel gap-1").style("flex: 2"):
@@ -215,67 +209,82 @@ def _promised(card: JobCard) -> None:
         ui.label(f"{promised} · {hours:.0f} h left").classes("text-xl")
 
 
-def _prescription(card: JobCard) -> None:
+def _frame_text(card: JobCard, labels: StationLabels) -> str:
+    """The frame type by its name, then each measurement or detail after its label."""
+    parts = []
+    for key, value in card.frame.items():
+        if value is None or value == "":
+            continue
+        if key == "type":
+            parts.append(human(labels.frame_types, str(value)))
+        else:
+            shown = f"{value:g}" if isinstance(value, float | int) else str(value)
+            parts.append(f"{human(labels.frame, key)} {shown}")
+    return " · ".join(parts) or "—"
+
+
+def _prescription(card: JobCard, labels: StationLabels) -> None:
+    """The ordered Rx, right eye above left, as every lab and lensmeter shows it."""
     columns = ("sph", "cyl", "axis", "add", "prism", "mono_pd", "fitting_height")
-    headers = ("SPH", "CYL", "AX", "ADD", "PRISM", "PD", "HT")
+    eyes = sorted(card.prescription, key=lambda eye: EYES.index(eye.eye))
     rows = "".join(
         f"<tr><th>{eye.eye}</th>"
-        + "".join(f"<td>{_rx_value(getattr(eye, column))}</td>" for column in columns)
+        + "".join(f"<td>{_rx_value(column, getattr(eye, column))}</td>" for column in columns)
         + "</tr>"
-        for eye in card.prescription
+        for eye in eyes
     )
-    head = "".join(f"<th>{header}</th>" for header in headers)
-    ui.html(f"<table class='rx'><tr><th></th>{head}</tr>{rows}</table>", sanitize=False)
+    head = "".join(f"<th>{escape(human(labels.measurements, c))}</th>" for c in columns)
+    ui.html(f"<table class='rx'><tr><th></th>{head}</tr>{rows}</table>", sanitize=False).mark("rx")
 
 
-def _rx_value(value: float | int | str | None) -> str:
+def _rx_value(column: str, value: float | int | str | None) -> str:
+    """Powers signed to the quarter dioptre's two decimals; PD, height, prism as measured."""
     if value is None:
         return "—"
-    if isinstance(value, float):
+    if column in POWERS:
         return f"{value:+.2f}"
-    return str(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _actions(station: "StationApp", screen: Screen) -> None:
-    flow = station.flow
+def _actions(view: StationView, screen: Screen) -> None:
     with ui.row().classes("actions w-full gap-3"):
         if screen.card is not None and screen.operator is not None:
             if screen.verdict == Verdict.needs_override and screen.tone != "ok":
-                ui.button("Override…", on_click=lambda: _override_dialog(station)).props(
+                ui.button("Override…", on_click=lambda: _override_dialog(view)).props(
                     "color=amber-9 unelevated"
                 ).classes("big-button").mark("override")
             if screen.verdict == Verdict.on_hold:
-                ui.button("Release", on_click=lambda: flow.record(Action.release)).props(
+                ui.button("Release", on_click=lambda: view.record(Action.release)).props(
                     "color=green-9 unelevated"
                 ).classes("big-button").mark("release")
             else:
-                ui.button("Hold…", on_click=lambda: _reason_dialog(station, "hold")).props(
+                ui.button("Hold…", on_click=lambda: _reason_dialog(view, "hold")).props(
                     "color=orange-9 unelevated"
                 ).classes("big-button").mark("hold")
-            ui.button("Breakage…", on_click=lambda: _reason_dialog(station, "breakage")).props(
+            ui.button("Breakage…", on_click=lambda: _reason_dialog(view, "breakage")).props(
                 "color=red-9 unelevated"
             ).classes("big-button").mark("breakage")
-            ui.button("Note…", on_click=lambda: _note_dialog(station)).props(
+            ui.button("Note…", on_click=lambda: _note_dialog(view)).props(
                 "color=blue-grey-7 unelevated"
             ).classes("big-button").mark("note")
         ui.space()
         if screen.operator is not None:
-            ui.button("Sign out", on_click=lambda: flow.sign_out()).props(
+            ui.button("Sign out", on_click=lambda: view.sign_out()).props(
                 "color=grey-8 unelevated"
             ).classes("big-button").mark("sign-out")
 
 
-def _reason_dialog(station: "StationApp", kind: str) -> None:
-    station.flow.touch()
-    reasons = [reason for reason in station.uplink.reasons() if reason.kind == kind]
-    stage_names = station.stage_names()
+def _reason_dialog(view: StationView, kind: str) -> None:
+    view.touch()
+    reasons = view.reasons(kind)
+    stage_names = view.stage_names()
     with ui.dialog() as dialog, ui.card().classes("min-w-[640px] gap-2"):
         ui.label("Hold reason" if kind == "hold" else "Breakage reason").classes("text-2xl")
         detail = _breakage_detail() if kind == "breakage" else lambda: None
         for reason in reasons:
             ui.button(
                 _reason_text(reason, stage_names),
-                on_click=lambda reason=reason: _choose(dialog, station, reason, detail()),
+                on_click=lambda reason=reason: _choose(dialog, view, reason, detail()),
             ).props("unelevated align=left no-caps").classes("big-button w-full").mark(
                 f"reason-{reason.code}"
             )
@@ -321,15 +330,15 @@ def _breakage_detail() -> Callable[[], BreakageDetail]:
 
 
 def _choose(
-    dialog: ui.dialog, station: "StationApp", reason: Reason, breakage: BreakageDetail | None
+    dialog: ui.dialog, view: StationView, reason: Reason, breakage: BreakageDetail | None
 ) -> None:
     dialog.close()
     action = Action.hold if reason.kind == "hold" else Action.breakage
-    station.flow.record(action, reason_code=reason.code, breakage=breakage)
+    view.record(action, reason_code=reason.code, breakage=breakage)
 
 
-def _note_dialog(station: "StationApp") -> None:
-    station.flow.touch()
+def _note_dialog(view: StationView) -> None:
+    view.touch()
     with ui.dialog() as dialog, ui.card().classes("min-w-[640px]"):
         ui.label("Note").classes("text-2xl")
         text = (
@@ -341,7 +350,7 @@ def _note_dialog(station: "StationApp") -> None:
         def save() -> None:
             if text.value.strip():
                 dialog.close()
-                station.flow.record(Action.note, note=text.value.strip())
+                view.record(Action.note, note=text.value.strip())
 
         with ui.row():
             ui.button("Save note", on_click=save).props("unelevated").classes("big-button").mark(
@@ -351,16 +360,16 @@ def _note_dialog(station: "StationApp") -> None:
     dialog.open()
 
 
-def _override_dialog(station: "StationApp") -> None:
-    station.flow.touch()
+def _override_dialog(view: StationView) -> None:
+    view.touch()
     with ui.dialog() as dialog, ui.card().classes("min-w-[640px] gap-2"):
         ui.label("Start here anyway? Give the reason").classes("text-2xl")
-        ui.label(station.flow.screen.message).classes("text-lg")
+        ui.label(view.screen.message).classes("text-lg")
 
         def confirm(reason: str) -> None:
             if len(reason.strip()) >= 3:
                 dialog.close()
-            station.flow.override(reason)
+            view.override(reason)
 
         for preset in OVERRIDE_PRESETS:
             ui.button(preset, on_click=lambda preset=preset: confirm(preset)).props(
@@ -375,10 +384,10 @@ def _override_dialog(station: "StationApp") -> None:
     dialog.open()
 
 
-def _rejected_dialog(station: "StationApp") -> None:
+def _rejected_dialog(view: StationView) -> None:
     with ui.dialog() as dialog, ui.card().classes("min-w-[700px]"):
         ui.label("Events the server refused (kept here for the supervisor)").classes("text-2xl")
-        for event in station.outbox.rejected():
+        for event in view.refused():
             ui.label(
                 f"{event.created_at.astimezone():%a %H:%M} {event.job} {event.action.value}: "
                 f"{event.error}"

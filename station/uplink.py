@@ -17,8 +17,9 @@ from typing import Literal
 from urllib.parse import quote
 
 import httpx
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
+from core.labels import StationLabels
 from drivers.events import Event
 from station.outbox import CachedCard, Outbox, OutboxEvent
 from station.settings import StationSettings
@@ -191,17 +192,22 @@ class Uplink:
         # The device clock may have been set back since a scan; the server requires
         # created_at ≤ sent_at, and the correction uses only their difference.
         sent_at = max(datetime.now(UTC), *(event.created_at for event in batch))
-        body = {"events": [event.wire(base, sent_at).model_dump(mode="json") for event in batch]}
-        response = await self._request("POST", "/api/events/batch", json=body)
+        wired: list[dict[str, object]] = []
+        for event in batch:
+            try:
+                wired.append(event.wire(base, sent_at).model_dump(mode="json"))
+            except ValidationError as error:
+                # The contract's own check refuses it, as the server would: never resent.
+                if wired:
+                    break  # send the events before it; it leads the next batch
+                return self._refuse_malformed(event, *_validation_error(error))
+        batch = batch[: len(wired)]
+        response = await self._request("POST", "/api/events/batch", json={"events": wired})
         if response.status_code == 422:
             # Nothing of the batch was stored; find the event the server cannot parse.
             if len(batch) > 1:
                 return sum([await self._send([event], base) for event in batch])
-            error = _first_error(response)
-            log.error("event %s refused as malformed: %s", batch[0].event_uuid, error)
-            self.outbox.reject(batch[0], *error)
-            self._publish()
-            return 1
+            return self._refuse_malformed(batch[0], *_first_error(response))
         self._raise_for_status(response)
         reply = BatchReply.model_validate_json(response.content)
         answered = [result.event_uuid for result in reply.results]
@@ -218,6 +224,12 @@ class Uplink:
         self._publish(sequence_gaps=reply.sequence_gaps)
         return len(answered)
 
+    def _refuse_malformed(self, event: OutboxEvent, field: str, message: str) -> int:
+        log.error("event %s refused as malformed: %s: %s", event.event_uuid, field, message)
+        self.outbox.reject(event, field, message)
+        self._publish()
+        return 1
+
     # -- reference data and cards --
 
     async def refresh_reference(self) -> StationMe:
@@ -228,9 +240,21 @@ class Uplink:
             content = (await self._get(f"/api/stations/me/{key}")).content
             adapter.validate_json(content)  # never cache what could not be read back offline
             self.outbox.set_meta(key, content.decode())
+        response = await self._request("GET", "/api/stations/me/labels")
+        if response.status_code == 404:  # a server from before labels: identifiers readable()
+            labels = StationLabels()
+        else:
+            self._raise_for_status(response)
+            labels = StationLabels.model_validate_json(response.content)
+        self.outbox.set_meta("labels", labels.model_dump_json())
         if me.stage.code != self.settings.stage:
             self._publish(detail=f"server says this station is at {me.stage.name}")
         return me
+
+    def me(self) -> StationMe | None:
+        """This station as the server last described it."""
+        cached = self.outbox.get_meta("station")
+        return StationMe.model_validate_json(cached) if cached else None
 
     def operators(self) -> list[Operator]:
         cached = self.outbox.get_meta("operators")
@@ -239,6 +263,10 @@ class Uplink:
     def reasons(self) -> list[Reason]:
         cached = self.outbox.get_meta("reasons")
         return _reasons.validate_json(cached) if cached else []
+
+    def labels(self) -> StationLabels:
+        cached = self.outbox.get_meta("labels")
+        return StationLabels.model_validate_json(cached) if cached else StationLabels()
 
     async def fetch_card(self, code: str, timeout: float | None = None) -> CachedCard | None:
         """The server's card and timeline, cached; None for an unknown code; Offline if down."""
@@ -330,6 +358,11 @@ def _first_error(response: httpx.Response) -> tuple[str, str]:
         return str(detail["field"]), str(detail["message"])
     except (ValueError, KeyError, IndexError, TypeError):
         return "response", f"HTTP {response.status_code}"
+
+
+def _validation_error(error: ValidationError) -> tuple[str, str]:
+    first = error.errors()[0]
+    return ".".join(str(part) for part in first["loc"]) or "event", first["msg"]
 
 
 def _clock_offset(response: httpx.Response) -> float:

@@ -1,26 +1,23 @@
 """Camera barcode scanners: one capture/decode loop, with OpenCV and virtual frame sources.
 
-Two threads per camera, neither on the asyncio loop: the capture thread reads frames as fast
-as the source delivers and keeps only the latest (a live camera's buffer would otherwise fill
-and every read would lag), the decode thread decodes the newest frame whenever it is free.
-Events are handed to the loop that called `start` with `call_soon_threadsafe`.
+Two threads per camera, neither on the asyncio loop: the device base's connection thread
+captures frames as fast as the source delivers, the decode thread decodes the newest frame
+whenever it is free. Events reach the loop that called `start` through the device base.
 """
 
 import abc
-import asyncio
-import logging
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..device import Worker
 from ..events import Event
-from ..scanner import Debouncer, ScannedCode
+from ..scanner import BarcodeScanner, Debouncer, ScannedCode
 from .decode import (
     ALL_SYMBOLOGIES,
     SYMBOLOGY_NAMES,
@@ -30,8 +27,6 @@ from .decode import (
     Point,
     Symbology,
 )
-
-log = logging.getLogger(__name__)
 
 PREVIEW_WIDTH = 640
 
@@ -99,90 +94,57 @@ class StreamConfirmer:
         return confirmed
 
 
-class CameraScanner(abc.ABC):
-    """Emits `code_read(CameraCode)`, `preview(bytes)` (a JPEG of the latest frame with the
-    codes boxed, at most every `preview_interval`), `connected()` and `disconnected(reason)`.
+class CameraScanner(BarcodeScanner):
+    """A `BarcodeScanner` that emits `CameraCode`s, and `preview(bytes)`: a JPEG of the latest
+    frame with the codes boxed, at most every `preview_interval`.
 
-    Subclasses only say where frames come from (`_open`); a source that fails is reopened
-    every `reconnect_interval` seconds until `stop`.
+    Subclasses only say where frames come from (`_open_source`); a source that fails is
+    reopened every `reconnect_interval` seconds until `stop`.
     """
 
     def __init__(self, settings: CameraSettings, name: str) -> None:
+        super().__init__(name, reconnect_interval=settings.reconnect_interval)
         self.settings = settings
-        self.name = name
-        self.code_read = Event[[CameraCode]]()
         self.preview = Event[[bytes]]()
-        self.connected = Event[[]]()
-        self.disconnected = Event[[str]]()
         self.decoder = BarcodeDecoder(settings.symbologies)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._threads: list[threading.Thread] = []
-        self._stop = threading.Event()
+        self._source: FrameSource | None = None
         self._frame_ready = threading.Condition()
         self._frame: np.ndarray | None = None
-        self._connected = False
-
-    @property
-    def is_connected(self) -> bool:
-        return self._connected
 
     @abc.abstractmethod
-    def _open(self) -> FrameSource:
+    def _open_source(self) -> FrameSource:
         """Open the frame source; raise OSError when it is not available (yet)."""
 
-    def start(self) -> None:
-        """Start capturing and decoding; call from the loop that should receive the events."""
-        if self._threads:
-            raise RuntimeError("camera already started")
-        self._loop = asyncio.get_running_loop()
-        self._stop.clear()
-        self._threads = [
-            threading.Thread(target=target, name=f"camera {self.name} {role}", daemon=True)
-            for role, target in (("capture", self._capture), ("decode", self._decode))
-        ]
-        for thread in self._threads:
-            thread.start()
+    def _workers(self) -> list[Worker]:
+        return [("capture", self._keep_connected), ("decode", self._decode)]
 
     async def stop(self) -> None:
         self._stop.set()
-        with self._frame_ready:
+        with self._frame_ready:  # the decoder waits for a frame, not for the stop flag
             self._frame_ready.notify_all()
-        for thread in self._threads:
-            await asyncio.to_thread(thread.join)
-        self._threads = []
+        await super().stop()
 
-    def _capture(self) -> None:
+    def _open(self) -> None:
+        self._source = self._open_source()
+
+    def _read_until_failure(self) -> str | None:
+        """Keeps only the latest frame: a live camera's buffer would otherwise fill and every
+        read would lag."""
+        source = self._source
+        assert source is not None
         while not self._stop.is_set():
-            try:
-                source = self._open()
-            except OSError as error:
-                log.debug("%s: cannot open: %s", self.name, error)
-                self._stop.wait(self.settings.reconnect_interval)
-                continue
-            self._set_connected(True)
-            reason = "stopped"
-            try:
-                while not self._stop.is_set():
-                    frame = source.read()
-                    if frame is None:
-                        reason = "no frame from the source"
-                        break
-                    with self._frame_ready:
-                        self._frame = frame
-                        self._frame_ready.notify()
-            finally:
-                source.close()
-            if not self._stop.is_set():
-                log.warning("%s: disconnected: %s", self.name, reason)
-            self._set_connected(False, reason)
+            frame = source.read()
+            if frame is None:
+                return "no frame from the source"
+            with self._frame_ready:
+                self._frame = frame
+                self._frame_ready.notify()
+        return None
 
-    def _set_connected(self, connected: bool, reason: str = "") -> None:
-        self._connected = connected
-        if connected:
-            log.info("%s: connected", self.name)
-            self._dispatch(self.connected.emit)
-        else:
-            self._dispatch(self.disconnected.emit, reason)
+    def _close(self) -> None:
+        source, self._source = self._source, None
+        if source is not None:
+            source.close()
 
     def _decode(self) -> None:
         confirmer = StreamConfirmer(self.settings.confirm)
@@ -215,13 +177,6 @@ class CameraScanner(abc.ABC):
             box=code.corners,
             decoders=code.decoders,
         )
-
-    def _dispatch(self, emit: Callable[..., None], *args: Any) -> None:
-        assert self._loop is not None
-        try:
-            self._loop.call_soon_threadsafe(emit, *args)
-        except RuntimeError:  # the loop closed under us: nobody is left to tell
-            self._stop.set()
 
 
 def draw_preview(frame: np.ndarray, result: DecodeResult) -> bytes:
@@ -289,5 +244,5 @@ class OpenCVCamera(CameraScanner):
         self.source = source
         self.fps = fps
 
-    def _open(self) -> FrameSource:
+    def _open_source(self) -> FrameSource:
         return VideoCaptureSource(self.source, self.fps)

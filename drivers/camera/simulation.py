@@ -78,7 +78,7 @@ class VirtualCamera(CameraScanner):
         with self._lock:
             self._queue.append(job)
 
-    def _open(self) -> FrameSource:
+    def _open_source(self) -> FrameSource:
         return TicketPlayer(
             self._queue,
             self._lock,

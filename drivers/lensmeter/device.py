@@ -1,7 +1,8 @@
 """Lensmeter devices: the abstract interface and the serial one."""
 
+from ..device import Device
 from ..events import Event
-from ..serial_link import Device, SerialDevice, SerialSettings
+from ..serial_link import SerialDevice, SerialSettings
 from .formats import CODECS, LensmeterFormat
 from .reading import FrameRejected, LensmeterReading
 
@@ -16,8 +17,8 @@ class Lensmeter(Device):
     """Emits `reading_received(LensmeterReading)`, `frame_rejected(FrameRejected)`,
     `connected()` and `disconnected(reason: str)`."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, name: str, *, reconnect_interval: float) -> None:
+        super().__init__(name, reconnect_interval=reconnect_interval)
         self.reading_received = Event[[LensmeterReading]]()
         self.frame_rejected = Event[[FrameRejected]]()
 
@@ -41,7 +42,7 @@ class SerialLensmeter(SerialDevice, Lensmeter):
     def _publish(self, results: list[LensmeterReading | FrameRejected]) -> None:
         for result in results:
             if reply := self._codec.reply(result):
-                self._link.write(reply)
+                self.write(reply)
             if isinstance(result, LensmeterReading):
                 self.reading_received.emit(result)
             else:

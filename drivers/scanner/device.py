@@ -1,11 +1,12 @@
-"""Barcode scanner devices: the abstract interface and the serial one."""
+"""Barcode scanner devices: the interface every scanner shares (cameras too) and the serial one."""
 
 import time
 
 from pydantic import Field
 
+from ..device import Device
 from ..events import Event
-from ..serial_link import Device, SerialDevice, SerialSettings
+from ..serial_link import SerialDevice, SerialSettings
 from .framing import ScanFramer, ScannedCode, Terminator
 
 
@@ -38,8 +39,8 @@ class Debouncer:
 class BarcodeScanner(Device):
     """Emits `code_read(ScannedCode)`, `connected()` and `disconnected(reason: str)`."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, name: str, *, reconnect_interval: float) -> None:
+        super().__init__(name, reconnect_interval=reconnect_interval)
         self.code_read = Event[[ScannedCode]]()
 
 

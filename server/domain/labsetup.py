@@ -42,28 +42,48 @@ def apply_lab_config(session: Session, config: LabConfig) -> Lab:
     lab.timezone = config.lab.timezone
     lab.shifts = [shift.model_dump(mode="json") for shift in config.shifts]
     lab.breakage_costs = config.breakage_costs.model_dump(mode="json")
+    lab.labels = config.labels.model_dump(mode="json")
+    lines = _apply_lines(session, config, lab.id)
+    stages = _apply_stages(session, config, lab.id)
+    _apply_routes(session, config, lab.id, stages)
+    _apply_reasons(session, config, lab.id, stages)
+    _apply_stores(session, config, lab.id)
+    _apply_stations(session, config, lab.id, stages, lines)
+    session.flush()
+    return lab
 
-    lines = _by_code(session, ProductionLine, lab.id)
+
+def _apply_lines(session: Session, config: LabConfig, lab_id: int) -> dict[str, ProductionLine]:
+    lines = _by_code(session, ProductionLine, lab_id)
     for line_config in config.lines:
-        line = lines.get(line_config.code) or ProductionLine(lab_id=lab.id, code=line_config.code)
+        line = lines.get(line_config.code) or ProductionLine(lab_id=lab_id, code=line_config.code)
         line.name = line_config.name
         lines[line_config.code] = line
         session.add(line)
+    return lines
 
-    stages = _by_code(session, Stage, lab.id)
+
+def _apply_stages(session: Session, config: LabConfig, lab_id: int) -> dict[str, Stage]:
+    stages = _by_code(session, Stage, lab_id)
     for position, stage_config in enumerate(config.stages, start=1):
-        stage = stages.get(stage_config.code) or Stage(lab_id=lab.id, code=stage_config.code)
+        stage = stages.get(stage_config.code) or Stage(lab_id=lab_id, code=stage_config.code)
         stage.name = stage_config.name
         stage.position = position
         stage.stalled_after_minutes = stage_config.stalled_after_minutes
         stage.capacity = stage_config.capacity
+        stage.inspection = stage_config.inspection
         stages[stage_config.code] = stage
         session.add(stage)
     session.flush()
+    return stages
 
-    routes = _by_code(session, Route, lab.id)
+
+def _apply_routes(
+    session: Session, config: LabConfig, lab_id: int, stages: dict[str, Stage]
+) -> None:
+    routes = _by_code(session, Route, lab_id)
     for route_config in config.routes:
-        route = routes.get(route_config.code) or Route(lab_id=lab.id, code=route_config.code)
+        route = routes.get(route_config.code) or Route(lab_id=lab_id, code=route_config.code)
         route.name = route_config.name
         route.job_types = [str(t) for t in route_config.job_types]
         route.designs = [str(d) for d in route_config.designs]
@@ -83,14 +103,18 @@ def apply_lab_config(session: Session, config: LabConfig) -> Lab:
         session.add(route)
         session.flush()
 
+
+def _apply_reasons(
+    session: Session, config: LabConfig, lab_id: int, stages: dict[str, Stage]
+) -> None:
     reasons = {
         (reason.kind, reason.code): reason
-        for reason in session.scalars(select(ReasonCode).where(ReasonCode.lab_id == lab.id))
+        for reason in session.scalars(select(ReasonCode).where(ReasonCode.lab_id == lab_id))
     }
     for reason_config in config.reasons:
         key = (reason_config.kind, reason_config.code)
         reason = reasons.get(key) or ReasonCode(
-            lab_id=lab.id, kind=reason_config.kind, code=reason_config.code
+            lab_id=lab_id, kind=reason_config.kind, code=reason_config.code
         )
         reason.description = reason_config.description
         reason.return_stage_id = (
@@ -98,20 +122,28 @@ def apply_lab_config(session: Session, config: LabConfig) -> Lab:
         )
         session.add(reason)
 
-    stores = _by_code(session, Store, lab.id)
+
+def _apply_stores(session: Session, config: LabConfig, lab_id: int) -> None:
+    stores = _by_code(session, Store, lab_id)
     for store_config in config.stores:
-        store = stores.get(store_config.code) or Store(lab_id=lab.id, code=store_config.code)
+        store = stores.get(store_config.code) or Store(lab_id=lab_id, code=store_config.code)
         store.name = store_config.name
         store.tolerance_profile = store_config.tolerance_profile
         session.add(store)
 
-    stations = _by_code(session, Station, lab.id, attribute="name")
+
+def _apply_stations(
+    session: Session,
+    config: LabConfig,
+    lab_id: int,
+    stages: dict[str, Stage],
+    lines: dict[str, ProductionLine],
+) -> None:
+    stations = _by_code(session, Station, lab_id, attribute="name")
     for station_config in config.stations:
         station = stations.get(station_config.name) or Station(
-            lab_id=lab.id, name=station_config.name
+            lab_id=lab_id, name=station_config.name
         )
         station.stage_id = stages[station_config.stage].id
         station.line_id = lines[station_config.line].id if station_config.line else None
         session.add(station)
-    session.flush()
-    return lab

@@ -2,10 +2,13 @@
 an in-process fake API for a MockTransport."""
 
 import json
+import tomllib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 
+from core.labels import StationLabels
 from station.outbox import CachedCard, Outbox
 from station.wire import JobCard, Operator, Reason
 
@@ -16,6 +19,14 @@ REASONS = [
     Reason(kind="breakage", code="B-CHIP", description="Chip at edging", return_stage=None),
     Reason(kind="defect", code="D-FIT", description="Frame fit", return_stage="fitting"),
 ]
+LAB_CONFIG = Path(__file__).parents[2] / "config" / "lab.example.toml"
+# What the server serves: the example lab's tables and its stages' names.
+LABELS = StationLabels.model_validate(
+    {
+        **tomllib.loads(LAB_CONFIG.read_text())["labels"],
+        "stages": {code: code.title() for code in ROUTE},
+    }
+)
 
 
 def card(number: str = "J1", stage: str | None = "edging", status: str = "queued") -> JobCard:
@@ -84,6 +95,7 @@ class FakeApi:
         self.answer_at_most: int | None = None  # answer for only the first N of a batch
         self.events: list[dict[str, object]] = []
         self.cards = {"J1": card("J1"), "J2": card("J2", stage="fitting")}
+        self.labels: StationLabels | None = LABELS  # None: a server from before labels
 
     def _apply(self, event: dict[str, str]) -> None:
         if event["action"] in NEXT and event["job"] in self.cards:
@@ -103,6 +115,8 @@ class FakeApi:
             return httpx.Response(200, json=[o.model_dump() for o in OPERATORS])
         if path == "/api/stations/me/reasons":
             return httpx.Response(200, json=[r.model_dump() for r in REASONS])
+        if path == "/api/stations/me/labels" and self.labels is not None:
+            return httpx.Response(200, content=self.labels.model_dump_json())
         if path == "/api/jobs":
             return httpx.Response(200, json={"total": 0, "items": []})
         if path.startswith("/api/jobs/lookup/"):

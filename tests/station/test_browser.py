@@ -109,6 +109,16 @@ def job_at(server: LiveServer, stage: str, status: str) -> str:
     return jobs[0]["job_number"]
 
 
+def assert_people_read_it(page: Page) -> None:
+    """The shown job (card or QC panel, the first panel): R (OD) above L, and no identifier
+    as the database spells it (`semi_rimless`, `a_mm`, `blue_filter`…)."""
+    panel = page.locator(".panel").first
+    eyes = [text.strip() for text in panel.locator("th, .text-3xl").all_inner_texts()]
+    assert [eye for eye in eyes if eye in ("R", "L")] == ["R", "L"], eyes
+    text = panel.inner_text()
+    assert "_" not in text, text
+
+
 def test_a_wedge_burst_shows_the_job_card(
     page: Page, station_url: str, live_server: LiveServer
 ) -> None:
@@ -121,6 +131,7 @@ def test_a_wedge_burst_shows_the_job_card(
     wedge(page, job)
     expect(page.get_by_text(job, exact=True)).to_be_visible(timeout=5_000)
     expect(page.get_by_text("Started", exact=True)).to_be_visible()
+    assert_people_read_it(page)
     shot(page, "job-card")
     past = job_at(live_server, "fitting", "queued")
     wedge(page, past)

@@ -1,15 +1,24 @@
 """Scanner inputs through the real drivers into the station: a serial scanner on a pty and a
-virtual camera, each read by `StationApp` into the flow and the outbox (fake API)."""
+virtual camera, each read by `StationApp` into the flow and the outbox (fake API); and the one
+registry that builds every input from its config `kind`."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import get_args
 
 import httpx
 import pytest
 
 from drivers.scanner import SimulatedSerialScanner
 from station.app import StationApp
-from station.settings import ScannerInput, SerialInput, StationSettings, VirtualCameraInput
+from station.core import INPUTS
+from station.settings import (
+    LensmeterInput,
+    ScannerInput,
+    SerialInput,
+    StationSettings,
+    VirtualCameraInput,
+)
 from station.wire import Action
 from tests.station.conftest import until
 from tests.station.fakes import FakeApi
@@ -85,3 +94,9 @@ async def test_a_virtual_camera_reads_badge_and_job_into_the_outbox(
         await station.stop()
     assert (event.action, event.fields["operator_badge"]) == (Action.start, "B1001")
     assert previews and previews[-1].startswith(b"\xff\xd8"), "JPEG previews for the page"
+
+
+def test_every_input_kind_a_config_can_name_has_one_factory() -> None:
+    models = [*get_args(get_args(ScannerInput)[0]), *get_args(get_args(LensmeterInput)[0])]
+    kinds = [kind for model in models for kind in get_args(model.model_fields["kind"].annotation)]
+    assert sorted(kinds) == sorted(INPUTS)

@@ -167,3 +167,26 @@ async def test_a_batch_answered_in_part_is_sent_on_until_all_are_answered(
     assert await uplink.send_queued() == 7
     assert [event["event_uuid"] for event in api.events] == [str(u) for u in recorded]
     assert outbox.counts() == {"queued": 0, "sent": 7, "rejected": 0}
+
+
+async def test_an_event_the_contract_refuses_is_kept_as_refused_and_the_rest_is_sent(
+    tmp_path: Path,
+) -> None:
+    """The station checks what it sends with the shared contract: an event queued before a
+    stricter rule (here a note over 2,000 characters) is refused once, not retried forever."""
+    api = FakeApi()
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    uplink = Uplink(_settings(tmp_path), outbox, transport=httpx.MockTransport(api))
+    first = outbox.record("J1", Action.note, operator_badge="B1001", note="fine")
+    too_long = outbox.record("J1", Action.note, operator_badge="B1001", note="x" * 2001)
+    last = outbox.record("J1", Action.note, operator_badge="B1001", note="fine too")
+    await uplink.refresh_reference()
+    assert await uplink.send_queued() == 3
+    assert [event["event_uuid"] for event in api.events] == [
+        str(first.event_uuid),
+        str(last.event_uuid),
+    ]
+    assert outbox.counts() == {"queued": 0, "sent": 2, "rejected": 1}
+    [refused] = outbox.rejected()
+    assert refused.event_uuid == too_long.event_uuid
+    assert refused.error is not None and refused.error.startswith("note:")

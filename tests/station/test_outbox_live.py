@@ -1,4 +1,5 @@
-"""Exactly-once against the REAL server: stop it, scan 100 jobs, restart, compare UUID sets."""
+"""Against the REAL server: exactly-once (stop it, scan 100 jobs, restart, compare UUID sets),
+and the lab's labels cached for offline use."""
 
 import asyncio
 import sqlite3
@@ -69,3 +70,27 @@ async def test_a_server_outage_loses_and_duplicates_nothing(
         "sent": len(ours_stored),
         "rejected": len(ours_rejected),
     }
+
+
+async def test_the_lab_labels_are_cached_for_offline_use(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    settings = StationSettings(
+        name="EDGE-1",
+        stage="edging",
+        server_url=live_server.url,
+        token=live_server.token("EDGE-1"),
+        data_dir=tmp_path,
+    )
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    uplink = Uplink(settings, outbox)
+    try:
+        await uplink.refresh_reference()
+    finally:
+        await uplink.close()
+    cached = uplink.labels()  # read from the outbox, whether the server answers or not
+    outbox.close()
+    assert cached.stages["final_qc"] == "Final QC"  # every stage, as the lab config names it
+    assert cached.treatments["blue_filter"] == "Blue-light filter"
+    assert cached.frame_types["semi_rimless"] == "Semi-rimless"
+    assert cached.frame["a_mm"] == "A"

@@ -1,25 +1,25 @@
 """QC logic without a screen: readings and manual entry judged by the Z80.1 engine, the payload
-the server accepts, and a simulated lensmeter on a pty read by the real serial driver."""
+the server accepts, and the headless station core as a QC station, its simulated lensmeter on
+a pty read by the real serial driver."""
 
 import asyncio
 import random
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from core.optics import load_profiles
 from drivers.lensmeter import EyeReading, LensmeterReading
 from server.schemas import EventIn as ServerEventIn
-from station.flow import StationFlow
-from station.lensmeter import OUT_OF_TOLERANCE_D, LensmeterLink, simulated_reading
-from station.outbox import Outbox
-from station.qc import Inspection, QcDesk
-from station.settings import QcSettings, SimulatedLensmeterInput
+from station.core import StationCore
+from station.lensmeter import OUT_OF_TOLERANCE_D, simulated_reading
+from station.qc import Inspection
+from station.settings import QcSettings, SimulatedLensmeterInput, StationSettings
 from station.wire import Action, DefectIn, InspectionIn
 from tests.station.conftest import until
-from tests.station.fakes import FakeSource
-from tests.station.qc_fakes import QC_REASONS, qc_card
+from tests.station.qc_fakes import QcApi, qc_card
 
 SETTINGS = QcSettings()
 
@@ -52,7 +52,7 @@ def server_accepts(action: Action, payload: InspectionIn, reason_code: str | Non
 
 def test_a_reading_fills_both_eyes_and_passes() -> None:
     qc = inspection()
-    assert qc.missing() == ["R sph", "R cyl", "L sph", "L cyl"]
+    assert qc.missing() == [("R", "sph"), ("R", "cyl"), ("L", "sph"), ("L", "cyl")]
     qc.apply_reading(reading())
     assert qc.measured["L"] == {"sph": -1.75, "cyl": -0.5, "axis": 10}
     assert qc.missing() == [] and qc.passes() and qc.source == "lensmeter"
@@ -66,7 +66,7 @@ def test_manual_entry_per_field() -> None:
     assert qc.measured["L"]["axis"] == 10 and isinstance(qc.measured["L"]["axis"], int)
     assert qc.passes() and qc.source == "manual"
     qc.set_value("R", "sph", None)
-    assert qc.missing() == ["R sph"] and not qc.passes()
+    assert qc.missing() == [("R", "sph")] and not qc.passes()
 
 
 def test_out_of_tolerance_names_the_value_and_its_tolerance() -> None:
@@ -133,25 +133,28 @@ def test_the_simulated_reading_is_near_the_order_or_out_on_purpose() -> None:
     )
 
 
-async def test_simulated_lensmeter_on_a_pty_fills_the_inspection(tmp_path: Path) -> None:
-    outbox = Outbox(tmp_path / "outbox.sqlite3")
-    source = FakeSource(outbox)
-    source.reasons = lambda: QC_REASONS  # type: ignore[method-assign]
-    source.cards = {"J7": qc_card()}
-    flow = StationFlow(
-        outbox,
-        source,
+async def test_the_headless_core_is_a_qc_station_its_pty_lensmeter_measures(
+    tmp_path: Path,
+) -> None:
+    settings = StationSettings(
+        name="QC-1",
         stage="final_qc",
-        idle_sign_out_seconds=60,
+        server_url="http://server.test",
+        token="lst_test",
+        data_dir=tmp_path,
         repeat_scan_seconds=0,
-        complete_by_scan=False,
+        lensmeter=SimulatedLensmeterInput(
+            kind="simulated_lensmeter",
+            auto_measure_seconds=0.1,
+            out_of_tolerance_chance=0.0,
+            seed=3,
+        ),
     )
-    desk = QcDesk(SETTINGS, flow)
-    config = SimulatedLensmeterInput(
-        kind="simulated", auto_measure_seconds=0.1, out_of_tolerance_chance=0.0, seed=3
-    )
-    link = LensmeterLink(config, desk)
-    link.start()
+    core = StationCore(settings, transport=httpx.MockTransport(QcApi()))
+    desk, flow, outbox = core.qc, core.flow, core.outbox
+    assert desk is not None and list(core.device_status) == ["Lensmeter (simulated)"]
+    await core.uplink.refresh_reference()
+    await core.start()
     try:
         await flow.scan("B1001")
         await flow.scan("J7")  # starts the job; the simulated inspector presses Print
@@ -166,5 +169,16 @@ async def test_simulated_lensmeter_on_a_pty_fills_the_inspection(tmp_path: Path)
         assert events[-1].fields["inspection"]["measured"]["L"]["axis"] == 10
         assert desk.inspection is None  # the job moved on to shipping
     finally:
-        await asyncio.wait_for(link.stop(), 10)
-        outbox.close()
+        await asyncio.wait_for(core.stop(), 10)
+
+
+def test_a_lensmeter_needs_a_qc_station(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="a lensmeter needs a QC station"):
+        StationSettings(
+            name="EDGE-1",
+            stage="edging",
+            server_url="http://server.test",
+            token="lst_test",
+            data_dir=tmp_path,
+            lensmeter=SimulatedLensmeterInput(kind="simulated_lensmeter"),
+        )

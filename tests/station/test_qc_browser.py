@@ -13,13 +13,20 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.station.conftest import LiveServer
-from tests.station.test_browser import job_at, page, shot, start_station, wedge
+from tests.station.test_browser import (
+    assert_people_read_it,
+    job_at,
+    page,
+    shot,
+    start_station,
+    wedge,
+)
 
 __all__ = ["page"]  # the Chromium fixture
 pytestmark = pytest.mark.browser
 
 LENSMETER = (
-    '[lensmeter]\nkind = "simulated"\nauto_measure_seconds = 0.5\n'
+    '[lensmeter]\nkind = "simulated_lensmeter"\nauto_measure_seconds = 0.5\n'
     "out_of_tolerance_chance = 0.0\nseed = 7\n"
 )
 
@@ -67,6 +74,7 @@ def test_qc_pass_and_fail_reach_the_server(
     passed = job_at(live_server, "final_qc", "queued")
     measured(page, passed)
     expect(page.get_by_text("All within tolerance")).to_be_visible()
+    assert_people_read_it(page)
     shot(page, "qc-in-tolerance")
     page.get_by_role("button", name="PASS").click()
     expect(page.get_by_text("Completed, next: Shipping")).to_be_visible(timeout=5_000)
@@ -81,7 +89,7 @@ def test_qc_pass_and_fail_reach_the_server(
     for key in ("±", "9"):
         page.get_by_role("button", name=key, exact=True).click()
     page.get_by_role("button", name="OK", exact=True).click()
-    expect(page.get_by_text("Out of tolerance: R sph")).to_be_visible(timeout=5_000)
+    expect(page.get_by_text("Out of tolerance: R SPH")).to_be_visible(timeout=5_000)
     shot(page, "qc-out-of-tolerance")
     page.get_by_role("button", name="Breakage…").click()
     expect(page.get_by_text("Breakage reason")).to_be_visible()

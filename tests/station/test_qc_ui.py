@@ -31,7 +31,10 @@ async def station(api: QcApi, tmp_path: Path) -> AsyncIterator[StationApp]:
         repeat_scan_seconds=0,
         uplink=UplinkSettings(backoff_base_seconds=0.05, backoff_cap_seconds=0.2),
         lensmeter=SimulatedLensmeterInput(
-            kind="simulated", auto_measure_seconds=0.2, out_of_tolerance_chance=0.0, seed=5
+            kind="simulated_lensmeter",
+            auto_measure_seconds=0.2,
+            out_of_tolerance_chance=0.0,
+            seed=5,
         ),
     )
     app = StationApp(settings, transport=httpx.MockTransport(api))
@@ -72,6 +75,11 @@ def sent(api: QcApi, action: str) -> dict[str, object]:
 async def test_pass_is_one_scan_and_one_tap(user: User, station: StationApp, api: QcApi) -> None:
     await start_inspection(user, station)
     await user.should_see("All within tolerance")
+    await user.should_see("Single vision CR-39 1.5 stock · Anti-reflective")  # the lab's names
+    for title in ("SPH", "CYL", "AXIS"):
+        await user.should_see(title)
+    [right], [left] = user.find(marker="qc-eye-R").elements, user.find(marker="qc-eye-L").elements
+    assert right.id < left.id, "R (OD) is drawn above L"
     user.find(marker="qc-pass").click()
     await user.should_see("Completed, next: Shipping")
     await until(lambda: any(e["action"] == "complete" for e in api.events), 10)
@@ -87,7 +95,7 @@ async def test_out_of_tolerance_by_hand_then_fail_with_a_defect_per_eye(
     type_in(user, "R-sph", "±2.40")
     await user.should_see("Entered by hand")
     await user.should_see("off 0.40 (±0.13)")
-    await user.should_see("Out of tolerance: R sph")
+    await user.should_see("Out of tolerance: R SPH")
     user.find(marker="qc-pass").click()  # disabled: nothing is recorded
     user.find(marker="cosmetic-1").click()
     await user.should_see("✗ Coating")
@@ -118,7 +126,7 @@ async def test_a_fail_needs_a_defect_for_every_failed_eye_and_goes_furthest_back
 ) -> None:
     await start_inspection(user, station)
     type_in(user, "R-sph", "±2.40")
-    await user.should_see("Out of tolerance: R sph")
+    await user.should_see("Out of tolerance: R SPH")
     user.find(marker="qc-fail").click()
     user.find(marker="defect-D-FIT-L").click()
     await user.should_see("R failed: choose a defect for R (or the pair)")

@@ -1,10 +1,12 @@
-"""The floor simulator against a REAL server: jobs move through two stages by pty scans, and
-a server outage in the middle loses and duplicates no event."""
+"""The floor simulator against a REAL server: jobs move through two stages by pty scans, a
+server outage in the middle loses and duplicates no event, and a simulated QC station judges
+its lensmeter's readings and passes or fails the jobs."""
 
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -12,16 +14,24 @@ from station.simulator import FloorSettings, FloorSimulator, SimulatedStationCon
 from tests.station.conftest import LiveServer, until
 
 MOVE_TIMEOUT = 90.0
+QC_TIMEOUT = 240.0  # failed jobs go round edging and fitting again before QC sees them
 STATIONS = [
     SimulatedStationConfig(name="EDGE-2", stage="edging", standard_minutes=1),
     SimulatedStationConfig(name="FIT-2", stage="fitting", standard_minutes=1),
 ]
+QC = SimulatedStationConfig(name="QC-2", stage="final_qc", standard_minutes=1)
 
 
-def _floor(server: LiveServer, tmp_path: Path, jobs: set[str]) -> FloorSettings:
+def _floor(
+    server: LiveServer,
+    tmp_path: Path,
+    jobs: set[str],
+    stations: list[SimulatedStationConfig] = STATIONS,
+    qc_fail_chance: float = 0.0,
+) -> FloorSettings:
     tokens = tmp_path / "tokens"
     tokens.mkdir()
-    for station in STATIONS:
+    for station in stations:
         (tokens / f"{station.name}.token").write_text(server.token(station.name))
     return FloorSettings(
         server_url=server.url,
@@ -32,9 +42,10 @@ def _floor(server: LiveServer, tmp_path: Path, jobs: set[str]) -> FloorSettings:
         idle_seconds=0.5,
         hold_chance=0,
         breakage_chance=0,
+        qc_fail_chance=qc_fail_chance,
         only_jobs=jobs,
         seed=4,
-        stations=STATIONS,
+        stations=stations,
     )
 
 
@@ -126,3 +137,44 @@ async def test_pulling_the_network_mid_floor_loses_and_duplicates_nothing(
         assert uuids - set(stored) - set(rejected) == set(), f"{name}: missing on the server"
         duplicated = [key for key, n in (stored + rejected).items() if n > 1]
         assert duplicated == [], f"{name}: duplicated"
+
+
+def inspections(server: LiveServer, jobs: set[str]) -> list[dict[str, Any]]:
+    """Every inspection the server stored for these jobs, as it judged them."""
+    try:
+        with _api(server) as api:
+            ids = [api.get(f"/api/jobs/lookup/{job}").json()["id"] for job in jobs]
+            return [i for id in ids for i in api.get(f"/api/jobs/{id}/inspections").json()]
+    except (httpx.HTTPError, KeyError):
+        return []
+
+
+def passed_and_failed(server: LiveServer, jobs: set[str]) -> bool:
+    outcomes = {inspection["passed"] for inspection in inspections(server, jobs)}
+    return outcomes == {True, False}
+
+
+async def test_a_simulated_qc_station_judges_and_passes_or_fails(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    """QC-2 measures each job with its lensmeter on a pty, judges it with Z80.1 and sends the
+    inspection: a pass moves the job to shipping, a fail sends it back with a defect for the
+    eye out of tolerance. A failed job comes round again, so both outcomes happen."""
+    jobs = new_jobs_at_edging(live_server, 2)
+    floor = _floor(live_server, tmp_path, jobs, [*STATIONS, QC], qc_fail_chance=0.5)
+    simulator = FloorSimulator(floor)
+    await simulator.start()
+    try:
+        await until(lambda: passed_and_failed(live_server, jobs), QC_TIMEOUT, every=1.0)
+    finally:
+        await simulator.stop()
+    qc = simulator.stations[-1]
+    assert qc.tally.completed >= 1 and qc.tally.failed >= 1
+    judged = inspections(live_server, jobs)
+    assert {inspection["station"] for inspection in judged} == {"QC-2"}
+    for inspection in judged:
+        assert {check["eye"] for check in inspection["checks"]} >= {"R", "L"}
+        failed_eyes = {c["eye"] for c in inspection["checks"] if not c["passed"]}
+        defects = {(d["eye"], d["code"]) for d in inspection["defects"]}
+        assert defects == {(eye, "D-POWER") for eye in failed_eyes}
+        assert inspection["passed"] == (not failed_eyes)

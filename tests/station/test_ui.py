@@ -9,12 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from nicegui import ui
 from nicegui.testing import User
 from nicegui.testing.user_simulation import user_simulation
 
 from station.app import StationApp
 from station.settings import StationSettings, UplinkSettings
+from station.wire import JobCard
 from tests.station.fakes import FakeApi
 
 
@@ -123,8 +123,18 @@ async def test_offline_indicator_and_queue(user: User, station: StationApp, api:
 async def test_the_job_card_shows_what_the_bench_needs(
     user: User, station: StationApp, api: FakeApi
 ) -> None:
-    api.cards["J1"] = api.cards["J1"].model_copy(
-        update={"special_instructions": "Patient is a pilot: no tint"}
+    api.cards["J1"] = JobCard.model_validate(
+        {
+            **api.cards["J1"].model_dump(),
+            "special_instructions": "Patient is a pilot: no tint",
+            "treatments": ["hard_coat", "blue_filter", "edge_polish"],
+            "frame": {"type": "semi_rimless", "a_mm": 52.0, "dbl_mm": 18.5, "temple_mm": 140},
+            # The server may list the left eye first; the card shows R (OD) above L.
+            "prescription": [
+                {"eye": "L", "sph": -1.0, "cyl": 0.0, "mono_pd": 32.0},
+                {"eye": "R", "sph": -1.25, "cyl": -0.5, "axis": 90, "mono_pd": 31.5},
+            ],
+        }
     )
     await user.open("/")
     await scan(user, station, "B1001")
@@ -134,13 +144,28 @@ async def test_the_job_card_shows_what_the_bench_needs(
         "Tray T1",
         "RUSH",
         "Store NORTH",
-        "Lens SV CR-39 1.5 stock · ar",
-        "Frame type full_rim",
+        # the lab config's names; an identifier it lacks is made readable
+        "Lens Single vision CR-39 1.5 stock · Hard coat, Blue-light filter, Edge polish",
+        "Frame Semi-rimless · A 52 · DBL 18.5 · Temple mm 140",
         "Patient is a pilot: no tint",
         "Edging → Fitting",
         "h left",  # promised in 5 hours
         "History",
     ):
         await user.should_see(text)
-    (rx,) = [e for e in user.find(ui.html).elements if "class='rx'" in e.content]
-    assert "<th>R</th><td>-1.25</td><td>-0.50</td><td>90</td>" in rx.content
+    (rx,) = user.find(marker="rx").elements
+    assert "<th>SPH</th><th>CYL</th><th>AXIS</th>" in rx.content
+    right = rx.content.index("<th>R</th><td>-1.25</td><td>-0.50</td><td>90</td>")
+    assert right < rx.content.index("<th>L</th><td>-1.00</td>")
+
+
+async def test_without_labels_from_the_server_identifiers_are_made_readable(
+    user: User, station: StationApp, api: FakeApi
+) -> None:
+    api.labels = None  # a server from before labels answers 404
+    await station.uplink.refresh_reference()
+    await user.open("/")
+    await scan(user, station, "B1001")
+    await scan(user, station, "J1")
+    await user.should_see("Lens SV CR-39 1.5 stock · Ar")
+    await user.should_see("Frame Full rim")
