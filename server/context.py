@@ -1,22 +1,26 @@
 """What a running server holds: settings, database, and the live bus that feeds its pages."""
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
+from typing import TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from core.optics import load_profiles
-from server.db import Database
+from server.db import Database, is_retryable
 from server.domain.events import IngestRules
 from server.feed import WROTE_FEED
 from server.live import LiveBus
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
+TRANSACTION_ATTEMPTS = 3
+T = TypeVar("T")
 
 
 @dataclass
@@ -37,6 +41,20 @@ class ServerContext:
             wrote_feed = session.info.pop(WROTE_FEED, False)
         if wrote_feed:
             self.bus.wake()
+
+    def run_in_transaction(self, work: Callable[[Session], T]) -> T:
+        """`work` in a transaction of its own; run again from the start (up to
+        TRANSACTION_ATTEMPTS times) if PostgreSQL aborted it as a deadlock victim: concurrent
+        batches lock their jobs in the order they come, which no one can sort in advance."""
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            try:
+                with self.session() as session:
+                    return work(session)
+            except DBAPIError as error:
+                if attempt == TRANSACTION_ATTEMPTS or not is_retryable(error):
+                    raise
+                log.info("transaction aborted (%s); attempt %d", error.orig, attempt + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @property
     def session_lifetime(self) -> timedelta:

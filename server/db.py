@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -24,6 +25,13 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 READ_ONLY = "lenstrack_read_only"
+# PostgreSQL aborts one of two transactions that wait on each other (deadlock detected) or
+# that could not be serialised; the aborted one stored nothing and may simply run again.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_retryable(error: DBAPIError) -> bool:
+    return getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
 
 
 def _begin(connection: Connection) -> None:

@@ -5,6 +5,7 @@ or stores nothing: a station that gave up waiting and resends never races its fi
 """
 
 from fastapi import APIRouter, Response, status
+from sqlalchemy.orm import Session
 
 from server.api.deps import Context, CurrentStation, Deadline
 from server.domain import events
@@ -32,26 +33,25 @@ def post_event(
 ) -> EventResult:
     """A rejected event answers 4xx with its reason, and so does every resend of it."""
     received_at = utcnow()
-    rejection: DomainError | None = None
-    with context.session() as session:
+
+    def ingest(session: Session) -> EventResult | DomainError:
         try:
-            result = events.ingest_event(
-                session,
-                station,
-                event,
-                received_at=received_at,
-                rules=context.ingest_rules,
+            result: EventResult | DomainError = events.ingest_event(
+                session, station, event, received_at=received_at, rules=context.ingest_rules
             )
         except DomainError as error:
             # Kept for review (and so its sequence number is not reported as a gap).
             events.record_rejection(session, station, event, error, received_at)
-            rejection = error
+            result = error
         deadline.check()
-    if rejection is not None:
-        raise rejection
-    if result.status == "duplicate":
+        return result
+
+    outcome = context.run_in_transaction(ingest)
+    if isinstance(outcome, DomainError):
+        raise outcome
+    if outcome.status == "duplicate":
         response.status_code = status.HTTP_200_OK
-    return result
+    return outcome
 
 
 @router.post(
@@ -68,7 +68,8 @@ def post_batch(
     """
     if len(batch.events) > context.settings.max_batch_size:
         raise Invalid("events", f"at most {context.settings.max_batch_size} events per batch")
-    with context.session() as session:
+
+    def ingest(session: Session) -> EventBatchOut:
         results = events.ingest_batch(
             session,
             station,
@@ -78,4 +79,6 @@ def post_batch(
         )
         gaps = events.sequence_gaps(session, station.station_id)
         deadline.check()
-    return EventBatchOut(results=results, sequence_gaps=gaps)
+        return EventBatchOut(results=results, sequence_gaps=gaps)
+
+    return context.run_in_transaction(ingest)
