@@ -17,7 +17,6 @@ their own rendering still counts in the figure. No assertions; bounded in events
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -29,13 +28,9 @@ import httpx
 from playwright.sync_api import Browser, Error, Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.server.pages.realserver import (
-    PROJECT_ROOT,
-    RealServer,
-    launch_chromium,
-    log_in,
-    real_server,
-)
+from benchmarks.figures import p50_p95_max
+from tests.chromium import launch_chromium, log_in
+from tests.liveserver import LiveServer, serving_demo_lab, station_at_stage
 
 PAGES_PER_CONTEXT = 10
 WAIT_SECONDS = 5.0
@@ -89,16 +84,9 @@ class Step:
     action: str
 
 
-def _stations() -> dict[str, str]:
-    import tomllib
-
-    config = tomllib.loads((PROJECT_ROOT / "config" / "lab.example.toml").read_text())
-    return {station["stage"]: station["name"] for station in config["stations"]}
-
-
-def _steps(http: httpx.Client, server: RealServer) -> Iterator[Step]:
+def _steps(http: httpx.Client, server: LiveServer) -> Iterator[Step]:
     """Start and complete NORTH jobs stage by stage: every event changes the job's row."""
-    stations = _stations()
+    stations = station_at_stage()
     http.post(
         f"{server.url}/api/auth/login", json={"username": "north", "password": "demo-store-pass"}
     ).raise_for_status()
@@ -119,7 +107,7 @@ def _steps(http: httpx.Client, server: RealServer) -> Iterator[Step]:
                 position, status = position + 1, "queued"
 
 
-def _open_pages(browsers: list[Browser], server: RealServer, count: int, pages: list[Page]) -> None:
+def _open_pages(browsers: list[Browser], server: LiveServer, count: int, pages: list[Page]) -> None:
     while len(pages) < count:
         browser = browsers[len(pages) // PAGES_PER_CONTEXT % len(browsers)]
         context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -182,13 +170,14 @@ def _chromium_pids() -> list[int]:
 
 
 def _measure(
-    pages: list[Page], server: RealServer, http: httpx.Client, steps: Iterator[Step], events: int
+    pages: list[Page], server: LiveServer, http: httpx.Client, steps: Iterator[Step], events: int
 ) -> Samples:
     """Latencies in ms; a page whose row did not change within WAIT_SECONDS counts as missed."""
     samples = Samples()
-    assert server.pid is not None
+    assert server.process is not None
+    server_pid = server.process.pid
     browsers = _chromium_pids()
-    server_cpu, browser_cpu = _cpu_seconds([server.pid]), _cpu_seconds(browsers)
+    server_cpu, browser_cpu = _cpu_seconds([server_pid]), _cpu_seconds(browsers)
     for _ in range(events):
         step = next(steps)
         server.token(step.station)  # the CLI takes a second: not inside the measurement
@@ -219,7 +208,7 @@ def _measure(
                 time.sleep(0.1)
         samples.missed += len(waiting) + len(pages) - len(armed)
         time.sleep(0.2)  # let the server settle between events
-    samples.server_cpu_ms = (_cpu_seconds([server.pid]) - server_cpu) * 1000 / events
+    samples.server_cpu_ms = (_cpu_seconds([server_pid]) - server_cpu) * 1000 / events
     samples.browser_cpu_ms = (_cpu_seconds(browsers) - browser_cpu) * 1000 / events
     return samples
 
@@ -227,12 +216,8 @@ def _measure(
 def _line(name: str, values: list[float]) -> str:
     if not values:
         return f"{name:<28} no samples"
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return (
-        f"{name:<28} n={len(values):<5} p50={statistics.median(values):7.1f} ms  "
-        f"p95={p95:7.1f} ms  max={max(values):7.1f} ms"
-    )
+    p50, p95, most = p50_p95_max(values)
+    return f"{name:<28} n={len(values):<5} p50={p50:7.1f} ms  p95={p95:7.1f} ms  max={most:7.1f} ms"
 
 
 def main() -> None:
@@ -245,7 +230,7 @@ def main() -> None:
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="push-latency-") as data_dir,
-        real_server(Path(data_dir)) as server,
+        serving_demo_lab(Path(data_dir), jobs=30) as server,
         sync_playwright() as playwright,
         httpx.Client(timeout=10) as http,
     ):

@@ -15,8 +15,6 @@ and time; the load average is printed beside the figures.
 
 import argparse
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,8 +25,10 @@ from playwright.sync_api import Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo's `tests` helpers
-from tests.station.conftest import LiveServer
-from tests.station.test_browser import CHROMIUM_ARGS, start_station
+from benchmarks.figures import p50_p95_max
+from tests.chromium import launch_chromium
+from tests.liveserver import LiveServer, serving_demo_lab
+from tests.station.test_browser import running_station
 
 CARD_TIMEOUT_MS = 10_000
 WATCH = """code => {
@@ -91,11 +91,10 @@ def _line(name: str, samples: list[float | None]) -> str:
     missed = f"  missed {len(samples) - len(values)}" if len(values) < len(samples) else ""
     if not values:
         return f"{name:34} no samples{missed}"
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    p50, p95, most = p50_p95_max(values)
     return (
-        f"{name:34} n={len(values):3}  p50 {statistics.median(values):6.1f} ms"
-        f"  p95 {p95:6.1f} ms  max {max(values):6.1f} ms{missed}"
+        f"{name:34} n={len(values):3}  p50 {p50:6.1f} ms"
+        f"  p95 {p95:6.1f} ms  max {most:6.1f} ms{missed}"
     )
 
 
@@ -105,26 +104,17 @@ def main() -> None:
     args = parser.parse_args()
     scans = max(2, min(args.scans, 100))
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="station-latency-") as temp:
-        root = Path(temp)
-        server = LiveServer(root / "server")
-        server.root.mkdir()
-        server.cli("db", "upgrade")
-        server.cli("seed-demo", "--jobs", "200")
-        server.start()
-        station_root = root / "station"
+    with (
+        tempfile.TemporaryDirectory(prefix="station-latency-") as temp,
+        serving_demo_lab(Path(temp) / "server", jobs=200) as server,
+    ):
+        station_root = Path(temp) / "station"
         station_root.mkdir()
-        process: subprocess.Popen[bytes] | None = None
-        try:
-            url, started = start_station(server, station_root, "EDGE-1", "edging")
-            assert isinstance(started, subprocess.Popen)
-            process = started
+        with running_station(server, station_root, "EDGE-1", "edging") as url:
             jobs = jobs_waiting(server, scans + 2)
             cold_jobs, warm_jobs = jobs[:-2], jobs[-2:]
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
-                )
+                browser = launch_chromium(playwright)
                 page = browser.new_page(viewport={"width": 1024, "height": 768})
                 page.goto(url)
                 page.get_by_text("Scan your badge to sign in").wait_for(timeout=CARD_TIMEOUT_MS)
@@ -137,11 +127,6 @@ def main() -> None:
                 warm = [wedge_scan(page, warm_jobs[i % 2]) for i in range(scans)]
                 browser.close()
             lookup, lookup_timeline = request_times(server, cold_jobs)
-        finally:
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=15)
-            server.stop()
     load_after = os.getloadavg()
     print(f"station scan → job card visible, one local station, {os.cpu_count()} cores")
     print(_line("wedge scan, first scan of a job", cold))

@@ -9,6 +9,7 @@ fields they do not declare, the server may add fields without breaking older sta
 """
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal, Self
@@ -113,6 +114,19 @@ ScanCode = Annotated[
 ReasonCodeText = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 
 
+def not_before(earlier: str) -> Callable[[type, datetime, ValidationInfo], datetime]:
+    """A field validator (wrap it in `field_validator`): the time may not be before the field
+    `earlier`, which is declared above it and so validated first."""
+
+    def check(cls: type, value: datetime, info: ValidationInfo) -> datetime:
+        first = info.data.get(earlier)
+        if first is not None and value < first:
+            raise ValueError(f"is before {earlier}")
+        return value
+
+    return check
+
+
 # -- what a station sends --
 
 
@@ -177,13 +191,7 @@ class EventIn(Inbound):
     created_at: AwareDatetime = Field(description="Device clock at scan time.")
     sent_at: AwareDatetime = Field(description="Device clock when this send began.")
 
-    @field_validator("sent_at")
-    @classmethod
-    def _sent_after_created(cls, sent_at: datetime, info: ValidationInfo) -> datetime:
-        created_at = info.data.get("created_at")
-        if created_at is not None and created_at > sent_at:
-            raise ValueError("is before created_at")
-        return sent_at
+    _sent_after_created = field_validator("sent_at")(not_before("created_at"))
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -1,6 +1,6 @@
-"""`lenstrack` subcommands of the drivers: offline tools that need no server or station.
-
-Exit codes shared by the subcommands: 0 success, 1 the input had errors, 2 usage or I/O error.
+"""`lenstrack parse-lensmeter`, and what every drivers subcommand (offline tools that need no
+server or station; `decode` is in decode_cli.py) shares: one JSON object per output line, and
+the exit codes 0 success, 1 the input had errors, 2 usage or I/O error.
 """
 
 import argparse
@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from .decode_cli import register_decode
 from .lensmeter import CODECS, LensmeterFormat, LensmeterReading
 
 EXIT_OK, EXIT_INPUT_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -17,11 +16,6 @@ EXIT_OK, EXIT_INPUT_ERRORS, EXIT_USAGE = 0, 1, 2
 
 class InputUnreadable(Exception):
     """The input could not be read; the message is shown to the user."""
-
-
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    for add in (_add_parse_lensmeter, register_decode):
-        add(subparsers)
 
 
 def read_input(path: str) -> bytes:
@@ -36,7 +30,7 @@ def print_json(value: dict[str, Any]) -> None:
     print(json.dumps(value, ensure_ascii=False), flush=True)
 
 
-def _add_parse_lensmeter(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = subparsers.add_parser(
         "parse-lensmeter",
         help="decode a lensmeter transcript to JSON lines",

@@ -1,12 +1,12 @@
 """`lenstrack decode`: read the barcodes in still images, one JSON line per image."""
 
 import argparse
-import json
 from pathlib import Path
 
 import cv2
 
 from .camera import ALL_SYMBOLOGIES, BarcodeDecoder, Symbology
+from .cli import EXIT_INPUT_ERRORS, EXIT_OK, print_json
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 
@@ -20,7 +20,7 @@ def parse_symbologies(value: str) -> list[Symbology]:
     return [Symbology(name) for name in names]
 
 
-def register_decode(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = subparsers.add_parser(
         "decode",
         help="decode barcodes in still images to JSON lines",
@@ -63,13 +63,9 @@ def _decode(args: argparse.Namespace) -> int:
         if image is None:
             errors += 1
             reason = "not an image file" if path.is_file() else "no such file"
-            _print({"path": str(path), "error": f"cannot read {path}: {reason}"})
+            print_json({"path": str(path), "error": f"cannot read {path}: {reason}"})
             continue
         result = decoder.decode(image)
         codes = [{"text": c.text, "format": c.symbology.value} for c in result.codes]
-        _print({"path": str(path), "codes": codes, "ms": round(result.ms, 1)})
-    return 1 if errors else 0
-
-
-def _print(value: dict[str, object]) -> None:
-    print(json.dumps(value, ensure_ascii=False), flush=True)
+        print_json({"path": str(path), "codes": codes, "ms": round(result.ms, 1)})
+    return EXIT_INPUT_ERRORS if errors else EXIT_OK

@@ -1,6 +1,6 @@
 """The `lenstrack` command: one entry point that dispatches to each app's own subcommands.
 
-Each package registers its subcommands in its own `cli.py`, so `drivers` commands work
+Each package registers its subcommands in modules of its own, so `drivers` commands work
 without the server or station being importable.
 """
 
@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "server.cli",
     "station.cli",
     "drivers.cli",
+    "drivers.decode_cli",
     "lenstrack.demo",
     "lenstrack.optics_cli",
 )

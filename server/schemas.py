@@ -35,7 +35,7 @@ from core.contract import Inbound as _In
 from core.contract import InspectionIn as InspectionIn
 from core.contract import JobState as JobState
 from core.contract import Operator as Operator
-from core.contract import ScanCode
+from core.contract import ScanCode, not_before
 from core.contract import SequenceGap as SequenceGap
 from core.contract import Stage as Stage
 from server.models import BreakagePart, JobType, LensDesign, Priority, Role
@@ -135,13 +135,7 @@ class JobCreate(_In):
     left: PrescriptionEyeIn | None = None
 
     # Field validators (not one model validator) so each error names its field.
-    @field_validator("promised_at")
-    @classmethod
-    def _promised_after_ordered(cls, promised_at: datetime, info: ValidationInfo) -> datetime:
-        ordered_at = info.data.get("ordered_at")
-        if ordered_at is not None and promised_at < ordered_at:
-            raise ValueError("is before ordered_at")
-        return promised_at
+    _promised_after_ordered = field_validator("promised_at")(not_before("ordered_at"))
 
     @field_validator("right", "left")
     @classmethod

@@ -7,19 +7,12 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import SettingsConfigDict
+
+from core.settings import TomlSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "config"
-
-
-def _settings_file() -> Path:
-    return Path(os.environ.get("LENSTRACK_SETTINGS_FILE", CONFIG_DIR / "lenstrack.toml"))
 
 
 def _default_lab_config() -> Path:
@@ -27,7 +20,7 @@ def _default_lab_config() -> Path:
     return own if own.exists() else CONFIG_DIR / "lab.example.toml"
 
 
-class Settings(BaseSettings):
+class Settings(TomlSettings):
     """Precedence: constructor arguments, then `LENSTRACK_*` environment, then the TOML file."""
 
     model_config = SettingsConfigDict(env_prefix="LENSTRACK_", extra="forbid")
@@ -78,16 +71,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10, gt=0, le=60)
 
     @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=_settings_file())
-        return (init_settings, env_settings, toml)
+    def toml_file(cls) -> Path:
+        """LENSTRACK_SETTINGS_FILE, else config/lenstrack.toml: looked up on each construction."""
+        return Path(os.environ.get("LENSTRACK_SETTINGS_FILE", CONFIG_DIR / "lenstrack.toml"))
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -36,6 +36,15 @@ def lens_text(card: JobCard, labels: StationLabels) -> str:
     )
 
 
+def job_heading(card: JobCard) -> None:
+    """Job number, tray and RUSH, the first things read off the card and the QC panel."""
+    ui.label(card.job_number).classes("jobno").mark("job-number")
+    if card.tray_number:
+        ui.label(f"Tray {card.tray_number}").classes("text-2xl")
+    if card.priority == "rush":
+        ui.label("RUSH").classes("rush text-2xl")
+
+
 def qc_panel(view: StationView) -> None:
     desk, screen = view.qc, view.screen
     if desk is None or desk.inspection is None or screen.card is None:
@@ -59,11 +68,7 @@ def qc_panel(view: StationView) -> None:
 
 def _header(card: JobCard, inspection: Inspection, labels: StationLabels) -> None:
     with ui.row().classes("w-full items-center gap-4"):
-        ui.label(card.job_number).classes("jobno").mark("job-number")
-        if card.tray_number:
-            ui.label(f"Tray {card.tray_number}").classes("text-2xl")
-        if card.priority == "rush":
-            ui.label("RUSH").classes("rush text-2xl")
+        job_heading(card)
         ui.label(f"Store {card.store_code} · {lens_text(card, labels)}").classes("text-lg")
         ui.space()
         source = {"lensmeter": "Lensmeter reading", "manual": "Entered by hand"}

@@ -4,14 +4,10 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import SettingsConfigDict
 
 from core.optics import DEFAULT_PROFILES_PATH
+from core.settings import TomlSettings
 from drivers.camera import ALL_SYMBOLOGIES, CameraSettings, Level, Symbology
 from drivers.lensmeter import LensmeterConfig, LensmeterFormat
 from drivers.scanner import ScannerConfig
@@ -113,7 +109,7 @@ class UplinkSettings(BaseModel):
     )
 
 
-class StationSettings(BaseSettings):
+class StationSettings(TomlSettings):
     """Precedence: constructor arguments, `LENSTRACK_STATION_*` environment, the TOML file."""
 
     model_config = SettingsConfigDict(env_prefix="LENSTRACK_STATION_", extra="forbid")
@@ -153,17 +149,6 @@ class StationSettings(BaseSettings):
             model_config = SettingsConfigDict(toml_file=toml_file)
 
         return FromFile(**overrides)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
     def resolved_token(self) -> str:
         if self.token is not None:

@@ -15,7 +15,7 @@ from nicegui import events, ui
 from core.labels import StationLabels, human
 from station.flow import Screen, Verdict
 from station.qc import EYES
-from station.qc_ui import lens_text, qc_panel, return_text
+from station.qc_ui import job_heading, lens_text, qc_panel, return_text
 from station.view import StationView
 from station.wire import Action, BreakageDetail, JobCard, Reason
 
@@ -165,11 +165,7 @@ def _job_card(view: StationView, screen: Screen) -> None:
     with ui.row().classes("w-full gap-3 no-wrap items-stretch").mark("job-card"):
         with ui.column().classes("panel gap-1").style("flex: 3"):
             with ui.row().classes("items-center gap-4"):
-                ui.label(card.job_number).classes("jobno").mark("job-number")
-                if card.tray_number:
-                    ui.label(f"Tray {card.tray_number}").classes("text-2xl")
-                if card.priority == "rush":
-                    ui.label("RUSH").classes("rush text-2xl")
+                job_heading(card)
             stage = screen.state.stage
             where = view.stage(stage) if stage else "no stage"
             ui.label(

@@ -25,17 +25,12 @@ import pytest
 from lenstrack.demo import DemoChild, StartFailed, wait_until_up
 from station.settings import StationSettings
 from tests.conftest import child_environment
+from tests.liveserver import free_port, start_lenstrack
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 # Seeding 200 jobs and starting ten processes on a 2-core machine with both cores busy; the
 # demo's own deadlines are per part and longer still.
 UP_TIMEOUT = 420.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _status(url: str) -> int:
@@ -76,16 +71,11 @@ def test_demo_runs_every_part_under_load_and_stops_on_ctrl_c(tmp_path: Path) -> 
     busy = [station.port for station in stations if _port_open(station.port)]
     if busy:
         pytest.fail(f"station ports in use (is a demo running?): {busy}")
-    port = _free_port()
+    port = free_port()
     env = child_environment("LENSTRACK_", "NICEGUI_")
-    output = (tmp_path / "demo.out").open("w+b")
     hogs = _cpu_hogs()
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "lenstrack.cli", "demo", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=output,
-        stderr=subprocess.STDOUT,
+    demo = start_lenstrack(
+        ["demo", "--port", str(port)], cwd=tmp_path, env=env, output=tmp_path / "demo.out"
     )
     try:
         deadline = time.monotonic() + UP_TIMEOUT
@@ -125,7 +115,6 @@ def test_demo_runs_every_part_under_load_and_stops_on_ctrl_c(tmp_path: Path) -> 
         except subprocess.TimeoutExpired:
             demo.kill()
             raise
-        output.close()
     assert code == 0
     still_listening = [p for p in [port, *(s.port for s in stations)] if _port_open(p)]
     assert not still_listening, f"still listening after Ctrl-C: {still_listening}"
@@ -137,7 +126,7 @@ def _child(tmp_path: Path, name: str, script: str) -> DemoChild:
         process = subprocess.Popen(
             [sys.executable, "-c", script], stdout=output, stderr=subprocess.STDOUT
         )
-    return DemoChild(name, process, log, f"http://127.0.0.1:{_free_port()}/")
+    return DemoChild(name, process, log, f"http://127.0.0.1:{free_port()}/")
 
 
 def _serve_after(seconds: float, port: int) -> str:
@@ -150,7 +139,7 @@ def _serve_after(seconds: float, port: int) -> str:
 
 
 def test_a_part_still_starting_is_waited_for_and_progress_is_said(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     child = _child(tmp_path, "slow", _serve_after(2.5, port))
     child.url = f"http://127.0.0.1:{port}/"
     said: list[str] = []

@@ -94,6 +94,14 @@ def reverse_breakage(
     return breakage
 
 
+def reversal_reasons(session: Session, job: Job) -> dict[int, str | None]:
+    """Why each of the job's reversed breakages was reversed, by the breakage's event id."""
+    reversed_ones = select(Breakage.event_id, Breakage.reversal_reason).where(
+        Breakage.job_id == job.id, Breakage.reversed_at.is_not(None)
+    )
+    return {event_id: why for event_id, why in session.execute(reversed_ones)}
+
+
 def list_breakages(
     session: Session, person: PersonPrincipal, *, include_reversed: bool = False
 ) -> list[Breakage]:

@@ -13,12 +13,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from server.domain import inspection
+from server.domain import breakage, inspection
 from server.domain.auth import LAB_ROLES, PersonPrincipal
 from server.domain.jobs import job_events, list_jobs, visible_jobs
 from server.domain.lab_time import duration_text, lab_zone, local_text
 from server.models import (
-    Breakage,
     EventAction,
     FlagKind,
     Job,
@@ -384,14 +383,7 @@ def job_detail(
         ).all()
     )
     views = [_event_view(event, reasons, zone, now) for event in events]
-    reversals = {
-        event_id: why
-        for event_id, why in session.execute(
-            select(Breakage.event_id, Breakage.reversal_reason).where(
-                Breakage.job_id == job.id, Breakage.reversed_at.is_not(None)
-            )
-        )
-    }
+    reversals = breakage.reversal_reasons(session, job)
     problems = [
         replace(view, reason=f"{view.reason or 'no reason'} · reversed: {reversals[event.id]}")
         if event.id in reversals

@@ -49,379 +49,323 @@ def reason(return_stage: str | None, code: str = "R-1") -> dict[str, Any]:
     return {"reason": code, "reason_return_stage": return_stage}
 
 
+def case(name: str, *values: Any) -> Any:
+    """One row of the table, its test id first."""
+    return pytest.param(*values, id=name)
+
+
 CLOSED = refused("job", "job J1 is completed; nothing more can happen")
 ON_HOLD = refused("action", "job J1 is on hold; release it first")
 
-# (progress, action, here, what the event carries, expected)
+# (name, progress, action, here, what the event carries, expected)
 TABLE: list[Any] = [
     # start
-    pytest.param(at("edging"), Action.start, "edging", {}, moved("edging", P), id="start-here"),
-    pytest.param(
+    case("start-here", at("edging"), Action.start, "edging", {}, moved("edging", P)),
+    case(
+        "start-again-here",
         at("edging", P),
         Action.start,
         "edging",
         {},
         refused("action", "job J1 is already started here"),
-        id="start-again-here",
     ),
-    pytest.param(at("edging", H, Q), Action.start, "edging", {}, ON_HOLD, id="start-on-hold"),
-    pytest.param(
-        at("fitting", H, P),
-        Action.start,
-        "edging",
-        OVERRIDE,
-        ON_HOLD,
-        id="start-hold-beats-override",
+    case("start-on-hold", at("edging", H, Q), Action.start, "edging", {}, ON_HOLD),
+    case(
+        "start-hold-beats-override", at("fitting", H, P), Action.start, "edging", OVERRIDE, ON_HOLD
     ),
-    pytest.param(
+    case(
+        "start-job-before-here",
         at("edging"),
         Action.start,
         "fitting",
         {},
         needs_override("Edging", "Fitting"),
-        id="start-job-before-here",
     ),
-    pytest.param(
+    case(
+        "start-before-override",
         at("edging"),
         Action.start,
         "fitting",
         OVERRIDE,
         moved("fitting", P),
-        id="start-before-override",
     ),
-    pytest.param(
+    case(
+        "start-taken-from-another-stage",
         at("edging", P),
         Action.start,
         "fitting",
         OVERRIDE,
         moved("fitting", P),
-        id="start-taken-from-another-stage",
     ),
-    pytest.param(
+    case(
+        "start-job-after-here",
         at("final_qc"),
         Action.start,
         "edging",
         {},
         needs_override("Final QC", "Edging"),
-        id="start-job-after-here",
     ),
-    pytest.param(
-        at("final_qc"),
-        Action.start,
-        "edging",
-        OVERRIDE,
-        moved("edging", P),
-        id="start-after-override",
+    case(
+        "start-after-override", at("final_qc"), Action.start, "edging", OVERRIDE, moved("edging", P)
     ),
-    pytest.param(
+    case(
+        "start-not-routed",
         at("edging"),
         Action.start,
         "generating",
         {},
         needs_override("Edging", "Generating", "is not routed to"),
-        id="start-not-routed",
     ),
-    pytest.param(
+    case(
+        "start-not-routed-override",
         at("edging"),
         Action.start,
         "generating",
         OVERRIDE,
         moved("generating", P),
-        id="start-not-routed-override",
     ),
-    pytest.param(
-        at(None),
-        Action.start,
-        "edging",
-        {},
-        needs_override("no stage", "Edging"),
-        id="start-no-stage",
+    case(
+        "start-no-stage", at(None), Action.start, "edging", {}, needs_override("no stage", "Edging")
     ),
-    pytest.param(at("shipping", DONE), Action.start, "shipping", {}, CLOSED, id="start-completed"),
-    pytest.param(
+    case("start-completed", at("shipping", DONE), Action.start, "shipping", {}, CLOSED),
+    case(
+        "start-cancelled",
         at("edging", CANCELLED),
         Action.start,
         "edging",
         OVERRIDE,
         refused("job", "job J1 is cancelled; nothing more can happen"),
-        id="start-cancelled",
     ),
-    pytest.param(
-        at("final_qc"),
-        Action.start,
-        "final_qc",
-        {},
-        moved("final_qc", P),
-        id="start-inspection-stage",
+    case(
+        "start-inspection-stage", at("final_qc"), Action.start, "final_qc", {}, moved("final_qc", P)
     ),
     # complete
-    pytest.param(
-        at("edging", P), Action.complete, "edging", {}, moved("fitting"), id="complete-here"
-    ),
-    pytest.param(
+    case("complete-here", at("edging", P), Action.complete, "edging", {}, moved("fitting")),
+    case(
+        "complete-queued-here",
         at("edging"),
         Action.complete,
         "edging",
         {},
         refused("action", "job J1 is not in progress at Edging"),
-        id="complete-queued-here",
     ),
-    pytest.param(at("edging", H, P), Action.complete, "edging", {}, ON_HOLD, id="complete-on-hold"),
-    pytest.param(
+    case("complete-on-hold", at("edging", H, P), Action.complete, "edging", {}, ON_HOLD),
+    case(
+        "complete-job-before-here",
         at("edging", P),
         Action.complete,
         "fitting",
         {},
         refused("action", "job J1 is not in progress at Fitting"),
-        id="complete-job-before-here",
     ),
-    pytest.param(
+    case(
+        "complete-job-after-here",
         at("fitting", P),
         Action.complete,
         "edging",
         {},
         refused("action", "job J1 is not in progress at Edging"),
-        id="complete-job-after-here",
     ),
-    pytest.param(
+    case(
+        "complete-last-stage-finishes",
         at("shipping", P),
         Action.complete,
         "shipping",
         {},
         moved("shipping", DONE),
-        id="complete-last-stage-finishes",
     ),
-    pytest.param(
+    case(
+        "complete-off-route-finishes",
         at("generating", P),
         Action.complete,
         "generating",
         {},
         moved("generating", DONE),
-        id="complete-off-route-finishes",
     ),
-    pytest.param(
+    case(
+        "complete-inspection-stage-uninspected",
         at("final_qc", P),
         Action.complete,
         "final_qc",
         {},
         refused("inspection", NO_INSPECTION, "invalid"),
-        id="complete-inspection-stage-uninspected",
     ),
-    pytest.param(
+    case(
+        "complete-inspection-stage-inspected",
         at("final_qc", P),
         Action.complete,
         "final_qc",
         {"inspected": True},
         moved("shipping"),
-        id="complete-inspection-stage-inspected",
     ),
-    pytest.param(
+    case(
+        "complete-inspection-stage-queued",
         at("final_qc"),
         Action.complete,
         "final_qc",
         {},
         refused("action", "job J1 is not in progress at Final QC"),
-        id="complete-inspection-stage-queued",
     ),
-    pytest.param(
+    case(
+        "complete-inspected-ordinary-stage",
         at("edging", P),
         Action.complete,
         "edging",
         {"inspected": True},
         moved("fitting"),
-        id="complete-inspected-ordinary-stage",
     ),
-    pytest.param(
-        at("shipping", DONE), Action.complete, "shipping", {}, CLOSED, id="complete-closed"
-    ),
+    case("complete-closed", at("shipping", DONE), Action.complete, "shipping", {}, CLOSED),
     # hold: where the job is, whatever stage holds it
-    pytest.param(
-        at("edging"), Action.hold, "edging", {}, moved("edging", H, before=Q), id="hold-queued"
+    case("hold-queued", at("edging"), Action.hold, "edging", {}, moved("edging", H, before=Q)),
+    case(
+        "hold-in-progress", at("edging", P), Action.hold, "edging", {}, moved("edging", H, before=P)
     ),
-    pytest.param(
-        at("edging", P),
-        Action.hold,
-        "edging",
-        {},
-        moved("edging", H, before=P),
-        id="hold-in-progress",
-    ),
-    pytest.param(
-        at("fitting"), Action.hold, "edging", {}, moved("fitting", H, before=Q), id="hold-elsewhere"
-    ),
-    pytest.param(at(None), Action.hold, "edging", {}, moved(None, H, before=Q), id="hold-no-stage"),
-    pytest.param(
+    case("hold-elsewhere", at("fitting"), Action.hold, "edging", {}, moved("fitting", H, before=Q)),
+    case("hold-no-stage", at(None), Action.hold, "edging", {}, moved(None, H, before=Q)),
+    case(
+        "hold-on-hold",
         at("edging", H, Q),
         Action.hold,
         "edging",
         {},
         refused("action", "job J1 is already on hold"),
-        id="hold-on-hold",
     ),
-    pytest.param(at("shipping", DONE), Action.hold, "shipping", {}, CLOSED, id="hold-closed"),
+    case("hold-closed", at("shipping", DONE), Action.hold, "shipping", {}, CLOSED),
     # release: restores the status before the hold, wherever the job is
-    pytest.param(
-        at("edging", H, P),
-        Action.release,
-        "edging",
-        {},
-        moved("edging", P),
-        id="release-to-started",
+    case(
+        "release-to-started", at("edging", H, P), Action.release, "edging", {}, moved("edging", P)
     ),
-    pytest.param(
-        at("edging", H, Q), Action.release, "edging", {}, moved("edging"), id="release-to-queued"
+    case("release-to-queued", at("edging", H, Q), Action.release, "edging", {}, moved("edging")),
+    case("release-before-unknown", at("edging", H), Action.release, "edging", {}, moved("edging")),
+    case(
+        "release-elsewhere", at("fitting", H, P), Action.release, "edging", {}, moved("fitting", P)
     ),
-    pytest.param(
-        at("edging", H), Action.release, "edging", {}, moved("edging"), id="release-before-unknown"
-    ),
-    pytest.param(
-        at("fitting", H, P),
-        Action.release,
-        "edging",
-        {},
-        moved("fitting", P),
-        id="release-elsewhere",
-    ),
-    pytest.param(
+    case(
+        "release-queued",
         at("edging"),
         Action.release,
         "edging",
         {},
         refused("action", "job J1 is not on hold"),
-        id="release-queued",
     ),
-    pytest.param(
+    case(
+        "release-in-progress",
         at("edging", P),
         Action.release,
         "edging",
         {},
         refused("action", "job J1 is not on hold"),
-        id="release-in-progress",
     ),
-    pytest.param(at("shipping", DONE), Action.release, "shipping", {}, CLOSED, id="release-closed"),
+    case("release-closed", at("shipping", DONE), Action.release, "shipping", {}, CLOSED),
     # breakage: back to the reason's return stage if routed, else the route's first stage
-    pytest.param(
+    case(
+        "breakage-to-routed-return-stage",
         at("final_qc", P),
         Action.breakage,
         "final_qc",
         reason("fitting"),
         moved("fitting", breakages=1),
-        id="breakage-to-routed-return-stage",
     ),
-    pytest.param(
+    case(
+        "breakage-return-stage-off-route",
         at("fitting"),
         Action.breakage,
         "fitting",
         reason("generating"),
         moved("edging", breakages=1),
-        id="breakage-return-stage-off-route",
     ),
-    pytest.param(
+    case(
+        "breakage-no-return-stage",
         at("edging"),
         Action.breakage,
         "edging",
         reason(None),
         moved("edging", breakages=1),
-        id="breakage-no-return-stage",
     ),
-    pytest.param(
+    case(
+        "breakage-on-hold",
         at("fitting", H, P),
         Action.breakage,
         "fitting",
         reason("fitting"),
         moved("fitting", breakages=1),
-        id="breakage-on-hold",
     ),
-    pytest.param(
-        at("shipping", DONE),
-        Action.breakage,
-        "shipping",
-        reason(None),
-        CLOSED,
-        id="breakage-closed",
+    case(
+        "breakage-closed", at("shipping", DONE), Action.breakage, "shipping", reason(None), CLOSED
     ),
     # rework: to the explicit stage, else the defect's return stage (same rule as breakage)
-    pytest.param(
+    case(
+        "rework-to-stage",
         at("final_qc", P),
         Action.rework,
         "final_qc",
         {"to_stage": "edging"},
         moved("edging", reworks=1, rework_stage="edging"),
-        id="rework-to-stage",
     ),
-    pytest.param(
+    case(
+        "rework-to-stage-off-route",
         at("final_qc", P),
         Action.rework,
         "final_qc",
         {"to_stage": "generating"},
         refused("to_stage", "job J1's route has no such stage", "invalid"),
-        id="rework-to-stage-off-route",
     ),
-    pytest.param(
+    case(
+        "rework-defect-return-stage",
         at("final_qc", P),
         Action.rework,
         "final_qc",
         reason("fitting"),
         moved("fitting", reworks=1, rework_stage="fitting"),
-        id="rework-defect-return-stage",
     ),
-    pytest.param(
+    case(
+        "rework-defect-return-stage-off-route",
         at("final_qc", P),
         Action.rework,
         "final_qc",
         reason("generating"),
         moved("edging", reworks=1, rework_stage="edging"),
-        id="rework-defect-return-stage-off-route",
     ),
-    pytest.param(
+    case(
+        "rework-defect-no-return-stage",
         at("fitting"),
         Action.rework,
         "fitting",
         reason(None),
         moved("edging", reworks=1, rework_stage="edging"),
-        id="rework-defect-no-return-stage",
     ),
-    pytest.param(
+    case(
+        "rework-to-stage-beats-defect",
         at("final_qc", P),
         Action.rework,
         "final_qc",
         {"to_stage": "edging", **reason("fitting")},
         moved("edging", reworks=1, rework_stage="edging"),
-        id="rework-to-stage-beats-defect",
     ),
-    pytest.param(
+    case(
+        "rework-without-target",
         at("final_qc", P),
         Action.rework,
         "final_qc",
         {},
         refused("reason_code", "a rework needs a defect reason code or to_stage", "invalid"),
-        id="rework-without-target",
     ),
-    pytest.param(
+    case(
+        "rework-on-hold",
         at("final_qc", H, P),
         Action.rework,
         "final_qc",
         reason("fitting"),
         moved("fitting", reworks=1, rework_stage="fitting"),
-        id="rework-on-hold",
     ),
-    pytest.param(
-        at("shipping", DONE), Action.rework, "shipping", reason(None), CLOSED, id="rework-closed"
-    ),
+    case("rework-closed", at("shipping", DONE), Action.rework, "shipping", reason(None), CLOSED),
     # note: never changes anything, never refused
-    pytest.param(at("edging"), Action.note, "fitting", {}, moved("edging"), id="note-queued"),
-    pytest.param(at("edging", P), Action.note, "edging", {}, moved("edging", P), id="note-started"),
-    pytest.param(
-        at("edging", H, P),
-        Action.note,
-        "edging",
-        {},
-        moved("edging", H, before=P),
-        id="note-on-hold",
+    case("note-queued", at("edging"), Action.note, "fitting", {}, moved("edging")),
+    case("note-started", at("edging", P), Action.note, "edging", {}, moved("edging", P)),
+    case(
+        "note-on-hold", at("edging", H, P), Action.note, "edging", {}, moved("edging", H, before=P)
     ),
-    pytest.param(
-        at("shipping", DONE), Action.note, "shipping", {}, moved("shipping", DONE), id="note-closed"
-    ),
+    case("note-closed", at("shipping", DONE), Action.note, "shipping", {}, moved("shipping", DONE)),
 ]
 
 

@@ -1,6 +1,5 @@
 """A configured demo lab without jobs, and helpers that make jobs, tokens and log-ins."""
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ from server.models import (
     utcnow,
 )
 from server.schemas import EventIn, JobCreate, PrescriptionEyeIn
+from tests.server.payloads import event_body
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "lab.example.toml"
 
@@ -135,18 +135,10 @@ class Floor:
 
     def event(self, station: str, job: str, action: EventAction, **fields: object) -> EventIn:
         self.sequences[station] = self.sequences.get(station, 0) + 1
-        now = utcnow()
-        values: dict[str, object] = {
-            "event_uuid": uuid.uuid4(),
-            "sequence": self.sequences[station],
-            "job": job,
-            "action": action,
-            "operator_badge": "B1001",
-            "created_at": now,
-            "sent_at": now,
-        }
-        values.update(fields)
-        return EventIn.model_validate(values)
+        # `fields` may override anything, the sequence too (a test of gaps numbers its own).
+        return EventIn.model_validate(
+            {**event_body(job, self.sequences[station], action), **fields}
+        )
 
     def send(
         self,

@@ -7,10 +7,10 @@ no sleeping.
 import asyncio
 import base64
 import json
-import socket
 import socketserver
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +34,7 @@ from server.notify.schemas import WebhookIn
 from server.notify.webhook import verify_signature
 from server.notify.worker import DeliveryWorker
 from server.schemas import JobUpdateOut
+from tests.liveserver import free_port
 from tests.server.conftest import Floor, Lab
 
 SECRET = "receiver-secret-0123456789"
@@ -67,6 +68,19 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hook"
 
 
+@contextmanager
+def serving(server: socketserver.TCPServer) -> Iterator[int]:
+    """Serves on a thread of its own until the block ends; gives the port."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     state = Receiver()
@@ -83,20 +97,9 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *_args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as port:
+        state.port = port
+        yield state
 
 
 def _add_webhook(lab: Lab, url: str, store: str = "NORTH", **fields: object) -> int:
@@ -287,7 +290,7 @@ def test_it_gives_up_after_the_configured_attempts(
 def test_a_dead_port_is_recorded_as_a_connection_error_and_retried(
     lab: Lab, floor: Floor, worker: DeliveryWorker
 ) -> None:
-    _add_webhook(lab, f"http://127.0.0.1:{_free_port()}/hook")
+    _add_webhook(lab, f"http://127.0.0.1:{free_port()}/hook")
     _hold(lab, floor, worker)
     now = utcnow()
     assert worker.run_once(now) == 1
@@ -374,13 +377,9 @@ def smtp_sink() -> Iterator[SmtpSink]:
 
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    sink.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield sink
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(server) as port:
+        sink.port = port
+        yield sink
 
 
 def _email_on(lab: Lab, port: int) -> None:
@@ -424,7 +423,7 @@ def test_email_is_off_without_an_smtp_host_and_retried_when_smtp_is_down(
         session.get_one(Store, 1).notify_email = "north@store.test"
     raised = _hold(lab, floor, worker)
     assert _deliveries(lab) == []  # smtp_host empty: e-mail is off
-    _email_on(lab, _free_port())
+    _email_on(lab, free_port())
     assert worker.enqueue(raised) == 1
     assert worker.run_once() == 1
     (delivery,) = _deliveries(lab)

@@ -4,33 +4,39 @@ Also saves 1024×768 screenshots of each station state into screenshots/ for rev
 """
 
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
+from tests.chromium import chromium, screenshot
 from tests.conftest import child_environment
-from tests.station.conftest import LiveServer, free_port
-
-REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+from tests.liveserver import (
+    PROJECT_ROOT,
+    LiveServer,
+    free_port,
+    start_lenstrack,
+    stop_process,
+    wait_until_answering,
+)
 
 pytestmark = pytest.mark.browser
 
 
-def start_station(
+@contextmanager
+def running_station(
     server: LiveServer,
     root: Path,
     name: str,
     stage: str,
     extra_toml: str = "",
     uplink_toml: str = "",
-) -> tuple[str, object]:
+) -> Iterator[str]:
+    """`lenstrack station` as station `name` of the server's lab, data in `root`; gives its URL
+    once it answers and stops it when the block ends."""
     port = free_port()
     token_file = root / "token"
     token_file.write_text(server.token(name))
@@ -46,44 +52,28 @@ def start_station(
         '[[scanners]]\nkind = "wedge"\nmax_key_gap_ms = 150\n'
         + extra_toml
     )
+    log = root / "station.log"
+    arguments = ["station", "--config", str(config)]
     env = child_environment("PYTHONPATH")
-    log = (root / "station.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lenstrack.cli", "station", "--config", str(config)],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return url, process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise TimeoutError(f"station did not come up; see {root / 'station.log'}")
+    process = start_lenstrack(arguments, cwd=PROJECT_ROOT, env=env, output=log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_answering(url, process, log, timeout=30)
+        yield url
+    finally:
+        stop_process(process)
 
 
 @pytest.fixture
 def station_url(live_server: LiveServer, tmp_path: Path) -> Iterator[str]:
-    url, process = start_station(live_server, tmp_path, "EDGE-1", "edging")
-    yield url
-    assert isinstance(process, subprocess.Popen)
-    process.terminate()
-    process.wait(timeout=15)
+    with running_station(live_server, tmp_path, "EDGE-1", "edging") as url:
+        yield url
 
 
 @pytest.fixture
 def page() -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
-        )
+    with chromium() as browser:
         yield browser.new_page(viewport={"width": 1024, "height": 768})
-        browser.close()
 
 
 def wedge(page: Page, code: str) -> None:
@@ -92,15 +82,23 @@ def wedge(page: Page, code: str) -> None:
     page.keyboard.press("Enter")
 
 
+def open_station(page: Page, url: str) -> None:
+    page.goto(url)
+    expect(page.get_by_text("Scan your badge to sign in")).to_be_visible(timeout=10_000)
+
+
+def sign_in(page: Page) -> None:
+    """Tom Baker scans his badge at the open station."""
+    wedge(page, "B1001")
+    expect(page.get_by_text("Hello Tom Baker")).to_be_visible(timeout=5_000)
+
+
 def shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(exist_ok=True)
     page.wait_for_timeout(600)  # let the scan flash fade
-    page.screenshot(path=SCREENSHOTS / f"station-{name}.png")
+    screenshot(page, f"station-{name}")
 
 
 def job_at(server: LiveServer, stage: str, status: str) -> str:
-    import httpx
-
     jobs = httpx.get(
         f"{server.url}/api/jobs",
         params={"stage": stage, "active": "true", "status": status, "limit": 1},
@@ -122,11 +120,9 @@ def assert_people_read_it(page: Page) -> None:
 def test_a_wedge_burst_shows_the_job_card(
     page: Page, station_url: str, live_server: LiveServer
 ) -> None:
-    page.goto(station_url)
-    expect(page.get_by_text("Scan your badge to sign in")).to_be_visible(timeout=10_000)
+    open_station(page, station_url)
     shot(page, "signed-out")
-    wedge(page, "B1001")
-    expect(page.get_by_text("Hello Tom Baker")).to_be_visible(timeout=5_000)
+    sign_in(page)
     job = job_at(live_server, "edging", "queued")
     wedge(page, job)
     expect(page.get_by_text(job, exact=True)).to_be_visible(timeout=5_000)
@@ -192,15 +188,11 @@ def test_a_station_with_a_full_disk_refuses_scans_on_screen(
 ) -> None:
     """Nothing may say "Started" for a scan that was not saved; the refusal lasts until a save
     succeeds again, with no restart."""
-    url, process = start_station(
+    with running_station(
         live_server, tmp_path, "EDGE-1", "edging", uplink_toml="prefetch_limit = 0\n"
-    )
-    assert isinstance(process, subprocess.Popen)
-    try:
-        page.goto(url)
-        expect(page.get_by_text("Scan your badge to sign in")).to_be_visible(timeout=10_000)
-        wedge(page, "B1001")
-        expect(page.get_by_text("Hello Tom Baker")).to_be_visible(timeout=5_000)
+    ) as url:
+        open_station(page, url)
+        sign_in(page)
         job = job_at(live_server, "edging", "queued")
         filler = fill(small_disk)
         wedge(page, job)
@@ -212,6 +204,3 @@ def test_a_station_with_a_full_disk_refuses_scans_on_screen(
         wedge(page, job)
         expect(page.get_by_text("Started", exact=True)).to_be_visible(timeout=5_000)
         expect(page.get_by_text("Cannot save scans")).to_have_count(0)
-    finally:
-        process.terminate()
-        process.wait(timeout=15)

@@ -6,37 +6,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import get_args
 
-import httpx
 import pytest
 
 from drivers.scanner import SimulatedSerialScanner
 from station.app import StationApp
 from station.core import INPUTS
-from station.settings import (
-    LensmeterInput,
-    ScannerInput,
-    SerialInput,
-    StationSettings,
-    VirtualCameraInput,
-)
+from station.settings import LensmeterInput, ScannerInput, SerialInput, VirtualCameraInput
 from station.wire import Action
 from tests.station.conftest import until
 from tests.station.fakes import FakeApi
+from tests.station.stations import fake_station, station_settings
 
 DEVICE_TIMEOUT = 10.0
 CAMERA_TIMEOUT = 30.0  # decoding shares two cores with whatever else the machine runs
-
-
-def _station(api: FakeApi, tmp_path: Path, scanner: ScannerInput) -> StationApp:
-    settings = StationSettings(
-        name="EDGE-1",
-        stage="edging",
-        server_url="http://server.test",
-        token="lst_test",
-        data_dir=tmp_path,
-        scanners=[scanner],
-    )
-    return StationApp(settings, transport=httpx.MockTransport(api))
 
 
 @pytest.fixture
@@ -49,8 +31,8 @@ async def pty_station(
     api: FakeApi, tmp_path: Path
 ) -> AsyncIterator[tuple[StationApp, SimulatedSerialScanner]]:
     scanner = SimulatedSerialScanner(seed=1)
-    station = _station(api, tmp_path, SerialInput(kind="serial", port=scanner.port))
-    await station.uplink.refresh_reference()  # badges known before the first scan
+    serial = SerialInput(kind="serial", port=scanner.port)
+    station = await fake_station(api, station_settings(tmp_path, scanners=[serial]))
     await station.start()
     yield station, scanner
     await station.stop()
@@ -81,11 +63,10 @@ async def test_a_virtual_camera_reads_badge_and_job_into_the_outbox(
     camera_input = VirtualCameraInput(
         kind="virtual_camera", jobs=["B1001", "J1"], seconds_per_ticket=1.5, fps=6
     )
-    station = _station(api, tmp_path, camera_input)
+    station = await fake_station(api, station_settings(tmp_path, scanners=[camera_input]))
     previews: list[bytes] = []
     [camera] = station.cameras
     camera.preview.register(previews.append)
-    await station.uplink.refresh_reference()
     await station.start()
     try:
         await until(lambda: [e["job"] for e in api.events] == ["J1"], CAMERA_TIMEOUT)

@@ -17,21 +17,14 @@ from station.uplink import Uplink
 from station.wire import Action
 from tests.station.conftest import until
 from tests.station.fakes import FakeApi, FakeSource, card
+from tests.station.stations import FAST_RETRIES, station_settings
 
 DRAIN_TIMEOUT = 10.0
 
 
 def _settings(tmp_path: Path, **uplink: float) -> StationSettings:
-    return StationSettings(
-        name="EDGE-1",
-        stage="edging",
-        server_url="http://server.test",
-        token="lst_test",
-        data_dir=tmp_path,
-        uplink=UplinkSettings(
-            **{"backoff_base_seconds": 0.05, "backoff_cap_seconds": 0.2, **uplink}
-        ),
-    )
+    retries = UplinkSettings.model_validate({**FAST_RETRIES.model_dump(), **uplink})
+    return station_settings(tmp_path, uplink=retries)
 
 
 def _fill(outbox: Outbox) -> int:

@@ -4,14 +4,22 @@ and the lab's labels cached for offline use."""
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from station.flow import StationFlow
 from station.outbox import Outbox
 from station.settings import StationSettings, UplinkSettings
 from station.uplink import Uplink
-from tests.station.conftest import LiveServer
+from tests.liveserver import LiveServer
+from tests.station.stations import station_settings
 
 DRAIN_TIMEOUT = 60.0
+
+
+def _edge_1(server: LiveServer, data_dir: Path, **more: Any) -> StationSettings:
+    """The settings of the demo lab's station EDGE-1, talking to the live server."""
+    token = server.token("EDGE-1")
+    return station_settings(data_dir, server_url=server.url, token=token, **more)
 
 
 async def _drained(outbox: Outbox) -> None:
@@ -22,12 +30,9 @@ async def _drained(outbox: Outbox) -> None:
 async def test_a_server_outage_loses_and_duplicates_nothing(
     live_server: LiveServer, tmp_path: Path
 ) -> None:
-    settings = StationSettings(
-        name="EDGE-1",
-        stage="edging",
-        server_url=live_server.url,
-        token=live_server.token("EDGE-1"),
-        data_dir=tmp_path,
+    settings = _edge_1(
+        live_server,
+        tmp_path,
         uplink=UplinkSettings(backoff_base_seconds=0.1, backoff_cap_seconds=0.5, batch_size=25),
     )
     outbox = Outbox(tmp_path / "outbox.sqlite3")
@@ -75,13 +80,7 @@ async def test_a_server_outage_loses_and_duplicates_nothing(
 async def test_the_lab_labels_are_cached_for_offline_use(
     live_server: LiveServer, tmp_path: Path
 ) -> None:
-    settings = StationSettings(
-        name="EDGE-1",
-        stage="edging",
-        server_url=live_server.url,
-        token=live_server.token("EDGE-1"),
-        data_dir=tmp_path,
-    )
+    settings = _edge_1(live_server, tmp_path)
     outbox = Outbox(tmp_path / "outbox.sqlite3")
     uplink = Uplink(settings, outbox)
     try:

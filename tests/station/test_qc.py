@@ -16,10 +16,11 @@ from server.schemas import EventIn as ServerEventIn
 from station.core import StationCore
 from station.lensmeter import OUT_OF_TOLERANCE_D, simulated_reading
 from station.qc import Inspection
-from station.settings import QcSettings, SimulatedLensmeterInput, StationSettings
+from station.settings import QcSettings, SimulatedLensmeterInput
 from station.wire import Action, DefectIn, InspectionIn
 from tests.station.conftest import until
 from tests.station.qc_fakes import QcApi, qc_card
+from tests.station.stations import simulated_lensmeter, station_settings
 
 SETTINGS = QcSettings()
 
@@ -136,19 +137,12 @@ def test_the_simulated_reading_is_near_the_order_or_out_on_purpose() -> None:
 async def test_the_headless_core_is_a_qc_station_its_pty_lensmeter_measures(
     tmp_path: Path,
 ) -> None:
-    settings = StationSettings(
-        name="QC-1",
-        stage="final_qc",
-        server_url="http://server.test",
-        token="lst_test",
-        data_dir=tmp_path,
+    settings = station_settings(
+        tmp_path,
+        "QC-1",
+        "final_qc",
         repeat_scan_seconds=0,
-        lensmeter=SimulatedLensmeterInput(
-            kind="simulated_lensmeter",
-            auto_measure_seconds=0.1,
-            out_of_tolerance_chance=0.0,
-            seed=3,
-        ),
+        lensmeter=simulated_lensmeter(auto_measure_seconds=0.1, seed=3),
     )
     core = StationCore(settings, transport=httpx.MockTransport(QcApi()))
     desk, flow, outbox = core.qc, core.flow, core.outbox
@@ -174,11 +168,4 @@ async def test_the_headless_core_is_a_qc_station_its_pty_lensmeter_measures(
 
 def test_a_lensmeter_needs_a_qc_station(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="a lensmeter needs a QC station"):
-        StationSettings(
-            name="EDGE-1",
-            stage="edging",
-            server_url="http://server.test",
-            token="lst_test",
-            data_dir=tmp_path,
-            lensmeter=SimulatedLensmeterInput(kind="simulated_lensmeter"),
-        )
+        station_settings(tmp_path, lensmeter=SimulatedLensmeterInput(kind="simulated_lensmeter"))

@@ -2,7 +2,6 @@
 fails another; the server stores the inspection and moves the jobs. Saves screenshots of the
 QC states into screenshots/."""
 
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,13 +11,15 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.station.conftest import LiveServer
+from tests.liveserver import LiveServer
 from tests.station.test_browser import (
     assert_people_read_it,
     job_at,
+    open_station,
     page,
+    running_station,
     shot,
-    start_station,
+    sign_in,
     wedge,
 )
 
@@ -33,11 +34,8 @@ LENSMETER = (
 
 @pytest.fixture
 def qc_url(live_server: LiveServer, tmp_path: Path) -> Iterator[str]:
-    url, process = start_station(live_server, tmp_path, "QC-1", "final_qc", LENSMETER)
-    yield url
-    assert isinstance(process, subprocess.Popen)
-    process.terminate()
-    process.wait(timeout=15)
+    with running_station(live_server, tmp_path, "QC-1", "final_qc", LENSMETER) as url:
+        yield url
 
 
 def api(server: LiveServer, path: str) -> Any:
@@ -66,10 +64,8 @@ def measured(page: Page, job: str) -> None:
 def test_qc_pass_and_fail_reach_the_server(
     page: Page, qc_url: str, live_server: LiveServer
 ) -> None:
-    page.goto(qc_url)
-    expect(page.get_by_text("Scan your badge to sign in")).to_be_visible(timeout=10_000)
-    wedge(page, "B1001")
-    expect(page.get_by_text("Hello Tom Baker")).to_be_visible(timeout=5_000)
+    open_station(page, qc_url)
+    sign_in(page)
 
     passed = job_at(live_server, "final_qc", "queued")
     measured(page, passed)

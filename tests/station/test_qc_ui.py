@@ -4,15 +4,19 @@ desk, simulated lensmeter on a pty) against a MockTransport standing in for the 
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from nicegui.testing import User
-from nicegui.testing.user_simulation import user_simulation
 
 from station.app import StationApp
-from station.settings import SimulatedLensmeterInput, StationSettings, UplinkSettings
 from tests.station.conftest import until
 from tests.station.qc_fakes import QcApi
+from tests.station.stations import (
+    FAST_RETRIES,
+    fake_station,
+    on_the_page,
+    simulated_lensmeter,
+    station_settings,
+)
 
 
 @pytest.fixture
@@ -21,35 +25,22 @@ def api() -> QcApi:
 
 
 @pytest.fixture
-async def station(api: QcApi, tmp_path: Path) -> AsyncIterator[StationApp]:
-    settings = StationSettings(
-        name="QC-1",
-        stage="final_qc",
-        server_url="http://server.test",
-        token="lst_test",
-        data_dir=tmp_path,
+async def station(api: QcApi, tmp_path: Path) -> StationApp:
+    settings = station_settings(
+        tmp_path,
+        "QC-1",
+        "final_qc",
         repeat_scan_seconds=0,
-        uplink=UplinkSettings(backoff_base_seconds=0.05, backoff_cap_seconds=0.2),
-        lensmeter=SimulatedLensmeterInput(
-            kind="simulated_lensmeter",
-            auto_measure_seconds=0.2,
-            out_of_tolerance_chance=0.0,
-            seed=5,
-        ),
+        uplink=FAST_RETRIES,
+        lensmeter=simulated_lensmeter(auto_measure_seconds=0.2, seed=5),
     )
-    app = StationApp(settings, transport=httpx.MockTransport(api))
-    await app.uplink.refresh_reference()
-    yield app
+    return await fake_station(api, settings)
 
 
 @pytest.fixture
 async def user(station: StationApp) -> AsyncIterator[User]:
-    async with user_simulation(root=station.page) as simulated:
-        await station.start()
-        try:
-            yield simulated
-        finally:
-            await station.stop()
+    async with on_the_page(station) as simulated:
+        yield simulated
 
 
 async def start_inspection(user: User, station: StationApp) -> None:
@@ -66,6 +57,13 @@ def type_in(user: User, cell: str, keys: str) -> None:
     for key in keys:
         user.find(marker=f"pad-{key}").click()
     user.find(marker="pad-ok").click()
+
+
+async def r_sph_out_of_tolerance_by_hand(user: User, station: StationApp) -> None:
+    """An inspection whose R SPH the inspector re-measured by hand, 0.40 D off."""
+    await start_inspection(user, station)
+    type_in(user, "R-sph", "±2.40")
+    await user.should_see("Out of tolerance: R SPH")
 
 
 def sent(api: QcApi, action: str) -> dict[str, object]:
@@ -91,11 +89,9 @@ async def test_pass_is_one_scan_and_one_tap(user: User, station: StationApp, api
 async def test_out_of_tolerance_by_hand_then_fail_with_a_defect_per_eye(
     user: User, station: StationApp, api: QcApi
 ) -> None:
-    await start_inspection(user, station)
-    type_in(user, "R-sph", "±2.40")
+    await r_sph_out_of_tolerance_by_hand(user, station)
     await user.should_see("Entered by hand")
     await user.should_see("off 0.40 (±0.13)")
-    await user.should_see("Out of tolerance: R SPH")
     user.find(marker="qc-pass").click()  # disabled: nothing is recorded
     user.find(marker="cosmetic-1").click()
     await user.should_see("✗ Coating")
@@ -124,9 +120,7 @@ async def test_out_of_tolerance_by_hand_then_fail_with_a_defect_per_eye(
 async def test_a_fail_needs_a_defect_for_every_failed_eye_and_goes_furthest_back(
     user: User, station: StationApp, api: QcApi
 ) -> None:
-    await start_inspection(user, station)
-    type_in(user, "R-sph", "±2.40")
-    await user.should_see("Out of tolerance: R SPH")
+    await r_sph_out_of_tolerance_by_hand(user, station)
     user.find(marker="qc-fail").click()
     user.find(marker="defect-D-FIT-L").click()
     await user.should_see("R failed: choose a defect for R (or the pair)")

@@ -4,6 +4,8 @@ its lensmeter's readings and passes or fails the jobs."""
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,8 @@ from typing import Any
 import httpx
 
 from station.simulator import FloorSettings, FloorSimulator, SimulatedStationConfig
-from tests.station.conftest import LiveServer, until
+from tests.liveserver import LiveServer
+from tests.station.conftest import until
 
 MOVE_TIMEOUT = 90.0
 QC_TIMEOUT = 240.0  # failed jobs go round edging and fitting again before QC sees them
@@ -47,6 +50,19 @@ def _floor(
         seed=4,
         stations=stations,
     )
+
+
+@asynccontextmanager
+async def simulated_floor(
+    server: LiveServer, tmp_path: Path, jobs: set[str], **floor: Any
+) -> AsyncIterator[FloorSimulator]:
+    """The floor simulator working `jobs` until the block ends."""
+    simulator = FloorSimulator(_floor(server, tmp_path, jobs, **floor))
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
 
 
 def _api(server: LiveServer) -> httpx.Client:
@@ -103,12 +119,8 @@ async def test_simulated_operators_move_jobs_through_two_stages(
     live_server: LiveServer, tmp_path: Path
 ) -> None:
     jobs = new_jobs_at_edging(live_server, 2)
-    simulator = FloorSimulator(_floor(live_server, tmp_path, jobs))
-    await simulator.start()
-    try:
+    async with simulated_floor(live_server, tmp_path, jobs) as simulator:
         await until(lambda: past_fitting(live_server, jobs), MOVE_TIMEOUT, every=1.0)
-    finally:
-        await simulator.stop()
     edge, fit = simulator.stations
     assert edge.tally.completed >= 2 and fit.tally.completed >= 2
 
@@ -117,10 +129,8 @@ async def test_pulling_the_network_mid_floor_loses_and_duplicates_nothing(
     live_server: LiveServer, tmp_path: Path
 ) -> None:
     jobs = new_jobs_at_edging(live_server, 4)
-    simulator = FloorSimulator(_floor(live_server, tmp_path, jobs))
-    await simulator.start()
-    outboxes = [station.core.outbox for station in simulator.stations]
-    try:
+    async with simulated_floor(live_server, tmp_path, jobs) as simulator:
+        outboxes = [station.core.outbox for station in simulator.stations]
         await until(lambda: sum(o.counts()["sent"] for o in outboxes) >= 2, MOVE_TIMEOUT)
         live_server.stop()
         # Operators keep scanning: events now wait in the outboxes.
@@ -130,8 +140,6 @@ async def test_pulling_the_network_mid_floor_loses_and_duplicates_nothing(
         await until(lambda: past_fitting(live_server, jobs), MOVE_TIMEOUT, every=1.0)
         await until(lambda: not any(o.counts()["queued"] for o in outboxes), MOVE_TIMEOUT)
         local = {s.name: set(s.core.outbox.all_uuids()) for s in simulator.stations}
-    finally:
-        await simulator.stop()
     for name, uuids in local.items():
         stored, rejected = live_server.stored_and_rejected(name, uuids)
         assert uuids - set(stored) - set(rejected) == set(), f"{name}: missing on the server"
@@ -161,13 +169,10 @@ async def test_a_simulated_qc_station_judges_and_passes_or_fails(
     inspection: a pass moves the job to shipping, a fail sends it back with a defect for the
     eye out of tolerance. A failed job comes round again, so both outcomes happen."""
     jobs = new_jobs_at_edging(live_server, 2)
-    floor = _floor(live_server, tmp_path, jobs, [*STATIONS, QC], qc_fail_chance=0.5)
-    simulator = FloorSimulator(floor)
-    await simulator.start()
-    try:
+    async with simulated_floor(
+        live_server, tmp_path, jobs, stations=[*STATIONS, QC], qc_fail_chance=0.5
+    ) as simulator:
         await until(lambda: passed_and_failed(live_server, jobs), QC_TIMEOUT, every=1.0)
-    finally:
-        await simulator.stop()
     qc = simulator.stations[-1]
     assert qc.tally.completed >= 1 and qc.tally.failed >= 1
     judged = inspections(live_server, jobs)

@@ -7,15 +7,13 @@ real uplink, outbox, flow and page; the real server is used by the outage and br
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from nicegui.testing import User
-from nicegui.testing.user_simulation import user_simulation
 
 from station.app import StationApp
-from station.settings import StationSettings, UplinkSettings
 from station.wire import JobCard
 from tests.station.fakes import FakeApi
+from tests.station.stations import FAST_RETRIES, fake_station, on_the_page, station_settings
 
 
 @pytest.fixture
@@ -24,67 +22,62 @@ def api() -> FakeApi:
 
 
 @pytest.fixture
-async def station(api: FakeApi, tmp_path: Path) -> AsyncIterator[StationApp]:
-    settings = StationSettings(
-        name="EDGE-1",
-        stage="edging",
-        server_url="http://server.test",
-        token="lst_test",
-        data_dir=tmp_path,
-        repeat_scan_seconds=0,
-        uplink=UplinkSettings(backoff_base_seconds=0.05, backoff_cap_seconds=0.2),
-    )
-    app = StationApp(settings, transport=httpx.MockTransport(api))
-    await app.uplink.refresh_reference()
-    yield app
+async def station(api: FakeApi, tmp_path: Path) -> StationApp:
+    settings = station_settings(tmp_path, repeat_scan_seconds=0, uplink=FAST_RETRIES)
+    return await fake_station(api, settings)
 
 
 @pytest.fixture
 async def user(station: StationApp) -> AsyncIterator[User]:
-    async with user_simulation(root=station.page) as simulated:
-        await station.start()
-        try:
-            yield simulated
-        finally:
-            await station.stop()
+    async with on_the_page(station) as simulated:
+        yield simulated
 
 
 async def scan(user: User, station: StationApp, code: str) -> None:
     await station.flow.scan(code)  # what the wedge event handler and serial scanners call
 
 
+async def signed_in_with(user: User, station: StationApp, job: str) -> None:
+    """The page open, Tom Baker signed in by his badge, and `job` scanned."""
+    await user.open("/")
+    await scan(user, station, "B1001")
+    await scan(user, station, job)
+
+
+def tap(user: User, *markers: str) -> None:
+    """Taps the marked elements, one after the other."""
+    for marker in markers:
+        user.find(marker=marker).click()
+
+
 async def test_sign_in_start_and_complete_without_a_tap(user: User, station: StationApp) -> None:
     await user.open("/")
     await user.should_see("Scan your badge to sign in")
-    await scan(user, station, "B1001")
-    await user.should_see("Tom Baker")
-    await scan(user, station, "J1")
-    await user.should_see("Started")
-    await user.should_see("J1")
-    await user.should_see("RUSH")
-    await scan(user, station, "J1")
-    await user.should_see("Completed, next: Fitting")
-    await scan(user, station, "B1001")
-    await user.should_see("Tom Baker signed out")
+    for code, shown in (  # each scan, and what the page then says
+        ("B1001", ["Tom Baker"]),
+        ("J1", ["Started", "J1", "RUSH"]),
+        ("J1", ["Completed, next: Fitting"]),
+        ("B1001", ["Tom Baker signed out"]),
+    ):
+        await scan(user, station, code)
+        for text in shown:
+            await user.should_see(text)
 
 
 async def test_hold_breakage_and_note_by_tapping(user: User, station: StationApp) -> None:
-    await user.open("/")
-    await scan(user, station, "B1001")
-    await scan(user, station, "J1")
+    await signed_in_with(user, station, "J1")
     await user.should_see("Started")
-    user.find(marker="hold").click()
-    user.find(marker="reason-H-FRAME").click()
+    tap(user, "hold", "reason-H-FRAME")
     await user.should_see("Put on hold")
-    user.find(marker="release").click()
+    tap(user, "release")
     await user.should_see("Released")
-    user.find(marker="breakage").click()
+    tap(user, "breakage")
     await user.should_see("back to the route's first stage")
-    user.find(marker="reason-B-CHIP").click()
+    tap(user, "reason-B-CHIP")
     await user.should_see("Breakage recorded")
-    user.find(marker="note").click()
+    tap(user, "note")
     user.find(marker="note-text").type("left lens has a mark")
-    user.find(marker="save-note").click()
+    tap(user, "save-note")
     await user.should_see("Note added")
     counts = station.outbox.counts()
     assert counts["queued"] + counts["sent"] == 5  # start, hold, release, breakage, note
@@ -93,23 +86,18 @@ async def test_hold_breakage_and_note_by_tapping(user: User, station: StationApp
 async def test_wrong_stage_warns_and_an_override_needs_a_reason(
     user: User, station: StationApp
 ) -> None:
-    await user.open("/")
-    await scan(user, station, "B1001")
-    await scan(user, station, "J2")
+    await signed_in_with(user, station, "J2")
     await user.should_see("Already past this stage")
-    user.find(marker="override").click()
-    user.find(marker="confirm-override").click()
+    tap(user, "override", "confirm-override")
     await user.should_see("An override needs a reason")
-    user.find(marker="override").click()
+    tap(user, "override")
     user.find(marker="override-reason").type("customer waiting at the counter")
-    user.find(marker="confirm-override").click()
+    tap(user, "confirm-override")
     await user.should_see("Started")
 
 
 async def test_offline_indicator_and_queue(user: User, station: StationApp, api: FakeApi) -> None:
-    await user.open("/")
-    await scan(user, station, "B1001")
-    await scan(user, station, "J1")  # cached now
+    await signed_in_with(user, station, "J1")  # cached now
     await user.should_see("Started")
     api.online = False
     await scan(user, station, "J1")  # completes from the cache
@@ -136,9 +124,7 @@ async def test_the_job_card_shows_what_the_bench_needs(
             ],
         }
     )
-    await user.open("/")
-    await scan(user, station, "B1001")
-    await scan(user, station, "J1")
+    await signed_in_with(user, station, "J1")
     await user.should_see("Started")
     for text in (
         "Tray T1",
@@ -164,8 +150,6 @@ async def test_without_labels_from_the_server_identifiers_are_made_readable(
 ) -> None:
     api.labels = None  # a server from before labels answers 404
     await station.uplink.refresh_reference()
-    await user.open("/")
-    await scan(user, station, "B1001")
-    await scan(user, station, "J1")
+    await signed_in_with(user, station, "J1")
     await user.should_see("Lens SV CR-39 1.5 stock · Ar")
     await user.should_see("Frame Full rim")

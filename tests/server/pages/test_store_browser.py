@@ -4,63 +4,39 @@ Also leaves screenshots of the portal and the WIP board in screenshots/ (gitigno
 """
 
 import re
-import tomllib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.server.pages.realserver import (
-    CHROMIUM,
-    PROJECT_ROOT,
-    RealServer,
-    launch_chromium,
-    log_in,
-    real_server,
-)
+from tests.chromium import chromium, log_in, screenshot
+from tests.liveserver import LiveServer, serving_demo_lab, station_at_stage
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = PROJECT_ROOT / "screenshots"
-
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
-    with real_server(tmp_path_factory.mktemp("store-browser")) as running:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with serving_demo_lab(tmp_path_factory.mktemp("store-browser"), jobs=30) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
+    with chromium() as running:
+        yield running
 
 
-def _page(browser: Browser, server: RealServer, username: str, password: str) -> Page:
+def _page(browser: Browser, server: LiveServer, username: str, password: str) -> Page:
     page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
     page.set_default_timeout(15_000)
     log_in(page, server.url, username, password)
     return page
 
 
-def _shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png")
-
-
-def _station_by_stage() -> dict[str, str]:
-    config = tomllib.loads((PROJECT_ROOT / "config" / "lab.example.toml").read_text())
-    return {station["stage"]: station["name"] for station in config["stations"]}
-
-
-def _calm_north_job(http: httpx.Client, server: RealServer) -> dict[str, Any]:
+def _calm_north_job(http: httpx.Client, server: LiveServer) -> dict[str, Any]:
     """An active NORTH job not on hold and without a red flag, at edging if there is one."""
     http.post(
         f"{server.url}/api/auth/login",
@@ -78,7 +54,7 @@ def _calm_north_job(http: httpx.Client, server: RealServer) -> dict[str, Any]:
 
 
 def test_a_breakage_turns_the_row_red_with_its_reason_within_a_second(
-    server: RealServer, browser: Browser
+    server: LiveServer, browser: Browser
 ) -> None:
     page = _page(browser, server, "north", "demo-store-pass")
     page.goto(f"{server.url}/")
@@ -86,7 +62,7 @@ def test_a_breakage_turns_the_row_red_with_its_reason_within_a_second(
     with httpx.Client(timeout=10) as http:
         job = _calm_north_job(http, server)
         stage = job["current_stage"]
-        station = _station_by_stage()[stage["code"]]
+        station = station_at_stage()[stage["code"]]
         row = page.locator(f"[data-job-id='{job['id']}']")
         expect(row).not_to_have_attribute("data-tone", "red")
         server.token(station)  # made before the clock starts: the CLI takes a while
@@ -99,10 +75,10 @@ def test_a_breakage_turns_the_row_red_with_its_reason_within_a_second(
         f"Broke at {stage['name']} (chip or crack at edging)", timeout=1_000
     )
     expect(row).to_contain_text("Expected")
-    _shot(page, "store-after-breakage")
+    screenshot(page, "store-after-breakage")
 
 
-def test_the_job_page_shows_the_breakage_history(server: RealServer, browser: Browser) -> None:
+def test_the_job_page_shows_the_breakage_history(server: LiveServer, browser: Browser) -> None:
     page = _page(browser, server, "north", "demo-store-pass")
     page.goto(f"{server.url}/store")
     red = page.locator("[data-tone=red] a").first
@@ -110,18 +86,18 @@ def test_the_job_page_shows_the_breakage_history(server: RealServer, browser: Br
     page.wait_for_url(re.compile(r".*/store/jobs/\d+"))
     expect(page.get_by_text("Rework and breakage")).to_be_visible()
     expect(page.locator("[data-section=qc-summary]")).to_be_visible()
-    _shot(page, "store-job")
+    screenshot(page, "store-job")
 
 
 def test_another_stores_job_is_not_found_and_the_wip_board_is_for_the_lab(
-    server: RealServer, browser: Browser
+    server: LiveServer, browser: Browser
 ) -> None:
     manager = _page(browser, server, "manager", "demo-manager-pass")
     manager.goto(f"{server.url}/")
     manager.wait_for_url(f"{server.url}/wip")
     south_card = manager.locator("[data-job-id]", has_text="SOUTH").first
     south_id = south_card.get_attribute("data-job-id")
-    _shot(manager, "wip")
+    screenshot(manager, "wip")
     north = _page(browser, server, "north", "demo-store-pass")
     north.goto(f"{server.url}/store/jobs/{south_id}")
     expect(north.get_by_text("Job not found.")).to_be_visible()
@@ -130,7 +106,7 @@ def test_another_stores_job_is_not_found_and_the_wip_board_is_for_the_lab(
 
 
 def test_the_filters_and_the_pickup_button_work_in_the_browser(
-    server: RealServer, browser: Browser
+    server: LiveServer, browser: Browser
 ) -> None:
     page = _page(browser, server, "north", "demo-store-pass")
     page.goto(f"{server.url}/store")
@@ -151,6 +127,6 @@ def test_the_filters_and_the_pickup_button_work_in_the_browser(
     row.get_by_role("button", name="Ready for pickup").click()
     expect(row.locator("[data-part=state]")).to_have_text("Ready for pickup", timeout=2_000)
     expect(row.get_by_role("button", name="Delivered to patient")).to_be_visible()
-    _shot(page, "store-to-collect")
+    screenshot(page, "store-to-collect")
     page.get_by_role("button", name="All").click()
     expect(row).to_be_visible()
