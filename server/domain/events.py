@@ -129,7 +129,7 @@ def _furthest_back(session: Session, job: Job, defects: list[DefectIn]) -> str:
     return min(
         (defect.code for defect in defects),
         key=lambda code: route.index(
-            return_stage(route, _configured_return_stage(session, reasons.get(code)))
+            return_stage(route, _configured_return_stage(reasons.get(code)))
         ),
     )
 
@@ -141,10 +141,8 @@ def _stage_by_code(session: Session, lab_id: int, code: str, field: str) -> Stag
     return stage
 
 
-def _configured_return_stage(session: Session, reason: ReasonCode | None) -> str | None:
-    if reason is None or reason.return_stage_id is None:
-        return None
-    return session.get_one(Stage, reason.return_stage_id).code
+def _configured_return_stage(reason: ReasonCode | None) -> str | None:
+    return reason.return_stage.code if reason and reason.return_stage else None
 
 
 def _known_stages(job: Job, here: Stage) -> dict[str, Stage]:
@@ -188,7 +186,7 @@ def plan_transition(
         here=here.code,
         override=event.override_reason is not None,
         reason=reason.code if reason else None,
-        reason_return_stage=_configured_return_stage(session, reason),
+        reason_return_stage=_configured_return_stage(reason),
         to_stage=event.to_stage,
         inspected=inspected,
     )
