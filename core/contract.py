@@ -40,6 +40,16 @@ class JobType(StrEnum):
     third_party = "third_party"
 
 
+class RemakeClass(StrEnum):
+    """Why a job is made again (the remake's class, as labs report them)."""
+
+    doctor_redo = "doctor_redo"
+    lab_redo = "lab_redo"
+    warranty = "warranty"
+    non_adapt = "non_adapt"
+    other = "other"
+
+
 class Priority(StrEnum):
     regular = "regular"
     rush = "rush"

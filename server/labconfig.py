@@ -4,7 +4,7 @@ import tomllib
 from collections.abc import Collection
 from datetime import time
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -100,6 +100,52 @@ class StoreConfig(_Strict):
     )
 
 
+class MaterialConfig(_Strict):
+    code: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=120)
+    index: float = Field(ge=1.4, le=1.9)
+    designs: list[LensDesign] = Field(default=list(LensDesign), min_length=1)
+
+
+class TreatmentConfig(_Strict):
+    code: str = Code
+    name: str = Field(min_length=1, max_length=120)
+
+
+class FrameConfig(_Strict):
+    """A frame the lab stocks or receives often: picked on the order instead of typed."""
+
+    code: str = Code
+    name: str = Field(min_length=1, max_length=120)
+    type: Literal["full_rim", "semi_rimless", "rimless"]
+    a_mm: float = Field(gt=20, lt=90)
+    b_mm: float = Field(gt=10, lt=80)
+    dbl_mm: float = Field(gt=5, lt=40)
+    ed_mm: float | None = Field(default=None, gt=20, lt=100)
+
+
+class CatalogueConfig(_Strict):
+    """`[catalogue]`: what an order may choose. Orders are checked against it once loaded."""
+
+    # Prescription power steps the lab grinds: 0.25 D, or 0.125 D where it allows eighths.
+    rx_step: Literal[0.25, 0.125] = 0.25
+    materials: list[MaterialConfig] = []
+    treatments: list[TreatmentConfig] = []
+    frames: list[FrameConfig] = []
+
+    @model_validator(mode="after")
+    def _unique_codes(self) -> Self:
+        for name, codes in (
+            ("material", [m.code for m in self.materials]),
+            ("treatment", [t.code for t in self.treatments]),
+            ("frame", [f.code for f in self.frames]),
+        ):
+            duplicates = sorted({code for code in codes if codes.count(code) > 1})
+            if duplicates:
+                raise ValueError(f"duplicate {name} codes: {', '.join(duplicates)}")
+        return self
+
+
 class LabelsConfig(Labels):
     """`[labels.*]`: what stations show for identifiers; stage names are the stages' own."""
 
@@ -117,6 +163,7 @@ class LabConfig(_Strict):
     shifts: list[ShiftConfig] = []
     breakage_costs: BreakageCosts = BreakageCosts()
     labels: LabelsConfig = LabelsConfig()
+    catalogue: CatalogueConfig = CatalogueConfig()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:

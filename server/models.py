@@ -28,7 +28,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from core.contract import BreakagePart, Eye, JobType, LensDesign, Priority, ReasonKind, Role
+from core.contract import (
+    BreakagePart,
+    Eye,
+    JobType,
+    LensDesign,
+    Priority,
+    ReasonKind,
+    RemakeClass,
+    Role,
+)
 from core.lifecycle import Action as EventAction
 from core.lifecycle import JobStatus
 
@@ -72,6 +81,8 @@ class Lab(Base):
     breakage_costs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # core.labels.Labels as JSON: what people read for identifiers (None before config load).
     labels: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+    # server.labconfig.CatalogueConfig as JSON: what an order may choose (None: not loaded).
+    catalogue: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
 
 
 class ProductionLine(Base):
@@ -268,12 +279,31 @@ class Job(Base):
     ready_for_pickup_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    entered_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    # The frame shape: core.trace.Trace as JSON (radii in 0.01 mm), from DCS or the catalogue.
+    trace: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Labels of an imported DCS record that LensTrack has no column for, kept for export.
+    dcs_labels: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # When its ticket was last printed: a batch print takes the jobs never printed.
+    ticket_printed_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    cancel_reason: Mapped[str | None] = mapped_column(String(200))
+    # A remake points at the job it remakes; the original lists its remakes (`remakes`).
+    remake_of_id: Mapped[int | None] = mapped_column(ForeignKey("job.id"), index=True)
+    remake_class: Mapped[RemakeClass | None] = mapped_column(_enum(RemakeClass))
+    remake_reason: Mapped[str | None] = mapped_column(String(200))
 
     store: Mapped[Store] = relationship(lazy="joined")
     route: Mapped[Route] = relationship(lazy="joined")
     current_stage: Mapped[Stage | None] = relationship(lazy="joined")
     prescription: Mapped[list["PrescriptionEye"]] = relationship(
         order_by="PrescriptionEye.eye", cascade="all, delete-orphan", lazy="selectin"
+    )
+    remake_of: Mapped["Job | None"] = relationship(
+        remote_side="Job.id", back_populates="remakes", lazy="selectin"
+    )
+    remakes: Mapped[list["Job"]] = relationship(
+        back_populates="remake_of", order_by="Job.id", lazy="selectin"
     )
     open_flags: Mapped[list["JobFlag"]] = relationship(
         primaryjoin="and_(JobFlag.job_id == Job.id, JobFlag.cleared_at.is_(None))",
@@ -302,6 +332,48 @@ class Job(Base):
     @property
     def flags(self) -> list["JobFlag"]:
         return self.open_flags
+
+
+class ChangeState(StrEnum):
+    pending = "pending"
+    accepted = "accepted"
+    declined = "declined"
+
+
+class ChangeRequest(Base):
+    """An edit asked for after production started: a lab manager accepts or declines it."""
+
+    __tablename__ = "change_request"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    # {field: new value} in the order's JSON form (JobCreate field names).
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[ChangeState] = mapped_column(_enum(ChangeState), default=ChangeState.pending)
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    decided_at: Mapped[datetime | None]
+    decline_reason: Mapped[str | None] = mapped_column(String(200))
+    # Where an accepted change sent the job back to (None: it stayed where it was).
+    return_stage_id: Mapped[int | None] = mapped_column(ForeignKey("stage.id"))
+    job: Mapped["Job"] = relationship()
+    requested_by: Mapped["Person | None"] = relationship(foreign_keys=[requested_by_id])
+    decided_by: Mapped["Person | None"] = relationship(foreign_keys=[decided_by_id])
+
+
+class JobChange(Base):
+    """One changed value of a job's order: old and new, who and when (the job's history)."""
+
+    __tablename__ = "job_change"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    field: Mapped[str] = mapped_column(String(64))  # e.g. "right.sph", "frame", "status"
+    old_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    new_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    change_request_id: Mapped[int | None] = mapped_column(ForeignKey("change_request.id"))
+    person: Mapped["Person | None"] = relationship()
 
 
 class PrescriptionEye(Base):

@@ -38,6 +38,7 @@ from core.contract import Operator as Operator
 from core.contract import ScanCode, not_before
 from core.contract import SequenceGap as SequenceGap
 from core.contract import Stage as Stage
+from core.trace import Trace
 from server.models import BreakagePart, JobType, LensDesign, Priority, Role
 
 
@@ -105,6 +106,9 @@ class PrescriptionEyeIn(_In):
 
 class FrameIn(_In):
     model_config = ConfigDict(extra="allow")
+    code: str | None = Field(
+        default=None, max_length=32, description="A frame of the lab's catalogue"
+    )
     type: Literal["full_rim", "semi_rimless", "rimless"] | None = None
     a_mm: float | None = Field(default=None, gt=20, lt=90)
     b_mm: float | None = Field(default=None, gt=10, lt=80)
@@ -133,6 +137,9 @@ class JobCreate(_In):
     special_instructions: str = Field(default="", max_length=1000)
     right: PrescriptionEyeIn | None = None
     left: PrescriptionEyeIn | None = None
+    # How the cylinders above are written; the job stores minus cylinder (transposed).
+    cylinder_form: Literal["minus", "plus"] = "minus"
+    trace: Trace | None = Field(default=None, description="The frame's lens shape (DCS trace)")
 
     # Field validators (not one model validator) so each error names its field.
     _promised_after_ordered = field_validator("promised_at")(not_before("ordered_at"))

@@ -28,7 +28,9 @@ async def _domain_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DomainError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
     return JSONResponse(
-        {"detail": _detail(error.field, error.message)}, error.status_code, headers=headers
+        {"detail": [{"field": field, "message": message} for field, message in error.problems]},
+        error.status_code,
+        headers=headers,
     )
 
 

@@ -8,6 +8,7 @@ class DomainError(Exception):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.problems: list[tuple[str, str]] = [(field, message)]
 
 
 class NotFound(DomainError):
@@ -20,6 +21,14 @@ class Conflict(DomainError):
 
 class Invalid(DomainError):
     status_code = 422
+
+
+class InvalidFields(Invalid):
+    """Several fields wrong at once (an order form shows every one beside its field)."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__(*problems[0])
+        self.problems = problems
 
 
 class Unauthorized(DomainError):

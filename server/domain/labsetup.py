@@ -43,6 +43,7 @@ def apply_lab_config(session: Session, config: LabConfig) -> Lab:
     lab.shifts = [shift.model_dump(mode="json") for shift in config.shifts]
     lab.breakage_costs = config.breakage_costs.model_dump(mode="json")
     lab.labels = config.labels.model_dump(mode="json")
+    lab.catalogue = config.catalogue.model_dump(mode="json")
     lines = _apply_lines(session, config, lab.id)
     stages = _apply_stages(session, config, lab.id)
     _apply_routes(session, config, lab.id, stages)
