@@ -1,14 +1,23 @@
 """Decode benchmark: our pipeline against plain pyzbar and plain zxing-cpp, on one core.
 
-    .venv/bin/python benchmarks/decode.py [CORPUS_DIR] [--formats code128] [--synthetic N]
+    .venv/bin/python benchmarks/decode.py [--synthetic N] [--hard N] [--tickets N] [--seed S]
 
-CORPUS_DIR (default ../shared/corpus/frames-dev) holds JPEG frames and `truth.json`, file name →
-job number ("" for `_N` frames without a barcode); the level is the `_L0`/`_L1`/`_L2` suffix.
-The same figures are printed for a seeded synthetic held-out set from `drivers.camera.synth`,
-which the pipeline was never tuned on.
+Sets, each printed as a table: the dev corpus (../shared/corpus/frames-dev), the hard dev corpus
+(../shared/corpus/frames-hard-dev), a seeded synthetic normal set (L0–L2) and a seeded
+synthetic hard set (L3: codes at 1.2–1.8 px per module, grey ink, dim, strong glare, 7–13 px
+motion blur, JPEG 40–70), both of ticket-shaped frames carrying a Code 128 and a DataMatrix of
+the job number (`drivers.camera.synth`), and with `--tickets N` N tickets drawn by the real
+ticket layout (`server.tickets`, rasterised by PDFium) placed in camera frames at L1–L3. A
+corpus directory holds JPEG frames and `truth.json`, file name → job number ("" for `_N`
+frames without a barcode); the level is the `_L0`…`_L3` suffix. The synthetic sets were never
+looked at while tuning the pipeline.
+
+Columns: ours with the station default (the ticket's formats, Code 128 + DataMatrix), ours
+with all formats, plain zxing-cpp (`zxingcpp.read_barcodes(gray)`, default options, every
+format) and plain pyzbar (`pyzbar.decode(gray)`).
 
 What counts: a frame with a barcode is read when any code the decoder reports has the job
-number as its text (whatever its symbology: a ticket may carry a 1D and a 2D code); a misread
+number as its text (whatever its symbology: a ticket carries a 1D and a 2D code); a misread
 is a reported text that is not the job number on such a frame; any code on an `_N` frame is a
 false read. Times are per frame, decode only (the JPEG is decompressed before the clock starts):
 wall clock, and the process's CPU time, which other load on a shared machine inflates less.
@@ -33,15 +42,15 @@ import numpy as np  # noqa: E402
 import zxingcpp  # noqa: E402
 from pyzbar import pyzbar  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from drivers.camera import BarcodeDecoder  # noqa: E402
-from drivers.camera.synth import dataset  # noqa: E402
-from drivers.decode_cli import parse_symbologies  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from drivers.camera import ALL_SYMBOLOGIES, TICKET_SYMBOLOGIES, BarcodeDecoder  # noqa: E402
+from drivers.camera.synth import Level, camera_frame, dataset  # noqa: E402
 
 cv2.setNumThreads(1)
 
-DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared/corpus/frames-dev"
-LEVELS = ("L0", "L1", "L2")
+SHARED = ROOT.parent / "shared/corpus"
+LEVELS = ("L0", "L1", "L2", "L3")
 Frame = tuple[str, str, np.ndarray]  # name, truth, grayscale image
 Decode = Callable[[np.ndarray], list[str]]
 
@@ -66,14 +75,14 @@ class Score:
             self.missed.append(name)
         self.misreads += [f"{name}: {text!r} (truth {truth!r})" for text in texts if text != truth]
 
-    def rows(self) -> list[str]:
+    def rows(self, levels: list[str]) -> list[str]:
         def rate(results: list[bool]) -> str:
             share = 100 * sum(results) / len(results) if results else 0.0
             return f"{share:5.1f}% {sum(results):3d}/{len(results):<3d}"
 
         everything = [r for results in self.read.values() for r in results]
         return [
-            *(rate(self.read[level]) for level in LEVELS),
+            *(rate(self.read[level]) for level in levels),
             rate(everything),
             str(len(self.misreads)),
             str(len(self.false_reads)),
@@ -99,11 +108,63 @@ def load_corpus(directory: Path) -> list[Frame]:
     return frames
 
 
-def synthetic(count: int, seed: int) -> list[Frame]:
+def synthetic(count: int, seed: int, levels: tuple[Level, ...]) -> list[Frame]:
     return [
         (name, job, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
-        for name, job, image in dataset(count, seed)
+        for name, job, image in dataset(count, seed, levels=levels, matrix=True)
     ]
+
+
+def tickets(count: int, seed: int) -> list[Frame]:
+    """`count` made-up jobs' tickets, drawn by the server's ticket layout and rasterised, in
+    camera frames cycling L1, L2, L3; a tenth are blank paper of the same size (`_N`)."""
+    import pypdfium2  # a dev dependency, like the server's reportlab
+
+    from server.tickets import CODE128_MODULE, TicketEye, TicketJob, render_tickets
+
+    dpi = 150
+    module = CODE128_MODULE * dpi / 72  # the Code 128 module in rasterised pixels
+    rng = np.random.default_rng(seed)
+    levels = (Level.L1, Level.L2, Level.L3)
+    frames = []
+    for index in range(count):
+        blank = rng.random() < 0.1
+        job_number = ("J" if rng.random() < 0.5 else "") + f"{rng.integers(10**7, 10**8)}"
+        job = TicketJob(
+            job_number=job_number,
+            store_code="N01",
+            store_name="Northside Vision",
+            due="Thu 05 Dec 14:30",
+            tray_number=str(rng.integers(100, 999)),
+            patient_ref=f"P{rng.integers(1000, 9999)}",
+            rush=bool(rng.random() < 0.2),
+            eyes=(
+                TicketEye("R", sph=-1.25, cyl=-0.5, axis=90, add=2.0),
+                TicketEye("L", sph=-1.5, cyl=-0.75, axis=85, add=2.0),
+            ),
+            design="Progressive",
+            material="Polycarbonate",
+            index=1.59,
+            treatments=("AR coating",),
+            route=("Surfacing", "Polishing", "AR coat", "Edging", "Final QC", "Shipping"),
+            special_instructions="Match the old pair's tint." if rng.random() < 0.5 else "",
+        )
+        pdf = render_tickets([job])
+        page = pypdfium2.PdfDocument(pdf)[0].render(scale=dpi / 72, grayscale=True).to_numpy()
+        ticket = page if page.ndim == 2 else page[..., 0]
+        # The Code 128 is kept inside the frame, as a ticket shown to the camera; the rest of a
+        # ticket too large for the frame at that scale may be cut off.
+        (code,) = zxingcpp.read_barcodes(ticket, formats=(zxingcpp.BarcodeFormat.Code128,))
+        pos = code.position
+        corners = [(p.x, p.y) for p in (pos.top_left, pos.top_right, pos.bottom_right)]
+        corners.append((pos.bottom_left.x, pos.bottom_left.y))
+        if blank:
+            ticket = np.full_like(ticket, 255)
+        level = levels[index % len(levels)]
+        image = camera_frame(ticket, module, level, rng, inside=np.float32(corners))
+        name = f"t{index:04d}_{'N' if blank else level}.jpg"
+        frames.append((name, "" if blank else job_number, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)))
+    return frames
 
 
 def score(frames: Iterable[Frame], decode: Decode) -> Score:
@@ -118,55 +179,65 @@ def score(frames: Iterable[Frame], decode: Decode) -> Score:
 
 def report(title: str, frames: list[Frame], decoders: dict[str, Decode]) -> None:
     counts = {level: sum(1 for n, t, _ in frames if t and level_of(n) == level) for level in LEVELS}
+    levels = [level for level in LEVELS if counts[level]]
     blanks = sum(1 for _, t, _ in frames if not t)
-    print(f"\n## {title}: {len(frames)} frames ({counts} with a barcode, {blanks} without)")
+    counted = ", ".join(f"{level} {counts[level]}" for level in levels)
+    print(f"\n## {title}: {len(frames)} frames ({counted} with a barcode, {blanks} without)")
+    print(f"load average {_load()}")
     scores = {name: score(frames, decode) for name, decode in decoders.items()}
-    labels = ["read L0", "read L1", "read L2", "read all", "misreads", "false reads"]
+    labels = [f"read {level}" for level in levels] + ["read all", "misreads", "false reads"]
     labels += ["median ms", "p95 ms", "median CPU ms", "p95 CPU ms"]
-    print(f"{'':14}" + "".join(f"{name:>22}" for name in scores))
-    columns = [s.rows() for s in scores.values()]
+    print(f"{'':14}" + "".join(f"{name:>20}" for name in scores))
+    columns = [s.rows(levels) for s in scores.values()]
     for index, label in enumerate(labels):
-        print(f"{label:14}" + "".join(f"{column[index]:>22}" for column in columns))
+        print(f"{label:14}" + "".join(f"{column[index]:>20}" for column in columns))
     for name, s in scores.items():
         for problem in s.misreads + s.false_reads:
             print(f"  {name}: {problem}")
-    print(f"  pipeline did not read: {' '.join(scores['pipeline'].missed) or '-'}")
+    for name in list(scores)[:2]:
+        print(f"  {name} did not read: {' '.join(scores[name].missed) or '-'}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("corpus", nargs="?", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument(
-        "--formats",
-        type=parse_symbologies,
-        default=parse_symbologies("code128"),
-        help="symbologies our pipeline looks for (default code128: what the tickets carry)",
-    )
-    parser.add_argument("--synthetic", type=int, default=450, help="held-out frames (0: none)")
+    parser.add_argument("--corpus", type=Path, default=SHARED / "frames-dev")
+    parser.add_argument("--hard-corpus", type=Path, default=SHARED / "frames-hard-dev")
+    parser.add_argument("--synthetic", type=int, default=300, help="normal frames (0: none)")
+    parser.add_argument("--hard", type=int, default=200, help="hard frames (0: none)")
+    parser.add_argument("--tickets", type=int, default=0, help="real-layout tickets (0: none)")
     parser.add_argument("--seed", type=int, default=20240601)
     args = parser.parse_args()
 
-    pipeline = BarcodeDecoder(args.formats)
+    ticket_default = BarcodeDecoder(TICKET_SYMBOLOGIES)
+    every_format = BarcodeDecoder(ALL_SYMBOLOGIES)
     decoders: dict[str, Decode] = {
-        "pipeline": lambda image: [code.text for code in pipeline.decode(image).codes],
+        "ours (ticket)": lambda image: [code.text for code in ticket_default.decode(image).codes],
+        "ours (all)": lambda image: [code.text for code in every_format.decode(image).codes],
+        "plain zxing-cpp": lambda image: [code.text for code in zxingcpp.read_barcodes(image)],
         "plain pyzbar": lambda image: [
             found.data.decode("latin-1") for found in pyzbar.decode(image)
         ],
-        "plain zxing-cpp": lambda image: [code.text for code in zxingcpp.read_barcodes(image)],
     }
     print(
         "decode benchmark: one core (cv2.setNumThreads(1), OMP/OPENBLAS/MKL_NUM_THREADS=1); "
-        f"pipeline formats: {','.join(args.formats)}; plain pyzbar = pyzbar.decode(gray), "
-        "plain zxing-cpp = zxingcpp.read_barcodes(gray), default options; ms = decode only; "
-        f"load average {_load()}"
+        f"ours (ticket) = {','.join(TICKET_SYMBOLOGIES)} (the station default); ours (all) = "
+        f"{','.join(ALL_SYMBOLOGIES)}; plain zxing-cpp = zxingcpp.read_barcodes(gray), plain "
+        "pyzbar = pyzbar.decode(gray), default options; ms = decode only"
     )
-    if args.corpus.is_dir():
-        report(f"corpus {args.corpus}", load_corpus(args.corpus), decoders)
-    else:
-        print(f"\n(corpus {args.corpus} not found: skipped)")
+    for title, directory in (("dev corpus", args.corpus), ("hard dev corpus", args.hard_corpus)):
+        if directory.is_dir():
+            report(f"{title} {directory}", load_corpus(directory), decoders)
+        else:
+            print(f"\n({title} {directory} not found: skipped)")
     if args.synthetic:
-        frames = synthetic(args.synthetic, args.seed)
-        report(f"synthetic held-out set, seed {args.seed}", frames, decoders)
+        frames = synthetic(args.synthetic, args.seed, (Level.L0, Level.L1, Level.L2))
+        report(f"synthetic normal tickets, seed {args.seed}", frames, decoders)
+    if args.hard:
+        frames = synthetic(args.hard, args.seed + 1, (Level.L3,))
+        report(f"synthetic hard tickets, seed {args.seed + 1}", frames, decoders)
+    if args.tickets:
+        frames = tickets(args.tickets, args.seed + 2)
+        report(f"real-layout tickets, seed {args.seed + 2}", frames, decoders)
     print(f"\nload average at the end: {_load()}")
     return 0
 

@@ -56,7 +56,7 @@ def expand_paths(paths: list[str]) -> list[Path]:
 
 
 def _decode(args: argparse.Namespace) -> int:
-    decoder = BarcodeDecoder(args.formats)
+    decoder = BarcodeDecoder(args.formats, all_codes=True)  # an image may hold several codes
     errors = 0
     for path in expand_paths(args.paths):
         image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None

@@ -3,6 +3,7 @@
 from .decode import (
     ALL_SYMBOLOGIES,
     SYMBOLOGY_NAMES,
+    TICKET_SYMBOLOGIES,
     BarcodeDecoder,
     DecodedCode,
     DecodeResult,
@@ -24,6 +25,7 @@ from .synth import Level
 __all__ = [
     "ALL_SYMBOLOGIES",
     "SYMBOLOGY_NAMES",
+    "TICKET_SYMBOLOGIES",
     "BarcodeDecoder",
     "CameraCode",
     "CameraScanner",

@@ -1,12 +1,20 @@
 """Decode job-ticket barcodes from camera frames without ever reporting a misread.
 
-Stages, cheapest first: zxing-cpp on the whole frame (restricted to the configured formats);
-then every 1D region `locate` finds that no read covers yet is cut out upright (perspective
-undone) and decoded again by zxing-cpp and ZBar, and, if still unread, as column-averaged
-scanline profiles, one over the full bar height and one per horizontal third — averaging
-along the bars removes sensor noise without touching the bars, which is what blur and noise
-leave of an L2 frame. Code 128 profiles are fitted with a blurred model of the code
-(`profile.fit_profiles`), then profiles go to zxing-cpp and ZBar, plain and sharpened.
+Stages, cheapest first, each run only while the frame has no confirmed code (a ticket carries
+one job number, in a Code 128 and a DataMatrix: one confirmed read of either is the answer):
+
+1. zxing-cpp's linear readers on the whole frame, rows and columns;
+2. every 1D region `locate` finds, cut out upright (perspective undone), by zxing-cpp and ZBar;
+3. zxing-cpp's DataMatrix (2D) detector on the whole frame, without its rotated passes;
+4. the two strongest regions still unread as column-averaged scanline profiles, one over the
+   full bar height and one per horizontal third — averaging along the bars removes sensor
+   noise without touching the bars, which is what blur and noise leave of an L2 frame. Code 128
+   profiles are fitted with a blurred model of the code (`profile.fit_profiles`), then given to
+   zxing-cpp and ZBar;
+5. the 2D detector again with its rotated passes (three times the cost of 3).
+
+zxing-cpp runs restricted to the configured formats, without its inverted (light on dark) and
+downscaled passes. With `all_codes` every stage runs, for images that may hold several codes.
 
 Every decode is a vote; `BarcodeDecoder.decode` returns the confirmed codes and, separately,
 the unconfirmed candidates a stream can confirm over several frames (`StreamConfirmer`).
@@ -35,6 +43,9 @@ class Symbology(StrEnum):
 
 
 ALL_SYMBOLOGIES = tuple(Symbology)
+# What the lab's job tickets carry, and so what a station's camera looks for by default: a
+# Code 128 of the job number for wand scanners and a DataMatrix of it for cameras at any angle.
+TICKET_SYMBOLOGIES = (Symbology.CODE128, Symbology.DATAMATRIX)
 LINEAR = frozenset({Symbology.CODE128, Symbology.CODE39})
 # Display names as the serial scanners report them (see scanner.framing.AIM_FAMILY).
 SYMBOLOGY_NAMES = {
@@ -62,8 +73,7 @@ Point = tuple[float, float]
 # still gives straight scanlines, and each band is an independent vote.
 BANDS = 3
 PROFILE_ROWS = 24  # rows a profile is repeated to, for decoders that want an image
-# Unsharp masks (Gaussian sigma in px, amount) tried on the profiles, mildest first: blur
-# across the bars merges narrow bars and spaces into grey ripples that sharpening separates.
+# Unsharp masks (Gaussian sigma in px, amount) tried on the profiles, none first.
 SHARPEN = ((0.0, 0.0), (1.0, 4.0), (2.0, 2.0), (2.0, 4.0), (3.0, 2.0))
 
 
@@ -94,47 +104,82 @@ class _Vote:
     self_confirmed: bool
 
 
-# The band fits and sharpened decodes are the costly part; the regions past the two strongest
-# are mostly text and ticket edges, so they get the cheap decoders only (it bounds the time a
-# frame without a readable code costs).
-THOROUGH_REGIONS = 2
+THOROUGH_REGIONS = 2  # regions (strongest first) whose profiles are decoded
 
 
 class BarcodeDecoder:
-    """Decodes still images or frames; stateless apart from its configuration, thread-safe."""
+    """Decodes still images or frames; stateless apart from its configuration, thread-safe.
+
+    By default (`all_codes=False`) decoding stops at the first stage that confirms a code: a
+    frame shows one ticket, whose codes all carry its job number, and the later stages are the
+    costly ones. With `all_codes=True` every stage runs, for images that may hold several
+    different codes (`lenstrack decode`).
+    """
 
     def __init__(
-        self, symbologies: Iterable[Symbology] = ALL_SYMBOLOGIES, *, max_regions: int = 4
+        self,
+        symbologies: Iterable[Symbology] = TICKET_SYMBOLOGIES,
+        *,
+        max_regions: int = 4,
+        all_codes: bool = False,
     ) -> None:
         self.symbologies = frozenset(symbologies)
         if not self.symbologies:
             raise ValueError("no symbology to decode")
         self.max_regions = max_regions
+        self.all_codes = all_codes
         self._linear = self.symbologies & LINEAR
-        self._zxing_all = tuple(_ZXING[s] for s in sorted(self.symbologies))
         self._zxing_linear = tuple(_ZXING[s] for s in sorted(self._linear))
+        self._zxing_matrix = tuple(_ZXING[s] for s in sorted(self.symbologies - LINEAR))
         self._zbar_linear = [_ZBAR[s] for s in sorted(self._linear)]
 
     def decode(self, image: np.ndarray) -> DecodeResult:
         started = time.perf_counter()
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        votes = self._zxing(gray, "zxing", np.eye(3), try_rotate=True)
-        if self._linear:
-            covered = [v.corners for v in votes if _is_confirmed([v])]
-            for rank, region in enumerate(find_regions(gray, max_regions=self.max_regions)):
-                if not any(_contains(box, region.corners.mean(axis=0)) for box in covered):
-                    # Once the frame has a confirmed code (a ticket carries one), the other
-                    # regions get the cheap decoders only: they are mostly text and edges.
-                    thorough = rank < THOROUGH_REGIONS and not _has_confirmed(votes)
-                    votes += self._decode_region(region, thorough=thorough)
+        votes: list[_Vote] = []
+        if self._linear:  # rows, and columns for a ticket turned by 90°
+            votes += self._zxing(gray, "zxing", np.eye(3), self._zxing_linear, try_rotate=True)
+        unread: list[Region] = []
+        if self._linear and not self._done(votes):
+            for region in find_regions(gray, max_regions=self.max_regions):
+                if self._done(votes):
+                    break
+                covered = [v.corners for v in votes if _is_confirmed([v])]
+                if any(_contains(box, region.corners.mean(axis=0)) for box in covered):
+                    continue
+                found = self._decode_crop(region)
+                votes += found
+                if not _has_confirmed(found):
+                    unread.append(region)
+        # The 2D search after the cheap 1D stages, which read most frames a 1D pass missed: a
+        # ticket's DataMatrix has modules as small as its Code 128's (0.55 mm against 0.5 mm),
+        # so it is searched at full size. zxing-cpp's DataMatrix detector finds a symbol at
+        # most angles by itself; with `try_rotate` at every angle, but at three times the cost,
+        # so that pass comes last.
+        if self._zxing_matrix and not self.all_codes and not _has_confirmed(votes):
+            votes += self._zxing(gray, "zxing", np.eye(3), self._zxing_matrix)
+        # The profile fits are the costly part; the regions past the strongest few are mostly
+        # text and ticket edges (it bounds the time a frame without a readable code costs).
+        for region in unread[:THOROUGH_REGIONS]:
+            if _has_confirmed(votes):  # a ticket carries one code: the rest is text and edges
+                break
+            votes += self._decode_profiles(region)
+        if self._zxing_matrix and not self._done(votes):
+            votes += self._zxing(gray, "zxing", np.eye(3), self._zxing_matrix, try_rotate=True)
         codes, candidates = _tally(votes)
         return DecodeResult(codes, candidates, (time.perf_counter() - started) * 1000)
 
-    def _decode_region(self, region: Region, *, thorough: bool) -> list["_Vote"]:
-        votes = self._zxing(region.crop, "zxing/crop", region.to_image, try_rotate=False)
-        votes += self._zbar(region.crop, "zbar/crop", region)
-        if _has_confirmed(votes) or not thorough:
-            return votes
+    def _done(self, votes: Sequence[_Vote]) -> bool:
+        return not self.all_codes and _has_confirmed(votes)
+
+    def _decode_crop(self, region: Region) -> list[_Vote]:
+        votes = self._zxing(region.crop, "zxing/crop", region.to_image, self._zxing_linear)
+        return votes + self._zbar(region.crop, "zbar/crop", region)
+
+    def _decode_profiles(self, region: Region) -> list[_Vote]:
+        """Column-averaged scanline profiles of the upright crop: fitted with the Code 128
+        model, and given to zxing-cpp and ZBar (which also read Code 39 there)."""
+        votes: list[_Vote] = []
         crop = region.crop.astype(np.float32)
         rows = np.array_split(crop, BANDS, axis=0)
         profiles = [crop.mean(axis=0)] + [band_rows.mean(axis=0) for band_rows in rows]
@@ -146,14 +191,21 @@ class BarcodeDecoder:
                 )
                 if _has_confirmed(votes):
                     return votes
+        # Plain, then (only to confirm a candidate: a Code 39 has no check character to lean
+        # on) sharpened with unsharp masks, mildest first: blur across the bars merges narrow
+        # bars and spaces into grey ripples that sharpening separates.
         for sigma, amount in SHARPEN:
+            if amount and not votes:
+                break
             for profile_name, profile in zip(names, profiles, strict=True):
                 image = _profile_image(_sharpen(profile, sigma, amount))
                 name = profile_name + (f"/sharpen{sigma:g}x{amount:g}" if amount else "")
-                votes += self._zxing(image, f"zxing/{name}", None, region=region)
+                votes += self._zxing(
+                    image, f"zxing/{name}", None, self._zxing_linear, region=region
+                )
                 votes += self._zbar(image, f"zbar/{name}", region)
-            if _has_confirmed(votes):
-                break
+                if _has_confirmed(votes):
+                    return votes
         return votes
 
     def _zxing(
@@ -161,13 +213,19 @@ class BarcodeDecoder:
         image: np.ndarray,
         name: str,
         to_image: np.ndarray | None,
+        formats: tuple[zxingcpp.BarcodeFormat, ...],
         *,
         try_rotate: bool = False,
         region: Region | None = None,
     ) -> list[_Vote]:
-        formats = self._zxing_all if try_rotate else self._zxing_linear
+        """zxing-cpp restricted to `formats`, dark codes on light paper only (no inverted
+        pass), at the resolution given (no downscaled passes: they find nothing a 1280×720
+        frame of a ticket does not show at full size, and cost a quarter more)."""
         votes = []
-        for barcode in zxingcpp.read_barcodes(image, formats=formats, try_rotate=try_rotate):
+        found = zxingcpp.read_barcodes(
+            image, formats=formats, try_rotate=try_rotate, try_invert=False, try_downscale=False
+        )
+        for barcode in found:
             if to_image is None:  # a synthesised profile: the region is all we know
                 assert region is not None
                 corners = region.corners

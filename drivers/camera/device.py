@@ -19,8 +19,8 @@ from ..device import Worker
 from ..events import Event
 from ..scanner import BarcodeScanner, Debouncer, ScannedCode
 from .decode import (
-    ALL_SYMBOLOGIES,
     SYMBOLOGY_NAMES,
+    TICKET_SYMBOLOGIES,
     BarcodeDecoder,
     DecodedCode,
     DecodeResult,
@@ -57,7 +57,8 @@ class ConfirmRule(BaseModel):
 class CameraSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    symbologies: tuple[Symbology, ...] = ALL_SYMBOLOGIES
+    # What the lab's tickets carry: each format costs CPU per frame.
+    symbologies: tuple[Symbology, ...] = TICKET_SYMBOLOGIES
     confirm: ConfirmRule = ConfirmRule()
     debounce: float = Field(2.0, ge=0, description="seconds in which a repeated code is dropped")
     preview_interval: float = Field(0.2, gt=0, description="seconds between preview events")

@@ -15,7 +15,8 @@ import numpy as np
 # Work on a half-size image: bars of 2+ px modules at 1280×720 survive, and it is 4× cheaper.
 SCALE = 0.5
 WINDOW = 9  # structure tensor averaging window at work scale: a few modules wide
-MIN_COHERENCE = 0.75  # 1 = one gradient direction only; text and noise sit well below
+MIN_COHERENCE = 0.65  # 1 = one gradient direction only; text and noise sit below
+# (0.75 before: dim, noisy codes of 1.2–1.8 px modules, as in the hard corpus, fell below it)
 # Bars alternate: over a few modules their gradients cancel, where an object's border (a
 # ticket edge against the desk: strong and coherent too) has one sign only. Share of the mean
 # squared gradient that survives averaging over ALTERNATION_WINDOW, at most:

@@ -1,0 +1,99 @@
+"""Cameras read what the job tickets carry: a Code 128 and a DataMatrix of the job number."""
+
+from functools import cache
+
+import cv2
+import numpy as np
+import pytest
+
+from drivers.camera import TICKET_SYMBOLOGIES, BarcodeDecoder, CameraSettings, Symbology
+from drivers.camera.synth import PAPER, Level, dataset, render_ticket
+from station.settings import CameraInput, VirtualCameraInput
+
+# The share of hard frames (1.2–1.8 px modules, grey ink, dim, glare, 7–13 px motion blur,
+# JPEG 40–70) that should read (issue #13), and the share that reads today (see the benchmark).
+HARD_TARGET = 0.9
+HARD_FLOOR = 0.4
+
+
+def test_the_default_formats_are_what_the_tickets_carry() -> None:
+    assert TICKET_SYMBOLOGIES == (Symbology.CODE128, Symbology.DATAMATRIX)
+    assert CameraSettings().symbologies == TICKET_SYMBOLOGIES
+    assert BarcodeDecoder().symbologies == frozenset(TICKET_SYMBOLOGIES)
+    camera = CameraInput(kind="camera")
+    virtual = VirtualCameraInput(kind="virtual_camera")
+    assert camera.camera_settings().symbologies == TICKET_SYMBOLOGIES
+    assert virtual.camera_settings().symbologies == TICKET_SYMBOLOGIES
+
+
+def turned_ticket(job: str, angle: float, *, hide_code128: bool, seed: int = 0) -> np.ndarray:
+    """A ticket with both codes turned by `angle` on a grey desk, a little blurred and noisy;
+    with `hide_code128` the Code 128 is torn off (painted over with paper)."""
+    rng = np.random.default_rng(seed)
+    ticket = render_ticket(job, rng, matrix=True)
+    if hide_code128:
+        ticket[:, :500] = PAPER
+    ticket = cv2.resize(ticket, None, fx=1.3, fy=1.3, interpolation=cv2.INTER_LINEAR)
+    desk = np.full((720, 1280), 110, np.uint8)
+    h, w = ticket.shape
+    top, left = (720 - h) // 2, (1280 - w) // 2
+    desk[top : top + h, left : left + w] = ticket
+    turn = cv2.getRotationMatrix2D((640, 360), angle, 1.0)
+    image = cv2.warpAffine(desk, turn, (1280, 720), borderValue=110).astype(np.float32)
+    image = cv2.GaussianBlur(image, (0, 0), 0.8) + rng.normal(0, 4, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("angle", [37, 145])
+def test_a_turned_ticket_reads_by_its_datamatrix(angle: float) -> None:
+    job = "J20241203"
+    image = turned_ticket(job, angle, hide_code128=True)
+    found = [(code.symbology, code.text) for code in BarcodeDecoder().decode(image).codes]
+    assert found == [(Symbology.DATAMATRIX, job)]
+    # A decoder for Code 128 alone finds nothing there: the read is the DataMatrix's.
+    assert BarcodeDecoder([Symbology.CODE128]).decode(image).codes == []
+
+
+@pytest.mark.parametrize("angle", [37, 145])
+def test_a_turned_ticket_gives_one_job_number_from_both_codes(angle: float) -> None:
+    job = "80412345"
+    image = turned_ticket(job, angle, hide_code128=False, seed=1)
+    codes = BarcodeDecoder().decode(image).codes
+    assert codes and {code.text for code in codes} == {job}
+    every = BarcodeDecoder(all_codes=True).decode(image).codes
+    assert {(code.symbology, code.text) for code in every} == {
+        (Symbology.CODE128, job),
+        (Symbology.DATAMATRIX, job),
+    }
+
+
+@cache
+def hard_results() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """(name, job, texts read) of a small seeded hard set (a few seconds to make and read;
+    benchmarks/decode.py runs a larger held-out one)."""
+    frames = dataset(12, 1203, levels=(Level.L3,), matrix=True, blank_share=0.15)
+    decoder = BarcodeDecoder()
+    return tuple(
+        (name, job, tuple(code.text for code in decoder.decode(image).codes))
+        for name, job, image in frames
+    )
+
+
+def test_hard_frames_give_no_misread_and_no_false_read() -> None:
+    results = hard_results()
+    blanks = [texts for _, job, texts in results if not job]
+    assert blanks and len(blanks) < len(results)  # both kinds of frame are in the set
+    for name, job, texts in results:
+        if not job:
+            assert texts == (), f"{name}: read {texts} on a frame without a code"
+        else:
+            assert set(texts) <= {job}, f"{name}: misread {texts}, truth {job}"
+    coded = [job in texts for _, job, texts in results if job]
+    # Not the target (below), but what the pipeline reads of hard frames today: a floor.
+    assert sum(coded) >= HARD_FLOOR * len(coded), f"read {sum(coded)} of {len(coded)}"
+
+
+@pytest.mark.xfail(strict=True, reason="hard frames read about 45-75 %, short of the 90 % target")
+def test_hard_frames_reach_the_target_read_rate() -> None:
+    coded = [job in texts for _, job, texts in hard_results() if job]
+    assert sum(coded) >= HARD_TARGET * len(coded), f"read {sum(coded)} of {len(coded)}"
