@@ -1,4 +1,5 @@
-"""Server subcommands of `lenstrack`: serve, db, config, seed-demo, station-token, user."""
+"""Server subcommands of `lenstrack`: serve, db, config, seed-demo, station-token, user; the
+DCS ones (import-dcs, export-dcs, lab-token) are in dcs_cli.py."""
 
 import argparse
 import getpass
@@ -6,6 +7,7 @@ import sys
 
 from sqlalchemy import select
 
+from server.dcs_cli import register as register_dcs
 from server.notify.cli import register as register_webhook
 from server.settings import Settings
 
@@ -193,3 +195,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     user.set_defaults(handler=_user_create)
 
     register_webhook(subparsers)
+    register_dcs(subparsers)  # import-dcs, export-dcs, lab-token

@@ -18,6 +18,7 @@ A receiver answers each packet with ACK or NAK (`reply_dcs`); file blocks get no
 
 import re
 
+from ..dcs.records import LABEL as _LABEL
 from .framing import BlockCollector, DelimitedFrameParser, split_lines
 from .reading import EYES, FrameError, LensmeterReading, ParseResult, ReadingBuilder, number
 
@@ -26,7 +27,6 @@ ACK, NAK = b"\x06", b"\x15"
 FORMAT = "dcs"
 
 _PACKET = re.compile(rb"\x1c(?P<records>[^\x1e]*\n)\x1eCRC=(?P<crc>\d{1,5})(?:\r\n)?\x1d")
-_LABEL = re.compile(r"[A-Z_][A-Z0-9_]*")
 CHIRAL = {
     "INSSPH": "sph",
     "INSCYL": "cyl",

@@ -8,6 +8,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 STATION_TOKEN_PREFIX = "lst_"
 SESSION_TOKEN_PREFIX = "lss_"
+LAB_TOKEN_PREFIX = "llt_"
 
 _hasher = PasswordHasher()
 # Verifying against this when the user does not exist keeps the timing the same.
