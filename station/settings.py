@@ -8,7 +8,7 @@ from pydantic_settings import SettingsConfigDict
 
 from core.optics import DEFAULT_PROFILES_PATH
 from core.settings import TomlSettings
-from drivers.camera import ALL_SYMBOLOGIES, CameraSettings, Level, Symbology
+from drivers.camera import TICKET_SYMBOLOGIES, CameraSettings, Level, Symbology
 from drivers.lensmeter import LensmeterConfig, LensmeterFormat
 from drivers.scanner import ScannerConfig
 
@@ -29,7 +29,7 @@ class SerialInput(ScannerConfig):
 
 
 class _CameraInput(BaseModel):
-    symbologies: tuple[Symbology, ...] = ALL_SYMBOLOGIES
+    symbologies: tuple[Symbology, ...] = TICKET_SYMBOLOGIES  # what the job tickets carry
     # Each preview is pushed to every open page: this is the page's frame rate.
     preview_interval: float = Field(0.5, gt=0, description="seconds between preview frames")
 
@@ -109,6 +109,15 @@ class UplinkSettings(BaseModel):
     )
 
 
+class PrinterSettings(BaseModel):
+    """Where "Reprint ticket" sends the ticket PDF: a print command that reads it on stdin
+    (e.g. `["lp", "-d", "TICKETS"]`, run without a shell), or with none, the station data
+    folder's `tickets/`, and the page offers the file to open or print from the browser."""
+
+    command: list[str] | None = Field(None, description="None or empty: save, not print")
+    timeout_seconds: float = Field(30.0, gt=0, description="before a hung command is stopped")
+
+
 class StationSettings(TomlSettings):
     """Precedence: constructor arguments, `LENSTRACK_STATION_*` environment, the TOML file."""
 
@@ -130,6 +139,7 @@ class StationSettings(TomlSettings):
     uplink: UplinkSettings = UplinkSettings()
     qc: QcSettings | None = Field(None, description="Implied (defaults) at stage final_qc.")
     lensmeter: LensmeterInput | None = None
+    printer: PrinterSettings = PrinterSettings()
 
     @model_validator(mode="after")
     def _one_token_source(self) -> Self:

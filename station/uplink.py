@@ -283,6 +283,14 @@ class Uplink:
         self.outbox.put_card(card, timeline, as_of_seq)
         return self.outbox.card(card.job_number)
 
+    async def fetch_ticket(self, job_id: int) -> bytes | None:
+        """The job's ticket PDF; None if the server has no such job; Offline if down."""
+        response = await self._request("GET", f"/api/jobs/{job_id}/ticket.pdf")
+        if response.status_code == 404:
+            return None
+        self._raise_for_status(response)
+        return response.content
+
     async def prefetch(self) -> int:
         """Caches the cards of jobs waiting at or in progress at this stage; returns how many."""
         limit = self.settings.uplink.prefetch_limit

@@ -12,6 +12,7 @@ from drivers.camera import VirtualCamera
 from station.core import DeviceStatus, StationCore
 from station.flow import Screen
 from station.outbox import OutboxEvent
+from station.reprint import Reprinted, ReprintFailed, TicketPrinter
 from station.uplink import UplinkStatus
 from station.wire import Reason
 
@@ -30,6 +31,9 @@ class StationView:
         self.override = core.flow.override
         self.sign_out = core.flow.sign_out
         self.touch = core.flow.touch
+        self._printer = TicketPrinter(
+            core.uplink, core.settings.printer, core.settings.data_dir / "tickets"
+        )
         # What the page redraws on.
         self.screen_changed = UiEvent[Screen]()
         self.status_changed = UiEvent[UplinkStatus]()
@@ -73,6 +77,13 @@ class StationView:
         """The shown card's route, by code (a return stage off it means its first stage)."""
         card = self.screen.card
         return {stage.code: stage.name for stage in card.card.route_stages} if card else {}
+
+    async def reprint_ticket(self) -> Reprinted:
+        """The shown job's ticket, printed (or saved); ReprintFailed says why not."""
+        card = self.screen.card
+        if card is None:
+            raise ReprintFailed("Scan a job first")
+        return await self._printer.reprint(card.card.id, card.card.job_number)
 
     def reasons(self, kind: str) -> list[Reason]:
         return [reason for reason in self._core.uplink.reasons() if reason.kind == kind]
