@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from core.lifecycle import Action, JobStatus
+from core.trace import Trace
 
 
 class Eye(StrEnum):
@@ -246,6 +247,15 @@ class OrderedEye(Reply):
     verify_axis: int | None = None
 
 
+class ChangedValue(Reply):
+    """One order value changed after production started (an accepted change request)."""
+
+    field: str = Field(description='A path into the order: "right.sph", "frame.type", ...')
+    old_value: object = None
+    new_value: object = None
+    changed_at: datetime
+
+
 class JobSummary(Reply):
     """A job in a list (`GET /api/jobs`)."""
 
@@ -279,6 +289,11 @@ class JobCard(JobSummary):
         default=None, description="What a release restores."
     )
     prescription: list[OrderedEye]
+    trace: Trace | None = Field(default=None, description="The frame's lens shape")
+    accepted_changes: list[ChangedValue] = Field(
+        default=[], description="Values changed after production started, oldest first"
+    )
+    cancel_reason: str | None = Field(default=None, description="Why the order was cancelled")
 
 
 class JobPage(Reply):

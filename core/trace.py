@@ -12,13 +12,14 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Frame radii lie between a few mm and about 45 mm; DCS traces carry 100 to 1000+ points.
-Radius = Annotated[int, Field(ge=100, le=6000)]
-Angle = Annotated[float, Field(ge=0, lt=360, allow_inf_nan=False)]
+# Numbers are strict (no "2643" strings, no 26.43 for a radius); JSON arrays read as tuples.
+Radius = Annotated[int, Field(ge=100, le=6000, strict=True)]
+Angle = Annotated[float, Field(ge=0, lt=360, allow_inf_nan=False, strict=True)]
 MAX_POINTS = 10_000
 
 
 class EyeTrace(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
     radii: tuple[Radius, ...] = Field(min_length=8, max_length=MAX_POINTS)
     angles: tuple[Angle, ...] | None = Field(
         default=None, description="Explicit angles in degrees; None: equiangular"
@@ -40,7 +41,7 @@ class EyeTrace(BaseModel):
 class Trace(BaseModel):
     """Right and left lens shapes; a frame traced on one side has the same shape on both."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
     right: EyeTrace | None = None
     left: EyeTrace | None = None
 

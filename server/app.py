@@ -4,7 +4,18 @@ import logging
 
 from fastapi import FastAPI
 
-from server.api import auth, breakages, events, health, jobs, stations, webhooks
+from server.api import (
+    auth,
+    breakages,
+    changes,
+    events,
+    health,
+    imports,
+    jobs,
+    stations,
+    tickets,
+    webhooks,
+)
 from server.api.deps import StampArrival
 from server.api.errors import install_error_handlers
 from server.background import Sweeper
@@ -26,7 +37,21 @@ def create_api(context: ServerContext) -> FastAPI:
     api.state.context = context
     api.add_middleware(StampArrival)
     install_error_handlers(api)
-    for module in (auth, breakages, events, health, jobs, stations, webhooks, login):
+    # imports first: POST /api/jobs/import must never be taken for a /api/jobs/{job_id} route.
+    routers = (
+        imports,
+        auth,
+        breakages,
+        changes,
+        events,
+        health,
+        jobs,
+        stations,
+        tickets,
+        webhooks,
+        login,
+    )
+    for module in routers:
         api.include_router(module.router)
     return api
 

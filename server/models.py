@@ -188,6 +188,19 @@ class StationToken(Base):
     station: Mapped[Station] = relationship(lazy="joined")
 
 
+class LabToken(Base):
+    """A bearer token another system (an order or lab management system) uses for the lab,
+    stored as a SHA-256 digest like a station's."""
+
+    __tablename__ = "lab_token"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
 class Person(Base):
     __tablename__ = "person"
     __table_args__ = (
@@ -311,6 +324,12 @@ class Job(Base):
         viewonly=True,
         lazy="selectin",
     )
+    # What the station card marks as changed: values changed by an accepted change request.
+    accepted_changes: Mapped[list["JobChange"]] = relationship(
+        primaryjoin="and_(JobChange.job_id == Job.id, JobChange.change_request_id.is_not(None))",
+        order_by="JobChange.id",
+        viewonly=True,
+    )
 
     # The job card's names for what the job reaches through its store and route.
     @property
@@ -359,6 +378,7 @@ class ChangeRequest(Base):
     job: Mapped["Job"] = relationship()
     requested_by: Mapped["Person | None"] = relationship(foreign_keys=[requested_by_id])
     decided_by: Mapped["Person | None"] = relationship(foreign_keys=[decided_by_id])
+    return_stage: Mapped["Stage | None"] = relationship()
 
 
 class JobChange(Base):

@@ -18,10 +18,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from core import contract
 
@@ -39,7 +42,15 @@ from core.contract import ScanCode, not_before
 from core.contract import SequenceGap as SequenceGap
 from core.contract import Stage as Stage
 from core.trace import Trace
-from server.models import BreakagePart, JobType, LensDesign, Priority, Role
+from server.models import (
+    BreakagePart,
+    ChangeState,
+    JobType,
+    LensDesign,
+    Priority,
+    RemakeClass,
+    Role,
+)
 
 
 class _Out(BaseModel):
@@ -48,10 +59,20 @@ class _Out(BaseModel):
     )
 
 
+def _problem(message: str) -> PydanticCustomError:
+    """A refusal read beside its field as it is (a ValueError reads "Value error, ...")."""
+    return PydanticCustomError("order", message)
+
+
+def on_step(value: float, step: float) -> bool:
+    """Whether a power is a whole number of `step` dioptres."""
+    return math.isclose(value / step, round(value / step), abs_tol=1e-6)
+
+
 def _quarter_step(step: float) -> AfterValidator:
     def check(value: float) -> float:
-        if not math.isclose(value / step, round(value / step), abs_tol=1e-6):
-            raise ValueError(f"must be a multiple of {step} D")
+        if not on_step(value, step):
+            raise _problem(f"must be a multiple of {step} D")
         return value
 
     return AfterValidator(check)
@@ -74,12 +95,15 @@ PrismBase = Annotated[
 
 
 class PrescriptionEyeIn(_In):
+    # Cross-field rules are field validators on the later field (validated even when left
+    # out), so each refusal names the field to fix and comes with every other one at once.
+    # A field that failed its own checks is missing from `info.data`: no rule fires on it.
     sph: Sphere
     cyl: Cylinder = 0.0
-    axis: Axis | None = None
+    axis: Axis | None = Field(default=None, validate_default=True)
     add: AddPower | None = None
     prism: Prism | None = None
-    prism_base: PrismBase | None = None
+    prism_base: PrismBase | None = Field(default=None, validate_default=True)
     mono_pd: MonoPD | None = None
     fitting_height: FittingHeight | None = None
     center_thickness: CenterThickness | None = None
@@ -87,21 +111,30 @@ class PrescriptionEyeIn(_In):
         default=None, description="Freeform: compensated sphere the lens is verified against"
     )
     verify_cyl: VerificationPower | None = None
-    verify_axis: Axis | None = None
+    verify_axis: Axis | None = Field(default=None, validate_default=True)
 
-    @model_validator(mode="after")
-    def _axis_with_cylinder(self) -> Self:
-        if self.cyl != 0 and self.axis is None:
-            raise ValueError("axis is required when cyl is not 0")
-        if (self.prism is None) != (self.prism_base is None):
-            raise ValueError("prism and prism_base go together")
-        if (self.verify_cyl is not None or self.verify_axis is not None) and (
-            self.verify_sph is None
-        ):
-            raise ValueError("verify_cyl and verify_axis need verify_sph")
-        if self.verify_cyl and self.verify_axis is None:
-            raise ValueError("verify_axis is required when verify_cyl is not 0")
-        return self
+    @field_validator("axis")
+    @classmethod
+    def _axis_with_cylinder(cls, axis: int | None, info: ValidationInfo) -> int | None:
+        if axis is None and info.data.get("cyl", 0) != 0:
+            raise _problem("axis (1–180) is required when cyl is not 0")
+        return axis
+
+    @field_validator("prism_base")
+    @classmethod
+    def _base_with_prism(cls, base: str | None, info: ValidationInfo) -> str | None:
+        if "prism" in info.data and (info.data["prism"] is None) != (base is None):
+            raise _problem("give the base (in, out, up, down)" if base is None else "no prism")
+        return base
+
+    @field_validator("verify_cyl", "verify_axis")
+    @classmethod
+    def _verification_complete(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and "verify_sph" in info.data and info.data["verify_sph"] is None:
+            raise _problem(f"{info.field_name} needs verify_sph")
+        if info.field_name == "verify_axis" and value is None and info.data.get("verify_cyl"):
+            raise _problem("verify_axis is required when verify_cyl is not 0")
+        return value
 
 
 class FrameIn(_In):
@@ -144,14 +177,33 @@ class JobCreate(_In):
     # Field validators (not one model validator) so each error names its field.
     _promised_after_ordered = field_validator("promised_at")(not_before("ordered_at"))
 
-    @field_validator("right", "left")
+    @field_validator("right", "left", mode="wrap")
     @classmethod
     def _add_for_multifocals(
-        cls, eye: PrescriptionEyeIn | None, info: ValidationInfo
+        cls, value: object, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
     ) -> PrescriptionEyeIn | None:
+        """An add only for multifocals, located at "right.add" and told together with the
+        eye's own errors (a plain validator would run only once the eye is valid)."""
+        errors: list[InitErrorDetails] = []
+        try:
+            eye = handler(value)
+        except ValidationError as error:
+            # Re-raised with the add's problem below; each keeps its location and message.
+            errors = [
+                InitErrorDetails(
+                    type=PydanticCustomError(e["type"], e["msg"]), loc=e["loc"], input=e["input"]
+                )
+                for e in error.errors()
+            ]
+            eye = None
+        raw = value.model_dump() if isinstance(value, PrescriptionEyeIn) else value
+        add = raw.get("add") if isinstance(raw, dict) else None
         design = info.data.get("lens_design")
-        if eye is not None and design not in (None, LensDesign.SV) and eye.add is None:
-            raise ValueError(f"{design} lenses need an add power for each eye")
+        if isinstance(raw, dict) and design and (add is None) != (design == LensDesign.SV):
+            message = f"{design} lenses need an add" if add is None else "SV lenses take no add"
+            errors.append(InitErrorDetails(type=_problem(message), loc=("add",), input=add))
+        if errors:
+            raise ValidationError.from_exception_data("PrescriptionEyeIn", errors)
         return eye
 
     @model_validator(mode="after")
@@ -159,6 +211,13 @@ class JobCreate(_In):
         if self.right is None and self.left is None:
             raise ValueError("at least one eye (right or left) is required")
         return self
+
+
+class OrderCheck(BaseModel):
+    """`POST /api/jobs/check`: the order would be accepted as it is."""
+
+    warnings: list[FieldError] = Field(description="Unusual but possible values to look at")
+    proposed_promised_at: datetime = Field(description="From the route's times and the load")
 
 
 class FlagOut(_Out):
@@ -173,6 +232,15 @@ class JobSummary(contract.JobSummary):
     flags: list[FlagOut]
 
 
+class JobRef(_Out):
+    id: int
+    job_number: str
+
+
+class RemakeRef(JobRef):
+    remake_class: RemakeClass | None
+
+
 class JobOut(contract.JobCard, JobSummary):
     patient_ref: str
     ordered_at: datetime
@@ -181,6 +249,11 @@ class JobOut(contract.JobCard, JobSummary):
     breakage_count: int
     ready_for_pickup_at: datetime | None
     delivered_at: datetime | None
+    cancelled_at: datetime | None
+    remake_of: JobRef | None
+    remake_class: RemakeClass | None
+    remake_reason: str | None
+    remakes: list[RemakeRef]
 
 
 class JobPage(contract.JobPage):
@@ -292,3 +365,57 @@ class InspectionOut(BaseModel):
     cosmetic: dict[str, bool]
     checks: list[InspectionCheckOut]
     defects: list[InspectionDefectOut]
+
+
+# -- edits, cancels, change requests and remakes --
+
+Reason = Annotated[str, StringConstraints(min_length=3, max_length=200)]
+
+
+class CancelIn(_In):
+    reason: Reason
+
+
+class DeclineIn(_In):
+    reason: Reason
+
+
+class AcceptIn(_In):
+    return_stage: str | None = Field(
+        default=None, max_length=32, description="Stage code; None: the stage the change needs"
+    )
+    stay: bool = Field(default=False, description="Leave the job where it is")
+
+
+class RemakeIn(_In):
+    remake_class: RemakeClass
+    reason: Reason
+
+
+class JobChangeOut(_Out):
+    model_config = ConfigDict(validate_by_name=True)
+    id: int
+    field: str
+    old_value: object
+    new_value: object
+    changed_at: datetime
+    person: str | None = Field(default=None, validation_alias=AliasPath("person", "name"))
+    change_request_id: int | None
+
+
+class ChangeRequestOut(_Out):
+    model_config = ConfigDict(validate_by_name=True)
+    id: int
+    job: JobRef
+    state: ChangeState
+    changes: dict[str, object] = Field(description="{order path: new value}")
+    requested_at: datetime
+    requested_by: str | None = Field(
+        default=None, validation_alias=AliasPath("requested_by", "name")
+    )
+    decided_at: datetime | None
+    decided_by: str | None = Field(default=None, validation_alias=AliasPath("decided_by", "name"))
+    decline_reason: str | None
+    return_stage: str | None = Field(
+        default=None, validation_alias=AliasPath("return_stage", "code")
+    )

@@ -134,7 +134,8 @@ def decide(card: JobCard, state: Projected, here: str) -> tuple[Verdict, str]:
         return Verdict(scan.value), _DONE[scan]
     match result.field:
         case "job":
-            return Verdict.closed, f"Job {card.job_number} is {state.status.value}"
+            why = f": {card.cancel_reason}" if card.cancel_reason else ""
+            return Verdict.closed, f"Job {card.job_number} is {state.status.value}{why}"
         case "action":  # a plain scan is refused by the job's status only when it is on hold
             return Verdict.on_hold, f"Job {card.job_number} is on hold at {where}"
         case "inspection":

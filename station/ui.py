@@ -13,9 +13,11 @@ from pathlib import Path
 from nicegui import events, ui
 
 from core.labels import StationLabels, human
+from core.trace import svg
 from station.flow import Screen, Verdict
 from station.qc import EYES
 from station.qc_ui import job_heading, lens_text, qc_panel, return_text
+from station.reprint import ReprintFailed
 from station.view import StationView
 from station.wire import Action, BreakageDetail, JobCard, Reason
 
@@ -23,6 +25,10 @@ STATIC = Path(__file__).parent / "static"
 SCRIPT = (STATIC / "station.js").read_text()
 STYLE = (STATIC / "station.css").read_text()
 POWERS = ("sph", "cyl", "add")  # dioptres: always signed
+# Order values a card block shows (paths' first parts): a chip marks a change the lab accepted.
+RX_VALUES = ("right", "left")
+LENS_VALUES = ("lens_design", "lens_material", "lens_index", "surfaced", "treatments", "job_type")
+FRAME_VALUES = ("frame", "trace")
 OVERRIDE_PRESETS = ("Rush: supervisor approved", "Stage done on another line", "Route is wrong")
 ACTION_WORDS = {
     Action.start: "started",
@@ -171,12 +177,26 @@ def _job_card(view: StationView, screen: Screen) -> None:
             ui.label(
                 f"Store {card.store_code} · {where} · {screen.state.status.value.replace('_', ' ')}"
             ).classes("text-xl")
-            _promised(card)
-            _prescription(card, labels)
-            ui.label(f"Lens {lens_text(card, labels)}").mark("lens")
-            ui.label(f"Frame {_frame_text(card, labels)}").mark("frame")
+            with ui.row().classes("items-center gap-3"):
+                _promised(card)
+                _changed(card, labels, ("promised_at", "priority"))
+            with ui.row().classes("items-center gap-3"):
+                _prescription(card, labels)
+                _changed(card, labels, RX_VALUES)
+            with ui.row().classes("items-center gap-3"):
+                ui.label(f"Lens {lens_text(card, labels)}").mark("lens")
+                _changed(card, labels, LENS_VALUES)
+            with ui.row().classes("items-center gap-3 no-wrap"):
+                ui.label(f"Frame {_frame_text(card, labels)}").mark("frame")
+                _changed(card, labels, FRAME_VALUES)
+                if card.trace is not None:
+                    ui.html(svg(card.trace, 200, stroke="#e2e8f0"), sanitize=False).props(
+                        "data-part=trace"
+                    ).mark("trace")
             if card.special_instructions:
-                ui.label(card.special_instructions).classes("special")
+                with ui.row().classes("items-center gap-3"):
+                    ui.label(card.special_instructions).classes("special")
+                    _changed(card, labels, ("special_instructions",))
         with ui.column().classes("panel gap-1").style("flex: 2"):
             ui.label("Route").classes("label")
             ui.label(" → ".join(names[code] for code in names)).classes("text-base")
@@ -203,6 +223,27 @@ def _promised(card: JobCard) -> None:
         ui.label(f"{promised} · OVERDUE {-hours:.0f} h").classes("text-xl overdue")
     else:
         ui.label(f"{promised} · {hours:.0f} h left").classes("text-xl")
+
+
+def _changed(card: JobCard, labels: StationLabels, values: tuple[str, ...]) -> None:
+    """'R CYL changed Tue 14:32' beside a block whose values an accepted change request
+    changed: the operator checks them against the lenses and the ticket, which may be older."""
+    changes = [c for c in card.accepted_changes if c.field.split(".")[0] in values]
+    if changes:
+        names = ", ".join(dict.fromkeys(_value_name(c.field, labels) for c in changes))
+        when = max(c.changed_at for c in changes).astimezone()
+        chip = ui.label(f"{names} changed {when:%a %H:%M}").classes("chip tone-warning")
+        chip.props("data-part=changed").mark("changed")
+
+
+def _value_name(path: str, labels: StationLabels) -> str:
+    """'right.cyl' → 'R CYL', 'frame.a_mm' → 'A', 'lens_material' → 'Lens material'."""
+    head, _, name = path.partition(".")
+    if head in ("right", "left"):
+        return f"{head[0].upper()} {human(labels.measurements, name)}"
+    if head == "frame":
+        return human(labels.frame, name)
+    return human({}, "frame_shape" if head == "trace" else head)
 
 
 def _frame_text(card: JobCard, labels: StationLabels) -> str:
@@ -263,11 +304,27 @@ def _actions(view: StationView, screen: Screen) -> None:
             ui.button("Note…", on_click=lambda: _note_dialog(view)).props(
                 "color=blue-grey-7 unelevated"
             ).classes("big-button").mark("note")
+            ui.button("Reprint ticket", on_click=lambda: _reprint(view)).props(
+                "color=indigo-8 unelevated icon=print"
+            ).classes("big-button").mark("reprint")
         ui.space()
         if screen.operator is not None:
             ui.button("Sign out", on_click=lambda: view.sign_out()).props(
                 "color=grey-8 unelevated"
             ).classes("big-button").mark("sign-out")
+
+
+async def _reprint(view: StationView) -> None:
+    """Prints the shown job's ticket again; saved instead, the browser gets the file."""
+    view.touch()
+    try:
+        done = await view.reprint_ticket()
+    except ReprintFailed as error:
+        ui.notify(str(error), type="warning", position="bottom", timeout=10_000, classes="text-xl")
+        return
+    ui.notify(done.message, type="positive", position="bottom", classes="text-xl")
+    if done.saved is not None:
+        ui.download.content(done.saved.read_bytes(), done.saved.name, "application/pdf")
 
 
 def _reason_dialog(view: StationView, kind: str) -> None:

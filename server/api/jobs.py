@@ -5,14 +5,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from server.api.deps import CurrentPerson, CurrentPrincipal, DbSession, RowId
-from server.domain import inspection, jobs
-from server.models import JobStatus
+from server.domain import inspection, jobs, orders
+from server.models import JobStatus, utcnow
 from server.schemas import (
+    FieldError,
     InspectionOut,
     JobCreate,
     JobOut,
     JobPage,
     JobSummary,
+    OrderCheck,
     TimelineEntry,
 )
 
@@ -29,6 +31,27 @@ def create_job(order: JobCreate, person: CurrentPerson, session: DbSession) -> J
     session.flush()
     session.refresh(job)
     return JobOut.model_validate(job)
+
+
+@router.post("/check")
+def check_order(order: JobCreate, person: CurrentPerson, session: DbSession) -> OrderCheck:
+    """A dry run of `POST /api/jobs`: the same 4xx naming every problem, or what the order
+    page shows before creating: warnings (unusual but possible values, never refused) and the
+    promised date the lab proposes from its current load. Creates nothing."""
+    jobs.check_new_order(session, person, order)
+    proposal = orders.propose_promise(
+        session,
+        person.lab_id,
+        order.job_type,
+        order.lens_design,
+        order.surfaced,
+        order.priority,
+        utcnow(),
+    )
+    return OrderCheck(
+        warnings=[FieldError(field=f, message=m) for f, m in orders.order_warnings(order)],
+        proposed_promised_at=proposal,
+    )
 
 
 @router.get("")

@@ -1,4 +1,5 @@
-"""Who is asking: stations by bearer token, people by password and session.
+"""Who is asking: stations and other systems (lab tokens) by bearer token, people by
+password and session.
 
 Access rules live in queries (see `jobs.visible_jobs`), not in which menus a page shows.
 """
@@ -9,8 +10,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from server.domain.errors import NotFound, Unauthorized
+from server.domain.errors import Conflict, NotFound, Unauthorized
 from server.domain.security import (
+    LAB_TOKEN_PREFIX,
     SESSION_TOKEN_PREFIX,
     STATION_TOKEN_PREFIX,
     hash_password,
@@ -18,7 +20,16 @@ from server.domain.security import (
     token_digest,
     verify_password,
 )
-from server.models import Person, Role, Station, StationToken, UserSession, utcnow
+from server.models import (
+    Lab,
+    LabToken,
+    Person,
+    Role,
+    Station,
+    StationToken,
+    UserSession,
+    utcnow,
+)
 
 LAB_ROLES = frozenset({Role.technician, Role.qc_inspector, Role.lab_manager, Role.admin})
 
@@ -41,7 +52,40 @@ class PersonPrincipal:
     session_id: int | None = None
 
 
-Principal = StationPrincipal | PersonPrincipal
+@dataclass(frozen=True)
+class LabPrincipal:
+    """The lab itself: another system holding a lab token, or the `lenstrack` command run by
+    the lab's operator (`token_id` None). It may import jobs and read every job of the lab."""
+
+    lab_id: int
+    name: str
+    token_id: int | None = None
+
+
+Principal = StationPrincipal | PersonPrincipal | LabPrincipal
+
+
+def create_lab_token(session: Session, name: str) -> str:
+    """Returns the token once; only its digest is stored. Names are unique among live tokens."""
+    lab = session.scalars(select(Lab).order_by(Lab.id)).first()
+    if lab is None:
+        raise NotFound("lab", "no lab yet: run `lenstrack config load` first")
+    live = select(LabToken.id).where(LabToken.name == name, LabToken.revoked_at.is_(None))
+    if session.scalar(live) is not None:
+        raise Conflict("name", f"a live lab token is named {name!r} already")
+    token = new_token(LAB_TOKEN_PREFIX)
+    session.add(LabToken(lab_id=lab.id, name=name, token_hash=token_digest(token)))
+    return token
+
+
+def revoke_lab_token(session: Session, name: str) -> None:
+    result = session.execute(
+        update(LabToken)
+        .where(LabToken.name == name, LabToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    if result.rowcount == 0:
+        raise NotFound("name", f"no live lab token named {name!r}")
 
 
 def create_station_token(session: Session, station_name: str, label: str = "") -> str:
@@ -112,6 +156,11 @@ def authenticate(session: Session, token: str, now: datetime | None = None) -> P
         if not station.active:
             raise Unauthorized("authorization", f"station {station.name} is disabled")
         return StationPrincipal(station.id, station.lab_id, station.stage_id, station.name)
+    if token.startswith(LAB_TOKEN_PREFIX):
+        lab_token = session.scalar(select(LabToken).where(LabToken.token_hash == digest))
+        if lab_token is None or lab_token.revoked_at is not None:
+            raise Unauthorized("authorization", "unknown or revoked lab token")
+        return LabPrincipal(lab_token.lab_id, lab_token.name, lab_token.id)
     if token.startswith(SESSION_TOKEN_PREFIX):
         user_session = session.scalar(select(UserSession).where(UserSession.token_hash == digest))
         if (

@@ -26,6 +26,7 @@ from server.models import (
     JobFlag,
     JobStatus,
     ReasonCode,
+    Route,
     Stage,
     StageEvent,
     StageTime,
@@ -86,24 +87,41 @@ def floor_load(session: Session, lab_id: int) -> FloorLoad:
     return FloorLoad(learned, queued, stations, capacity)
 
 
+def route_minutes(
+    route: Route,
+    load: FloorLoad,
+    start: int = 0,
+    *,
+    elapsed: float | None = None,
+    queued_at_start: bool = False,
+) -> float:
+    """Minutes to run `route` from step `start`: queue wait and work at each stage.
+
+    `elapsed`: the first stage's work started that many minutes ago (no queue left there).
+    `queued_at_start`: the job is already counted in the first stage's queue (an order not
+    yet entered is not)."""
+    remaining = 0.0
+    for offset, step in enumerate(route.steps[start:]):
+        minutes = load.minutes(route.id, step.stage_id, step.standard_minutes)
+        if offset == 0 and elapsed is not None:
+            remaining += max(minutes - elapsed, minutes * MIN_REMAINING_SHARE)
+        else:
+            ahead_of_self = int(offset == 0 and queued_at_start)
+            remaining += load.queue_wait(step.stage_id, minutes, ahead_of_self) + minutes
+    return remaining
+
+
 def estimate_eta(job: Job, load: FloorLoad, now: datetime) -> datetime | None:
     """Now plus the remaining route: the current stage's rest, then queue and work at each
     later stage. A finished job has no ETA."""
     if not job.is_active:
         return None
-    steps = job.route.steps
-    stage_ids = [step.stage_id for step in steps]
+    stage_ids = [step.stage_id for step in job.route.steps]
     start = stage_ids.index(job.current_stage_id) if job.current_stage_id in stage_ids else 0
-    remaining = 0.0
-    for offset, step in enumerate(steps[start:]):
-        minutes = load.minutes(job.route_id, step.stage_id, step.standard_minutes)
-        if offset == 0 and job.status == JobStatus.in_progress:
-            elapsed = (now - job.state_changed_at).total_seconds() / 60
-            remaining += max(minutes - elapsed, minutes * MIN_REMAINING_SHARE)
-        else:
-            # The job itself counts in its current stage's queue; later stages' queues not.
-            remaining += load.queue_wait(step.stage_id, minutes, ahead_of_self=int(offset == 0))
-            remaining += minutes
+    elapsed = None
+    if job.status == JobStatus.in_progress:
+        elapsed = (now - job.state_changed_at).total_seconds() / 60
+    remaining = route_minutes(job.route, load, start, elapsed=elapsed, queued_at_start=True)
     return now + timedelta(minutes=remaining)
 
 

@@ -1,20 +1,27 @@
-"""Jobs: creation with route selection, access-scoped reads, lookup by scan, timeline."""
+"""Jobs: orders checked (catalogue, Rx, route) and created, access-scoped reads, lookup by scan,
+timeline."""
 
+import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from server.domain.auth import LAB_ROLES, PersonPrincipal, Principal
-from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from core.optics.rx import SphCyl, transpose
+from server.domain.auth import LAB_ROLES, LabPrincipal, PersonPrincipal, Principal
+from server.domain.errors import Conflict, Forbidden, Invalid, InvalidFields, NotFound
 from server.domain.flags import refresh_job
 from server.feed import append_update
+from server.labconfig import CatalogueConfig
 from server.models import (
     Eye,
     Job,
     JobStatus,
     JobType,
+    Lab,
     LensDesign,
     PrescriptionEye,
     Role,
@@ -24,20 +31,151 @@ from server.models import (
     Store,
     utcnow,
 )
-from server.schemas import JobCreate
+from server.schemas import JobCreate, PrescriptionEyeIn, on_step
 
 JOB_CREATORS = frozenset({Role.lab_manager, Role.admin, Role.store_staff})
 # An order is entered when it is placed: one dated further ahead than a clock can be off is a
 # typo, and so is a promise more than a year after the order.
 MAX_ORDER_CLOCK_AHEAD = timedelta(hours=1)
 MAX_PROMISE = timedelta(days=366)
+FRAME_SIZES = frozenset({"type", "a_mm", "b_mm", "dbl_mm", "ed_mm"})
+
+Problem = tuple[str, str]  # (field path such as "right.sph", message)
 
 
-def check_order_dates(order: JobCreate, now: datetime) -> None:
+@dataclass(frozen=True)
+class CheckedOrder:
+    """What a valid order resolves to in the lab: as the job stores it."""
+
+    store: Store
+    route: Route
+    frame: dict[str, Any]  # a catalogue frame's sizes filled in
+    eyes: dict[Eye, PrescriptionEyeIn]  # in minus cylinder
+
+
+def lab_catalogue(session: Session, lab_id: int) -> CatalogueConfig:
+    """The lab's catalogue; before `config load` an empty one (only the Rx step is checked)."""
+    return CatalogueConfig.model_validate(session.get_one(Lab, lab_id).catalogue or {})
+
+
+def date_problems(order: JobCreate, now: datetime) -> list[Problem]:
+    problems = []
     if order.ordered_at > now + MAX_ORDER_CLOCK_AHEAD:
-        raise Invalid("ordered_at", "is in the future")
+        problems.append(("ordered_at", "is in the future"))
     if order.promised_at > order.ordered_at + MAX_PROMISE:
-        raise Invalid("promised_at", "is more than a year after ordered_at")
+        problems.append(("promised_at", "is more than a year after ordered_at"))
+    return problems
+
+
+def catalogue_problems(order: JobCreate, catalogue: CatalogueConfig) -> list[Problem]:
+    """Lens, treatments and frame against the catalogue; an empty list checks nothing."""
+    problems: list[Problem] = []
+    materials = {material.code: material for material in catalogue.materials}
+    material = materials.get(order.lens_material)
+    if materials and material is None:
+        problems.append(("lens_material", f"{order.lens_material!r} is not in the catalogue"))
+    if material is not None and not math.isclose(order.lens_index, material.index):
+        problems.append(("lens_index", f"{material.name} is index {material.index:.2f}"))
+    if material is not None and order.lens_design not in material.designs:
+        designs = ", ".join(material.designs)
+        problems.append(("lens_material", f"{material.name} is made for {designs} only"))
+    treatments = {treatment.code for treatment in catalogue.treatments}
+    unknown = [code for code in order.treatments if treatments and code not in treatments]
+    if unknown:
+        problems.append(("treatments", f"not in the catalogue: {', '.join(unknown)}"))
+    frames = {frame.code for frame in catalogue.frames}
+    if frames and order.frame.code is not None and order.frame.code not in frames:
+        problems.append(("frame.code", f"{order.frame.code!r} is not in the catalogue"))
+    return problems
+
+
+def rx_problems(order: JobCreate, rx_step: float) -> list[Problem]:
+    """Powers in the lab's step, and each cylinder in the form the order says it is written in
+    (a sign typed wrong changes the lens, so it is refused rather than guessed)."""
+    problems: list[Problem] = []
+    for side, eye in (("right", order.right), ("left", order.left)):
+        if eye is None:
+            continue
+        for name in ("sph", "cyl", "add"):
+            value = getattr(eye, name)
+            if value is not None and not on_step(value, rx_step):
+                problems.append((f"{side}.{name}", f"must be a multiple of {rx_step:g} D"))
+        if order.cylinder_form == "minus" and eye.cyl > 0:
+            problems.append((f"{side}.cyl", "plus cylinder in a minus-cylinder order"))
+        if order.cylinder_form == "plus" and eye.cyl < 0:
+            problems.append((f"{side}.cyl", "minus cylinder in a plus-cylinder order"))
+    return problems
+
+
+def minus_cylinder(eye: PrescriptionEyeIn) -> PrescriptionEyeIn:
+    """The eye as stored: a plus cylinder transposed, its verification powers too."""
+    changes: dict[str, float | int | None] = {}
+    if eye.cyl > 0:
+        changes |= transpose(SphCyl(eye.sph, eye.cyl, eye.axis))._asdict()
+    if eye.verify_sph is not None and eye.verify_cyl is not None and eye.verify_cyl > 0:
+        sph, cyl, axis = transpose(SphCyl(eye.verify_sph, eye.verify_cyl, eye.verify_axis))
+        # Compensated powers come in 0.01 D: keep them there after the addition.
+        changes |= {"verify_sph": round(sph, 2), "verify_cyl": cyl, "verify_axis": axis}
+    return eye.model_copy(update=changes)
+
+
+def stored_eyes(order: JobCreate) -> dict[Eye, PrescriptionEyeIn]:
+    eyes = ((Eye.R, order.right), (Eye.L, order.left))
+    return {eye: minus_cylinder(rx) for eye, rx in eyes if rx is not None}
+
+
+def _frame(order: JobCreate, catalogue: CatalogueConfig) -> dict[str, Any]:
+    """The frame as ordered; a catalogue frame's type and sizes are the catalogue's."""
+    frame = order.frame.model_dump(exclude_none=True)
+    known = next((f for f in catalogue.frames if f.code == order.frame.code), None)
+    if known is not None:
+        frame |= known.model_dump(include=FRAME_SIZES, exclude_none=True)
+        frame.setdefault("description", known.name)
+    return frame
+
+
+def check_order(
+    session: Session, principal: Principal, order: JobCreate, now: datetime | None = None
+) -> CheckedOrder:
+    """Every refusal of an order at once (InvalidFields), the API's and the order page's
+    alike, or what the order resolves to. Who may order for which store is checked first
+    (Forbidden); whether its numbers are free is `check_new_order`'s."""
+    person = principal if isinstance(principal, PersonPrincipal) else None
+    # The lab itself (a lab token, the `lenstrack` command) orders for any store: DCS import.
+    if not isinstance(principal, LabPrincipal) and (
+        person is None or person.role not in JOB_CREATORS
+    ):
+        raise Forbidden("role", "only lab managers, admins and store staff create jobs")
+    store = session.scalar(
+        select(Store).where(Store.lab_id == principal.lab_id, Store.code == order.store_code)
+    )
+    if person and person.role == Role.store_staff and store and store.id != person.store_id:
+        raise Forbidden("store_code", "store staff create jobs for their own store only")
+    catalogue = lab_catalogue(session, principal.lab_id)
+    problems = date_problems(order, now or utcnow())
+    if store is None:
+        problems.append(("store_code", f"unknown store {order.store_code!r}"))
+    route = None
+    try:
+        route = select_route(
+            session, principal.lab_id, order.job_type, order.lens_design, order.surfaced
+        )
+    except Invalid as error:
+        problems.extend(error.problems)
+    problems += catalogue_problems(order, catalogue) + rx_problems(order, catalogue.rx_step)
+    if problems:
+        raise InvalidFields(problems)
+    assert store is not None and route is not None  # each missing one is a problem above
+    return CheckedOrder(store, route, _frame(order, catalogue), stored_eyes(order))
+
+
+def check_new_order(
+    session: Session, principal: Principal, order: JobCreate, now: datetime | None = None
+) -> CheckedOrder:
+    """`check_order`, and its job and tray numbers not taken by an active job (Conflict)."""
+    checked = check_order(session, principal, order, now)
+    _ensure_numbers_free(session, principal.lab_id, order.job_number, order.tray_number)
+    return checked
 
 
 def visible_jobs(principal: Principal) -> Select[tuple[Job]]:
@@ -63,24 +201,12 @@ def select_route(
 def create_job(
     session: Session, principal: Principal, order: JobCreate, now: datetime | None = None
 ) -> Job:
-    if not isinstance(principal, PersonPrincipal) or principal.role not in JOB_CREATORS:
-        raise Forbidden("role", "only lab managers, admins and store staff create jobs")
-    check_order_dates(order, now or utcnow())
-    store = session.scalar(
-        select(Store).where(Store.lab_id == principal.lab_id, Store.code == order.store_code)
-    )
-    if store is None:
-        raise Invalid("store_code", f"unknown store {order.store_code!r}")
-    if principal.role == Role.store_staff and store.id != principal.store_id:
-        raise Forbidden("store_code", "store staff create jobs for their own store only")
-    route = select_route(
-        session, principal.lab_id, order.job_type, order.lens_design, order.surfaced
-    )
+    checked = check_new_order(session, principal, order, now)
     job = Job(
         lab_id=principal.lab_id,
         job_number=order.job_number,
         tray_number=order.tray_number,
-        store_id=store.id,
+        store_id=checked.store.id,
         patient_ref=order.patient_ref,
         job_type=order.job_type,
         priority=order.priority,
@@ -91,18 +217,17 @@ def create_job(
         lens_index=order.lens_index,
         surfaced=order.surfaced,
         treatments=order.treatments,
-        frame=order.frame.model_dump(exclude_none=True),
+        frame=checked.frame,
         special_instructions=order.special_instructions,
-        route_id=route.id,
-        current_stage_id=route.steps[0].stage_id,
+        route_id=checked.route.id,
+        current_stage_id=checked.route.steps[0].stage_id,
         status=JobStatus.queued,
+        entered_by_id=principal.person_id if isinstance(principal, PersonPrincipal) else None,
+        trace=order.trace.model_dump(mode="json", exclude_none=True) if order.trace else None,
         prescription=[
-            PrescriptionEye(eye=eye, **rx.model_dump())
-            for eye, rx in ((Eye.R, order.right), (Eye.L, order.left))
-            if rx is not None
+            PrescriptionEye(eye=eye, **rx.model_dump()) for eye, rx in checked.eyes.items()
         ],
     )
-    _ensure_numbers_free(session, principal.lab_id, order.job_number, order.tray_number)
     try:
         with session.begin_nested():
             session.add(job)

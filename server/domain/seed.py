@@ -18,7 +18,7 @@ from server.domain.flags import learn_stage_times, sweep
 from server.domain.inspection import ordered_pair
 from server.domain.jobs import create_job
 from server.domain.labsetup import apply_lab_config
-from server.labconfig import LabConfig
+from server.labconfig import CatalogueConfig, LabConfig
 from server.models import (
     EventAction,
     Eye,
@@ -122,7 +122,7 @@ def seed_demo(
         kind: [r.code for r in session.scalars(select(ReasonCode).where(ReasonCode.kind == kind))]
         for kind in ReasonKind
     }
-    floor = _DemoFloor(session, rng, stations, reasons, utcnow())
+    floor = _DemoFloor(session, rng, stations, reasons, utcnow(), config.catalogue)
     for number in range(job_count):
         floor.seed_job(creator, stores, number)
         if progress is not None:
@@ -143,7 +143,9 @@ class _DemoFloor:
         stations: dict[int, Station],
         reasons: dict[ReasonKind, list[str]],
         now: datetime,
+        catalogue: CatalogueConfig,
     ) -> None:
+        self.catalogue = catalogue  # the demo orders only what the lab's catalogue offers
         self.session = session
         self.rng = rng
         self.stations = stations
@@ -156,6 +158,8 @@ class _DemoFloor:
     def seed_job(self, creator: PersonPrincipal, stores: dict[str, Store], number: int) -> None:
         rng = self.rng
         design = rng.choice([LensDesign.SV, LensDesign.SV, LensDesign.PAL, LensDesign.MF])
+        catalogue = self.catalogue
+        material = rng.choice([m for m in catalogue.materials if design in m.designs])
         ordered_at = self.now - timedelta(hours=rng.uniform(2, 72))
         order = JobCreate(
             job_number=f"J{100000 + number}",
@@ -167,11 +171,14 @@ class _DemoFloor:
             ordered_at=ordered_at,
             promised_at=ordered_at + timedelta(days=rng.choice([2, 3, 4, 5])),
             lens_design=design,
-            lens_material=rng.choice(["CR-39", "Polycarbonate", "Trivex", "MR-8"]),
-            lens_index=rng.choice([1.5, 1.53, 1.59, 1.6, 1.67]),
+            lens_material=material.code,
+            lens_index=material.index,
             surfaced=design != LensDesign.SV or rng.random() < 0.5,
-            treatments=rng.sample(["hard_coat", "ar", "blue_filter", "photochromic"], k=2),
-            frame={"type": rng.choice(["full_rim", "semi_rimless", "rimless"]), "a_mm": 52.0},
+            treatments=rng.sample([treatment.code for treatment in catalogue.treatments], k=2),
+            # Half the frames are picked from the catalogue, the rest typed at the counter.
+            frame={"code": rng.choice(catalogue.frames).code}
+            if rng.random() < 0.5
+            else {"type": rng.choice(["full_rim", "semi_rimless", "rimless"]), "a_mm": 52.0},
             right=_random_rx(rng, design),
             left=_random_rx(rng, design),
         )

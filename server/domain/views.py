@@ -5,6 +5,7 @@ Times are shown in the lab's own time zone (`lab_time`); every function takes `n
 control it.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from enum import StrEnum
@@ -13,23 +14,29 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from server.domain import breakage, inspection
+from server.domain import breakage, changes, inspection, orders
 from server.domain.auth import LAB_ROLES, PersonPrincipal
+from server.domain.errors import DomainError
 from server.domain.jobs import job_events, list_jobs, visible_jobs
 from server.domain.lab_time import duration_text, lab_zone, local_text
+from server.domain.orders import OrderChoices
 from server.models import (
+    ChangeRequest,
+    ChangeState,
     EventAction,
     FlagKind,
     Job,
+    JobChange,
     JobFlag,
     JobStatus,
     Priority,
     ReasonCode,
+    RemakeClass,
     Stage,
     StageEvent,
     Store,
 )
-from server.schemas import InspectionOut
+from server.schemas import InspectionOut, JobCreate
 
 # What a store counter needs to act on first; the row colour follows the worst open flag.
 RED_FLAGS = frozenset({FlagKind.late, FlagKind.breakage, FlagKind.rework})
@@ -307,6 +314,42 @@ class EventView:
 
 
 @dataclass(frozen=True)
+class ValueChange:
+    field: str  # "Right SPH", "Frame type"
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One changed value of the order (JobChange)."""
+
+    at: str
+    who: str
+    change: ValueChange
+    request_id: int | None  # the change request it came with
+
+
+@dataclass(frozen=True)
+class RequestView:
+    id: int
+    state: ChangeState
+    requested: str  # "today 14:32 by Nora North"
+    decided: str | None
+    decline_reason: str | None
+    return_stage: str | None  # where accepting sent the job (name)
+    changes: tuple[ValueChange, ...]  # old: the job's value now, or before it was accepted
+
+
+@dataclass(frozen=True)
+class JobLink:
+    job_id: int
+    job_number: str
+    remake_class: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class JobDetail:
     row: StoreRow
     store_code: str
@@ -315,6 +358,15 @@ class JobDetail:
     problems: tuple[EventView, ...]  # rework and breakage history
     events: tuple[EventView, ...]  # newest first
     qc: tuple[InspectionOut, ...]  # QC attempts, first to last
+    history: tuple[HistoryEntry, ...]  # changed values, newest first
+    requests: tuple[RequestView, ...]  # change requests, newest first
+    remake_of: JobLink | None
+    remakes: tuple[JobLink, ...]
+    cancel_reason: str | None
+    in_lab: bool  # still editable or cancellable (not shipped, not cancelled)
+    started: bool  # production started: edits and a store's cancel are requests
+    pending_request: bool
+    can_remake: bool  # shipped (or delivered)
 
 
 def _event_view(
@@ -391,6 +443,12 @@ def job_detail(
         for view, event in zip(views, events, strict=True)
         if event.action in (EventAction.rework, EventAction.breakage)
     ]
+    requests = session.scalars(
+        select(ChangeRequest).where(ChangeRequest.job_id == job.id).order_by(ChangeRequest.id)
+    ).all()
+    history = session.scalars(
+        select(JobChange).where(JobChange.job_id == job.id).order_by(JobChange.id)
+    ).all()
     return JobDetail(
         row=store_row(job, zone, now),
         store_code=job.store_code,
@@ -399,6 +457,257 @@ def job_detail(
         problems=tuple(problems),
         events=tuple(reversed(views)),
         qc=tuple(inspection.job_inspections(session, job)),
+        history=tuple(
+            HistoryEntry(
+                at=local_text(change.changed_at, zone, now),
+                who=change.person.name if change.person else "the lab",
+                change=_value_change(change.field, change.old_value, change.new_value, zone),
+                request_id=change.change_request_id,
+            )
+            for change in reversed(history)
+        ),
+        requests=tuple(
+            request_view(job, request, history, zone, now) for request in reversed(requests)
+        ),
+        remake_of=(
+            _link(job.remake_of, job.remake_class, job.remake_reason) if job.remake_of else None
+        ),
+        remakes=tuple(
+            _link(remake, remake.remake_class, remake.remake_reason) for remake in job.remakes
+        ),
+        cancel_reason=job.cancel_reason,
+        in_lab=job.status not in (JobStatus.completed, JobStatus.cancelled),
+        started=bool(events),  # changes.production_started: any stage event
+        pending_request=any(r.state == ChangeState.pending for r in requests),
+        can_remake=job.status == JobStatus.completed,
+    )
+
+
+FIELD_NAMES = {
+    "right": "Right",
+    "left": "Left",
+    "frame": "Frame",
+    "job_number": "Job number",
+    "tray_number": "Tray",
+    "patient_ref": "Patient",
+    "job_type": "Job type",
+    "priority": "Priority",
+    "promised_at": "Promised",
+    "lens_design": "Design",
+    "lens_material": "Material",
+    "lens_index": "Index",
+    "surfaced": "Surfaced",
+    "treatments": "Treatments",
+    "special_instructions": "Instructions",
+    "trace": "Frame shape",
+    "status": "Status",
+    "cancel_reason": "Cancel reason",
+    "remake_of": "Remake of",
+    "remakes": "Remakes",
+}
+SIGNED = frozenset({"sph", "cyl", "add", "verify_sph", "verify_cyl"})
+
+
+def field_name(path: str) -> str:
+    """'right.sph' → 'Right SPH', 'frame.a_mm' → 'Frame A mm', 'promised_at' → 'Promised'."""
+    head, _, name = path.partition(".")
+    words = FIELD_NAMES.get(head, head.replace("_", " ").capitalize())
+    if name:
+        short = name.upper() if name in SIGNED or name == "axis" else name.replace("_", " ")
+        words = f"{words} {short}"
+    return words
+
+
+def value_text(path: str, value: object, zone: ZoneInfo) -> str:
+    """A changed value as a person reads it: powers signed, times local, lists joined."""
+    name = path.rpartition(".")[2]
+    match value:
+        case None | [] | "":
+            return "—"
+        case bool():
+            return "yes" if value else "no"
+        case float() | int() if name in SIGNED:
+            return f"{value:+.2f}"
+        case float():
+            return f"{value:g}"
+        case list():
+            return ", ".join(str(item) for item in value)
+        case dict():
+            return "a traced shape" if path == "trace" else str(value)
+        case str() if path == "promised_at":
+            return local_text(datetime.fromisoformat(value), zone)
+    return (
+        str(value).replace("_", " ") if path in ("status", "priority", "job_type") else str(value)
+    )
+
+
+def _value_change(path: str, old: object, new: object, zone: ZoneInfo) -> ValueChange:
+    return ValueChange(field_name(path), value_text(path, old, zone), value_text(path, new, zone))
+
+
+def request_view(
+    job: Job,
+    request: ChangeRequest,
+    history: Sequence[JobChange],
+    zone: ZoneInfo,
+    now: datetime,
+) -> RequestView:
+    """A change request with old → new per value: the old value is the one it replaced once
+    accepted, else the job's value now (which it keeps if declined)."""
+    replaced = {c.field: c.old_value for c in history if c.change_request_id == request.id}
+    current = _current_values(job) | {"status": job.status.value}
+    by = request.requested_by.name if request.requested_by else "the lab"
+    decided = None
+    if request.decided_at is not None:
+        who = request.decided_by.name if request.decided_by else "the lab"
+        decided = f"{local_text(request.decided_at, zone, now)} by {who}"
+    return RequestView(
+        id=request.id,
+        state=request.state,
+        requested=f"{local_text(request.requested_at, zone, now)} by {by}",
+        decided=decided,
+        decline_reason=request.decline_reason,
+        return_stage=request.return_stage.name if request.return_stage else None,
+        changes=tuple(
+            _value_change(path, replaced.get(path, current.get(path)), new, zone)
+            for path, new in request.changes.items()
+        ),
+    )
+
+
+REMAKE_CLASS_NAMES = {
+    RemakeClass.doctor_redo: "doctor redo",
+    RemakeClass.lab_redo: "lab redo",
+    RemakeClass.warranty: "warranty",
+    RemakeClass.non_adapt: "non-adapt",
+    RemakeClass.other: "other",
+}
+
+
+def _current_values(job: Job) -> dict[str, object]:
+    """The job's order values by path; none for an order stored under older rules."""
+    try:
+        return changes.order_values(changes.order_of(job))
+    except DomainError:
+        return {}
+
+
+def _link(job: Job, remake_class: RemakeClass | None, reason: str | None) -> JobLink:
+    label = REMAKE_CLASS_NAMES[remake_class] if remake_class else None
+    return JobLink(job.id, job.job_number, label, reason)
+
+
+@dataclass(frozen=True)
+class OrderEdit:
+    """The edit page: the job's order for the form, and whether saving edits or requests."""
+
+    order: JobCreate | None  # None: not editable here (see note)
+    choices: OrderChoices | None
+    started: bool
+    editable: bool
+    title: str
+    note: str | None
+
+
+def order_edit(
+    session: Session, principal: PersonPrincipal, job_id: int, now: datetime
+) -> OrderEdit | None:
+    job = session.scalar(visible_jobs(principal).where(Job.id == job_id))
+    if job is None:
+        return None
+    started = changes.production_started(session, job)
+    pending = started and any(
+        request.state == ChangeState.pending
+        for request in session.scalars(select(ChangeRequest).where(ChangeRequest.job_id == job.id))
+    )
+    editable = job.status not in (JobStatus.completed, JobStatus.cancelled) and not pending
+    note = None
+    try:
+        order = changes.order_of(job)
+    except DomainError as error:
+        return OrderEdit(None, None, started, False, f"Order {job.job_number}", error.message)
+    if job.status == JobStatus.completed:
+        note = "This job has left the lab: open a remake from the job page to make it again."
+    elif job.status == JobStatus.cancelled:
+        note = "This order is cancelled."
+    elif pending:
+        note = "A change request for this job is waiting for the lab."
+    elif started:
+        note = "Production has started: your changes go to the lab as a change request."
+    return OrderEdit(
+        order=order,
+        choices=orders.order_choices(session, principal),
+        started=started,
+        editable=editable,
+        title=f"{'Request a change to' if started else 'Edit'} order {job.job_number}",
+        note=note,
+    )
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """A pending change request as the lab manager decides it."""
+
+    job_id: int
+    job_number: str
+    store_code: str
+    state: str  # where the job is now
+    request: RequestView
+    cancel: bool  # the store asks to cancel the order
+    stages: tuple[tuple[str, str], ...]  # (code, name): the route the job would be on
+    suggested: str | None  # the stage the change needs (code); None: it stays where it is
+    problem: str | None  # why accepting would be refused as the request stands
+
+
+def _queue_item(
+    session: Session, request: ChangeRequest, zone: ZoneInfo, now: datetime
+) -> QueueItem:
+    job = request.job
+    cancel = changes.CANCEL in request.changes
+    stages: tuple[tuple[str, str], ...] = ()
+    suggested = problem = None
+    if not cancel:
+        try:
+            plan = changes.plan_return(session, job, request.changes)
+        except DomainError as error:
+            problem = error.message
+        else:
+            stages = tuple((step.stage.code, step.stage.name) for step in plan.route.steps)
+            suggested = plan.stage.code if plan.stage else None
+    return QueueItem(
+        job_id=job.id,
+        job_number=job.job_number,
+        store_code=job.store_code,
+        state=_state(job),
+        request=request_view(job, request, (), zone, now),
+        cancel=cancel,
+        stages=stages,
+        suggested=suggested,
+        problem=problem,
+    )
+
+
+def change_queue(session: Session, principal: PersonPrincipal, now: datetime) -> list[QueueItem]:
+    """The pending change requests, oldest first."""
+    zone = lab_zone(session, principal.lab_id)
+    pending = changes.change_requests(session, principal, ChangeState.pending)
+    return [_queue_item(session, request, zone, now) for request in pending]
+
+
+def change_queue_item(
+    session: Session, principal: PersonPrincipal, job_id: int, now: datetime
+) -> QueueItem | None:
+    """The job's pending request for a live refresh; None once there is none."""
+    visible = visible_jobs(principal).with_only_columns(Job.id)
+    request = session.scalar(
+        select(ChangeRequest).where(
+            ChangeRequest.job_id == job_id,
+            ChangeRequest.job_id.in_(visible),
+            ChangeRequest.state == ChangeState.pending,
+        )
+    )
+    return (
+        _queue_item(session, request, lab_zone(session, principal.lab_id), now) if request else None
     )
 
 

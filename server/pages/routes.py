@@ -6,7 +6,9 @@ from nicegui import ui
 
 from server.context import ServerContext
 from server.pages.access import home_path, page_person
+from server.pages.changes import register_change_pages
 from server.pages.jobs import register_job_pages
+from server.pages.orders import register_order_pages
 from server.pages.store import register_store_pages
 from server.pages.wip import register_wip_pages
 
@@ -19,5 +21,7 @@ def register_pages(context: ServerContext) -> None:
         return RedirectResponse(home_path(principal) if principal else "/login")
 
     register_job_pages(context)
+    register_change_pages(context)
+    register_order_pages(context)
     register_store_pages(context)
     register_wip_pages(context)

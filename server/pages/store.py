@@ -22,8 +22,10 @@ from server.domain.errors import DomainError
 from server.domain.views import JobDetail, StoreRow
 from server.models import utcnow
 from server.pages.access import STORE_PORTAL_ROLES, admit, page_header
+from server.pages.changes import OrderActions, history_card, order_panel
 from server.pages.job_rows import JobRows, MarkRequest, Milestone
 from server.pages.live_view import PageFeed
+from server.pages.orders import ORDER_PAGE
 
 # A route step's state as an icon and colour: done, current (the job is there), to come.
 STEP_ICONS = {
@@ -81,9 +83,10 @@ class FlagFeed(ui.element, component="flag_feed.js"):
             self.update()
 
 
-def _job_page(detail: JobDetail, milestones: Milestones) -> None:
+def _job_page(detail: JobDetail, milestones: Milestones, actions: OrderActions) -> None:
     JobRows([detail.row], on_mark=milestones.mark, link=False, filters=False)
     ui.label(f"Store {detail.store_code} · {detail.lens}").classes("text-slate-600")
+    order_panel(detail, actions)
     with ui.grid().classes("w-full gap-4 grid-cols-1 lg:grid-cols-2"):
         with ui.card().classes("w-full"):
             ui.label("Route").classes("text-xl font-semibold")
@@ -150,6 +153,7 @@ def _job_page(detail: JobDetail, milestones: Milestones) -> None:
             rows=[{"id": index, **event.__dict__} for index, event in enumerate(detail.events)],
             row_key="id",
         ).props("flat dense").classes("w-full")
+    history_card(detail)
 
 
 def register_store_pages(context: ServerContext) -> None:
@@ -160,6 +164,7 @@ def register_store_pages(context: ServerContext) -> None:
             return principal
         rows, feed = await asyncio.to_thread(_read_store, context, principal)
         page_header(principal, f"{_store_name(context, principal)} · Store portal")
+        ui.link("+ New order", ORDER_PAGE).classes("text-lg font-semibold px-4 pt-3")
         milestones = Milestones(context, principal)
         with ui.element("div").classes(
             "w-full p-4 grid gap-4 grid-cols-1 xl:grid-cols-[1fr_24rem]"
@@ -194,9 +199,10 @@ def register_store_pages(context: ServerContext) -> None:
                 ui.label("Job not found.").classes("text-2xl font-bold")
                 return None
             milestones = Milestones(context, principal)
+            actions = OrderActions(context, principal)
             body = ui.column().classes("w-full gap-4")
             with body:
-                _job_page(detail, milestones)
+                _job_page(detail, milestones, actions)
 
         def show(_: int, fresh: JobDetail | None) -> None:
             body.clear()
@@ -204,7 +210,7 @@ def register_store_pages(context: ServerContext) -> None:
                 if fresh is None:
                     ui.label("This job is no longer visible here.").classes("text-xl")
                 else:
-                    _job_page(fresh, milestones)
+                    _job_page(fresh, milestones, actions)
 
         PageFeed(context, principal, views.job_detail, show, only_job=job_id)
         return None

@@ -13,12 +13,15 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from server.context import ServerContext
-from server.domain import views
+from server.domain import tickets, views
 from server.domain.auth import LAB_ROLES, PersonPrincipal
+from server.domain.errors import Conflict
 from server.domain.views import WipBoard, WipCard
 from server.models import JobStatus, utcnow
-from server.pages.access import admit, page_header
+from server.pages.access import STORE_PORTAL_ROLES, admit, page_header
 from server.pages.live_view import PageFeed
+from server.pages.orders import ORDER_PAGE
+from server.tickets import render_tickets
 
 CARD_TONES = {
     "late": "bg-red-100 border-red-600",
@@ -152,6 +155,12 @@ def register_wip_pages(context: ServerContext) -> None:
             return principal
         board = await asyncio.to_thread(_read_board, context, principal)
         page_header(principal, "WIP board")
+        if principal.role in STORE_PORTAL_ROLES:  # lab managers and admins enter orders too
+            ui.link("+ New order", ORDER_PAGE).classes("text-lg font-semibold px-4 pt-3")
+        ui.link("Change requests →", "/lab/changes").classes("text-lg px-4 pt-3")
+        ui.button("Print new tickets", on_click=lambda: _print_new(context, principal)).props(
+            "unelevated icon=print"
+        ).classes("mx-4 mt-3 self-start").mark("print-new")
         ui.add_body_html(AGE_SCRIPT)
         view = Board(board)
 
@@ -166,6 +175,22 @@ def register_wip_pages(context: ServerContext) -> None:
             context, principal, views.wip_card_by_id, view.show, after_batch=refresh_done
         )
         return None
+
+
+async def _print_new(context: ServerContext, principal: PersonPrincipal) -> None:
+    """Tickets of every job entered since the last print, as one PDF for the browser to print
+    (`POST /api/tickets/print-new` for scripts); none new says so instead of a blank page."""
+    try:
+        pdf = await asyncio.to_thread(_new_tickets_pdf, context, principal)
+    except Conflict as error:
+        ui.notify(error.message, type="info", position="top")
+        return
+    ui.download.content(pdf, "tickets-new.pdf", "application/pdf")
+
+
+def _new_tickets_pdf(context: ServerContext, principal: PersonPrincipal) -> bytes:
+    new = context.run_in_transaction(lambda s: tickets.new_tickets(s, principal, utcnow()))
+    return render_tickets(new)  # after the commit: drawing holds no lock
 
 
 def _read_board(context: ServerContext, principal: PersonPrincipal) -> WipBoard:

@@ -54,10 +54,15 @@ class Lab:
     context: ServerContext
 
     def manager(self) -> PersonPrincipal:
+        return self.person("manager")
+
+    def person(self, username: str) -> PersonPrincipal:
         with self.context.db.session() as session:
-            person = session.scalar(select(Person).where(Person.username == "manager"))
+            person = session.scalar(select(Person).where(Person.username == username))
             assert person is not None
-            return PersonPrincipal(person.id, person.lab_id, person.role, None, person.name)
+            return PersonPrincipal(
+                person.id, person.lab_id, person.role, person.store_id, person.name
+            )
 
     def make_job(
         self,

@@ -85,9 +85,9 @@ INVALID_ORDERS = {
     "sphere -40": ({"left": _eye(sph=-40)}, "left.sph"),
     "sphere off the 0.125 step": ({"right": _eye(sph=1.1)}, "right.sph"),
     "sphere not a number": ({"right": _eye(sph="plano")}, "right.sph"),
-    "cylinder without axis": ({"right": _eye(cyl=-0.75)}, "right"),
+    "cylinder without axis": ({"right": _eye(cyl=-0.75)}, "right.axis"),
     "PD 10 mm": ({"right": _eye(mono_pd=10)}, "right.mono_pd"),
-    "PAL without add": ({"lens_design": "PAL", "surfaced": True}, "right"),
+    "PAL without add": ({"lens_design": "PAL", "surfaced": True}, "right.add"),
     "promised before ordered": ({"promised_at": NOT_ORDERED_YET}, "promised_at"),
     "ordered in the future": ({"ordered_at": IN_TWO_HOURS, "promised_at": IN_A_WEEK}, "ordered_at"),
     "ordered in 2999": (
@@ -280,7 +280,7 @@ async def test_a_freeform_order_carries_its_verification_powers_and_thickness(
     right = {"sph": -1.25, "cyl": -0.5, "axis": 90, "verify_sph": -1.31, "verify_cyl": -0.56}
     refused = await manager.post("/api/jobs", json=job_body(right=right))
     assert refused.status_code == 422
-    assert "right" in field_errors(refused)  # a compensated cylinder needs its axis
+    assert "right.verify_axis" in field_errors(refused)  # a compensated cylinder needs its axis
     right |= {"verify_axis": 88, "center_thickness": 1.9}
     created = await manager.post("/api/jobs", json=job_body(right=right))
     assert created.status_code == 201, created.text

@@ -76,6 +76,12 @@ def test_decide(stage: str | None, status: str, verdict: Verdict) -> None:
     assert decide(job, Projected(stage, JobStatus(status)), "edging")[0] == verdict
 
 
+def test_a_cancelled_job_is_closed_and_the_card_says_why() -> None:
+    job = card(status="cancelled").model_copy(update={"cancel_reason": "Patient moved away"})
+    verdict, message = decide(job, Projected("edging", JobStatus.cancelled), "edging")
+    assert (verdict, message) == (Verdict.closed, "Job J1 is cancelled: Patient moved away")
+
+
 def test_a_stage_not_on_the_route_needs_an_override() -> None:
     job = card()
     verdict, message = decide(job, Projected("edging", JobStatus.queued), "generating")

@@ -5,6 +5,7 @@ real uplink, outbox, flow and page; the real server is used by the outage and br
 """
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,31 @@ async def test_the_job_card_shows_what_the_bench_needs(
     assert "<th>SPH</th><th>CYL</th><th>AXIS</th>" in rx.content
     right = rx.content.index("<th>R</th><td>-1.25</td><td>-0.50</td><td>90</td>")
     assert right < rx.content.index("<th>L</th><td>-1.00</td>")
+
+
+async def test_the_card_marks_values_the_lab_changed_and_draws_the_frame_shape(
+    user: User, station: StationApp, api: FakeApi
+) -> None:
+    changed_at = datetime(2026, 3, 3, 13, 32, tzinfo=UTC)
+    api.cards["J1"] = JobCard.model_validate(
+        {
+            **api.cards["J1"].model_dump(),
+            "frame": {"type": "full_rim", "a_mm": 52.0},
+            "trace": {"right": {"radii": [2400, 2000] * 16}},  # stored JSON: lists
+            "accepted_changes": [
+                {"field": f, "old_value": None, "new_value": 1, "changed_at": changed_at}
+                for f in ("right.cyl", "right.axis", "frame.a_mm")
+            ],
+        }
+    )
+    await signed_in_with(user, station, "J1")
+    when = f"{changed_at.astimezone():%a %H:%M}"
+    await user.should_see(f"R CYL, R AXIS changed {when}")
+    await user.should_see(f"A changed {when}")
+    chips = user.find(marker="changed").elements
+    assert len(chips) == 2  # the Rx and the frame; the lens and promise did not change
+    (shape,) = user.find(marker="trace").elements
+    assert shape.content.count("<path") == 2  # both lenses, the left one mirrored
 
 
 async def test_without_labels_from_the_server_identifiers_are_made_readable(

@@ -33,6 +33,9 @@ def upgrade() -> None:
         table.create_foreign_key("fk_job_entered_by", "person", ["entered_by_id"], ["id"])
         table.create_foreign_key("fk_job_remake_of", "job", ["remake_of_id"], ["id"])
         table.create_index("ix_job_remake_of_id", ["remake_of_id"])
+    # Jobs made before tickets existed are on the floor already: the first "print new" must
+    # not print the whole lab's work in progress.
+    op.execute("UPDATE job SET ticket_printed_at = created_at")
     op.create_table(
         "change_request",
         sa.Column("id", sa.Integer(), primary_key=True),
