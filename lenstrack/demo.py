@@ -195,7 +195,10 @@ def _print_urls(
     server_url: str, stations: list["StationSettings"], floor: "FloorSettings", speed: float
 ) -> None:
     print(f"  store portal (north / south):  {server_url}/store")
-    print(f"  WIP board:                     {server_url}/wip")
+    print(f"  new order (keyboard only):     {server_url}/store/orders/new")
+    print(f"  WIP board (Print new tickets): {server_url}/wip")
+    print(f"  change requests (manager):     {server_url}/lab/changes")
+    print(f"  a job's ticket:                {server_url}/api/jobs/1/ticket.pdf")
     print(f"  job list:                      {server_url}/jobs")
     print(f"  API documentation:             {server_url}/docs")
     print("  stations for people (sign in by scanning a badge, e.g. B1001):")

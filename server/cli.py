@@ -9,7 +9,10 @@ from sqlalchemy import select
 
 from server.dcs_cli import register as register_dcs
 from server.notify.cli import register as register_webhook
-from server.settings import Settings
+from server.settings import CONFIG_DIR, Settings
+
+# Another system's DCS job files that `seed-demo` imports as the demo's new work.
+DEMO_DCS = CONFIG_DIR / "demo-dcs"
 
 
 def _settings() -> Settings:
@@ -73,7 +76,8 @@ class _SeedProgress:
 def _seed_demo(args: argparse.Namespace) -> int:
     from server import migrate
     from server.db import Database
-    from server.domain.seed import DEMO_PEOPLE, seed_demo
+    from server.domain.dcs_jobs import DcsFile
+    from server.domain.seed import DEMO_PEOPLE, seed_demo, seed_new_orders
     from server.labconfig import load_lab_config
 
     settings = _settings()
@@ -82,7 +86,12 @@ def _seed_demo(args: argparse.Namespace) -> int:
     with database.session() as session:
         config = load_lab_config(settings.lab_config, _known_profiles(settings))
         seeded = seed_demo(session, config, args.jobs, args.seed, _SeedProgress())
+        if seeded:
+            files = [DcsFile(path.name, path.read_bytes()) for path in sorted(DEMO_DCS.glob("*"))]
+            new = seed_new_orders(session, files)
     print("seeded the demo lab" if seeded else "the demo lab has jobs already; left as it is")
+    if seeded:
+        print(f"new today (tickets not printed yet): {', '.join(job.job_number for job in new)}")
     print("demo log-ins (user / password / role / store / badge):")
     for login in DEMO_PEOPLE:
         print(

@@ -90,8 +90,13 @@ def test_demo_runs_every_part_under_load_and_stops_on_ctrl_c(tmp_path: Path) -> 
         assert "seeding the demo lab: 100 of 200 jobs" in printed
         assert f"stations: {len(stations)} of {len(stations)} up" in printed
         server = f"http://127.0.0.1:{port}"
-        for url in (f"{server}/store", f"{server}/wip", f"{server}/jobs"):
-            assert url in printed
+        for path in ("/store", "/wip", "/jobs", "/store/orders/new", "/lab/changes"):
+            assert f"{server}{path}" in printed
+        # New work waits for its tickets: jobs from DCS files and a remake of a shipped job.
+        new_today = next(line for line in printed.splitlines() if line.startswith("new today"))
+        assert "DCS-" in new_today and "-R1" in new_today, new_today
+        assert f"{server}/api/jobs/1/ticket.pdf" in printed
+        assert _status(f"{server}/api/jobs/1/ticket.pdf") == 401  # behind log-in
         for station in stations:
             assert f"http://127.0.0.1:{station.port}/" in printed
             assert _status(f"http://127.0.0.1:{station.port}/") == 200

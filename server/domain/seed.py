@@ -13,22 +13,26 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.domain.auth import PersonPrincipal, StationPrincipal, set_password
+from server.domain.dcs_jobs import DcsFile, import_jobs
 from server.domain.events import ingest_event, last_sequence
 from server.domain.flags import learn_stage_times, sweep
 from server.domain.inspection import ordered_pair
 from server.domain.jobs import create_job
 from server.domain.labsetup import apply_lab_config
+from server.domain.remakes import open_remake
 from server.labconfig import CatalogueConfig, LabConfig
 from server.models import (
     EventAction,
     Eye,
     Job,
+    JobStatus,
     JobType,
     LensDesign,
     Person,
     Priority,
     ReasonCode,
     ReasonKind,
+    RemakeClass,
     Role,
     Station,
     Store,
@@ -131,6 +135,33 @@ def seed_demo(
     learn_stage_times(session, lab.id, floor.now)
     sweep(session, lab.id, floor.now)
     return True
+
+
+def seed_new_orders(session: Session, dcs_files: list[DcsFile]) -> list[Job]:
+    """The demo's fresh work on top of its history: the seeded jobs' tickets count as printed
+    (they are on the floor), then jobs arrive from another system's DCS files and a store
+    remakes a shipped job, so "Print new tickets" on the WIP board prints just these."""
+    manager = session.scalars(select(Person).where(Person.role == Role.lab_manager)).first()
+    if manager is None:
+        raise ValueError("seed the demo lab first: it has no lab manager")
+    creator = PersonPrincipal(manager.id, manager.lab_id, manager.role, None, manager.name)
+    now = utcnow()
+    for job in session.scalars(select(Job).where(Job.lab_id == manager.lab_id)):
+        job.ticket_printed_at = job.ticket_printed_at or now
+    imported = import_jobs(session, creator, dcs_files)
+    new = [session.get_one(Job, entry.job_id) for entry in imported if entry.job_id is not None]
+    shipped = session.scalars(
+        select(Job)
+        .where(Job.lab_id == manager.lab_id, Job.status == JobStatus.completed)
+        .order_by(Job.id)
+    ).first()
+    if shipped is not None:
+        new.append(
+            open_remake(
+                session, creator, shipped.id, RemakeClass.doctor_redo, "New Rx from the optometrist"
+            )
+        )
+    return new
 
 
 class _DemoFloor:

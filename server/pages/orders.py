@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from core.labels import human, readable
+from core.trace import Trace, svg
 from server.context import ServerContext
 from server.domain import jobs, orders
 from server.domain.auth import PersonPrincipal
@@ -73,6 +74,13 @@ def _number(text: str | None) -> str | None:
     pydantic judges the rest)."""
     text = (text or "").strip().replace(",", ".")
     return text or None
+
+
+def _dioptres(column: str, value: object) -> object:
+    """Powers as a prescription writes them (-1.00, not -1); no cylinder is an empty field."""
+    if column not in ("sph", "cyl", "add") or not isinstance(value, int | float):
+        return value
+    return None if column == "cyl" and value == 0 else f"{value:.2f}"
 
 
 class KeySelect(ui.select, component="order_select.js"):
@@ -192,6 +200,9 @@ class OrderForm:
             for size in FRAME_SIZES:
                 name = human(labels.frame, size)
                 self._input(f"frame.{size}", f"{name} mm", inputmode="decimal").classes("w-20")
+        # The traced lens shape the job carries (from a DCS import or its original), as drawn on
+        # the ticket and the station card.
+        self.shape = ui.html("", sanitize=False).props("data-section=frame-shape")
 
     def _rx_grid(self) -> None:
         names = self.choices.labels.measurements
@@ -276,13 +287,15 @@ class OrderForm:
         for side in ("right", "left"):
             eye = data.get(side) or {}
             for column in (*RX_NUMBERS, "prism_base", *RX_AFTER_BASE):
-                self._set(f"{side}.{column}", eye.get(column))
+                self._set(f"{side}.{column}", _dioptres(column, eye.get(column)))
         self._set("special_instructions", data.get("special_instructions"))
         promised = data.get("promised_at")
         if promised:
             moment = datetime.fromisoformat(promised).astimezone(self.choices.zone)
             promised = f"{moment:{PROMISE_FORMAT}}"
         self._set("promised_at", promised)
+        trace = data.get("trace")
+        self.shape.set_content(svg(Trace.model_validate(trace), width_px=200) if trace else "")
 
     def _set(self, path: str, value: object) -> None:
         field = self.fields[path]
