@@ -39,6 +39,16 @@ def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=full_page)
 
 
+def logged_in_page(
+    browser: Browser, url: str, username: str, password: str, width: int = 1024, height: int = 768
+) -> Page:
+    """A page in a context of its own (its own cookies), logged in through the form."""
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page.set_default_timeout(15_000)
+    log_in(page, url, username, password)
+    return page
+
+
 def log_in(page: Page, url: str, username: str, password: str) -> None:
     """Through the server's log-in form, as a person would."""
     page.goto(f"{url}/login")

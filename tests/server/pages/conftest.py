@@ -6,15 +6,17 @@ this folder use it, so the API tests never see NiceGUI at all.
 
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 from nicegui import app
 from nicegui.testing.user import User
 from nicegui.testing.user_simulation import user_simulation
+from playwright.sync_api import Browser
 
 from server.pages import login
 from server.pages.routes import register_pages
+from tests.chromium import chromium
 from tests.server.conftest import Lab
 
 LogIn = Callable[[str, str], Awaitable[User]]
@@ -51,3 +53,10 @@ def log_in(user: User) -> LogIn:
         return user
 
     return as_person
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for a module of real-browser tests (skips without Chromium)."""
+    with chromium() as running:
+        yield running

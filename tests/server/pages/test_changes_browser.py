@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from server.models import utcnow
-from tests.chromium import chromium, log_in, screenshot
+from tests.chromium import logged_in_page, screenshot
 from tests.liveserver import LiveServer, serving_demo_lab
 from tests.station.test_browser import open_station, running_station, sign_in, wedge
 
@@ -41,19 +41,6 @@ SURFACED = ("GEN-1", "POL-1", "HC-1", "AR-1")  # the surfaced route up to edging
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     with serving_demo_lab(tmp_path_factory.mktemp("changes-browser"), jobs=30) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
-        yield running
-
-
-def _page(browser: Browser, server: LiveServer, username: str, password: str) -> Page:
-    page = browser.new_context(viewport={"width": 1024, "height": 768}).new_page()
-    page.set_default_timeout(15_000)
-    log_in(page, server.url, username, password)
-    return page
 
 
 @contextmanager
@@ -94,7 +81,7 @@ def test_an_edit_before_production_shows_old_and_new_in_the_history(
     server: LiveServer, browser: Browser
 ) -> None:
     job_id = _new_job(server, "E-100")
-    page = _page(browser, server, "north", "demo-store-pass")
+    page = logged_in_page(browser, server.url, "north", "demo-store-pass")
     page.goto(f"{server.url}/store/jobs/{job_id}")
     page.get_by_role("button", name="Edit order").click()
     page.wait_for_url(f"{server.url}/store/orders/{job_id}/edit")
@@ -125,7 +112,7 @@ def test_a_change_after_production_is_accepted_and_the_station_shows_it(
             assert server.send(http, station, "E-200", "start").is_success
             assert server.send(http, station, "E-200", "complete").is_success
         assert server.send(http, "EDGE-1", "E-200", "start").is_success
-    store = _page(browser, server, "north", "demo-store-pass")
+    store = logged_in_page(browser, server.url, "north", "demo-store-pass")
     store.goto(f"{server.url}/store/jobs/{job_id}")
     store.get_by_role("button", name="Request a change").click()
     store.wait_for_url(f"{server.url}/store/orders/{job_id}/edit")
@@ -137,7 +124,7 @@ def test_a_change_after_production_is_accepted_and_the_station_shows_it(
     expect(pending).to_contain_text("Right CYL")
     expect(store.get_by_role("button", name="Request a change")).to_be_disabled()
 
-    manager = _page(browser, server, "manager", "demo-manager-pass")
+    manager = logged_in_page(browser, server.url, "manager", "demo-manager-pass")
     manager.goto(f"{server.url}/wip")
     manager.get_by_role("link", name="Change requests →").click()
     manager.wait_for_url(f"{server.url}/lab/changes")
@@ -177,7 +164,7 @@ def test_a_remake_of_a_shipped_job_links_both_ways(server: LiveServer, browser: 
     with _http(server, "north", "demo-store-pass") as http:
         shipped = http.get("/api/jobs", params={"status": "completed", "limit": 1}).json()
     original = shipped["items"][0]
-    page = _page(browser, server, "north", "demo-store-pass")
+    page = logged_in_page(browser, server.url, "north", "demo-store-pass")
     page.goto(f"{server.url}/store/jobs/{original['id']}")
     page.get_by_role("button", name="Open a remake").click()
     page.locator("[data-part=remake-class]").click()
@@ -208,7 +195,7 @@ def test_a_store_asks_to_cancel_and_the_lab_declines_with_its_reason(
     job_id = _new_job(server, "E-300")
     with httpx.Client(timeout=10) as http:
         assert server.send(http, "EDGE-1", "E-300", "start").is_success
-    store = _page(browser, server, "north", "demo-store-pass")
+    store = logged_in_page(browser, server.url, "north", "demo-store-pass")
     store.goto(f"{server.url}/store/jobs/{job_id}")
     store.get_by_role("button", name="Ask the lab to cancel").click()
     reason = store.locator("[data-part=cancel-reason]")
@@ -220,7 +207,7 @@ def test_a_store_asks_to_cancel_and_the_lab_declines_with_its_reason(
     pending = store.locator("[data-section=history] [data-state=pending]")
     expect(pending).to_contain_text("Patient moved away")
 
-    manager = _page(browser, server, "manager", "demo-manager-pass")
+    manager = logged_in_page(browser, server.url, "manager", "demo-manager-pass")
     manager.goto(f"{server.url}/lab/changes")
     card = manager.locator(f"[data-job-id='{job_id}']")
     expect(card).to_contain_text("The store asks to cancel the order")

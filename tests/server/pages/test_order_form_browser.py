@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.chromium import chromium, log_in, screenshot
+from tests.chromium import logged_in_page, screenshot
 from tests.liveserver import LiveServer, serving_demo_lab
 
 pytestmark = pytest.mark.browser
@@ -22,12 +22,6 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     with serving_demo_lab(tmp_path_factory.mktemp("order-browser"), jobs=10) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
         yield running
 
 
@@ -52,9 +46,7 @@ def _keys(page: Page, *steps: str) -> None:
 def test_an_order_typed_without_the_mouse_is_refused_field_by_field_then_created(
     server: LiveServer, browser: Browser
 ) -> None:
-    page = browser.new_context(viewport={"width": 1024, "height": 768}).new_page()
-    page.set_default_timeout(15_000)
-    log_in(page, server.url, "north", "demo-store-pass")
+    page = logged_in_page(browser, server.url, "north", "demo-store-pass")
     page.goto(f"{server.url}/store/orders/new")
     expect(_input(page, "job_number")).to_be_focused()
     job_number = _input(page, "job_number").input_value()

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
-from tests.chromium import chromium, log_in, screenshot
+from tests.chromium import logged_in_page, screenshot
 from tests.liveserver import LiveServer, serving_demo_lab, station_at_stage
 
 pytestmark = pytest.mark.browser
@@ -21,19 +21,6 @@ pytestmark = pytest.mark.browser
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     with serving_demo_lab(tmp_path_factory.mktemp("store-browser"), jobs=30) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
-        yield running
-
-
-def _page(browser: Browser, server: LiveServer, username: str, password: str) -> Page:
-    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-    page.set_default_timeout(15_000)
-    log_in(page, server.url, username, password)
-    return page
 
 
 def _calm_north_job(http: httpx.Client, server: LiveServer) -> dict[str, Any]:
@@ -56,7 +43,7 @@ def _calm_north_job(http: httpx.Client, server: LiveServer) -> dict[str, Any]:
 def test_a_breakage_turns_the_row_red_with_its_reason_within_a_second(
     server: LiveServer, browser: Browser
 ) -> None:
-    page = _page(browser, server, "north", "demo-store-pass")
+    page = logged_in_page(browser, server.url, "north", "demo-store-pass", 1280, 800)
     page.goto(f"{server.url}/")
     page.wait_for_url(f"{server.url}/store")
     with httpx.Client(timeout=10) as http:
@@ -79,7 +66,7 @@ def test_a_breakage_turns_the_row_red_with_its_reason_within_a_second(
 
 
 def test_the_job_page_shows_the_breakage_history(server: LiveServer, browser: Browser) -> None:
-    page = _page(browser, server, "north", "demo-store-pass")
+    page = logged_in_page(browser, server.url, "north", "demo-store-pass", 1280, 800)
     page.goto(f"{server.url}/store")
     red = page.locator("[data-tone=red] a").first
     red.click()
@@ -92,13 +79,13 @@ def test_the_job_page_shows_the_breakage_history(server: LiveServer, browser: Br
 def test_another_stores_job_is_not_found_and_the_wip_board_is_for_the_lab(
     server: LiveServer, browser: Browser
 ) -> None:
-    manager = _page(browser, server, "manager", "demo-manager-pass")
+    manager = logged_in_page(browser, server.url, "manager", "demo-manager-pass", 1280, 800)
     manager.goto(f"{server.url}/")
     manager.wait_for_url(f"{server.url}/wip")
     south_card = manager.locator("[data-job-id]", has_text="SOUTH").first
     south_id = south_card.get_attribute("data-job-id")
     screenshot(manager, "wip")
-    north = _page(browser, server, "north", "demo-store-pass")
+    north = logged_in_page(browser, server.url, "north", "demo-store-pass", 1280, 800)
     north.goto(f"{server.url}/store/jobs/{south_id}")
     expect(north.get_by_text("Job not found.")).to_be_visible()
     north.goto(f"{server.url}/wip")
@@ -108,7 +95,7 @@ def test_another_stores_job_is_not_found_and_the_wip_board_is_for_the_lab(
 def test_the_filters_and_the_pickup_button_work_in_the_browser(
     server: LiveServer, browser: Browser
 ) -> None:
-    page = _page(browser, server, "north", "demo-store-pass")
+    page = logged_in_page(browser, server.url, "north", "demo-store-pass", 1280, 800)
     page.goto(f"{server.url}/store")
     rows = page.locator("[data-job-id]")
     expect(rows.first).to_be_visible()
