@@ -5,11 +5,14 @@ deployed: fresh SQLite in a temp dir, `seed-demo`, a token per station.
 """
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
+from nicegui.testing import User
 
+from station.app import StationApp
 from tests.liveserver import LiveServer, serving_demo_lab
+from tests.station.stations import on_the_page
 
 __all__ = ["LiveServer", "until"]  # the reliability harness builds its server on LiveServer
 
@@ -32,3 +35,10 @@ async def until(condition: Callable[[], bool], timeout: float, every: float = 0.
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     with serving_demo_lab(tmp_path_factory.mktemp("live-server"), jobs=150) as server:
         yield server
+
+
+@pytest.fixture
+async def user(station: StationApp) -> AsyncIterator[User]:
+    """NiceGUI's simulated user on the page of the module's `station`, which runs meanwhile."""
+    async with on_the_page(station) as simulated:
+        yield simulated

@@ -1,7 +1,6 @@
 """QC flows on the station page as `User` tests: the real station (outbox, uplink, flow, QC
 desk, simulated lensmeter on a pty) against a MockTransport standing in for the server."""
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from tests.station.qc_fakes import QcApi
 from tests.station.stations import (
     FAST_RETRIES,
     fake_station,
-    on_the_page,
     simulated_lensmeter,
     station_settings,
 )
@@ -35,12 +33,6 @@ async def station(api: QcApi, tmp_path: Path) -> StationApp:
         lensmeter=simulated_lensmeter(auto_measure_seconds=0.2, seed=5),
     )
     return await fake_station(api, settings)
-
-
-@pytest.fixture
-async def user(station: StationApp) -> AsyncIterator[User]:
-    async with on_the_page(station) as simulated:
-        yield simulated
 
 
 async def start_inspection(user: User, station: StationApp) -> None:

@@ -7,7 +7,7 @@ screenshot of the card with its Reprint button (screenshots/station-reprint.png)
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,7 +22,7 @@ from tests.chromium import chromium
 from tests.liveserver import LiveServer, serving_demo_lab
 from tests.server.payloads import job_body
 from tests.station.fakes import FakeApi
-from tests.station.stations import FAST_RETRIES, fake_station, on_the_page, station_settings
+from tests.station.stations import FAST_RETRIES, fake_station, station_settings
 from tests.station.test_browser import open_station, running_station, shot, sign_in, wedge
 
 PDF = render_tickets([TicketJob(job_number="J1", store_code="NORTH", store_name="North", due="")])
@@ -75,12 +75,6 @@ async def station(api: TicketApi, tmp_path: Path, request: pytest.FixtureRequest
         tmp_path / "data", repeat_scan_seconds=0, uplink=FAST_RETRIES, printer=printer
     )
     return await fake_station(api, settings)
-
-
-@pytest.fixture
-async def user(station: StationApp) -> AsyncIterator[User]:
-    async with on_the_page(station) as simulated:
-        yield simulated
 
 
 async def showing_j1(user: User, station: StationApp) -> None:

@@ -4,7 +4,6 @@ The station talks HTTP only, so a MockTransport standing in for the server exerc
 real uplink, outbox, flow and page; the real server is used by the outage and browser tests.
 """
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from nicegui.testing import User
 from station.app import StationApp
 from station.wire import JobCard
 from tests.station.fakes import FakeApi
-from tests.station.stations import FAST_RETRIES, fake_station, on_the_page, station_settings
+from tests.station.stations import FAST_RETRIES, fake_station, station_settings
 
 
 @pytest.fixture
@@ -26,12 +25,6 @@ def api() -> FakeApi:
 async def station(api: FakeApi, tmp_path: Path) -> StationApp:
     settings = station_settings(tmp_path, repeat_scan_seconds=0, uplink=FAST_RETRIES)
     return await fake_station(api, settings)
-
-
-@pytest.fixture
-async def user(station: StationApp) -> AsyncIterator[User]:
-    async with on_the_page(station) as simulated:
-        yield simulated
 
 
 async def scan(user: User, station: StationApp, code: str) -> None:
