@@ -122,8 +122,8 @@ def _ticket_input(view: StationView) -> None:
 def _status_bar(view: StationView) -> None:
     status, operator = view.connection, view.screen.operator
     with ui.row().classes("w-full items-center gap-3 no-wrap"):
-        ui.label(view.name).classes("text-2xl font-bold")
-        ui.label(view.stage_name).classes("text-xl text-grey-5")
+        ui.label(view.name).classes("text-2xl font-bold whitespace-nowrap")
+        ui.label(view.stage_name).classes("text-xl text-grey-5 whitespace-nowrap")
         ui.space()
         if operator:
             ui.label(operator.name).classes("chip tone-idle").mark("operator")
@@ -143,8 +143,8 @@ def _status_bar(view: StationView) -> None:
         for device in view.devices:
             word = "connected" if device.connected else "lost"
             ui.label(f"{device.name} {word}").classes(
-                f"chip tone-{'ok' if device.connected else 'error'}"
-            ).mark("device").tooltip(device.detail or word)
+                f"chip chip-device tone-{'ok' if device.connected else 'error'}"
+            ).mark("device").tooltip(f"{device.name} {word}: {device.detail or word}")
         if status.rejected:
             ui.button(f"{status.rejected} refused", on_click=lambda: _rejected_dialog(view)).props(
                 "color=red-9 unelevated"
@@ -275,9 +275,12 @@ def _prescription(card: JobCard, labels: StationLabels) -> None:
 
 
 def _rx_value(column: str, value: float | int | str | None) -> str:
-    """Powers signed to the quarter dioptre's two decimals; PD, height, prism as measured."""
+    """Powers signed to the quarter dioptre's two decimals (no cylinder: DS, a sphere, as the
+    ticket prints it); PD, height, prism as measured."""
     if value is None:
         return "—"
+    if column == "cyl" and value == 0:
+        return "DS"
     if column in POWERS:
         return f"{value:+.2f}"
     return f"{value:g}" if isinstance(value, float) else str(value)
