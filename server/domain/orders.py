@@ -128,15 +128,21 @@ def propose_promise(
     return promise_for(route, floor_load(session, lab_id), priority, now, lab_zone(session, lab_id))
 
 
+# A lab's first proposed number: six digits keep a wand scan of it well above the length a
+# station takes for typing (J1 would be read as two keystrokes, not a scan).
+FIRST_JOB_NUMBER = 100001
+
+
 def next_job_number(session: Session, lab_id: int) -> str:
-    """The highest J-number (J + digits) plus one: free, since none above it exists."""
+    """The highest J-number (J + digits) plus one, at least J100001: free, since none above
+    it exists."""
     candidates = session.scalars(
         select(Job.job_number)
         .where(Job.lab_id == lab_id, Job.job_number.like("J%"))
         .order_by(func.length(Job.job_number).desc(), Job.job_number.desc())
     )
     highest = next((int(n[1:]) for n in candidates if n[1:].isdigit()), 0)
-    return f"J{highest + 1}"
+    return f"J{max(highest + 1, FIRST_JOB_NUMBER)}"
 
 
 @dataclass(frozen=True)

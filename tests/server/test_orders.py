@@ -282,7 +282,10 @@ def test_the_proposal_reads_the_floor_and_the_labs_time_zone(lab: DemoLab) -> No
 
 
 def test_the_next_job_number_follows_the_highest_j_number(lab: DemoLab) -> None:
-    for number in ("J99", "J100", "JX7", "R5000"):
+    lab_id = lab.manager().lab_id
+    with lab.context.db.session() as session:
+        assert orders.next_job_number(session, lab_id) == "J100001"  # an empty lab
+    for number in ("J99", "J100", "JX7", "R5000", "J100123", "J100124-R1"):
         lab.make_job(number)
     with lab.context.db.session() as session:
-        assert orders.next_job_number(session, lab.manager().lab_id) == "J101"
+        assert orders.next_job_number(session, lab_id) == "J100124"

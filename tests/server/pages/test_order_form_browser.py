@@ -30,11 +30,11 @@ def _field(page: Page, path: str) -> Locator:
     return page.locator(".q-field", has=page.locator(f"[data-field='{path}']"))
 
 
-def _input(page: Page, path: str) -> Locator:
+def order_field(page: Page, path: str) -> Locator:
     return page.locator(f"[data-field='{path}']")
 
 
-def _keys(page: Page, *steps: str) -> None:
+def press_keys(page: Page, *steps: str) -> None:
     """Each step is typed, except key names in angle brackets: "<Tab>", "<Control+a>"."""
     for step in steps:
         if step.startswith("<") and step.endswith(">"):
@@ -48,30 +48,30 @@ def test_an_order_typed_without_the_mouse_is_refused_field_by_field_then_created
 ) -> None:
     page = logged_in_page(browser, server.url, "north", "demo-store-pass")
     page.goto(f"{server.url}/store/orders/new")
-    expect(_input(page, "job_number")).to_be_focused()
-    job_number = _input(page, "job_number").input_value()
+    expect(order_field(page, "job_number")).to_be_focused()
+    job_number = order_field(page, "job_number").input_value()
     assert job_number == "J100010"  # the demo's highest number (10 jobs) plus one
     expect(page.locator("[data-part=proposal]")).to_contain_text("Proposed")
 
     # A select takes a typed letter as a native one does: "p" is Progressive, Tab moves on.
-    _keys(page, "<Tab>", "7701", "<Tab>", "P-4711", "<Tab>", "<Tab>", "p", "<Tab>")
-    expect(_input(page, "right.add")).to_be_enabled()  # ADD opens for a progressive
-    _keys(page, "c", "<Tab>", "<Space>", "<Tab>", "<Tab>")  # CR-39, surfaced, not rush
-    _keys(page, "<Space>", "<Tab>", "<Space>", "<Tab>", "<Tab>", "<Tab>", "<Tab>")  # HC, AR
-    _keys(page, "c")  # the catalogue's classic rectangle: its sizes filled in
-    expect(_input(page, "frame.a_mm")).to_have_value("54")
-    expect(_input(page, "frame.a_mm")).to_be_disabled()
-    _keys(page, "<Tab>", "<Tab>")  # past "plus cylinder" to the R row
-    expect(_input(page, "right.sph")).to_be_focused()
+    press_keys(page, "<Tab>", "7701", "<Tab>", "P-4711", "<Tab>", "<Tab>", "p", "<Tab>")
+    expect(order_field(page, "right.add")).to_be_enabled()  # ADD opens for a progressive
+    press_keys(page, "c", "<Tab>", "<Space>", "<Tab>", "<Tab>")  # CR-39, surfaced, not rush
+    press_keys(page, "<Space>", "<Tab>", "<Space>", "<Tab>", "<Tab>", "<Tab>", "<Tab>")  # HC, AR
+    press_keys(page, "c")  # the catalogue's classic rectangle: its sizes filled in
+    expect(order_field(page, "frame.a_mm")).to_have_value("54")
+    expect(order_field(page, "frame.a_mm")).to_be_disabled()
+    press_keys(page, "<Tab>", "<Tab>")  # past "plus cylinder" to the R row
+    expect(order_field(page, "right.sph")).to_be_focused()
     # R: SPH off the step, a cylinder without its axis, no add on a progressive.
-    _keys(page, "-1.13", "<Tab>", "-0.50", "<Tab>", "<Tab>", "<Tab>", "<Tab>", "<Tab>")
-    _keys(page, "31", "<Tab>", "18", "<Tab>")
+    press_keys(page, "-1.13", "<Tab>", "-0.50", "<Tab>", "<Tab>", "<Tab>", "<Tab>", "<Tab>")
+    press_keys(page, "31", "<Tab>", "18", "<Tab>")
     # L: a PD of 10 mm is no one's.
-    _keys(page, "-1.00", "<Tab>", "<Tab>", "<Tab>", "2.00", "<Tab>", "<Tab>", "<Tab>")
-    _keys(page, "10", "<Tab>", "18", "<Tab>", "Rimless look, handle with care", "<Tab>")
-    expect(_input(page, "promised_at")).to_be_focused()
+    press_keys(page, "-1.00", "<Tab>", "<Tab>", "<Tab>", "2.00", "<Tab>", "<Tab>", "<Tab>")
+    press_keys(page, "10", "<Tab>", "18", "<Tab>", "Rimless look, handle with care", "<Tab>")
+    expect(order_field(page, "promised_at")).to_be_focused()
     screenshot(page, "order-form")  # the whole order typed
-    _keys(page, "<Enter>")  # Enter in the last field submits
+    press_keys(page, "<Enter>")  # Enter in the last field submits
 
     refusals = {
         "right.sph": "must be a multiple of 0.125 D",
@@ -81,19 +81,19 @@ def test_an_order_typed_without_the_mouse_is_refused_field_by_field_then_created
     }
     for path, message in refusals.items():
         expect(_field(page, path)).to_contain_text(message)
-    expect(_input(page, "right.sph")).to_be_focused()  # the first wrong field
+    expect(order_field(page, "right.sph")).to_be_focused()  # the first wrong field
     expect(page.locator("[data-part=created]")).to_have_count(0)
     screenshot(page, "order-form-errors")
 
     # Corrected from the keyboard; L sphere now 3.25 D from R: a warning, not a refusal.
-    _keys(page, "<Control+a>", "-1.25", "<Tab>", "<Tab>", "90", "<Tab>", "2.00")
-    _keys(page, *["<Tab>"] * 5, "<Control+a>", "-4.50", *["<Tab>"] * 6, "<Control+a>", "32")
-    _keys(page, "<Control+Enter>")
+    press_keys(page, "<Control+a>", "-1.25", "<Tab>", "<Tab>", "90", "<Tab>", "2.00")
+    press_keys(page, *["<Tab>"] * 5, "<Control+a>", "-4.50", *["<Tab>"] * 6, "<Control+a>", "32")
+    press_keys(page, "<Control+Enter>")
     expect(_field(page, "left.sph")).to_contain_text("R/L differ by 3.25 D")
     for path in refusals:
         expect(_field(page, path)).not_to_have_class("q-field--error")
     expect(page.locator("[data-part=created]")).to_have_count(0)  # not until confirmed
-    _keys(page, "<Control+Enter>")
+    press_keys(page, "<Control+Enter>")
 
     created = page.locator("[data-part=created]")
     expect(created).to_contain_text(f"Created {job_number} · tray 7701 · promised")
@@ -105,9 +105,9 @@ def test_an_order_typed_without_the_mouse_is_refused_field_by_field_then_created
         "href", f"/api/jobs/{job_id}/ticket.pdf"
     )
     # Ready for the next order: a fresh number, focus back at the top.
-    expect(_input(page, "job_number")).to_have_value(f"J{int(job_number[1:]) + 1}")
-    expect(_input(page, "job_number")).to_be_focused()
-    expect(_input(page, "right.sph")).to_have_value("")
+    expect(order_field(page, "job_number")).to_have_value(f"J{int(job_number[1:]) + 1}")
+    expect(order_field(page, "job_number")).to_be_focused()
+    expect(order_field(page, "right.sph")).to_have_value("")
     screenshot(page, "order-created")
 
     with httpx.Client(base_url=server.url, timeout=10) as http:
