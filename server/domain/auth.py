@@ -32,6 +32,10 @@ from server.models import (
 )
 
 LAB_ROLES = frozenset({Role.technician, Role.qc_inspector, Role.lab_manager, Role.admin})
+# Who enters, changes and remakes orders and marks pickups: a store for itself, managers for any.
+ORDER_ROLES = frozenset({Role.store_staff, Role.lab_manager, Role.admin})
+# Who decides for the lab: change requests, breakage reversals, imports from other systems.
+MANAGER_ROLES = frozenset({Role.lab_manager, Role.admin})
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.domain.auth import PersonPrincipal
+from server.domain.auth import MANAGER_ROLES, PersonPrincipal
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from server.domain.flags import refresh_job
 from server.feed import append_update
@@ -20,8 +20,6 @@ from server.models import (
     StageEvent,
 )
 from server.schemas import BreakageDetail
-
-REVERSERS = frozenset({Role.lab_manager, Role.admin})
 
 
 def shift_at(lab: Lab, moment: datetime) -> str | None:
@@ -71,7 +69,7 @@ def record_breakage(
 def reverse_breakage(
     session: Session, person: PersonPrincipal, breakage_id: int, reason: str, now: datetime
 ) -> Breakage:
-    if person.role not in REVERSERS:
+    if person.role not in MANAGER_ROLES:
         raise Forbidden("role", "only a lab manager can reverse a breakage")
     breakage = session.scalar(
         select(Breakage)

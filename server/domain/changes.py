@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.lifecycle import return_stage
-from server.domain.auth import LAB_ROLES, PersonPrincipal, Principal
+from server.domain.auth import LAB_ROLES, MANAGER_ROLES, ORDER_ROLES, PersonPrincipal, Principal
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from server.domain.flags import refresh_job
 from server.domain.jobs import check_order, get_job, select_route, visible_jobs
@@ -42,8 +42,6 @@ from server.models import (
 )
 from server.schemas import FrameIn, JobCreate, PrescriptionEyeIn
 
-EDITORS = frozenset({Role.store_staff, Role.lab_manager, Role.admin})
-DECIDERS = frozenset({Role.lab_manager, Role.admin})
 EYES = {"right": Eye.R, "left": Eye.L}
 # Order values whose change selects the job's route again.
 ROUTE_FIELDS = frozenset({"job_type", "lens_design", "surfaced"})
@@ -174,11 +172,11 @@ def _person(principal: Principal, roles: frozenset[Role], what: str) -> PersonPr
 
 
 def _editor(principal: Principal) -> PersonPrincipal:
-    return _person(principal, EDITORS, "store staff, lab managers and admins change orders")
+    return _person(principal, ORDER_ROLES, "store staff, lab managers and admins change orders")
 
 
 def _decider(principal: Principal) -> PersonPrincipal:
-    return _person(principal, DECIDERS, "only a lab manager or admin decides change requests")
+    return _person(principal, MANAGER_ROLES, "only a lab manager or admin decides change requests")
 
 
 def checked_reason(reason: str, field: str = "reason") -> str:
@@ -370,7 +368,7 @@ def cancel_job(
     now = now or utcnow()
     job = _locked_job(session, principal, job_id)
     _still_in_lab(job)
-    if person.role not in DECIDERS and production_started(session, job):
+    if person.role not in MANAGER_ROLES and production_started(session, job):
         request = _request(
             session, job, person, {CANCEL: JobStatus.cancelled.value, "cancel_reason": reason}, now
         )

@@ -51,15 +51,14 @@ from drivers.dcs import (
     read_job,
 )
 from drivers.dcs.job import chiral_field, number_text
-from server.domain.auth import LabPrincipal, PersonPrincipal, Principal
+from server.domain.auth import MANAGER_ROLES, LabPrincipal, PersonPrincipal, Principal
 from server.domain.errors import DomainError, Forbidden
 from server.domain.jobs import create_job, lab_catalogue
 from server.domain.lab_time import lab_zone
 from server.labconfig import CatalogueConfig, MaterialConfig
-from server.models import Eye, Job, LensDesign, PrescriptionEye, Priority, Role, utcnow
+from server.models import Eye, Job, LensDesign, PrescriptionEye, Priority, utcnow
 from server.schemas import JobCreate
 
-IMPORTERS = frozenset({Role.lab_manager, Role.admin})
 DEFAULT_LEAD_TIME = timedelta(days=3)
 PROMISED_LOCAL_TIME = time(17, 0)
 MAX_FILES = 50
@@ -180,7 +179,7 @@ def import_jobs(
 ) -> list[ImportedJob]:
     """Creates the jobs of every record of `files`, or none (ImportRefused). A dry run checks
     exactly as much, create_job included, and rolls its savepoint back."""
-    person = isinstance(principal, PersonPrincipal) and principal.role in IMPORTERS
+    person = isinstance(principal, PersonPrincipal) and principal.role in MANAGER_ROLES
     if not (person or isinstance(principal, LabPrincipal)):
         raise Forbidden("role", "only lab managers, admins and lab tokens import DCS files")
     if not 1 <= len(files) <= MAX_FILES:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.optics.rx import SphCyl, transpose
-from server.domain.auth import LAB_ROLES, LabPrincipal, PersonPrincipal, Principal
+from server.domain.auth import LAB_ROLES, ORDER_ROLES, LabPrincipal, PersonPrincipal, Principal
 from server.domain.errors import Conflict, Forbidden, Invalid, InvalidFields, NotFound
 from server.domain.flags import refresh_job
 from server.feed import append_update
@@ -33,7 +33,6 @@ from server.models import (
 )
 from server.schemas import JobCreate, PrescriptionEyeIn, on_step
 
-JOB_CREATORS = frozenset({Role.lab_manager, Role.admin, Role.store_staff})
 # An order is entered when it is placed: one dated further ahead than a clock can be off is a
 # typo, and so is a promise more than a year after the order.
 MAX_ORDER_CLOCK_AHEAD = timedelta(hours=1)
@@ -143,7 +142,7 @@ def check_order(
     person = principal if isinstance(principal, PersonPrincipal) else None
     # The lab itself (a lab token, the `lenstrack` command) orders for any store: DCS import.
     if not isinstance(principal, LabPrincipal) and (
-        person is None or person.role not in JOB_CREATORS
+        person is None or person.role not in ORDER_ROLES
     ):
         raise Forbidden("role", "only lab managers, admins and store staff create jobs")
     store = session.scalar(
@@ -307,11 +306,8 @@ def job_timeline(session: Session, principal: Principal, job_id: int) -> list[St
     return job_events(session, get_job(session, principal, job_id))
 
 
-STORE_MILESTONE_ROLES = frozenset({Role.store_staff, Role.lab_manager, Role.admin})
-
-
 def _store_milestone(session: Session, principal: Principal, job_id: int) -> Job:
-    if not isinstance(principal, PersonPrincipal) or principal.role not in STORE_MILESTONE_ROLES:
+    if not isinstance(principal, PersonPrincipal) or principal.role not in ORDER_ROLES:
         raise Forbidden("role", "store staff or a lab manager records pickup milestones")
     job = get_job(session, principal, job_id)  # store staff: their own store's jobs only
     if job.status != JobStatus.completed:

@@ -14,8 +14,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.domain.auth import PersonPrincipal, Principal
-from server.domain.changes import EDITORS, checked_reason, order_of
+from server.domain.auth import ORDER_ROLES, PersonPrincipal, Principal
+from server.domain.changes import checked_reason, order_of
 from server.domain.errors import Conflict, Forbidden, Invalid
 from server.domain.jobs import create_job, get_job
 from server.domain.orders import propose_promise
@@ -53,7 +53,7 @@ def open_remake(
     """A new job remaking one that was shipped (or delivered): store staff for their own
     store's jobs, lab managers and admins for any. A warranty remake is a warranty job,
     every other class a redo."""
-    if not isinstance(principal, PersonPrincipal) or principal.role not in EDITORS:
+    if not isinstance(principal, PersonPrincipal) or principal.role not in ORDER_ROLES:
         raise Forbidden("role", "store staff, lab managers and admins open remakes")
     reason = checked_reason(reason)
     now = now or utcnow()

@@ -12,11 +12,11 @@ from nicegui import ui
 
 from server.api.deps import SESSION_COOKIE
 from server.context import ServerContext
-from server.domain.auth import LAB_ROLES, PersonPrincipal, authenticate
+from server.domain.auth import LAB_ROLES, ORDER_ROLES, PersonPrincipal, authenticate
 from server.domain.errors import Unauthorized
 from server.models import Role
 
-STORE_PORTAL_ROLES = frozenset({Role.store_staff, Role.lab_manager, Role.admin})
+STORE_PORTAL_ROLES = ORDER_ROLES  # the portal is where orders are entered and followed
 
 
 def home_path(principal: PersonPrincipal) -> str:

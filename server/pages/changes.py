@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from server.context import ServerContext
 from server.domain import changes, remakes, views
-from server.domain.auth import LAB_ROLES, PersonPrincipal
+from server.domain.auth import LAB_ROLES, MANAGER_ROLES, PersonPrincipal
 from server.domain.errors import DomainError
 from server.domain.orders import OrderChoices
 from server.domain.views import JobDetail, QueueItem, RequestView, ValueChange
@@ -48,7 +48,7 @@ class OrderActions:
 
     @property
     def decides(self) -> bool:
-        return self.principal.role in changes.DECIDERS
+        return self.principal.role in MANAGER_ROLES
 
     async def run(self, work: Callable[[Session], Any], done: str | None = None) -> Any:
         """`work` in a transaction of its own; a refusal is shown, not raised (None)."""
@@ -423,7 +423,7 @@ def register_change_pages(context: ServerContext) -> None:
         with ui.column().classes("w-full p-4 gap-3 max-w-5xl"):
             ui.link("← WIP board", "/wip")
             ui.label("Orders changed after production started").classes("text-xl font-semibold")
-            if principal.role not in changes.DECIDERS:
+            if principal.role not in MANAGER_ROLES:
                 ui.label("A lab manager or admin decides these.").classes("text-slate-600")
             queue = ChangeQueue(items, OrderActions(context, principal))
         PageFeed(context, principal, views.change_queue_item, queue.show)
