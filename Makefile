@@ -17,7 +17,7 @@ demo: system-packages venv
 test: system-packages venv
 	@$(BIN)/ruff check .
 	@$(BIN)/lint-imports
-	@status=0; $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
+	@status=0; $(BIN)/pytest --durations=25 $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 
 test-fast: venv
