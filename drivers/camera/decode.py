@@ -7,10 +7,10 @@ one job number, in a Code 128 and a DataMatrix: one confirmed read of either is 
 2. every 1D region `locate` finds, cut out upright (perspective undone), by zxing-cpp and ZBar;
 3. zxing-cpp's DataMatrix (2D) detector on the whole frame, without its rotated passes;
 4. the two strongest regions still unread as column-averaged scanline profiles, one over the
-   full bar height and one per horizontal third — averaging along the bars removes sensor
-   noise without touching the bars, which is what blur and noise leave of an L2 frame. Code 128
-   profiles are fitted with a blurred model of the code (`profile.fit_profiles`), then given to
-   zxing-cpp and ZBar;
+   full bar height, one per horizontal third and one per half — averaging along the bars
+   removes sensor noise without touching the bars, which is what blur and noise leave of an L2
+   frame. Code 128 profiles are fitted with a blurred model of the code
+   (`profile.fit_profiles`), then given to zxing-cpp and ZBar;
 5. the 2D detector again with its rotated passes (three times the cost of 3).
 
 zxing-cpp runs restricted to the configured formats, without its inverted (light on dark) and
@@ -70,8 +70,9 @@ _FROM_ZBAR = {"CODE128": Symbology.CODE128, "CODE39": Symbology.CODE39, "QRCODE"
 
 Point = tuple[float, float]
 # Band profiles: one per third of the bar height, so a slightly slanted (perspective) code
-# still gives straight scanlines, and each band is an independent vote.
-BANDS = 3
+# still gives straight scanlines, and each band is a vote of its own; then one per half,
+# which a dim, noisy code that no third reads may still confirm (tried only while unread).
+BANDS = (3, 2)
 PROFILE_ROWS = 24  # rows a profile is repeated to, for decoders that want an image
 # Unsharp masks (Gaussian sigma in px, amount) tried on the profiles, none first.
 SHARPEN = ((0.0, 0.0), (1.0, 4.0), (2.0, 2.0), (2.0, 4.0), (3.0, 2.0))
@@ -83,7 +84,7 @@ class DecodedCode(BaseModel):
     text: str
     symbology: Symbology
     corners: tuple[Point, Point, Point, Point]  # image pixels, around the code
-    decoders: tuple[str, ...]  # which decodes agreed, e.g. ("zxing", "zbar/band1")
+    decoders: tuple[str, ...]  # which decodes agreed, e.g. ("zxing", "zbar/band1of3")
 
 
 @dataclass(frozen=True)
@@ -181,9 +182,11 @@ class BarcodeDecoder:
         model, and given to zxing-cpp and ZBar (which also read Code 39 there)."""
         votes: list[_Vote] = []
         crop = region.crop.astype(np.float32)
-        rows = np.array_split(crop, BANDS, axis=0)
-        profiles = [crop.mean(axis=0)] + [band_rows.mean(axis=0) for band_rows in rows]
-        names = ["full"] + [f"band{band}" for band in range(1, BANDS + 1)]
+        profiles, names = [crop.mean(axis=0)], ["full"]
+        for count in BANDS:
+            for band, band_rows in enumerate(np.array_split(crop, count, axis=0), 1):
+                profiles.append(band_rows.mean(axis=0))
+                names.append(f"band{band}of{count}")
         if Symbology.CODE128 in self._linear:
             for index, text in fit_profiles(profiles):
                 votes.append(

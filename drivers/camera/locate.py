@@ -6,6 +6,7 @@ the image gradient is strong and points the same way everywhere (across the bars
 structure tensor measures exactly that, and its angle says how to rotate the patch upright.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -15,8 +16,10 @@ import numpy as np
 # Work on a half-size image: bars of 2+ px modules at 1280×720 survive, and it is 4× cheaper.
 SCALE = 0.5
 WINDOW = 9  # structure tensor averaging window at work scale: a few modules wide
-MIN_COHERENCE = 0.65  # 1 = one gradient direction only; text and noise sit below
-# (0.75 before: dim, noisy codes of 1.2–1.8 px modules, as in the hard corpus, fell below it)
+MIN_COHERENCE = 0.5  # 1 = one gradient direction only; text and noise sit below
+# (0.75, then 0.65 before: at this scale a code of 1.2–1.8 px modules keeps only its wide
+# elements, and dim light and noise left parts of it, or all, below; lower than 0.5 lets text
+# and ticket edges crowd codes out of the strongest regions)
 # Bars alternate: over a few modules their gradients cancel, where an object's border (a
 # ticket edge against the desk: strong and coherent too) has one sign only. Share of the mean
 # squared gradient that survives averaging over ALTERNATION_WINDOW, at most:
@@ -48,7 +51,9 @@ def to_image_points(points: list[tuple[float, float]], homography: np.ndarray) -
     return cv2.perspectiveTransform(np.float32(points)[None], homography)[0]
 
 
-def find_regions(gray: np.ndarray, *, max_regions: int = 4) -> list[Region]:
+def find_regions(gray: np.ndarray, *, max_regions: int = 4) -> Iterator[Region]:
+    """The likeliest barcode regions of `gray`, strongest first; each is cut out only when
+    asked for (a caller that reads the first needs no more)."""
     small = cv2.resize(gray, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_AREA)
     small = small.astype(np.float32)
     gx = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3)
@@ -106,10 +111,8 @@ def find_regions(gray: np.ndarray, *, max_regions: int = 4) -> list[Region]:
         weight = float(np.sqrt(anisotropy_sq[ys, xs]).sum())
         candidates.append((weight, theta, xs, ys))
     candidates.sort(key=lambda c: -c[0])
-    return [
-        _rectify(gray, (jxx, jyy, jxy), theta, xs / SCALE, ys / SCALE, weight)
-        for weight, theta, xs, ys in candidates[:max_regions]
-    ]
+    for weight, theta, xs, ys in candidates[:max_regions]:
+        yield _rectify(gray, (jxx, jyy, jxy), theta, xs / SCALE, ys / SCALE, weight)
 
 
 def _orientation(

@@ -11,8 +11,8 @@ caught by its right neighbour's fit.
 Perspective narrows the modules along a tilted code; the profile is resampled to even them
 out under a few such hypotheses. Only the best-fitting complete decode of all grid, blur and
 perspective hypotheses counts, and only if it has a start character, fits the stop where the
-drifting grid ends, passes the mod-103 check and no decode of other symbols fits nearly as
-well; the caller still confirms it with a second decode (another profile or decoder).
+drifting grid ends, passes the mod-103 check and no other checked decode fits nearly as well;
+the caller still confirms it with a second decode (another profile or decoder).
 """
 
 from collections.abc import Iterator, Sequence
@@ -50,10 +50,11 @@ FIT_BLURS: tuple[Blur, ...] = (
     *((sigma, 0.0) for sigma in (0.5, 0.7, 0.9, 1.1, 1.3)),
     *((sigma, motion) for sigma in (0.4, 0.8) for motion in (1.5, 2.0, 2.5, 3.0, 3.5, 4.0)),
 )
+Shape = tuple[int, float, Blur]  # a grid hypothesis: characters, module gradient, blur
 FIT_RESOLUTION = 16  # rendering samples per module
 # Relative change of the module width from a code's left end to its right: a ticket tilted away
-# from the camera shows its far end smaller.
-FIT_GRADIENTS = (0.0, -0.08, 0.08, -0.16, 0.16)
+# from the camera shows its far end smaller (by up to a quarter on hard frames).
+FIT_GRADIENTS = (0.0, -0.08, 0.08, -0.16, 0.16, -0.24, 0.24)
 # Modules the grid may drift by per character under perspective: three shifts read as many
 # corpus frames as five, at 60 % of the cost.
 FIT_SHIFTS = np.linspace(-0.4, 0.4, 3)
@@ -61,8 +62,10 @@ MIN_FIT = 0.8  # correlation every character's rendering must reach
 # A direction whose start and stop fit below MIN_FIT by this much at a middling blur and even
 # modules is not tried further (read backwards, a code's stop is no start).
 HOPELESS = 0.25
-AMBIGUITY = 0.03  # mean correlation by which the best decode must beat any different one
-MODULE_PX = (1.3, 4.5)  # module widths (px) the fit considers: wider ones zxing-cpp reads
+AMBIGUITY = 0.03  # mean correlation by which the best decode must beat other checked ones
+# Module widths (px) the fit considers: wider ones zxing-cpp reads; hard frames show codes at
+# 1.2 px per module on average, narrower still at a tilted code's far end.
+MODULE_PX = (1.0, 4.5)
 FIT_COUNTS = 2  # character counts whose blurs are tried
 NEIGHBOURS = (-1, 0, 1)  # counts next to the best on even modules, tried with perspective
 FIT_TRIES = 2  # grid hypotheses decoded in full, best start-and-stop fits first
@@ -199,42 +202,55 @@ def fit_profiles(profiles: Sequence[np.ndarray]) -> Iterator[tuple[int, str]]:
     found = [ends for ends in own if ends is not None]
     if not found:
         return
-    # The outer edges the profiles agree on: one profile's may stop at a smear or a glare.
-    left, right = np.median(found, axis=0).tolist()
-    agreed, tolerance = (left, right), 0.05 * (right - left)
-    directions = [
-        (flip, shapes)
-        for flip in (False, True)
-        if (shapes := _hypotheses(_oriented(profiles[0], agreed, flip)))
-    ]
-    for index, (profile, ends) in enumerate(zip(profiles, own, strict=True)):
-        if ends is None or np.abs(np.subtract(ends, agreed)).max() > tolerance:
-            ends = agreed
-        for flip, shapes in directions:
-            oriented, (left, right) = _oriented(profile, ends, flip)
+    # The outer edges the profiles agree on (one profile's may stop at a smear or a glare) and,
+    # where they differ, the full height's own: the bands' noise may add an edge in the quiet
+    # zone, such as a label's border, that outvotes it.
+    agreed = [tuple(np.median(found, axis=0).tolist())]
+    if own[0] is not None and not _near(own[0], agreed[0]):
+        agreed.append(own[0])
+    plans: dict[bool, list[tuple[tuple[float, float], list[Shape]]]] = {False: [], True: []}
+    for ends in agreed:
+        for flip, direction in plans.items():
+            if shapes := _hypotheses(_oriented(profiles[0], ends, flip)):
+                direction.append((ends, shapes))
+    for index, (profile, profile_ends) in enumerate(zip(profiles, own, strict=True)):
+        for flip, direction in plans.items():
+            # One contest per reading direction over every plan: two edge pairs that give two
+            # different codes are as ambiguous as two blurs that do.
             decodes = []
-            for count, gradient, blur in shapes:
-                even = _evened(oriented, left, right, gradient)
-                module = (right - left) / (11 * count + 2)
-                decoded = _fit_symbols(even, left, module, count, blur)
-                if decoded is not None:
-                    decodes.append(decoded)
+            for ends, shapes in direction:
+                if profile_ends is not None and _near(profile_ends, ends):
+                    ends = profile_ends
+                oriented, (left, right) = _oriented(profile, ends, flip)
+                for count, gradient, blur in shapes:
+                    even = _evened(oriented, left, right, gradient)
+                    module = (right - left) / (11 * count + 2)
+                    decoded = _fit_symbols(even, left, module, count, blur)
+                    if decoded is not None:
+                        decodes.append(decoded)
             text = _unambiguous(decodes)
             if text is not None:
                 yield index, text
 
 
+def _near(ends: tuple[float, float], other: tuple[float, float]) -> bool:
+    """Whether two outer edge pairs are one code's, give or take 5 % of its length."""
+    return bool(np.abs(np.subtract(ends, other)).max() <= 0.05 * (other[1] - other[0]))
+
+
 def _unambiguous(decodes: list[tuple[float, list[int]]]) -> str | None:
-    """The text of the best-fitting decode, if it passes the check and no decode of other
-    symbols (under another hypothesis) fits nearly as well: heavy blur can make two codes look
-    alike, and then the better fit is chance.
+    """The text of the best-fitting decode, if it passes the check and no other checked code
+    (under another hypothesis) fits nearly as well: heavy blur can make two codes look alike,
+    and then the better fit is chance. A close decode that fails the check is no such code:
+    it only says the blur hides a character there, which the check character settles.
     """
     if not decodes:
         return None
-    score, values = max(decodes, key=lambda decoded: decoded[0])
-    if any(other != values and score - other_score < AMBIGUITY for other_score, other in decodes):
+    best_score, best = max(decodes, key=lambda decoded: decoded[0])
+    if not _checked(best):
         return None
-    return _text(values) if _checked(values) else None
+    close = (v for score, v in decodes if v != best and best_score - score < AMBIGUITY)
+    return None if any(_checked(values) for values in close) else _text(best)
 
 
 Oriented = tuple[np.ndarray, tuple[float, float]]  # profile read left to right, its outer edges
@@ -247,7 +263,7 @@ def _oriented(profile: np.ndarray, ends: tuple[float, float], flip: bool) -> Ori
     return profile[::-1], (size - ends[1], size - ends[0])
 
 
-def _hypotheses(oriented: Oriented) -> list[tuple[int, float, Blur]]:
+def _hypotheses(oriented: Oriented) -> list[Shape]:
     """(characters, module gradient, blur), best start-and-stop fits first."""
     profile, (left, right) = oriented
     evened = {gradient: _evened(profile, left, right, gradient) for gradient in FIT_GRADIENTS}

@@ -13,7 +13,7 @@ from station.settings import CameraInput, VirtualCameraInput
 # The share of hard frames (1.2–1.8 px modules, grey ink, dim, glare, 7–13 px motion blur,
 # JPEG 40–70) that should read (issue #13), and the share that reads today (see the benchmark).
 HARD_TARGET = 0.9
-HARD_FLOOR = 0.4
+HARD_FLOOR = 0.55
 
 
 def test_the_default_formats_are_what_the_tickets_carry() -> None:
@@ -93,7 +93,7 @@ def test_hard_frames_give_no_misread_and_no_false_read() -> None:
     assert sum(coded) >= HARD_FLOOR * len(coded), f"read {sum(coded)} of {len(coded)}"
 
 
-@pytest.mark.xfail(strict=True, reason="hard frames read about 45-75 %, short of the 90 % target")
+@pytest.mark.xfail(strict=True, reason="hard frames read about 65-85 %, short of the 90 % target")
 def test_hard_frames_reach_the_target_read_rate() -> None:
     coded = [job in texts for _, job, texts in hard_results() if job]
     assert sum(coded) >= HARD_TARGET * len(coded), f"read {sum(coded)} of {len(coded)}"
