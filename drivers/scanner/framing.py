@@ -56,7 +56,8 @@ def symbology_name(identifier: str) -> str:
 
 
 class ScanFramer:
-    """Feed raw bytes, get the codes completed by them."""
+    """Feed raw bytes, get the codes completed by them. A message of more than `max_length`
+    bytes is dropped whole, wherever the reads cut the stream."""
 
     def __init__(
         self,
@@ -84,20 +85,30 @@ class ScanFramer:
             if self._overflowed:  # the tail of an over-long message, already reported
                 self._overflowed = False
                 continue
+            # Over-long whole within one read: dropped as it would be had it come byte by byte.
+            if len(message) > self.max_length:
+                self._discarded(message)
+                continue
             if code := self._decode(message):
                 codes.append(code)
-        if len(self._buffer) > self.max_length:
+        # Unterminated, the buffer may end with all but the last byte of a terminator: past
+        # that, the message it holds is over-long whatever comes next.
+        if len(self._buffer) > self.max_length + len(self.terminator) - 1:
             if not self._overflowed:
-                log.warning(
-                    "%s: discarded %d bytes without a terminator: %r…",
-                    self.source,
-                    len(self._buffer),
-                    bytes(self._buffer[:32]),
-                )
+                self._discarded(bytes(self._buffer))
             self._overflowed = True
             # keep a possible half terminator, drop the rest until the next terminator
             del self._buffer[: len(self._buffer) - len(self.terminator) + 1]
         return codes
+
+    def _discarded(self, message: bytes) -> None:
+        log.warning(
+            "%s: discarded %d bytes without a terminator within %d: %r…",
+            self.source,
+            len(message),
+            self.max_length,
+            message[:32],
+        )
 
     def reset(self) -> None:
         """Forget a partial message, e.g. when the port was unplugged mid-code."""

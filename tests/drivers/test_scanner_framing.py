@@ -90,6 +90,15 @@ def test_overflow_keeps_a_split_crlf_terminator() -> None:
     assert texts(framer, b"\nJ1\r\n") == [("J1", None)]
 
 
+@pytest.mark.parametrize("terminator", list(Terminator))
+def test_an_over_long_message_is_dropped_however_it_was_read(terminator: Terminator) -> None:
+    stream = b"X" * 9 + terminator.bytes + b"J1" + terminator.bytes
+    one_read = texts(ScanFramer(source="test", terminator=terminator, max_length=8), stream)
+    framer = ScanFramer(source="test", terminator=terminator, max_length=8)
+    byte_by_byte = [code for byte in stream for code in texts(framer, bytes([byte]))]
+    assert one_read == byte_by_byte == [("J1", None)]
+
+
 def test_reset_drops_a_partial_code() -> None:
     framer = ScanFramer(source="test")
     framer.feed(b"J12")
