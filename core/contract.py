@@ -10,20 +10,24 @@ fields they do not declare, the server may add fields without breaking older sta
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from core.lifecycle import Action, JobStatus
 from core.trace import Trace
@@ -81,22 +85,33 @@ class Role(StrEnum):
     admin = "admin"
 
 
-def _reject_nul(value: object) -> None:
+# The check looks this deep and no further, so no input drives it to Python's recursion
+# limit. Nothing deeper is missed: each nested model checks its own fields again, and
+# free-form JSON fields are refused beyond a few levels (`bounded_json`).
+MAX_NESTING = 16
+
+
+def _reject_nul(value: object, depth: int = 0) -> None:
+    if depth > MAX_NESTING:
+        return
     if isinstance(value, str) and "\x00" in value:
         raise ValueError("must not contain NUL characters")
     if isinstance(value, list):
         for item in value:
-            _reject_nul(item)
+            _reject_nul(item, depth + 1)
     elif isinstance(value, dict):
         for key, item in value.items():
-            _reject_nul(key)
-            _reject_nul(item)
+            _reject_nul(key, depth + 1)
+            _reject_nul(item, depth + 1)
 
 
 class Inbound(BaseModel):
-    """What the server accepts: unknown fields refused, surrounding whitespace stripped."""
+    """What the server accepts: unknown fields refused, surrounding whitespace stripped, no
+    NaN or Infinity. Numbers and booleans are declared strict field by field (`true` is not
+    the number 1, nor "1.5" a number); enums, UUIDs and times stay parsed from their JSON
+    strings."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
     # PostgreSQL text cannot hold NUL (a 500 from the driver); no real input contains one.
     @field_validator("*", mode="before")
@@ -123,6 +138,66 @@ ScanCode = Annotated[
     str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")
 ]
 ReasonCodeText = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+StageCode = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+MAX_BATCH_EVENTS = 1000  # a server may take fewer per batch (its max_batch_size), never more
+# A JSON number for a float field: an integer is a number too, a string or a boolean is not.
+StrictNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+# Times a lab's records can carry; outside them a date is a typo (year 1) or an attack (year
+# 1 at +14:00 is not a time in UTC at all: converting it overflows). From 1970: a station
+# whose clock was never set reads 1970, and the server corrects its times by the offset.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _in_service_years(value: datetime) -> datetime:
+    try:
+        in_range = EARLIEST_TIME <= value.astimezone(UTC) < LATEST_TIME
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise PydanticCustomError("datetime_range", "must be between 1970 and 2099 (UTC)")
+    return value
+
+
+WireTime = Annotated[AwareDatetime, AfterValidator(_in_service_years)]
+
+# Free-form JSON a station or an order may carry (measured values, frame details): bounded in
+# depth, size, text and magnitude, so no input recurses, bloats or stores NaN or Infinity.
+MAX_JSON_DEPTH = 4
+MAX_JSON_ITEMS = 40
+MAX_JSON_TEXT = 200
+MAX_JSON_NUMBER = 1e6
+
+
+def _json_problem(value: object, depth: int = 0) -> tuple[list[str], str] | None:
+    """Where in `value` (keys from its top) and what makes it unfit as bounded JSON, or None."""
+    if depth > MAX_JSON_DEPTH:
+        return [], f"nested deeper than {MAX_JSON_DEPTH} levels"
+    if isinstance(value, str):
+        return ([], f"text longer than {MAX_JSON_TEXT}") if len(value) > MAX_JSON_TEXT else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # `not <=` also refuses NaN, which compares false to everything.
+        finite = abs(value) <= MAX_JSON_NUMBER
+        return None if finite else ([], f"not a finite number within ±{MAX_JSON_NUMBER:g}")
+    if isinstance(value, dict | list):
+        if len(value) > MAX_JSON_ITEMS:
+            return [], f"more than {MAX_JSON_ITEMS} items"
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if found := _json_problem(key, depth + 1) or _json_problem(item, depth + 1):
+                return [str(key), *found[0]], found[1]
+        return None
+    return None if value is None or isinstance(value, bool) else ([], "not a JSON value")
+
+
+def bounded_json(value: object) -> object:
+    """An AfterValidator: the value as it is, if it is bounded JSON (see above)."""
+    if found := _json_problem(value):
+        path, problem = found
+        message = f"{'.'.join(path)}: {problem}" if path else problem
+        raise PydanticCustomError("bounded_json", message)
+    return value
 
 
 def not_before(earlier: str) -> Callable[[type, datetime, ValidationInfo], datetime]:
@@ -172,12 +247,13 @@ class InspectionIn(Inbound):
     against the job's ordered Rx with the store's tolerance profile.
     """
 
-    measured: dict[str, object]
+    measured: Annotated[dict[str, object], AfterValidator(bounded_json)]
     profile: str | None = Field(
         default=None,
+        max_length=64,
         description="What the station judged with; a store's own profile is used instead.",
     )
-    cosmetic: dict[Annotated[str, StringConstraints(max_length=40)], bool] = Field(
+    cosmetic: dict[Annotated[str, StringConstraints(max_length=40)], StrictBool] = Field(
         default={}, max_length=30
     )
     defects: list[DefectIn] = Field(default=[], max_length=20)
@@ -187,20 +263,22 @@ class EventIn(Inbound):
     """One scan-time event made by a station. The station is known from its token."""
 
     event_uuid: uuid.UUID
-    sequence: int = Field(ge=1, le=2**63 - 1, description="Per-station, increasing by 1 per event.")
+    sequence: StrictInt = Field(
+        ge=1, le=2**63 - 1, description="Per-station, increasing by 1 per event."
+    )
     job: ScanCode = Field(description="Job number or tray number as scanned.")
     action: Action
     operator_badge: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     reason_code: ReasonCodeText | None = None
-    to_stage: str | None = Field(default=None, description="Rework target stage code.")
+    to_stage: StageCode | None = Field(default=None, description="Rework target stage code.")
     override_reason: Annotated[str, StringConstraints(min_length=3, max_length=200)] | None = None
     note: str | None = Field(default=None, max_length=2000)
     breakage: BreakageDetail | None = Field(default=None, description="Only with breakage.")
     inspection: InspectionIn | None = Field(
         default=None, description="QC result: with complete (pass) or rework (fail)."
     )
-    created_at: AwareDatetime = Field(description="Device clock at scan time.")
-    sent_at: AwareDatetime = Field(description="Device clock when this send began.")
+    created_at: WireTime = Field(description="Device clock at scan time.")
+    sent_at: WireTime = Field(description="Device clock when this send began.")
 
     _sent_after_created = field_validator("sent_at")(not_before("created_at"))
 

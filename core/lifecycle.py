@@ -124,6 +124,8 @@ def apply(
             target = return_stage(route.stages, reason_return_stage)
             return Outcome(Progress(target, JobStatus.queued), breakages=1)
         case Action.rework:
+            if inspected and (refused := _not_in_progress_here(progress, route, here)):
+                return refused  # a failed inspection is of the job in hand at this stage
             return _rework(route, reason, reason_return_stage, to_stage)
     assert_never(action)
 
@@ -144,12 +146,18 @@ def _start(progress: Progress, route: Route, here: str, override: bool) -> Outco
     return Outcome(Progress(here, JobStatus.in_progress))
 
 
+def _not_in_progress_here(progress: Progress, route: Route, here: str) -> Refusal | None:
+    if progress.stage == here and progress.status == JobStatus.in_progress:
+        return None
+    return Refusal("action", f"job {route.job_number} is not in progress at {route.name(here)}")
+
+
 def _complete(progress: Progress, route: Route, here: str, inspected: bool) -> Outcome | Refusal:
     job = f"job {route.job_number}"
     if progress.status == JobStatus.on_hold:
         return Refusal("action", f"{job} is on hold; release it first")
-    if progress.stage != here or progress.status != JobStatus.in_progress:
-        return Refusal("action", f"{job} is not in progress at {route.name(here)}")
+    if refused := _not_in_progress_here(progress, route, here):
+        return refused
     if here in route.inspection_stages and not inspected:
         return Refusal(
             "inspection",

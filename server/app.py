@@ -3,6 +3,7 @@
 import logging
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from server.api import (
     auth,
@@ -16,8 +17,9 @@ from server.api import (
     tickets,
     webhooks,
 )
-from server.api.deps import StampArrival
-from server.api.errors import install_error_handlers
+from server.api.cross_site import SameOriginWrites, SecurityHeaders
+from server.api.deps import BodyLimit, RecordOrigin, StampArrival
+from server.api.errors import document_errors, install_error_handlers
 from server.background import Sweeper
 from server.context import ServerContext
 from server.notify.worker import DeliveryWorker
@@ -35,8 +37,16 @@ def create_api(context: ServerContext) -> FastAPI:
         version="0.1.0",
     )
     api.state.context = context
+    # Inside StampArrival: a deadline counts the time a chunked body took to arrive.
+    api.add_middleware(BodyLimit, max_bytes=context.settings.max_request_bytes)
     api.add_middleware(StampArrival)
+    api.add_middleware(RecordOrigin)
+    api.add_middleware(SameOriginWrites, allowed_origins=context.settings.allowed_origins)
+    api.add_middleware(SecurityHeaders)
+    if context.settings.trusted_proxies:  # outermost: all see the client's scheme, address
+        api.add_middleware(ProxyHeadersMiddleware, trusted_hosts=context.settings.trusted_proxies)
     install_error_handlers(api)
+    document_errors(api)
     # imports first: POST /api/jobs/import must never be taken for a /api/jobs/{job_id} route.
     routers = (
         imports,
@@ -83,4 +93,5 @@ def serve(settings: Settings) -> None:
 
     app = create_app(settings)
     log.info("serving on http://%s:%d", settings.host, settings.port)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    # proxy_headers off: only `trusted_proxies` (see create_api) may set scheme and client.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False)

@@ -1,4 +1,5 @@
-"""Periodic work of a server process: the flag sweep and learning stage times.
+"""Periodic work of a server process: the flag sweep, learning stage times and, daily, the
+purge of personal data past retention (server.domain.personal_data).
 
 A round commits every `SWEEP_CHUNK` jobs: on SQLite a transaction holds the database's one
 write lock, and a single transaction over a lab's open jobs (1.5-3 s for 1,750 jobs) kept
@@ -16,6 +17,7 @@ from sqlalchemy import select, text
 
 from server.context import ServerContext
 from server.domain.flags import learn_stage_times, open_job_ids, sweep
+from server.domain.personal_data import purge_expired
 from server.models import Lab, utcnow
 
 log = logging.getLogger(__name__)
@@ -31,12 +33,15 @@ class Sweeper:
         interval: timedelta = timedelta(minutes=1),
         learn_every: timedelta = timedelta(minutes=10),
         chunk: int = SWEEP_CHUNK,
+        purge_every: timedelta = timedelta(days=1),
     ) -> None:
         self.context = context
         self.chunk = chunk
         self.interval = interval
         self.learn_every = learn_every
         self._last_learned: datetime | None = None
+        self.purge_every = purge_every
+        self._last_purged: datetime | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -68,6 +73,11 @@ class Sweeper:
                 for start in range(0, len(job_ids), self.chunk):
                     with self.context.session() as session:
                         visited += sweep(session, lab_id, now, job_ids[start : start + self.chunk])
+            if self._last_purged is None or now - self._last_purged >= self.purge_every:
+                retention = self.context.settings.personal_data_retention_days
+                if purged := purge_expired(self.context.session, now, retention):
+                    log.info("purged the personal data of %d job(s) past retention", purged)
+                self._last_purged = now
         if learn:
             self._last_learned = now
         return visited

@@ -1,5 +1,6 @@
 """Server subcommands of `lenstrack`: serve, db, config, seed-demo, station-token, user; the
-DCS ones (import-dcs, export-dcs, lab-token) are in dcs_cli.py."""
+DCS ones (import-dcs, export-dcs, lab-token) are in dcs_cli.py, the patient data ones (keys
+rotate, purge-personal-data) in personal_data_cli.py."""
 
 import argparse
 import getpass
@@ -7,8 +8,11 @@ import sys
 
 from sqlalchemy import select
 
+from server.audit_cli import register as register_audit
+from server.backup_cli import register as register_backup
 from server.dcs_cli import register as register_dcs
 from server.notify.cli import register as register_webhook
+from server.personal_data_cli import register as register_personal_data
 from server.settings import CONFIG_DIR, Settings
 
 # Another system's DCS job files that `seed-demo` imports as the demo's new work.
@@ -29,11 +33,12 @@ def _serve(_args: argparse.Namespace) -> int:
 def _db(args: argparse.Namespace) -> int:
     from server import migrate
 
-    url = _settings().resolved_database_url
+    settings = _settings()
+    url = settings.resolved_database_url
     if args.db_command == "upgrade":
-        migrate.upgrade(url, args.revision)
+        migrate.upgrade(url, args.revision, settings.data_cipher)
     elif args.db_command == "downgrade":
-        migrate.downgrade(url, args.revision)
+        migrate.downgrade(url, args.revision, settings.data_cipher)
     else:
         migrate.make_revision(url, args.message)
     return 0
@@ -52,7 +57,7 @@ def _config_load(_args: argparse.Namespace) -> int:
 
     settings = _settings()
     config = load_lab_config(settings.lab_config, _known_profiles(settings))
-    database = Database(settings.resolved_database_url)
+    database = Database.from_settings(settings)
     with database.session() as session:
         apply_lab_config(session, config)
     print(f"applied {settings.lab_config} to lab {config.lab.code}")
@@ -81,8 +86,8 @@ def _seed_demo(args: argparse.Namespace) -> int:
     from server.labconfig import load_lab_config
 
     settings = _settings()
-    migrate.upgrade(settings.resolved_database_url)
-    database = Database(settings.resolved_database_url)
+    migrate.upgrade(settings.resolved_database_url, cipher=settings.data_cipher)
+    database = Database.from_settings(settings)
     with database.session() as session:
         config = load_lab_config(settings.lab_config, _known_profiles(settings))
         seeded = seed_demo(session, config, args.jobs, args.seed, _SeedProgress())
@@ -106,7 +111,7 @@ def _station_token(args: argparse.Namespace) -> int:
     from server.domain import auth
     from server.domain.errors import NotFound
 
-    database = Database(_settings().resolved_database_url)
+    database = Database.from_settings(_settings())
     try:
         with database.session() as session:
             if args.token_command == "create":
@@ -126,7 +131,7 @@ def _user_create(args: argparse.Namespace) -> int:
     from server.models import Lab, Person, Role, Store
 
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
-    database = Database(_settings().resolved_database_url)
+    database = Database.from_settings(_settings())
     try:
         with database.session() as session:
             lab = session.scalars(select(Lab).order_by(Lab.id)).first()
@@ -205,3 +210,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     register_webhook(subparsers)
     register_dcs(subparsers)  # import-dcs, export-dcs, lab-token
+    register_backup(subparsers)  # backup, restore
+    register_audit(subparsers)  # audit verify, audit show
+    register_personal_data(subparsers)  # keys rotate, purge-personal-data

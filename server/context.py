@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from core.optics import load_profiles
 from server.db import Database, is_retryable
 from server.domain.events import IngestRules
+from server.domain.login_throttle import LoginThrottle, ThrottleRules
 from server.feed import WROTE_FEED
 from server.live import LiveBus
 from server.settings import Settings
@@ -30,7 +31,7 @@ class ServerContext:
     bus: LiveBus = field(init=False)
 
     def __post_init__(self) -> None:
-        self.db = Database(self.settings.resolved_database_url)
+        self.db = Database.from_settings(self.settings)
         self.bus = LiveBus(self.db)
 
     @contextmanager
@@ -65,4 +66,15 @@ class ServerContext:
         return IngestRules(
             max_clock_ahead=timedelta(seconds=self.settings.max_clock_ahead_seconds),
             tolerances=load_profiles(self.settings.tolerance_profiles),
+        )
+
+    @cached_property
+    def login_throttle(self) -> LoginThrottle:
+        return LoginThrottle(
+            ThrottleRules(
+                max_failures_per_account=self.settings.login_max_failures,
+                max_failures_per_address=self.settings.login_max_failures_per_address,
+                window_seconds=self.settings.login_window_seconds,
+                lockout_seconds=self.settings.login_lockout_seconds,
+            )
         )

@@ -1,5 +1,6 @@
 """The one place that makes database engines and sessions."""
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +10,9 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from server.crypto import DataCipher, attach_cipher
+from server.settings import Settings
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -44,27 +48,64 @@ def _begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, cipher: DataCipher | None = None) -> Engine:
+    """An engine for `url`; `cipher` reads and writes its personal columns (none: refused)."""
+    engine = _make_engine(url)
+    attach_cipher(engine, cipher)
+    return engine
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Makes the database file owner-only (0600), in a 0700 directory if it makes that.
+
+    SQLite gives the -wal and -shm files it creates later the mode of the database file, so
+    this covers them, in every process that opens the database (not only `serve`); an older,
+    world-readable file and its -wal/-shm are tightened here too.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # SQLite takes an empty file
+        for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+            if file.exists() and file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+    except OSError:
+        return  # not a file this process may open (a folder, another owner's): connecting says why
+
+
+def _make_engine(url: str) -> Engine:
     parsed = make_url(url)
+    # hide_parameters: a failed statement's message (logged, or in a traceback) would
+    # otherwise carry its parameters, patient references and prescriptions among them.
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+            private_sqlite_file(Path(parsed.database))
+        engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
+    )
 
 
 class Database:
     """An engine and its session factory; the app holds one, tests make their own."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
+    def __init__(self, url: str, cipher: DataCipher | None = None) -> None:
+        self.engine = make_engine(url, cipher)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        # Imported here: the audit trail knows principals, whose module uses this one.
+        from server.domain import audit
+
+        audit.install(self.session_factory)  # every write session appends to the trail
         self.read_session_factory = sessionmaker(
             self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
         )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Database":
+        """The configured database, with the data keys that read its personal columns."""
+        return cls(settings.resolved_database_url, settings.data_cipher)
 
     @property
     def dialect(self) -> str:

@@ -41,7 +41,7 @@ def _import(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"error: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
         return EXIT_UNREADABLE
-    database = Database(Settings().resolved_database_url)
+    database = Database.from_settings(Settings())
     try:
         with database.session() as session:
             principal = _lab_principal(session, "import-dcs")
@@ -65,7 +65,7 @@ def _export(args: argparse.Namespace) -> int:
     from server.domain.errors import DomainError
     from server.domain.jobs import lookup_job
 
-    database = Database(Settings().resolved_database_url)
+    database = Database.from_settings(Settings())
     try:
         with database.session() as session:
             job = lookup_job(session, _lab_principal(session, "export-dcs"), args.job)
@@ -87,7 +87,7 @@ def _lab_token(args: argparse.Namespace) -> int:
     from server.domain import auth
     from server.domain.errors import DomainError
 
-    database = Database(Settings().resolved_database_url)
+    database = Database.from_settings(Settings())
     try:
         with database.session() as session:
             if args.token_command == "create":

@@ -40,6 +40,7 @@ from core.contract import (
 )
 from core.lifecycle import Action as EventAction
 from core.lifecycle import JobStatus
+from server.crypto import Encrypted
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -266,7 +267,8 @@ class Job(Base):
     job_number: Mapped[str] = mapped_column(String(32), index=True)
     tray_number: Mapped[str | None] = mapped_column(String(16), index=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("store.id"))
-    patient_ref: Mapped[str] = mapped_column(String(64))
+    # Personal data (encrypted, see server.crypto); None once purged after retention.
+    patient_ref: Mapped[str | None] = mapped_column(Encrypted(str))
     job_type: Mapped[JobType] = mapped_column(_enum(JobType))
     priority: Mapped[Priority] = mapped_column(_enum(Priority))
     ordered_at: Mapped[datetime]
@@ -296,7 +298,7 @@ class Job(Base):
     # The frame shape: core.trace.Trace as JSON (radii in 0.01 mm), from DCS or the catalogue.
     trace: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Labels of an imported DCS record that LensTrack has no column for, kept for export.
-    dcs_labels: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    dcs_labels: Mapped[dict[str, str] | None] = mapped_column(Encrypted())  # may hold Rx
     # When its ticket was last printed: a batch print takes the jobs never printed.
     ticket_printed_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
@@ -305,6 +307,9 @@ class Job(Base):
     remake_of_id: Mapped[int | None] = mapped_column(ForeignKey("job.id"), index=True)
     remake_class: Mapped[RemakeClass | None] = mapped_column(_enum(RemakeClass))
     remake_reason: Mapped[str | None] = mapped_column(String(200))
+    # When retention purged its patient data (server.domain.personal_data): the production
+    # record stays, the patient reference, prescription and personal change values do not.
+    personal_data_purged_at: Mapped[datetime | None]
 
     store: Mapped[Store] = relationship(lazy="joined")
     route: Mapped[Route] = relationship(lazy="joined")
@@ -365,8 +370,8 @@ class ChangeRequest(Base):
     __tablename__ = "change_request"
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
-    # {field: new value} in the order's JSON form (JobCreate field names).
-    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # {field: new value} in the order's JSON form (JobCreate field names); encrypted (Rx).
+    changes: Mapped[dict[str, Any]] = mapped_column(Encrypted())
     state: Mapped[ChangeState] = mapped_column(_enum(ChangeState), default=ChangeState.pending)
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -388,8 +393,9 @@ class JobChange(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
     field: Mapped[str] = mapped_column(String(64))  # e.g. "right.sph", "frame", "status"
-    old_value: Mapped[Any] = mapped_column(JSON, nullable=True)
-    new_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    # Encrypted: the values of a changed Rx or patient reference are personal data.
+    old_value: Mapped[Any] = mapped_column(Encrypted(), nullable=True)
+    new_value: Mapped[Any] = mapped_column(Encrypted(), nullable=True)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     change_request_id: Mapped[int | None] = mapped_column(ForeignKey("change_request.id"))
@@ -397,27 +403,29 @@ class JobChange(Base):
 
 
 class PrescriptionEye(Base):
-    """The ordered Rx for one eye (personal health data: only reachable through its job)."""
+    """The ordered Rx for one eye (personal health data: only reachable through its job,
+    stored encrypted, deleted by the retention purge)."""
 
     __tablename__ = "prescription_eye"
     __table_args__ = (UniqueConstraint("job_id", "eye"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
     eye: Mapped[Eye] = mapped_column(_enum(Eye))
-    sph: Mapped[float]
-    cyl: Mapped[float] = mapped_column(default=0.0)
-    axis: Mapped[int | None]
-    add: Mapped[float | None]
-    prism: Mapped[float | None]
-    prism_base: Mapped[str | None] = mapped_column(String(8))
-    mono_pd: Mapped[float | None]
-    fitting_height: Mapped[float | None]
-    center_thickness: Mapped[float | None]  # mm, when the lens design specifies it
+    sph: Mapped[float] = mapped_column(Encrypted(float))
+    cyl: Mapped[float] = mapped_column(Encrypted(float), default=0.0)
+    axis: Mapped[int | None] = mapped_column(Encrypted(int))
+    add: Mapped[float | None] = mapped_column(Encrypted(float))
+    prism: Mapped[float | None] = mapped_column(Encrypted(float))
+    prism_base: Mapped[str | None] = mapped_column(Encrypted(str))
+    mono_pd: Mapped[float | None] = mapped_column(Encrypted(float))
+    fitting_height: Mapped[float | None] = mapped_column(Encrypted(float))
+    # mm, when the lens design specifies it
+    center_thickness: Mapped[float | None] = mapped_column(Encrypted(float))
     # Compensated powers from the freeform design software: a freeform lens is verified
     # against these, not the written Rx (profile setting use_verification_power).
-    verify_sph: Mapped[float | None]
-    verify_cyl: Mapped[float | None]
-    verify_axis: Mapped[int | None]
+    verify_sph: Mapped[float | None] = mapped_column(Encrypted(float))
+    verify_cyl: Mapped[float | None] = mapped_column(Encrypted(float))
+    verify_axis: Mapped[int | None] = mapped_column(Encrypted(int))
 
 
 class StageEvent(Base):
@@ -581,14 +589,14 @@ class StoreWebhook(Base):
     """An endpoint of a store's own system, told of its jobs' flags and readiness.
 
     The secret signs each delivery (HMAC-SHA256); it must be readable to sign with, so it is
-    stored as given — treat the database as holding it.
+    stored encrypted with the data keys (server.crypto), not hashed.
     """
 
     __tablename__ = "store_webhook"
     id: Mapped[int] = mapped_column(primary_key=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("store.id"), index=True)
     url: Mapped[str] = mapped_column(String(500))
-    secret: Mapped[str] = mapped_column(String(200))
+    secret: Mapped[str] = mapped_column(Encrypted(str))
     # Feed kinds to send, e.g. ["flag_raised", "flag_cleared", "job_ready"].
     kinds: Mapped[list[str]] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(default=True)
@@ -690,3 +698,27 @@ class InspectionDefect(Base):
     )
     eye: Mapped[str | None] = mapped_column(String(1))  # None: the pair or the frame
     code: Mapped[str] = mapped_column(String(32))
+
+
+class AuditEntry(Base):
+    """One change (or a store's view of a prescription): who, what, when and from where.
+
+    Append-only and hash-chained: `hash` is SHA-256 over the entry's canonical content and
+    `prev_hash`, so editing or deleting a row breaks the chain (`lenstrack audit verify`).
+    `detail` names changed personal-data fields but never holds their values.
+    """
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (Index("ix_audit_entry_lab_at", "lab_id", "at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    lab_id: Mapped[int | None] = mapped_column(ForeignKey("lab.id"))
+    at: Mapped[datetime]
+    actor_kind: Mapped[str] = mapped_column(String(16))  # person, station, lab_token, system
+    actor_id: Mapped[int | None]
+    actor_name: Mapped[str] = mapped_column(String(120))
+    source: Mapped[str] = mapped_column(String(64))  # client address, or "cli"
+    action: Mapped[str] = mapped_column(String(48))  # e.g. "job.update", "prescription.view"
+    subject: Mapped[str] = mapped_column(String(64), index=True)  # e.g. "job:42"
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

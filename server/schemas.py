@@ -7,16 +7,18 @@ row's attribute of that name is a relationship, an alias that reads through it.
 """
 
 import math
+import uuid
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import (
     AfterValidator,
     AliasPath,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     StringConstraints,
     ValidationError,
     ValidationInfo,
@@ -27,6 +29,15 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from core import contract
+from core.contract import (
+    MAX_BATCH_EVENTS,
+    MAX_JSON_TEXT,
+    ScanCode,
+    StrictNumber,
+    WireTime,
+    bounded_json,
+    not_before,
+)
 
 # Shapes the server answers or accepts exactly as the contract declares them; its modules
 # read every wire model from here.
@@ -38,7 +49,6 @@ from core.contract import Inbound as _In
 from core.contract import InspectionIn as InspectionIn
 from core.contract import JobState as JobState
 from core.contract import Operator as Operator
-from core.contract import ScanCode, not_before
 from core.contract import SequenceGap as SequenceGap
 from core.contract import Stage as Stage
 from core.trace import Trace
@@ -79,16 +89,16 @@ def _quarter_step(step: float) -> AfterValidator:
 
 
 # Ranges a lab can make; anything outside is a typing error, not a prescription.
-Sphere = Annotated[float, Field(ge=-30, le=30, allow_inf_nan=False), _quarter_step(0.125)]
-Cylinder = Annotated[float, Field(ge=-15, le=15, allow_inf_nan=False), _quarter_step(0.125)]
-Axis = Annotated[int, Field(ge=1, le=180, description="Degrees; 0 is written as 180.")]
-AddPower = Annotated[float, Field(ge=0.25, le=5, allow_inf_nan=False), _quarter_step(0.125)]
-Prism = Annotated[float, Field(gt=0, le=15, allow_inf_nan=False)]
-MonoPD = Annotated[float, Field(ge=20, le=45, allow_inf_nan=False, description="mm")]
-FittingHeight = Annotated[float, Field(ge=8, le=40, allow_inf_nan=False, description="mm")]
-CenterThickness = Annotated[float, Field(ge=0.5, le=25, allow_inf_nan=False, description="mm")]
+Sphere = Annotated[StrictNumber, Field(ge=-30, le=30), _quarter_step(0.125)]
+Cylinder = Annotated[StrictNumber, Field(ge=-15, le=15), _quarter_step(0.125)]
+Axis = Annotated[StrictInt, Field(ge=1, le=180, description="Degrees; 0 is written as 180.")]
+AddPower = Annotated[StrictNumber, Field(ge=0.25, le=5), _quarter_step(0.125)]
+Prism = Annotated[StrictNumber, Field(gt=0, le=15)]
+MonoPD = Annotated[StrictNumber, Field(ge=20, le=45, description="mm")]
+FittingHeight = Annotated[StrictNumber, Field(ge=8, le=40, description="mm")]
+CenterThickness = Annotated[StrictNumber, Field(ge=0.5, le=25, description="mm")]
 # Compensated powers come from design software in 0.01 D, not in prescription steps.
-VerificationPower = Annotated[float, Field(ge=-30, le=30, allow_inf_nan=False)]
+VerificationPower = Annotated[StrictNumber, Field(ge=-30, le=30)]
 PrismBase = Annotated[
     str, StringConstraints(pattern=r"^(in|out|up|down|(\d|[1-9]\d|[12]\d\d|3[0-5]\d))$")
 ]
@@ -137,34 +147,51 @@ class PrescriptionEyeIn(_In):
         return value
 
 
+# Details a frame may carry beyond the declared ones (colour, supplier, a DCS label): a few,
+# each a short name and a bounded JSON value.
+MAX_FRAME_EXTRAS = 20
+FrameExtraName = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+
+
 class FrameIn(_In):
     model_config = ConfigDict(extra="allow")
+    # Validates the extras (`extra="allow"` keeps them; this says what they may be).
+    __pydantic_extra__: dict[FrameExtraName, Annotated[object, AfterValidator(bounded_json)]]
     code: str | None = Field(
         default=None, max_length=32, description="A frame of the lab's catalogue"
     )
     type: Literal["full_rim", "semi_rimless", "rimless"] | None = None
-    a_mm: float | None = Field(default=None, gt=20, lt=90)
-    b_mm: float | None = Field(default=None, gt=10, lt=80)
-    dbl_mm: float | None = Field(default=None, gt=5, lt=40)
-    ed_mm: float | None = Field(default=None, gt=20, lt=100)
-    description: str | None = Field(default=None, max_length=200)
+    a_mm: StrictNumber | None = Field(default=None, gt=20, lt=90)
+    b_mm: StrictNumber | None = Field(default=None, gt=10, lt=80)
+    dbl_mm: StrictNumber | None = Field(default=None, gt=5, lt=40)
+    ed_mm: StrictNumber | None = Field(default=None, gt=20, lt=100)
+    description: str | None = Field(default=None, max_length=MAX_JSON_TEXT)
+
+    @model_validator(mode="after")
+    def _few_extras(self) -> Self:
+        if len(self.model_extra or {}) > MAX_FRAME_EXTRAS:
+            raise _problem(f"at most {MAX_FRAME_EXTRAS} details beyond the declared ones")
+        return self
+
+
+MAX_TREATMENTS = 20  # more than any lens takes: a longer list is not an order
 
 
 class JobCreate(_In):
     job_number: ScanCode
     tray_number: ScanCode | None = None
-    store_code: str
+    store_code: Annotated[str, StringConstraints(min_length=1, max_length=32)]
     patient_ref: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     job_type: JobType = JobType.new
     priority: Priority = Priority.regular
-    ordered_at: AwareDatetime
-    promised_at: AwareDatetime
+    ordered_at: WireTime
+    promised_at: WireTime
     lens_design: LensDesign
     lens_material: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    lens_index: float = Field(ge=1.4, le=1.9)
-    surfaced: bool
+    lens_index: StrictNumber = Field(ge=1.4, le=1.9)
+    surfaced: StrictBool
     treatments: list[Annotated[str, StringConstraints(min_length=1, max_length=32)]] = Field(
-        default=[]
+        default=[], max_length=MAX_TREATMENTS
     )
     frame: FrameIn = FrameIn()
     special_instructions: str = Field(default="", max_length=1000)
@@ -242,7 +269,7 @@ class RemakeRef(JobRef):
 
 
 class JobOut(contract.JobCard, JobSummary):
-    patient_ref: str
+    patient_ref: str | None = Field(description="None once its personal data was purged")
     ordered_at: datetime
     route_code: str
     rework_count: int
@@ -254,6 +281,9 @@ class JobOut(contract.JobCard, JobSummary):
     remake_class: RemakeClass | None
     remake_reason: str | None
     remakes: list[RemakeRef]
+    personal_data_purged_at: datetime | None = Field(
+        default=None, description="When retention purged its patient reference and prescription"
+    )
 
 
 class JobPage(contract.JobPage):
@@ -261,7 +291,24 @@ class JobPage(contract.JobPage):
 
 
 class EventBatchIn(_In):
-    events: list[EventIn] = Field(min_length=1)
+    # Bounded here, so a longer list is refused before any of its events is parsed.
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+
+    @field_validator("events")
+    @classmethod
+    def _one_event_per_uuid(cls, events: list[EventIn]) -> list[EventIn]:
+        """A UUID twice is a resend only with the same content: two different events under
+        one UUID would store one and answer "duplicate" for the other, which is lost."""
+        first: dict[uuid.UUID, EventIn] = {}
+        for index, event in enumerate(events):
+            earlier = first.setdefault(event.event_uuid, event)
+            if earlier is event:
+                continue
+            if earlier.model_dump(exclude={"sent_at"}) != event.model_dump(exclude={"sent_at"}):
+                problem = _problem("an earlier event of this batch has this UUID and differs")
+                error = InitErrorDetails(type=problem, loc=(index, "event_uuid"), input=None)
+                raise ValidationError.from_exception_data("EventBatchIn", [error])
+        return events
 
 
 class EventResult(contract.EventResult):
@@ -384,7 +431,7 @@ class AcceptIn(_In):
     return_stage: str | None = Field(
         default=None, max_length=32, description="Stage code; None: the stage the change needs"
     )
-    stay: bool = Field(default=False, description="Leave the job where it is")
+    stay: StrictBool = Field(default=False, description="Leave the job where it is")
 
 
 class RemakeIn(_In):
@@ -419,3 +466,9 @@ class ChangeRequestOut(_Out):
     return_stage: str | None = Field(
         default=None, validation_alias=AliasPath("return_stage", "code")
     )
+
+
+class ErrorOut(BaseModel):
+    """Every refusal (4xx, and 503): what to fix, field by field."""
+
+    detail: list[FieldError] = Field(min_length=1)

@@ -1,15 +1,18 @@
 """The one settings class of the server, read from a TOML file and `LENSTRACK_*` variables."""
 
+import ipaddress
 import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, StringConstraints, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from core.contract import MAX_BATCH_EVENTS
 from core.settings import TomlSettings
+from server.crypto import DataCipher, read_keys
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "config"
@@ -39,13 +42,44 @@ class Settings(TomlSettings):
         default=CONFIG_DIR / "tolerances.toml", description="QC tolerance profiles (Z80.1, …)."
     )
     cookie_secure: bool = Field(
-        default=False, description="Send the session cookie over HTTPS only (behind TLS)."
+        default=False,
+        description="Always mark the session cookie Secure (HTTPS only); it is anyway on "
+        "every log-in that came over HTTPS.",
+    )
+    trusted_proxies: list[str] = Field(
+        default=[],
+        description="Addresses of reverse proxies whose X-Forwarded-Proto and X-Forwarded-For "
+        "are believed (the client's scheme and address); empty: no one's.",
+    )
+    allowed_origins: list[Annotated[str, StringConstraints(pattern=r"^https?://[^/?#@\s]+$")]] = (
+        Field(
+            default=[],
+            description="Origins (scheme://host[:port]) besides the server's own whose pages "
+            "may send logged-in writes.",
+        )
     )
     session_hours: float = Field(default=12, gt=0, description="Log-in session lifetime.")
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed log-ins for one user name before it is locked."
+    )
+    login_max_failures_per_address: int = Field(
+        default=20, ge=1, description="Failed log-ins from one client address before it is locked."
+    )
+    login_window_seconds: float = Field(
+        default=900, gt=0, description="How long a failed log-in counts towards a lockout."
+    )
+    login_lockout_seconds: float = Field(
+        default=300, gt=0, description="How long a locked user name or address is refused."
+    )
     max_clock_ahead_seconds: int = Field(
         default=3600, ge=0, description="Events created further in the future are rejected."
     )
-    max_batch_size: int = Field(default=1000, ge=1)
+    max_batch_size: int = Field(default=MAX_BATCH_EVENTS, ge=1, le=MAX_BATCH_EVENTS)
+    max_request_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=64 * 1024,
+        description="A larger request body answers 413 unread (DCS imports take up to 8 MiB).",
+    )
     # A station resends a request it gave up on (its timeout, 15 s by default): the first
     # attempt must not be able to commit by then, or resends pile up behind it. So a batch
     # takes events for ingest_budget_seconds and answers for those, and a request not ready
@@ -69,6 +103,37 @@ class Settings(TomlSettings):
         default=10, ge=1, le=30, description="Webhook/e-mail attempts before a delivery fails."
     )
     webhook_timeout_seconds: float = Field(default=10, gt=0, le=60)
+    webhook_allow_http: bool = Field(
+        default=False, description="Allow plain http:// webhook URLs; https only otherwise."
+    )
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Host names or networks (CIDR) that webhooks may reach although they are "
+        "not public internet addresses, e.g. a receiver on the lab's own network.",
+    )
+    data_keys_file: Path | None = Field(
+        default=None,
+        description="Keys encrypting patient data, current first (`lenstrack keys rotate`); "
+        "empty means data_dir/data_keys, generated on first use (mode 0600).",
+    )
+    personal_data_retention_days: int = Field(
+        default=730,
+        ge=0,
+        le=36500,
+        description="Days after a job was last shipped, collected or cancelled before its "
+        "patient data is purged (about two years by default); 0 keeps it forever.",
+    )
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _hosts_or_networks(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            if "/" in entry:
+                ipaddress.ip_network(entry, strict=False)  # its ValueError names the entry
+            elif not entry.strip() or any(char.isspace() for char in entry.strip()):
+                raise ValueError(f"{entry!r} is neither a host name nor a network")
+        return [entry.strip().lower() for entry in entries]
 
     @classmethod
     def toml_file(cls) -> Path:
@@ -88,7 +153,16 @@ class Settings(TomlSettings):
             return self.secret_key.get_secret_value()
         key_file = self.data_dir / "secret_key"
         if not key_file.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             key_file.touch(mode=0o600)
             key_file.write_text(secrets.token_urlsafe(48))
         return key_file.read_text().strip()
+
+    @property
+    def resolved_data_keys_file(self) -> Path:
+        return self.data_keys_file or self.data_dir / "data_keys"
+
+    @cached_property
+    def data_cipher(self) -> DataCipher:
+        """The patient data cipher from the key file (a first key generated if it is new)."""
+        return DataCipher(read_keys(self.resolved_data_keys_file))

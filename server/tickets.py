@@ -107,7 +107,7 @@ def ticket_job(job: Job, lab: Lab) -> TicketJob:
         store_code=job.store.code,
         store_name=job.store.name,
         due=local_text(job.promised_at, ZoneInfo(lab.timezone)),
-        patient_ref=job.patient_ref,
+        patient_ref=job.patient_ref or "",  # none once purged
         job_type=readable(job.job_type),
         rush=job.priority == Priority.rush,
         remake_of=job.remake_of.job_number if job.remake_of else None,

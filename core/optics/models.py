@@ -31,13 +31,20 @@ class _Input(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
 
 
+# What a lensmeter or a ruler can read; beyond it a value is an error, and a huge one would
+# overflow the comparisons (1e308 + 1e308 is Infinity).
+Dioptres = Annotated[float, Field(ge=-40, le=40)]
+PrismDioptres = Annotated[float, Field(ge=-40, le=40)]
+Millimetres = Annotated[float, Field(ge=-100, le=100)]
+
+
 class Powers(_Input):
     """Sphero-cylindrical powers in dioptres, in plus or minus cylinder form."""
 
-    sph: float | None = None
-    cyl: float | None = None
+    sph: Dioptres | None = None
+    cyl: Dioptres | None = None
     axis: Annotated[int, Field(ge=0, le=180)] | None = None
-    add: Annotated[float, Field(ge=0)] | None = None
+    add: Annotated[float, Field(ge=0, le=40)] | None = None
 
     @field_validator("axis")
     @classmethod
@@ -56,12 +63,12 @@ class Powers(_Input):
 class EyeRx(Powers):
     """One lens: powers, prism at the PRP, its position and thickness (mm)."""
 
-    prism_h: float | None = None
-    prism_v: float | None = None
-    pd: Annotated[float, Field(gt=0)] | None = None  # monocular: bridge centre to PRP
-    prp_height: float | None = None
-    fitting_height: float | None = None  # fitting cross (PAL) or segment top (MF)
-    ct: Annotated[float, Field(gt=0)] | None = None
+    prism_h: PrismDioptres | None = None
+    prism_v: PrismDioptres | None = None
+    pd: Annotated[float, Field(gt=0, le=100)] | None = None  # monocular: bridge centre to PRP
+    prp_height: Millimetres | None = None
+    fitting_height: Millimetres | None = None  # fitting cross (PAL) or segment top (MF)
+    ct: Annotated[float, Field(gt=0, le=100)] | None = None
     verification: Powers | None = None  # compensated powers from the freeform design software
 
     def prism(self) -> tuple[float, float] | None:
@@ -76,7 +83,7 @@ class PairRx(_Input):
 
     R: EyeRx | None = None
     L: EyeRx | None = None
-    pd: Annotated[float, Field(gt=0)] | None = None
+    pd: Annotated[float, Field(gt=0, le=200)] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -1,8 +1,10 @@
 """People log in with user name and password; the session rides in an HttpOnly cookie."""
 
 from fastapi import APIRouter, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import SESSION_COOKIE, Context, CurrentPerson, DbSession, request_token
+from server.context import ServerContext
 from server.domain import auth
 from server.models import Person
 from server.schemas import LoginIn, PersonOut
@@ -10,14 +12,28 @@ from server.schemas import LoginIn, PersonOut
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
-def set_session_cookie(response: Response, token: str, context: Context) -> None:
+async def throttled_log_in(
+    request: Request, context: ServerContext, username: str, password: str
+) -> auth.LoggedIn:
+    """Refused before any hashing while the user name or the client address is locked out;
+    the hash runs on a worker thread, never on the event loop."""
+    host = request.client.host if request.client else None
+    with context.login_throttle.attempt(username, host):
+        return await run_in_threadpool(
+            auth.log_in, context.db, username, password, context.session_lifetime
+        )
+
+
+def set_session_cookie(request: Request, response: Response, token: str, context: Context) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         token,
         max_age=int(context.session_lifetime.total_seconds()),
         httponly=True,
         samesite="lax",
-        secure=context.settings.cookie_secure,
+        # Over HTTPS the browser must never send it back in clear (`trusted_proxies` lets
+        # a TLS-terminating proxy say the request was HTTPS).
+        secure=context.settings.cookie_secure or request.url.scheme == "https",
         path="/",
     )
 
@@ -26,17 +42,16 @@ def person_out(session: DbSession, person_id: int) -> PersonOut:
     return PersonOut.model_validate(session.get_one(Person, person_id))
 
 
-@router.post("/login")
-def log_in(
-    credentials: LoginIn, response: Response, session: DbSession, context: Context
+@router.post(
+    "/login",
+    responses={429: {"description": "Too many failed log-ins lately: wait Retry-After seconds."}},
+)
+async def log_in(
+    credentials: LoginIn, request: Request, response: Response, context: Context
 ) -> PersonOut:
-    token = auth.log_in(
-        session, credentials.username, credentials.password, context.session_lifetime
-    )
-    set_session_cookie(response, token, context)
-    principal = auth.authenticate(session, token)
-    assert isinstance(principal, auth.PersonPrincipal)
-    return person_out(session, principal.person_id)
+    logged_in = await throttled_log_in(request, context, credentials.username, credentials.password)
+    set_session_cookie(request, response, logged_in.token, context)
+    return PersonOut.model_validate(logged_in.person)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.context import ServerContext
+from server.domain import audit
 from server.domain.auth import PersonPrincipal, Principal, StationPrincipal, authenticate
 from server.domain.errors import Forbidden, Unauthorized, Unavailable
 
@@ -32,23 +35,20 @@ def get_session(request: Request, context: Context) -> Iterator[Session]:
         yield session
 
 
-def get_write_session(context: Context) -> Iterator[Session]:
-    with context.session() as session:
-        yield session
-
-
 # scope="function": the transaction commits when the endpoint returns, before the response
 # is sent, so a client that follows it (a redirect after log-in) reads what it wrote.
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
-WriteSession = Annotated[Session, Depends(get_write_session, scope="function")]  # GET /logout
+
+
+def bearer_token(headers: Headers) -> str | None:
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return credentials.strip()
+    return None
 
 
 def request_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() == "bearer" and credentials:
-        return credentials.strip()
-    return request.cookies.get(SESSION_COOKIE)
+    return bearer_token(request.headers) or request.cookies.get(SESSION_COOKIE)
 
 
 def get_principal(request: Request, context: Context) -> Principal:
@@ -58,7 +58,9 @@ def get_principal(request: Request, context: Context) -> Principal:
     # Its own short transaction: a request-long one would hold SQLite's write lock (BEGIN
     # IMMEDIATE) while an endpoint opens its own session, which then waits for it and fails.
     with context.db.read_session() as session:
-        return authenticate(session, token)
+        principal = authenticate(session, token)
+    audit.identify(principal)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -80,6 +82,22 @@ CurrentStation = Annotated[StationPrincipal, Depends(get_station)]
 CurrentPerson = Annotated[PersonPrincipal, Depends(get_person)]
 
 
+class RecordOrigin:
+    """ASGI middleware: the audit trail's "from where" for everything a request changes, the
+    client's address (a trusted proxy's forwarded one: setting `trusted_proxies`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        with audit.request_origin(client[0] if client else "unknown"):
+            await self.app(scope, receive, send)
+
+
 class StampArrival:
     """ASGI middleware: notes when a request arrived, before it waits for a worker thread or
     a database lock, so its deadline counts the time the client has been waiting."""
@@ -91,6 +109,50 @@ class StampArrival:
         if scope["type"] == "http":
             scope.setdefault("state", {})["arrived_at"] = time.monotonic()
         await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `max_bytes` answers 413 naming `body` before the
+    app parses any of it. A declared length is checked first; a chunked body is read up to
+    the limit and then handed on as it came."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None:
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            more = message.get("more_body", False)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"larger than {self.max_bytes} bytes"
+        response = JSONResponse({"detail": [{"field": "body", "message": message}]}, 413)
+        await response(scope, receive, send)
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,13 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, BackgroundTasks, Path, Query, status
 
-from server.api.deps import CurrentPerson, CurrentPrincipal, DbSession, RowId
-from server.domain import inspection, jobs, orders
-from server.models import JobStatus, utcnow
+from server.api.deps import Context, CurrentPerson, CurrentPrincipal, DbSession, RowId
+from server.context import ServerContext
+from server.domain import audit, inspection, jobs, orders
+from server.domain.auth import Principal
+from server.models import Job, JobStatus, utcnow
 from server.schemas import (
     FieldError,
     InspectionOut,
@@ -70,14 +72,35 @@ def list_jobs(
     return JobPage(total=total, items=[JobSummary.model_validate(job) for job in page])
 
 
+def _viewed(
+    job: Job, principal: Principal, context: ServerContext, background: BackgroundTasks
+) -> JobOut:
+    """The job as answered, its prescription's view by store staff logged once the read
+    transaction has ended (after the answer: logging never delays or fails the read)."""
+    background.add_task(audit.log_prescription_view, context.db.session_factory, principal, job.id)
+    return JobOut.model_validate(job)
+
+
 @router.get("/lookup/{code}")
-def lookup_job(code: ScannedCode, principal: CurrentPrincipal, session: DbSession) -> JobOut:
-    return JobOut.model_validate(jobs.lookup_job(session, principal, code))
+def lookup_job(
+    code: ScannedCode,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    context: Context,
+    background: BackgroundTasks,
+) -> JobOut:
+    return _viewed(jobs.lookup_job(session, principal, code), principal, context, background)
 
 
 @router.get("/{job_id}")
-def get_job(job_id: RowId, principal: CurrentPrincipal, session: DbSession) -> JobOut:
-    return JobOut.model_validate(jobs.get_job(session, principal, job_id))
+def get_job(
+    job_id: RowId,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    context: Context,
+    background: BackgroundTasks,
+) -> JobOut:
+    return _viewed(jobs.get_job(session, principal, job_id), principal, context, background)
 
 
 @router.get("/{job_id}/timeline")

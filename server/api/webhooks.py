@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
-from server.api.deps import CurrentPerson, DbSession
-from server.notify import manage
+from server.api.deps import Context, CurrentPerson, DbSession
+from server.notify import manage, outbound
+from server.notify.outbound import OutboundPolicy
 from server.notify.schemas import DeliveryPage, WebhookCreated, WebhookIn, WebhookOut
 
 router = APIRouter(prefix="/api/stores", tags=["notifications"])
@@ -22,8 +23,14 @@ def _list(person: CurrentPerson, session: DbSession, code: str | None) -> list[W
 
 
 def _add(
-    person: CurrentPerson, session: DbSession, code: str | None, webhook: WebhookIn
+    context: Context,
+    person: CurrentPerson,
+    session: DbSession,
+    code: str | None,
+    webhook: WebhookIn,
 ) -> WebhookCreated:
+    # DNS first: the transaction (SQLite's write lock) starts with the first query.
+    outbound.check(str(webhook.url), OutboundPolicy.from_settings(context.settings))
     store = manage.store_for(session, person, code)
     hook, secret = manage.add_webhook(session, store, webhook)
     return WebhookCreated(**WebhookOut.model_validate(hook).model_dump(), secret=secret)
@@ -47,8 +54,10 @@ def list_my_webhooks(person: CurrentPerson, session: DbSession) -> list[WebhookO
 
 
 @router.post("/me/webhooks", status_code=status.HTTP_201_CREATED)
-def add_my_webhook(webhook: WebhookIn, person: CurrentPerson, session: DbSession) -> WebhookCreated:
-    return _add(person, session, None, webhook)
+def add_my_webhook(
+    webhook: WebhookIn, context: Context, person: CurrentPerson, session: DbSession
+) -> WebhookCreated:
+    return _add(context, person, session, None, webhook)
 
 
 @router.delete("/me/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -72,9 +81,13 @@ def list_store_webhooks(
 
 @router.post("/{code}/webhooks", status_code=status.HTTP_201_CREATED)
 def add_store_webhook(
-    code: StoreCode, webhook: WebhookIn, person: CurrentPerson, session: DbSession
+    code: StoreCode,
+    webhook: WebhookIn,
+    context: Context,
+    person: CurrentPerson,
+    session: DbSession,
 ) -> WebhookCreated:
-    return _add(person, session, code, webhook)
+    return _add(context, person, session, code, webhook)
 
 
 @router.delete("/{code}/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)

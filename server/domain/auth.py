@@ -4,12 +4,14 @@ password and session.
 Access rules live in queries (see `jobs.visible_jobs`), not in which menus a page shows.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
+from server.db import Database
 from server.domain.errors import Conflict, NotFound, Unauthorized
 from server.domain.security import (
     LAB_TOKEN_PREFIX,
@@ -36,6 +38,9 @@ LAB_ROLES = frozenset({Role.technician, Role.qc_inspector, Role.lab_manager, Rol
 ORDER_ROLES = frozenset({Role.store_staff, Role.lab_manager, Role.admin})
 # Who decides for the lab: change requests, breakage reversals, imports from other systems.
 MANAGER_ROLES = frozenset({Role.lab_manager, Role.admin})
+# Who signs in at a station by badge: the badges a station caches and may name on an event.
+# A manager's badge is no station credential, so a station token cannot act as a manager.
+STATION_ROLES = frozenset({Role.technician, Role.qc_inspector})
 
 
 @dataclass(frozen=True)
@@ -83,13 +88,17 @@ def create_lab_token(session: Session, name: str) -> str:
 
 
 def revoke_lab_token(session: Session, name: str) -> None:
-    result = session.execute(
-        update(LabToken)
-        .where(LabToken.name == name, LabToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
-    if result.rowcount == 0:
+    live = select(LabToken).where(LabToken.name == name, LabToken.revoked_at.is_(None))
+    if _revoke(session.scalars(live).all()) == 0:
         raise NotFound("name", f"no live lab token named {name!r}")
+
+
+def _revoke(tokens: Sequence[LabToken | StationToken]) -> int:
+    """Revokes loaded tokens (not by an UPDATE statement), so the audit trail names each."""
+    now = utcnow()
+    for token in tokens:
+        token.revoked_at = now
+    return len(tokens)
 
 
 def create_station_token(session: Session, station_name: str, label: str = "") -> str:
@@ -107,12 +116,10 @@ def revoke_station_tokens(session: Session, station_name: str) -> int:
     station = session.scalar(select(Station).where(Station.name == station_name))
     if station is None:
         raise NotFound("station", f"no station named {station_name!r}")
-    result = session.execute(
-        update(StationToken)
-        .where(StationToken.station_id == station.id, StationToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+    live = select(StationToken).where(
+        StationToken.station_id == station.id, StationToken.revoked_at.is_(None)
     )
-    return result.rowcount
+    return _revoke(session.scalars(live).all())
 
 
 def set_password(person: Person, password: str) -> None:
@@ -121,21 +128,33 @@ def set_password(person: Person, password: str) -> None:
     person.password_hash = hash_password(password)
 
 
-def log_in(session: Session, username: str, password: str, lifetime: timedelta) -> str:
-    """Checks the password and opens a session; returns the session token."""
-    person = session.scalar(select(Person).where(Person.username == username))
+@dataclass(frozen=True)
+class LoggedIn:
+    token: str
+    person: Person  # detached, its store loaded
+
+
+def log_in(db: Database, username: str, password: str, lifetime: timedelta) -> LoggedIn:
+    """Checks the password and opens a session. Argon2 is slow on purpose, so it runs with no
+    transaction open: inside one it would hold SQLite's only write lock (and a pooled
+    connection) while stations wait to write. Only the session row gets a short write."""
+    with db.read_session() as session:
+        person = session.scalar(
+            select(Person).where(Person.username == username).options(joinedload(Person.store))
+        )
     if not verify_password(person.password_hash if person else None, password):
         raise Unauthorized("password", "unknown user name or wrong password")
     assert person is not None
     if not person.active:
         raise Unauthorized("username", "this account is disabled")
     token = new_token(SESSION_TOKEN_PREFIX)
-    session.add(
-        UserSession(
-            person_id=person.id, token_hash=token_digest(token), expires_at=utcnow() + lifetime
+    with db.session() as session:
+        session.add(
+            UserSession(
+                person_id=person.id, token_hash=token_digest(token), expires_at=utcnow() + lifetime
+            )
         )
-    )
-    return token
+    return LoggedIn(token, person)
 
 
 def log_out(session: Session, token: str) -> None:

@@ -24,7 +24,7 @@ from core.lifecycle import return_stage
 from server.domain.auth import LAB_ROLES, MANAGER_ROLES, ORDER_ROLES, PersonPrincipal, Principal
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from server.domain.flags import refresh_job
-from server.domain.jobs import check_order, get_job, select_route, visible_jobs
+from server.domain.jobs import check_order, get_job, number_taken, select_route, visible_jobs
 from server.feed import append_update
 from server.models import (
     ChangeRequest,
@@ -79,6 +79,8 @@ def production_started(session: Session, job: Job) -> bool:
 
 def order_of(job: Job) -> JobCreate:
     """The job's current order, as an edit form shows it and a remake copies it."""
+    if job.personal_data_purged_at is not None:
+        raise Invalid("job_id", f"job {job.job_number}'s patient data was purged after retention")
     eyes = {row.eye: row for row in job.prescription}
     stored = {
         "job_number": job.job_number,
@@ -254,7 +256,9 @@ def _as_stored(
     return stored, checked.route
 
 
-def _number_free(session: Session, job: Job, field: str, value: str | None) -> None:
+def _number_free(
+    session: Session, principal: Principal, job: Job, field: str, value: str | None
+) -> None:
     column = Job.job_number if field == "job_number" else Job.tray_number
     taken = session.scalar(
         select(Job.id).where(
@@ -262,7 +266,7 @@ def _number_free(session: Session, job: Job, field: str, value: str | None) -> N
         )
     )
     if value is not None and taken is not None:
-        raise Conflict(field, f"{value} is in use by another active job")
+        raise number_taken(principal, field, value, f"{value} is in use by another active job")
 
 
 def _apply(
@@ -278,7 +282,7 @@ def _apply(
     """Writes the changed values of `order` (as stored) to the job, each a JobChange row."""
     heads = {_head(path) for path in changed}
     for field in heads & {"job_number", "tray_number"}:
-        _number_free(session, job, field, getattr(order, field))
+        _number_free(session, person, job, field, getattr(order, field))
     for head in heads:
         if head in EYES:
             rx: PrescriptionEyeIn | None = getattr(order, head)

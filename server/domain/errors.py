@@ -39,6 +39,16 @@ class Forbidden(DomainError):
     status_code = 403
 
 
+class TooManyAttempts(DomainError):
+    """Refused before any work: too many failures lately; the caller may retry after a wait."""
+
+    status_code = 429
+
+    def __init__(self, field: str, message: str, retry_after_seconds: int) -> None:
+        super().__init__(field, message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class Unavailable(DomainError):
     """The server could not finish in time; nothing was stored, the caller may retry."""
 

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import CompoundSelect, Insert, func, select, union
+from sqlalchemy import CompoundSelect, Insert, Select, func, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.lifecycle import Outcome, Progress, Refusal, Route, apply, return_stage
 from core.optics import ToleranceFile, load_profiles
-from server.domain.auth import StationPrincipal
+from server.domain.auth import STATION_ROLES, StationPrincipal
 from server.domain.breakage import record_breakage
-from server.domain.errors import AlreadyRejected, Conflict, DomainError, Invalid
+from server.domain.errors import AlreadyRejected, Conflict, DomainError, Forbidden, Invalid
 from server.domain.flags import refresh_job
 from server.domain.inspection import check_verdict, judge, record_inspection, validate_defects
 from server.domain.jobs import lookup_job
@@ -257,6 +257,7 @@ def ingest_event(
     operator_id = _operator_id(session, station, event.operator_badge)
     judged = None
     if event.inspection is not None:
+        _check_inspects_here(station, session.get_one(Stage, station.stage_id))
         validate_defects(session, station.lab_id, event.inspection)
         judged = judge(session, job, event.inspection, rules.tolerances)
         check_verdict(event.action, event.inspection, judged[2])
@@ -298,17 +299,41 @@ def ingest_event(
     )
 
 
+def station_operator_query(lab_id: int) -> Select[tuple[Person]]:
+    """The people who may sign in at this lab's stations: active, badged, in a station role."""
+    return select(Person).where(
+        Person.lab_id == lab_id,
+        Person.active,
+        Person.badge_code.is_not(None),
+        Person.role.in_(STATION_ROLES),
+    )
+
+
 def _operator_id(session: Session, station: StationPrincipal, badge: str | None) -> int | None:
+    """The operator the badge names. Sign-in happens on the station, offline too, from the
+    badges it cached (`station_operator_query`): the server accepts exactly those. Anyone else's
+    badge (a manager's, a store's, unknown, disabled) answers alike, revealing no one."""
     if badge is None:
         return None
     operator_id = session.scalar(
-        select(Person.id).where(
-            Person.lab_id == station.lab_id, Person.badge_code == badge, Person.active
-        )
+        station_operator_query(station.lab_id)
+        .where(Person.badge_code == badge)
+        .with_only_columns(Person.id)
     )
     if operator_id is None:
-        raise Invalid("operator_badge", f"no active person with badge {badge!r}")
+        raise Invalid("operator_badge", f"no station operator has badge {badge!r}")
     return operator_id
+
+
+def _check_inspects_here(station: StationPrincipal, here: Stage) -> None:
+    """Only a station at an inspection stage judges lenses: any other sending QC results
+    would record an attempt (and fail a job) in a stage it does not work at."""
+    if not here.inspection:
+        raise Forbidden(
+            "inspection",
+            f"station {station.name} works at {here.name}, not an inspection stage: "
+            "it cannot send QC results",
+        )
 
 
 def _insert_event(

@@ -4,14 +4,21 @@ timeline."""
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.optics.rx import SphCyl, transpose
-from server.domain.auth import LAB_ROLES, ORDER_ROLES, LabPrincipal, PersonPrincipal, Principal
+from server.domain.auth import (
+    LAB_ROLES,
+    ORDER_ROLES,
+    LabPrincipal,
+    PersonPrincipal,
+    Principal,
+    StationPrincipal,
+)
 from server.domain.errors import Conflict, Forbidden, Invalid, InvalidFields, NotFound
 from server.domain.flags import refresh_job
 from server.feed import append_update
@@ -173,15 +180,29 @@ def check_new_order(
 ) -> CheckedOrder:
     """`check_order`, and its job and tray numbers not taken by an active job (Conflict)."""
     checked = check_order(session, principal, order, now)
-    _ensure_numbers_free(session, principal.lab_id, order.job_number, order.tray_number)
+    _ensure_numbers_free(session, principal, order.job_number, order.tray_number)
     return checked
+
+
+def sees_one_store(principal: Principal) -> TypeGuard[PersonPrincipal]:
+    """Store staff (and any role added later without lab rights) see one store at most."""
+    return isinstance(principal, PersonPrincipal) and principal.role not in LAB_ROLES
+
+
+def number_taken(principal: Principal, field: str, value: str, message: str) -> Conflict:
+    """The 409 for a job or tray number an active job holds, `message` for the lab. Numbers
+    are one namespace for the whole lab (stations scan them), so a store is told that a
+    number is taken and nothing more: not by which job or store, nor in what state, the same
+    words whoever holds it."""
+    if sees_one_store(principal):
+        message = f"{value} is taken: job and tray numbers are shared by the whole lab"
+    return Conflict(field, message)
 
 
 def visible_jobs(principal: Principal) -> Select[tuple[Job]]:
     """All jobs this principal may see: store staff only their own store's, in the query."""
     statement = select(Job).where(Job.lab_id == principal.lab_id)
-    if isinstance(principal, PersonPrincipal) and principal.role not in LAB_ROLES:
-        # Store staff (and any role added later without lab rights) see one store at most.
+    if sees_one_store(principal):
         statement = statement.where(Job.store_id == (principal.store_id or -1))
     return statement
 
@@ -237,13 +258,17 @@ def create_job(
 
 
 def _ensure_numbers_free(
-    session: Session, lab_id: int, job_number: str, tray_number: str | None
+    session: Session, principal: Principal, job_number: str, tray_number: str | None
 ) -> None:
-    active = select(Job.id).where(Job.lab_id == lab_id, Job.is_active)
+    active = select(Job.id).where(Job.lab_id == principal.lab_id, Job.is_active)
     if session.scalar(active.where(Job.job_number == job_number)) is not None:
-        raise Conflict("job_number", f"job {job_number} is already active")
+        raise number_taken(
+            principal, "job_number", job_number, f"job {job_number} is already active"
+        )
     if tray_number and session.scalar(active.where(Job.tray_number == tray_number)) is not None:
-        raise Conflict("tray_number", f"tray {tray_number} is in use by an active job")
+        raise number_taken(
+            principal, "tray_number", tray_number, f"tray {tray_number} is in use by an active job"
+        )
 
 
 def get_job(session: Session, principal: Principal, job_id: int) -> Job:
@@ -267,6 +292,17 @@ def lookup_job(session: Session, principal: Principal, code: str) -> Job:
     return job
 
 
+def _station_list_stage(session: Session, station: StationPrincipal, stage: str | None) -> str:
+    """A station lists only the jobs at its own stage (the cards it prefetches): any other
+    job it reads one at a time, by the code it scanned, never a list of every store's jobs."""
+    here = session.get_one(Stage, station.stage_id)
+    if stage not in (None, here.code):
+        raise Forbidden(
+            "stage", f"station {station.name} lists only the jobs at its own stage, {here.code}"
+        )
+    return here.code
+
+
 def list_jobs(
     session: Session,
     principal: Principal,
@@ -278,6 +314,8 @@ def list_jobs(
     offset: int = 0,
 ) -> tuple[int, list[Job]]:
     statement = visible_jobs(principal)
+    if isinstance(principal, StationPrincipal):
+        stage = _station_list_stage(session, principal, stage)
     if stage is not None:
         statement = statement.join(Stage, Job.current_stage_id == Stage.id).where(
             Stage.code == stage

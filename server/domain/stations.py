@@ -7,11 +7,9 @@ from sqlalchemy.orm import Session
 
 from core.labels import Labels, StationLabels
 from server.domain.auth import StationPrincipal
-from server.domain.events import last_sequence, sequence_gaps
-from server.models import Lab, Person, ReasonCode, Role, Stage
+from server.domain.events import last_sequence, sequence_gaps, station_operator_query
+from server.models import Lab, Person, ReasonCode, Stage
 from server.schemas import SequenceGap
-
-OPERATOR_ROLES = (Role.technician, Role.qc_inspector, Role.lab_manager, Role.admin)
 
 
 @dataclass(frozen=True)
@@ -36,19 +34,9 @@ def station_me(session: Session, station: StationPrincipal) -> StationState:
 
 
 def station_operators(session: Session, station: StationPrincipal) -> list[Person]:
-    """Active lab people with a badge, cached by the station for offline sign-in."""
-    return list(
-        session.scalars(
-            select(Person)
-            .where(
-                Person.lab_id == station.lab_id,
-                Person.active,
-                Person.badge_code.is_not(None),
-                Person.role.in_(OPERATOR_ROLES),
-            )
-            .order_by(Person.name)
-        )
-    )
+    """Active station operators with a badge, cached by the station for offline sign-in: what
+    it needs to greet them by name, and no one else (the server accepts the same badges)."""
+    return list(session.scalars(station_operator_query(station.lab_id).order_by(Person.name)))
 
 
 def station_reasons(session: Session, station: StationPrincipal) -> list[ReasonCode]:

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from server.domain.auth import LAB_ROLES, PersonPrincipal, Principal
+from server.domain.auth import LAB_ROLES, PersonPrincipal, Principal, StationPrincipal
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from server.domain.jobs import get_job, visible_jobs
 from server.models import Job, Lab
@@ -48,6 +48,8 @@ def selected_tickets(
 ) -> list[TicketJob]:
     """The tickets of these jobs in the order given (a repeated id prints once); 404 naming
     the first id the caller may not see, and nothing printed."""
+    if isinstance(principal, StationPrincipal):  # a batch of any jobs is a bulk read of Rx
+        raise Forbidden("jobs", "a station prints the ticket of the job it scanned, one at a time")
     wanted = list(dict.fromkeys(job_ids))
     if len(wanted) > MAX_TICKETS:
         raise Invalid("jobs", f"at most {MAX_TICKETS} tickets at once, not {len(wanted)}")

@@ -38,6 +38,8 @@ from server.models import (
 )
 from server.schemas import InspectionOut, JobCreate
 
+# What a job shows for its patient once retention purged the personal data.
+PURGED_PATIENT = "(purged)"
 # What a store counter needs to act on first; the row colour follows the worst open flag.
 RED_FLAGS = frozenset({FlagKind.late, FlagKind.breakage, FlagKind.rework})
 AMBER_FLAGS = frozenset({FlagKind.at_risk, FlagKind.stalled, FlagKind.on_hold})
@@ -195,7 +197,7 @@ def store_row(job: Job, zone: ZoneInfo, now: datetime) -> StoreRow:
         job_id=job.id,
         job_number=job.job_number,
         tray_number=job.tray_number,
-        patient_ref=job.patient_ref,
+        patient_ref=job.patient_ref or PURGED_PATIENT,
         rush=job.priority == Priority.rush,
         status=job.status,
         state=_state(job),

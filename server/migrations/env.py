@@ -39,7 +39,9 @@ if context.is_offline_mode():
     with context.begin_transaction():
         context.run_migrations()
 else:
-    engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
+    engine = make_engine(
+        config.get_main_option("sqlalchemy.url") or "", config.attributes.get("data_cipher")
+    )
     with engine.connect() as connection:
         run_migrations(connection)
     engine.dispose()

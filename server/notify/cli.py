@@ -9,20 +9,26 @@ def _webhook(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from server.db import Database
-    from server.domain.errors import NotFound
+    from server.domain.errors import DomainError, NotFound
     from server.models import Store
-    from server.notify import manage
+    from server.notify import manage, outbound
+    from server.notify.outbound import OutboundPolicy
     from server.notify.schemas import WebhookIn
     from server.settings import Settings
 
-    database = Database(Settings().resolved_database_url)
+    settings = Settings()
+    database = Database.from_settings(settings)
     try:
+        webhook = None
+        if args.webhook_command == "add":
+            webhook = WebhookIn(url=args.url, secret=args.secret, kinds=args.kinds.split(","))
+            # DNS before the transaction, as the API does.
+            outbound.check(str(webhook.url), OutboundPolicy.from_settings(settings))
         with database.session() as session:
             store = session.scalar(select(Store).where(Store.code == args.store))
             if store is None:
                 raise NotFound("store", f"unknown store {args.store!r}")
-            if args.webhook_command == "add":
-                webhook = WebhookIn(url=args.url, secret=args.secret, kinds=args.kinds.split(","))
+            if webhook is not None:
                 hook, secret = manage.add_webhook(session, store, webhook)
                 print(f"added webhook {hook.id} for {store.code}: {hook.url}")
                 print(f"secret (shown once): {secret}")
@@ -33,8 +39,8 @@ def _webhook(args: argparse.Namespace) -> int:
                 for hook in manage.list_webhooks(session, store):
                     state = "active" if hook.active else "inactive"
                     print(f"{hook.id}\t{state}\t{','.join(hook.kinds)}\t{hook.url}")
-    except NotFound as error:
-        print(f"error: {error.message}", file=sys.stderr)
+    except DomainError as error:
+        print(f"error: {error.field}: {error.message}", file=sys.stderr)
         return 1
     except ValidationError as error:
         for item in error.errors():

@@ -2,6 +2,11 @@
 
 from dataclasses import dataclass
 
+# What store staff read for any network-level failure (refused, timed out, no route, TLS,
+# an address the policy refuses): telling those apart would make webhooks a port scanner.
+# The server log keeps the particulars for the operator.
+NOT_DELIVERED = "could not deliver"
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -13,3 +18,7 @@ class Outcome:
     @classmethod
     def failure(cls, error: str, retry: bool = True) -> "Outcome":
         return cls(delivered=False, error=error[:1000], retry=retry)
+
+    @classmethod
+    def undeliverable(cls) -> "Outcome":
+        return cls.failure(NOT_DELIVERED)

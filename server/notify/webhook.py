@@ -9,13 +9,17 @@ Signing the timestamp lets a receiver refuse replays of old requests; `X-LensTra
 import hashlib
 import hmac
 import json
+import logging
 import time
 from datetime import datetime
 
 import httpx
 
 from server.notify.notice import Notice
+from server.notify.outbound import Destination
 from server.notify.outcome import Outcome
+
+log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-LensTrack-Signature"
 TIMESTAMP_HEADER = "X-LensTrack-Timestamp"
@@ -54,7 +58,7 @@ def verify_signature(
 
 def post(
     client: httpx.Client,
-    url: str,
+    destination: Destination,
     secret: str,
     delivery_id: int,
     notice: Notice,
@@ -70,9 +74,15 @@ def post(
         DELIVERY_HEADER: str(delivery_id),
     }
     try:
-        response = client.post(url, content=body, headers=headers)
+        response = client.post(
+            destination.pinned_url,
+            content=body,
+            headers=headers | destination.headers,
+            extensions=destination.extensions,
+        )
     except httpx.HTTPError as error:
-        return Outcome.failure(f"{type(error).__name__}: {error}")
+        log.info("webhook %d to %s: %r", delivery_id, destination.url.host, error)
+        return Outcome.undeliverable()
     if response.is_success:
         return Outcome(delivered=True, response_status=response.status_code)
     return Outcome(

@@ -22,9 +22,11 @@ from sqlalchemy.orm import Session
 from server.context import ServerContext
 from server.live import Subscription
 from server.models import DeliveryStatus, NotificationDelivery, Store, StoreWebhook, utcnow
+from server.notify import outbound
 from server.notify.email import send_email
 from server.notify.enqueue import EMAIL, WEBHOOK, WEBHOOK_KINDS, enqueue
 from server.notify.notice import Notice, load_notice
+from server.notify.outbound import OutboundPolicy, RefusedDestination
 from server.notify.outcome import Outcome
 from server.notify.webhook import post
 from server.schemas import JobUpdateOut
@@ -162,7 +164,13 @@ class DeliveryWorker:
     def _send(self, client: httpx.Client, item: Claimed, now: datetime) -> Outcome:
         if item.channel == EMAIL:
             return send_email(self.settings, item.address, item.notice)
-        return post(client, item.address, item.secret, item.delivery_id, item.notice, now)
+        try:
+            # Checked again now, and sent to the address checked (DNS may have changed).
+            destination = outbound.check(item.address, OutboundPolicy.from_settings(self.settings))
+        except RefusedDestination as error:
+            log.warning("webhook %d refused: %s (%s)", item.delivery_id, error, item.address)
+            return Outcome.undeliverable()
+        return post(client, destination, item.secret, item.delivery_id, item.notice, now)
 
     def _record(self, item: Claimed, outcome: Outcome, now: datetime) -> None:
         with self.context.db.session() as session:

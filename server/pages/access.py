@@ -4,6 +4,7 @@ Pages only decide what to render; which jobs a person sees is decided in the que
 (`visible_jobs`), as for the API.
 """
 
+import asyncio
 from collections.abc import Collection
 
 from fastapi import Request
@@ -12,6 +13,7 @@ from nicegui import ui
 
 from server.api.deps import SESSION_COOKIE
 from server.context import ServerContext
+from server.domain import audit
 from server.domain.auth import LAB_ROLES, ORDER_ROLES, PersonPrincipal, authenticate
 from server.domain.errors import Unauthorized
 from server.models import Role
@@ -33,7 +35,10 @@ def page_person(context: ServerContext, request: Request) -> PersonPrincipal | N
             principal = authenticate(session, token)
         except Unauthorized:
             return None
-    return principal if isinstance(principal, PersonPrincipal) else None
+    if not isinstance(principal, PersonPrincipal):
+        return None
+    audit.identify(principal)
+    return principal
 
 
 def admit(
@@ -52,6 +57,14 @@ def admit(
     return principal
 
 
+async def log_prescription_view(
+    context: ServerContext, principal: PersonPrincipal, job_id: int
+) -> None:
+    """After a page read a job's prescription: store staff's view is logged (audit)."""
+    write = audit.log_prescription_view
+    await asyncio.to_thread(write, context.db.session_factory, principal, job_id)
+
+
 def page_header(principal: PersonPrincipal, title: str) -> None:
     with ui.header().classes("items-center bg-slate-900 px-6 gap-4"):
         ui.link("LensTrack", home_path(principal)).classes(
@@ -60,4 +73,6 @@ def page_header(principal: PersonPrincipal, title: str) -> None:
         ui.label(title).classes("text-lg opacity-80")
         ui.space()
         ui.label(f"{principal.name} · {principal.role.value.replace('_', ' ')}")
-        ui.button("Log out", on_click=lambda: ui.navigate.to("/logout")).props("flat color=white")
+        # A form post: a link or image elsewhere must not log anyone out (GET only asks).
+        with ui.element("form").props('method="post" action="/logout"'):
+            ui.button("Log out").props("type=submit flat color=white")

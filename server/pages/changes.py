@@ -14,14 +14,20 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 from sqlalchemy.orm import Session
 
+from server.api.deps import RowId
 from server.context import ServerContext
-from server.domain import changes, remakes, views
+from server.domain import audit, changes, remakes, views
 from server.domain.auth import LAB_ROLES, MANAGER_ROLES, PersonPrincipal
 from server.domain.errors import DomainError
 from server.domain.orders import OrderChoices
 from server.domain.views import JobDetail, QueueItem, RequestView, ValueChange
 from server.models import ChangeState, RemakeClass, utcnow
-from server.pages.access import STORE_PORTAL_ROLES, admit, page_header
+from server.pages.access import (
+    STORE_PORTAL_ROLES,
+    admit,
+    log_prescription_view,
+    page_header,
+)
 from server.pages.live_view import PageFeed
 from server.pages.orders import OrderForm
 from server.schemas import JobCreate
@@ -45,6 +51,8 @@ class OrderActions:
     def __init__(self, context: ServerContext, principal: PersonPrincipal) -> None:
         self.context = context
         self.principal = principal
+        # Made when the page opens: its buttons run outside that request.
+        self.opener = audit.actor_for(principal)
 
     @property
     def decides(self) -> bool:
@@ -58,7 +66,8 @@ class OrderActions:
                 return work(session)
 
         try:
-            result = await asyncio.to_thread(transaction)
+            with audit.acting_as(self.opener):
+                result = await asyncio.to_thread(transaction)
         except DomainError as error:
             ui.notify(error.message, type="negative", multi_line=True)
             return None
@@ -353,7 +362,7 @@ class ChangeQueue:
         self.empty.set_visibility(not self.cards)
 
 
-def _edit_form(
+async def _edit_form(
     context: ServerContext,
     principal: PersonPrincipal,
     job_id: int,
@@ -374,15 +383,18 @@ def _edit_form(
         with context.session() as session:
             return changes.edit_order(session, principal, job_id, kept(order))
 
+    opener = audit.actor_for(principal)  # the form's buttons run outside this request
+
     async def save(order: JobCreate) -> None:
-        result = await asyncio.to_thread(save_in_transaction, order)
+        with audit.acting_as(opener):
+            result = await asyncio.to_thread(save_in_transaction, order)
         if result.request is not None:
             ui.notify(f"Sent to the lab: change request {result.request.id}", type="positive")
         else:
             ui.notify("Order changed", type="positive")
         ui.navigate.to(f"/store/jobs/{job_id}")
 
-    OrderForm(
+    await OrderForm.built_when_connected(
         context,
         principal,
         choices,
@@ -395,11 +407,13 @@ def _edit_form(
 
 def register_change_pages(context: ServerContext) -> None:
     @ui.page("/store/orders/{job_id}/edit", title="LensTrack · Edit order")
-    async def edit_order_page(request: Request, job_id: int) -> RedirectResponse | None:
+    async def edit_order_page(request: Request, job_id: RowId) -> RedirectResponse | None:
         principal = admit(context, request, STORE_PORTAL_ROLES)
         if not isinstance(principal, PersonPrincipal):
             return principal
         edit = await asyncio.to_thread(_read, context, views.order_edit, principal, job_id)
+        if edit is not None and edit.order is not None:  # the form shows the Rx
+            await log_prescription_view(context, principal, job_id)
         page_header(principal, "Edit order")
         with ui.column().classes("w-full px-4 py-2 gap-2"):
             ui.link("← The job", f"/store/jobs/{job_id}").classes("text-lg")
@@ -410,7 +424,7 @@ def register_change_pages(context: ServerContext) -> None:
             if edit.note:
                 ui.label(edit.note).classes("text-lg text-amber-900").props("data-part=edit-note")
             if edit.editable and edit.order and edit.choices:
-                _edit_form(context, principal, job_id, edit.order, edit.choices, edit.started)
+                await _edit_form(context, principal, job_id, edit.order, edit.choices, edit.started)
         return None
 
     @ui.page("/lab/changes", title="LensTrack · Change requests")

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from core.labels import human, readable
 from core.trace import Trace, svg
 from server.context import ServerContext
-from server.domain import jobs, orders
+from server.domain import audit, jobs, orders
 from server.domain.auth import PersonPrincipal
 from server.domain.errors import DomainError
 from server.domain.jobs import Problem
@@ -69,10 +69,15 @@ def field_path(location: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in location)
 
 
-def _number(text: str | None) -> str | None:
-    """What was typed into a number field, as JSON would carry it (a decimal comma allowed;
-    pydantic judges the rest)."""
+def _number(text: str | None) -> int | float | str | None:
+    """What was typed into a number field, as JSON would carry it: a number (a decimal comma
+    allowed), or the text itself, which the order's strict number fields refuse."""
     text = (text or "").strip().replace(",", ".")
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
     return text or None
 
 
@@ -123,6 +128,14 @@ class OrderForm:
             self._closing_fields(submit_label)
         self.root.on("keydown.ctrl.enter", self.submit)
         self.fill(initial or {})
+
+    @classmethod
+    async def built_when_connected(cls, *args: Any, **kwargs: Any) -> "OrderForm":
+        """The form, made once the page's socket is up. NiceGUI queues an `updateValue` for
+        every input made before then and sends them just after it connects, which undid what
+        a quick typist or a wand had typed in that moment (the value shown reverted)."""
+        await ui.context.client.connected()
+        return cls(*args, **kwargs)
 
     # Layout, in tab order.
 
@@ -551,12 +564,14 @@ def register_order_pages(context: ServerContext) -> None:
         if not isinstance(principal, PersonPrincipal):
             return principal
         choices = await asyncio.to_thread(_choices, context, principal)
+        opener = audit.actor_for(principal)  # the form's buttons run outside this request
         page_header(principal, "New order")
         with ui.column().classes("w-full px-4 py-2 gap-2"):
             created = ui.row().classes("w-full")
 
             async def create(order: JobCreate) -> None:
-                job = await asyncio.to_thread(_create, context, principal, order)
+                with audit.acting_as(opener):
+                    job = await asyncio.to_thread(_create, context, principal, order)
                 created.clear()
                 tray = f" · tray {job.tray_number}" if job.tray_number else ""
                 with created, ui.card().classes("w-full bg-green-50").props("data-part=created"):
@@ -570,7 +585,7 @@ def register_order_pages(context: ServerContext) -> None:
                         )
                 form.start_over(await asyncio.to_thread(_choices, context, principal))
 
-            form = OrderForm(
+            form = await OrderForm.built_when_connected(
                 context, principal, choices, submit_label="Create order", on_submit=create
             )
         return None

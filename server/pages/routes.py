@@ -2,8 +2,9 @@
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
-from nicegui import ui
+from nicegui import app, ui
 
+from server.api.errors import install_page_error_handlers
 from server.context import ServerContext
 from server.pages.access import home_path, page_person
 from server.pages.changes import register_change_pages
@@ -14,6 +15,8 @@ from server.pages.wip import register_wip_pages
 
 
 def register_pages(context: ServerContext) -> None:
+    install_page_error_handlers(app)
+
     @ui.page("/")
     def index(request: Request) -> RedirectResponse:
         """Store staff start at their store portal, lab people at the WIP board."""

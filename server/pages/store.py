@@ -15,13 +15,19 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 from sqlalchemy.orm import Session
 
+from server.api.deps import RowId
 from server.context import ServerContext
 from server.domain import jobs, views
 from server.domain.auth import PersonPrincipal
 from server.domain.errors import DomainError
 from server.domain.views import JobDetail, StoreRow
 from server.models import utcnow
-from server.pages.access import STORE_PORTAL_ROLES, admit, page_header
+from server.pages.access import (
+    STORE_PORTAL_ROLES,
+    admit,
+    log_prescription_view,
+    page_header,
+)
 from server.pages.changes import OrderActions, history_card, order_panel
 from server.pages.job_rows import JobRows, MarkRequest, Milestone
 from server.pages.live_view import PageFeed
@@ -187,11 +193,13 @@ def register_store_pages(context: ServerContext) -> None:
         return None
 
     @ui.page("/store/jobs/{job_id}", title="LensTrack · Job")
-    async def store_job_page(request: Request, job_id: int) -> RedirectResponse | None:
+    async def store_job_page(request: Request, job_id: RowId) -> RedirectResponse | None:
         principal = admit(context, request, STORE_PORTAL_ROLES)
         if not isinstance(principal, PersonPrincipal):
             return principal
         detail = await asyncio.to_thread(_read_detail, context, principal, job_id)
+        if detail is not None:  # it shows the Rx as QC checked it and as it was changed
+            await log_prescription_view(context, principal, job_id)
         page_header(principal, _store_name(context, principal))
         with ui.column().classes("w-full p-4 gap-4"):
             ui.link("← All jobs", "/store").classes("text-lg")

@@ -358,6 +358,31 @@ TABLE: list[Any] = [
         reason("fitting"),
         moved("fitting", reworks=1, rework_stage="fitting"),
     ),
+    case(
+        "rework-failed-inspection",
+        at("final_qc", P),
+        Action.rework,
+        "final_qc",
+        {"inspected": True, **reason("fitting")},
+        moved("fitting", reworks=1, rework_stage="fitting"),
+    ),
+    # A failed inspection is of the job in hand here, not of one at another stage.
+    case(
+        "rework-failed-inspection-elsewhere",
+        at("fitting", P),
+        Action.rework,
+        "final_qc",
+        {"inspected": True, **reason("fitting")},
+        refused("action", "job J1 is not in progress at Final QC"),
+    ),
+    case(
+        "rework-failed-inspection-queued",
+        at("final_qc"),
+        Action.rework,
+        "final_qc",
+        {"inspected": True, **reason("fitting")},
+        refused("action", "job J1 is not in progress at Final QC"),
+    ),
     case("rework-closed", at("shipping", DONE), Action.rework, "shipping", reason(None), CLOSED),
     # note: never changes anything, never refused
     case("note-queued", at("edging"), Action.note, "fitting", {}, moved("edging")),

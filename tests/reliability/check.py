@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
+from server.crypto import DataCipher, new_key
 from server.db import Database
 from server.domain.auth import StationPrincipal
 from server.domain.errors import DomainError
@@ -272,8 +273,9 @@ def _check_replay(
     scratch: Path,
 ) -> None:
     url = sqlite_url(scratch / "replay.db")
-    prepare_lab(url, jobs, stations=[])
-    replay = Database(url)
+    cipher = DataCipher([new_key()])
+    prepare_lab(url, jobs, stations=[], cipher=cipher)
+    replay = Database(url, cipher)
     refused: list[str] = []
     try:
         with replay.session() as session:

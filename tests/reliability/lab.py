@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from server import migrate
+from server.crypto import DataCipher
 from server.db import Database
 from server.domain.auth import PersonPrincipal, create_station_token
 from server.domain.jobs import create_job
@@ -42,11 +43,13 @@ def job_order(job_number: str, now: datetime) -> JobCreate:
     )
 
 
-def prepare_lab(database_url: str, jobs: list[str], stations: list[str]) -> dict[str, str]:
-    """Migrates, applies the lab config, adds the people and `jobs` (at their first stage);
-    returns a new token per station in `stations`."""
-    migrate.upgrade(database_url)
-    database = Database(database_url)
+def prepare_lab(
+    database_url: str, jobs: list[str], stations: list[str], cipher: DataCipher
+) -> dict[str, str]:
+    """Migrates, applies the lab config, adds the people and `jobs` (at their first stage,
+    patient data encrypted with `cipher`); returns a new token per station in `stations`."""
+    migrate.upgrade(database_url, cipher=cipher)
+    database = Database(database_url, cipher)
     try:
         with database.session() as session:
             config = load_lab_config(LAB_CONFIG)  # its stores' tolerance profiles all exist

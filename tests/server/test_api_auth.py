@@ -199,11 +199,11 @@ async def test_logout_page_revokes_the_session_and_redirects_to_login(
 ) -> None:
     await lab.log_in(client, "manager", "demo-manager-pass")
     token = client.cookies[SESSION_COOKIE]
-    response = await client.get("/logout")
+    response = await client.post("/logout")
     assert response.status_code == 303
     assert response.headers["location"] == "/login"
     _use_cookie(client, token)
     assert (await client.get("/api/auth/me")).status_code == 401
     # Logging out with no session is harmless.
     client.cookies.clear()
-    assert (await client.get("/logout")).status_code == 303
+    assert (await client.post("/logout")).status_code == 303

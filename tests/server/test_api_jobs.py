@@ -5,8 +5,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from server.models import Job, PrescriptionEye, utcnow
-from tests.server.conftest import Lab
+from server.models import EventAction, Job, PrescriptionEye, utcnow
+from tests.server.conftest import Floor, Lab
 from tests.server.payloads import (
     STOCK_SV_STATIONS,
     count_rows,
@@ -173,6 +173,25 @@ async def test_a_station_cannot_create_jobs(client: httpx.AsyncClient, lab: Lab)
         "/api/jobs", json=job_body("J100"), headers=lab.station_headers("EDGE-1")
     )
     assert response.status_code == 403
+
+
+async def test_a_station_lists_only_the_jobs_at_its_own_stage(
+    client: httpx.AsyncClient, lab: Lab, floor: Floor, two_stores: dict[str, int]
+) -> None:
+    """What it prefetches; any other job it reads by the code it scanned, one at a time."""
+    lab.make_job("F1", store="SOUTH")
+    floor.send("EDGE-1", "F1", EventAction.start)
+    floor.send("EDGE-1", "F1", EventAction.complete)  # queued at fitting now
+    headers = lab.station_headers("FIT-1")
+    for query in ({}, {"stage": "fitting", "active": "true"}):
+        page = (await client.get("/api/jobs", params=query, headers=headers)).json()
+        assert [item["job_number"] for item in page["items"]] == ["F1"], query
+        assert page["total"] == 1
+    elsewhere = await client.get("/api/jobs", params={"stage": "edging"}, headers=headers)
+    assert elsewhere.status_code == 403
+    assert "stage" in field_errors(elsewhere)
+    # The card of a job at another stage still reads, to show it needs an override.
+    assert (await client.get("/api/jobs/lookup/T-N1", headers=headers)).status_code == 200
 
 
 async def test_store_staff_list_only_their_own_stores_jobs(

@@ -35,3 +35,16 @@ async def test_labels_are_for_stations_only(client: httpx.AsyncClient, lab: Lab)
     await lab.log_in(client, "manager", "demo-manager-pass")
     response = await client.get("/api/stations/me/labels")
     assert response.status_code == 403
+
+
+async def test_a_station_caches_the_badges_of_station_operators_only(
+    client: httpx.AsyncClient, lab: Lab
+) -> None:
+    """Not the lab manager's badge nor name: only who may sign in there (the demo's
+    technicians and QC inspector)."""
+    response = await client.get("/api/stations/me/operators", headers=lab.station_headers("QC-1"))
+    assert response.status_code == 200, response.text
+    operators = {operator["badge_code"]: operator for operator in response.json()}
+    assert set(operators) == {"B1001", "B1002", "B2001"}
+    assert {operator["role"] for operator in operators.values()} == {"technician", "qc_inspector"}
+    assert "Maria Lopez" not in response.text

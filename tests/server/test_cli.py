@@ -124,9 +124,9 @@ def test_user_create_reads_the_password_from_stdin(seeded: Cli) -> None:
     assert "created store_staff eve" in out
     context = ServerContext(Settings(database_url=seeded.database_url, data_dir=seeded.data_dir))
     try:
+        logged_in = auth.log_in(context.db, "eve", "a-long-password", context.session_lifetime)
         with context.db.session() as session:
-            token = auth.log_in(session, "eve", "a-long-password", context.session_lifetime)
-            principal = auth.authenticate(session, token)
+            principal = auth.authenticate(session, logged_in.token)
         assert isinstance(principal, auth.PersonPrincipal)
         assert principal.store_id is not None
     finally:
@@ -189,7 +189,8 @@ def test_migration_0007_keeps_each_uuids_first_rejection_and_drops_stored_ones(
         Floor(lab).send("EDGE-1", "J1", EventAction.start)
     finally:
         context.db.dispose()
-    migrate.downgrade(url, "0006")
+    # The data key decrypts the job's personal columns back into 0006's plain ones.
+    migrate.downgrade(url, "0006", context.settings.data_cipher)
     rejected = "insert into rejected_event (event_uuid, station_id, station_sequence, payload,"
     rejected += " field, message, received_at) select ?, station_id, ?, '{}', 'action', ?,"
     rejected += " server_received_at from stage_event"
@@ -200,7 +201,7 @@ def test_migration_0007_keeps_each_uuids_first_rejection_and_drops_stored_ones(
             start=2,
         ):
             connection.execute(rejected, (event_uuid, sequence, message))
-    migrate.upgrade(url)
+    migrate.upgrade(url, cipher=context.settings.data_cipher)
     with sqlite3.connect(path) as connection:
         rows = connection.execute(
             "select event_uuid, message, status_code from rejected_event order by id"

@@ -158,6 +158,22 @@ def test_unknown_job_and_badge_are_refused_with_the_field(lab: Lab, floor: Floor
     assert unknown_badge.value.field == "operator_badge"
 
 
+def test_only_a_station_operators_badge_names_the_operator(lab: Lab, floor: Floor) -> None:
+    """A station cannot act as the lab manager: a badge outside the station roles is refused
+    exactly like an unknown one, so the answer tells no one's role."""
+    lab.make_job("J1")
+    answers = {}
+    for badge in ("B9001", "B0000"):  # the lab manager's; nobody's
+        with pytest.raises(Invalid) as refused:
+            floor.send("EDGE-1", "J1", EventAction.start, operator_badge=badge)
+        answers[badge] = (refused.value.field, refused.value.message.replace(badge, "BADGE"))
+    assert answers["B9001"] == answers["B0000"]
+    assert answers["B9001"][0] == "operator_badge"
+    # The QC inspector and the technicians sign in at stations.
+    assert floor.send("EDGE-1", "J1", EventAction.start, operator_badge="B2001") == "stored"
+    assert floor.send("EDGE-1", "J1", EventAction.note, operator_badge="B1002") == "stored"
+
+
 def test_events_from_far_in_the_future_are_refused(lab: Lab, floor: Floor) -> None:
     lab.make_job("J1")
     later = utcnow() + timedelta(hours=3)

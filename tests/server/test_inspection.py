@@ -4,8 +4,17 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from server.domain.errors import Conflict, Invalid
-from server.models import EventAction, FlagKind, Inspection, JobFlag, Store
+from server.domain.errors import Conflict, Forbidden, Invalid
+from server.domain.events import ingest_batch
+from server.models import (
+    EventAction,
+    FlagKind,
+    Inspection,
+    JobFlag,
+    JobStatus,
+    RejectedEvent,
+    Store,
+)
 from server.schemas import PrescriptionEyeIn
 from tests.server.conftest import Floor, Lab
 
@@ -13,6 +22,7 @@ from tests.server.conftest import Floor, Lab
 ON_SPEC = {"R": {"sph": -1.25, "cyl": -0.5, "axis": 90}, "L": {"sph": -1.0}}
 # R sphere meridian off by 0.25 D: outside ±0.13 D.
 OFF_SPEC = {"R": {"sph": -1.5, "cyl": -0.5, "axis": 90}, "L": {"sph": -1.0}}
+FAILED = {"measured": OFF_SPEC, "defects": [{"eye": "R", "code": "D-POWER"}]}
 
 
 def _to_qc(lab: Lab, floor: Floor, job: str = "J1", right: PrescriptionEyeIn | None = None) -> int:
@@ -111,6 +121,43 @@ def test_attempts_are_counted_per_job(lab: Lab, floor: Floor) -> None:
     with lab.context.db.session() as session:
         attempts = [(i.attempt, i.passed) for i in session.scalars(select(Inspection))]
     assert attempts == [(1, False), (2, True)]
+
+
+def test_only_a_station_at_an_inspection_stage_sends_qc_results(lab: Lab, floor: Floor) -> None:
+    """A generating station failing a job at final QC is refused: nothing judged or stored,
+    and in a batch the rejection is kept for that event alone."""
+    job_id = _to_qc(lab, floor)
+    with pytest.raises(Forbidden) as refused:
+        floor.send("GEN-1", "J1", EventAction.rework, inspection=FAILED)
+    assert refused.value.field == "inspection"
+    assert refused.value.message.startswith("station GEN-1 works at")
+    assert "not an inspection stage" in refused.value.message
+    with pytest.raises(Forbidden):
+        floor.send("EDGE-1", "J1", EventAction.complete, inspection={"measured": ON_SPEC})
+    events = [
+        floor.event("GEN-1", "J1", EventAction.rework, inspection=FAILED),
+        floor.event("GEN-1", "J1", EventAction.note, note="seen at generating"),
+    ]
+    with lab.context.db.session() as session:
+        results = ingest_batch(session, floor.station("GEN-1"), events)
+    assert [result.status for result in results] == ["rejected", "stored"]
+    assert floor.state(job_id) == ("final_qc", JobStatus.in_progress)
+    with lab.context.db.session() as session:
+        assert session.scalar(select(Inspection)) is None
+        kept = session.scalars(select(RejectedEvent)).all()
+        assert [(r.event_uuid, r.field, r.status_code) for r in kept] == [
+            (events[0].event_uuid, "inspection", 403)
+        ]
+
+
+def test_a_qc_station_fails_only_the_job_in_progress_there(lab: Lab, floor: Floor) -> None:
+    job_id = lab.make_job("J1")
+    floor.send("EDGE-1", "J1", EventAction.start)
+    with pytest.raises(Conflict, match="job J1 is not in progress at Final QC"):
+        floor.send("QC-1", "J1", EventAction.rework, inspection=FAILED)
+    assert floor.state(job_id) == ("edging", JobStatus.in_progress)
+    with lab.context.db.session() as session:
+        assert session.scalar(select(Inspection)) is None
 
 
 @pytest.mark.parametrize("station_profile", [None, "z80.1-2015"])

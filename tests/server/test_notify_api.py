@@ -1,15 +1,27 @@
 """Webhook management and the delivery log through the API: validation and store scoping."""
 
+import ipaddress
+
 import httpx
+import pytest
 from sqlalchemy import select
 
 from server.models import EventAction, JobUpdate, StoreWebhook
+from server.notify import outbound
 from server.notify.worker import DeliveryWorker
 from server.schemas import JobUpdateOut
 from tests.server.conftest import Floor, Lab
 
 URL = "https://north.example/lenstrack"
 SECRET = "north-secret-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """north.example resolves to a public address (the tests have no DNS)."""
+    monkeypatch.setattr(
+        outbound, "resolve", lambda _host, _port: [ipaddress.ip_address("93.184.215.14")]
+    )
 
 
 async def test_store_staff_add_list_and_remove_their_own_webhooks(

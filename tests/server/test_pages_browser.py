@@ -33,8 +33,16 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
-    yield context.new_page()
+    page = context.new_page()
+    # The Content-Security-Policy must let every page work: Chromium reports each refusal.
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda message: refused.append(message.text) if "Security Policy" in message.text else None,
+    )
+    yield page
     context.close()
+    assert not refused, refused
 
 
 def _log_in(page: Page, url: str, username: str, password: str) -> None:
@@ -63,7 +71,7 @@ def test_store_staff_see_only_their_stores_jobs(server: str, page: Page) -> None
     stores = page.locator(STORE_COLUMN).all_inner_texts()
     assert stores and set(stores) == {"NORTH"}, stores
     screenshot(page, "jobs-north", full_page=True)
-    page.goto(f"{server}/logout")
+    page.get_by_role("button", name="Log out").click()
     page.wait_for_url(f"{server}/login")
     page.goto(f"{server}/jobs")
     page.wait_for_url(f"{server}/login")
@@ -79,3 +87,7 @@ def test_a_manager_sees_every_store(server: str, page: Page) -> None:
         badge = page.locator("tbody .q-badge", has_text=status).first
         expect(badge).to_have_class(re.compile(rf"\b{colour}\b"))
     screenshot(page, "jobs-manager", full_page=True)
+    # The page's own response carries the browser's security headers (no framing, …).
+    headers = page.request.get(f"{server}/jobs").headers
+    assert (headers["x-frame-options"], headers["x-content-type-options"]) == ("DENY", "nosniff")
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]

@@ -186,6 +186,11 @@ async def test_a_station_prints_any_job_of_the_lab(client: httpx.AsyncClient, la
         "/api/tickets/print-new", headers=lab.station_headers("EDGE-1")
     )
     assert station_batch.status_code == 403
+    # Nor a chosen batch: a bulk read of prescriptions, where a station scans one job.
+    chosen = await client.get(
+        "/api/tickets.pdf", params={"jobs": str(job_id)}, headers=lab.station_headers("EDGE-1")
+    )
+    assert chosen.status_code == 403
 
 
 async def test_store_staff_see_only_their_own_stores_tickets(

@@ -99,10 +99,12 @@ def shot(page: Page, name: str) -> None:
 
 
 def job_at(server: LiveServer, stage: str, status: str) -> str:
+    """A job at the stage, as that stage's station lists it (a station lists only its own)."""
+    station = {"edging": "EDGE-1", "fitting": "FIT-1", "final_qc": "QC-1"}[stage]
     jobs = httpx.get(
         f"{server.url}/api/jobs",
         params={"stage": stage, "active": "true", "status": status, "limit": 1},
-        headers={"Authorization": f"Bearer {server.token('EDGE-1')}"},
+        headers={"Authorization": f"Bearer {server.token(station)}"},
     ).json()["items"]
     return jobs[0]["job_number"]
 
