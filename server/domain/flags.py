@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, lazyload
 
 from server.domain.lab_time import duration_text, lab_zone, local_text
 from server.feed import append_update
@@ -318,7 +318,10 @@ def sweep(
     stalled); returns jobs visited.
     """
     load = floor_load(session, lab_id)
-    query = select(Job).where(Job.lab_id == lab_id, Job.is_active)
+    # Flags need no patient data: not decrypting it (some 26 values a job) cut a sweep of 535
+    # open jobs from 80-150 to 25 ms of CPU, time spent inside the write transaction.
+    personal = (lazyload(Job.prescription), defer(Job.patient_ref), defer(Job.dcs_labels))
+    query = select(Job).where(Job.lab_id == lab_id, Job.is_active).options(*personal)
     if job_ids is not None:
         query = query.where(Job.id.in_(job_ids))
     jobs = session.scalars(query).all()
