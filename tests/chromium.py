@@ -49,12 +49,6 @@ def logged_in_page(
     return page
 
 
-def wait_connected(page: Page) -> None:
-    """Waits until the NiceGUI page has its socket: a value typed before then (Playwright types
-    within milliseconds of the page loading, no person does) can be lost to the first update."""
-    page.wait_for_function("window.did_handshake === true")
-
-
 def log_in(page: Page, url: str, username: str, password: str) -> None:
     """Through the server's log-in form, as a person would."""
     page.goto(f"{url}/login")

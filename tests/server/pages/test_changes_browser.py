@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from server.models import utcnow
-from tests.chromium import logged_in_page, screenshot, wait_connected
+from tests.chromium import logged_in_page, screenshot
 from tests.liveserver import LiveServer, serving_demo_lab
 from tests.station.test_browser import open_station, running_station, sign_in, wedge
 
@@ -85,7 +85,6 @@ def test_an_edit_before_production_shows_old_and_new_in_the_history(
     page.goto(f"{server.url}/store/jobs/{job_id}")
     page.get_by_role("button", name="Edit order").click()
     page.wait_for_url(f"{server.url}/store/orders/{job_id}/edit")
-    wait_connected(page)
     expect(page.get_by_text("Edit order E-100")).to_be_visible()
     # The job's traced shape is drawn on the order page, both lenses.
     expect(page.locator("[data-section=frame-shape] svg path")).to_have_count(2)
@@ -117,7 +116,6 @@ def test_a_change_after_production_is_accepted_and_the_station_shows_it(
     store.goto(f"{server.url}/store/jobs/{job_id}")
     store.get_by_role("button", name="Request a change").click()
     store.wait_for_url(f"{server.url}/store/orders/{job_id}/edit")
-    wait_connected(store)
     expect(store.locator("[data-part=edit-note]")).to_contain_text("change request")
     store.get_by_role("textbox", name="right.cyl").fill("-0.75")
     store.get_by_role("button", name="Send change request").click()
