@@ -60,3 +60,11 @@ async def on_the_page(station: StationApp) -> AsyncIterator[User]:
             yield simulated
         finally:
             await station.stop()
+
+
+async def started_on_screen(user: User, station: StationApp, job: str) -> None:
+    """The page open, Tom Baker signed in by his badge, `job` scanned and shown started."""
+    await user.open("/")
+    await station.flow.scan("B1001")
+    await station.flow.scan(job)
+    await user.should_see("Started")

@@ -13,6 +13,7 @@ from tests.station.stations import (
     FAST_RETRIES,
     fake_station,
     simulated_lensmeter,
+    started_on_screen,
     station_settings,
 )
 
@@ -36,10 +37,7 @@ async def station(api: QcApi, tmp_path: Path) -> StationApp:
 
 
 async def start_inspection(user: User, station: StationApp) -> None:
-    await user.open("/")
-    await station.flow.scan("B1001")
-    await station.flow.scan("J7")
-    await user.should_see("Started")
+    await started_on_screen(user, station, "J7")
     await user.should_see("Lensmeter reading", retries=50)  # the simulated Print
 
 

@@ -22,7 +22,12 @@ from tests.chromium import chromium
 from tests.liveserver import LiveServer, serving_demo_lab
 from tests.server.payloads import job_body
 from tests.station.fakes import FakeApi
-from tests.station.stations import FAST_RETRIES, fake_station, station_settings
+from tests.station.stations import (
+    FAST_RETRIES,
+    fake_station,
+    started_on_screen,
+    station_settings,
+)
 from tests.station.test_browser import open_station, running_station, shot, sign_in, wedge
 
 PDF = render_tickets([TicketJob(job_number="J1", store_code="NORTH", store_name="North", due="")])
@@ -77,18 +82,10 @@ async def station(api: TicketApi, tmp_path: Path, request: pytest.FixtureRequest
     return await fake_station(api, settings)
 
 
-async def showing_j1(user: User, station: StationApp) -> None:
-    """The page open, Tom Baker signed in by his badge, J1 scanned and on screen."""
-    await user.open("/")
-    await station.flow.scan("B1001")
-    await station.flow.scan("J1")
-    await user.should_see("Started")
-
-
 async def test_reprint_sends_the_servers_ticket_to_the_printer(
     user: User, station: StationApp, api: TicketApi, tmp_path: Path
 ) -> None:
-    await showing_j1(user, station)
+    await started_on_screen(user, station, "J1")
     user.find(marker="reprint").click()
     await user.should_see("Ticket J1 sent to the printer", retries=PRINTING)
     assert (tmp_path / "printed.pdf").read_bytes() == PDF
@@ -98,7 +95,7 @@ async def test_reprint_sends_the_servers_ticket_to_the_printer(
 async def test_offline_it_says_so_and_loses_nothing(
     user: User, station: StationApp, api: TicketApi, tmp_path: Path
 ) -> None:
-    await showing_j1(user, station)
+    await started_on_screen(user, station, "J1")
     api.online = False
     await station.flow.scan("J1")  # completed offline: queued
     await user.should_see("Completed")
@@ -116,7 +113,7 @@ async def test_offline_it_says_so_and_loses_nothing(
 
 @pytest.mark.parametrize("station", ["failing"], indirect=True)
 async def test_a_printer_that_refuses_is_named(user: User, station: StationApp) -> None:
-    await showing_j1(user, station)
+    await started_on_screen(user, station, "J1")
     user.find(marker="reprint").click()
     await user.should_see(
         "The printer refused the ticket: lp: printer TICKETS is jammed", retries=PRINTING
@@ -127,7 +124,7 @@ async def test_a_printer_that_refuses_is_named(user: User, station: StationApp) 
 async def test_without_a_printer_the_ticket_is_saved_and_offered(
     user: User, station: StationApp, tmp_path: Path
 ) -> None:
-    await showing_j1(user, station)
+    await started_on_screen(user, station, "J1")
     download = asyncio.create_task(user.download.next(timeout=10))
     user.find(marker="reprint").click()
     await user.should_see("Ticket J1 saved: open it to print")
