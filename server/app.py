@@ -79,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
     for service in (context.bus, sweeper, DeliveryWorker(context)):
         app.on_startup(service.start)
         app.on_shutdown(service.stop)
+    app.on_shutdown(context.writer.stop)  # answers the events queued before the server ends
     ui.run_with(
         api,
         title="LensTrack",

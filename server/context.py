@@ -18,6 +18,7 @@ from server.domain.login_throttle import LoginThrottle, ThrottleRules
 from server.feed import WROTE_FEED
 from server.live import LiveBus
 from server.settings import Settings
+from server.writer import GroupWriter
 
 log = logging.getLogger(__name__)
 TRANSACTION_ATTEMPTS = 3
@@ -29,10 +30,17 @@ class ServerContext:
     settings: Settings
     db: Database = field(init=False)
     bus: LiveBus = field(init=False)
+    writer: GroupWriter = field(init=False)
 
     def __post_init__(self) -> None:
         self.db = Database.from_settings(self.settings)
         self.bus = LiveBus(self.db)
+        # Station events commit in groups (one fsync for all the requests waiting).
+        self.writer = GroupWriter(self.session)
+
+    def close(self) -> None:
+        self.writer.stop()
+        self.db.dispose()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
