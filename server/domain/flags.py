@@ -191,14 +191,15 @@ def assess_flags(
         idle = now - job.state_changed_at
         if idle > timedelta(minutes=job.current_stage.stalled_after_minutes):
             flags[FlagKind.stalled] = f"No progress at {stage} for {duration_text(idle)}."
-    rework = _last_event(session, job, EventAction.rework)
+    # The counts say whether there is anything to look for: most jobs never failed or broke.
+    rework = _last_event(session, job, EventAction.rework) if job.rework_count else None
     if _still_redoing(job, rework):
         assert rework is not None
         why = _reason_text(session, job.lab_id, rework.reason_code)
         flags[FlagKind.rework] = (
             f"Failed at {rework.stage.name} ({why}); being redone from {stage}."
         )
-    breakage = _last_breakage(session, job)
+    breakage = _last_breakage(session, job) if job.breakage_count else None
     if _still_redoing(job, breakage):
         assert breakage is not None
         why = _reason_text(session, job.lab_id, breakage.reason_code)
