@@ -23,7 +23,7 @@ from core.optics import ToleranceFile, load_profiles
 from server.domain.auth import STATION_ROLES, StationPrincipal
 from server.domain.breakage import record_breakage
 from server.domain.errors import AlreadyRejected, Conflict, DomainError, Forbidden, Invalid
-from server.domain.flags import refresh_job
+from server.domain.flags import PRODUCTION_ONLY, refresh_job
 from server.domain.inspection import check_verdict, judge, record_inspection, validate_defects
 from server.domain.jobs import lookup_job
 from server.models import (
@@ -200,6 +200,15 @@ def plan_transition(
     )
 
 
+def _lock_job(session: Session, job: Job) -> None:
+    """Serialise concurrent events for one job and move it from its latest committed state.
+    On SQLite the transaction took the database's only write lock when it began, so the job
+    as read is current; PostgreSQL locks the row and reads it again."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Job.id).where(Job.id == job.id).with_for_update())
+        session.refresh(job)
+
+
 def _check_clock(event: EventIn, received_at: datetime, max_ahead: timedelta) -> None:
     if event.sent_at > received_at + max_ahead:
         raise Invalid("sent_at", "is in the future beyond the allowed clock difference")
@@ -219,7 +228,10 @@ def _lock_uuid(session: Session, event_uuid: uuid.UUID) -> None:
 def _known_fate(session: Session, event: EventIn) -> EventResult | None:
     """A UUID's fate is final: stored answers "duplicate", rejected raises the first rejection
     again; None for a UUID never seen."""
-    existing = session.scalar(select(StageEvent).where(StageEvent.event_uuid == event.event_uuid))
+    # Columns, not rows: a stored event's row would bring its station, stage and operator.
+    existing = session.execute(
+        select(StageEvent.id, StageEvent.job_id).where(StageEvent.event_uuid == event.event_uuid)
+    ).first()
     if existing is not None:
         job = session.get_one(Job, existing.job_id)
         return EventResult(
@@ -228,9 +240,11 @@ def _known_fate(session: Session, event: EventIn) -> EventResult | None:
             event_id=existing.id,
             job=_job_state(job),
         )
-    rejected = session.scalar(
-        select(RejectedEvent).where(RejectedEvent.event_uuid == event.event_uuid)
-    )
+    rejected = session.execute(
+        select(RejectedEvent.field, RejectedEvent.message, RejectedEvent.status_code).where(
+            RejectedEvent.event_uuid == event.event_uuid
+        )
+    ).first()
     if rejected is not None:
         raise AlreadyRejected(rejected.field, rejected.message, rejected.status_code)
     return None
@@ -253,7 +267,7 @@ def ingest_event(
     if known is not None:
         return known
     _check_clock(event, received_at, rules.max_clock_ahead)
-    job = lookup_job(session, station, event.job)
+    job = lookup_job(session, station, event.job, *PRODUCTION_ONLY)
     operator_id = _operator_id(session, station, event.operator_badge)
     judged = None
     if event.inspection is not None:
@@ -266,10 +280,7 @@ def ingest_event(
             event = event.model_copy(update={"reason_code": code})
     reason = _reason(session, station.lab_id, event)
     with session.begin_nested() as savepoint:
-        # Serialise concurrent events for the same job (SQLite has one writer anyway), then
-        # re-read it: the state another request committed meanwhile is the one to move from.
-        session.execute(select(Job.id).where(Job.id == job.id).with_for_update())
-        session.refresh(job)
+        _lock_job(session, job)
         transition = plan_transition(
             session, job, station, event, reason, inspected=judged is not None
         )
@@ -285,18 +296,21 @@ def ingest_event(
                 event_id=winner,
                 job=_job_state(job),
             )
-        stored = session.get_one(StageEvent, event_id)
         if event.action == EventAction.breakage:
+            stored = session.get_one(StageEvent, event_id)
             record_breakage(session, job, stored, event.breakage)
         if event.inspection is not None and judged is not None:
+            stored = session.get_one(StageEvent, event_id)
             record_inspection(session, job, stored, event.inspection, judged)
         _move_job(job, transition, received_at)
         session.flush()
         refresh_job(session, job, received_at, changed=True)
-    session.refresh(job)
     return EventResult(
         event_uuid=event.event_uuid, status="stored", event_id=event_id, job=_job_state(job)
     )
+
+
+_OPERATORS = "lenstrack_station_operators"
 
 
 def station_operator_query(lab_id: int) -> Select[tuple[Person]]:
@@ -315,11 +329,14 @@ def _operator_id(session: Session, station: StationPrincipal, badge: str | None)
     badge (a manager's, a store's, unknown, disabled) answers alike, revealing no one."""
     if badge is None:
         return None
-    operator_id = session.scalar(
-        station_operator_query(station.lab_id)
-        .where(Person.badge_code == badge)
-        .with_only_columns(Person.id)
-    )
+    known: dict[tuple[int, str], int | None] = session.info.setdefault(_OPERATORS, {})
+    if (station.lab_id, badge) not in known:  # once per badge in a group of events
+        known[(station.lab_id, badge)] = session.scalar(
+            station_operator_query(station.lab_id)
+            .where(Person.badge_code == badge)
+            .with_only_columns(Person.id)
+        )
+    operator_id = known[(station.lab_id, badge)]
     if operator_id is None:
         raise Invalid("operator_badge", f"no station operator has badge {badge!r}")
     return operator_id

@@ -33,6 +33,16 @@ from server.models import (
     Station,
 )
 
+# How the flags and the event path load a job: without its patient data (decrypted on load,
+# some 26 values a job: that cut a sweep of 535 open jobs from 80-150 to 25 ms of CPU, inside
+# the write transaction) and without its remakes; the prescription loads if something reads it.
+PRODUCTION_ONLY = (
+    lazyload(Job.prescription),
+    lazyload(Job.remakes),
+    lazyload(Job.remake_of),
+    defer(Job.patient_ref),
+    defer(Job.dcs_labels),
+)
 LEARNING_WINDOW = timedelta(days=14)
 MIN_SAMPLES = 5
 # While a stage runs over its expected time, assume at least this share of it is still left.
@@ -58,15 +68,51 @@ class FloorLoad:
         return math.floor(waiting / max(1, slots)) * minutes
 
 
-def floor_load(session: Session, lab_id: int) -> FloorLoad:
-    learned = {
-        (row.route_id, row.stage_id): row.median_minutes
-        for row in session.scalars(
-            select(StageTime)
-            .join(Stage, StageTime.stage_id == Stage.id)
-            .where(Stage.lab_id == lab_id)
+_LAB_TIMES = "lenstrack_lab_times"
+
+
+@dataclass(frozen=True)
+class _LabTimes:
+    """The parts of the floor load that change only with the lab's setup or learned times."""
+
+    learned_minutes: dict[tuple[int, int], float]
+    stations: dict[int, int]
+    capacity: dict[int, int]
+
+
+def _lab_times(session: Session, lab_id: int) -> _LabTimes:
+    """Read once per session: a group of events (server/writer.py) shares them."""
+    cache: dict[int, _LabTimes] = session.info.setdefault(_LAB_TIMES, {})
+    if lab_id not in cache:
+        learned = {
+            (row.route_id, row.stage_id): row.median_minutes
+            for row in session.scalars(
+                select(StageTime)
+                .join(Stage, StageTime.stage_id == Stage.id)
+                .where(Stage.lab_id == lab_id)
+            )
+        }
+        stations = dict(
+            session.execute(
+                select(Station.stage_id, func.count(Station.id))
+                .where(Station.lab_id == lab_id, Station.active)
+                .group_by(Station.stage_id)
+            ).all()
         )
-    }
+        capacity = dict(
+            session.execute(select(Stage.id, Stage.capacity).where(Stage.lab_id == lab_id)).all()
+        )
+        cache[lab_id] = _LabTimes(learned, stations, capacity)
+    return cache[lab_id]
+
+
+def forget_lab_times(session: Session) -> None:
+    """After the lab's stages, stations or learned times changed in this session."""
+    session.info.pop(_LAB_TIMES, None)
+
+
+def floor_load(session: Session, lab_id: int) -> FloorLoad:
+    times = _lab_times(session, lab_id)
     queued = dict(
         session.execute(
             select(Job.current_stage_id, func.count(Job.id))
@@ -74,17 +120,7 @@ def floor_load(session: Session, lab_id: int) -> FloorLoad:
             .group_by(Job.current_stage_id)
         ).all()
     )
-    stations = dict(
-        session.execute(
-            select(Station.stage_id, func.count(Station.id))
-            .where(Station.lab_id == lab_id, Station.active)
-            .group_by(Station.stage_id)
-        ).all()
-    )
-    capacity = dict(
-        session.execute(select(Stage.id, Stage.capacity).where(Stage.lab_id == lab_id)).all()
-    )
-    return FloorLoad(learned, queued, stations, capacity)
+    return FloorLoad(times.learned_minutes, queued, times.stations, times.capacity)
 
 
 def route_minutes(
@@ -229,12 +265,8 @@ def refresh_job(
     if eta_moved:
         job.eta = eta
     wanted = assess_flags(session, job, job.eta, now, zone)
-    open_flags = {
-        flag.kind: flag
-        for flag in session.scalars(
-            select(JobFlag).where(JobFlag.job_id == job.id, JobFlag.cleared_at.is_(None))
-        )
-    }
+    # Loaded with the job; it reads only the open ones, so it is reloaded once changed below.
+    open_flags = {flag.kind: flag for flag in job.open_flags}
     for kind, flag in open_flags.items():
         if kind not in wanted:
             flag.cleared_at = now
@@ -245,6 +277,8 @@ def refresh_job(
         if kind not in open_flags:
             session.add(JobFlag(job_id=job.id, kind=kind, reason=reason, raised_at=now))
             append_update(session, job, "flag_raised", {"flag": kind.value, "reason": reason})
+    if open_flags.keys() != wanted.keys():
+        session.expire(job, ["open_flags"])
     if changed or eta_moved:
         append_update(
             session,
@@ -293,6 +327,7 @@ def learn_stage_times(session: Session, lab_id: int, now: datetime) -> int:
         )
     }
     stored = 0
+    forget_lab_times(session)
     for (route_id, stage_id), samples in durations.items():
         if len(samples) < MIN_SAMPLES:
             continue
@@ -319,10 +354,7 @@ def sweep(
     stalled); returns jobs visited.
     """
     load = floor_load(session, lab_id)
-    # Flags need no patient data: not decrypting it (some 26 values a job) cut a sweep of 535
-    # open jobs from 80-150 to 25 ms of CPU, time spent inside the write transaction.
-    personal = (lazyload(Job.prescription), defer(Job.patient_ref), defer(Job.dcs_labels))
-    query = select(Job).where(Job.lab_id == lab_id, Job.is_active).options(*personal)
+    query = select(Job).where(Job.lab_id == lab_id, Job.is_active).options(*PRODUCTION_ONLY)
     if job_ids is not None:
         query = query.where(Job.id.in_(job_ids))
     jobs = session.scalars(query).all()

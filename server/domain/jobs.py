@@ -9,6 +9,7 @@ from typing import Any, TypeGuard
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.interfaces import ORMOption
 
 from core.optics.rx import SphCyl, transpose
 from server.domain.auth import (
@@ -279,9 +280,10 @@ def get_job(session: Session, principal: Principal, job_id: int) -> Job:
     return job
 
 
-def lookup_job(session: Session, principal: Principal, code: str) -> Job:
-    """A scanned job or tray number: the active job first, else the latest by job number."""
-    scoped = visible_jobs(principal)
+def lookup_job(session: Session, principal: Principal, code: str, *options: ORMOption) -> Job:
+    """A scanned job or tray number: the active job first, else the latest by job number.
+    `options` choose what is loaded with it."""
+    scoped = visible_jobs(principal).options(*options)
     job = session.scalar(
         scoped.where(Job.is_active, or_(Job.job_number == code, Job.tray_number == code))
     )

@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.domain.flags import forget_lab_times
 from server.labconfig import LabConfig
 from server.models import (
     Lab,
@@ -51,6 +52,7 @@ def apply_lab_config(session: Session, config: LabConfig) -> Lab:
     _apply_stores(session, config, lab.id)
     _apply_stations(session, config, lab.id, stages, lines)
     session.flush()
+    forget_lab_times(session)
     return lab
 
 
