@@ -23,11 +23,12 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from core.lifecycle import Action, JobStatus
 from core.trace import Trace
@@ -75,6 +76,14 @@ class ReasonKind(StrEnum):
     hold = "hold"
     breakage = "breakage"
     defect = "defect"
+
+
+class SignAction(StrEnum):
+    """An operator's badge scanned at a station: sent like a job event, naming no job, so the
+    server knows who was signed in where and when."""
+
+    sign_in = "sign_in"
+    sign_out = "sign_out"
 
 
 class Role(StrEnum):
@@ -200,6 +209,14 @@ def bounded_json(value: object) -> object:
     return value
 
 
+def _field_error(field: str, message: str) -> ValidationError:
+    """A model validator's error that names its field, not the whole model."""
+    error = PydanticCustomError("value_error", message)
+    return ValidationError.from_exception_data(
+        "EventIn", [InitErrorDetails(type=error, loc=(field,), input=None)]
+    )
+
+
 def not_before(earlier: str) -> Callable[[type, datetime, ValidationInfo], datetime]:
     """A field validator (wrap it in `field_validator`): the time may not be before the field
     `earlier`, which is declared above it and so validated first."""
@@ -266,9 +283,15 @@ class EventIn(Inbound):
     sequence: StrictInt = Field(
         ge=1, le=2**63 - 1, description="Per-station, increasing by 1 per event."
     )
-    job: ScanCode = Field(description="Job number or tray number as scanned.")
-    action: Action
-    operator_badge: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    action: Action | SignAction
+    job: ScanCode | None = Field(
+        default=None,
+        validate_default=True,
+        description="Job number or tray number as scanned; none with sign_in and sign_out.",
+    )
+    operator_badge: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None, validate_default=True, description="Needed with sign_in and sign_out."
+    )
     reason_code: ReasonCodeText | None = None
     to_stage: StageCode | None = Field(default=None, description="Rework target stage code.")
     override_reason: Annotated[str, StringConstraints(min_length=3, max_length=200)] | None = None
@@ -282,8 +305,35 @@ class EventIn(Inbound):
 
     _sent_after_created = field_validator("sent_at")(not_before("created_at"))
 
+    @field_validator("job")
+    @classmethod
+    def _job_with_job_actions(cls, job: str | None, info: ValidationInfo) -> str | None:
+        signing = isinstance(info.data.get("action"), SignAction)
+        if signing and job is not None:
+            raise ValueError("a sign-in or sign-out names no job")
+        if not signing and job is None:
+            raise ValueError("a job event names its job")
+        return job
+
+    @field_validator("operator_badge")
+    @classmethod
+    def _badge_with_sign_actions(cls, badge: str | None, info: ValidationInfo) -> str | None:
+        if isinstance(info.data.get("action"), SignAction) and badge is None:
+            raise ValueError("a sign-in or sign-out names the operator's badge")
+        return badge
+
+    @property
+    def signs(self) -> bool:
+        """A sign-in or sign-out, not a job event."""
+        return isinstance(self.action, SignAction)
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if self.signs:
+            details = ("reason_code", "to_stage", "override_reason", "note", "breakage")
+            for name in (*details, "inspection"):
+                if getattr(self, name) is not None:
+                    raise _field_error(name, "a sign-in or sign-out carries only a badge")
         if self.breakage is not None and self.action != Action.breakage:
             raise ValueError("breakage details belong to a breakage event")
         if self.inspection is not None:

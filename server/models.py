@@ -37,6 +37,7 @@ from core.contract import (
     ReasonKind,
     RemakeClass,
     Role,
+    SignAction,
 )
 from core.lifecycle import Action as EventAction
 from core.lifecycle import JobStatus
@@ -722,3 +723,49 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class LoginSubject(Base):
+    """A user name's or client address's lockout, shared by every server process. Its row is
+    also what an attempt locks (`SELECT … FOR UPDATE`), so concurrent attempts count in turn."""
+
+    __tablename__ = "login_subject"
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)  # "username" or "address"
+    # SHA-256 of the user name or address: a password typed as a user name is never stored.
+    subject_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    locked_until: Mapped[datetime | None]
+    expires_at: Mapped[datetime] = mapped_column(index=True)  # pruned after this
+
+
+class LoginAttempt(Base):
+    """A log-in being checked (`failed` False: it may still fail) or one that failed, counted
+    towards its subject's lockout until `expires_at`, then pruned."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (Index("ix_login_attempt_subject", "scope", "subject_digest"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    subject_digest: Mapped[str] = mapped_column(String(64))
+    failed: Mapped[bool]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class StationSignIn(Base):
+    """An operator signing in at a station or out of it, as the station recorded it (offline
+    too) and sent through its outbox: an event with a UUID and a sequence number like a job's.
+    An operator is signed in at a station from a sign-in until the next sign-out there."""
+
+    __tablename__ = "station_sign_in"
+    __table_args__ = (
+        Index("ix_station_sign_in_operator", "station_id", "person_id", "device_created_at"),
+        Index("ix_station_sign_in_station_sequence", "station_id", "station_sequence"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_uuid: Mapped[uuid.UUID] = mapped_column(unique=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("station.id"))
+    station_sequence: Mapped[int] = mapped_column(BigInteger)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    action: Mapped[SignAction] = mapped_column(_enum(SignAction))
+    # Device time, the one job events are compared with: the station's own clock and order.
+    device_created_at: Mapped[datetime]
+    server_received_at: Mapped[datetime]

@@ -1,6 +1,8 @@
 """The scan state machine, free of UI: what a scan means and which event it records.
 
-A badge signs an operator in (or out, scanned again); a job or tray number shows the job's
+A badge signs an operator in (or out, scanned again; another badge signs the first out), and
+each sign-in and sign-out is recorded in the outbox, in order with the job events, so the
+server accepts those only from the operator signed in here; a job or tray number shows the job's
 card and records *start* or *complete*, decided from the cached card plus this station's own
 events the card does not reflect yet, so the decision is the same online and offline. A hold,
 breakage or defect reason code scanned while a card is shown records that event.
@@ -11,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import partial
 from typing import Any, Literal, Protocol
 
 from core.lifecycle import Outcome, Progress, Route, apply
@@ -25,6 +28,7 @@ from station.wire import (
     JobStatus,
     Operator,
     Reason,
+    SignAction,
 )
 
 log = logging.getLogger(__name__)
@@ -219,6 +223,10 @@ class StationFlow:
             self.sign_out("Signed out after being idle")
 
     def sign_out(self, message: str = "Signed out") -> Screen:
+        """Signs the operator out on screen even if the outbox cannot record it: they left.
+        Nothing can be recorded here until it can again, a sign-in first."""
+        if self.screen.operator is not None:
+            self._sign(SignAction.sign_out, self.screen.operator)
         return self._show(
             "idle", f"{message}. Scan your badge to sign in", operator=None, card=None
         )
@@ -268,6 +276,11 @@ class StationFlow:
         current = self.screen.operator
         if current and current.badge_code == operator.badge_code:
             return self.sign_out(f"{operator.name} signed out")
+        if current:
+            self._sign(SignAction.sign_out, current)
+            self.screen = replace(self.screen, operator=None, card=None)  # shown just below
+        if not self._sign(SignAction.sign_in, operator):
+            return self.screen
         return self._show(
             "ok", f"Hello {operator.name}. Scan a job", operator=operator, card=None, state=None
         )
@@ -314,16 +327,27 @@ class StationFlow:
         )
 
     def _save(self, job: str, action: Action, **fields: Any) -> bool:
+        return self._commit(partial(self.outbox.record, job, action, **fields), action, job)
+
+    def _sign(self, action: SignAction, operator: Operator) -> bool:
+        commit = partial(self.outbox.record_sign, action, operator.badge_code)
+        return self._commit(commit, action, operator.badge_code)
+
+    def _commit(
+        self, commit: Callable[[], OutboxEvent], action: Action | SignAction, subject: str
+    ) -> bool:
         """Commits the event to the outbox before anything confirms it. If the station's disk
         cannot take it, the scan is refused on screen (and refused again on every scan until
         a save succeeds): an operator must never believe a job moved when nothing recorded it."""
         try:
-            self.outbox.record(job, action, **fields)
+            commit()
         except OutboxWriteFailed as error:
-            log.error("%s of %s NOT recorded: the outbox cannot be written: %s", action, job, error)
+            log.error(
+                "%s of %s NOT recorded: the outbox cannot be written: %s", action, subject, error
+            )
             self._show(
                 "error",
-                f"NOT RECORDED: {action.value} of {job}. This station cannot save ({error}). "
+                f"NOT RECORDED: {action.value} of {subject}. This station cannot save ({error}). "
                 "Call your supervisor, then scan again",
                 storage_fault=str(error),
             )

@@ -25,6 +25,7 @@ from station.wire import (
     InspectionIn,
     JobCard,
     JobState,
+    SignAction,
     TimelineEntry,
 )
 
@@ -62,14 +63,18 @@ class OutboxWriteFailed(Exception):
 
 
 _timeline = TypeAdapter(list[TimelineEntry])
+_action = TypeAdapter(Action | SignAction)
+# A sign-in or sign-out names no job: its `job` column (NOT NULL, older than sign-ins) holds
+# this, and the event on the wire none.
+NO_JOB = ""
 
 
 @dataclass(frozen=True)
 class OutboxEvent:
     seq: int
     event_uuid: uuid.UUID
-    job: str
-    action: Action
+    job: str  # NO_JOB for a sign-in or sign-out
+    action: Action | SignAction
     # operator_badge, reason_code, to_stage, override_reason, note; breakage and inspection as
     # JSON objects
     fields: dict[str, Any]
@@ -81,12 +86,17 @@ class OutboxEvent:
         return EventIn(
             event_uuid=self.event_uuid,
             sequence=sequence_base + self.seq,
-            job=self.job,
+            job=self.job or None,
             action=self.action,
             created_at=self.created_at,
             sent_at=sent_at,
             **self.fields,
         )
+
+    @property
+    def subject(self) -> str:
+        """What the event is about, as people read it: the job scanned, or the badge."""
+        return self.job or str(self.fields.get("operator_badge"))
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,7 @@ def _event(row: sqlite3.Row) -> OutboxEvent:
         seq=row["seq"],
         event_uuid=uuid.UUID(row["event_uuid"]),
         job=row["job"],
-        action=Action(row["action"]),
+        action=_action.validate_python(row["action"]),
         fields=json.loads(row["payload"]),
         created_at=datetime.fromisoformat(row["created_at"]),
         state=row["state"],
@@ -151,6 +161,23 @@ class Outbox:
             "breakage": None if breakage is None else breakage.model_dump(mode="json"),
             "inspection": None if inspection is None else inspection.model_dump(mode="json"),
         }
+        return self._insert(job, action, fields, now)
+
+    def record_sign(
+        self, action: SignAction, operator_badge: str, *, now: datetime | None = None
+    ) -> OutboxEvent:
+        """Commit an operator's sign-in or sign-out. It takes the next sequence number and is
+        sent in order like a job event, so the server learns who was signed in here before
+        the events that follow. OutboxWriteFailed if it could not be committed."""
+        return self._insert(NO_JOB, action, {"operator_badge": operator_badge}, now)
+
+    def _insert(
+        self,
+        job: str,
+        action: Action | SignAction,
+        fields: dict[str, Any],
+        now: datetime | None,
+    ) -> OutboxEvent:
         created_at = now or datetime.now(UTC)
         event_uuid = uuid.uuid4()
         try:

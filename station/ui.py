@@ -445,7 +445,7 @@ def _rejected_dialog(view: StationView) -> None:
         ui.label("Events the server refused (kept here for the supervisor)").classes("text-2xl")
         for event in view.refused():
             ui.label(
-                f"{event.created_at.astimezone():%a %H:%M} {event.job} {event.action.value}: "
+                f"{event.created_at.astimezone():%a %H:%M} {event.subject} {event.action.value}: "
                 f"{event.error}"
             ).classes("text-lg")
         ui.button("Close", on_click=dialog.close).classes("big-button")

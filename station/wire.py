@@ -19,6 +19,7 @@ from core.contract import (
     Operator,
     Reason,
     SequenceGap,
+    SignAction,
     StationMe,
     TimelineEntry,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "Operator",
     "Reason",
     "SequenceGap",
+    "SignAction",
     "StationMe",
     "TimelineEntry",
 ]

@@ -135,7 +135,8 @@ class LiveServer:
         return http.post(f"{self.url}/api/events", json=event, headers=headers, timeout=10)
 
     def event_uuids(self, table: str, station: str) -> Counter[uuid.UUID]:
-        """Event UUIDs of `station` in `stage_event` or `rejected_event`, with their counts."""
+        """Event UUIDs of `station` in an event table (`stage_event`, `station_sign_in`,
+        `rejected_event`), with their counts."""
         with sqlite3.connect(self.root / "lenstrack.db") as db:
             rows = db.execute(
                 f"SELECT e.event_uuid FROM {table} e JOIN station s ON s.id = e.station_id"
@@ -147,8 +148,10 @@ class LiveServer:
     def stored_and_rejected(
         self, station: str, local: set[uuid.UUID]
     ) -> tuple[Counter[uuid.UUID], Counter[uuid.UUID]]:
-        """How often the server stored and rejected each of these local event UUIDs."""
+        """How often the server stored (job events, sign-ins and sign-outs) and rejected each
+        of these local event UUIDs."""
         stored = self.event_uuids("stage_event", station)
+        stored += self.event_uuids("station_sign_in", station)
         rejected = self.event_uuids("rejected_event", station)
         return (
             Counter({key: n for key, n in stored.items() if key in local}),

@@ -16,12 +16,17 @@ async def throttled_log_in(
     request: Request, context: ServerContext, username: str, password: str
 ) -> auth.LoggedIn:
     """Refused before any hashing while the user name or the client address is locked out;
-    the hash runs on a worker thread, never on the event loop."""
+    the throttle's database work and the hash run on a worker thread, never on the event loop."""
     host = request.client.host if request.client else None
-    with context.login_throttle.attempt(username, host):
-        return await run_in_threadpool(
-            auth.log_in, context.db, username, password, context.session_lifetime
-        )
+    return await run_in_threadpool(
+        auth.throttled_log_in,
+        context.db,
+        context.login_throttle,
+        username,
+        password,
+        host,
+        context.session_lifetime,
+    )
 
 
 def set_session_cookie(request: Request, response: Response, token: str, context: Context) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from server.db import Database
 from server.domain.errors import Conflict, NotFound, Unauthorized
+from server.domain.login_throttle import LoginThrottle
 from server.domain.security import (
     LAB_TOKEN_PREFIX,
     SESSION_TOKEN_PREFIX,
@@ -155,6 +156,20 @@ def log_in(db: Database, username: str, password: str, lifetime: timedelta) -> L
             )
         )
     return LoggedIn(token, person)
+
+
+def throttled_log_in(
+    db: Database,
+    throttle: LoginThrottle,
+    username: str,
+    password: str,
+    host: str | None,
+    lifetime: timedelta,
+) -> LoggedIn:
+    """`log_in`, refused before any hashing while the user name or the client address is
+    locked out. Blocking (database and hash): call it from a worker thread."""
+    with throttle.attempt(db, username, host):
+        return log_in(db, username, password, lifetime)
 
 
 def log_out(session: Session, token: str) -> None:

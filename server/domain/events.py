@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.lifecycle import Outcome, Progress, Refusal, Route, apply, return_stage
 from core.optics import ToleranceFile, load_profiles
+from server.domain import signins
 from server.domain.auth import STATION_ROLES, StationPrincipal
 from server.domain.breakage import record_breakage
 from server.domain.errors import AlreadyRejected, Conflict, DomainError, Forbidden, Invalid
@@ -247,7 +248,7 @@ def _known_fate(session: Session, event: EventIn) -> EventResult | None:
     ).first()
     if rejected is not None:
         raise AlreadyRejected(rejected.field, rejected.message, rejected.status_code)
-    return None
+    return signins.known(session, event.event_uuid)
 
 
 def ingest_event(
@@ -267,8 +268,14 @@ def ingest_event(
     if known is not None:
         return known
     _check_clock(event, received_at, rules.max_clock_ahead)
-    job = lookup_job(session, station, event.job, *PRODUCTION_ONLY)
     operator_id = _operator_id(session, station, event.operator_badge)
+    if event.signs:
+        assert operator_id is not None  # a sign-in or sign-out names its badge (EventIn)
+        return signins.record(session, station, event, operator_id, received_at)
+    if operator_id is not None:
+        signins.check_signed_in(session, station, operator_id, event)
+    assert event.job is not None  # a job event names its job (EventIn)
+    job = lookup_job(session, station, event.job, *PRODUCTION_ONLY)
     judged = None
     if event.inspection is not None:
         _check_inspects_here(station, session.get_one(Stage, station.stage_id))
@@ -479,7 +486,8 @@ def sequence_gaps(session: Session, station_id: int) -> list[SequenceGap]:
 
 
 def _received_sequences(station_id: int) -> CompoundSelect[tuple[int]]:
-    """Sequence numbers that reached the server, stored or rejected (each once)."""
+    """Sequence numbers that reached the server, stored (job events, sign-ins and sign-outs)
+    or rejected, each once."""
     return union(
         select(StageEvent.station_sequence.label("sequence")).where(
             StageEvent.station_id == station_id
@@ -487,6 +495,7 @@ def _received_sequences(station_id: int) -> CompoundSelect[tuple[int]]:
         select(RejectedEvent.station_sequence.label("sequence")).where(
             RejectedEvent.station_id == station_id
         ),
+        signins.received_sequences(station_id),
     )
 
 

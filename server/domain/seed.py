@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.contract import SignAction
 from server.domain.auth import PersonPrincipal, StationPrincipal, set_password
 from server.domain.dcs_jobs import DcsFile, import_jobs
 from server.domain.events import ingest_event, last_sequence
@@ -185,6 +186,7 @@ class _DemoFloor:
         self.sequences = {
             station.id: last_sequence(session, station.id) for station in stations.values()
         }
+        self.signed_in: set[tuple[int, str]] = set()  # (station id, badge)
 
     def seed_job(self, creator: PersonPrincipal, stores: dict[str, Store], number: int) -> None:
         rng = self.rng
@@ -280,19 +282,33 @@ class _DemoFloor:
         inspection: InspectionIn | None = None,
     ) -> datetime:
         station = self.stations[stage_id]
-        self.sequences[station.id] += 1
+        if (station.id, badge) not in self.signed_in:
+            # As a station tells the server, before any of the history (orders from 72 h ago).
+            self.signed_in.add((station.id, badge))
+            since = self.now - timedelta(hours=73)
+            self._ingest(station, since, action=SignAction.sign_in, operator_badge=badge)
         at = min(clock + timedelta(minutes=self.rng.uniform(3, 40)), self.now)
-        event = EventIn(
-            event_uuid=uuid.uuid4(),
-            sequence=self.sequences[station.id],
+        self._ingest(
+            station,
+            at,
             job=job.job_number,
             action=action,
             operator_badge=badge,
             reason_code=reason_code,
             inspection=inspection,
-            created_at=at,
-            sent_at=at,
+        )
+        return at
+
+    def _ingest(self, station: Station, at: datetime, **fields: object) -> None:
+        self.sequences[station.id] += 1
+        event = EventIn.model_validate(
+            {
+                "event_uuid": uuid.uuid4(),
+                "sequence": self.sequences[station.id],
+                "created_at": at,
+                "sent_at": at,
+                **fields,
+            }
         )
         principal = StationPrincipal(station.id, station.lab_id, station.stage_id, station.name)
         ingest_event(self.session, principal, event, received_at=at)
-        return at

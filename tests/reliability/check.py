@@ -5,9 +5,11 @@ Checks, each reported with up to a few examples:
 - accounting: each attempt in a station's log was committed (`ok`), refused (`Outbox.record`
   raised) or cut off by a SIGKILL (its note tells whether it reached the outbox); a committed
   scan is in the outbox, a refused one is nowhere (outbox, `stage_event`, `rejected_event`);
-- 0 lost: every UUID in every outbox is stored or rejected on the server;
-- 0 duplicated: a UUID at most once in `stage_event` and at most once in `rejected_event`,
-  and never in both;
+- 0 lost: every UUID in every outbox is stored (`stage_event`, or `station_sign_in` for the
+  poster's sign-ins) or rejected on the server; no job event is rejected as made by an
+  operator not signed in at its station (each poster signs in first);
+- 0 duplicated: a UUID at most once stored and at most once in `rejected_event`, and never
+  in both;
 - the outbox agrees with the server: 'sent' ⇔ stored, 'rejected' ⇔ in `rejected_event`,
   nothing left 'queued'; the server holds no event of a station that its outbox lacks;
 - per-station order: a station's stored events have increasing `station_sequence` in `id`
@@ -16,7 +18,8 @@ Checks, each reported with up to a few examples:
   `server.domain.events.ingest_event` into a fresh database holding the same jobs, must each
   be stored again and must leave every job in the state the server has (stage, status, status
   before a hold, active, rework and breakage counts). Per job, `id` order is the order the
-  server applied them: an event is inserted while its job's row is locked.
+  server applied them: an event is inserted while its job's row is locked. The sign-ins are
+  replayed first: they scope job events by the time they were made, not by arrival.
 """
 
 import json
@@ -37,7 +40,7 @@ from server.db import Database
 from server.domain.auth import StationPrincipal
 from server.domain.errors import DomainError
 from server.domain.events import ingest_event
-from server.models import Job, Person, RejectedEvent, Stage, StageEvent, Station
+from server.models import Job, Person, RejectedEvent, Stage, StageEvent, Station, StationSignIn
 from server.schemas import EventIn
 from tests.reliability.lab import prepare_lab, sqlite_url
 from tests.reliability.poster import read_log
@@ -66,6 +69,7 @@ class OutboxRow:
     event_uuid: uuid.UUID
     state: str
     note: str | None
+    signs: bool  # a sign-in or sign-out, which is no attempt of the log
 
 
 @dataclass
@@ -87,10 +91,10 @@ JobState = tuple[str | None, str, str | None, bool, int, int]
 
 def read_outbox(path: Path) -> list[OutboxRow]:
     with sqlite3.connect(path) as db:
-        rows = db.execute("SELECT seq, event_uuid, state, payload FROM events ORDER BY seq")
+        rows = db.execute("SELECT seq, event_uuid, state, payload, job FROM events ORDER BY seq")
         return [
-            OutboxRow(seq, uuid.UUID(value), state, json.loads(payload).get("note"))
-            for seq, value, state, payload in rows
+            OutboxRow(seq, uuid.UUID(value), state, json.loads(payload).get("note"), job == "")
+            for seq, value, state, payload, job in rows
         ]
 
 
@@ -137,6 +141,32 @@ def _stored_events(session: Session) -> list[StoredEvent]:
     ]
 
 
+def _stored_sign_ins(session: Session) -> list[StoredEvent]:
+    rows = session.execute(
+        select(StationSignIn, Station.name, Person.badge_code)
+        .join(Station, Station.id == StationSignIn.station_id)
+        .join(Person, Person.id == StationSignIn.person_id)
+        .order_by(StationSignIn.id)
+    )
+    return [
+        StoredEvent(
+            id=sign_in.id,
+            event_uuid=sign_in.event_uuid,
+            station=station,
+            sequence=sign_in.station_sequence,
+            replay=EventIn(
+                event_uuid=sign_in.event_uuid,
+                sequence=sign_in.station_sequence,
+                action=sign_in.action,
+                operator_badge=badge,
+                created_at=sign_in.device_created_at,
+                sent_at=sign_in.device_created_at,
+            ),
+        )
+        for sign_in, station, badge in rows
+    ]
+
+
 def _job_states(session: Session, jobs: list[str]) -> dict[str, JobState]:
     rows = session.execute(
         select(
@@ -165,8 +195,14 @@ def check(
     try:
         with server.read_session() as session:
             stored = _stored_events(session)
+            sign_ins = _stored_sign_ins(session)
             rejected_rows = session.execute(
-                select(RejectedEvent.event_uuid, Station.name, RejectedEvent.payload)
+                select(
+                    RejectedEvent.event_uuid,
+                    Station.name,
+                    RejectedEvent.payload,
+                    RejectedEvent.field,
+                )
                 .join(Station, Station.id == RejectedEvent.station_id)
                 .order_by(RejectedEvent.id)
             ).all()
@@ -174,24 +210,28 @@ def check(
     finally:
         server.dispose()
 
-    stored_count = Counter(event.event_uuid for event in stored)
-    rejected_count = Counter(value for value, _, _ in rejected_rows)
-    found.require("stored twice in stage_event", _repeated(stored_count))
+    stored_count = Counter(event.event_uuid for event in [*stored, *sign_ins])
+    rejected_count = Counter(value for value, _, _, _ in rejected_rows)
+    found.require("stored twice", _repeated(stored_count))
     found.require("rejected twice in rejected_event", _repeated(rejected_count))
     found.require("both stored and rejected", sorted(set(stored_count) & set(rejected_count)))
     notes_on_server = {event.replay.note for event in stored} | {
-        payload.get("note") for _, _, payload in rejected_rows
+        payload.get("note") for _, _, payload, _ in rejected_rows
     }
+    found.require(
+        "rejected: its operator not signed in at the station",
+        [value for value, _, _, field in rejected_rows if field == "operator_badge"],
+    )
     for name, files in stations.items():
-        ours_stored = {e.event_uuid for e in stored if e.station == name}
-        ours_rejected = {value for value, station, _ in rejected_rows if station == name}
+        ours_stored = {e.event_uuid for e in [*stored, *sign_ins] if e.station == name}
+        ours_rejected = {value for value, station, _, _ in rejected_rows if station == name}
         _check_station(found, name, files, ours_stored, ours_rejected, notes_on_server)
         sequences = [event.sequence for event in stored if event.station == name]
         found.require(
             f"{name}: stored out of station order (sequence after a higher one)",
             [b for a, b in pairwise(sequences) if b <= a],
         )
-    _check_replay(found, stored, server_jobs, jobs, scratch)
+    _check_replay(found, [*sign_ins, *stored], server_jobs, jobs, scratch)
     return found
 
 
@@ -231,7 +271,7 @@ def _check_station(
     )
     found.require(
         f"{name}: outbox rows no attempt made",
-        [row.seq for row in outbox if row.note not in set(tried.values())],
+        [row.seq for row in outbox if not row.signs and row.note not in set(tried.values())],
     )
     found.require(
         f"{name}: lost (in the outbox, on the server in neither table)",

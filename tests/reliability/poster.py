@@ -3,7 +3,8 @@
     python -m tests.reliability.poster SPEC.json
 
 Runs a `StationCore` with no inputs (so the uplink is supervised exactly as on a station PC)
-and records events at a steady rate straight into its real `Outbox`, for jobs along their
+and records events at a steady rate straight into its real `Outbox` (after its operator's
+sign-in, which the server needs before it accepts the operator's events), for jobs along their
 routes: at edging a start then a complete; at fitting a start then, mostly, a rework back to
 edging (so jobs keep circulating) or a complete. Scans that another station made moot are
 rejected by the server, which is what exercises the rejection fates.
@@ -27,7 +28,7 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel, Field
 
-BADGE = "B1001"  # a demo technician; the server checks the badge on every event
+BADGE = "B1001"  # a demo technician, signed in at the poster's station before its events
 
 
 class PosterSpec(BaseModel):
@@ -92,7 +93,7 @@ async def run(spec: PosterSpec) -> None:
     # Imported here so that the harness can import PosterSpec without the station stack.
     from station.core import StationCore
     from station.settings import StationSettings, UplinkSettings
-    from station.wire import Action
+    from station.wire import Action, SignAction
 
     settings = StationSettings(
         name=spec.name,
@@ -118,6 +119,7 @@ async def run(spec: PosterSpec) -> None:
     _write(log, started=n)
     core = StationCore(settings)
     await core.start()
+    signed_in = False  # by each run: a restarted station PC signs its operator in again
     try:
         interval = 1 / spec.rate
         next_at = loop.time()
@@ -125,6 +127,9 @@ async def run(spec: PosterSpec) -> None:
             job, action, to_stage = schedule(spec, n)
             _write(log, n=n, job=job, action=action, note=note(spec, n))
             try:
+                if not signed_in:  # as a badge scan does: a scan counts only after it
+                    core.outbox.record_sign(SignAction.sign_in, BADGE)
+                    signed_in = True
                 event = core.outbox.record(
                     job,
                     Action(action),

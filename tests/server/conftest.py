@@ -1,5 +1,7 @@
 """A configured demo lab without jobs, and helpers that make jobs, tokens and log-ins."""
 
+import itertools
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -8,11 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
+from core.contract import EARLIEST_TIME, SignAction
 from server.context import ServerContext
 from server.domain import auth, security
-from server.domain.auth import PersonPrincipal, StationPrincipal
+from server.domain.auth import STATION_ROLES, PersonPrincipal, StationPrincipal
 from server.domain.events import ingest_event
 from server.domain.inspection import ordered_pair
 from server.domain.jobs import create_job, lookup_job
@@ -27,6 +31,7 @@ from server.models import (
     Priority,
     Stage,
     Station,
+    StationSignIn,
     utcnow,
 )
 from server.schemas import EventIn, JobCreate, PrescriptionEyeIn
@@ -51,7 +56,14 @@ def lab_config() -> LabConfig:
 
 @dataclass
 class Lab:
+    """A seeded lab; making one signs every station operator in at every station (see
+    `sign_in_everywhere`), so tests about other things send events under any badge."""
+
     context: ServerContext
+
+    def __post_init__(self) -> None:
+        with self.context.db.session() as session:
+            sign_in_everywhere(session)
 
     def manager(self) -> PersonPrincipal:
         return self.person("manager")
@@ -123,6 +135,33 @@ def lab(context: ServerContext, lab_config: LabConfig) -> Lab:
     with context.db.session() as session:
         seed_demo(session, lab_config, job_count=0)
     return Lab(context)
+
+
+@pytest.fixture
+def nobody_signed_in(lab: Lab) -> None:
+    """The lab without `sign_in_everywhere`: only the sign-ins a test sends count."""
+    with lab.context.db.session() as session:
+        session.execute(delete(StationSignIn))
+
+
+def sign_in_everywhere(session: Session) -> None:
+    """Every station operator signed in at every station since 1970. Sequence 0, which no
+    station sends: the tests' own events number from 1, their gaps as before. (Sign-in
+    itself: `nobody_signed_in` in tests/server/test_events.py and test_api_events.py.)"""
+    operators = session.scalars(select(Person.id).where(Person.role.in_(STATION_ROLES)))
+    stations = session.scalars(select(Station.id)).all()
+    session.add_all(
+        StationSignIn(
+            event_uuid=uuid.uuid4(),
+            station_id=station_id,
+            station_sequence=0,
+            person_id=person_id,
+            action=SignAction.sign_in,
+            device_created_at=EARLIEST_TIME,
+            server_received_at=EARLIEST_TIME,
+        )
+        for person_id, station_id in itertools.product(operators, stations)
+    )
 
 
 class Floor:

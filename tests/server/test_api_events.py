@@ -257,3 +257,67 @@ async def test_a_request_past_its_deadline_stores_nothing_and_answers_503(
         assert list(field_errors(response)) == ["request"]
     assert count_rows(lab.context.db, StageEvent) == 0
     assert count_rows(lab.context.db, RejectedEvent) == 0
+
+
+def _sign(sequence: int, action: str, badge: str = "B1001") -> dict[str, object]:
+    body = event_body("J1", sequence, action, operator_badge=badge)
+    del body["job"]  # a sign-in or sign-out names no job
+    return body
+
+
+@pytest.mark.usefixtures("nobody_signed_in")
+async def test_an_event_from_an_operator_not_signed_in_here_is_refused_and_kept(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str]
+) -> None:
+    response = await client.post("/api/events", json=event_body("J1", 1), headers=edge)
+    assert response.status_code == 403, response.text
+    assert field_errors(response) == {
+        "operator_badge": "badge 'B1001' was not signed in at station EDGE-1 when this was scanned"
+    }
+    assert count_rows(lab.context.db, RejectedEvent) == 1
+    me = (await client.get("/api/stations/me", headers=edge)).json()
+    assert (me["last_sequence"], me["sequence_gaps"]) == (1, [])
+
+
+@pytest.mark.usefixtures("nobody_signed_in")
+async def test_sign_ins_and_outs_take_sequence_numbers_and_scope_the_events_after_them(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str]
+) -> None:
+    """A night offline: the outbox sends what it recorded, in its order, in one batch."""
+    events = [
+        _sign(1, "sign_in"),
+        event_body("J1", 2, "start"),
+        _sign(3, "sign_out"),
+        event_body("J1", 4, "complete"),
+        _sign(5, "sign_in", badge="B1002"),
+        event_body("J1", 6, "complete", operator_badge="B1002"),
+    ]
+    response = await client.post("/api/events/batch", json={"events": events}, headers=edge)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    statuses = ["stored", "stored", "stored", "rejected", "stored", "stored"]
+    assert [result["status"] for result in results] == statuses
+    assert results[3]["error"]["field"] == "operator_badge"
+    assert results[5]["job"]["stage"] == "fitting"
+    assert response.json()["sequence_gaps"] == []
+    again = await client.post("/api/events/batch", json={"events": events[:1]}, headers=edge)
+    assert again.json()["results"][0]["status"] == "duplicate"
+    me = (await client.get("/api/stations/me", headers=edge)).json()
+    assert (me["last_sequence"], me["sequence_gaps"]) == (6, [])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**event_body("J1", 1, "sign_in")}, "job"),  # a sign-in names no job
+        (_sign(1, "start"), "job"),  # a job event names its job
+        ({**_sign(1, "sign_in"), "operator_badge": None}, "operator_badge"),
+        ({**_sign(1, "sign_out"), "note": "bye"}, "note"),
+    ],
+)
+async def test_a_sign_in_names_a_badge_and_nothing_else(
+    client: httpx.AsyncClient, edge: dict[str, str], body: dict[str, object], field: str
+) -> None:
+    response = await client.post("/api/events", json=body, headers=edge)
+    assert response.status_code == 422, response.text
+    assert list(field_errors(response)) == [field]

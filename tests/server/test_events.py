@@ -11,7 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from server.domain.errors import Conflict, DomainError, Invalid, NotFound
+from core.contract import SignAction
+from server.domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from server.domain.events import ingest_batch, ingest_event, last_sequence, sequence_gaps
 from server.models import (
     EventAction,
@@ -21,6 +22,7 @@ from server.models import (
     RejectedEvent,
     Stage,
     StageEvent,
+    StationSignIn,
     utcnow,
 )
 from station.flow import Projected, project
@@ -377,3 +379,66 @@ async def test_the_station_card_projects_what_the_server_stores(
     lab.make_job("J4")
     floor.ship("J4")
     await _agree(client, lab, floor, "SHIP-1", "J4", [(EventAction.start, {}), (hold, frame_hold)])
+
+
+# -- operators signed in at the station --
+
+
+def _sign(
+    lab: Lab, floor: Floor, station: str, action: SignAction, badge: str, at: datetime
+) -> str:
+    """Sends a sign-in or sign-out (it names no job) as the station would."""
+    event = floor.event(station, None, action, operator_badge=badge, created_at=at, sent_at=at)
+    with lab.context.db.session() as session:
+        return ingest_event(session, floor.station(station), event, received_at=at).status
+
+
+def _refusal(floor: Floor, station: str, at: datetime) -> tuple[str, str]:
+    with pytest.raises(Forbidden) as refused:
+        floor.send(station, "J1", EventAction.start, at, operator_badge="B1001")
+    return refused.value.field, refused.value.message
+
+
+@pytest.mark.usefixtures("nobody_signed_in")
+def test_a_job_event_counts_only_from_an_operator_signed_in_at_its_station(
+    lab: Lab, floor: Floor
+) -> None:
+    lab.make_job("J1")
+    now = utcnow()
+    assert _refusal(floor, "EDGE-1", now) == (
+        "operator_badge",
+        "badge 'B1001' was not signed in at station EDGE-1 when this was scanned",
+    )
+    assert _sign(lab, floor, "FIT-1", SignAction.sign_in, "B1001", now) == "stored"
+    assert _refusal(floor, "EDGE-1", now)[0] == "operator_badge"  # signed in elsewhere
+    assert _sign(lab, floor, "EDGE-1", SignAction.sign_in, "B1001", now) == "stored"
+    assert _refusal(floor, "EDGE-1", now - timedelta(seconds=1))[0] == "operator_badge"
+    assert floor.send("EDGE-1", "J1", EventAction.start, now, operator_badge="B1001") == "stored"
+
+
+@pytest.mark.usefixtures("nobody_signed_in")
+def test_after_a_sign_out_only_events_made_before_it_count(lab: Lab, floor: Floor) -> None:
+    """The event's scan time decides: one made while signed in that arrives after the
+    sign-out (its station was offline) is stored; one made after it is rejected."""
+    lab.make_job("J1")
+    signed_in = utcnow() - timedelta(minutes=10)
+    _sign(lab, floor, "EDGE-1", SignAction.sign_in, "B1001", signed_in)
+    _sign(lab, floor, "EDGE-1", SignAction.sign_out, "B1001", signed_in + timedelta(minutes=5))
+    assert _refusal(floor, "EDGE-1", signed_in + timedelta(minutes=6))[0] == "operator_badge"
+    made_while_signed_in = signed_in + timedelta(minutes=4)
+    assert floor.send("EDGE-1", "J1", EventAction.start, made_while_signed_in) == "stored"
+
+
+@pytest.mark.usefixtures("nobody_signed_in")
+def test_a_sign_in_is_stored_once_and_only_for_a_station_operator(lab: Lab, floor: Floor) -> None:
+    now = utcnow()
+    sign_in = floor.event("EDGE-1", None, SignAction.sign_in)
+    station = floor.station("EDGE-1")
+    with lab.context.db.session() as session:
+        first = ingest_event(session, station, sign_in, received_at=now)
+        again = ingest_event(session, station, sign_in, received_at=now)
+        stored = session.scalar(select(func.count()).select_from(StationSignIn))
+    assert (first.status, again.status, stored) == ("stored", "duplicate", 1)
+    with pytest.raises(Invalid) as manager:
+        _sign(lab, floor, "EDGE-1", SignAction.sign_in, "B9001", now)  # the lab manager's
+    assert manager.value.field == "operator_badge"

@@ -3,13 +3,26 @@ name and the client address out for a while, refused before any password is hash
 
 import asyncio
 import threading
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
+from server.app import create_api
+from server.context import ServerContext
+from server.db import Database
 from server.domain import auth
 from server.domain.errors import TooManyAttempts, Unauthorized
-from server.domain.login_throttle import LoginThrottle, ThrottleRules, address_key
+from server.domain.login_throttle import (
+    IN_FLIGHT_TIMEOUT,
+    LoginThrottle,
+    ThrottleRules,
+    address_key,
+)
+from server.models import LoginAttempt, LoginSubject
+from server.settings import Settings
 from tests.server.conftest import Lab
 from tests.server.payloads import event_body, field_errors
 
@@ -21,10 +34,13 @@ MANAGER = {"username": "manager", "password": "demo-manager-pass"}
 
 class FakeClock:
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 
-    def __call__(self) -> float:
+    def __call__(self) -> datetime:
         return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -58,79 +74,139 @@ def password_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return checked
 
 
-def _fail(throttle: LoginThrottle, username: str, host: str = "10.0.0.1") -> None:
-    with pytest.raises(Unauthorized), throttle.attempt(username, host):
+def _fail(db: Database, throttle: LoginThrottle, username: str, host: str = "10.0.0.1") -> None:
+    with pytest.raises(Unauthorized), throttle.attempt(db, username, host):
         raise Unauthorized("password", "wrong")
 
 
-def _refusal(throttle: LoginThrottle, username: str, host: str = "10.0.0.1") -> TooManyAttempts:
+def _refusal(
+    db: Database, throttle: LoginThrottle, username: str, host: str = "10.0.0.1"
+) -> TooManyAttempts:
     ran: list[bool] = []
-    with pytest.raises(TooManyAttempts) as refused, throttle.attempt(username, host):
+    with pytest.raises(TooManyAttempts) as refused, throttle.attempt(db, username, host):
         ran.append(True)
     assert not ran, "a refused attempt must not run its check"
     return refused.value
 
 
 def test_a_user_name_is_locked_after_its_failures_until_the_lockout_ends(
-    throttle: LoginThrottle, clock: FakeClock
+    db: Database, throttle: LoginThrottle, clock: FakeClock
 ) -> None:
     for _ in range(RULES.max_failures_per_account):
-        _fail(throttle, "manager")
-    refusal = _refusal(throttle, "manager", host="10.0.0.2")  # from anywhere
+        _fail(db, throttle, "manager")
+    refusal = _refusal(db, throttle, "manager", host="10.0.0.2")  # from anywhere
     assert (refusal.field, refusal.retry_after_seconds) == ("username", 30)
     assert refusal.status_code == 429
-    clock.now += 29.5
-    assert _refusal(throttle, "manager").retry_after_seconds == 1
-    clock.now += 0.5
-    with throttle.attempt("manager", "10.0.0.1"):
+    clock.advance(29.5)
+    assert _refusal(db, throttle, "manager").retry_after_seconds == 1
+    clock.advance(0.5)
+    with throttle.attempt(db, "manager", "10.0.0.1"):
         pass
 
 
 def test_failures_older_than_the_window_no_longer_count(
-    throttle: LoginThrottle, clock: FakeClock
+    db: Database, throttle: LoginThrottle, clock: FakeClock
 ) -> None:
     for _ in range(RULES.max_failures_per_account - 1):
-        _fail(throttle, "manager")
-    clock.now += RULES.window_seconds
-    _fail(throttle, "manager")
-    with throttle.attempt("manager", "10.0.0.1"):
+        _fail(db, throttle, "manager")
+    clock.advance(RULES.window_seconds)
+    _fail(db, throttle, "manager")
+    with throttle.attempt(db, "manager", "10.0.0.1"):
         pass
 
 
-def test_a_success_clears_the_user_names_failures(throttle: LoginThrottle) -> None:
+def test_a_success_clears_the_user_names_failures(db: Database, throttle: LoginThrottle) -> None:
     for _ in range(RULES.max_failures_per_account - 1):
-        _fail(throttle, "manager")
-    with throttle.attempt("manager", "10.0.0.1"):
+        _fail(db, throttle, "manager")
+    with throttle.attempt(db, "manager", "10.0.0.1"):
         pass
     for _ in range(RULES.max_failures_per_account - 1):
-        _fail(throttle, "manager")
-    with throttle.attempt("manager", "10.0.0.1"):
+        _fail(db, throttle, "manager")
+    with throttle.attempt(db, "manager", "10.0.0.1"):
         pass
 
 
-def test_an_address_is_locked_after_failures_for_any_user_names(throttle: LoginThrottle) -> None:
+def test_an_address_is_locked_after_failures_for_any_user_names(
+    db: Database, throttle: LoginThrottle
+) -> None:
     for number in range(RULES.max_failures_per_address):
-        _fail(throttle, f"guess{number}")
-    refusal = _refusal(throttle, "manager")
+        _fail(db, throttle, f"guess{number}")
+    refusal = _refusal(db, throttle, "manager")
     assert (refusal.field, refusal.retry_after_seconds) == ("address", 30)
-    with throttle.attempt("manager", "10.0.0.2"):  # another address is not concerned
+    with throttle.attempt(db, "manager", "10.0.0.2"):  # another address is not concerned
         pass
 
 
 def test_attempts_in_flight_count_so_a_burst_cannot_hash_more_than_the_limit(
-    throttle: LoginThrottle,
+    db: Database, throttle: LoginThrottle
 ) -> None:
-    with throttle.attempt("manager", "10.0.0.1"), throttle.attempt("manager", "10.0.0.2"):
-        _fail(throttle, "manager", "10.0.0.3")
-        assert _refusal(throttle, "manager", "10.0.0.4").field == "username"
+    with throttle.attempt(db, "manager", "10.0.0.1"), throttle.attempt(db, "manager", "10.0.0.2"):
+        _fail(db, throttle, "manager", "10.0.0.3")
+        assert _refusal(db, throttle, "manager", "10.0.0.4").field == "username"
 
 
-def test_an_error_other_than_a_wrong_password_is_no_failure(throttle: LoginThrottle) -> None:
+def test_an_attempt_whose_process_died_stops_counting(
+    db: Database, throttle: LoginThrottle, clock: FakeClock
+) -> None:
+    """A reservation never settled (its process killed mid-hash) holds its place only for a
+    while, or it would count towards the limit for ever."""
+    with ExitStack() as stalled:
+        for _ in range(RULES.max_failures_per_account):
+            stalled.enter_context(throttle.attempt(db, "manager", "10.0.0.1"))
+        assert _refusal(db, throttle, "manager").retry_after_seconds == 1
+        clock.advance(IN_FLIGHT_TIMEOUT.total_seconds())
+        with throttle.attempt(db, "manager", "10.0.0.1"):
+            pass
+
+
+def test_an_error_other_than_a_wrong_password_is_no_failure(
+    db: Database, throttle: LoginThrottle
+) -> None:
     for _ in range(RULES.max_failures_per_account):
-        with pytest.raises(OSError), throttle.attempt("manager", "10.0.0.1"):
+        with pytest.raises(OSError), throttle.attempt(db, "manager", "10.0.0.1"):
             raise OSError("database gone")
-    with throttle.attempt("manager", "10.0.0.1"):
+    with throttle.attempt(db, "manager", "10.0.0.1"):
         pass
+
+
+def test_server_processes_on_one_database_share_the_lockout(
+    settings: Settings, db: Database, clock: FakeClock
+) -> None:
+    """Each process has its own Database and throttle; the counts are the database's."""
+    other_db = Database.from_settings(settings)
+    try:
+        first, second = LoginThrottle(RULES, clock), LoginThrottle(RULES, clock)
+        _fail(db, first, "manager")
+        _fail(other_db, second, "manager", "10.0.0.2")
+        _fail(db, first, "manager", "10.0.0.3")
+        assert _refusal(other_db, second, "manager", "10.0.0.4").field == "username"
+    finally:
+        other_db.dispose()
+
+
+def _rows(db: Database) -> tuple[int, int]:
+    with db.read_session() as session:
+        subjects = session.scalar(select(func.count()).select_from(LoginSubject))
+        attempts = session.scalar(select(func.count()).select_from(LoginAttempt))
+    return subjects or 0, attempts or 0
+
+
+def test_old_failures_and_lockouts_are_pruned(
+    db: Database, throttle: LoginThrottle, clock: FakeClock
+) -> None:
+    """What no longer counts leaves the database: a flood of distinct user names cannot grow
+    the tables past what the window and the lockouts hold."""
+    for number in range(RULES.max_failures_per_address):
+        _fail(db, throttle, f"guess{number}", f"10.0.1.{number}")
+    for _ in range(RULES.max_failures_per_account):
+        _fail(db, throttle, "manager", "10.0.0.9")
+    # The locked user name, and each failure for a subject not locked (its lock cleared them).
+    failures = 2 * RULES.max_failures_per_address + RULES.max_failures_per_account
+    assert _rows(db) == (1, failures)
+    clock.advance(max(RULES.window_seconds, RULES.lockout_seconds))
+    with throttle.attempt(db, "someone", "10.0.0.8"):
+        pass
+    assert _rows(db) == (0, 0)
 
 
 def test_an_ipv6_host_counts_as_its_64_network() -> None:
@@ -164,9 +240,39 @@ async def test_the_api_locks_a_user_name_out_without_checking_its_password(
         "username": "too many failed log-ins for this user name; try again in 30 s"
     }
     assert password_checks == []
-    clock.now += RULES.lockout_seconds
+    clock.advance(RULES.lockout_seconds)
     if username == "manager":
         assert (await _log_in(client, **MANAGER)).status_code == 200
+
+
+async def test_two_servers_on_one_database_share_the_lockout(lab: Lab, settings: Settings) -> None:
+    """Two server processes: each its own app, Database and throttle, one database."""
+    strict = Settings(
+        database_url=settings.database_url,
+        data_dir=settings.data_dir,
+        secret_key="test-secret",
+        login_max_failures=2,
+    )
+    servers = [ServerContext(strict), ServerContext(strict)]
+    try:
+        clients = [
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=create_api(server)),
+                base_url="http://lenstrack.test",
+            )
+            for server in servers
+        ]
+        for client in clients:
+            assert (await _log_in(client, "manager", "wrong-password")).status_code == 401
+        for client in clients:
+            refused = await _log_in(client, **MANAGER)
+            assert refused.status_code == 429, refused.text
+            assert list(field_errors(refused)) == ["username"]
+        for client in clients:
+            await client.aclose()
+    finally:
+        for server in servers:
+            server.close()
 
 
 async def test_the_api_locks_an_address_out(

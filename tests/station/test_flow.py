@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from station.flow import INSPECTING, Projected, StationFlow, Verdict, decide, project
-from station.outbox import Outbox
+from station.outbox import Outbox, OutboxWriteFailed
 from station.uplink import backoff_delay
-from station.wire import Action, JobCard, JobStatus
-from tests.station.fakes import REASONS, FakeSource, card
+from station.wire import Action, JobCard, JobStatus, Operator, SignAction
+from tests.station.fakes import OPERATORS, REASONS, FakeSource, card
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ async def test_a_scan_at_an_inspection_stage_starts_but_never_passes(
     clock[0] += 5
     screen = await flow.scan("J1")
     assert (screen.verdict, screen.message) == (Verdict.inspect, INSPECTING)
-    assert [event.action for event in outbox.queued(10)] == [Action.start]
+    assert [event.action for event in outbox.queued(10)] == [SignAction.sign_in, Action.start]
 
 
 async def test_badge_then_job_scans_start_and_complete(
@@ -169,7 +169,8 @@ async def test_badge_then_job_scans_start_and_complete(
     clock[0] += 5
     screen = await flow.scan("J1")
     assert screen.message == "Completed, next: Fitting"
-    assert [event.action for event in outbox.queued(10)] == [Action.start, Action.complete]
+    actions = [event.action for event in outbox.queued(10)]
+    assert actions == [SignAction.sign_in, Action.start, Action.complete]
     assert all(event.fields["operator_badge"] == "B1001" for event in outbox.queued(10))
 
 
@@ -180,10 +181,10 @@ async def test_wrong_stage_warns_and_override_records_the_reason(
     await flow.scan("B1001")
     screen = await flow.scan("J2")
     assert (screen.tone, screen.verdict) == ("warning", Verdict.needs_override)
-    assert outbox.queued(10) == []
+    assert [event.action for event in outbox.queued(10)] == [SignAction.sign_in]
     assert flow.override("no").tone == "error"
     assert flow.override("Route is wrong").message == "Started"
-    assert outbox.queued(10)[0].fields["override_reason"] == "Route is wrong"
+    assert outbox.queued(10)[-1].fields["override_reason"] == "Route is wrong"
 
 
 async def test_reason_barcodes_hold_and_break_the_shown_job(
@@ -211,7 +212,8 @@ async def test_offline_uncached_jobs_are_still_recorded(
     assert (await flow.scan("J77")).tone == "warning"
     clock[0] += 5
     await flow.scan("J77")
-    assert [e.action for e in outbox.queued(10)] == [Action.start, Action.complete]
+    actions = [e.action for e in outbox.queued(10)]
+    assert actions == [SignAction.sign_in, Action.start, Action.complete]
 
 
 async def test_unknown_job_and_idle_sign_out(flow: StationFlow, clock: list[float]) -> None:
@@ -220,3 +222,50 @@ async def test_unknown_job_and_idle_sign_out(flow: StationFlow, clock: list[floa
     clock[0] += 601
     flow.check_idle()
     assert flow.screen.operator is None and "idle" in flow.screen.message
+
+
+async def test_sign_ins_and_outs_are_recorded_in_order_with_the_job_events(
+    flow: StationFlow, outbox: Outbox, clock: list[float]
+) -> None:
+    """The server accepts a job event only from the operator signed in at this station: the
+    outbox sends it who that was, in order, offline too."""
+    flow.source.online = False  # type: ignore[attr-defined]
+    other = Operator(badge_code="B1002", name="Ann Lee", initials="AL", role="technician")
+    flow.source.operators = lambda: [*OPERATORS, other]  # type: ignore[method-assign]
+    await flow.scan("B1001")
+    await flow.scan("J77")
+    clock[0] += 5
+    await flow.scan("B1002")  # another badge: the first operator is signed out
+    assert flow.screen.operator == other
+    clock[0] += 5
+    await flow.scan("B1002")  # scanned again: signed out
+    await flow.scan("B1001")
+    clock[0] += 601
+    flow.check_idle()
+    assert flow.screen.operator is None
+    sequence = [(event.action, event.job or None) for event in outbox.queued(20)]
+    assert sequence == [
+        (SignAction.sign_in, None),
+        (Action.start, "J77"),
+        (SignAction.sign_out, None),
+        (SignAction.sign_in, None),
+        (SignAction.sign_out, None),
+        (SignAction.sign_in, None),
+        (SignAction.sign_out, None),
+    ]
+    badges = [e.fields["operator_badge"] for e in outbox.queued(20) if e.job == ""]
+    assert badges == ["B1001", "B1001", "B1002", "B1002", "B1001", "B1001"]
+    wire = outbox.queued(1)[0].wire(sequence_base=0, sent_at=outbox.queued(1)[0].created_at)
+    assert (wire.job, wire.action, wire.operator_badge) == (None, SignAction.sign_in, "B1001")
+
+
+async def test_a_sign_in_the_disk_cannot_save_signs_no_one_in(
+    flow: StationFlow, outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*_: object, **__: object) -> None:
+        raise OutboxWriteFailed("database or disk is full")
+
+    monkeypatch.setattr(outbox, "record_sign", disk_full)
+    screen = await flow.scan("B1001")
+    assert screen.operator is None
+    assert screen.message.startswith("NOT RECORDED: sign_in of B1001")

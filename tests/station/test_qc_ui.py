@@ -103,7 +103,7 @@ async def test_out_of_tolerance_by_hand_then_fail_with_a_defect_per_eye(
     ]
     assert inspection["measured"]["R"]["sph"] == -2.4
     assert inspection["cosmetic"]["Coating"] is False
-    assert [e["action"] for e in api.events] == ["start", "rework"]
+    assert [e["action"] for e in api.events] == ["sign_in", "start", "rework"]
     assert station.flow.screen.state is not None and station.flow.screen.state.stage == "edging"
 
 
@@ -122,7 +122,7 @@ async def test_a_fail_needs_a_defect_for_every_failed_eye_and_goes_furthest_back
     user.find(marker="send-rework").click()
     await user.should_see("Sent to rework")
     await until(lambda: any(e["action"] == "rework" for e in api.events), 10)
-    assert [e["action"] for e in api.events] == ["start", "rework"]
+    assert [e["action"] for e in api.events] == ["sign_in", "start", "rework"]
     rework = sent(api, "rework")
     assert rework["reason_code"] == "D-POWER"
     inspection = rework["inspection"]

@@ -131,7 +131,9 @@ async def test_pulling_the_network_mid_floor_loses_and_duplicates_nothing(
     jobs = new_jobs_at_edging(live_server, 4)
     async with simulated_floor(live_server, tmp_path, jobs) as simulator:
         outboxes = [station.core.outbox for station in simulator.stations]
-        await until(lambda: sum(o.counts()["sent"] for o in outboxes) >= 2, MOVE_TIMEOUT)
+        # Two scans sent, besides each station's sign-in (sent first).
+        sent = 2 + len(outboxes)
+        await until(lambda: sum(o.counts()["sent"] for o in outboxes) >= sent, MOVE_TIMEOUT)
         live_server.stop()
         # Operators keep scanning: events now wait in the outboxes.
         await until(lambda: sum(o.counts()["queued"] for o in outboxes) >= 2, MOVE_TIMEOUT)

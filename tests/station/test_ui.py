@@ -74,7 +74,7 @@ async def test_hold_breakage_and_note_by_tapping(user: User, station: StationApp
     tap(user, "save-note")
     await user.should_see("Note added")
     counts = station.outbox.counts()
-    assert counts["queued"] + counts["sent"] == 5  # start, hold, release, breakage, note
+    assert counts["queued"] + counts["sent"] == 6  # sign-in, start, hold, release, breakage, note
 
 
 async def test_wrong_stage_warns_and_an_override_needs_a_reason(
@@ -99,7 +99,7 @@ async def test_offline_indicator_and_queue(user: User, station: StationApp, api:
     await user.should_see("queued")
     api.online = True
     await user.should_see("Online", retries=50)
-    assert {e["action"] for e in api.events} == {"start", "complete"}
+    assert {e["action"] for e in api.events} == {"sign_in", "start", "complete"}
 
 
 async def test_the_job_card_shows_what_the_bench_needs(
