@@ -161,8 +161,11 @@ class RequestDeadline:
 
     def check(self) -> None:
         """Call last inside the transaction: past the deadline, it rolls back (503)."""
-        if time.monotonic() > self.at:
+        if self.remaining() < 0:
             raise Unavailable("request", "not finished in time; nothing was stored, send again")
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
 
 
 def get_deadline(request: Request, context: Context) -> RequestDeadline:

@@ -38,6 +38,7 @@ async def post_event(
     received_at = utcnow()
 
     def ingest(session: Session) -> EventResult | DomainError:
+        deadline.check()  # it waited its time for the writer: no work for an answer no one reads
         try:
             result: EventResult | DomainError = events.ingest_event(
                 session, station, event, received_at=received_at, rules=context.ingest_rules
@@ -73,12 +74,12 @@ async def post_batch(
         raise Invalid("events", f"at most {context.settings.max_batch_size} events per batch")
 
     def ingest(session: Session) -> EventBatchOut:
+        # A batch that waited for the writer gets what is left of its time: half of it for
+        # events, the rest for the group's commit; one that waited it all does no work.
+        deadline.check()
+        budget = min(context.settings.ingest_budget_seconds, deadline.remaining() / 2)
         results = events.ingest_batch(
-            session,
-            station,
-            batch.events,
-            rules=context.ingest_rules,
-            budget_seconds=context.settings.ingest_budget_seconds,
+            session, station, batch.events, rules=context.ingest_rules, budget_seconds=budget
         )
         gaps = events.sequence_gaps(session, station.station_id)
         deadline.check()
