@@ -22,7 +22,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import URL, make_url
 
 from server import migrate
-from server.crypto import DataCipher
+from server.crypto import open_cipher
 from server.db import make_engine, private_sqlite_file
 
 # A forced restore waits this long for a running server's locks, then gives up unchanged.
@@ -174,11 +174,13 @@ def _current_revision(database_url: str) -> str | None:
 
 
 def restore(
-    database_url: str, source: Path, *, force: bool = False, cipher: DataCipher | None = None
+    database_url: str, source: Path, *, force: bool = False, data_keys_file: Path | None = None
 ) -> str:
     """Replaces the database with the backup in `source` and migrates it up to this
-    version; returns the revision the backup was at. `cipher`: the data keys, for
-    migrations that convert personal columns."""
+    version; returns the revision the backup was at. `data_keys_file`: the keys, checked
+    against the restored values (`DataKeysError` naming the file, the migration left to
+    `lenstrack db upgrade` with the right one) and used by migrations that convert
+    personal columns; the database replaced need not be readable with them."""
     revision = backup_revision(database_url, source)
     reasons = _holds_data(database_url)
     if reasons and not force:
@@ -206,5 +208,6 @@ def restore(
         # Through SQLite itself, page by page under its locks: never a half-copied file.
         with closing(_read_only(source)) as backup_db, closing(sqlite3.connect(path)) as live:
             backup_db.backup(live)
+    cipher = open_cipher(data_keys_file, database_url) if data_keys_file else None
     migrate.upgrade(database_url, cipher=cipher)
     return revision

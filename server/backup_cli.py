@@ -20,16 +20,28 @@ def _backup(args: argparse.Namespace) -> int:
 
 def _restore(args: argparse.Namespace) -> int:
     from server.backup import BackupError, restore
+    from server.crypto import DataKeysError
     from server.settings import Settings
 
     settings = Settings()
     try:
         revision = restore(
-            settings.resolved_database_url, args.file, force=args.force, cipher=settings.data_cipher
+            settings.resolved_database_url,
+            args.file,
+            force=args.force,
+            data_keys_file=settings.resolved_data_keys_file,
         )
     except BackupError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except DataKeysError as error:
+        print(f"error: {error}", file=sys.stderr)
+        print(
+            "the backup is restored but not migrated: put its data keys file in place, then run "
+            "`lenstrack db upgrade`",
+            file=sys.stderr,
+        )
+        return 2
     print(f"restored {args.file} (made at migration {revision}), migrated to this version")
     return 0
 

@@ -9,18 +9,31 @@ The cipher travels with the engine: `attach_cipher` sets it on the engine's dial
 engine has its own), where the `Encrypted` column type finds it. An engine made without one
 (a plain `create_engine`, a migration without keys) cannot read or write these columns,
 and says so instead of storing plaintext.
+
+The key file is checked against the database before anything opens it (`open_cipher`): a
+lost or wrong file must stop the start, not be replaced by a new key silently. A running
+process follows a rotation made by another one (see DataCipher).
 """
 
+import hashlib
 import json
+import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import Dialect, Engine, Text, TypeDecorator
+from sqlalchemy import Dialect, Engine, Text, TypeDecorator, column, inspect, select, table
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
 
 CIPHER_ATTRIBUTE = "lenstrack_data_cipher"
+# How every Fernet token starts (version byte 0x80, then a timestamp's leading zero bytes):
+# a stored value without it is plaintext from before migration 0013.
+FERNET_PREFIX = "gAAAAA"
 
 
 class MissingDataKey(RuntimeError):
@@ -31,39 +44,107 @@ class UnknownDataKey(InvalidToken):
     """A value none of the keys decrypts: the key file is not the one it was written with."""
 
 
-class DataCipher:
-    """Encrypts with the first of `keys`, decrypts with any of them."""
+class DataKeysError(RuntimeError):
+    """The data keys file cannot read the database's patient data: nothing may start on it."""
 
-    def __init__(self, keys: Sequence[str]) -> None:
+
+def key_id(key: str) -> str:
+    """A key's name for people and the audit trail: the start of its SHA-256, never the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class _KeyRing:
+    """The keys in use, swapped as one object: a thread never sees half of a reload."""
+
+    keys: tuple[str, ...]
+    fernets: tuple[Fernet, ...]  # one per key, the current one first
+    fernet: MultiFernet
+
+    @property
+    def current(self) -> Fernet:
+        return self.fernets[0]
+
+    @classmethod
+    def of(cls, keys: Sequence[str]) -> "_KeyRing":
         if not keys:
             raise ValueError("at least one data key is needed")
-        self.keys = tuple(keys)
-        self._fernet = MultiFernet([Fernet(key) for key in self.keys])
-        self._current = Fernet(self.keys[0])
+        fernets = tuple(Fernet(key) for key in keys)
+        return cls(tuple(keys), fernets, MultiFernet(fernets))
+
+
+def _file_identity(path: Path) -> tuple[int, int, int] | None:
+    """Changes whenever `write_keys` replaces the file (a new inode), None when it is gone."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns, status.st_size
+
+
+class DataCipher:
+    """Encrypts with the first of `keys`, decrypts with any of them.
+
+    With `key_file`, it follows `keys rotate` run by another process while this one serves:
+    before encrypting it checks whether the file was replaced (a stat), so new values get the
+    new key from then on; and a token no known key opens makes it read the file again before
+    giving up. Keys it knew stay known for decrypting (a value written just before the old
+    key was dropped is still read here).
+    """
+
+    def __init__(self, keys: Sequence[str], key_file: Path | None = None) -> None:
+        self.key_file = key_file
+        self._identity = _file_identity(key_file) if key_file else None
+        self._ring = _KeyRing.of(keys)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self._ring.keys
+
+    def _follow_key_file(self) -> bool:
+        """Takes up the key file's keys if it was replaced since read; whether it was."""
+        if self.key_file is None:
+            return False
+        identity = _file_identity(self.key_file)
+        if identity is None or identity == self._identity:
+            return False
+        keys = read_keys(self.key_file)
+        self._ring = _KeyRing.of([*keys, *(key for key in self._ring.keys if key not in keys)])
+        self._identity = identity
+        return True
 
     def encrypt(self, plaintext: str) -> str:
-        return self._fernet.encrypt(plaintext.encode()).decode()
+        self._follow_key_file()
+        return self._ring.fernet.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, token: str) -> str:
         try:
-            return self._fernet.decrypt(token.encode()).decode()
+            return self._ring.fernet.decrypt(token.encode()).decode()
         except InvalidToken as error:
+            if self._follow_key_file():
+                return self.decrypt(token)
             raise UnknownDataKey(
                 "no data key decrypts a stored value: is the data_keys file the one this "
-                "database was encrypted with (or a server started before `keys rotate`)?"
+                "database was encrypted with?"
             ) from error
 
-    def is_current(self, token: str) -> bool:
-        """Whether the current (first) key alone decrypts `token`."""
+    def reencrypted_if_stale(self, token: str) -> str | None:
+        """`token` encrypted with the current key, or None if that key wrote it already.
+        Each key's HMAC is checked once, and only a stale token is decrypted (once)."""
+        ring = self._ring
+        data = token.encode()
         try:
-            self._current.decrypt(token.encode())
+            ring.current.extract_timestamp(data)  # verifies the HMAC, decrypts nothing
+            return None
         except InvalidToken:
-            return False
-        return True
-
-    def reencrypt(self, token: str) -> str:
-        """`token` encrypted again with the current key (the plaintext is unchanged)."""
-        return self._fernet.rotate(token.encode()).decode()
+            pass
+        for older in ring.fernets[1:]:
+            try:
+                plaintext = older.decrypt(data)
+            except InvalidToken:
+                continue
+            return ring.current.encrypt(plaintext).decode()
+        raise UnknownDataKey("no data key decrypts a stored value")
 
 
 def new_key() -> str:
@@ -71,14 +152,69 @@ def new_key() -> str:
 
 
 def read_keys(path: Path) -> list[str]:
-    """The keys in `path` (one a line, current first); a first key is generated (mode 0600)
-    when the file does not exist yet."""
-    if not path.exists():
-        write_keys(path, [new_key()])
+    """The keys in `path`, one a line, current first."""
     keys = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if not keys:
-        raise ValueError(f"{path} holds no data key")
+        raise DataKeysError(f"the data keys file {path} holds no key")
     return keys
+
+
+def stored_token_samples(database_url: str) -> dict[str, str]:
+    """The newest encrypted value of each encrypted column ("table.column": token), read as
+    text through a keyless engine; tables and columns an older schema lacks are skipped,
+    and so are values stored before they were encrypted (migration 0013)."""
+    from server.db import READ_ONLY, make_engine  # both import this module
+    from server.models import Base
+
+    engine = make_engine(database_url)
+    samples: dict[str, str] = {}
+    try:
+        with engine.execution_options(**{READ_ONLY: True}).connect() as connection:
+            schema = inspect(connection)
+            for model_table in Base.metadata.sorted_tables:
+                names = [c.name for c in model_table.columns if isinstance(c.type, Encrypted)]
+                if not names or not schema.has_table(model_table.name):
+                    continue
+                present = {c["name"] for c in schema.get_columns(model_table.name)}
+                for name in (name for name in names if name in present):
+                    raw = table(model_table.name, column("id"), column(name, Text))
+                    newest = select(raw.c[name]).where(raw.c[name].is_not(None))
+                    token = connection.scalar(newest.order_by(raw.c.id.desc()).limit(1))
+                    if token is not None and token.startswith(FERNET_PREFIX):
+                        samples[f"{model_table.name}.{name}"] = token
+    finally:
+        engine.dispose()
+    return samples
+
+
+def open_cipher(key_file: Path, database_url: str) -> DataCipher:
+    """The cipher of `key_file`, checked against the database first. A key is generated only
+    for a database holding no encrypted value yet: generated beside a database that does
+    (the file lost, or misnamed in the settings), it would read none of it, and the values
+    written with it would be unreadable with the right file."""
+    try:
+        samples = stored_token_samples(database_url)
+    except DBAPIError as error:  # the server still starts, for /api/health to say so
+        log.warning("data keys not checked: the database cannot be read (%s)", error.orig)
+        samples = {}
+    restore = "restore the file the database was encrypted with (keep a copy apart from backups)"
+    if not key_file.exists():
+        if samples:
+            raise DataKeysError(
+                f"the data keys file {key_file} does not exist, but the database holds "
+                f"encrypted patient data ({', '.join(samples)}): {restore}"
+            )
+        write_keys(key_file, [new_key()])
+    cipher = DataCipher(read_keys(key_file), key_file)
+    for where, token in samples.items():
+        try:
+            cipher.decrypt(token)
+        except UnknownDataKey:
+            raise DataKeysError(
+                f"no key in the data keys file {key_file} decrypts the patient data in "
+                f"the database ({where}): it is not this database's file; {restore}"
+            ) from None
+    return cipher
 
 
 def write_keys(path: Path, keys: Sequence[str]) -> None:

@@ -12,8 +12,8 @@ def _keys_rotate(_args: argparse.Namespace) -> int:
     rotation = rotate_data_keys(key_file, settings.resolved_database_url)
     print(f"re-encrypted {rotation.rewritten} value(s) with a new key in {key_file}")
     if not rotation.old_keys_dropped:
-        print("old keys kept: values under them were still being written; stop every server")
-        print("process and run `lenstrack keys rotate` again")
+        print("old keys kept: values under them were still being written (a server that had")
+        print("not read the new key file yet); run `lenstrack keys rotate` again")
         return 1
     print("old keys dropped: nothing uses them any more")
     return 0

@@ -12,7 +12,7 @@ from pydantic_settings import SettingsConfigDict
 
 from core.contract import MAX_BATCH_EVENTS
 from core.settings import TomlSettings
-from server.crypto import DataCipher, read_keys
+from server.crypto import DataCipher, open_cipher
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "config"
@@ -164,5 +164,6 @@ class Settings(TomlSettings):
 
     @cached_property
     def data_cipher(self) -> DataCipher:
-        """The patient data cipher from the key file (a first key generated if it is new)."""
-        return DataCipher(read_keys(self.resolved_data_keys_file))
+        """The patient data cipher from the key file, checked against the database (a first
+        key generated for a database without encrypted values; `DataKeysError` otherwise)."""
+        return open_cipher(self.resolved_data_keys_file, self.resolved_database_url)

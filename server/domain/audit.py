@@ -25,11 +25,24 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Result, event, insert, inspect, select, text
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Result,
+    Select,
+    event,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import (
     ORMExecuteState,
@@ -109,6 +122,8 @@ PRODUCTION_RECORDS: tuple[type[Any], ...] = (Breakage,)
 # A record's name in `detail`, when it has one that is not personal data.
 LABEL_ATTRIBUTES = ("job_number", "username", "code", "name")
 DECISIONS = {ChangeState.accepted: "accept", ChangeState.declined: "decline"}
+# The days an entry filter may name (the input bounds of every date the server takes).
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2099, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -299,14 +314,27 @@ def _note(session: Session, changes: list[Change]) -> None:
     session.info.setdefault(PENDING, []).extend(_Pending(savepoint, actor, c) for c in changes)
 
 
+def record(session: Session, changes: list[Change]) -> None:
+    """Changes no flush sees (an UPDATE statement's rows by id, a key rotation), appended at
+    the session's commit like the flushed ones."""
+    _note(session, changes)
+
+
 def _after_flush(session: Session, _flush_context: UOWTransaction) -> None:
     _note(session, _flush_changes(session))
+
+
+# An UPDATE or DELETE statement's execution option: its caller `record`s what it changes,
+# record by record, so the one entry of `_bulk_write` would only repeat it without the ids.
+RECORDED_BY_CALLER = "lenstrack_audit_recorded_by_caller"
 
 
 def _bulk_write(state: ORMExecuteState) -> Result[Any] | None:
     """An UPDATE or DELETE statement on an audited table loads no rows, so no flush sees it:
     recorded as one entry naming the table and how many rows it changed."""
     if not (state.is_update or state.is_delete) or state.bind_mapper is None:
+        return None
+    if state.execution_options.get(RECORDED_BY_CALLER, False):
         return None
     name = AUDITED.get(state.bind_mapper.class_)
     if name is None:
@@ -444,6 +472,53 @@ def log_prescription_view(
 # Reading and verifying -----------------------------------------------------------------
 
 
+class EntryFilter(BaseModel):
+    """Which entries to list; every criterion given must hold."""
+
+    model_config = ConfigDict(frozen=True)
+
+    who: str | None = Field(None, max_length=120, description="part of the actor's name, any case")
+    action: str | None = Field(
+        None, max_length=48, pattern=r"^[a-z_]+(\.[a-z_]+)?$", description="job.update, or job"
+    )
+    subject: str | None = Field(None, max_length=64, description="one record, e.g. job:42")
+    since: date | None = Field(None, ge=FIRST_DAY, le=LAST_DAY, description="from this UTC day")
+    until: date | None = Field(None, ge=FIRST_DAY, le=LAST_DAY, description="to this UTC day")
+
+    @field_validator("who", "action", "subject", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("until")
+    @classmethod
+    def _until_not_before_since(cls, until: date | None, info: ValidationInfo) -> date | None:
+        since = info.data.get("since")
+        if until is not None and since is not None and until < since:
+            raise ValueError("must not be before since")
+        return until
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def _filtered(statement: Select[tuple[AuditEntry]], only: EntryFilter) -> Select[tuple[AuditEntry]]:
+    if only.who is not None:
+        name = func.lower(AuditEntry.actor_name)
+        statement = statement.where(name.contains(only.who.lower(), autoescape=True))
+    if only.action is not None:  # "job" is every job.* action
+        prefix = AuditEntry.action.startswith(f"{only.action}.", autoescape=True)
+        statement = statement.where(or_(AuditEntry.action == only.action, prefix))
+    if only.subject is not None:
+        statement = statement.where(AuditEntry.subject == only.subject)
+    if only.since is not None:
+        statement = statement.where(AuditEntry.at >= _day_start(only.since))
+    if only.until is not None:
+        statement = statement.where(AuditEntry.at < _day_start(only.until + timedelta(days=1)))
+    return statement
+
+
 def entries(
     session: Session, *, since: datetime | None = None, subject: str | None = None
 ) -> Iterator[AuditEntry]:
@@ -453,6 +528,20 @@ def entries(
     if subject is not None:
         statement = statement.where(AuditEntry.subject == subject)
     yield from session.scalars(statement.execution_options(yield_per=500))
+
+
+def lab_entries(
+    session: Session, lab_id: int, only: EntryFilter, before_id: int | None, limit: int
+) -> list[AuditEntry]:
+    """Up to `limit` entries of one lab (and those of no lab: the operator's key rotations,
+    UPDATE statements), newest first, older than entry `before_id` if given."""
+    statement = select(AuditEntry).where(
+        or_(AuditEntry.lab_id == lab_id, AuditEntry.lab_id.is_(None))
+    )
+    if before_id is not None:
+        statement = statement.where(AuditEntry.id < before_id)
+    statement = _filtered(statement, only).order_by(AuditEntry.id.desc()).limit(limit)
+    return list(session.scalars(statement))
 
 
 @dataclass(frozen=True)

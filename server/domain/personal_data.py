@@ -13,12 +13,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from time import monotonic, sleep
 
-from sqlalchemy import Table, Text, column, delete, or_, select, table, update
+from sqlalchemy import Table, Text, column, delete, or_, select, table, text, update
 from sqlalchemy.orm import Session
 
-from server.crypto import DataCipher, Encrypted, new_key, read_keys, write_keys
+from server.crypto import DataCipher, Encrypted, key_id, new_key, open_cipher, write_keys
 from server.db import Database
+from server.domain import audit
 from server.domain.changes import EYES
 from server.models import Base, ChangeRequest, Job, JobChange, JobStatus, PrescriptionEye
 
@@ -26,9 +28,15 @@ BATCH = 200
 # Re-encryption passes before a rotation gives up dropping the old keys (a process still
 # on them kept writing with them).
 ROTATION_PASSES = 3
+# On PostgreSQL, how long a rotation waits for transactions begun before the new key file
+# (`_settle`); past it, the old keys are kept and a later run drops them.
+SETTLE_TIMEOUT_SECONDS = 60.0
+SETTLE_POLL_SECONDS = 0.05
 # Order fields (JobCreate names, heads of JobChange paths) that are personal data.
 PERSONAL_FIELDS = frozenset({"patient_ref", *EYES})
 FINISHED = (JobStatus.completed, JobStatus.cancelled)
+# What a purged job's `job.purge` entry says was forgotten.
+PURGED = ["patient_ref", "prescription", "dcs_labels", "personal change values"]
 
 OpenSession = Callable[[], AbstractContextManager[Session]]
 
@@ -55,13 +63,18 @@ def reencrypt_batch(
     rewritten = 0
     for row in rows:
         stale = {
-            name: cipher.reencrypt(token)
+            name: fresh
             for name in names
-            if (token := getattr(row, name)) is not None and not cipher.is_current(token)
+            if (token := getattr(row, name)) is not None
+            and (fresh := cipher.reencrypted_if_stale(token)) is not None
         }
         if stale:
-            session.execute(update(raw).where(raw.c.id == row.id).values(stale))
-            rewritten += len(stale)
+            # Only if unchanged since read: a server may have written the row meanwhile (with
+            # the new key: see `_settle`), and its value must stay.
+            unchanged = [raw.c[name] == getattr(row, name) for name in stale]
+            statement = update(raw).where(raw.c.id == row.id, *unchanged).values(stale)
+            if session.connection().execute(statement).rowcount:
+                rewritten += len(stale)
     return (rows[-1].id if rows else None), rewritten
 
 
@@ -78,6 +91,32 @@ def reencrypt_all(open_session: OpenSession, cipher: DataCipher) -> int:
     return rewritten
 
 
+def _settle(database: Database, timeout_seconds: float) -> bool:
+    """Waits until every transaction begun before now has ended; whether they did in time.
+
+    Servers encrypt with the new key once the key file is replaced (DataCipher checks it
+    before each value), but a transaction that encrypted a value just before may commit it
+    later, after a pass went by its row: dropping the old key then would lose that value.
+    On SQLite, writers queue for the one write lock, so a pass already waits for them.
+    """
+    if database.dialect != "postgresql":
+        return True
+    with database.engine.connect() as connection:
+        moment = connection.scalar(text("SELECT clock_timestamp()"))
+    older = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND xact_start < :moment"
+    )
+    deadline = monotonic() + timeout_seconds
+    while True:
+        with database.engine.connect() as connection:  # a new snapshot of the activity each time
+            if not connection.scalar(older, {"moment": moment}):
+                return True
+        if monotonic() > deadline:
+            return False
+        sleep(SETTLE_POLL_SECONDS)
+
+
 @dataclass(frozen=True)
 class Rotation:
     rewritten: int  # values re-encrypted
@@ -87,21 +126,35 @@ class Rotation:
 def rotate_data_keys(key_file: Path, database_url: str) -> Rotation:
     """A new key first in `key_file`, every value re-encrypted with it, then the old keys
     dropped once a pass finds nothing left under them. Interrupted, the file keeps every
-    key (old values still decrypt) and running it again finishes the work."""
-    cipher = DataCipher([new_key(), *read_keys(key_file)])
+    key (old values still decrypt) and running it again finishes the work. Servers running
+    meanwhile take up the new file (see DataCipher). The rotation is audited: which keys,
+    by key id, and how many values were rewritten."""
+    old_keys = open_cipher(key_file, database_url).keys
+    cipher = DataCipher([new_key(), *old_keys])
     write_keys(key_file, cipher.keys)
     database = Database(database_url, cipher)
     try:
+        settled = _settle(database, SETTLE_TIMEOUT_SECONDS)
         rewritten = 0
         for _ in range(ROTATION_PASSES):
             count = reencrypt_all(database.session, cipher)
             rewritten += count
             if count == 0:
-                write_keys(key_file, cipher.keys[:1])
-                return Rotation(rewritten, old_keys_dropped=True)
+                break
+        rotation = Rotation(rewritten, old_keys_dropped=settled and count == 0)
+        if rotation.old_keys_dropped:
+            write_keys(key_file, cipher.keys[:1])
+        detail = {
+            "new_key": key_id(cipher.keys[0]),
+            "old_keys": [key_id(key) for key in old_keys],
+            "values_reencrypted": rotation.rewritten,
+            "old_keys_dropped": rotation.old_keys_dropped,
+        }
+        with database.session() as session:
+            audit.record(session, [audit.Change("data_keys.rotate", "data_keys", None, detail)])
     finally:
         database.dispose()
-    return Rotation(rewritten, old_keys_dropped=False)
+    return rotation
 
 
 def purge_cutoff(now: datetime, retention_days: int) -> datetime:
@@ -121,11 +174,25 @@ def purgeable_job_ids(session: Session, cutoff: datetime, limit: int | None = No
 
 
 def purge_jobs(session: Session, job_ids: list[int], now: datetime) -> None:
-    """Forgets the personal data of `job_ids` (see the module docstring)."""
+    """Forgets the personal data of `job_ids` (see the module docstring); the audit trail
+    gets a `job.purge` entry per job, at this transaction's commit."""
+    purged = session.execute(
+        select(Job.id, Job.lab_id, Job.job_number).where(Job.id.in_(job_ids)).order_by(Job.id)
+    )
+    audit.record(
+        session,
+        [
+            audit.Change(
+                "job.purge", f"job:{job_id}", lab_id, {"job_number": job_number, "fields": PURGED}
+            )
+            for job_id, lab_id, job_number in purged
+        ],
+    )
     session.execute(
         update(Job)
         .where(Job.id.in_(job_ids))
         .values(patient_ref=None, dcs_labels=None, personal_data_purged_at=now)
+        .execution_options(**{audit.RECORDED_BY_CALLER: True})
     )
     session.execute(delete(PrescriptionEye).where(PrescriptionEye.job_id.in_(job_ids)))
     personal_path = or_(

@@ -7,6 +7,7 @@ from nicegui import app, ui
 from server.api.errors import install_page_error_handlers
 from server.context import ServerContext
 from server.pages.access import home_path, page_person
+from server.pages.audit import register_audit_pages
 from server.pages.changes import register_change_pages
 from server.pages.jobs import register_job_pages
 from server.pages.orders import register_order_pages
@@ -28,3 +29,4 @@ def register_pages(context: ServerContext) -> None:
     register_order_pages(context)
     register_store_pages(context)
     register_wip_pages(context)
+    register_audit_pages(context)

@@ -14,11 +14,12 @@ from nicegui import ui
 
 from server.context import ServerContext
 from server.domain import tickets, views
-from server.domain.auth import LAB_ROLES, PersonPrincipal
+from server.domain.auth import LAB_ROLES, MANAGER_ROLES, PersonPrincipal
 from server.domain.errors import Conflict
 from server.domain.views import WipBoard, WipCard
 from server.models import JobStatus, utcnow
 from server.pages.access import STORE_PORTAL_ROLES, admit, page_header
+from server.pages.audit import AUDIT_PAGE
 from server.pages.live_view import PageFeed
 from server.pages.orders import ORDER_PAGE
 from server.tickets import render_tickets
@@ -158,6 +159,8 @@ def register_wip_pages(context: ServerContext) -> None:
         if principal.role in STORE_PORTAL_ROLES:  # lab managers and admins enter orders too
             ui.link("+ New order", ORDER_PAGE).classes("text-lg font-semibold px-4 pt-3")
         ui.link("Change requests →", "/lab/changes").classes("text-lg px-4 pt-3")
+        if principal.role in MANAGER_ROLES:
+            ui.link("Audit trail →", AUDIT_PAGE).classes("text-lg px-4 pt-3")
         ui.button("Print new tickets", on_click=lambda: _print_new(context, principal)).props(
             "unelevated icon=print"
         ).classes("mx-4 mt-3 self-start").mark("print-new")

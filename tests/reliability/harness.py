@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from server.crypto import DataCipher, read_keys
+from server.crypto import open_cipher
 from tests.conftest import POSTGRES_URL, child_environment
 from tests.reliability.check import Findings, StationFiles, as_text, check, queued
 from tests.reliability.lab import prepare_lab, sqlite_url
@@ -616,7 +616,7 @@ def run_scenario(scenario: Scenario, plan: Plan, root: Path) -> Report:
     with ExitStack() as stack:
         database_url = stack.enter_context(database(plan.backend, root))
         # The server reads the data key its data_dir holds; the jobs are made with it.
-        cipher = DataCipher(read_keys(root / "server" / "data_keys"))
+        cipher = open_cipher(root / "server" / "data_keys", database_url)
         tokens = prepare_lab(database_url, jobs, list(STATIONS), cipher)
         server = Server(root / "server", database_url)
         stack.callback(server.stop)

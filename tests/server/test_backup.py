@@ -15,6 +15,7 @@ from sqlalchemy import text
 from server import backup, migrate
 from server.app import create_api
 from server.context import ServerContext
+from server.crypto import DataKeysError, new_key, write_keys
 from server.domain.seed import seed_demo
 from server.labconfig import LabConfig
 from server.settings import Settings
@@ -106,12 +107,12 @@ async def test_a_restored_backup_serves_the_same_jobs(
 
     running = ServerContext(settings).db.engine
     with running.connect(), pytest.raises(backup.BackupError, match="--force") as refused:
-        backup.restore(url, backup_file, cipher=settings.data_cipher)
+        backup.restore(url, backup_file, data_keys_file=settings.resolved_data_keys_file)
     running.dispose()
     assert "holds a database" in str(refused.value)
     if running.dialect.name == "postgresql":
         assert "1 other session(s) are connected" in str(refused.value)
-    backup.restore(url, backup_file, force=True, cipher=settings.data_cipher)
+    backup.restore(url, backup_file, force=True, data_keys_file=settings.resolved_data_keys_file)
     assert await _served(settings) == before
 
 
@@ -124,11 +125,38 @@ async def test_an_older_backup_is_migrated_up_after_its_restore(
     backup.backup(old.resolved_database_url, backup_file)
 
     target = fresh_url()  # empty: no --force needed
-    assert backup.restore(target, backup_file, cipher=old.data_cipher) == "0010"
+    restored = backup.restore(target, backup_file, data_keys_file=old.resolved_data_keys_file)
+    assert restored == "0010"
     engine = ServerContext(_settings(target, tmp_path)).db.engine
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT version_num FROM alembic_version")) == _head(target)
     engine.dispose()
+
+
+async def test_a_restore_checks_the_key_file_against_the_restored_data(
+    fresh_url: FreshUrl, lab_config: LabConfig, tmp_path: Path
+) -> None:
+    settings = _settings(fresh_url(), tmp_path / "lab")
+    migrate.upgrade(settings.resolved_database_url, cipher=settings.data_cipher)
+    _seed(settings, lab_config)
+    backup_file = tmp_path / "lab.backup"
+    backup.backup(settings.resolved_database_url, backup_file)
+    elsewhere = _settings(fresh_url(), tmp_path / "elsewhere")
+    write_keys(elsewhere.resolved_data_keys_file, [new_key()])  # another database's keys
+
+    with pytest.raises(DataKeysError, match="decrypts the patient data") as refused:
+        backup.restore(
+            elsewhere.resolved_database_url,
+            backup_file,
+            data_keys_file=elsewhere.resolved_data_keys_file,
+        )
+
+    assert str(elsewhere.resolved_data_keys_file) in str(refused.value)
+    # With the lab's own file in place, the restored database is read as it was.
+    key_file = settings.resolved_data_keys_file
+    elsewhere.resolved_data_keys_file.write_bytes(key_file.read_bytes())
+    restored = _settings(elsewhere.resolved_database_url, tmp_path / "elsewhere")
+    assert await _served(restored) == await _served(settings)
 
 
 def test_what_is_not_a_lenstrack_backup_is_refused_before_anything_changes(

@@ -8,13 +8,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
 from server import migrate
+from server.context import ServerContext
 from server.db import Database
+from server.domain.seed import seed_demo
+from server.labconfig import LabConfig
+from server.models import JobUpdate, NotificationDelivery, utcnow
 from server.settings import Settings
 from tests.server.conftest import Lab
+from tests.server.test_patient_data import fresh_url  # noqa: F401 (a fixture)
 
 PATIENT = "PATIENT-Jane-Roe-4711"
 
@@ -76,3 +81,50 @@ def test_a_world_readable_database_of_an_older_install_is_made_private(tmp_path:
         file.chmod(0o644)
     Database(url).dispose()
     assert [_mode(file) for file in files] == [0o600, 0o600]
+
+
+def test_migration_0015_makes_old_webhook_errors_generic(
+    fresh_url: str,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+    lab_config: LabConfig,
+) -> None:
+    settings = Settings(database_url=fresh_url, data_dir=tmp_path, secret_key="x")
+    migrate.upgrade(fresh_url, cipher=settings.data_cipher)
+    kept = ["HTTP 503", "could not deliver", "webhook removed or deactivated"]
+    leaky = ["ConnectError: [Errno 111] Connection refused", "ReadTimeout: timed out"]
+    email = "recipient refused: {'desk@store.example': (550, b'no such user')}"
+    errors = [("webhook", error) for error in (*kept, *leaky)] + [("email", email)]
+    context = ServerContext(settings)
+    try:
+        with context.db.session() as session:
+            seed_demo(session, lab_config, job_count=0)
+        lab = Lab(context)
+        job = lab.job(lab.make_job("J1"))
+        with context.db.session() as session:  # the log as an older version wrote it
+            feed = JobUpdate(job_id=job.id, store_id=job.store_id, kind="job_ready")
+            session.add(feed)
+            session.flush()
+            session.add_all(
+                NotificationDelivery(
+                    channel=channel,
+                    destination_id=destination,
+                    job_update_id=feed.id,
+                    next_attempt_at=utcnow(),
+                    last_error=error,
+                )
+                for destination, (channel, error) in enumerate(errors)
+            )
+    finally:
+        context.db.dispose()
+    migrate.downgrade(fresh_url, "0014", settings.data_cipher)
+
+    migrate.upgrade(fresh_url, cipher=settings.data_cipher)
+
+    engine = create_engine(fresh_url)
+    try:
+        with engine.connect() as connection:
+            query = text("SELECT last_error FROM notification_delivery ORDER BY id")
+            after = connection.scalars(query).all()
+    finally:
+        engine.dispose()
+    assert after == [*kept, "could not deliver", "could not deliver", email]

@@ -1,24 +1,38 @@
 """Patient data at rest: encrypted columns, key rotation, the retention purge (issue #14)."""
 
+import json
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.fernet import InvalidToken
+from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import StatementError
 
 from server import migrate
 from server.background import Sweeper
 from server.context import ServerContext
-from server.crypto import DataCipher, MissingDataKey, UnknownDataKey, new_key, read_keys
+from server.crypto import (
+    DataCipher,
+    DataKeysError,
+    MissingDataKey,
+    UnknownDataKey,
+    key_id,
+    new_key,
+    read_keys,
+    write_keys,
+)
 from server.db import Database
-from server.domain import personal_data
+from server.domain import audit, personal_data
 from server.domain.seed import seed_demo
 from server.labconfig import LabConfig
 from server.models import (
+    AuditEntry,
     ChangeRequest,
     Inspection,
     Job,
@@ -341,3 +355,200 @@ def test_the_cli_rotates_the_key_file_and_counts_a_dry_run(
     assert read_keys(settings.resolved_data_keys_file) != [old_key]
     out = cli.ok("purge-personal-data", "--dry-run")
     assert "would purge the personal data of 0 job(s) finished more than 730 days ago" in out
+
+
+def _audit_entries_after(lab: Lab, after_id: int) -> list[AuditEntry]:
+    with lab.context.db.read_session() as session:
+        return list(session.scalars(select(AuditEntry).where(AuditEntry.id > after_id)))
+
+
+def _last_audit_id(lab: Lab) -> int:
+    with lab.context.db.read_session() as session:
+        return session.scalar(select(func.max(AuditEntry.id))) or 0
+
+
+def test_the_purge_names_each_job_it_purged_in_the_audit_trail(lab: Lab, floor: Floor) -> None:
+    first, second = (ship_and_deliver(lab, floor, number) for number in ("J1", "J2"))
+    before = _last_audit_id(lab)
+    retention = lab.context.settings.personal_data_retention_days
+
+    assert personal_data.purge_expired(lab.context.db.session, past_retention(lab), retention) == 2
+
+    purged = [e for e in _audit_entries_after(lab, before) if e.action.startswith("job.")]
+    assert [(e.action, e.subject, e.detail["job_number"]) for e in purged] == [
+        ("job.purge", f"job:{first}", "J1"),
+        ("job.purge", f"job:{second}", "J2"),
+    ]
+    assert {e.actor_kind for e in purged} == {"system"}
+    assert len({e.at for e in purged}) == 1  # appended in the purge's one transaction
+    with lab.context.db.read_session() as session:
+        assert audit.verify(session).bad_id is None
+
+
+def test_the_purge_audits_in_bounded_transactions(
+    lab: Lab, floor: Floor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = [ship_and_deliver(lab, floor, f"J{number}") for number in range(3)]
+    monkeypatch.setattr(personal_data, "BATCH", 2)
+    before = _last_audit_id(lab)
+    retention = lab.context.settings.personal_data_retention_days
+
+    assert personal_data.purge_expired(lab.context.db.session, past_retention(lab), retention) == 3
+
+    purged = [e for e in _audit_entries_after(lab, before) if e.action == "job.purge"]
+    assert [e.subject for e in purged] == [f"job:{job_id}" for job_id in jobs]
+    assert purged[0].at == purged[1].at != purged[2].at  # two jobs, then one
+
+
+def test_keys_rotate_is_audited_with_key_ids_never_the_keys(lab: Lab) -> None:
+    settings = lab.context.settings
+    lab.make_job("J1")  # the patient reference and both eyes' sphere, cylinder, right axis
+    [old_key] = read_keys(settings.resolved_data_keys_file)
+    before = _last_audit_id(lab)
+
+    rotation = personal_data.rotate_data_keys(
+        settings.resolved_data_keys_file, settings.resolved_database_url
+    )
+
+    [new_key] = read_keys(settings.resolved_data_keys_file)
+    [entry] = _audit_entries_after(lab, before)
+    assert (entry.action, entry.subject, entry.actor_kind, entry.source) == (
+        "data_keys.rotate",
+        "data_keys",
+        "system",
+        "local",
+    )
+    assert entry.actor_name == audit.local_actor().name
+    assert entry.detail == {
+        "new_key": key_id(new_key),
+        "old_keys": [key_id(old_key)],
+        "values_reencrypted": rotation.rewritten,
+        "old_keys_dropped": True,
+    }
+    assert rotation.rewritten == 6
+    written = json.dumps(entry.detail)
+    assert old_key not in written and new_key not in written
+    assert old_key[:16] not in written and new_key[:16] not in written
+
+
+def test_a_rotation_checks_each_keys_signature_once_per_value(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab.make_job("J1")  # 6 values under the current key
+    [old_key] = read_keys(lab.context.settings.resolved_data_keys_file)
+    cipher = DataCipher([new_key(), old_key])
+    checked = Counter[bytes]()
+    verify_signature = Fernet._verify_signature
+
+    def counting(fernet: Fernet, data: bytes) -> None:
+        checked[fernet._signing_key] += 1
+        verify_signature(fernet, data)
+
+    monkeypatch.setattr(Fernet, "_verify_signature", counting)
+    assert personal_data.reencrypt_all(lab.context.db.session, cipher) == 6
+    # The new key's signature fails once per value, the old one's passes once per value.
+    assert sorted(checked.values()) == [6, 6]
+    checked.clear()
+    assert personal_data.reencrypt_all(lab.context.db.session, cipher) == 0
+    assert sorted(checked.values()) == [6]  # all current: the old key is never tried
+
+
+def test_a_lost_key_file_is_refused_naming_it_and_never_replaced(lab: Lab, tmp_path: Path) -> None:
+    lab.make_job("J1")
+    url = lab.context.settings.resolved_database_url
+    lost = Settings(database_url=url, data_dir=tmp_path / "elsewhere", secret_key="x")
+
+    with pytest.raises(DataKeysError, match="does not exist") as refused:
+        ServerContext(lost)
+
+    assert str(lost.resolved_data_keys_file) in str(refused.value)
+    assert "job.patient_ref" in str(refused.value)
+    assert not lost.resolved_data_keys_file.exists()  # no new key beside the old data
+
+
+def test_a_wrong_key_file_is_refused_naming_it(lab: Lab, tmp_path: Path) -> None:
+    lab.make_job("J1")
+    wrong = Settings(
+        database_url=lab.context.settings.resolved_database_url,
+        data_keys_file=tmp_path / "other_keys",
+        secret_key="x",
+    )
+    write_keys(wrong.resolved_data_keys_file, [new_key()])
+
+    with pytest.raises(DataKeysError, match="decrypts the patient data") as refused:
+        ServerContext(wrong)
+
+    assert str(tmp_path / "other_keys") in str(refused.value)
+
+
+def test_a_fresh_database_gets_a_key_generated(fresh_url: str, tmp_path: Path) -> None:
+    settings = Settings(database_url=fresh_url, data_dir=tmp_path, secret_key="x")
+    migrate.upgrade(fresh_url)  # tables, no rows: nothing a new key could fail to read
+
+    assert settings.data_cipher.keys == tuple(read_keys(settings.resolved_data_keys_file))
+
+
+def test_lenstrack_refuses_to_start_without_the_key_file(
+    tmp_path: Path, lab_config: LabConfig
+) -> None:
+    cli = Cli(tmp_path)
+    cli.ok("db", "upgrade")
+    context = ServerContext(
+        Settings(database_url=cli.database_url, data_dir=tmp_path, secret_key="x")
+    )
+    try:
+        with context.db.session() as session:
+            seed_demo(session, lab_config, job_count=0)
+        Lab(context).make_job("J1")
+    finally:
+        context.db.dispose()
+    key_file = tmp_path / "data_keys"
+    key_file.unlink()
+
+    for command in (("serve",), ("db", "upgrade")):  # the server, and a command migrating
+        refused = cli.run(*command)
+        assert refused.returncode == 2, (command, refused.stdout, refused.stderr)
+        assert f"error: the data keys file {key_file} does not exist" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert not key_file.exists()
+
+
+def test_a_running_server_follows_a_rotation_made_by_another_process(lab: Lab) -> None:
+    settings = lab.context.settings
+    job_id = lab.make_job("J1")
+    assert lab.job(job_id).patient_ref == "P-1"  # the server's cipher is in use
+
+    personal_data.rotate_data_keys(settings.resolved_data_keys_file, settings.resolved_database_url)
+
+    # Values the rotation re-encrypted with a key the server never read: still readable.
+    job = lab.job(job_id)
+    assert (job.patient_ref, [eye.sph for eye in job.prescription]) == ("P-1", [-1.0, -1.25])
+    # What the server writes from now on is under the new key alone.
+    with lab.context.db.session() as session:
+        session.get_one(Job, job_id).patient_ref = "P-2"
+    [rotated] = read_keys(settings.resolved_data_keys_file)
+    [token] = raw_values(settings.resolved_database_url)["job.patient_ref"]
+    assert DataCipher([rotated]).decrypt(str(token)) == '"P-2"'
+
+
+def test_a_write_open_across_the_start_of_a_rotation_keeps_its_value_readable(lab: Lab) -> None:
+    settings = lab.context.settings
+    job_id = lab.make_job("J1")
+    rotated: list[personal_data.Rotation] = []
+
+    def rotate() -> None:
+        key_file, url = settings.resolved_data_keys_file, settings.resolved_database_url
+        rotated.append(personal_data.rotate_data_keys(key_file, url))
+
+    rotation = threading.Thread(target=rotate)
+    with lab.context.db.session() as session:  # a server's edit, encrypted with the old key
+        session.get_one(Job, job_id).patient_ref = "P-2"
+        session.flush()
+        rotation.start()
+        time.sleep(0.5)  # the rotation starts meanwhile, and must not miss or undo the edit
+    rotation.join(timeout=30)
+
+    assert rotated and rotated[0].old_keys_dropped
+    [new_key] = read_keys(settings.resolved_data_keys_file)
+    [token] = raw_values(settings.resolved_database_url)["job.patient_ref"]
+    assert DataCipher([new_key]).decrypt(str(token)) == '"P-2"'

@@ -27,6 +27,7 @@ GET  /store/jobs/{job_id}           >login >login >login 403    403    page   40
 GET  /store/orders/new              >login >login >login 403    403    page   page   page   page
 GET  /store/orders/{job_id}/edit    >login >login >login 403    403    page   404    page   page
 GET  /lab/changes                   >login >login >login page   page   403    403    page   page
+GET  /lab/audit                     >login >login >login 403    403    403    403    page   page
 GET  /wip                           >login >login >login page   page   403    403    page   page
 GET  /login                         page   page   page   page   page   page   page   page   page
 POST /login                         >jobs  >jobs  >jobs  >jobs  >jobs  >jobs  >jobs  >jobs  >jobs
