@@ -178,8 +178,17 @@ MAX_TREATMENTS = 20  # more than any lens takes: a longer list is not an order
 
 
 class JobCreate(_In):
-    job_number: ScanCode
-    tray_number: ScanCode | None = None
+    # Store staff give neither number (refused naming it): the lab assigns job numbers, so a
+    # store never probes a number of the lab-wide namespace (`jobs.store_number_problems`).
+    job_number: ScanCode | None = Field(
+        default=None,
+        description="Lab staff and systems only. Left out: the lab's next job number on a new "
+        "order, the job's own on an edit.",
+    )
+    tray_number: ScanCode | None = Field(
+        default=None,
+        description="Lab staff and systems only; a store's edit keeps the job's tray.",
+    )
     store_code: Annotated[str, StringConstraints(min_length=1, max_length=32)]
     patient_ref: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     job_type: JobType = JobType.new

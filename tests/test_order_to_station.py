@@ -87,14 +87,13 @@ def new_page(browser: Browser) -> Page:
 
 def order_by_keyboard(page: Page, server: LiveServer) -> tuple[int, str]:
     """A store person enters a stock single-vision order with the keyboard alone; gives the
-    new job's id and number."""
+    new job's id and the number the lab assigned it."""
     log_in(page, server.url, "north", "demo-store-pass")
     page.goto(f"{server.url}/store/orders/new")
-    expect(order_field(page, "job_number")).to_be_focused()
-    number = order_field(page, "job_number").input_value()
-    # Tray, patient; job type "new" and lens design SV as proposed; material CR-39, not
-    # surfaced, not rush, hard coat only; the catalogue's classic rectangle frame.
-    press_keys(page, "<Tab>", "7702", "<Tab>", "P-2002", "<Tab>", "<Tab>", "<Tab>", "c", "<Tab>")
+    expect(order_field(page, "patient_ref")).to_be_focused()  # the lab numbers store orders
+    # Patient; job type "new" and lens design SV as proposed; material CR-39, not surfaced,
+    # not rush, hard coat only; the catalogue's classic rectangle frame.
+    press_keys(page, "P-2002", "<Tab>", "<Tab>", "<Tab>", "c", "<Tab>")
     press_keys(page, "<Tab>", "<Tab>", "<Space>", *["<Tab>"] * 5, "c")
     expect(order_field(page, "frame.a_mm")).to_have_value("54")
     press_keys(page, "<Tab>", "<Tab>")  # past "plus cylinder" to the R row
@@ -107,12 +106,13 @@ def order_by_keyboard(page: Page, server: LiveServer) -> tuple[int, str]:
     expect(order_field(page, "special_instructions")).to_be_focused()
     press_keys(page, "<Control+Enter>")
     created = page.locator("[data-part=created]")
-    expect(created).to_contain_text(f"Created {number} · tray 7702 · promised")
+    expect(created).to_contain_text(re.compile(r"Created J\d{6} · promised"))
+    number = re.search(r"Created (J\d{6})", created.inner_text())
     href = created.get_by_role("link", name="Print its ticket").get_attribute("href")
-    assert href is not None
+    assert href is not None and number is not None
     found = re.fullmatch(r"/api/jobs/(\d+)/ticket\.pdf", href)
     assert found, href
-    return int(found[1]), number
+    return int(found[1]), number[1]
 
 
 @contextmanager

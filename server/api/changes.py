@@ -42,7 +42,9 @@ def _answer(result: EditResult, response: Response) -> JobOut | ChangeRequestOut
 def edit_job(
     job_id: RowId, order: JobCreate, person: CurrentPerson, session: DbSession, response: Response
 ) -> JobOut | ChangeRequestOut:
-    """The whole order as edited: applied before production starts, else requested."""
+    """The whole order as edited: applied before production starts, else requested. Store
+    staff leave the numbers out (the job keeps them); lab staff leave out a job number to
+    keep it."""
     return _answer(changes.edit_order(session, person, job_id, order), response)
 
 

@@ -29,6 +29,9 @@ StageCode = Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_job(order: JobCreate, person: CurrentPerson, session: DbSession) -> JobOut:
+    """A new order. Store staff give no job or tray number (422 naming it): the lab assigns
+    the job number, answered here. Lab staff and systems may give their own (409 when an
+    active job holds it) or leave it out too."""
     job = jobs.create_job(session, person, order)
     session.flush()
     session.refresh(job)

@@ -24,7 +24,13 @@ from core.lifecycle import return_stage
 from server.domain.auth import LAB_ROLES, MANAGER_ROLES, ORDER_ROLES, PersonPrincipal, Principal
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from server.domain.flags import refresh_job
-from server.domain.jobs import check_order, get_job, number_taken, select_route, visible_jobs
+from server.domain.jobs import (
+    check_order,
+    get_job,
+    sees_one_store,
+    select_route,
+    visible_jobs,
+)
 from server.feed import append_update
 from server.models import (
     ChangeRequest,
@@ -237,28 +243,34 @@ def _request(
 def _as_stored(
     session: Session, principal: Principal, job: Job, order: JobCreate, now: datetime
 ) -> tuple[JobCreate, Route]:
-    """The edited order checked as a new order is (every refusal at once), in the form the
-    job stores it (minus cylinder, a catalogue frame's sizes), with the route it takes."""
+    """The edited order checked as a new order is (every refusal at once, numbers given by
+    store staff too), in the form the job stores it (minus cylinder, a catalogue frame's
+    sizes, its numbers kept where the edit gives none), with the route it takes."""
     if order.store_code != job.store_code:
         raise Invalid("store_code", "an order stays with its store; cancel it and order anew")
     if order.promised_at < job.ordered_at:
         raise Invalid("promised_at", "is before the order was placed")
     order = order.model_copy(update={"ordered_at": job.ordered_at})
     checked = check_order(session, principal, order, now)
+    # A job always has a number; its tray is the lab's to set, so a store's edit keeps it.
+    numbers = {"job_number": order.job_number or job.job_number}
+    if sees_one_store(principal):
+        numbers["tray_number"] = job.tray_number
     stored = order.model_copy(
         update={
             "right": checked.eyes.get(Eye.R),
             "left": checked.eyes.get(Eye.L),
             "frame": FrameIn.model_validate(checked.frame),
             "cylinder_form": "minus",
+            **numbers,
         }
     )
     return stored, checked.route
 
 
-def _number_free(
-    session: Session, principal: Principal, job: Job, field: str, value: str | None
-) -> None:
+def _number_free(session: Session, job: Job, field: str, value: str | None) -> None:
+    """A number the lab gives the job is not held by another active job (only the lab changes
+    numbers: `_as_stored` keeps them through a store's edit)."""
     column = Job.job_number if field == "job_number" else Job.tray_number
     taken = session.scalar(
         select(Job.id).where(
@@ -266,7 +278,7 @@ def _number_free(
         )
     )
     if value is not None and taken is not None:
-        raise number_taken(principal, field, value, f"{value} is in use by another active job")
+        raise Conflict(field, f"{value} is in use by another active job")
 
 
 def _apply(
@@ -282,7 +294,7 @@ def _apply(
     """Writes the changed values of `order` (as stored) to the job, each a JobChange row."""
     heads = {_head(path) for path in changed}
     for field in heads & {"job_number", "tray_number"}:
-        _number_free(session, person, job, field, getattr(order, field))
+        _number_free(session, job, field, getattr(order, field))
     for head in heads:
         if head in EYES:
             rx: PrescriptionEyeIn | None = getattr(order, head)

@@ -146,7 +146,7 @@ def check_order(
 ) -> CheckedOrder:
     """Every refusal of an order at once (InvalidFields), the API's and the order page's
     alike, or what the order resolves to. Who may order for which store is checked first
-    (Forbidden); whether its numbers are free is `check_new_order`'s."""
+    (Forbidden); whether the lab's numbers are free is `check_new_order`'s."""
     person = principal if isinstance(principal, PersonPrincipal) else None
     # The lab itself (a lab token, the `lenstrack` command) orders for any store: DCS import.
     if not isinstance(principal, LabPrincipal) and (
@@ -170,6 +170,7 @@ def check_order(
     except Invalid as error:
         problems.extend(error.problems)
     problems += catalogue_problems(order, catalogue) + rx_problems(order, catalogue.rx_step)
+    problems += store_number_problems(principal, order)
     if problems:
         raise InvalidFields(problems)
     assert store is not None and route is not None  # each missing one is a problem above
@@ -179,9 +180,10 @@ def check_order(
 def check_new_order(
     session: Session, principal: Principal, order: JobCreate, now: datetime | None = None
 ) -> CheckedOrder:
-    """`check_order`, and its job and tray numbers not taken by an active job (Conflict)."""
+    """`check_order`, and the numbers it gives (the lab's) not held by an active job
+    (Conflict)."""
     checked = check_order(session, principal, order, now)
-    _ensure_numbers_free(session, principal, order.job_number, order.tray_number)
+    _ensure_numbers_free(session, principal.lab_id, order.job_number, order.tray_number)
     return checked
 
 
@@ -190,14 +192,22 @@ def sees_one_store(principal: Principal) -> TypeGuard[PersonPrincipal]:
     return isinstance(principal, PersonPrincipal) and principal.role not in LAB_ROLES
 
 
-def number_taken(principal: Principal, field: str, value: str, message: str) -> Conflict:
-    """The 409 for a job or tray number an active job holds, `message` for the lab. Numbers
-    are one namespace for the whole lab (stations scan them), so a store is told that a
-    number is taken and nothing more: not by which job or store, nor in what state, the same
-    words whoever holds it."""
-    if sees_one_store(principal):
-        message = f"{value} is taken: job and tray numbers are shared by the whole lab"
-    return Conflict(field, message)
+# The numbers only the lab gives: field -> who gives it, as store staff are told.
+LAB_NUMBERS = {"job_number": "assigned by the lab", "tray_number": "set by the lab"}
+
+
+def store_number_problems(principal: Principal, order: JobCreate) -> list[Problem]:
+    """Store staff give no job or tray number. Numbers are one namespace for the whole lab
+    (stations scan them): were a store to choose one, whether it is free would tell the
+    store that another store's job holds it. So the lab assigns a store's job number, and
+    its tray is the lab's to set."""
+    if not sees_one_store(principal):
+        return []
+    return [
+        (field, f"{who}; leave it out")
+        for field, who in LAB_NUMBERS.items()
+        if getattr(order, field) is not None
+    ]
 
 
 def visible_jobs(principal: Principal) -> Select[tuple[Job]]:
@@ -219,13 +229,60 @@ def select_route(
     raise Invalid("lens_design", f"no route configured for a {kind} {design} {job_type} job")
 
 
+# A lab's first assigned number: six digits keep a wand scan of it well above the length a
+# station takes for typing (J1 would be read as two keystrokes, not a scan).
+FIRST_JOB_NUMBER = 100001
+# Draws of the next job number for one order, each lost only to a concurrent order.
+NUMBER_DRAWS = 5
+
+
+def next_job_number(session: Session, lab_id: int) -> str:
+    """The highest J-number (J + digits) plus one, at least J100001: free, since none above
+    it exists."""
+    candidates = session.scalars(
+        select(Job.job_number)
+        .where(Job.lab_id == lab_id, Job.job_number.like("J%"))
+        .order_by(func.length(Job.job_number).desc(), Job.job_number.desc())
+    )
+    highest = next((int(n[1:]) for n in candidates if n[1:].isdigit()), 0)
+    return f"J{max(highest + 1, FIRST_JOB_NUMBER)}"
+
+
 def create_job(
-    session: Session, principal: Principal, order: JobCreate, now: datetime | None = None
+    session: Session,
+    principal: Principal,
+    order: JobCreate,
+    now: datetime | None = None,
+    *,
+    number: str | None = None,
 ) -> Job:
+    """A new job, numbered as the order says (the lab's own number, e.g. from its LMS), else
+    `number` (one the server chose: a remake's), else the lab's next J-number. A concurrent
+    order may insert that same next number first (PostgreSQL; SQLite writers take turns):
+    the unique index refuses the second, which draws again."""
     checked = check_new_order(session, principal, order, now)
-    job = Job(
+    chosen = order.job_number or number
+    for _ in range(NUMBER_DRAWS):
+        job = _new_job(
+            principal, order, checked, chosen or next_job_number(session, principal.lab_id)
+        )
+        try:
+            with session.begin_nested():
+                session.add(job)
+        except IntegrityError as error:  # a concurrent order took a number since the check
+            _ensure_numbers_free(session, principal.lab_id, order.job_number, order.tray_number)
+            if chosen is None:
+                continue
+            raise Conflict("job_number", "another order took this number just now") from error
+        refresh_job(session, job, utcnow(), changed=True)
+        return job
+    raise Conflict("job_number", "no job number could be assigned just now; submit again")
+
+
+def _new_job(principal: Principal, order: JobCreate, checked: CheckedOrder, number: str) -> Job:
+    return Job(
         lab_id=principal.lab_id,
-        job_number=order.job_number,
+        job_number=number,
         tray_number=order.tray_number,
         store_id=checked.store.id,
         patient_ref=order.patient_ref,
@@ -249,27 +306,18 @@ def create_job(
             PrescriptionEye(eye=eye, **rx.model_dump()) for eye, rx in checked.eyes.items()
         ],
     )
-    try:
-        with session.begin_nested():
-            session.add(job)
-    except IntegrityError as error:  # a concurrent order took the number between check and insert
-        raise Conflict("job_number", "job or tray number is already in use") from error
-    refresh_job(session, job, utcnow(), changed=True)
-    return job
 
 
 def _ensure_numbers_free(
-    session: Session, principal: Principal, job_number: str, tray_number: str | None
+    session: Session, lab_id: int, job_number: str | None, tray_number: str | None
 ) -> None:
-    active = select(Job.id).where(Job.lab_id == principal.lab_id, Job.is_active)
-    if session.scalar(active.where(Job.job_number == job_number)) is not None:
-        raise number_taken(
-            principal, "job_number", job_number, f"job {job_number} is already active"
-        )
+    """The numbers an order gives are not held by an active job: told in detail, since only
+    the lab gives numbers (`store_number_problems`)."""
+    active = select(Job.id).where(Job.lab_id == lab_id, Job.is_active)
+    if job_number and session.scalar(active.where(Job.job_number == job_number)) is not None:
+        raise Conflict("job_number", f"job {job_number} is already active")
     if tray_number and session.scalar(active.where(Job.tray_number == tray_number)) is not None:
-        raise number_taken(
-            principal, "tray_number", tray_number, f"tray {tray_number} is in use by an active job"
-        )
+        raise Conflict("tray_number", f"tray {tray_number} is in use by an active job")
 
 
 def get_job(session: Session, principal: Principal, job_id: int) -> Job:

@@ -1,5 +1,5 @@
 """Order entry: warnings for unusual but possible orders, the promised date proposed from the
-ETA engine, the next free job number, and what the order page offers to choose from.
+ETA engine, and what the order page offers to choose from.
 
 Refusals are not made here: `jobs.check_order` is the one core that refuses an order, for
 `POST /api/jobs`, `POST /api/jobs/check` and the order page alike. A warning never refuses;
@@ -25,16 +25,23 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.labels import Labels
 from server.domain.auth import PersonPrincipal
 from server.domain.flags import FloorLoad, floor_load, route_minutes
-from server.domain.jobs import Problem, lab_catalogue, select_route, stored_eyes
+from server.domain.jobs import (
+    Problem,
+    lab_catalogue,
+    next_job_number,
+    sees_one_store,
+    select_route,
+    stored_eyes,
+)
 from server.domain.lab_time import lab_zone
 from server.labconfig import CatalogueConfig
-from server.models import Eye, Job, JobType, Lab, LensDesign, Priority, Role, Route, Store
+from server.models import Eye, JobType, Lab, LensDesign, Priority, Role, Route, Store
 from server.schemas import JobCreate
 
 HIGH_SPHERE_D = 10.0
@@ -128,23 +135,6 @@ def propose_promise(
     return promise_for(route, floor_load(session, lab_id), priority, now, lab_zone(session, lab_id))
 
 
-# A lab's first proposed number: six digits keep a wand scan of it well above the length a
-# station takes for typing (J1 would be read as two keystrokes, not a scan).
-FIRST_JOB_NUMBER = 100001
-
-
-def next_job_number(session: Session, lab_id: int) -> str:
-    """The highest J-number (J + digits) plus one, at least J100001: free, since none above
-    it exists."""
-    candidates = session.scalars(
-        select(Job.job_number)
-        .where(Job.lab_id == lab_id, Job.job_number.like("J%"))
-        .order_by(func.length(Job.job_number).desc(), Job.job_number.desc())
-    )
-    highest = next((int(n[1:]) for n in candidates if n[1:].isdigit()), 0)
-    return f"J{max(highest + 1, FIRST_JOB_NUMBER)}"
-
-
 @dataclass(frozen=True)
 class OrderChoices:
     """What the order page offers: the catalogue, the stores the person may order for."""
@@ -153,7 +143,7 @@ class OrderChoices:
     labels: Labels  # what people read for designs, frame types, measurements
     stores: dict[str, str]  # code -> name
     zone: ZoneInfo
-    next_job_number: str
+    next_job_number: str | None  # proposed to the lab; None for store staff (assigned on submit)
 
 
 def order_choices(session: Session, principal: PersonPrincipal) -> OrderChoices:
@@ -165,5 +155,7 @@ def order_choices(session: Session, principal: PersonPrincipal) -> OrderChoices:
         labels=Labels.model_validate(session.get_one(Lab, principal.lab_id).labels or {}),
         stores={store.code: store.name for store in session.scalars(stores)},
         zone=lab_zone(session, principal.lab_id),
-        next_job_number=next_job_number(session, principal.lab_id),
+        next_job_number=None
+        if sees_one_store(principal)
+        else next_job_number(session, principal.lab_id),
     )

@@ -75,14 +75,14 @@ def open_remake(
     )
     order = order_of(original).model_copy(
         update={
-            "job_number": remake_number(session, original),
+            "job_number": None,  # the server's: the store gives none (`create_job`'s `number`)
             "tray_number": None,  # the floor puts the remake in a tray of its own
             "job_type": job_type,
             "ordered_at": now,
             "promised_at": promise,
         }
     )
-    remake = create_job(session, principal, order, now)
+    remake = create_job(session, principal, order, now, number=remake_number(session, original))
     remake.remake_of = original
     remake.remake_class = remake_class
     remake.remake_reason = reason

@@ -5,8 +5,12 @@ check=None)` renders every field of an order (`JobCreate`), checks it and calls
 `await on_submit(order)` with a valid one. The edit page reuses it: `initial` is the order in
 its JSON form (`JobCreate.model_dump(mode="json")`, or part of it), `on_submit` saves the
 edit, `check(session, order)` refuses before `on_submit` (default `jobs.check_new_order`,
-which also wants the job and tray numbers free). `on_submit` may raise a DomainError: its
-problems are shown beside their fields like any other.
+which also wants the lab's job and tray numbers free). `on_submit` may raise a DomainError:
+its problems are shown beside their fields like any other.
+
+Numbers are the lab's: lab staff get the job number field (the next number proposed) and the
+tray; store staff get neither, only a line saying the job number is assigned on submit (on
+an edit, the job's numbers), so a store never chooses a number of the lab-wide namespace.
 
 One validation: the form builds the JSON an integration posts to `POST /api/jobs` and runs
 `JobCreate` on it (pydantic's errors mapped by location, e.g. ("right", "sph") →
@@ -14,10 +18,11 @@ One validation: the form builds the JSON an integration posts to `POST /api/jobs
 shown at once beside its field. Warnings (`orders.order_warnings`) are shown in amber and ask
 for a second submit; they never refuse.
 
-Keyboard first: focus starts on the job number; Tab follows the layout (order, lens, frame,
-the R row then the L row of the Rx, notes, promise); a select takes typed letters, then Tab
-or Enter; Enter in the promised date (the last field) or Ctrl+Enter anywhere submits; after a
-refusal focus goes to the first wrong field.
+Keyboard first: focus starts on the first field to type (the lab's job number, a store's
+patient reference); Tab follows the layout (order, lens, frame, the R row then the L row of
+the Rx, notes, promise); a select takes typed letters, then Tab or Enter; Enter in the
+promised date (the last field) or Ctrl+Enter anywhere submits; after a refusal focus goes to
+the first wrong field.
 """
 
 import asyncio
@@ -38,7 +43,7 @@ from server.context import ServerContext
 from server.domain import audit, jobs, orders
 from server.domain.auth import PersonPrincipal
 from server.domain.errors import DomainError
-from server.domain.jobs import Problem
+from server.domain.jobs import LAB_NUMBERS, Problem
 from server.domain.lab_time import lab_zone, local_text
 from server.domain.orders import OrderChoices
 from server.models import JobType, LensDesign, Priority, utcnow
@@ -88,6 +93,15 @@ def _dioptres(column: str, value: object) -> object:
     return None if column == "cyl" and value == 0 else f"{value:.2f}"
 
 
+def _numbers_note(data: dict[str, Any]) -> str:
+    """What store staff read in place of the number fields: a job's numbers, or that the lab
+    assigns one to a new order."""
+    number, tray = data.get("job_number"), data.get("tray_number")
+    if number is None:
+        return "Job number: assigned when you submit"
+    return f"Job number {number} · tray {tray}" if tray else f"Job number {number} · no tray yet"
+
+
 class KeySelect(ui.select, component="order_select.js"):
     """A select that takes typed letters on the first key (see order_select.js)."""
 
@@ -110,6 +124,7 @@ class OrderForm:
         self.principal = principal
         self.choices = choices
         self.on_submit = on_submit
+        self.gives_numbers = not jobs.sees_one_store(principal)
         self.check = check or (
             lambda session, order: jobs.check_new_order(session, principal, order)
         )
@@ -154,13 +169,26 @@ class OrderForm:
     def _order_fields(self) -> None:
         stores = self.choices.stores
         with ui.grid().classes("w-full gap-2 grid-cols-6"):
-            self._input("job_number", "Job number").props("autofocus")
-            self._input("tray_number", "Tray")
+            if self.gives_numbers:
+                self._input("job_number", "Job number")
+                self._input("tray_number", "Tray")
+            else:  # the lab's numbers: told, never typed (see `_fill`)
+                self.numbers_note = (
+                    ui.label("")
+                    .classes("col-span-2 self-center text-slate-600")
+                    .props("data-part=job-number-note")
+                )
             store = self._select("store_code", "Store", stores)
             if len(stores) == 1:  # store staff order for their own store: nothing to pick
                 store.disable()
             self._input("patient_ref", "Patient reference").classes("col-span-2")
             self._select("job_type", "Job type", {t.value: readable(t.value) for t in JobType})
+        self.fields[self.first_field].props("autofocus")
+
+    @property
+    def first_field(self) -> str:
+        """Where typing starts (and starts over)."""
+        return "job_number" if self.gives_numbers else "patient_ref"
 
     def _lens_fields(self) -> None:
         labels = self.choices.labels
@@ -259,7 +287,7 @@ class OrderForm:
         self.choices = choices
         self.proposed = ""
         self.fill({})
-        self.fields["job_number"].run_method("focus")
+        self.fields[self.first_field].run_method("focus")
 
     def fill(self, data: dict[str, Any]) -> None:
         """Shows an order (its JSON form); what it lacks is empty or the default."""
@@ -275,8 +303,11 @@ class OrderForm:
 
     def _fill(self, data: dict[str, Any]) -> None:
         store_codes = list(self.choices.stores)
-        self._set("job_number", data.get("job_number", self.choices.next_job_number))
-        self._set("tray_number", data.get("tray_number"))
+        if self.gives_numbers:
+            self._set("job_number", data.get("job_number", self.choices.next_job_number))
+            self._set("tray_number", data.get("tray_number"))
+        else:
+            self.numbers_note.set_text(_numbers_note(data))
         self._set("store_code", data.get("store_code", store_codes[0] if store_codes else None))
         self._set("patient_ref", data.get("patient_ref"))
         self._set("job_type", data.get("job_type", JobType.new.value))
@@ -352,9 +383,9 @@ class OrderForm:
         else:
             typed = self._text("treatments") or ""
             treatments = [code.strip() for code in typed.split(",") if code.strip()]
+        numbers = {name: self._text(name) for name in LAB_NUMBERS if name in self.fields}
         data = {
-            "job_number": self._text("job_number"),
-            "tray_number": self._text("tray_number"),
+            **numbers,
             "store_code": self._text("store_code"),
             "patient_ref": self._text("patient_ref"),
             "job_type": self._text("job_type"),

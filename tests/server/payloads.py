@@ -11,11 +11,11 @@ from server.db import Database
 from server.models import Base, utcnow
 
 
-def job_body(job_number: str = "J100", **overrides: Any) -> dict[str, Any]:
-    """A valid order for a stock single-vision job of store NORTH."""
+def job_body(job_number: str | None = "J100", **overrides: Any) -> dict[str, Any]:
+    """A valid order for a stock single-vision job of store NORTH; `job_number=None` leaves
+    the number out, as store staff must (the lab assigns it)."""
     now = utcnow()
     body: dict[str, Any] = {
-        "job_number": job_number,
         "store_code": "NORTH",
         "patient_ref": "P-100",
         "ordered_at": (now - timedelta(hours=1)).isoformat(),
@@ -27,6 +27,8 @@ def job_body(job_number: str = "J100", **overrides: Any) -> dict[str, Any]:
         "right": {"sph": -1.25, "cyl": -0.5, "axis": 90, "mono_pd": 31.5},
         "left": {"sph": -1.0},
     }
+    if job_number is not None:
+        body["job_number"] = job_number
     body.update(overrides)
     return body
 

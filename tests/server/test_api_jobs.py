@@ -5,6 +5,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from server.domain import jobs
 from server.models import EventAction, Job, PrescriptionEye, utcnow
 from tests.server.conftest import Floor, Lab
 from tests.server.payloads import (
@@ -148,12 +149,66 @@ async def test_store_staff_create_jobs_for_their_own_store_only(
     client: httpx.AsyncClient, lab: Lab
 ) -> None:
     await lab.log_in(client, *NORTH)
-    own = await client.post("/api/jobs", json=job_body("J100", store_code="NORTH"))
+    own = await client.post("/api/jobs", json=job_body(None, store_code="NORTH"))
     assert own.status_code == 201, own.text
-    other = await client.post("/api/jobs", json=job_body("J101", store_code="SOUTH"))
+    other = await client.post("/api/jobs", json=job_body(None, store_code="SOUTH"))
     assert other.status_code == 403
     assert "store_code" in field_errors(other)
     assert count_rows(lab.context.db, Job) == 1
+
+
+async def test_the_lab_assigns_a_stores_job_number_and_the_answer_tells_it(
+    client: httpx.AsyncClient, lab: Lab
+) -> None:
+    lab.make_job("J100500", store="SOUTH")  # the lab's highest number so far
+    await lab.log_in(client, *NORTH)
+    created = await client.post("/api/jobs", json=job_body(None))
+    assert created.status_code == 201, created.text
+    assert (created.json()["job_number"], created.json()["tray_number"]) == ("J100501", None)
+    again = await client.post("/api/jobs", json=job_body(None))
+    assert again.json()["job_number"] == "J100502"
+    checked = await client.post("/api/jobs/check", json=job_body(None))
+    assert checked.status_code == 200, checked.text
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("job_number", "J100", "assigned by the lab; leave it out"),
+        ("tray_number", "0042", "set by the lab; leave it out"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/jobs", "/api/jobs/check"])
+async def test_store_staff_giving_a_number_is_422_naming_it(
+    client: httpx.AsyncClient, lab: Lab, field: str, value: str, message: str, path: str
+) -> None:
+    await lab.log_in(client, *NORTH)
+    response = await client.post(path, json={**job_body(None), field: value})
+    assert response.status_code == 422, response.text
+    assert field_errors(response) == {field: message}
+    assert count_rows(lab.context.db, Job) == 0
+
+
+async def test_the_lab_may_leave_the_job_number_out_too(manager: httpx.AsyncClient) -> None:
+    created = await manager.post("/api/jobs", json=job_body(None, tray_number="0042"))
+    assert created.status_code == 201, created.text
+    assert (created.json()["job_number"], created.json()["tray_number"]) == ("J100001", "0042")
+
+
+async def test_a_number_a_concurrent_order_took_first_is_drawn_again(
+    client: httpx.AsyncClient, lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two orders drawing the next number at once (PostgreSQL: each reads the highest before
+    the other commits): the second insert meets the unique index and draws again."""
+    lab.make_job("J100001")
+    stale = iter(["J100001"])  # what the draw read before the other order committed
+    drawn = jobs.next_job_number
+    monkeypatch.setattr(jobs, "next_job_number", lambda *args: next(stale, None) or drawn(*args))
+    await lab.log_in(client, *NORTH)
+    created = await client.post("/api/jobs", json=job_body(None))
+    assert created.status_code == 201, created.text
+    assert created.json()["job_number"] == "J100002"
+    assert count_rows(lab.context.db, Job) == 2
 
 
 @pytest.mark.parametrize("username", ["tech1", "qc"])

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from server.domain import changes
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from server.domain.jobs import LAB_NUMBERS
 from server.models import (
     ChangeRequest,
     ChangeState,
@@ -23,9 +24,11 @@ from tests.server.conftest import Floor, Lab
 
 
 def _order(lab: Lab, job_id: int, **update: Any) -> JobCreate:
-    """The job's order with `update` applied at its paths ("right.sph", "priority", ...)."""
+    """The job's order with `update` applied at its paths ("right.sph", "priority", ...),
+    without its numbers, as store staff send it (the lab's; the job keeps them)."""
     with lab.context.db.session() as session:
-        data = changes.order_of(session.get_one(Job, job_id)).model_dump(mode="json")
+        job = session.get_one(Job, job_id)
+        data = changes.order_of(job).model_dump(mode="json", exclude=set(LAB_NUMBERS))
     for path, value in update.items():
         head, _, name = path.partition(".")
         if name:
@@ -137,10 +140,25 @@ def test_an_edit_that_changes_nothing_or_moves_the_order_is_refused(lab: Lab) ->
         _edit(lab, "manager", job_id, store_code="SOUTH")
     assert moved.value.field == "store_code"
     with pytest.raises(Conflict) as taken:
-        _edit(lab, "north", job_id, job_number="J2")
-    assert taken.value.field == "job_number"
-    _edit(lab, "north", job_id, job_number="J3")
-    assert lab.job(job_id).job_number == "J3"
+        _edit(lab, "manager", job_id, job_number="J2")
+    assert (taken.value.field, taken.value.message) == (
+        "job_number",
+        "J2 is in use by another active job",
+    )
+    _edit(lab, "manager", job_id, job_number="J3", tray_number="T3")
+    assert (lab.job(job_id).job_number, lab.job(job_id).tray_number) == ("J3", "T3")
+
+
+def test_a_stores_edit_gives_no_numbers_and_keeps_the_labs(lab: Lab) -> None:
+    job_id = lab.make_job("J1", tray="T1")
+    for field in LAB_NUMBERS:
+        with pytest.raises(Invalid) as refused:
+            _edit(lab, "north", job_id, priority="rush", **{field: "X9"})
+        assert refused.value.problems == [(field, f"{LAB_NUMBERS[field]}; leave it out")]
+    _edit(lab, "north", job_id, priority="rush")  # the numbers left out: kept, not cleared
+    job = lab.job(job_id)
+    assert (job.job_number, job.tray_number, job.priority) == ("J1", "T1", "rush")
+    assert [field for field, *_ in _history(lab, job_id)] == ["priority"]
 
 
 def test_only_the_jobs_store_and_lab_managers_edit(lab: Lab) -> None:
@@ -254,7 +272,10 @@ def test_a_failing_accept_changes_nothing(lab: Lab, floor: Floor) -> None:
         _accept(lab, request_id, "grinding")  # no such stage on the route
     assert refused.value.field == "return_stage"
     lab.make_job("J9")
-    job_number_request = _requested(lab, _surfaced_at(lab, floor, "J2", ["GEN-2"]), job_number="J9")
+    # Only the lab changes numbers: a manager's edit of a started job is a request too.
+    renumbered = _edit(lab, "manager", _surfaced_at(lab, floor, "J2", ["GEN-2"]), job_number="J9")
+    assert renumbered.request is not None
+    job_number_request = renumbered.request.id
     with pytest.raises(Conflict):
         _accept(lab, job_number_request)
     for request in (request_id, job_number_request):

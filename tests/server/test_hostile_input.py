@@ -10,11 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from server.domain import changes
-from server.models import Job, RejectedEvent, StageEvent
+from server.models import ChangeRequest, EventAction, Job, RejectedEvent, StageEvent
 from server.schemas import ErrorOut
 from server.settings import Settings
-from tests.server.conftest import Lab
+from tests.server.conftest import Floor, Lab
 from tests.server.payloads import count_rows, event_body, field_errors, job_body
 
 OVERFLOWING = "0001-01-01T00:00:00+14:00"  # not a time in UTC at all: converting overflows
@@ -246,42 +245,69 @@ async def test_one_uuid_twice_in_a_batch_with_different_content_refuses_the_batc
 # -- finding 6: another store's job numbers --
 
 
-async def test_a_store_learns_nothing_of_the_job_holding_a_number(
-    client: httpx.AsyncClient, lab: Lab
-) -> None:
-    lab.make_job("N1", store="NORTH", tray="T-N1")
-    lab.make_job("S1", store="SOUTH", tray="T-S1")
-    await lab.log_in(client, "north", "demo-store-pass")
+async def _number_probes(
+    client: httpx.AsyncClient, targets: dict[str, int], shipped_id: int, field: str, value: str
+) -> dict[str, tuple[int, str]]:
+    """What store staff are answered when they give `value` as `field` in every way a store
+    may: a new order, an edit, a change request (the job started), a remake's edit and
+    opening a remake."""
     answers = {}
-    for holder in ("N1", "S1"):
-        for field, body in (
-            ("job_number", job_body(holder)),
-            ("tray_number", job_body("J9", tray_number=f"T-{holder}")),
-        ):
-            response = await client.post("/api/jobs", json=body)
-            assert response.status_code == 409, response.text
-            message = field_errors(response)[field]
-            assert "active" not in message and "SOUTH" not in message and "South" not in message
-            answers[holder, field] = message.replace(holder, "X")
-    # Its own store's job and another store's answer in the same words.
-    assert answers["N1", "job_number"] == answers["S1", "job_number"]
-    assert answers["N1", "tray_number"] == answers["S1", "tray_number"]
-    assert count_rows(lab.context.db, Job) == 2
+    create = await client.post("/api/jobs", json={**job_body(None), field: value})
+    answers["create"] = create
+    for path, job_id in targets.items():
+        current = (await client.get(f"/api/jobs/{job_id}")).json()
+        order = {
+            **job_body(None, store_code="NORTH", promised_at=current["promised_at"]),
+            "ordered_at": current["ordered_at"],
+            "priority": "rush",  # a real change beside the number
+            field: value,
+        }
+        answers[path] = await client.patch(f"/api/jobs/{job_id}", json=order)
+    answers["remake"] = await client.post(
+        f"/api/jobs/{shipped_id}/remakes",
+        json={"remake_class": "lab_redo", "reason": "scratched", field: value},
+    )
+    return {
+        path: (response.status_code, response.text.replace(value, "VALUE"))
+        for path, response in answers.items()
+    }
 
 
-async def test_an_edit_to_another_stores_number_learns_nothing_of_it(
-    client: httpx.AsyncClient, lab: Lab
+async def test_a_store_cannot_learn_whether_another_stores_number_exists(
+    client: httpx.AsyncClient, lab: Lab, floor: Floor
 ) -> None:
-    own = lab.make_job("N1", store="NORTH", tray="T-N1")
+    """Numbers are one namespace for the whole lab, so a store never gives one: whether
+    another store's active job holds it or no job does, every way of giving it is answered
+    alike, a 422 naming the field, and nothing changes."""
     lab.make_job("S1", store="SOUTH", tray="T-S1")
+    edit_id = lab.make_job("N1", store="NORTH", tray="T-N1")
+    requested_id = lab.make_job("N2", store="NORTH")
+    floor.send("EDGE-1", "N2", EventAction.start)  # an edit of it becomes a change request
+    shipped_id = lab.make_job("N3", store="NORTH")
+    floor.ship("N3")
     await lab.log_in(client, "north", "demo-store-pass")
-    with lab.context.db.session() as session:
-        order = changes.order_of(session.get_one(Job, own)).model_dump(mode="json")
-    for field, taken in (("job_number", "S1"), ("tray_number", "T-S1")):
-        response = await client.patch(f"/api/jobs/{own}", json={**order, field: taken})
-        assert response.status_code == 409, response.text
-        assert "active" not in field_errors(response)[field], response.text
-    assert lab.job(own).job_number == "N1"
+    opened = await client.post(
+        f"/api/jobs/{shipped_id}/remakes", json={"remake_class": "lab_redo", "reason": "scratch"}
+    )
+    assert opened.status_code == 201, opened.text
+    targets = {
+        "edit": edit_id,
+        "change request": requested_id,
+        "remake's edit": opened.json()["id"],
+    }
+    jobs_before = count_rows(lab.context.db, Job)
+    for field, held, free in (("job_number", "S1", "FREE1"), ("tray_number", "T-S1", "T-FREE")):
+        to_holder = await _number_probes(client, targets, shipped_id, field, held)
+        to_nobody = await _number_probes(client, targets, shipped_id, field, free)
+        assert to_holder == to_nobody, field
+        for path, (status, text) in to_holder.items():
+            assert status == 422 and field in text, (path, text)
+    assert count_rows(lab.context.db, Job) == jobs_before
+    assert count_rows(lab.context.db, ChangeRequest) == 0
+    numbers = {
+        (lab.job(job_id).job_number, lab.job(job_id).tray_number) for job_id in targets.values()
+    }
+    assert numbers == {("N1", "T-N1"), ("N2", None), (opened.json()["job_number"], None)}
 
 
 # -- finding 7: the OpenAPI document tells the errors as sent --

@@ -1,6 +1,9 @@
 """Orders: the catalogue, the Rx step and the cylinder form checked in one core for the API and
 the order page, every problem at once, warnings that never refuse, the promised date."""
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -9,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from server.domain import orders
+from server.domain import jobs, orders
 from server.domain.errors import InvalidFields
 from server.domain.flags import FloorLoad, floor_load
 from server.domain.jobs import create_job, select_route
@@ -25,8 +28,8 @@ TUESDAY_13 = datetime(2026, 3, 3, 13, 0, tzinfo=BERLIN)
 FRIDAY_1630 = datetime(2026, 3, 6, 16, 30, tzinfo=BERLIN)
 
 
-def _order(**changes: Any) -> JobCreate:
-    return JobCreate.model_validate(job_body(**changes))
+def _order(job_number: str | None = "J100", **changes: Any) -> JobCreate:
+    return JobCreate.model_validate(job_body(job_number, **changes))
 
 
 def _create(lab: DemoLab, order: JobCreate) -> Job:
@@ -172,14 +175,14 @@ async def test_the_check_answers_warnings_and_a_promise_and_creates_nothing(
     client: httpx.AsyncClient, lab: DemoLab
 ) -> None:
     await lab.log_in(client, "north", "demo-store-pass")
-    unusual = job_body(left={"sph": -5.0})  # R -1.25: 3.75 D apart
+    unusual = job_body(None, left={"sph": -5.0})  # R -1.25: 3.75 D apart
     response = await client.post("/api/jobs/check", json=unusual)
     assert response.status_code == 200, response.text
     check = response.json()
     assert [w["field"] for w in check["warnings"]] == ["left.sph"]
     promised = datetime.fromisoformat(check["proposed_promised_at"]).astimezone(BERLIN)
     assert (promised.hour, promised.minute) == (17, 0) and promised > utcnow()
-    refused = await client.post("/api/jobs/check", json=job_body(store_code="SOUTH"))
+    refused = await client.post("/api/jobs/check", json=job_body(None, store_code="SOUTH"))
     assert refused.status_code == 403  # store staff order for their own store only
     assert set(field_errors(refused)) == {"store_code"}
     assert count_rows(lab.context.db, Job) == 0
@@ -284,8 +287,35 @@ def test_the_proposal_reads_the_floor_and_the_labs_time_zone(lab: DemoLab) -> No
 def test_the_next_job_number_follows_the_highest_j_number(lab: DemoLab) -> None:
     lab_id = lab.manager().lab_id
     with lab.context.db.session() as session:
-        assert orders.next_job_number(session, lab_id) == "J100001"  # an empty lab
+        assert jobs.next_job_number(session, lab_id) == "J100001"  # an empty lab
     for number in ("J99", "J100", "JX7", "R5000", "J100123", "J100124-R1"):
         lab.make_job(number)
     with lab.context.db.session() as session:
-        assert orders.next_job_number(session, lab_id) == "J100124"
+        assert jobs.next_job_number(session, lab_id) == "J100124"
+
+
+def test_two_store_orders_at_once_never_share_a_number(lab: DemoLab) -> None:
+    """The second order reads the highest number while the first's insert is not committed:
+    on PostgreSQL its own insert then meets the unique index and draws again (SQLite writers
+    take turns, so it reads the first's number already)."""
+    north = lab.person("north")
+    order = _order(None)
+    first_inserted, first_may_commit = threading.Event(), threading.Event()
+
+    def first() -> str:
+        with lab.context.db.session() as session:
+            job = create_job(session, north, order)
+            first_inserted.set()
+            assert first_may_commit.wait(10)
+            return job.job_number
+
+    def second() -> str:
+        assert first_inserted.wait(10)
+        with lab.context.db.session() as session:
+            return create_job(session, north, order).job_number
+
+    with ThreadPoolExecutor(2) as pool:
+        numbers = pool.submit(first), pool.submit(second)
+        time.sleep(0.5)  # the second waits on the first's row (or SQLite's write lock)
+        first_may_commit.set()
+        assert (numbers[0].result(), numbers[1].result()) == ("J100001", "J100002")

@@ -86,6 +86,11 @@ def test_an_edit_before_production_shows_old_and_new_in_the_history(
     page.get_by_role("button", name="Edit order").click()
     page.wait_for_url(f"{server.url}/store/orders/{job_id}/edit")
     expect(page.get_by_text("Edit order E-100")).to_be_visible()
+    # The numbers are the lab's: told to the store, not offered to change.
+    expect(page.locator("[data-part=job-number-note]")).to_have_text(
+        "Job number E-100 · no tray yet"
+    )
+    expect(page.locator("[data-field=job_number]")).to_have_count(0)
     # The job's traced shape is drawn on the order page, both lenses.
     expect(page.locator("[data-section=frame-shape] svg path")).to_have_count(2)
     screenshot(page, "order-edit-shape")

@@ -1,10 +1,13 @@
 """The real server and headless Chromium: a store person types a whole order with the keyboard
 alone; a wrong Rx is refused field by field, a warning asks for a second submit, and the
-corrected order is created.
+corrected order is created with the job number the lab assigns. The lab's form proposes the
+next job number and takes a tray.
 
-Leaves order-form.png, order-form-errors.png and order-created.png in screenshots/.
+Leaves order-form.png, order-form-errors.png, order-created.png and order-form-lab.png in
+screenshots/.
 """
 
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -48,13 +51,16 @@ def test_an_order_typed_without_the_mouse_is_refused_field_by_field_then_created
 ) -> None:
     page = logged_in_page(browser, server.url, "north", "demo-store-pass")
     page.goto(f"{server.url}/store/orders/new")
-    expect(order_field(page, "job_number")).to_be_focused()
-    job_number = order_field(page, "job_number").input_value()
-    assert job_number == "J100010"  # the demo's highest number (10 jobs) plus one
+    # The lab assigns a store's job number: no number or tray to type, the patient first.
+    expect(order_field(page, "patient_ref")).to_be_focused()
+    note = page.locator("[data-part=job-number-note]")
+    expect(note).to_have_text("Job number: assigned when you submit")
+    for path in ("job_number", "tray_number"):
+        expect(order_field(page, path)).to_have_count(0)
     expect(page.locator("[data-part=proposal]")).to_contain_text("Proposed")
 
     # A select takes a typed letter as a native one does: "p" is Progressive, Tab moves on.
-    press_keys(page, "<Tab>", "7701", "<Tab>", "P-4711", "<Tab>", "<Tab>", "p", "<Tab>")
+    press_keys(page, "P-4711", "<Tab>", "<Tab>", "p", "<Tab>")
     expect(order_field(page, "right.add")).to_be_enabled()  # ADD opens for a progressive
     press_keys(page, "c", "<Tab>", "<Space>", "<Tab>", "<Tab>")  # CR-39, surfaced, not rush
     press_keys(page, "<Space>", "<Tab>", "<Space>", "<Tab>", "<Tab>", "<Tab>", "<Tab>")  # HC, AR
@@ -96,7 +102,8 @@ def test_an_order_typed_without_the_mouse_is_refused_field_by_field_then_created
     press_keys(page, "<Control+Enter>")
 
     created = page.locator("[data-part=created]")
-    expect(created).to_contain_text(f"Created {job_number} · tray 7701 · promised")
+    job_number = "J100010"  # the demo's highest number (10 jobs) plus one
+    expect(created).to_contain_text(f"Created {job_number} · promised")
     job_link = created.get_by_role("link", name="Open the job")
     href = job_link.get_attribute("href")
     assert href is not None and href.startswith("/store/jobs/")
@@ -104,9 +111,9 @@ def test_an_order_typed_without_the_mouse_is_refused_field_by_field_then_created
     expect(created.get_by_role("link", name="Print its ticket")).to_have_attribute(
         "href", f"/api/jobs/{job_id}/ticket.pdf"
     )
-    # Ready for the next order: a fresh number, focus back at the top.
-    expect(order_field(page, "job_number")).to_have_value(f"J{int(job_number[1:]) + 1}")
-    expect(order_field(page, "job_number")).to_be_focused()
+    # Ready for the next order: focus back at the top.
+    expect(order_field(page, "patient_ref")).to_be_focused()
+    expect(order_field(page, "patient_ref")).to_have_value("")
     expect(order_field(page, "right.sph")).to_have_value("")
     screenshot(page, "order-created")
 
@@ -118,7 +125,7 @@ def test_an_order_typed_without_the_mouse_is_refused_field_by_field_then_created
         job = http.get(f"/api/jobs/{job_id}").json()
     assert (job["job_number"], job["tray_number"], job["store_code"]) == (
         job_number,
-        "7701",
+        None,  # the lab puts it in a tray
         "NORTH",
     )
     assert (job["lens_design"], job["lens_material"], job["lens_index"]) == ("PAL", "CR-39", 1.5)
@@ -135,3 +142,17 @@ def test_an_order_typed_without_the_mouse_is_refused_field_by_field_then_created
     assert (eyes["L"]["sph"], eyes["L"]["mono_pd"]) == (-4.5, 32.0)
     promised = datetime.fromisoformat(job["promised_at"]).astimezone(ZoneInfo("Europe/Berlin"))
     assert (promised.hour, promised.minute) == (17, 0)  # the end of a working day, lab time
+
+
+def test_the_lab_is_proposed_the_next_job_number_and_gives_a_tray(
+    server: LiveServer, browser: Browser
+) -> None:
+    page = logged_in_page(browser, server.url, "manager", "demo-manager-pass")
+    page.goto(f"{server.url}/store/orders/new")
+    number = order_field(page, "job_number")
+    expect(number).to_be_focused()
+    expect(number).to_have_value(re.compile(r"^J1000\d\d$"))  # the highest number plus one
+    expect(page.locator("[data-part=job-number-note]")).to_have_count(0)
+    press_keys(page, "<Tab>", "7702")
+    expect(order_field(page, "tray_number")).to_have_value("7702")
+    screenshot(page, "order-form-lab")
