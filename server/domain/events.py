@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from sqlalchemy import CompoundSelect, Insert, Select, func, select, union
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.lifecycle import Outcome, Progress, Refusal, Route, apply, return_stage
 from core.optics import ToleranceFile, load_profiles
+from server.db import conflict_insert
 from server.domain import signins
 from server.domain.auth import STATION_ROLES, StationPrincipal
 from server.domain.breakage import record_breakage
@@ -78,11 +78,7 @@ class IngestRules:
 
 def _insert_ignoring(table: type[StageEvent | RejectedEvent], dialect: str) -> Insert:
     """An insert that does nothing when the row's event UUID is there already."""
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["event_uuid"])
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_uuid"])
-    raise NotImplementedError(f"no atomic insert-or-ignore for {dialect}")
+    return conflict_insert(dialect, table).on_conflict_do_nothing(index_elements=["event_uuid"])
 
 
 def _job_state(job: Job) -> JobState:

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Insert, delete, func, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from server.db import Database
+from server.db import Database, conflict_insert
 from server.domain.errors import TooManyAttempts, Unauthorized
 from server.models import LoginAttempt, LoginSubject, utcnow
 
@@ -75,7 +74,7 @@ def address_key(host: str | None) -> str:
 def _upsert_subject(dialect: str) -> Insert:
     """Inserts a subject's row, or touches the one there: either way the row is this
     transaction's until it ends, so attempts on one subject count in turn."""
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect](LoginSubject)
+    insert = conflict_insert(dialect, LoginSubject)
     return insert.on_conflict_do_update(
         index_elements=["scope", "subject_digest"], set_={"scope": insert.excluded.scope}
     )

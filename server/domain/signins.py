@@ -11,10 +11,10 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import Select, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.contract import SignAction
+from server.db import conflict_insert
 from server.domain.auth import StationPrincipal
 from server.domain.errors import Forbidden
 from server.models import StationSignIn
@@ -38,7 +38,7 @@ def record(
     """Stores a sign-in or sign-out (its operator checked by the caller). A sign-out without a
     sign-in is stored too: it is what the station did, and it signs no one in."""
     dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect](StationSignIn)
+    insert = conflict_insert(dialect, StationSignIn)
     stored = session.scalar(
         insert.on_conflict_do_nothing(index_elements=["event_uuid"])
         .values(

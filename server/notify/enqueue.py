@@ -4,9 +4,9 @@ from datetime import datetime
 from typing import Literal, get_args
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from server.db import conflict_insert
 from server.models import DeliveryStatus, NotificationDelivery, Store, StoreWebhook
 from server.schemas import JobUpdateOut
 
@@ -42,9 +42,8 @@ def enqueue(session: Session, update: JobUpdateOut, *, email_enabled: bool, now:
             destinations.append((EMAIL, store.id))
     if not destinations:
         return 0
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = (
-        dialect.insert(NotificationDelivery)
+        conflict_insert(session.get_bind().dialect.name, NotificationDelivery)
         .values(
             [
                 {
