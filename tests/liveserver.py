@@ -106,6 +106,7 @@ class LiveServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.sequences: dict[str, int] = {}  # the last event sequence `send` used per station
         self._tokens: dict[str, str] = {}
+        self._signed_in: set[tuple[str, str]] = set()  # (station, badge)
 
     def cli(self, *arguments: str) -> str:
         done = subprocess.run(
@@ -128,11 +129,25 @@ class LiveServer:
     def send(
         self, http: httpx.Client, station: str, job: str, action: str, **fields: object
     ) -> httpx.Response:
-        """One station event, as the station would post it (numbered per station)."""
-        self.sequences[station] = self.sequences.get(station, 0) + 1
-        event = {**event_body(job, self.sequences[station], action), **fields}
+        """One station event, as the station would post it (numbered per station), its
+        operator signed in there first, as a station does when the badge is scanned."""
+        event = {**event_body(job, self._next_sequence(station), action), **fields}
         headers = {"Authorization": f"Bearer {self.token(station)}"}
+        badge = event["operator_badge"]
+        if badge is not None and (station, badge) not in self._signed_in:
+            sign_in = {**event_body(job, event["sequence"], "sign_in"), "operator_badge": badge}
+            del sign_in["job"]
+            # Scanned no later than the event, which takes the next number.
+            sign_in["created_at"] = sign_in["sent_at"] = event["created_at"]
+            event["sequence"] = self._next_sequence(station)
+            answer = http.post(f"{self.url}/api/events", json=sign_in, headers=headers, timeout=10)
+            answer.raise_for_status()
+            self._signed_in.add((station, badge))
         return http.post(f"{self.url}/api/events", json=event, headers=headers, timeout=10)
+
+    def _next_sequence(self, station: str) -> int:
+        self.sequences[station] = self.sequences.get(station, 0) + 1
+        return self.sequences[station]
 
     def event_uuids(self, table: str, station: str) -> Counter[uuid.UUID]:
         """Event UUIDs of `station` in an event table (`stage_event`, `station_sign_in`,
