@@ -3,19 +3,23 @@ purge of personal data past retention (server.domain.personal_data).
 
 A round commits every `SWEEP_CHUNK` jobs: on SQLite a transaction holds the database's one
 write lock, and a single transaction over a lab's open jobs (1.5-3 s for 1,750 jobs) kept
-every station event waiting that long. With several server processes on PostgreSQL, an
-advisory lock held for the round lets one of them sweep at a time; the others skip it.
+every station event waiting that long. With several server processes on PostgreSQL one of
+them, the leader, runs the rounds (`Leadership`), and an advisory lock held for each round
+keeps two rounds from overlapping while leadership changes hands.
 """
 
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
+from sqlalchemy.exc import DBAPIError
 
 from server.context import ServerContext
+from server.db import Database
 from server.domain.flags import learn_stage_times, open_job_ids, sweep
 from server.domain.personal_data import purge_expired
 from server.models import Lab, utcnow
@@ -23,7 +27,80 @@ from server.models import Lab, utcnow
 log = logging.getLogger(__name__)
 
 SWEEP_LOCK = 0x4C5453  # advisory lock key ("LTS")
+SWEEPER_LEADER = 0x4C544C  # advisory lock key ("LTL")
 SWEEP_CHUNK = 100  # jobs per transaction
+
+
+class Leadership:
+    """Whether this process is the one of a group to run a lab-wide service.
+
+    On PostgreSQL: a session advisory lock, taken on a connection kept for it alone. PostgreSQL
+    frees it when that session ends, so when the leading process dies (or its connection
+    does), the next process that asks becomes the leader. SQLite has one server process.
+    """
+
+    def __init__(self, db: Database, key: int) -> None:
+        self.db = db
+        self.key = key
+        self._connection: Connection | None = None
+        # A service stopping releases while its last `held` may still run in a worker thread:
+        # one at a time, and none after the release.
+        self._turn = threading.Lock()
+        self._released = False
+
+    def held(self) -> bool:
+        """Asks again: keeps the lock while its session lives, else tries to take it."""
+        if self.db.dialect != "postgresql":
+            return True
+        with self._turn:
+            return not self._released and (self._still_held() or self._taken())
+
+    def release(self) -> None:
+        """Lets another process lead; this one never asks again."""
+        with self._turn:
+            self._released = True
+            if self._connection is None:
+                return
+            with contextlib.suppress(DBAPIError):  # else the session is gone, and its lock too
+                unlock = text("SELECT pg_advisory_unlock(:key)")
+                self._connection.execute(unlock, {"key": self.key})
+                self._connection.commit()
+            self._close()
+
+    def _still_held(self) -> bool:
+        if self._connection is None:
+            return False
+        try:
+            self._connection.execute(text("SELECT 1"))  # the same session: still ours
+            self._connection.commit()
+            return True
+        except DBAPIError:
+            log.warning("lost the connection holding advisory lock %#x", self.key)
+            self._close()
+            return False
+
+    def _taken(self) -> bool:
+        connection = self.db.engine.connect()
+        try:
+            lock = text("SELECT pg_try_advisory_lock(:key)")
+            taken = bool(connection.scalar(lock, {"key": self.key}))
+            connection.commit()  # the lock outlives the transaction; no snapshot is kept open
+        except BaseException:
+            connection.close()
+            raise
+        if not taken:
+            connection.close()
+            return False
+        self._connection = connection
+        log.info("leading: took advisory lock %#x", self.key)
+        return True
+
+    def _close(self) -> None:
+        assert self._connection is not None
+        # Invalidated, not pooled: a pooled session would keep holding the lock.
+        self._connection.invalidate()
+        self._connection.close()
+        self._connection = None
 
 
 class Sweeper:
@@ -42,6 +119,7 @@ class Sweeper:
         self._last_learned: datetime | None = None
         self.purge_every = purge_every
         self._last_purged: datetime | None = None
+        self.leadership = Leadership(context.db, SWEEPER_LEADER)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -52,6 +130,7 @@ class Sweeper:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await asyncio.to_thread(self.leadership.release)
 
     def sweep_once(self, now: datetime | None = None) -> int:
         """One round over every lab; returns jobs visited (0 if another process holds it)."""
@@ -104,8 +183,9 @@ class Sweeper:
     async def _run(self) -> None:
         while True:
             try:
-                visited = await asyncio.to_thread(self.sweep_once)
-                log.debug("swept %d open jobs", visited)
+                if await asyncio.to_thread(self.leadership.held):
+                    visited = await asyncio.to_thread(self.sweep_once)
+                    log.debug("swept %d open jobs", visited)
             except Exception:
                 log.exception("flag sweep failed; next round in %s", self.interval)
             await asyncio.sleep(self.interval.total_seconds())

@@ -5,16 +5,21 @@ rotate, purge-personal-data) in personal_data_cli.py."""
 import argparse
 import getpass
 import sys
+from collections.abc import Callable
 
 from sqlalchemy import select
 
 from server.audit_cli import register as register_audit
 from server.backup_cli import register as register_backup
+from server.crypto import DataKeysError
 from server.dcs_cli import register as register_dcs
+from server.group_cli import register as register_group
 from server.notify.cli import register as register_webhook
 from server.personal_data_cli import register as register_personal_data
 from server.settings import CONFIG_DIR, Settings
 
+EXIT_DATA_KEYS = 2
+Handler = Callable[[argparse.Namespace], int]
 # Another system's DCS job files that `seed-demo` imports as the demo's new work.
 DEMO_DCS = CONFIG_DIR / "demo-dcs"
 
@@ -160,7 +165,21 @@ def _user_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refusing_wrong_data_keys(handler: Handler) -> Handler:
+    """`handler`, ending with the keys file's problem in one line instead of a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except DataKeysError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_DATA_KEYS
+
+    return run
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    others = set(subparsers.choices)
     serve = subparsers.add_parser("serve", help="run the server (API and pages)")
     serve.set_defaults(handler=_serve)
 
@@ -213,3 +232,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     register_backup(subparsers)  # backup, restore
     register_audit(subparsers)  # audit verify, audit show
     register_personal_data(subparsers)  # keys rotate, purge-personal-data
+    register_group(subparsers)  # serve-group
+    for name, command in subparsers.choices.items():  # they open the database with its keys
+        if name not in others:
+            command.set_defaults(handler=_refusing_wrong_data_keys(command.get_default("handler")))
