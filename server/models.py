@@ -262,6 +262,12 @@ class Job(Base):
             postgresql_where=text("is_active AND tray_number IS NOT NULL"),
         ),
         Index("ix_job_store_status", "store_id", "status"),
+        # Job lists, soonest promised first, one page at a time (API, lab and store pages),
+        # all jobs or the active ones (also the WIP board, floor load and flag sweep).
+        Index("ix_job_lab_promised", "lab_id", "promised_at", "id"),
+        Index("ix_job_lab_active_promised", "lab_id", "is_active", "promised_at", "id"),
+        Index("ix_job_store_promised", "store_id", "promised_at", "id"),
+        Index("ix_job_store_active_promised", "store_id", "is_active", "promised_at", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id"))
@@ -440,6 +446,8 @@ class StageEvent(Base):
     __table_args__ = (
         Index("ix_stage_event_job", "job_id", "id"),
         Index("ix_stage_event_station_sequence", "station_id", "station_sequence"),
+        # Completions since midnight (WIP board), starts and completions of the learning window.
+        Index("ix_stage_event_action_at", "action", "corrected_at"),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     event_uuid: Mapped[uuid.UUID] = mapped_column(unique=True)
@@ -548,6 +556,7 @@ class JobFlag(Base):
             sqlite_where=text("cleared_at IS NULL"),
             postgresql_where=text("cleared_at IS NULL"),
         ),
+        Index("ix_job_flag_raised", "raised_at", "id"),  # the store page's latest flags
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
