@@ -38,14 +38,13 @@ from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.figures import p50_p95_max
 from benchmarks.push_latency import _cpu_seconds
+from tests.conftest import throwaway_postgres_database
 from tests.liveserver import PROJECT_ROOT, LiveServer, free_port, stop_process, wait_until_answering
 
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 OPERATOR = {"final_qc": "B2001"}  # the QC inspector; technicians elsewhere
 TECHNICIANS = ("B1001", "B1002")
 RIGHT = {"sph": -1.25, "cyl": -0.5, "axis": 90, "mono_pd": 31.5}
@@ -374,16 +373,8 @@ def _database(backend: str, root: Path, name: str) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{root / name}.db"
         return
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    database = f"bench_{name}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{database}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=database).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{database}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_postgres_database(f"bench_{name}") as url:
+        yield url
 
 
 def _lenstrack(backend: str, root: Path, args: argparse.Namespace) -> None:

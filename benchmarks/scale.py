@@ -21,12 +21,10 @@ PostgreSQL). PostgreSQL databases are made and dropped on the local server
 
 import argparse
 import asyncio
-import os
 import random
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,8 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, event, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, select, text
 
 from benchmarks.figures import p50_p95_max
 from server import migrate
@@ -50,11 +47,9 @@ from server.domain.seed import DEMO_PEOPLE, seed_demo
 from server.labconfig import load_lab_config
 from server.models import Job, Lab, Person, utcnow
 from server.settings import Settings
+from tests.conftest import throwaway_postgres_database
 
 ROOT = Path(__file__).resolve().parents[1]
-POSTGRES_URL = os.environ.get(
-    "LENSTRACK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 TARGET_MS = 50.0
 SWEEP_HOLD_TARGET_MS = 100.0
 READ_SECONDS = 15.0  # per read, after its first three samples
@@ -102,19 +97,8 @@ def fresh_database(backend: str, label: str, keep: bool) -> Iterator[str]:
             else:
                 shutil.rmtree(folder)
         return
-    name = f"lenstrack_scale_{label}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        if keep:
-            print(f"  kept database {name}")
-        else:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_postgres_database(f"lenstrack_scale_{label}", keep=keep) as url:
+        yield url
 
 
 def generate(context: ServerContext, jobs: int, days: float) -> datetime:

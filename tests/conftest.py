@@ -7,7 +7,8 @@ CI (CI=true), where a missing server fails the run.
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -51,15 +52,35 @@ def _postgres_database(worker_name: str) -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{message} (CI=true requires it)")
         pytest.skip(f"{message} — PostgreSQL tests skipped")
-    name = f"lenstrack_{worker_name}_{uuid.uuid4().hex[:8]}"
+    admin.dispose()
+    with throwaway_postgres_database(f"lenstrack_{worker_name}") as url:
+        yield url
+
+
+@contextmanager
+def throwaway_postgres_database(
+    prefix: str, *, keep: bool = False, before_drop: Callable[[], None] | None = None
+) -> Iterator[str]:
+    """A new database on the PostgreSQL server of POSTGRES_URL, dropped afterwards unless
+    `keep` (`before_drop` runs first: a fault test brings a stopped server back)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
     try:
         yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        if keep:
+            print(f"  kept database {name}")
+        else:
+            if before_drop is not None:
+                before_drop()
+            # A new engine: a pooled connection may predate a server restart.
+            admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

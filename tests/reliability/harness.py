@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from server.crypto import open_cipher
-from tests.conftest import POSTGRES_URL, child_environment
+from tests.conftest import POSTGRES_URL, child_environment, throwaway_postgres_database
 from tests.reliability.check import Findings, StationFiles, as_text, check, queued
 from tests.reliability.lab import prepare_lab, sqlite_url
 from tests.reliability.poster import PosterSpec, read_log
@@ -267,18 +267,10 @@ def postgres_database() -> Iterator[str]:
         raise Unavailable(
             f"PostgreSQL not reachable at {POSTGRES_URL}: {error}", required_in_ci=True
         )
-    name = f"lenstrack_reliability_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        ensure_postgres_up()
-        admin.dispose()  # its pooled connection may predate a restart
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_postgres_database(
+        "lenstrack_reliability", before_drop=ensure_postgres_up
+    ) as url:
+        yield url
 
 
 @contextmanager
