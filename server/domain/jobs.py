@@ -21,7 +21,7 @@ from server.domain.auth import (
     StationPrincipal,
 )
 from server.domain.errors import Conflict, Forbidden, Invalid, InvalidFields, NotFound
-from server.domain.flags import refresh_job
+from server.domain.flags import PRODUCTION_ONLY, refresh_job
 from server.feed import append_update
 from server.labconfig import CatalogueConfig
 from server.models import (
@@ -375,8 +375,9 @@ def list_jobs(
     if active is not None:
         statement = statement.where(Job.is_active == active)
     total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    page = statement.order_by(Job.promised_at, Job.id).limit(limit).offset(offset)
-    return total, list(session.scalars(page))
+    # A list shows no patient data: up to 500 jobs loaded without decrypting theirs.
+    page = statement.options(*PRODUCTION_ONLY).order_by(Job.promised_at, Job.id)
+    return total, list(session.scalars(page.limit(limit).offset(offset)))
 
 
 def job_events(session: Session, job: Job) -> list[StageEvent]:
