@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from server.domain import breakage, changes, inspection, orders
 from server.domain.auth import LAB_ROLES, PersonPrincipal
 from server.domain.errors import DomainError
+from server.domain.flags import PRODUCTION_ONLY, WITHOUT_PRESCRIPTION
 from server.domain.jobs import job_events, list_jobs, visible_jobs
 from server.domain.lab_time import duration_text, lab_zone, local_text
 from server.domain.orders import OrderChoices
@@ -216,12 +217,17 @@ def store_row(job: Job, zone: ZoneInfo, now: datetime) -> StoreRow:
 
 
 def _store_jobs(principal: PersonPrincipal) -> Select[tuple[Job]]:
-    """Jobs still in the lab, and finished ones the patient has not collected yet."""
-    return visible_jobs(principal).where(
-        or_(
-            Job.is_active,
-            and_(Job.status == JobStatus.completed, Job.delivered_at.is_(None)),
+    """Jobs still in the lab, and finished ones the patient has not collected yet (a row
+    shows the patient reference, never the prescription)."""
+    return (
+        visible_jobs(principal)
+        .where(
+            or_(
+                Job.is_active,
+                and_(Job.status == JobStatus.completed, Job.delivered_at.is_(None)),
+            )
         )
+        .options(*WITHOUT_PRESCRIPTION)
     )
 
 
@@ -801,7 +807,10 @@ def wip_board(session: Session, principal: PersonPrincipal, now: datetime) -> Wi
         StageColumn(stage.id, stage.code, stage.name, done.get(stage.id, 0)) for stage in stages
     )
     jobs = session.scalars(
-        visible_jobs(principal).where(Job.is_active).order_by(Job.state_changed_at, Job.id)
+        visible_jobs(principal)
+        .where(Job.is_active)
+        .options(*PRODUCTION_ONLY)
+        .order_by(Job.state_changed_at, Job.id)
     )
     cards = tuple(card for job in jobs if (card := wip_card(job, now)) is not None)
     return WipBoard(columns, cards, sum(done.values()))
