@@ -29,7 +29,7 @@ import time
 import tomllib
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -50,7 +50,8 @@ TECHNICIANS = ("B1001", "B1002")
 RIGHT = {"sph": -1.25, "cyl": -0.5, "axis": 90, "mono_pd": 31.5}
 LEFT = {"sph": -1.0, "cyl": 0.0, "mono_pd": 31.0}
 MULTIFOCAL = {"add": 2.0, "fitting_height": 20.0}
-ORDERS = (  # design, surfaced, share of jobs
+Order = tuple[str, bool, float]  # design, surfaced, share of jobs
+ORDERS: tuple[Order, ...] = (
     ("SV", False, 0.5),
     ("SV", True, 0.3),
     ("PAL", True, 0.2),
@@ -118,7 +119,9 @@ def _order(number: str, design: str, surfaced: bool) -> dict[str, Any]:
     }
 
 
-def _create_jobs(server: LiveServer, prefix: str, count: int) -> list[FloorJob]:
+def create_jobs(
+    server: LiveServer, prefix: str, count: int, orders: Sequence[Order] = ORDERS
+) -> list[FloorJob]:
     """`count` orders through the API as the lab manager, spread over the routes."""
     rng = random.Random(count)
     jobs = []
@@ -127,7 +130,7 @@ def _create_jobs(server: LiveServer, prefix: str, count: int) -> list[FloorJob]:
             "/api/auth/login", json={"username": "manager", "password": "demo-manager-pass"}
         ).raise_for_status()
         for index in range(count):
-            design, surfaced, _ = rng.choices(ORDERS, weights=[share for *_, share in ORDERS])[0]
+            design, surfaced, _ = rng.choices(orders, weights=[share for *_, share in orders])[0]
             number = f"{prefix}{100000 + index}"
             answer = http.post("/api/jobs", json=_order(number, design, surfaced))
             if answer.is_error:
@@ -368,7 +371,7 @@ def _report(label: str, tally: Tally, wall: float, cpu: float) -> None:
 
 
 @contextmanager
-def _database(backend: str, root: Path, name: str) -> Iterator[str]:
+def database(backend: str, root: Path, name: str) -> Iterator[str]:
     """A fresh database URL for one server; PostgreSQL's is dropped afterwards."""
     if backend == "sqlite":
         yield f"sqlite:///{root / name}.db"
@@ -380,13 +383,13 @@ def _database(backend: str, root: Path, name: str) -> Iterator[str]:
 def _lenstrack(backend: str, root: Path, args: argparse.Namespace) -> None:
     stations = _stations()
     for mode, batch in (("single", None), (f"batched {args.batch}", args.batch)):
-        with _database(backend, root, f"lenstrack_{mode[:6]}") as url:
+        with database(backend, root, f"lenstrack_{mode[:6]}") as url:
             server = LiveServer(root / mode.replace(" ", "_"))
             server.env["LENSTRACK_DATABASE_URL"] = url
             server.cli("seed-demo", "--jobs", "0")
             server.start()
             try:
-                jobs = _create_jobs(server, "J", args.jobs)
+                jobs = create_jobs(server, "J", args.jobs)
                 for stage_names in stations.values():
                     for name in stage_names:
                         server.token(name)
@@ -398,7 +401,7 @@ def _lenstrack(backend: str, root: Path, args: argparse.Namespace) -> None:
 
 
 def _naive(backend: str, root: Path, args: argparse.Namespace) -> None:
-    with _database(backend, root, "naive") as url:
+    with database(backend, root, "naive") as url:
         port = free_port()
         log = root / "naive.log"
         with log.open("ab") as sink:
