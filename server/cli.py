@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -86,16 +87,31 @@ class _SeedProgress:
 def _seed_demo(args: argparse.Namespace) -> int:
     from server import migrate
     from server.db import Database
+    from server.domain.bulk_seed import bulk_seed
     from server.domain.dcs_jobs import DcsFile
     from server.domain.seed import DEMO_PEOPLE, seed_demo, seed_new_orders
     from server.labconfig import load_lab_config
+    from server.models import Lab, utcnow
 
     settings = _settings()
     migrate.upgrade(settings.resolved_database_url, cipher=settings.data_cipher)
     database = Database.from_settings(settings)
     with database.session() as session:
         config = load_lab_config(settings.lab_config, _known_profiles(settings))
-        seeded = seed_demo(session, config, args.jobs, args.seed, _SeedProgress())
+        if args.bulk is None:  # jobs moved by station events, one at a time
+            seeded = seed_demo(session, config, args.jobs, args.seed, _SeedProgress())
+        elif seeded := seed_demo(session, config, 0, args.seed):
+            lab = session.scalars(select(Lab).where(Lab.code == config.lab.code)).one()
+            history = timedelta(days=args.bulk)
+            bulk_seed(
+                session,
+                lab.id,
+                args.jobs,
+                seed=args.seed,
+                as_of=utcnow(),
+                history=history,
+                progress=_SeedProgress(),
+            )
         if seeded:
             files = [DcsFile(path.name, path.read_bytes()) for path in sorted(DEMO_DCS.glob("*"))]
             new = seed_new_orders(session, files)
@@ -201,6 +217,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     seed = subparsers.add_parser("seed-demo", help="create the demo lab with jobs")
     seed.add_argument("--jobs", type=int, default=200)
     seed.add_argument("--seed", type=int, default=7, help="random seed")
+    seed.add_argument(
+        "--bulk",
+        type=float,
+        metavar="DAYS",
+        help="write the jobs straight to the tables as DAYS days of history (a big lab: "
+        "--jobs 1000000 --bulk 365), instead of moving each by station events",
+    )
     seed.set_defaults(handler=_seed_demo)
 
     token = subparsers.add_parser("station-token", help="create or revoke station tokens")

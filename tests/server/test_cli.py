@@ -79,6 +79,18 @@ async def api(seeded: Cli) -> AsyncIterator[httpx.AsyncClient]:
     context.db.dispose()
 
 
+def test_seed_demo_in_bulk_writes_the_history_straight_to_the_tables(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    out = cli.ok("seed-demo", "--jobs", "120", "--bulk", "2")
+    assert "seeded the demo lab" in out
+    with sqlite3.connect(tmp_path / "lenstrack.db") as db:
+        jobs, active = db.execute("SELECT count(*), sum(is_active) FROM job").fetchone()
+        events = db.execute("SELECT count(*) FROM stage_event").fetchone()[0]
+    # 120 jobs over two days of history, with the demo's new orders and remake on top.
+    assert jobs > 120 and 0 < active < jobs
+    assert events > 120 * 4  # every job moved along its route by its events
+
+
 def test_seeding_again_changes_nothing(seeded: Cli) -> None:
     out = seeded.ok("seed-demo", "--jobs", "5")
     assert "the demo lab has jobs already; left as it is" in out
