@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -134,7 +134,7 @@ class GroupWriter:
     def _write(self, group: list[_Request[Any]]) -> None:
         for attempt in range(1, GROUP_ATTEMPTS + 1):
             try:
-                outcomes, done = self._run_group(group)
+                outcomes = self._run_group(group)
             except DBAPIError as error:
                 if attempt < GROUP_ATTEMPTS and is_retryable(error):
                     log.info("group aborted (%s); attempt %d", error.orig, attempt + 1)
@@ -145,25 +145,26 @@ class GroupWriter:
                 self._fail(group, error)
                 return
             self.groups_committed += 1
-            for request, (ok, value) in zip(done, outcomes, strict=True):
+            for request, (ok, value) in zip(group, outcomes, strict=False):
                 if ok:
                     request.future.set_result(value)
                 else:
                     request.future.set_exception(value)
-            # Requests left out when the group ran out of time go in the next group.
-            for request in reversed(group[len(done) :]):
-                self._requeue(request)
+            # Those left out when the group ran out of time rejoin the queue at the back, in
+            # their order (SimpleQueue has no "put first"): they waited one group, and every
+            # group takes one request at least, so none starves.
+            for request in group[len(outcomes) :]:
+                self._queue.put(request)
             return
 
-    def _run_group(
-        self, group: list[_Request[Any]]
-    ) -> tuple[list[tuple[bool, Any]], list[_Request[Any]]]:
+    def _run_group(self, group: list[_Request[Any]]) -> list[tuple[bool, Any]]:
+        """(ok, result or error) for the requests taken, a prefix of `group`."""
         outcomes: list[tuple[bool, Any]] = []
-        done: list[_Request[Any]] = []
         stop_at = time.monotonic() + self._limits.max_seconds
         with self._transaction() as session:
-            for request in self._taken(group, stop_at):
-                done.append(request)
+            for request in group:
+                if outcomes and time.monotonic() >= stop_at:
+                    break
                 try:
                     with session.begin_nested():
                         outcomes.append((True, request.context.run(request.work, session)))
@@ -173,18 +174,7 @@ class GroupWriter:
                     outcomes.append((False, error))
                 except Exception as error:
                     outcomes.append((False, error))
-        return outcomes, done
-
-    def _taken(self, group: list[_Request[Any]], stop_at: float) -> Iterator[_Request[Any]]:
-        for index, request in enumerate(group):
-            if index and time.monotonic() >= stop_at:
-                return
-            yield request
-
-    def _requeue(self, request: _Request[Any]) -> None:
-        # SimpleQueue has no "put first": a left-over request rejoins at the back, which is
-        # fair enough (it waited one group) and never starves (each group takes one at least).
-        self._queue.put(request)
+        return outcomes
 
     @staticmethod
     def _fail(group: list[_Request[Any]], error: BaseException) -> None:
