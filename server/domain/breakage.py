@@ -1,6 +1,7 @@
 """Breakage records: what broke, where, in which shift, and what it cost; reversible."""
 
 from datetime import datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from server.models import (
     Eye,
     Job,
     Lab,
+    LensDesign,
     Role,
     StageEvent,
 )
@@ -32,22 +34,32 @@ def shift_at(lab: Lab, moment: datetime) -> str | None:
     return started[-1] if started else starts[-1][1]
 
 
+def breakage_cost(
+    costs: dict[str, Any], part: BreakagePart, design: LensDesign, eyes: str
+) -> tuple[float, str]:
+    """What a breakage costs and in which currency, from the lab's `breakage_costs`: each
+    broken lens at its design's price, or the frame's."""
+    if part == BreakagePart.lens:
+        cost = costs.get("lens", {}).get(design, 0.0) * len(eyes)
+    else:
+        cost = costs.get("frame", 0.0)
+    return cost, costs.get("currency", "EUR")
+
+
 def record_breakage(
     session: Session, job: Job, event: StageEvent, detail: BreakageDetail | None
 ) -> Breakage:
     detail = detail or BreakageDetail()
     lab = session.get_one(Lab, job.lab_id)
-    costs = lab.breakage_costs
     if detail.part == BreakagePart.lens:
         ordered_eyes = {eye.eye for eye in job.prescription}
         missing = [eye for eye in detail.eyes if eye not in ordered_eyes]
         if missing:
             raise Invalid("breakage.eyes", f"job {job.job_number} has no {missing[0]} lens")
         eyes = "".join(eye for eye in (Eye.R, Eye.L) if eye in detail.eyes)
-        cost = costs.get("lens", {}).get(job.lens_design, 0.0) * len(eyes)
     else:
         eyes = ""
-        cost = costs.get("frame", 0.0)
+    cost, currency = breakage_cost(lab.breakage_costs, detail.part, job.lens_design, eyes)
     breakage = Breakage(
         event_id=event.id,
         job_id=job.id,
@@ -58,7 +70,7 @@ def record_breakage(
         eyes=eyes,
         shift=shift_at(lab, event.corrected_at),
         cost=cost,
-        currency=costs.get("currency", "EUR"),
+        currency=currency,
         replacement_blanks=detail.replacement_blanks,
         occurred_at=event.corrected_at,
     )

@@ -38,7 +38,7 @@ from core.optics import PairRx, ToleranceFile, check_pair
 from core.optics import ordered_pair as optics_ordered_pair
 from server.crypto import Encrypted
 from server.domain.auth import STATION_ROLES
-from server.domain.breakage import shift_at
+from server.domain.breakage import breakage_cost, shift_at
 from server.domain.events import IngestRules, last_sequence
 from server.domain.flags import learn_stage_times, sweep
 from server.domain.jobs import lab_catalogue, next_job_number
@@ -786,19 +786,19 @@ class _Walk:
         return outcome is not None
 
     def _breakage(self, reason_code: str, design: LensDesign) -> dict[str, Any]:
-        costs = self.generator.floor.lab.breakage_costs
         lens = self.rng.random() < 0.9
+        part = BreakagePart.lens if lens else BreakagePart.frame
         eyes = self.rng.choice(["R", "L", "RL"]) if lens else ""
+        costs = self.generator.floor.lab.breakage_costs
+        cost, currency = breakage_cost(costs, part, design, eyes)
         return {
             "job_id": self.job_id,
             "stage_id": self.generator.floor.stages[self.progress.stage or ""].id,
             "reason_code": reason_code,
-            "part": BreakagePart.lens if lens else BreakagePart.frame,
+            "part": part,
             "eyes": eyes,
-            "cost": costs.get("lens", {}).get(design, 0.0) * len(eyes)
-            if lens
-            else costs.get("frame", 0.0),
-            "currency": costs.get("currency", "EUR"),
+            "cost": cost,
+            "currency": currency,
             "replacement_blanks": [],
             "reversed_at": None,
             "reversed_by_id": None,
