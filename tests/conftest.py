@@ -99,16 +99,23 @@ def database_url(
 
 
 def _empty_all_tables(url: str) -> None:
+    """Every table emptied and, on PostgreSQL, every id sequence restarted, as a new database.
+
+    DELETE rather than TRUNCATE: on a few rows per table it is ~13 ms against ~900 ms for
+    TRUNCATE, which makes a new file (and fsyncs) for each of 30-odd tables and their indexes.
+    """
     database = Database(url)  # no keys: nothing personal is read
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
     try:
         with database.engine.begin() as connection:
+            for name in tables:
+                connection.execute(text(f'DELETE FROM "{name}"'))
             if database.dialect == "postgresql":
-                quoted = ", ".join(f'"{name}"' for name in tables)
-                connection.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
-            else:
-                for name in tables:
-                    connection.execute(text(f'DELETE FROM "{name}"'))
+                sequences = connection.scalars(
+                    text("SELECT relname FROM pg_class WHERE relkind = 'S'")
+                ).all()
+                for sequence in sequences:
+                    connection.execute(text(f'ALTER SEQUENCE "{sequence}" RESTART'))
     finally:
         database.dispose()
 

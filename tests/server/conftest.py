@@ -3,18 +3,19 @@
 import itertools
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.orm import Session
 
 from core.contract import EARLIEST_TIME, SignAction
 from server.context import ServerContext
+from server.crypto import FERNET_PREFIX
 from server.domain import auth, security
 from server.domain.auth import STATION_ROLES, PersonPrincipal, StationPrincipal
 from server.domain.events import ingest_event
@@ -23,6 +24,7 @@ from server.domain.jobs import create_job, lookup_job
 from server.domain.seed import seed_demo
 from server.labconfig import LabConfig, load_lab_config
 from server.models import (
+    Base,
     EventAction,
     Job,
     JobStatus,
@@ -60,10 +62,12 @@ class Lab:
     `sign_in_everywhere`), so tests about other things send events under any badge."""
 
     context: ServerContext
+    sign_in: InitVar[bool] = True
 
-    def __post_init__(self) -> None:
-        with self.context.db.session() as session:
-            sign_in_everywhere(session)
+    def __post_init__(self, sign_in: bool) -> None:
+        if sign_in:
+            with self.context.db.session() as session:
+                sign_in_everywhere(session)
 
     def manager(self) -> PersonPrincipal:
         return self.person("manager")
@@ -130,11 +134,58 @@ class Lab:
         assert response.status_code == 200, response.text
 
 
+Rows = dict[str, list[dict[str, object]]]
+
+
+@pytest.fixture(scope="session")
+def seeded_rows() -> dict[str, Rows]:
+    """Per database URL, every row of a freshly seeded, signed-in lab: restoring them costs
+    a few ms where `seed_demo` costs 120-350 ms, and most server tests start from that lab."""
+    return {}
+
+
+def _copy_rows(connection: Connection) -> Rows:
+    rows = {
+        table.name: [dict(row) for row in connection.execute(select(table)).mappings()]
+        for table in Base.metadata.sorted_tables
+    }
+    # The next test's context has new data keys: a copied ciphertext would not open with them.
+    ciphertexts = [
+        (name, row)
+        for name, table_rows in rows.items()
+        for row in table_rows
+        if any(isinstance(value, str) and value.startswith(FERNET_PREFIX) for value in row.values())
+    ]
+    assert not ciphertexts, f"the seeded lab holds encrypted values: {ciphertexts[:1]}"
+    return rows
+
+
+def _restore_rows(connection: Connection, rows: Rows) -> None:
+    for table in Base.metadata.sorted_tables:
+        if rows[table.name]:
+            connection.execute(table.insert(), rows[table.name])
+    if connection.dialect.name == "postgresql":
+        # Ids were inserted explicitly: move each sequence past them, as seeding would have.
+        for table in Base.metadata.sorted_tables:
+            if rows[table.name] and "id" in table.c:
+                sequence = func.pg_get_serial_sequence(table.name, "id")
+                last = select(func.max(table.c.id)).scalar_subquery()
+                connection.execute(select(func.setval(sequence, last)))
+
+
 @pytest.fixture
-def lab(context: ServerContext, lab_config: LabConfig) -> Lab:
+def lab(context: ServerContext, lab_config: LabConfig, seeded_rows: dict[str, Rows]) -> Lab:
+    url = context.settings.resolved_database_url
+    if url in seeded_rows:
+        with context.db.engine.begin() as connection:
+            _restore_rows(connection, seeded_rows[url])
+        return Lab(context, sign_in=False)
     with context.db.session() as session:
         seed_demo(session, lab_config, job_count=0)
-    return Lab(context)
+    lab = Lab(context)
+    with context.db.engine.connect() as connection:
+        seeded_rows[url] = _copy_rows(connection)
+    return lab
 
 
 @pytest.fixture
