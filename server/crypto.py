@@ -162,29 +162,45 @@ def read_keys(path: Path) -> list[str]:
 def stored_token_samples(database_url: str) -> dict[str, str]:
     """The newest encrypted value of each encrypted column ("table.column": token), read as
     text through a keyless engine; tables and columns an older schema lacks are skipped,
-    and so are values stored before they were encrypted (migration 0013)."""
+    and so are values stored before they were encrypted (migration 0013).
+
+    One reflection query and one SELECT of a scalar subquery per column: every server start
+    (and every test's context) runs this on a new engine, whose statement cache is empty."""
     from server.db import READ_ONLY, make_engine  # both import this module
     from server.models import Base
 
     engine = make_engine(database_url)
-    samples: dict[str, str] = {}
     try:
         with engine.execution_options(**{READ_ONLY: True}).connect() as connection:
+            encrypted = {
+                model_table.name: names
+                for model_table in Base.metadata.sorted_tables
+                if (names := [c.name for c in model_table.columns if isinstance(c.type, Encrypted)])
+            }
             schema = inspect(connection)
-            for model_table in Base.metadata.sorted_tables:
-                names = [c.name for c in model_table.columns if isinstance(c.type, Encrypted)]
-                if not names or not schema.has_table(model_table.name):
-                    continue
-                present = {c["name"] for c in schema.get_columns(model_table.name)}
-                for name in (name for name in names if name in present):
-                    raw = table(model_table.name, column("id"), column(name, Text))
-                    newest = select(raw.c[name]).where(raw.c[name].is_not(None))
-                    token = connection.scalar(newest.order_by(raw.c.id.desc()).limit(1))
-                    if token is not None and token.startswith(FERNET_PREFIX):
-                        samples[f"{model_table.name}.{name}"] = token
+            existing = [name for name in encrypted if schema.has_table(name)]
+            # (An empty filter would reflect every table.)
+            stored = schema.get_multi_columns(filter_names=existing) if existing else {}
+            newest = [
+                select(raw.c[name])
+                .where(raw.c[name].is_not(None))
+                .order_by(raw.c.id.desc())
+                .limit(1)
+                .scalar_subquery()
+                .label(f"{table_name}.{name}")
+                for (_, table_name), columns in stored.items()
+                for name in encrypted[table_name]
+                if name in {column["name"] for column in columns}
+                for raw in [table(table_name, column("id"), column(name, Text))]
+            ]
+            row = connection.execute(select(*newest)).mappings().one() if newest else {}
     finally:
         engine.dispose()
-    return samples
+    return {
+        where: token
+        for where, token in row.items()
+        if token is not None and token.startswith(FERNET_PREFIX)
+    }
 
 
 def open_cipher(key_file: Path, database_url: str) -> DataCipher:
