@@ -117,25 +117,21 @@ def _stored_events(session: Session) -> list[StoredEvent]:
         .order_by(StageEvent.id)
     )
     return [
-        StoredEvent(
-            id=event.id,
-            event_uuid=event.event_uuid,
-            station=station,
-            sequence=event.station_sequence,
+        _stored(
+            event.id,
+            event.event_uuid,
+            station,
+            event.station_sequence,
             # Breakage and inspection details live in their own tables; the posters send none.
-            replay=EventIn(
-                event_uuid=event.event_uuid,
-                sequence=event.station_sequence,
-                job=job,
-                action=event.action,
-                operator_badge=badge,
-                reason_code=event.reason_code,
-                to_stage=to_stage_code,
-                override_reason=event.override_reason,
-                note=event.note,
-                created_at=event.device_created_at,
-                sent_at=event.device_sent_at,
-            ),
+            job=job,
+            action=event.action,
+            operator_badge=badge,
+            reason_code=event.reason_code,
+            to_stage=to_stage_code,
+            override_reason=event.override_reason,
+            note=event.note,
+            created_at=event.device_created_at,
+            sent_at=event.device_sent_at,
         )
         for event, station, job, badge, to_stage_code in rows
     ]
@@ -149,22 +145,31 @@ def _stored_sign_ins(session: Session) -> list[StoredEvent]:
         .order_by(StationSignIn.id)
     )
     return [
-        StoredEvent(
-            id=sign_in.id,
-            event_uuid=sign_in.event_uuid,
-            station=station,
-            sequence=sign_in.station_sequence,
-            replay=EventIn(
-                event_uuid=sign_in.event_uuid,
-                sequence=sign_in.station_sequence,
-                action=sign_in.action,
-                operator_badge=badge,
-                created_at=sign_in.device_created_at,
-                sent_at=sign_in.device_created_at,
-            ),
+        _stored(
+            sign_in.id,
+            sign_in.event_uuid,
+            station,
+            sign_in.station_sequence,
+            action=sign_in.action,
+            operator_badge=badge,
+            created_at=sign_in.device_created_at,
+            sent_at=sign_in.device_created_at,
         )
         for sign_in, station, badge in rows
     ]
+
+
+def _stored(
+    row_id: int, event_uuid: uuid.UUID, station: str, sequence: int, **replay: Any
+) -> StoredEvent:
+    """A stored row as the checker compares it, with the event a station would resend."""
+    return StoredEvent(
+        id=row_id,
+        event_uuid=event_uuid,
+        station=station,
+        sequence=sequence,
+        replay=EventIn(event_uuid=event_uuid, sequence=sequence, **replay),
+    )
 
 
 def _job_states(session: Session, jobs: list[str]) -> dict[str, JobState]:
