@@ -202,12 +202,14 @@ def fit_profiles(profiles: Sequence[np.ndarray]) -> Iterator[tuple[int, str]]:
     found = [ends for ends in own if ends is not None]
     if not found:
         return
-    # The outer edges the profiles agree on (one profile's may stop at a smear or a glare) and,
-    # where they differ, the full height's own: the bands' noise may add an edge in the quiet
-    # zone, such as a label's border, that outvotes it.
+    # The full height's own outer edges and the ones the profiles agree on (one profile's may
+    # stop at a smear or a glare, and the bands' noise may add an edge in the quiet zone, such
+    # as a label's border, that outvotes the full height's). Both, even when they are near: at
+    # 1.2 px modules the start and stop fits that choose the shapes turn on a fraction of a
+    # pixel, and a second set of shapes reads hard frames that one set misses.
     agreed = [tuple(np.median(found, axis=0).tolist())]
-    if own[0] is not None and not _near(own[0], agreed[0]):
-        agreed.append(own[0])
+    if own[0] is not None:
+        agreed = [own[0], *(ends for ends in agreed if ends != own[0])]
     plans: dict[bool, list[tuple[tuple[float, float], list[Shape]]]] = {False: [], True: []}
     for ends in agreed:
         for flip, direction in plans.items():
