@@ -120,7 +120,8 @@ def tickets(count: int, seed: int) -> list[Frame]:
     camera frames cycling L1, L2, L3; a tenth are blank paper of the same size (`_N`)."""
     import pypdfium2  # a dev dependency, like the server's reportlab
 
-    from server.tickets import CODE128_MODULE, TicketEye, TicketJob, render_tickets
+    from server.ticket_pdf import CODE128_MODULE
+    from server.tickets import TicketEye, TicketJob, render_tickets
 
     dpi = 150
     module = CODE128_MODULE * dpi / 72  # the Code 128 module in rasterised pixels

@@ -16,6 +16,10 @@ one row per request through SQLAlchemy) under the same 16 posters, and raw batch
 (`executemany`, `--batch` rows per commit) with no server at all. Afterwards every stored
 event is counted against the answers and every job's state against the last answer about it.
 Bounded: each phase stops after `--seconds` or when every job has left the floor.
+
+`--in-process` first times the domain calls alone, without HTTP: CPU and SQL statements per
+event for a station's batch (`ingest_batch`) and for 16 single events taken as one group,
+as the writer gathers them (`ingest_events`); each job is started and completed at edging.
 """
 
 import argparse
@@ -38,12 +42,22 @@ from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
+from sqlalchemy import event as sql_events
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.figures import p50_p95_max
 from benchmarks.push_latency import _cpu_seconds
+from server import migrate
+from server.context import ServerContext
+from server.domain.events import Arrival, ingest_batch, ingest_events
+from server.domain.seed import seed_demo
+from server.labconfig import load_lab_config
+from server.models import EventAction, utcnow
+from server.schemas import EventIn
+from server.settings import Settings
 from tests.conftest import throwaway_postgres_database
 from tests.liveserver import PROJECT_ROOT, LiveServer, free_port, stop_process, wait_until_answering
+from tests.server import conftest as test_lab
 
 OPERATOR = {"final_qc": "B2001"}  # the QC inspector; technicians elsewhere
 TECHNICIANS = ("B1001", "B1002")
@@ -480,12 +494,60 @@ def _raw_sqlite(root: Path, batch: int, seconds: float) -> None:
     print(f"  {label:<44} {rows / elapsed:>9.0f} rows/s")
 
 
+def _in_process(backend: str, root: Path, jobs: int, batch: int) -> None:
+    """The domain calls alone: CPU ms and SQL statements per event, per way of grouping."""
+    with database(backend, root, "in_process") as url:
+        migrate.upgrade(url)
+        context = ServerContext(Settings(database_url=url, data_dir=root, secret_key="bench"))
+        try:
+            with context.db.session() as session:
+                seed_demo(session, load_lab_config(test_lab.EXAMPLE_CONFIG), job_count=0)
+            lab = test_lab.Lab(context)
+            floor = test_lab.Floor(lab)
+            station = floor.station("EDGE-1")
+            statements = [0]
+
+            def count(*_: object) -> None:
+                statements[0] += 1
+
+            phases = (("B", f"ingest_batch of {batch}", batch), ("S", "groups of 16 singles", 16))
+            for prefix, label, size in phases:
+                as_batch = prefix == "B"
+                numbers = [f"{prefix}{100000 + index}" for index in range(jobs // 2)]
+                for number in numbers:
+                    lab.make_job(number)
+                events: list[EventIn] = []
+                for number in numbers:
+                    events += [
+                        floor.event("EDGE-1", number, action)
+                        for action in (EventAction.start, EventAction.complete)
+                    ]
+                sql_events.listen(context.db.engine, "before_cursor_execute", count)
+                statements[0], cpu = 0, time.process_time()
+                for start in range(0, len(events), size):
+                    chunk = events[start : start + size]
+                    with context.session() as session:
+                        if as_batch:
+                            ingest_batch(session, station, chunk)
+                        else:
+                            ingest_events(session, [Arrival(station, e, utcnow()) for e in chunk])
+                cpu = time.process_time() - cpu
+                sql_events.remove(context.db.engine, "before_cursor_execute", count)
+                print(
+                    f"  {'in process, ' + label:<44} {cpu / len(events) * 1000:>6.2f} ms CPU/event"
+                    f"  {statements[0] / len(events):>5.1f} statements/event"
+                )
+        finally:
+            context.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0, help="per phase")
     parser.add_argument("--jobs", type=int, default=600, help="jobs on the floor per phase")
     parser.add_argument("--batch", type=int, default=100, help="events per batch request")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--in-process", action="store_true", help="time the domain calls too")
     args = parser.parse_args()
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     with tempfile.TemporaryDirectory(prefix="lenstrack-ingest-") as temp:
@@ -493,6 +555,8 @@ def main() -> None:
             root = Path(temp) / backend
             root.mkdir()
             print(f"{backend}:")
+            if args.in_process:
+                _in_process(backend, root, args.jobs, args.batch)
             _lenstrack(backend, root, args)
             _naive(backend, root, args)
             if backend == "sqlite":

@@ -276,6 +276,29 @@ class InspectionIn(Inbound):
     defects: list[DefectIn] = Field(default=[], max_length=20)
 
 
+# Where a store's messages go: one plain address (no display name, no list), as a mail
+# server's envelope takes it.
+EmailAddress = Annotated[
+    str,
+    StringConstraints(
+        min_length=3,
+        max_length=254,
+        pattern=r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$",
+    ),
+]
+
+
+class ShipmentIn(Inbound):
+    """How a job leaves the lab, with its completion at a shipping stage: the carrier (one
+    the stage lists), its tracking number as scanned or typed, and the box or batch."""
+
+    carrier: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    tracking_number: Annotated[
+        str, StringConstraints(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$")
+    ]
+    box: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+
+
 class EventIn(Inbound):
     """One scan-time event made by a station. The station is known from its token."""
 
@@ -299,6 +322,9 @@ class EventIn(Inbound):
     breakage: BreakageDetail | None = Field(default=None, description="Only with breakage.")
     inspection: InspectionIn | None = Field(
         default=None, description="QC result: with complete (pass) or rework (fail)."
+    )
+    shipment: ShipmentIn | None = Field(
+        default=None, description="Carrier and tracking: with complete at a shipping stage."
     )
     created_at: WireTime = Field(description="Device clock at scan time.")
     sent_at: WireTime = Field(description="Device clock when this send began.")
@@ -331,11 +357,13 @@ class EventIn(Inbound):
     def _consistent(self) -> Self:
         if self.signs:
             details = ("reason_code", "to_stage", "override_reason", "note", "breakage")
-            for name in (*details, "inspection"):
+            for name in (*details, "inspection", "shipment"):
                 if getattr(self, name) is not None:
                     raise _field_error(name, "a sign-in or sign-out carries only a badge")
         if self.breakage is not None and self.action != Action.breakage:
             raise ValueError("breakage details belong to a breakage event")
+        if self.shipment is not None and self.action != Action.complete:
+            raise _field_error("shipment", "a shipment rides on complete")
         if self.inspection is not None:
             if self.action not in (Action.complete, Action.rework):
                 raise ValueError("an inspection rides on complete (pass) or rework (fail)")
@@ -354,6 +382,8 @@ class Stage(Reply):
     inspection: bool = Field(
         default=False, description="A job passes this stage only with a judged inspection."
     )
+    # A shipping stage lists its carriers; completing a job there records its shipment.
+    carriers: list[str] | None = None
 
 
 class OrderedEye(Reply):

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the station package is imported only once the demo runs
     from station.simulator import FloorSettings
 
 DEMO_DIR = Path("var/demo")
+MAIL_DIR = DEMO_DIR / "mail"  # what the stores were e-mailed: one .eml each, and index.txt
 TOKENS_DIR = DEMO_DIR / "tokens"  # the station TOMLs and config/floor.toml read NAME.token here
 STATION_CONFIGS = Path("config/stations")
 FLOOR_CONFIG = Path("config/floor.toml")
@@ -170,13 +171,15 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _seed(env: dict[str, str], jobs: int) -> tuple[int, str]:
+def _seed(env: dict[str, str], jobs: int, history_days: float) -> tuple[int, str]:
     """Run `seed-demo`, relaying its progress lines as they come; returns its exit code and
-    what it printed on stdout (the demo log-ins)."""
+    what it printed on stdout (the demo log-ins). With `history_days` the jobs are that many
+    days of history written by the bulk path, so the KPI dashboards have months to show."""
     _say(f"seeding the demo lab ({jobs} jobs) in {DEMO_DIR / 'lenstrack.db'}")
     started_at = time.monotonic()
+    bulk = ["--bulk", f"{history_days:g}"] if history_days > 0 else []
     with subprocess.Popen(
-        _cli("seed-demo", "--jobs", str(jobs)),
+        _cli("seed-demo", "--jobs", str(jobs), *bulk),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -200,6 +203,7 @@ def _print_urls(
     print(f"  change requests (manager):     {server_url}/lab/changes")
     print(f"  a job's ticket:                {server_url}/api/jobs/1/ticket.pdf")
     print(f"  job list:                      {server_url}/jobs")
+    print(f"  KPIs (lab / store):            {server_url}/lab/kpis  {server_url}/store/kpis")
     print(f"  API documentation:             {server_url}/docs")
     print("  stations for people (sign in by scanning a badge, e.g. B1001):")
     for station in stations:
@@ -210,9 +214,12 @@ def _print_urls(
     simulated = ", ".join(station.name for station in floor.stations)
     print(f"  simulated stations ({speed:g}× speed): {simulated}")
     print(f"  logs:                          {DEMO_DIR}/*.log")
+    print(f"  store e-mails (SMTP sink):     {MAIL_DIR}/index.txt, one .eml per message")
+    print(f"  store messages (north):        {server_url}/store/settings")
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from lenstrack.mail_sink import MailSink
     from station.settings import StationSettings
     from station.simulator import FloorSettings
 
@@ -225,7 +232,7 @@ def run_demo(args: argparse.Namespace) -> int:
     }
     env.pop("LENSTRACK_DATABASE_URL", None)  # the demo always runs on its own SQLite file
     started_at = time.monotonic()
-    code, logins = _seed(env, args.jobs)
+    code, logins = _seed(env, args.jobs, args.history)
     if code != 0:
         print(f"seeding the demo lab failed (exit code {code})", file=sys.stderr)
         return code
@@ -235,6 +242,9 @@ def run_demo(args: argparse.Namespace) -> int:
     stations = list(configs.values())
     floor = FloorSettings.load(FLOOR_CONFIG)
     _ensure_tokens([s.name for s in stations] + [s.name for s in floor.stations], DEMO_DIR)
+    # The stores' e-mails go to a local sink, never out; it keeps each one under MAIL_DIR.
+    mail_sink = MailSink(directory=MAIL_DIR).start()
+    env |= {f"LENSTRACK_{key.upper()}": str(value) for key, value in mail_sink.settings().items()}
     station_env = {**env, "LENSTRACK_STATION_SERVER_URL": server_url}
     children = DemoProcesses()
     try:
@@ -271,12 +281,20 @@ def run_demo(args: argparse.Namespace) -> int:
         return 0
     finally:
         children.stop()
+        mail_sink.stop()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo = subparsers.add_parser("demo", help="seed and run the demo lab on this machine")
     demo.add_argument("--port", type=int, default=8080)
-    demo.add_argument("--jobs", type=int, default=200, help="jobs in a newly seeded demo lab")
+    demo.add_argument("--jobs", type=int, default=3000, help="jobs in a newly seeded demo lab")
+    demo.add_argument(
+        "--history",
+        type=float,
+        default=120,
+        metavar="DAYS",
+        help="the jobs as DAYS days of history (KPI charts); 0: moved by station events",
+    )
     demo.add_argument(
         "--speed", type=float, default=60, help="floor simulator: standard minutes per minute"
     )

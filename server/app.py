@@ -6,14 +6,20 @@ from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from server.api import (
+    aftersales,
     auth,
     breakages,
     changes,
     events,
+    followups,
     health,
     imports,
     jobs,
+    kpis,
+    patient_links,
+    spc,
     stations,
+    stores,
     tickets,
     webhooks,
 )
@@ -23,7 +29,7 @@ from server.api.errors import document_errors, install_error_handlers
 from server.background import Sweeper
 from server.context import ServerContext
 from server.notify.worker import DeliveryWorker
-from server.pages import login
+from server.pages import login, patient
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,16 +56,23 @@ def create_api(context: ServerContext) -> FastAPI:
     # imports first: POST /api/jobs/import must never be taken for a /api/jobs/{job_id} route.
     routers = (
         imports,
+        aftersales,
         auth,
         breakages,
         changes,
         events,
+        followups,
         health,
         jobs,
+        kpis,
+        patient_links,
+        spc,
         stations,
+        stores,
         tickets,
         webhooks,
         login,
+        patient,
     )
     for module in routers:
         api.include_router(module.router)

@@ -3,9 +3,11 @@ purge of personal data past retention (server.domain.personal_data).
 
 A round commits every `SWEEP_CHUNK` jobs: on SQLite a transaction holds the database's one
 write lock, and a single transaction over a lab's open jobs (1.5-3 s for 1,750 jobs) kept
-every station event waiting that long. With several server processes on PostgreSQL one of
-them, the leader, runs the rounds (`Leadership`), and an advisory lock held for each round
-keeps two rounds from overlapping while leadership changes hands.
+every station event waiting that long. What a round only reads (the open jobs, the floor
+load, weeks of events to learn stage times from) is read before, outside the writes. With
+several server processes on PostgreSQL one of them, the leader, runs the rounds
+(`Leadership`), and an advisory lock held for each round keeps two rounds from overlapping
+while leadership changes hands.
 """
 
 import asyncio
@@ -20,15 +22,23 @@ from sqlalchemy.exc import DBAPIError
 
 from server.context import ServerContext
 from server.db import Database
-from server.domain.flags import learn_stage_times, open_job_ids, sweep
+from server.domain.flags import (
+    floor_load,
+    measure_stage_times,
+    open_job_ids,
+    store_stage_times,
+    sweep,
+)
 from server.domain.personal_data import purge_expired
+from server.domain.spc import scan_for_violations
 from server.models import Lab, utcnow
 
 log = logging.getLogger(__name__)
 
 SWEEP_LOCK = 0x4C5453  # advisory lock key ("LTS")
 SWEEPER_LEADER = 0x4C544C  # advisory lock key ("LTL")
-SWEEP_CHUNK = 100  # jobs per transaction
+# Jobs per transaction: some 100 ms of writes at most (benchmarks/scale.py times each chunk).
+SWEEP_CHUNK = 20
 
 
 class Leadership:
@@ -141,23 +151,28 @@ class Sweeper:
             if not ours:
                 return 0
             with self.context.db.read_session() as session:
-                labs = {
-                    lab_id: open_job_ids(session, lab_id)
-                    for lab_id in session.scalars(select(Lab.id))
-                }
-            for lab_id, job_ids in labs.items():
+                lab_ids = list(session.scalars(select(Lab.id)))
+            for lab_id in lab_ids:
                 if learn:
+                    with self.context.db.read_session() as session:
+                        durations = measure_stage_times(session, lab_id, now)
                     with self.context.session() as session:
-                        learn_stage_times(session, lab_id, now)
+                        store_stage_times(session, lab_id, durations, now)
+                    scan_for_violations(self.context.db, lab_id, now)  # SPC alerts
+                with self.context.db.read_session() as session:
+                    job_ids = open_job_ids(session, lab_id)
+                    load = floor_load(session, lab_id)
                 for start in range(0, len(job_ids), self.chunk):
+                    chunk = job_ids[start : start + self.chunk]
                     with self.context.session() as session:
-                        visited += sweep(session, lab_id, now, job_ids[start : start + self.chunk])
+                        visited += sweep(session, lab_id, now, chunk, load)
             if self._last_purged is None or now - self._last_purged >= self.purge_every:
                 retention = self.context.settings.personal_data_retention_days
                 if purged := purge_expired(self.context.session, now, retention):
                     log.info("purged the personal data of %d job(s) past retention", purged)
                 self._last_purged = now
         if learn:
+            self.context.db.optimize()  # as often as stage times are learned
             self._last_learned = now
         return visited
 

@@ -171,7 +171,10 @@ def _user_create(args: argparse.Namespace) -> int:
                 role=Role(args.role),
                 badge_code=args.badge,
                 store_id=store_id,
+                store_manager=args.store_manager,
             )
+            if args.store_manager and person.role != Role.store_staff:
+                raise ValueError("--store-manager is for store_staff (they set store messages)")
             set_password(person, password)
             session.add(person)
     except ValueError as error:
@@ -247,6 +250,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     user_create.add_argument("--store", help="store code (required for store_staff)")
     user_create.add_argument("--badge")
+    user_create.add_argument(
+        "--store-manager", action="store_true", help="store staff who set the store's messages"
+    )
     user_create.add_argument("--password-stdin", action="store_true")
     user.set_defaults(handler=_user_create)
 

@@ -4,13 +4,21 @@ import tomllib
 from collections.abc import Collection
 from datetime import time
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
+from core.contract import EmailAddress
 from core.labels import Labels
-from server.models import JobType, LensDesign, ReasonKind
+from server.models import JobType, LensDesign, ReasonKind, TicketClass
 
 Code = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
 
@@ -68,6 +76,12 @@ class StageConfig(_Strict):
         default=False,
         description="Force QA: a job passes this stage only with a judged inspection.",
     )
+    carriers: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20,
+        description="A shipping stage: the carriers its station offers for a shipment.",
+    )
 
 
 class RouteConfig(_Strict):
@@ -97,6 +111,9 @@ class StoreConfig(_Strict):
     name: str = Field(min_length=1, max_length=120)
     tolerance_profile: str | None = Field(
         None, description="QC judges this store's jobs with it (config/tolerances.toml)"
+    )
+    notify_email: EmailAddress | None = Field(
+        None, description="Where the store's messages go; omitted: left as the store set it."
     )
 
 
@@ -146,6 +163,49 @@ class CatalogueConfig(_Strict):
         return self
 
 
+class KpiTargets(_Strict):
+    """`[kpi_targets]`: what the KPI dashboards draw against the actual rates (fractions)."""
+
+    on_time: float = Field(default=0.95, gt=0, le=1, description="on-time delivery rate")
+    first_pass: float = Field(default=0.97, gt=0, le=1, description="first-pass QC yield")
+
+
+class AftersalesConfig(_Strict):
+    """`[aftersales]`: the lab's service promises to its stores, and when stores call patients.
+
+    Clocks run in elapsed hours: a promise to a store is kept around the clock."""
+
+    first_response_hours: int = Field(default=24, gt=0, le=24 * 30)
+    resolution_hours: dict[TicketClass, int] = Field(
+        default={
+            TicketClass.lens_defect: 72,
+            TicketClass.frame_fit: 48,
+            TicketClass.non_adapt: 240,
+            TicketClass.breakage: 72,
+            TicketClass.wrong_rx: 72,
+            TicketClass.delay: 24,
+            TicketClass.other: 120,
+        },
+        description="Resolution target per ticket class; a class left out keeps its default",
+    )
+    follow_up_days: list[int] = Field(default=[3, 14, 30], max_length=10)
+
+    @field_validator("resolution_hours")
+    @classmethod
+    def _every_class(cls, value: dict[TicketClass, int]) -> dict[TicketClass, int]:
+        if any(not 0 < hours <= 24 * 90 for hours in value.values()):
+            raise ValueError("resolution hours must be between 1 and 2160")
+        defaults = cls.model_fields["resolution_hours"].get_default()
+        return {**defaults, **value}
+
+    @field_validator("follow_up_days")
+    @classmethod
+    def _distinct_days(cls, value: list[int]) -> list[int]:
+        if any(not 0 < days <= 365 for days in value) or len(set(value)) != len(value):
+            raise ValueError("follow-up days must be distinct, each from 1 to 365")
+        return sorted(value)
+
+
 class LabelsConfig(Labels):
     """`[labels.*]`: what stations show for identifiers; stage names are the stages' own."""
 
@@ -164,6 +224,8 @@ class LabConfig(_Strict):
     breakage_costs: BreakageCosts = BreakageCosts()
     labels: LabelsConfig = LabelsConfig()
     catalogue: CatalogueConfig = CatalogueConfig()
+    aftersales: AftersalesConfig = AftersalesConfig()
+    kpi_targets: KpiTargets = KpiTargets()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:

@@ -85,6 +85,10 @@ class Lab(Base):
     labels: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
     # server.labconfig.CatalogueConfig as JSON: what an order may choose (None: not loaded).
     catalogue: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+    # server.labconfig.AftersalesConfig as JSON: SLA hours and follow-up days (None: defaults).
+    aftersales: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+    # server.labconfig.KpiTargets as JSON: what the dashboards draw against (None: defaults).
+    kpi_targets: Mapped[dict[str, float] | None] = mapped_column(JSON, default=dict)
 
 
 class ProductionLine(Base):
@@ -121,6 +125,8 @@ class Stage(Base):
     capacity: Mapped[int] = mapped_column(default=1)
     # Force QA: a job passes this stage (complete) only with a judged inspection.
     inspection: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # A shipping stage: the carriers its station offers; a completion there records the shipment.
+    carriers: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class Route(Base):
@@ -221,6 +227,8 @@ class Person(Base):
     store_id: Mapped[int | None] = mapped_column(ForeignKey("store.id"))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
+    # Store staff who set their store's messages (server.notify.preferences).
+    store_manager: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     store: Mapped[Store | None] = relationship()
 
     @property
@@ -268,6 +276,19 @@ class Job(Base):
         Index("ix_job_lab_active_promised", "lab_id", "is_active", "promised_at", "id"),
         Index("ix_job_store_promised", "store_id", "promised_at", "id"),
         Index("ix_job_store_active_promised", "store_id", "is_active", "promised_at", "id"),
+        # A stage's jobs in list order (a station's list); a store's shipped, undelivered jobs.
+        Index("ix_job_stage_promised", "current_stage_id", "promised_at", "id"),
+        Index("ix_job_store_undelivered", "store_id", "status", "delivered_at"),
+        # KPIs (server.domain.kpis): the jobs finished in a period, the lab's or a store's.
+        Index("ix_job_lab_status_changed", "lab_id", "status", "state_changed_at"),
+        Index("ix_job_store_status_changed", "store_id", "status", "state_changed_at"),
+        Index(
+            "ix_job_remake_ordered",
+            "lab_id",
+            "ordered_at",
+            sqlite_where=text("remake_of_id IS NOT NULL"),
+            postgresql_where=text("remake_of_id IS NOT NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id"))
@@ -317,6 +338,8 @@ class Job(Base):
     # When retention purged its patient data (server.domain.personal_data): the production
     # record stays, the patient reference, prescription and personal change values do not.
     personal_data_purged_at: Mapped[datetime | None]
+    # The patient declined follow-up contact: no follow-ups are scheduled at delivery.
+    contact_declined: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
 
     store: Mapped[Store] = relationship(lazy="joined")
     route: Mapped[Route] = relationship(lazy="joined")
@@ -512,6 +535,7 @@ class Breakage(Base):
     """
 
     __tablename__ = "breakage"
+    __table_args__ = (Index("ix_breakage_occurred", "occurred_at"),)  # KPIs of a period
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("stage_event.id"), unique=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
@@ -658,7 +682,10 @@ class Inspection(Base):
     """
 
     __tablename__ = "inspection"
-    __table_args__ = (UniqueConstraint("job_id", "attempt"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "attempt"),
+        Index("ix_inspection_attempt_at", "attempt", "inspected_at"),  # first-pass yield
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("stage_event.id"), unique=True
@@ -778,3 +805,208 @@ class StationSignIn(Base):
     # Device time, the one job events are compared with: the station's own clock and order.
     device_created_at: Mapped[datetime]
     server_received_at: Mapped[datetime]
+
+
+class StationSequenceMark(Base):
+    """How far a station's sequence numbers have all reached the server: every one from 1 to
+    `received_through` is stored or rejected (none is ever deleted), so a gap report reads
+    only the numbers after it. No row: none known yet."""
+
+    __tablename__ = "station_sequence_mark"
+    station_id: Mapped[int] = mapped_column(ForeignKey("station.id"), primary_key=True)
+    received_through: Mapped[int] = mapped_column(BigInteger)
+
+
+class TicketClass(StrEnum):
+    """What an after-sales ticket is about; each class has its own resolution target."""
+
+    lens_defect = "lens_defect"
+    frame_fit = "frame_fit"
+    non_adapt = "non_adapt"
+    breakage = "breakage"
+    wrong_rx = "wrong_rx"
+    delay = "delay"
+    other = "other"
+
+
+class TicketStatus(StrEnum):
+    open = "open"  # waiting for the lab
+    answered = "answered"  # the lab wrote last
+    resolved = "resolved"
+
+
+class TicketResolution(StrEnum):
+    remade = "remade"
+    adjusted = "adjusted"
+    advice = "advice"
+    refunded = "refunded"
+    no_fault = "no_fault"
+    other = "other"
+
+
+class AftersalesTicket(Base):
+    """A store's complaint about a delivered or shipped job, answered by the lab.
+
+    Its SLA clocks are set when it opens, from the lab's config then, so a later config
+    change never moves a promise already made."""
+
+    __tablename__ = "aftersales_ticket"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    ticket_class: Mapped[TicketClass] = mapped_column(_enum(TicketClass))
+    subject: Mapped[str] = mapped_column(String(120))
+    status: Mapped[TicketStatus] = mapped_column(
+        _enum(TicketStatus), default=TicketStatus.open, index=True
+    )
+    opened_by_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    opened_at: Mapped[datetime]
+    first_response_due_at: Mapped[datetime]
+    resolution_due_at: Mapped[datetime]
+    first_response_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    resolution: Mapped[TicketResolution | None] = mapped_column(_enum(TicketResolution))
+    resolution_note: Mapped[str | None] = mapped_column(String(500))
+    reopened_count: Mapped[int] = mapped_column(default=0)
+    remake_id: Mapped[int | None] = mapped_column(ForeignKey("job.id"))
+
+    job: Mapped[Job] = relationship(foreign_keys=[job_id], lazy="joined")
+    remake: Mapped[Job | None] = relationship(foreign_keys=[remake_id])
+    opened_by: Mapped[Person] = relationship(foreign_keys=[opened_by_id], lazy="joined")
+    owner: Mapped[Person | None] = relationship(foreign_keys=[owner_id], lazy="joined")
+    # Read on the ticket's own page only: a list of tickets loads none.
+    messages: Mapped[list["TicketMessage"]] = relationship(
+        order_by="TicketMessage.id", cascade="all, delete-orphan"
+    )
+
+
+class TicketMessage(Base):
+    """One message on a ticket: a person's, or the system's note of what happened."""
+
+    __tablename__ = "ticket_message"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("aftersales_ticket.id", ondelete="CASCADE"), index=True
+    )
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))  # None: the system
+    from_lab: Mapped[bool]
+    body: Mapped[str] = mapped_column(Text)
+    written_at: Mapped[datetime]
+    author: Mapped[Person | None] = relationship(lazy="joined")
+
+
+class FollowUpOutcome(StrEnum):
+    satisfied = "satisfied"
+    adapting = "adapting"
+    problem = "problem"  # opens a ticket
+
+
+class FollowUp(Base):
+    """A call to the patient a set number of days after delivery, scheduled when the job is
+    delivered (none when the patient declined contact)."""
+
+    __tablename__ = "follow_up"
+    __table_args__ = (
+        UniqueConstraint("job_id", "days_after"),
+        Index("ix_follow_up_due", "done_at", "due_at"),  # the stores' due lists
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"))
+    days_after: Mapped[int] = mapped_column(SmallInteger)
+    due_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+    done_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    outcome: Mapped[FollowUpOutcome | None] = mapped_column(_enum(FollowUpOutcome))
+    score: Mapped[int | None] = mapped_column(SmallInteger)
+    note: Mapped[str | None] = mapped_column(String(500))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("aftersales_ticket.id"))
+    job: Mapped[Job] = relationship(lazy="joined")
+
+
+class PatientLink(Base):
+    """A job's status page for its patient: only the token's SHA-256 digest is stored, so the
+    link is shown once, when it is made; a new one replaces it."""
+
+    __tablename__ = "patient_link"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    job: Mapped[Job] = relationship(lazy="joined")
+
+
+class StoreNotificationSetting(Base):
+    """What a store wants to hear about its jobs (milestones) and when: as each happens or
+    in a daily e-mail digest at `digest_hour` in the lab's time zone. Without a row, the
+    defaults of server.notify.preferences apply."""
+
+    __tablename__ = "store_notification_setting"
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id"), primary_key=True)
+    milestones: Mapped[list[str]] = mapped_column(JSON)
+    email_mode: Mapped[str] = mapped_column(String(16))  # "immediate" or "digest"
+    digest_hour: Mapped[int] = mapped_column(SmallInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+
+
+class Shipment(Base):
+    """How a job left the lab: recorded with the completion at a shipping stage."""
+
+    __tablename__ = "shipment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("stage_event.id"), unique=True
+    )
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    carrier: Mapped[str] = mapped_column(String(40))
+    tracking_number: Mapped[str] = mapped_column(String(64))
+    box: Mapped[str | None] = mapped_column(String(40))
+    shipped_at: Mapped[datetime]
+
+
+# A job's feed entries in order: which milestone an entry is (the first of its kind?).
+Index("ix_job_update_job", JobUpdate.job_id, JobUpdate.id)
+
+
+# SPC (server.domain.spc): an inspecting station's latest measurements, and every station's
+# (a machine's chart walks the latest inspections back to where each lens was processed).
+Index("ix_inspection_station_at", Inspection.station_id, Inspection.inspected_at)
+Index("ix_inspection_at", Inspection.inspected_at)
+
+
+class LabAlert(Base):
+    """A control chart broke a Western Electric rule (server.domain.spc): shown on the WIP
+    board until a lab manager acknowledges it. One open alert per chart and rule; after the
+    acknowledgement only a violation at a later point raises the next."""
+
+    __tablename__ = "lab_alert"
+    __table_args__ = (
+        Index(
+            "uq_lab_alert_open",
+            "lab_id",
+            "chart",
+            "rule",
+            unique=True,
+            sqlite_where=text("acknowledged_at IS NULL"),
+            postgresql_where=text("acknowledged_at IS NULL"),
+        ),
+        Index("ix_lab_alert_chart_rule", "lab_id", "chart", "rule", "point_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id"))
+    chart: Mapped[str] = mapped_column(String(200))  # server.domain.spc.ChartKey.text
+    measure: Mapped[str] = mapped_column(String(16))
+    station_id: Mapped[int] = mapped_column(ForeignKey("station.id"))
+    rule: Mapped[int] = mapped_column(SmallInteger)  # core.spc.Rule
+    side: Mapped[str] = mapped_column(String(8))  # "above" or "below" the centre line
+    # The violating point: the lens's job and when it was inspected.
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"))
+    point_at: Mapped[datetime]
+    message: Mapped[str] = mapped_column(String(300))
+    raised_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    station: Mapped[Station] = relationship(lazy="joined")
+    job: Mapped[Job] = relationship()

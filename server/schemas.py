@@ -204,6 +204,9 @@ class JobCreate(_In):
     )
     frame: FrameIn = FrameIn()
     special_instructions: str = Field(default="", max_length=1000)
+    contact_declined: StrictBool = Field(
+        default=False, description="The patient declined follow-up calls after delivery"
+    )
     right: PrescriptionEyeIn | None = None
     left: PrescriptionEyeIn | None = None
     # How the cylinders above are written; the job stores minus cylinder (transposed).
@@ -296,7 +299,9 @@ class JobOut(contract.JobCard, JobSummary):
 
 
 class JobPage(contract.JobPage):
+    total: int | None  # None on a page after a cursor: counted on the first page only
     items: list[JobSummary]
+    next_cursor: str | None  # the next page's `after`; None on the last page
 
 
 class EventBatchIn(_In):

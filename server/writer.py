@@ -28,14 +28,19 @@ from server.db import is_retryable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+ItemT = TypeVar("ItemT")
+# Work shared by requests: their items in, one result (or the exception to raise) per item out.
+Gathered = Callable[[Session, list[ItemT]], list[T | Exception]]
 GROUP_ATTEMPTS = 3  # a PostgreSQL deadlock victim runs again whole (it stored nothing)
 
 
 @dataclass
 class _Request(Generic[T]):
-    work: Callable[[Session], T]
+    work: Callable[[Session], T] | None  # None: a gathered request
     context: contextvars.Context  # the request's: who acts, from where (the audit trail)
     future: Future[T] = field(default_factory=Future)
+    gathered: Gathered[Any, T] | None = None
+    item: Any = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,17 @@ class GroupWriter:
         self.groups_committed = 0  # for tests and benchmarks: commits that served requests
 
     def submit(self, work: Callable[[Session], T]) -> Future[T]:
-        request: _Request[T] = _Request(work, contextvars.copy_context())
+        return self._enqueue(_Request(work, contextvars.copy_context()))
+
+    def submit_gathered(self, gathered: Gathered[ItemT, T], item: ItemT) -> Future[T]:
+        """`item` joins the requests of the same `gathered` work queued next to it: one call
+        over all their items (it runs in the first one's context: such work must not depend
+        on who asked, e.g. for the audit trail)."""
+        return self._enqueue(
+            _Request(None, contextvars.copy_context(), gathered=gathered, item=item)
+        )
+
+    def _enqueue(self, request: _Request[T]) -> Future[T]:
         with self._lock:
             if self._stopped:
                 raise RuntimeError("the writer is stopped")
@@ -89,6 +104,9 @@ class GroupWriter:
 
     async def run_async(self, work: Callable[[Session], T]) -> T:
         return await asyncio.wrap_future(self.submit(work))
+
+    async def run_gathered_async(self, gathered: Gathered[ItemT, T], item: ItemT) -> T:
+        return await asyncio.wrap_future(self.submit_gathered(gathered, item))
 
     def stop(self) -> None:
         """Answers what is queued, then ends the thread; later submissions are refused."""
@@ -162,19 +180,44 @@ class GroupWriter:
         outcomes: list[tuple[bool, Any]] = []
         stop_at = time.monotonic() + self._limits.max_seconds
         with self._transaction() as session:
-            for request in group:
+            while len(outcomes) < len(group):
                 if outcomes and time.monotonic() >= stop_at:
                     break
-                try:
-                    with session.begin_nested():
-                        outcomes.append((True, request.context.run(request.work, session)))
-                except DBAPIError as error:
-                    if is_retryable(error):
-                        raise  # PostgreSQL aborted the whole transaction
-                    outcomes.append((False, error))
-                except Exception as error:
-                    outcomes.append((False, error))
+                outcomes += self._run_together(session, self._next_run(group, len(outcomes)))
         return outcomes
+
+    @staticmethod
+    def _next_run(group: list[_Request[Any]], start: int) -> list[_Request[Any]]:
+        """The request at `start` and, if gathered, those of the same work right after it."""
+        run = [group[start]]
+        gathered = group[start].gathered
+        while gathered is not None and start + len(run) < len(group):
+            if group[start + len(run)].gathered is not gathered:
+                break
+            run.append(group[start + len(run)])
+        return run
+
+    def _run_together(self, session: Session, run: list[_Request[Any]]) -> list[tuple[bool, Any]]:
+        """The run's work in one savepoint; if it fails, each request again alone."""
+        first = run[0]
+        try:
+            with session.begin_nested():
+                if first.work is not None:
+                    return [(True, first.context.run(first.work, session))]
+                assert first.gathered is not None
+                results = first.context.run(first.gathered, session, [r.item for r in run])
+            assert len(results) == len(run)
+            return [(not isinstance(result, Exception), result) for result in results]
+        except DBAPIError as error:
+            if is_retryable(error):
+                raise  # PostgreSQL aborted the whole transaction
+            failure: Exception = error
+        except Exception as error:
+            failure = error
+        if len(run) == 1:
+            return [(False, failure)]
+        log.warning("gathered work of %d requests failed (%s); each alone", len(run), failure)
+        return [outcome for request in run for outcome in self._run_together(session, [request])]
 
     @staticmethod
     def _fail(group: list[_Request[Any]], error: BaseException) -> None:

@@ -16,6 +16,8 @@ from enum import StrEnum
 from functools import partial
 from typing import Any, Literal, Protocol
 
+from pydantic import ValidationError
+
 from core.lifecycle import Outcome, Progress, Route, apply
 from drivers.events import Event
 from station.outbox import CachedCard, Outbox, OutboxEvent, OutboxWriteFailed
@@ -28,6 +30,7 @@ from station.wire import (
     JobStatus,
     Operator,
     Reason,
+    ShipmentIn,
     SignAction,
 )
 
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 Tone = Literal["idle", "ok", "warning", "error"]
 ONLINE_LOOKUP_TIMEOUT = 1.5  # seconds; past this the cached card serves the scan
 INSPECTING = "Inspecting: measure the lenses, then PASS or FAIL"
+SHIPPING = "Shipping: choose the carrier, scan or type the tracking number, then SHIP"
 REASON_ACTIONS = {"hold": Action.hold, "breakage": Action.breakage, "defect": Action.rework}
 
 
@@ -81,6 +85,15 @@ def _route(card: JobCard) -> Route:
         inspection_stages=frozenset(stage.code for stage in card.route_stages if stage.inspection),
         names={stage.code: stage.name for stage in card.route_stages},
     )
+
+
+def carriers_at(card: JobCard, here: str) -> tuple[str, ...]:
+    """The carriers offered where this station works, if it is a shipping stage of the job's
+    route (the card brings them, so they are there offline too)."""
+    for stage in card.route_stages:
+        if stage.code == here:
+            return tuple(stage.carriers or ())
+    return ()
 
 
 def _apply(
@@ -167,6 +180,10 @@ class Screen:
     scan_count: int = 0  # increments per handled scan, so every scan confirms, even a repeat
     # Why the last event could not be saved on this PC; None once a save succeeds again.
     storage_fault: str | None = None
+    # At a shipping stage, the job on screen waits for its shipment (SHIP completes it).
+    carriers: tuple[str, ...] = ()
+    tracking: str = ""  # a tracking number scanned for it
+    box: str = ""  # the box or batch of the last shipment: the next job often goes in it too
 
 
 class StationFlow:
@@ -212,6 +229,9 @@ class StationFlow:
         if code in reasons:
             reason = reasons[code]
             return self.record(REASON_ACTIONS[reason.kind], reason_code=reason.code)
+        if self.screen.carriers and self.outbox.card(code) is None:
+            # Waiting for a shipment, a label that is no job here is its tracking number.
+            return self._show("ok", f"Tracking number {code}: press SHIP", tracking=code)
         return await self._job(code)
 
     def touch(self) -> None:
@@ -237,12 +257,30 @@ class StationFlow:
             return self._show("error", "An override needs a reason (3 characters or more)")
         return self.record(Action.start, override_reason=reason.strip())
 
+    def ship(self, carrier: str, tracking_number: str, box: str) -> Screen:
+        """Completes the shown job here with its shipment; an unusable entry is shown, naming
+        what to fix, and nothing is recorded."""
+        if carrier not in self.screen.carriers:
+            return self._show("error", "Choose the carrier")
+        try:
+            shipment = ShipmentIn(
+                carrier=carrier, tracking_number=tracking_number, box=box.strip() or None
+            )
+        except ValidationError as error:
+            field = str(error.errors()[0]["loc"][0]).replace("_", " ")
+            return self._show("error", f"Check the {field}: {error.errors()[0]['msg']}")
+        screen = self.record(Action.complete, shipment=shipment)
+        if screen.tone == "ok":
+            self.screen = replace(screen, box=shipment.box or "")
+        return self.screen
+
     def record(
         self,
         action: Action,
         *,
         breakage: BreakageDetail | None = None,
         inspection: InspectionIn | None = None,
+        shipment: ShipmentIn | None = None,
         **fields: str | None,
     ) -> Screen:
         """Commits an event for the shown job to the outbox, then shows the projected state."""
@@ -258,6 +296,7 @@ class StationFlow:
             operator_badge=self.screen.operator.badge_code,
             breakage=breakage,
             inspection=inspection,
+            shipment=shipment,
             **fields,
         ):
             return self.screen
@@ -301,6 +340,9 @@ class StationFlow:
         if cached is None:
             return self._unknown_offline(code)
         verdict, _ = decide(cached.card, self._state(cached), self.stage)
+        if verdict == Verdict.complete and carriers_at(cached.card, self.stage):
+            # Shipping completes by SHIP, which carries the carrier and tracking number.
+            return self._show_card(cached, None, scanned=code, say=("idle", SHIPPING))
         if verdict == Verdict.inspect or (
             verdict == Verdict.complete and not self.complete_by_scan
         ):
@@ -400,7 +442,18 @@ class StationFlow:
             scanned=scanned or self.screen.scanned,
         )
 
+    def _shipment_waiting(self, before: Screen, after: Screen) -> Screen:
+        """The carriers to choose from while the shown job waits here for its shipment (in
+        progress at a shipping stage); a tracking number read belongs to that job only."""
+        carriers: tuple[str, ...] = ()
+        if after.card is not None and after.verdict == Verdict.complete:
+            carriers = carriers_at(after.card.card, self.stage)
+        if carriers and (carriers, _job_number(after)) == (before.carriers, _job_number(before)):
+            return after
+        return replace(after, carriers=carriers, tracking="")
+
     def _show(self, tone: Tone, message: str, **changes: object) -> Screen:
+        before = self.screen
         self.screen = replace(
             self.screen,
             tone=tone,
@@ -410,8 +463,13 @@ class StationFlow:
         )
         if self.screen.card is None:
             self.screen = replace(self.screen, state=None, verdict=None, local_events=[])
+        self.screen = self._shipment_waiting(before, self.screen)
         self.changed.emit(self.screen)
         return self.screen
+
+
+def _job_number(screen: Screen) -> str | None:
+    return screen.card.card.job_number if screen.card else None
 
 
 _DONE = {

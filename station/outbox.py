@@ -25,6 +25,7 @@ from station.wire import (
     InspectionIn,
     JobCard,
     JobState,
+    ShipmentIn,
     SignAction,
     TimelineEntry,
 )
@@ -75,8 +76,8 @@ class OutboxEvent:
     event_uuid: uuid.UUID
     job: str  # NO_JOB for a sign-in or sign-out
     action: Action | SignAction
-    # operator_badge, reason_code, to_stage, override_reason, note; breakage and inspection as
-    # JSON objects
+    # operator_badge, reason_code, to_stage, override_reason, note; breakage, inspection and
+    # shipment as JSON objects
     fields: dict[str, Any]
     created_at: datetime
     state: EventState
@@ -148,6 +149,7 @@ class Outbox:
         note: str | None = None,
         breakage: BreakageDetail | None = None,
         inspection: InspectionIn | None = None,
+        shipment: ShipmentIn | None = None,
         now: datetime | None = None,
     ) -> OutboxEvent:
         """Commit one event; its UUID is made here, at scan time, and never changes.
@@ -160,6 +162,7 @@ class Outbox:
             "note": note,
             "breakage": None if breakage is None else breakage.model_dump(mode="json"),
             "inspection": None if inspection is None else inspection.model_dump(mode="json"),
+            "shipment": None if shipment is None else shipment.model_dump(mode="json"),
         }
         return self._insert(job, action, fields, now)
 

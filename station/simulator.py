@@ -222,6 +222,11 @@ class SimulatedStation:
         if self.core.qc is not None:
             return await self._judge(job)
         screen = await self.scan(job)
+        if screen.carriers:  # shipping: the carrier's label is scanned, then SHIP
+            tracking = f"SIM{self.rng.randrange(10**9, 10**10)}"
+            await self.scan(tracking)
+            box = f"BOX-{self.rng.randint(1, 20)}"
+            screen = self.core.flow.ship(self.rng.choice(screen.carriers), tracking, box)
         if screen.tone == "ok" and screen.scanned == job and screen.message.startswith("Completed"):
             self.tally.completed += 1
             log.info("%s: completed %s", self.name, job)

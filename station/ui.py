@@ -18,6 +18,7 @@ from station.flow import Screen, Verdict
 from station.qc import EYES
 from station.qc_ui import job_heading, lens_text, qc_panel, return_text
 from station.reprint import ReprintFailed
+from station.shipping_ui import shipment_panel
 from station.view import StationView
 from station.wire import Action, BreakageDetail, JobCard, Reason
 
@@ -161,6 +162,8 @@ def _main(view: StationView, screen: Screen, qc: Callable[[], None]) -> None:
         qc()  # the job being inspected: its measurements instead of the card
     elif screen.card is not None:
         _job_card(view, screen)
+    if screen.carriers and screen.operator is not None:
+        shipment_panel(view, screen)  # the job in hand leaves the lab by SHIP
     _actions(view, screen)
 
 

@@ -29,6 +29,7 @@ class StationView:
         self.scan = core.flow.scan
         self.record = core.flow.record
         self.override = core.flow.override
+        self.ship = core.flow.ship
         self.sign_out = core.flow.sign_out
         self.touch = core.flow.touch
         self._printer = TicketPrinter(

@@ -28,8 +28,8 @@ from tests.conftest import child_environment
 from tests.liveserver import free_port, start_lenstrack
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
-# Seeding 200 jobs and starting ten processes on a 2-core machine with both cores busy; the
-# demo's own deadlines are per part and longer still.
+# Seeding 3000 jobs of history and starting ten processes on a 2-core machine with both
+# cores busy; the demo's own deadlines are per part and longer still.
 UP_TIMEOUT = 420.0
 
 
@@ -87,7 +87,7 @@ def test_demo_runs_every_part_under_load_and_stops_on_ctrl_c(tmp_path: Path) -> 
             hog.kill()
         printed = (tmp_path / "demo.out").read_text()
         # It said what it was waiting for while it started.
-        assert "seeding the demo lab: 100 of 200 jobs" in printed
+        assert "seeding the demo lab: 1500 of 3000 jobs" in printed  # months of history
         assert f"stations: {len(stations)} of {len(stations)} up" in printed
         server = f"http://127.0.0.1:{port}"
         for path in ("/store", "/wip", "/jobs", "/store/orders/new", "/lab/changes"):

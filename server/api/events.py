@@ -5,14 +5,17 @@ arrival, or stores nothing: a station that gave up waiting and resends never rac
 attempt. Requests commit in groups (server/writer.py): a group takes no new request after a
 quarter second and a batch's work is bounded by the ingest budget, so a request's commit
 follows its deadline check by at most those two, well inside the station's request timeout.
+Single events queued together are ingested together, as one batch would be.
 """
+
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Response, status
 from sqlalchemy.orm import Session
 
-from server.api.deps import Context, CurrentStation, Deadline
+from server.api.deps import Context, CurrentStation, Deadline, RequestDeadline
 from server.domain import events
-from server.domain.errors import DomainError, Invalid
+from server.domain.errors import DomainError, Invalid, Unavailable
 from server.models import utcnow
 from server.schemas import EventBatchIn, EventBatchOut, EventIn, EventResult
 
@@ -35,27 +38,60 @@ async def post_event(
     deadline: Deadline,
 ) -> EventResult:
     """A rejected event answers 4xx with its reason, and so does every resend of it."""
-    received_at = utcnow()
-
-    def ingest(session: Session) -> EventResult | DomainError:
-        deadline.check()  # it waited its time for the writer: no work for an answer no one reads
-        try:
-            result: EventResult | DomainError = events.ingest_event(
-                session, station, event, received_at=received_at, rules=context.ingest_rules
-            )
-        except DomainError as error:
-            # Kept for review (and so its sequence number is not reported as a gap).
-            events.record_rejection(session, station, event, error, received_at)
-            result = error
-        deadline.check()
-        return result
-
-    outcome = await context.writer.run_async(ingest)
-    if isinstance(outcome, DomainError):
-        raise outcome
+    posted = _Posted(events.Arrival(station, event, utcnow()), deadline, context.ingest_rules)
+    outcome = await context.writer.run_gathered_async(_ingest_posted, posted)
     if outcome.status == "duplicate":
         response.status_code = status.HTTP_200_OK
     return outcome
+
+
+@dataclass(frozen=True)
+class _Posted:
+    arrival: events.Arrival
+    deadline: RequestDeadline
+    rules: events.IngestRules
+
+
+def _ingest_posted(session: Session, posted: list[_Posted]) -> list[EventResult | Exception]:
+    """The single events the writer gathered, ingested as one group; each answers alone.
+
+    One that waited its time for the writer is not looked at (no work for an answer no one
+    reads). One whose deadline passes while the group works stores nothing: the group is
+    undone and ingested again without it.
+    """
+    late = _past_deadline(posted)
+    while True:
+        taken = [item for item in posted if id(item) not in late]
+        with session.begin_nested() as savepoint:
+            outcomes = events.ingest_events(
+                session, [item.arrival for item in taken], rules=posted[0].rules
+            )
+            rejected = [
+                (item.arrival, outcome)
+                for item, outcome in zip(taken, outcomes, strict=True)
+                if isinstance(outcome, DomainError)
+            ]
+            # Kept for review (and so their sequence numbers are not reported as gaps).
+            events.record_rejections(session, rejected)
+            newly_late = _past_deadline(taken)
+            if newly_late:
+                savepoint.rollback()
+        if not newly_late:
+            break
+        late |= newly_late
+    answers = late | dict(zip(map(id, taken), outcomes, strict=True))
+    return [answers[id(item)] for item in posted]
+
+
+def _past_deadline(posted: list[_Posted]) -> dict[int, Exception]:
+    """Those of `posted` past their deadline (by id), each with its answer (503)."""
+    late: dict[int, Exception] = {}
+    for item in posted:
+        try:
+            item.deadline.check()
+        except Unavailable as error:
+            late[id(item)] = error
+    return late
 
 
 @router.post(
@@ -81,7 +117,7 @@ async def post_batch(
         results = events.ingest_batch(
             session, station, batch.events, rules=context.ingest_rules, budget_seconds=budget
         )
-        gaps = events.sequence_gaps(session, station.station_id)
+        gaps = events.sequence_gaps(session, station.station_id, move_mark=True)
         deadline.check()
         return EventBatchOut(results=results, sequence_gaps=gaps)
 

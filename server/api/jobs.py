@@ -8,6 +8,7 @@ from server.api.deps import Context, CurrentPerson, CurrentPrincipal, DbSession,
 from server.context import ServerContext
 from server.domain import audit, inspection, jobs, orders
 from server.domain.auth import Principal
+from server.domain.errors import Invalid
 from server.models import Job, JobStatus, utcnow
 from server.schemas import (
     FieldError,
@@ -25,6 +26,8 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 # What a scanner can produce (schemas.ScanCode); anything else, e.g. a NUL, is a 422.
 ScannedCode = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
 StageCode = Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
+# A page's `next_cursor` (jobs.JobCursor): microseconds since 1970, a dot, a job id.
+PageCursor = Annotated[str, Query(max_length=32, pattern=r"^-?[0-9]{1,19}\.[0-9]{1,10}$")]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -68,11 +71,27 @@ def list_jobs(
     active: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    after: PageCursor | None = None,
 ) -> JobPage:
-    total, page = jobs.list_jobs(
-        session, principal, stage=stage, status=status, active=active, limit=limit, offset=offset
+    """Soonest promised first. The next page: the same query with `after` set to this page's
+    `next_cursor` (null on the last page); `total` is counted on the first page only."""
+    if after is not None and offset:
+        raise Invalid("offset", "page by the cursor (after) or by offset, not both")
+    page = jobs.list_jobs(
+        session,
+        principal,
+        stage=stage,
+        status=status,
+        active=active,
+        limit=limit,
+        offset=offset,
+        after=jobs.JobCursor.parse(after) if after is not None else None,
     )
-    return JobPage(total=total, items=[JobSummary.model_validate(job) for job in page])
+    return JobPage(
+        total=page.total,
+        items=[JobSummary.model_validate(job) for job in page.jobs],
+        next_cursor=str(page.next_cursor) if page.next_cursor else None,
+    )
 
 
 def _viewed(

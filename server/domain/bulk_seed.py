@@ -90,6 +90,16 @@ MAX_REWORKS = 2
 MAX_BREAKAGES = 2
 # Bounds a walk: a route of 8 stages redone twice is 24 visits.
 MAX_STAGE_VISITS = 40
+# Lensmeter readings of the sphere scatter about the ordered power this much (D), read to
+# 0.001 D as a digital lensmeter does (0.01 D steps would put SPC run rules off by ties).
+SPH_NOISE = 0.03
+# The planted process drift the SPC charts catch (issue #16): lenses edged at this station in
+# the last days of the history read this much more sphere (~0.8σ of the scatter above): rules
+# 3 and 4 fire on its chart while every lens still passes its tolerance.
+DRIFT_STATION = "EDGE-2"
+DRIFT_STAGE = "edging"
+DRIFT_DAYS = 10
+DRIFT_SPH = 0.015
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,7 @@ class _RxTemplate:
 
     eyes: tuple[dict[str, Any], ...]
     ordered: PairRx
-    judged: dict[tuple[str, bool], tuple[dict[str, Any], list[dict[str, Any]]]] = field(
+    judged: dict[tuple[str, bool, float], tuple[dict[str, Any], list[dict[str, Any]]]] = field(
         default_factory=dict
     )
 
@@ -259,6 +269,9 @@ class _Writers:
                     f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
                     f'(SELECT coalesce(max(id), 0) + 1 FROM "{name}"), false)'
                 )
+                # The planner's statistics of what was just written: until autovacuum comes
+                # by, it takes the filled tables for empty ones and reads them whole.
+                self.connection.exec_driver_sql(f'ANALYZE "{name}"')
         return {writer.table.name: writer.written for writer in self.by_model.values()}
 
 
@@ -289,6 +302,9 @@ class _LabFloor:
             select(Station).where(Station.lab_id == lab_id, Station.active).order_by(Station.id)
         ).all()
         self.stations = [station.id for station in stations]
+        self.drifting_station = next(
+            (station.id for station in stations if station.name == DRIFT_STATION), None
+        )
         self.stages: dict[str, _StageInfo] = {}
         for station in stations:
             stage = station.stage
@@ -485,16 +501,22 @@ class _Generator:
         return self.rng.choice(pool)
 
     def _judged(
-        self, template: _RxTemplate, design: LensDesign, profile: str, power_off: bool
+        self,
+        template: _RxTemplate,
+        design: LensDesign,
+        profile: str,
+        power_off: bool,
+        drift: float,
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """A lensmeter reading within tolerance (or the right sphere 0.25 D out) and the
-        engine's checks of it, made once per prescription and profile."""
-        key = (profile, power_off)
+        """A lensmeter reading within tolerance (or the right sphere 0.25 D out), `drift` D
+        more sphere, and the engine's checks of it, made once per prescription and profile."""
+        key = (profile, power_off, drift)
         if key not in template.judged:
             measured = template.ordered.model_dump(exclude_none=True)
             for lens in (measured.get("R"), measured.get("L")):
                 if lens is not None:
-                    lens["sph"] = round(lens["sph"] + self.rng.uniform(-0.03, 0.03), 2)
+                    noise = self.rng.uniform(-SPH_NOISE, SPH_NOISE)
+                    lens["sph"] = round(lens["sph"] + noise + drift, 3)
             if power_off:
                 measured["R"]["sph"] = round(measured["R"]["sph"] + 0.25, 2)
             result = check_pair(
@@ -516,8 +538,9 @@ class _Generator:
         job_id: int,
         attempt: int,
         defect: str | None,
+        drift: float,
     ) -> dict[str, Any]:
-        measured, checks = self._judged(template, design, profile, defect == "D-POWER")
+        measured, checks = self._judged(template, design, profile, defect == "D-POWER", drift)
         return {
             "job_id": job_id,
             "attempt": attempt,
@@ -763,6 +786,7 @@ class _Walk:
                 self.job_id,
                 self.attempts,
                 defect[0] if defect else None,
+                self._drift(),
             )
             if defect is not None:
                 outcome = self._emit(EventAction.rework, at, reason=defect, inspection=inspection)
@@ -784,6 +808,22 @@ class _Walk:
         if outcome is not None and not outcome.progress.active:
             self.finished_at = at
         return outcome is not None
+
+    def _drift(self) -> float:
+        """The planted drift if the job's lenses were last edged at the drifting station
+        within its last days (else 0)."""
+        floor, as_of = self.generator.floor, self.generator.as_of
+        stage = floor.stages.get(DRIFT_STAGE)
+        edged = [
+            event
+            for event in self.events
+            if stage is not None
+            and event.stage_id == stage.id
+            and event.action == EventAction.complete
+        ]
+        if not edged or edged[-1].station_id != floor.drifting_station:
+            return 0.0
+        return DRIFT_SPH if edged[-1].at >= as_of - timedelta(days=DRIFT_DAYS) else 0.0
 
     def _breakage(self, reason_code: str, design: LensDesign) -> dict[str, Any]:
         lens = self.rng.random() < 0.9

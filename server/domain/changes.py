@@ -104,6 +104,7 @@ def order_of(job: Job) -> JobCreate:
         "treatments": job.treatments,
         "frame": job.frame,
         "special_instructions": job.special_instructions,
+        "contact_declined": job.contact_declined,
         **{
             name: {key: getattr(eyes[eye], key) for key in PrescriptionEyeIn.model_fields}
             for name, eye in EYES.items()

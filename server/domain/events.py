@@ -3,30 +3,45 @@
 What an event does to its job is `core.lifecycle`'s rule, the one the station's card applies
 too; this module loads what that rule needs and stores its outcome.
 
-An event is applied in one savepoint: the event row (an atomic `INSERT … ON CONFLICT DO
-NOTHING` on its UUID, so a resend can never store it twice, even racing) and the job's new
-state commit together or not at all.
+Events are taken as a group (a station's batch, or the single events the writer gathered):
+what they read is read once for all of them (their UUIDs' fates, their jobs, their lab's
+stages and reasons, who was signed in), each is planned in memory in order, and what they
+write goes out together at the end: the event rows as one multi-row insert, each job's ETA,
+flags and feed once. An event that cannot apply is refused before it writes anything; one
+whose side records may still refuse it (a breakage's eyes, a shipment's carrier) is stored
+in a savepoint of its own. Every UUID of the group is locked first (PostgreSQL; SQLite's
+writer holds the database's only write lock), so the fates read cannot change before the
+group commits: a resend can never store an event twice, even racing.
 """
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import CompoundSelect, Insert, Select, func, select, union
+from sqlalchemy import CompoundSelect, Select, case, func, or_, select, text, union, union_all
 from sqlalchemy.orm import Session
 
 from core.lifecycle import Outcome, Progress, Refusal, Route, apply, return_stage
-from core.optics import ToleranceFile, load_profiles
+from core.optics import CheckResult, PairRx, ToleranceFile, load_profiles
 from server.db import conflict_insert
 from server.domain import signins
 from server.domain.auth import STATION_ROLES, StationPrincipal
 from server.domain.breakage import record_breakage
-from server.domain.errors import AlreadyRejected, Conflict, DomainError, Forbidden, Invalid
-from server.domain.flags import PRODUCTION_ONLY, refresh_job
+from server.domain.errors import (
+    AlreadyRejected,
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+)
+from server.domain.flags import PRODUCTION_ONLY, refresh_moved_jobs
 from server.domain.inspection import check_verdict, judge, record_inspection, validate_defects
-from server.domain.jobs import lookup_job
+from server.domain.jobs import visible_jobs
+from server.domain.shipping import record_milestones
 from server.models import (
     EventAction,
     Job,
@@ -36,6 +51,7 @@ from server.models import (
     RejectedEvent,
     Stage,
     StageEvent,
+    StationSequenceMark,
     utcnow,
 )
 from server.schemas import (
@@ -76,9 +92,39 @@ class IngestRules:
     tolerances: ToleranceFile = field(default_factory=_default_tolerances)
 
 
-def _insert_ignoring(table: type[StageEvent | RejectedEvent], dialect: str) -> Insert:
-    """An insert that does nothing when the row's event UUID is there already."""
-    return conflict_insert(dialect, table).on_conflict_do_nothing(index_elements=["event_uuid"])
+@dataclass(frozen=True)
+class Arrival:
+    """An event as it reached the server: from which station, and when."""
+
+    station: StationPrincipal
+    event: EventIn
+    received_at: datetime
+
+
+_LAB_SETUP = "lenstrack_event_lab_setup"
+
+
+@dataclass(frozen=True)
+class _LabSetup:
+    """A lab's stages and reason codes, which every event of a group looks up."""
+
+    stages: dict[int, Stage]
+    stage_codes: dict[str, Stage]
+    reasons: dict[tuple[ReasonKind, str], ReasonCode]
+
+
+def _lab_setup(session: Session, lab_id: int) -> _LabSetup:
+    """Read once per session: the events of a writer's group share it."""
+    cache: dict[int, _LabSetup] = session.info.setdefault(_LAB_SETUP, {})
+    if lab_id not in cache:
+        stages = session.scalars(select(Stage).where(Stage.lab_id == lab_id)).all()
+        reasons = session.scalars(select(ReasonCode).where(ReasonCode.lab_id == lab_id)).all()
+        cache[lab_id] = _LabSetup(
+            {stage.id: stage for stage in stages},
+            {stage.code: stage for stage in stages},
+            {(reason.kind, reason.code): reason for reason in reasons},
+        )
+    return cache[lab_id]
 
 
 def _job_state(job: Job) -> JobState:
@@ -90,52 +136,31 @@ def _job_state(job: Job) -> JobState:
     )
 
 
-def _reason(session: Session, lab_id: int, event: EventIn) -> ReasonCode | None:
+def _reason(setup: _LabSetup, event: EventIn) -> ReasonCode | None:
     kind = REASON_KIND_FOR_ACTION.get(event.action)
     if kind is None or event.reason_code is None:
         if kind in (ReasonKind.hold, ReasonKind.breakage):
             raise Invalid("reason_code", f"a {event.action} needs a {kind} reason code")
         return None
-    reason = session.scalar(
-        select(ReasonCode).where(
-            ReasonCode.lab_id == lab_id,
-            ReasonCode.kind == kind,
-            ReasonCode.code == event.reason_code,
-        )
-    )
+    reason = setup.reasons.get((kind, event.reason_code))
     if reason is None:
         raise Invalid("reason_code", f"{event.reason_code!r} is not a {kind} reason code")
     return reason
 
 
-def _furthest_back(session: Session, job: Job, defects: list[DefectIn]) -> str:
+def _furthest_back(setup: _LabSetup, job: Job, defects: list[DefectIn]) -> str:
     """The code of the defect that sends the job furthest back along its route: redoing that
     stage redoes the later ones. On a tie, the one listed first.
     """
-    reasons = {
-        reason.code: reason
-        for reason in session.scalars(
-            select(ReasonCode).where(
-                ReasonCode.lab_id == job.lab_id,
-                ReasonCode.kind == ReasonKind.defect,
-                ReasonCode.code.in_({defect.code for defect in defects}),
-            )
-        )
-    }
     route = [step.stage.code for step in job.route.steps]
     return min(
         (defect.code for defect in defects),
         key=lambda code: route.index(
-            return_stage(route, _configured_return_stage(reasons.get(code)))
+            return_stage(
+                route, _configured_return_stage(setup.reasons.get((ReasonKind.defect, code)))
+            )
         ),
     )
-
-
-def _stage_by_code(session: Session, lab_id: int, code: str, field: str) -> Stage:
-    stage = session.scalar(select(Stage).where(Stage.lab_id == lab_id, Stage.code == code))
-    if stage is None:
-        raise Invalid(field, f"unknown stage {code!r}")
-    return stage
 
 
 def _configured_return_stage(reason: ReasonCode | None) -> str | None:
@@ -156,7 +181,7 @@ def _progress(job: Job) -> Progress:
 
 
 def plan_transition(
-    session: Session,
+    setup: _LabSetup,
     job: Job,
     station: StationPrincipal,
     event: EventIn,
@@ -166,9 +191,10 @@ def plan_transition(
 ) -> Transition:
     """What the event does to the job (the shared lifecycle decides), or a Conflict or
     Invalid saying why it cannot happen now."""
-    here = session.get_one(Stage, station.stage_id)
-    if event.action == EventAction.rework and event.to_stage is not None:
-        _stage_by_code(session, station.lab_id, event.to_stage, "to_stage")  # a known stage
+    here = setup.stages[station.stage_id]
+    rework_to = event.to_stage if event.action == EventAction.rework else None
+    if rework_to is not None and rework_to not in setup.stage_codes:
+        raise Invalid("to_stage", f"unknown stage {event.to_stage!r}")
     stages = _known_stages(job, here)
     route = Route(
         job_number=job.job_number,
@@ -197,15 +223,6 @@ def plan_transition(
     )
 
 
-def _lock_job(session: Session, job: Job) -> None:
-    """Serialise concurrent events for one job and move it from its latest committed state.
-    On SQLite the transaction took the database's only write lock when it began, so the job
-    as read is current; PostgreSQL locks the row and reads it again."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Job.id).where(Job.id == job.id).with_for_update())
-        session.refresh(job)
-
-
 def _check_clock(event: EventIn, received_at: datetime, max_ahead: timedelta) -> None:
     if event.sent_at > received_at + max_ahead:
         raise Invalid("sent_at", "is in the future beyond the allowed clock difference")
@@ -213,104 +230,241 @@ def _check_clock(event: EventIn, received_at: datetime, max_ahead: timedelta) ->
         raise Invalid("created_at", "is in the future beyond the allowed clock difference")
 
 
-def _lock_uuid(session: Session, event_uuid: uuid.UUID) -> None:
-    """Serialise every attempt at one UUID until its transaction ends, so the fate an attempt
-    reads (stored, rejected, unknown) cannot change before it commits its own. SQLite needs
+def _lock_uuids(session: Session, event_uuids: set[uuid.UUID]) -> None:
+    """Serialise every attempt at these UUIDs until the transaction ends, so the fates read
+    (stored, rejected, unknown) cannot change before it commits its own. Taken in one order
+    by every group, so two groups sharing UUIDs cannot deadlock on them. SQLite needs
     nothing: a writing transaction holds the database's only write lock throughout."""
     if session.get_bind().dialect.name == "postgresql":
-        key = int.from_bytes(event_uuid.bytes[:8], "big", signed=True)
-        session.execute(select(func.pg_advisory_xact_lock(key)))
+        keys = sorted({int.from_bytes(key.bytes[:8], "big", signed=True) for key in event_uuids})
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) AS key"),
+            {"keys": keys},
+        )
 
 
-def _known_fate(session: Session, event: EventIn) -> EventResult | None:
-    """A UUID's fate is final: stored answers "duplicate", rejected raises the first rejection
-    again; None for a UUID never seen."""
-    # Columns, not rows: a stored event's row would bring its station, stage and operator.
-    existing = session.execute(
-        select(StageEvent.id, StageEvent.job_id).where(StageEvent.event_uuid == event.event_uuid)
-    ).first()
-    if existing is not None:
-        job = session.get_one(Job, existing.job_id)
+_Judged = tuple[str, PairRx, CheckResult]
+
+
+@dataclass
+class _Stored:
+    """An event stored by this group (or a resend of one), its id known once the group's
+    rows are written."""
+
+    row: StageEvent
+    state: JobState  # the job as the event left it
+    status: str = "stored"
+
+    def result(self) -> EventResult:
         return EventResult(
-            event_uuid=event.event_uuid,
-            status="duplicate",
-            event_id=existing.id,
-            job=_job_state(job),
+            event_uuid=self.row.event_uuid, status=self.status, event_id=self.row.id, job=self.state
         )
-    rejected = session.execute(
-        select(RejectedEvent.field, RejectedEvent.message, RejectedEvent.status_code).where(
-            RejectedEvent.event_uuid == event.event_uuid
-        )
-    ).first()
-    if rejected is not None:
-        raise AlreadyRejected(rejected.field, rejected.message, rejected.status_code)
-    return signins.known(session, event.event_uuid)
 
 
-def ingest_event(
-    session: Session,
-    station: StationPrincipal,
-    event: EventIn,
-    *,
-    received_at: datetime | None = None,
-    rules: IngestRules | None = None,
-) -> EventResult:
-    """Store one event and apply it to its job; DomainError if it cannot be applied (and
-    AlreadyRejected for a resend of an event rejected before)."""
-    rules = rules or IngestRules()
-    received_at = received_at or utcnow()
-    _lock_uuid(session, event.event_uuid)
-    known = _known_fate(session, event)
-    if known is not None:
-        return known
-    _check_clock(event, received_at, rules.max_clock_ahead)
-    operator_id = _operator_id(session, station, event.operator_badge)
-    if event.signs:
-        assert operator_id is not None  # a sign-in or sign-out names its badge (EventIn)
-        return signins.record(session, station, event, operator_id, received_at)
-    if operator_id is not None:
-        signins.check_signed_in(session, station, operator_id, event)
-    assert event.job is not None  # a job event names its job (EventIn)
-    job = lookup_job(session, station, event.job, *PRODUCTION_ONLY)
-    judged = None
-    if event.inspection is not None:
-        _check_inspects_here(station, session.get_one(Stage, station.stage_id))
-        validate_defects(session, station.lab_id, event.inspection)
-        judged = judge(session, job, event.inspection, rules.tolerances)
-        check_verdict(event.action, event.inspection, judged[2])
-        if event.action == EventAction.rework and not (event.reason_code or event.to_stage):
-            code = _furthest_back(session, job, event.inspection.defects)
-            event = event.model_copy(update={"reason_code": code})
-    reason = _reason(session, station.lab_id, event)
-    with session.begin_nested() as savepoint:
-        _lock_job(session, job)
-        transition = plan_transition(
-            session, job, station, event, reason, inspected=judged is not None
-        )
-        event_id = _insert_event(session, station, job, event, operator_id, transition, received_at)
-        if event_id is None:  # stored by a concurrent request since the check above
-            savepoint.rollback()
-            winner = session.scalar(
-                select(StageEvent.id).where(StageEvent.event_uuid == event.event_uuid)
-            )
-            return EventResult(
-                event_uuid=event.event_uuid,
-                status="duplicate",
-                event_id=winner,
-                job=_job_state(job),
-            )
-        if event.action == EventAction.breakage:
-            stored = session.get_one(StageEvent, event_id)
-            record_breakage(session, job, stored, event.breakage)
-        if event.inspection is not None and judged is not None:
-            stored = session.get_one(StageEvent, event_id)
-            record_inspection(session, job, stored, event.inspection, judged)
-        _move_job(job, transition, received_at)
-        session.flush()
-        refresh_job(session, job, received_at, changed=True)
-    return EventResult(
-        event_uuid=event.event_uuid, status="stored", event_id=event_id, job=_job_state(job)
+def _stored_alone(event: EventIn) -> bool:
+    """Whether the event is stored on its own, in a savepoint, before the next is planned:
+    its side records may still refuse it (a breakage's eyes, a shipment's carrier), or read
+    the records before it (an inspection's attempt number)."""
+    return (
+        event.action == EventAction.breakage
+        or event.shipment is not None
+        or event.inspection is not None
     )
+
+
+def _record_details(
+    session: Session, job: Job, stored: StageEvent, event: EventIn, judged: _Judged | None
+) -> None:
+    """The records an event carries beside its row, once the row has its id."""
+    if event.action == EventAction.breakage:
+        record_breakage(session, job, stored, event.breakage)
+    if event.inspection is not None and judged is not None:
+        record_inspection(session, job, stored, event.inspection, judged)
+    record_milestones(session, job, stored, event.shipment)
+
+
+class _Group:
+    """What the events of one ingest share, read once for all of them: every UUID's fate,
+    the jobs they name (locked in id order on PostgreSQL), who was signed in where."""
+
+    def __init__(self, session: Session, arrivals: Sequence[Arrival], rules: IngestRules) -> None:
+        self.session = session
+        self.rules = rules
+        event_uuids = {arrival.event.event_uuid for arrival in arrivals}
+        _lock_uuids(session, event_uuids)
+        self.stored_before = {
+            row.event_uuid: (row.id, row.job_id)
+            for row in session.execute(
+                select(StageEvent.event_uuid, StageEvent.id, StageEvent.job_id).where(
+                    StageEvent.event_uuid.in_(event_uuids)
+                )
+            )
+        }
+        self.rejected = {
+            row.event_uuid: AlreadyRejected(row.field, row.message, row.status_code)
+            for row in session.execute(
+                select(
+                    RejectedEvent.event_uuid,
+                    RejectedEvent.field,
+                    RejectedEvent.message,
+                    RejectedEvent.status_code,
+                ).where(RejectedEvent.event_uuid.in_(event_uuids))
+            )
+        }
+        self.signs = signins.stored_uuids(session, event_uuids)
+        self.stored: dict[uuid.UUID, _Stored] = {}
+        self.jobs = _JobsNamed(session, arrivals)
+        self.sign_ins = _sign_in_log(session, arrivals)
+        self.unrecorded: list[tuple[Job, StageEvent, EventIn, _Judged | None]] = []
+        self.moved: dict[Job, datetime] = {}  # each job changed, at its last event's arrival
+
+    def _known_fate(self, event_uuid: uuid.UUID) -> EventResult | _Stored | None:
+        """A UUID's fate is final: stored answers "duplicate", rejected raises the first
+        rejection again; None for a UUID never seen."""
+        if event_uuid in self.stored:
+            return _Stored(self.stored[event_uuid].row, self.stored[event_uuid].state, "duplicate")
+        if event_uuid in self.stored_before:
+            event_id, job_id = self.stored_before[event_uuid]
+            job = self.session.get_one(Job, job_id, options=PRODUCTION_ONLY)
+            return EventResult(
+                event_uuid=event_uuid, status="duplicate", event_id=event_id, job=_job_state(job)
+            )
+        if event_uuid in self.rejected:
+            raise self.rejected[event_uuid]
+        if event_uuid in self.signs:
+            return EventResult(event_uuid=event_uuid, status="duplicate")
+        return None
+
+    def apply(self, arrival: Arrival) -> EventResult | _Stored:
+        """The event planned on its job as the group left it, or a DomainError saying why not."""
+        session, station, event = self.session, arrival.station, arrival.event
+        known = self._known_fate(event.event_uuid)
+        if known is not None:
+            return known
+        _check_clock(event, arrival.received_at, self.rules.max_clock_ahead)
+        operator_id = _operator_id(session, station, event.operator_badge)
+        if event.signs:
+            assert operator_id is not None  # a sign-in or sign-out names its badge (EventIn)
+            self.signs.add(event.event_uuid)
+            return signins.record(
+                session, self.sign_ins, station, event, operator_id, arrival.received_at
+            )
+        if operator_id is not None:
+            signins.check_signed_in(self.sign_ins, station, operator_id, event)
+        assert event.job is not None  # a job event names its job (EventIn)
+        job = self.jobs.lookup(station, event.job)
+        setup = _lab_setup(session, station.lab_id)
+        judged = None
+        if event.inspection is not None:
+            _check_inspects_here(station, setup.stages[station.stage_id])
+            validate_defects(session, station.lab_id, event.inspection)
+            judged = judge(session, job, event.inspection, self.rules.tolerances)
+            check_verdict(event.action, event.inspection, judged[2])
+            if event.action == EventAction.rework and not (event.reason_code or event.to_stage):
+                code = _furthest_back(setup, job, event.inspection.defects)
+                event = event.model_copy(update={"reason_code": code})
+        reason = _reason(setup, event)
+        transition = plan_transition(
+            setup, job, station, event, reason, inspected=judged is not None
+        )
+        row = _event_row(station, job, event, operator_id, transition, arrival.received_at)
+        if _stored_alone(event):
+            with session.begin_nested():  # flushes the group's earlier rows first, in order
+                session.add(row)
+                session.flush()
+                _record_details(session, job, row, event, judged)
+                session.flush()
+        else:
+            session.add(row)
+            self.unrecorded.append((job, row, event, judged))
+        _move_job(job, transition, arrival.received_at)
+        self.moved.pop(job, None)  # the job's place follows its last event
+        self.moved[job] = arrival.received_at
+        self.stored[event.event_uuid] = _Stored(row, _job_state(job))
+        return self.stored[event.event_uuid]
+
+    def reject(self, arrival: Arrival, error: DomainError) -> None:
+        """A resend of this UUID later in the group answers the same."""
+        if not isinstance(error, AlreadyRejected):
+            self.rejected[arrival.event.event_uuid] = AlreadyRejected(
+                error.field, error.message, error.status_code
+            )
+
+    def finish(self) -> None:
+        """The planned rows written (one multi-row insert), their side records, and each moved
+        job's ETA, flags and feed once."""
+        self.session.flush()
+        # What these add reads none of what they add (every row they read is written now):
+        # one flush at the end instead of one before each read.
+        with self.session.no_autoflush:
+            for job, row, event, judged in self.unrecorded:
+                _record_details(self.session, job, row, event, judged)
+        refresh_moved_jobs(self.session, self.moved.items())
+
+
+class _JobsNamed:
+    """The jobs a group's events name by job or tray number, read at once: a code names its
+    active job, else the latest job of that number (as `lookup_job` answers)."""
+
+    def __init__(self, session: Session, arrivals: Sequence[Arrival]) -> None:
+        self._candidates: dict[tuple[int, str], list[Job]] = {}
+        codes_by_lab: dict[int, set[str]] = {}
+        stations: dict[int, StationPrincipal] = {}
+        for arrival in arrivals:
+            if arrival.event.job is not None:
+                codes_by_lab.setdefault(arrival.station.lab_id, set()).add(arrival.event.job)
+                stations[arrival.station.lab_id] = arrival.station
+        locking = session.get_bind().dialect.name == "postgresql"
+        for lab_id, codes in codes_by_lab.items():
+            named = visible_jobs(stations[lab_id]).where(
+                or_(Job.job_number.in_(codes), Job.tray_number.in_(codes))
+            )
+            candidates_query = named.with_only_columns(
+                Job.id, Job.job_number, Job.is_active
+            ).order_by(Job.id)
+            if locking:  # concurrent writers lock jobs in one order; PostgreSQL reads them current
+                candidates_query = candidates_query.with_for_update()
+            candidates = session.execute(candidates_query).all()
+            latest = {row.job_number: row.id for row in candidates}  # in id order: the last
+            wanted = {row.id for row in candidates if row.is_active} | set(latest.values())
+            jobs = session.scalars(
+                select(Job)
+                .where(Job.id.in_(wanted))
+                .order_by(Job.id)
+                .options(*PRODUCTION_ONLY)
+                .execution_options(populate_existing=True)
+            ).all()
+            for job in jobs:
+                for code in {job.job_number, job.tray_number} & codes:
+                    self._candidates.setdefault((lab_id, code), []).append(job)
+
+    def lookup(self, station: StationPrincipal, code: str) -> Job:
+        """Read from the jobs as this group left them (one it finished is no longer active)."""
+        candidates = self._candidates.get((station.lab_id, code), [])
+        active = [job for job in candidates if job.is_active]
+        if active:
+            return active[0]
+        numbered = [job for job in candidates if job.job_number == code]
+        if numbered:
+            return numbered[-1]
+        raise NotFound("job", f"no job or tray {code!r}")
+
+
+def _sign_in_log(session: Session, arrivals: Sequence[Arrival]) -> signins.SignInLog:
+    """The sign-ins the group's job events are checked against (unknown badges have none)."""
+    job_events = [arrival for arrival in arrivals if not arrival.event.signs]
+    pairs = set()
+    for arrival in job_events:
+        try:
+            operator_id = _operator_id(session, arrival.station, arrival.event.operator_badge)
+        except Invalid:
+            continue  # refused when its event is applied
+        if operator_id is not None:
+            pairs.add((arrival.station.station_id, operator_id))
+    if not pairs:
+        return signins.SignInLog(session, pairs, utcnow(), utcnow())
+    times = [arrival.event.created_at for arrival in job_events]
+    return signins.SignInLog(session, pairs, min(times), max(times))
 
 
 _OPERATORS = "lenstrack_station_operators"
@@ -356,36 +510,30 @@ def _check_inspects_here(station: StationPrincipal, here: Stage) -> None:
         )
 
 
-def _insert_event(
-    session: Session,
+def _event_row(
     station: StationPrincipal,
     job: Job,
     event: EventIn,
     operator_id: int | None,
     transition: Transition,
     received_at: datetime,
-) -> int | None:
-    """The stored event's id; None if a concurrent request stored its UUID first."""
-    return session.scalar(
-        _insert_ignoring(StageEvent, session.get_bind().dialect.name)
-        .values(
-            event_uuid=event.event_uuid,
-            station_id=station.station_id,
-            station_sequence=event.sequence,
-            operator_id=operator_id,
-            job_id=job.id,
-            stage_id=station.stage_id,
-            action=event.action,
-            reason_code=event.reason_code,
-            override_reason=event.override_reason,
-            note=event.note,
-            to_stage_id=transition.rework_stage.id if transition.rework_stage else None,
-            device_created_at=event.created_at,
-            device_sent_at=event.sent_at,
-            server_received_at=received_at,
-            corrected_at=received_at - (event.sent_at - event.created_at),
-        )
-        .returning(StageEvent.id)
+) -> StageEvent:
+    return StageEvent(
+        event_uuid=event.event_uuid,
+        station_id=station.station_id,
+        station_sequence=event.sequence,
+        operator_id=operator_id,
+        job_id=job.id,
+        stage_id=station.stage_id,
+        action=event.action,
+        reason_code=event.reason_code,
+        override_reason=event.override_reason,
+        note=event.note,
+        to_stage_id=transition.rework_stage.id if transition.rework_stage else None,
+        device_created_at=event.created_at,
+        device_sent_at=event.sent_at,
+        server_received_at=received_at,
+        corrected_at=received_at - (event.sent_at - event.created_at),
     )
 
 
@@ -404,33 +552,83 @@ def _move_job(job: Job, transition: Transition, at: datetime) -> None:
     job.state_changed_at = at
 
 
-def record_rejection(
+def ingest_events(
+    session: Session,
+    arrivals: Sequence[Arrival],
+    *,
+    rules: IngestRules | None = None,
+    budget_seconds: float | None = None,
+) -> list[EventResult | DomainError]:
+    """Events apply in the order given, each stored with its job's new state or refused
+    alone with why (a DomainError; AlreadyRejected for a resend of an event rejected before).
+    Rejections are not kept here: `record_rejections` does that.
+
+    With a budget, events stop being taken once it is spent (the first always is): the
+    outcomes then cover a prefix of `arrivals`, and the caller sends the rest again.
+    """
+    rules = rules or IngestRules()
+    stop_at = None if budget_seconds is None else time.monotonic() + budget_seconds
+    group = _Group(session, arrivals, rules)
+    outcomes: list[EventResult | _Stored | DomainError] = []
+    for arrival in arrivals:
+        if outcomes and stop_at is not None and time.monotonic() >= stop_at:
+            break
+        try:
+            outcomes.append(group.apply(arrival))
+        except DomainError as error:
+            group.reject(arrival, error)
+            outcomes.append(error)
+    group.finish()
+    return [outcome.result() if isinstance(outcome, _Stored) else outcome for outcome in outcomes]
+
+
+def ingest_event(
     session: Session,
     station: StationPrincipal,
     event: EventIn,
-    error: DomainError,
-    received_at: datetime,
+    *,
+    received_at: datetime | None = None,
+    rules: IngestRules | None = None,
 ) -> EventResult:
-    """Keep the rejection, once per UUID: a resend of a rejected event (AlreadyRejected)
-    adds nothing and answers with the first rejection's reason."""
-    if not isinstance(error, AlreadyRejected):
-        session.execute(
-            _insert_ignoring(RejectedEvent, session.get_bind().dialect.name).values(
-                event_uuid=event.event_uuid,
-                station_id=station.station_id,
-                station_sequence=event.sequence,
-                payload=event.model_dump(mode="json"),
-                field=error.field,
-                message=error.message,
-                status_code=error.status_code,
-                received_at=received_at,
-            )
+    """Store one event and apply it to its job; DomainError if it cannot be applied (and
+    AlreadyRejected for a resend of an event rejected before)."""
+    arrival = Arrival(station, event, received_at or utcnow())
+    [outcome] = ingest_events(session, [arrival], rules=rules)
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return outcome
+
+
+def record_rejections(
+    session: Session, rejections: Sequence[tuple[Arrival, DomainError]]
+) -> list[EventResult]:
+    """Keep the rejections, once per UUID, in one insert: a resend of a rejected event
+    (AlreadyRejected) adds nothing and answers with the first rejection's reason."""
+    rows = [
+        {
+            "event_uuid": arrival.event.event_uuid,
+            "station_id": arrival.station.station_id,
+            "station_sequence": arrival.event.sequence,
+            "payload": arrival.event.model_dump(mode="json"),
+            "field": error.field,
+            "message": error.message,
+            "status_code": error.status_code,
+            "received_at": arrival.received_at,
+        }
+        for arrival, error in rejections
+        if not isinstance(error, AlreadyRejected)
+    ]
+    if rows:
+        insert = conflict_insert(session.get_bind().dialect.name, RejectedEvent)
+        session.execute(insert.on_conflict_do_nothing(index_elements=["event_uuid"]), rows)
+    return [
+        EventResult(
+            event_uuid=arrival.event.event_uuid,
+            status="rejected",
+            error=FieldError(field=error.field, message=error.message),
         )
-    return EventResult(
-        event_uuid=event.event_uuid,
-        status="rejected",
-        error=FieldError(field=error.field, message=error.message),
-    )
+        for arrival, error in rejections
+    ]
 
 
 def ingest_batch(
@@ -442,59 +640,102 @@ def ingest_batch(
     rules: IngestRules | None = None,
     budget_seconds: float | None = None,
 ) -> list[EventResult]:
-    """Events apply in the order given; one that cannot apply is rejected alone, with why.
-
-    With a budget, events stop being taken once it is spent (the first always is): the
-    results then cover a prefix of the batch, and the caller sends the rest again.
-    """
+    """A station's events in order; one that cannot apply is rejected alone, with why, and
+    kept. With a budget, the results may cover a prefix (see `ingest_events`)."""
     received_at = received_at or utcnow()
-    stop_at = None if budget_seconds is None else time.monotonic() + budget_seconds
-    results: list[EventResult] = []
-    for event in events:
-        if results and stop_at is not None and time.monotonic() >= stop_at:
-            break
-        try:
-            results.append(
-                ingest_event(
-                    session,
-                    station,
-                    event,
-                    received_at=received_at,
-                    rules=rules,
-                )
-            )
-        except DomainError as error:
-            results.append(record_rejection(session, station, event, error, received_at))
-    return results
+    arrivals = [Arrival(station, event, received_at) for event in events]
+    outcomes = ingest_events(session, arrivals, rules=rules, budget_seconds=budget_seconds)
+    rejected = [
+        (arrival, outcome)
+        for arrival, outcome in zip(arrivals, outcomes, strict=False)
+        if isinstance(outcome, DomainError)
+    ]
+    answers = iter(record_rejections(session, rejected))
+    return [next(answers) if isinstance(outcome, DomainError) else outcome for outcome in outcomes]
 
 
-def sequence_gaps(session: Session, station_id: int) -> list[SequenceGap]:
-    """Runs of sequence numbers missing between 1 and the highest one the station sent."""
-    received = _received_sequences(station_id).subquery()
-    previous = func.lag(received.c.sequence, 1, 0).over(order_by=received.c.sequence)
-    ordered = select(received.c.sequence, previous.label("previous")).subquery()
+def sequence_gaps(
+    session: Session, station_id: int, *, move_mark: bool = False
+) -> list[SequenceGap]:
+    """Runs of sequence numbers missing between 1 and the highest one the station sent.
+
+    Read from the station's mark on (every number up to it arrived), so a report reads the
+    numbers of the recent past, not the station's whole history. `move_mark` (in a writing
+    transaction) moves the mark up to just before the first gap.
+    """
+    mark = session.get(StationSequenceMark, station_id)
+    through = mark.received_through if mark is not None else 0
+    received = _received_sequences(station_id, after=through).subquery()
+    previous = func.lag(received.c.sequence, 1, through).over(order_by=received.c.sequence)
+    highest = func.max(received.c.sequence).over()
+    ordered = select(
+        received.c.sequence, previous.label("previous"), highest.label("highest")
+    ).subquery()
     rows = session.execute(
-        select(ordered.c.previous, ordered.c.sequence).where(
-            ordered.c.sequence > ordered.c.previous + 1
+        select(ordered.c.previous, ordered.c.sequence, ordered.c.highest)
+        .where(
+            or_(
+                ordered.c.sequence > ordered.c.previous + 1,
+                ordered.c.sequence == ordered.c.highest,
+            )
+        )
+        .order_by(ordered.c.sequence)
+    ).all()
+    gaps = [
+        SequenceGap(first_missing=before + 1, last_missing=after - 1)
+        for before, after, _ in rows
+        if after > before + 1
+    ]
+    if move_mark and rows:
+        _move_mark(session, station_id, gaps[0].first_missing - 1 if gaps else rows[0].highest)
+    return gaps
+
+
+def _move_mark(session: Session, station_id: int, received_through: int) -> None:
+    """Only ever up: a concurrent report may have moved it further already."""
+    table = StationSequenceMark.__table__
+    upsert = conflict_insert(session.get_bind().dialect.name, StationSequenceMark).values(
+        station_id=station_id, received_through=received_through
+    )
+    session.execute(
+        upsert.on_conflict_do_update(
+            index_elements=["station_id"],
+            set_={
+                "received_through": case(
+                    (
+                        upsert.excluded.received_through > table.c.received_through,
+                        upsert.excluded.received_through,
+                    ),
+                    else_=table.c.received_through,
+                )
+            },
         )
     )
-    return [SequenceGap(first_missing=before + 1, last_missing=after - 1) for before, after in rows]
 
 
-def _received_sequences(station_id: int) -> CompoundSelect[tuple[int]]:
-    """Sequence numbers that reached the server, stored (job events, sign-ins and sign-outs)
-    or rejected, each once."""
+def _received_sequences(station_id: int, after: int = 0) -> CompoundSelect[tuple[int]]:
+    """Sequence numbers after `after` that reached the server, stored (job events, sign-ins
+    and sign-outs) or rejected, each once."""
     return union(
         select(StageEvent.station_sequence.label("sequence")).where(
-            StageEvent.station_id == station_id
+            StageEvent.station_id == station_id, StageEvent.station_sequence > after
         ),
         select(RejectedEvent.station_sequence.label("sequence")).where(
-            RejectedEvent.station_id == station_id
+            RejectedEvent.station_id == station_id, RejectedEvent.station_sequence > after
         ),
-        signins.received_sequences(station_id),
+        signins.received_sequences(station_id, after),
     )
 
 
 def last_sequence(session: Session, station_id: int) -> int:
-    received = _received_sequences(station_id).subquery()
-    return session.scalar(select(func.max(received.c.sequence))) or 0
+    """The highest sequence number that reached the server: each table's, from its index."""
+    highest = union_all(
+        select(func.max(StageEvent.station_sequence).label("sequence")).where(
+            StageEvent.station_id == station_id
+        ),
+        select(func.max(RejectedEvent.station_sequence).label("sequence")).where(
+            RejectedEvent.station_id == station_id
+        ),
+        signins.highest_sequence(station_id),
+    ).subquery()
+    return session.scalar(select(func.max(highest.c.sequence))) or 0

@@ -8,7 +8,7 @@ flags such as late and stalled, and to learn stage times from history).
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -257,7 +257,24 @@ def refresh_job(
     `changed` says the caller changed the job itself (an event), which the feed reports too.
     """
     load = load or floor_load(session, job.lab_id)
-    zone = lab_zone(session, job.lab_id)
+    _refresh(session, job, now, load, lab_zone(session, job.lab_id), changed)
+    session.flush()
+
+
+def refresh_moved_jobs(session: Session, moved: Iterable[tuple[Job, datetime]]) -> None:
+    """`refresh_job` for the jobs a group of events changed, each once at the time of its last
+    event, under one floor load per lab read after all of them moved."""
+    labs: dict[int, tuple[FloorLoad, ZoneInfo]] = {}
+    for job, now in moved:
+        if job.lab_id not in labs:
+            labs[job.lab_id] = (floor_load(session, job.lab_id), lab_zone(session, job.lab_id))
+        _refresh(session, job, now, *labs[job.lab_id], changed=True)
+    session.flush()
+
+
+def _refresh(
+    session: Session, job: Job, now: datetime, load: FloorLoad, zone: ZoneInfo, changed: bool
+) -> None:
     eta = estimate_eta(job, load, now)
     eta_moved = eta != job.eta and (
         job.eta is None or eta is None or abs((eta - job.eta).total_seconds()) >= 60
@@ -290,17 +307,22 @@ def refresh_job(
                 "eta": job.eta.isoformat() if job.eta else None,
             },
         )
-    session.flush()
 
 
-def learn_stage_times(session: Session, lab_id: int, now: datetime) -> int:
-    """Median start→complete minutes per route and stage over the recent window.
+StageTimes = dict[tuple[int, int], list[float]]  # (route_id, stage_id) -> minutes of each pass
 
-    Only pairs with at least MIN_SAMPLES samples replace the standard minutes. Returns how
-    many (route, stage) medians were stored.
-    """
+
+def measure_stage_times(session: Session, lab_id: int, now: datetime) -> StageTimes:
+    """Start→complete minutes per route and stage over the recent window: reads only, so the
+    background task runs it outside any write transaction (weeks of events)."""
     rows = session.execute(
-        select(StageEvent.job_id, StageEvent.stage_id, StageEvent.action, StageEvent.corrected_at)
+        select(
+            StageEvent.job_id,
+            Job.route_id,
+            StageEvent.stage_id,
+            StageEvent.action,
+            StageEvent.corrected_at,
+        )
         .join(Job, StageEvent.job_id == Job.id)
         .where(
             Job.lab_id == lab_id,
@@ -309,15 +331,20 @@ def learn_stage_times(session: Session, lab_id: int, now: datetime) -> int:
         )
         .order_by(StageEvent.job_id, StageEvent.id)
     )
-    routes = dict(session.execute(select(Job.id, Job.route_id).where(Job.lab_id == lab_id)).all())
     started: dict[tuple[int, int], datetime] = {}
-    durations: dict[tuple[int, int], list[float]] = defaultdict(list)
-    for job_id, stage_id, action, at in rows:
+    durations: StageTimes = defaultdict(list)
+    for job_id, route_id, stage_id, action, at in rows:
         if action == EventAction.start:
             started[(job_id, stage_id)] = at
         elif (job_id, stage_id) in started:
             minutes = (at - started.pop((job_id, stage_id))).total_seconds() / 60
-            durations[(routes[job_id], stage_id)].append(minutes)
+            durations[(route_id, stage_id)].append(minutes)
+    return durations
+
+
+def store_stage_times(session: Session, lab_id: int, durations: StageTimes, now: datetime) -> int:
+    """The median of each (route, stage) with at least MIN_SAMPLES samples replaces its
+    standard minutes; returns how many medians were stored."""
     existing = {
         (row.route_id, row.stage_id): row
         for row in session.scalars(
@@ -341,6 +368,12 @@ def learn_stage_times(session: Session, lab_id: int, now: datetime) -> int:
     return stored
 
 
+def learn_stage_times(session: Session, lab_id: int, now: datetime) -> int:
+    """Median start→complete minutes per route and stage over the recent window, stored in
+    this session (see `measure_stage_times` and `store_stage_times`)."""
+    return store_stage_times(session, lab_id, measure_stage_times(session, lab_id, now), now)
+
+
 def open_job_ids(session: Session, lab_id: int) -> list[int]:
     return list(
         session.scalars(select(Job.id).where(Job.lab_id == lab_id, Job.is_active).order_by(Job.id))
@@ -348,12 +381,16 @@ def open_job_ids(session: Session, lab_id: int) -> list[int]:
 
 
 def sweep(
-    session: Session, lab_id: int, now: datetime, job_ids: Sequence[int] | None = None
+    session: Session,
+    lab_id: int,
+    now: datetime,
+    job_ids: Sequence[int] | None = None,
+    load: FloorLoad | None = None,
 ) -> int:
     """Refresh every open job, or those of `job_ids` still open (time alone raises late and
-    stalled); returns jobs visited.
+    stalled); returns jobs visited. `load`: the floor as read once for a round of chunks.
     """
-    load = floor_load(session, lab_id)
+    load = load or floor_load(session, lab_id)
     query = select(Job).where(Job.lab_id == lab_id, Job.is_active).options(*PRODUCTION_ONLY)
     if job_ids is not None:
         query = query.where(Job.id.in_(job_ids))

@@ -3,15 +3,16 @@ timeline."""
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeGuard
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.interfaces import ORMOption
 
 from core.optics.rx import SphCyl, transpose
+from server.domain.aftersales_policy import schedule_follow_ups
 from server.domain.auth import (
     LAB_ROLES,
     ORDER_ROLES,
@@ -297,6 +298,7 @@ def _new_job(principal: Principal, order: JobCreate, checked: CheckedOrder, numb
         treatments=order.treatments,
         frame=checked.frame,
         special_instructions=order.special_instructions,
+        contact_declined=order.contact_declined,
         route_id=checked.route.id,
         current_stage_id=checked.route.steps[0].stage_id,
         status=JobStatus.queued,
@@ -353,6 +355,43 @@ def _station_list_stage(session: Session, station: StationPrincipal, stage: str 
     return here.code
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+MAX_ROW_ID = 2**31 - 1  # as the API's ids (server.api.deps.RowId)
+
+
+@dataclass(frozen=True)
+class JobCursor:
+    """Where a page of `list_jobs` ended: its last job's promise and id, the list's order.
+    The next page starts right there in the index, where an offset reads and skips every
+    job before it (seconds at a million jobs)."""
+
+    promised_at: datetime
+    job_id: int
+
+    def __str__(self) -> str:
+        return f"{(self.promised_at - EPOCH) // MICROSECOND}.{self.job_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> "JobCursor":
+        """A cursor as `str` wrote it ("<microseconds since 1970>.<job id>"), else Invalid."""
+        micros, _, job_id = text.partition(".")
+        try:
+            cursor = cls(EPOCH + int(micros) * MICROSECOND, int(job_id))
+        except (ValueError, OverflowError) as error:
+            raise Invalid("after", "not a cursor a page of this list gave") from error
+        if not 0 < cursor.job_id <= MAX_ROW_ID:
+            raise Invalid("after", "not a cursor a page of this list gave")
+        return cursor
+
+
+@dataclass(frozen=True)
+class JobsPage:
+    total: int | None  # every job the filters match; counted on a first page only
+    jobs: list[Job]
+    next_cursor: JobCursor | None  # None on the last page
+
+
 def list_jobs(
     session: Session,
     principal: Principal,
@@ -362,22 +401,36 @@ def list_jobs(
     active: bool | None = None,
     limit: int = 100,
     offset: int = 0,
-) -> tuple[int, list[Job]]:
+    after: JobCursor | None = None,
+) -> JobsPage:
+    """Soonest promised first. Pages follow `next_cursor` (`after`); `offset` pages still work
+    but read every job they skip."""
     statement = visible_jobs(principal)
     if isinstance(principal, StationPrincipal):
         stage = _station_list_stage(session, principal, stage)
     if stage is not None:
-        statement = statement.join(Stage, Job.current_stage_id == Stage.id).where(
-            Stage.code == stage
-        )
+        # The stage's id as a value, not a join: the jobs then come from one index in order.
+        stage_id = select(Stage.id).where(Stage.lab_id == principal.lab_id, Stage.code == stage)
+        statement = statement.where(Job.current_stage_id == stage_id.scalar_subquery())
     if status is not None:
         statement = statement.where(Job.status == status)
     if active is not None:
         statement = statement.where(Job.is_active == active)
-    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    # A list shows no patient data: up to 500 jobs loaded without decrypting theirs.
+    total = None
+    if after is None:
+        counted = statement.with_only_columns(func.count()).order_by(None)
+        total = session.scalar(counted) or 0
+    else:
+        statement = statement.where(
+            tuple_(Job.promised_at, Job.id) > (after.promised_at, after.job_id)
+        )
+    # A list shows no patient data: up to 1,000 jobs loaded without decrypting theirs.
     page = statement.options(*PRODUCTION_ONLY).order_by(Job.promised_at, Job.id)
-    return total, list(session.scalars(page.limit(limit).offset(offset)))
+    jobs = list(session.scalars(page.limit(limit + 1).offset(offset)))
+    more = len(jobs) > limit
+    del jobs[limit:]
+    last = jobs[-1] if more else None
+    return JobsPage(total, jobs, JobCursor(last.promised_at, last.id) if last else None)
 
 
 def job_events(session: Session, job: Job) -> list[StageEvent]:
@@ -423,4 +476,5 @@ def mark_delivered(session: Session, principal: Principal, job_id: int) -> Job:
         raise Conflict("job_id", f"job {job.job_number} was delivered already")
     job.delivered_at = utcnow()
     append_update(session, job, "job_delivered", {"delivered_at": job.delivered_at.isoformat()})
+    schedule_follow_ups(session, job, job.delivered_at)
     return job

@@ -45,6 +45,8 @@ def apply_lab_config(session: Session, config: LabConfig) -> Lab:
     lab.breakage_costs = config.breakage_costs.model_dump(mode="json")
     lab.labels = config.labels.model_dump(mode="json")
     lab.catalogue = config.catalogue.model_dump(mode="json")
+    lab.aftersales = config.aftersales.model_dump(mode="json")
+    lab.kpi_targets = config.kpi_targets.model_dump(mode="json")
     lines = _apply_lines(session, config, lab.id)
     stages = _apply_stages(session, config, lab.id)
     _apply_routes(session, config, lab.id, stages)
@@ -75,6 +77,7 @@ def _apply_stages(session: Session, config: LabConfig, lab_id: int) -> dict[str,
         stage.stalled_after_minutes = stage_config.stalled_after_minutes
         stage.capacity = stage_config.capacity
         stage.inspection = stage_config.inspection
+        stage.carriers = stage_config.carriers
         stages[stage_config.code] = stage
         session.add(stage)
     session.flush()
@@ -132,6 +135,8 @@ def _apply_stores(session: Session, config: LabConfig, lab_id: int) -> None:
         store = stores.get(store_config.code) or Store(lab_id=lab_id, code=store_config.code)
         store.name = store_config.name
         store.tolerance_profile = store_config.tolerance_profile
+        if store_config.notify_email is not None:
+            store.notify_email = store_config.notify_email
         session.add(store)
 
 

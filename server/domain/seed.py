@@ -13,6 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.contract import SignAction
+from server.domain.aftersales import open_ticket
+from server.domain.aftersales_policy import schedule_follow_ups
 from server.domain.auth import PersonPrincipal, StationPrincipal, set_password
 from server.domain.dcs_jobs import DcsFile, import_jobs
 from server.domain.events import ingest_event, last_sequence
@@ -37,6 +39,7 @@ from server.models import (
     Role,
     Station,
     Store,
+    TicketClass,
     utcnow,
 )
 from server.schemas import DefectIn, EventIn, InspectionIn, JobCreate, PrescriptionEyeIn
@@ -60,6 +63,8 @@ DEMO_PEOPLE = (
     DemoLogin("north", "demo-store-pass", Role.store_staff, "NORTH", None),
     DemoLogin("south", "demo-store-pass", Role.store_staff, "SOUTH", None),
 )
+# Store staff who manage their store's messages (/store/settings); "south" is staff only.
+STORE_MANAGERS = frozenset({"north"})
 NAMES = {
     "admin": "Ada Admin",
     "manager": "Maria Lopez",
@@ -112,6 +117,7 @@ def seed_demo(
             role=login.role,
             badge_code=login.badge,
             store_id=stores[login.store].id if login.store else None,
+            store_manager=login.username in STORE_MANAGERS,
         )
         set_password(person, login.password)
         session.add(person)
@@ -135,7 +141,41 @@ def seed_demo(
     # History is in place: learn stage times from it and bring ETAs and flags up to now.
     learn_stage_times(session, lab.id, floor.now)
     sweep(session, lab.id, floor.now)
+    _seed_aftersales(session, lab.id, floor.now)
     return True
+
+
+def _seed_aftersales(session: Session, lab_id: int, now: datetime) -> None:
+    """NORTH's two earliest shipped jobs delivered an hour after shipping (their follow-ups
+    scheduled), and a ticket on the first an hour after that: its SLA clocks run from then."""
+    staff = session.scalars(
+        select(Person).where(Person.lab_id == lab_id, Person.username == "north")
+    ).one()
+    assert staff.store_id is not None
+    north = PersonPrincipal(staff.id, lab_id, staff.role, staff.store_id, staff.name)
+    shipped = session.scalars(
+        select(Job)
+        .where(Job.store_id == staff.store_id, Job.status == JobStatus.completed)
+        .order_by(Job.state_changed_at)
+        .limit(2)
+    ).all()
+    for job in shipped:
+        job.ready_for_pickup_at = min(job.state_changed_at + timedelta(minutes=30), now)
+        job.delivered_at = min(job.state_changed_at + timedelta(hours=1), now)
+        schedule_follow_ups(session, job, job.delivered_at)
+    if shipped:
+        first = shipped[0]
+        assert first.delivered_at is not None
+        opened_at = min(first.delivered_at + timedelta(hours=1), now)
+        open_ticket(
+            session,
+            north,
+            first.id,
+            TicketClass.lens_defect,
+            "Fine scratch on the right lens",
+            "Noticed at the first wear; visible in daylight near the centre.",
+            opened_at,
+        )
 
 
 def seed_new_orders(session: Session, dcs_files: list[DcsFile]) -> list[Job]:

@@ -7,10 +7,11 @@ its order, so they arrive before the job events that follow them, even after a n
 Times are the station's device clock, the same clock its job events carry.
 """
 
+import bisect
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select, union_all
 from sqlalchemy.orm import Session
 
 from core.contract import SignAction
@@ -21,15 +22,90 @@ from server.models import StationSignIn
 from server.schemas import EventIn, EventResult
 
 
-def known(session: Session, event_uuid: uuid.UUID) -> EventResult | None:
-    """A stored sign-in or sign-out answers "duplicate" when sent again."""
-    if session.scalar(select(StationSignIn.id).where(StationSignIn.event_uuid == event_uuid)):
-        return EventResult(event_uuid=event_uuid, status="duplicate")
-    return None
+def stored_uuids(session: Session, event_uuids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of the UUIDs that are stored sign-ins or sign-outs (a resend answers "duplicate")."""
+    return set(
+        session.scalars(
+            select(StationSignIn.event_uuid).where(StationSignIn.event_uuid.in_(event_uuids))
+        )
+    )
+
+
+class SignInLog:
+    """Each (station, operator) pair's sign-ins and sign-outs that a group of events made
+    between `earliest` and `latest` needs: those in that span and the last one before it,
+    read in one query. Those the group records join it, so later events see them."""
+
+    def __init__(
+        self,
+        session: Session,
+        pairs: set[tuple[int, int]],
+        earliest: datetime,
+        latest: datetime,
+    ) -> None:
+        self._entries: dict[tuple[int, int], list[tuple[datetime, int, str]]] = {}
+        if not pairs:
+            return
+        stations = {station_id for station_id, _ in pairs}
+        people = {person_id for _, person_id in pairs}
+        among_pairs = (
+            StationSignIn.station_id.in_(stations),
+            StationSignIn.person_id.in_(people),
+        )
+        columns = (
+            StationSignIn.station_id,
+            StationSignIn.person_id,
+            StationSignIn.device_created_at,
+            StationSignIn.station_sequence,
+            StationSignIn.action,
+        )
+        ranked = (
+            select(
+                *columns,
+                func.row_number()
+                .over(
+                    partition_by=(StationSignIn.station_id, StationSignIn.person_id),
+                    order_by=(
+                        StationSignIn.device_created_at.desc(),
+                        StationSignIn.station_sequence.desc(),
+                    ),
+                )
+                .label("recency"),
+            )
+            .where(*among_pairs, StationSignIn.device_created_at < earliest)
+            .subquery()
+        )
+        last_before = select(
+            ranked.c.station_id,
+            ranked.c.person_id,
+            ranked.c.device_created_at,
+            ranked.c.station_sequence,
+            ranked.c.action,
+        ).where(ranked.c.recency == 1)
+        within = select(*columns).where(
+            *among_pairs, StationSignIn.device_created_at.between(earliest, latest)
+        )
+        for station_id, person_id, at, sequence, action in session.execute(
+            union_all(last_before, within)
+        ):
+            self.add(station_id, person_id, at, sequence, action)
+
+    def add(
+        self, station_id: int, person_id: int, at: datetime, sequence: int, action: str
+    ) -> None:
+        entries = self._entries.setdefault((station_id, person_id), [])
+        bisect.insort(entries, (at, sequence, action))
+
+    def signed_in(self, station_id: int, person_id: int, at: datetime) -> bool:
+        """Whether the pair's last sign-in or sign-out up to `at` is a sign-in."""
+        entries = self._entries.get((station_id, person_id), [])
+        before = bisect.bisect_right(entries, at, key=lambda entry: entry[0])
+        return before > 0 and entries[before - 1][2] == SignAction.sign_in
 
 
 def record(
     session: Session,
+    log: SignInLog,
     station: StationPrincipal,
     event: EventIn,
     operator_id: int,
@@ -53,27 +129,19 @@ def record(
         .returning(StationSignIn.id)
     )
     # None: a concurrent request stored this UUID first.
+    if stored is not None:
+        log.add(station.station_id, operator_id, event.created_at, event.sequence, event.action)
     return EventResult(
         event_uuid=event.event_uuid, status="duplicate" if stored is None else "stored"
     )
 
 
 def check_signed_in(
-    session: Session, station: StationPrincipal, operator_id: int, event: EventIn
+    log: SignInLog, station: StationPrincipal, operator_id: int, event: EventIn
 ) -> None:
     """Forbidden (field operator_badge) unless the operator's last sign-in or sign-out at this
     station up to the event's scan is a sign-in."""
-    last = session.scalar(
-        select(StationSignIn.action)
-        .where(
-            StationSignIn.station_id == station.station_id,
-            StationSignIn.person_id == operator_id,
-            StationSignIn.device_created_at <= event.created_at,
-        )
-        .order_by(StationSignIn.device_created_at.desc(), StationSignIn.station_sequence.desc())
-        .limit(1)
-    )
-    if last != SignAction.sign_in:
+    if not log.signed_in(station.station_id, operator_id, event.created_at):
         raise Forbidden(
             "operator_badge",
             f"badge {event.operator_badge!r} was not signed in at station {station.name} "
@@ -81,8 +149,14 @@ def check_signed_in(
         )
 
 
-def received_sequences(station_id: int) -> Select[tuple[int]]:
-    """The station's sequence numbers its sign-ins and sign-outs took."""
+def received_sequences(station_id: int, after: int = 0) -> Select[tuple[int]]:
+    """The station's sequence numbers after `after` that its sign-ins and sign-outs took."""
     return select(StationSignIn.station_sequence.label("sequence")).where(
+        StationSignIn.station_id == station_id, StationSignIn.station_sequence > after
+    )
+
+
+def highest_sequence(station_id: int) -> Select[tuple[int | None]]:
+    return select(func.max(StationSignIn.station_sequence).label("sequence")).where(
         StationSignIn.station_id == station_id
     )

@@ -21,6 +21,7 @@ from server.domain.flags import PRODUCTION_ONLY, WITHOUT_PRESCRIPTION
 from server.domain.jobs import job_events, list_jobs, visible_jobs
 from server.domain.lab_time import duration_text, lab_zone, local_text
 from server.domain.orders import OrderChoices
+from server.domain.shipping import ShipmentView, shipment_view
 from server.models import (
     ChangeRequest,
     ChangeState,
@@ -106,7 +107,7 @@ JOB_LIST_LIMIT = 500
 def job_list(session: Session, principal: PersonPrincipal, now: datetime) -> JobList:
     """The active jobs, soonest promised first."""
     zone = lab_zone(session, principal.lab_id)
-    total, jobs = list_jobs(session, principal, active=True, limit=JOB_LIST_LIMIT)
+    page = list_jobs(session, principal, active=True, limit=JOB_LIST_LIMIT)
     rows = tuple(
         JobListRow(
             job_id=job.id,
@@ -118,9 +119,10 @@ def job_list(session: Session, principal: PersonPrincipal, now: datetime) -> Job
             rush=job.priority == Priority.rush,
             promised=local_text(job.promised_at, zone, now),
         )
-        for job in jobs
+        for job in page.jobs
     )
-    return JobList(total, rows)
+    assert page.total is not None  # a first page
+    return JobList(page.total, rows)
 
 
 @dataclass(frozen=True)
@@ -278,11 +280,12 @@ def flag_feed(
 ) -> list[FlagEntry]:
     """The latest flags raised on the visible jobs, newest first, open or since cleared."""
     zone = lab_zone(session, principal.lab_id)
-    visible_ids = visible_jobs(principal).with_only_columns(Job.id)
+    # A join, not `IN (visible ids)`: the newest flags are read from their index until
+    # `limit` of them belong to visible jobs, never the visible ids of a year first.
     rows = session.execute(
         select(JobFlag, Job.job_number)
         .join(Job, JobFlag.job_id == Job.id)
-        .where(JobFlag.job_id.in_(visible_ids), JobFlag.kind != FlagKind.at_risk)
+        .where(visible_jobs(principal).whereclause, JobFlag.kind != FlagKind.at_risk)
         .order_by(JobFlag.raised_at.desc(), JobFlag.id.desc())
         .limit(limit)
     )
@@ -375,6 +378,7 @@ class JobDetail:
     started: bool  # production started: edits and a store's cancel are requests
     pending_request: bool
     can_remake: bool  # shipped (or delivered)
+    shipment: ShipmentView | None = None  # how it left the lab: carrier, tracking, box
 
 
 def _event_view(
@@ -458,6 +462,7 @@ def job_detail(
         select(JobChange).where(JobChange.job_id == job.id).order_by(JobChange.id)
     ).all()
     return JobDetail(
+        shipment=shipment_view(session, job.id, zone, now),
         row=store_row(job, zone, now),
         store_code=job.store_code,
         lens=f"{job.lens_design.value} {job.lens_material} {job.lens_index:g}",
@@ -784,18 +789,21 @@ def done_today(session: Session, principal: PersonPrincipal, now: datetime) -> d
     """Jobs completed per stage since midnight in the lab's time zone (stage_id -> count)."""
     zone = lab_zone(session, principal.lab_id)
     midnight = datetime.combine(now.astimezone(zone).date(), time(), tzinfo=zone)
-    visible_ids = visible_jobs(principal).with_only_columns(Job.id)
-    return dict(
-        session.execute(
-            select(StageEvent.stage_id, func.count(func.distinct(StageEvent.job_id)))
-            .where(
-                StageEvent.action == EventAction.complete,
-                StageEvent.corrected_at >= midnight,
-                StageEvent.job_id.in_(visible_ids),
-            )
-            .group_by(StageEvent.stage_id)
-        ).all()
+    completions = select(StageEvent.stage_id, func.count(func.distinct(StageEvent.job_id))).where(
+        StageEvent.action == EventAction.complete, StageEvent.corrected_at >= midnight
     )
+    # Today's completions come from their index, scoped by a join, never by `IN (the visible
+    # job ids)` of a year: the lab's by their stages (a handful), a store's by their jobs.
+    _, store = scope_key(principal)
+    if store is None:
+        scoped = completions.join(Stage, StageEvent.stage_id == Stage.id).where(
+            Stage.lab_id == principal.lab_id
+        )
+    else:
+        scoped = completions.join(Job, StageEvent.job_id == Job.id).where(
+            visible_jobs(principal).whereclause
+        )
+    return dict(session.execute(scoped.group_by(StageEvent.stage_id)).all())
 
 
 def wip_board(session: Session, principal: PersonPrincipal, now: datetime) -> WipBoard:

@@ -12,29 +12,47 @@ from server.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def message(notice: Notice, sender: str, to: str) -> EmailMessage:
-    mail = EmailMessage()
-    mail["From"] = sender
-    mail["To"] = to
-    mail["Subject"] = f"[LensTrack {notice.store_code}] {notice.subject}"
+def notice_lines(notice: Notice) -> list[str]:
+    """The notice as the lines of a message: job, milestone, when, and what the store acts on."""
     lines = [
         f"Job: {notice.job_number}",
         f"Store: {notice.store_code}",
-        f"Event: {notice.kind}",
+        f"Event: {notice.headline}",
         f"At: {notice.occurred_at.isoformat()}",
     ]
     if notice.flag:
         lines.append(f"Flag: {notice.flag}")
     if notice.reason:
         lines.append(f"Reason: {notice.reason}")
+    if notice.carrier:
+        lines.append(f"Carrier: {notice.carrier}")
+    if notice.tracking_number:
+        lines.append(f"Tracking number: {notice.tracking_number}")
+    if notice.box:
+        lines.append(f"Box: {notice.box}")
     if notice.eta:
         lines.append(f"Estimated completion: {notice.eta.isoformat()}")
-    mail.set_content("\n".join(lines) + "\n")
+    return lines
+
+
+def message(notices: list[Notice], sender: str, to: str) -> EmailMessage:
+    """One notice, or a store's daily digest of several (one block each, oldest first)."""
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = to
+    store = notices[0].store_code
+    if len(notices) == 1:
+        mail["Subject"] = f"[LensTrack {store}] {notices[0].subject}"
+        mail.set_content("\n".join(notice_lines(notices[0])) + "\n")
+        return mail
+    mail["Subject"] = f"[LensTrack {store}] Daily digest: {len(notices)} updates"
+    blocks = ["\n".join(notice_lines(notice)) for notice in notices]
+    mail.set_content("\n\n".join(blocks) + "\n")
     return mail
 
 
-def send_email(settings: Settings, to: str, notice: Notice) -> Outcome:
-    mail = message(notice, settings.smtp_from, to)
+def send_email(settings: Settings, to: str, notices: list[Notice]) -> Outcome:
+    mail = message(notices, settings.smtp_from, to)
     timeout = settings.webhook_timeout_seconds
     try:
         if settings.smtp_security == "ssl":
@@ -55,6 +73,6 @@ def send_email(settings: Settings, to: str, notice: Notice) -> Outcome:
     except smtplib.SMTPRecipientsRefused as error:
         return Outcome.failure(f"recipient refused: {error.recipients}", retry=False)
     except (smtplib.SMTPException, OSError) as error:
-        log.info("e-mail to %s's address: %r", notice.store_code, error)
+        log.info("e-mail to %s's address: %r", notices[0].store_code, error)
         return Outcome.undeliverable()  # the lab's mail server is none of the store's business
     return Outcome(delivered=True)

@@ -1,4 +1,8 @@
-"""Turn a change-feed entry into deliveries: one per matching webhook, one for e-mail."""
+"""Turn a change-feed entry into deliveries: one per matching webhook, one for e-mail.
+
+A webhook gets the feed kinds it lists and the milestones its store asked for; e-mail gets
+the milestones only, at once or held for the store's daily digest.
+"""
 
 from datetime import datetime
 from typing import Literal, get_args
@@ -7,16 +11,28 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.db import conflict_insert
+from server.domain.lab_time import lab_zone
 from server.models import DeliveryStatus, NotificationDelivery, Store, StoreWebhook
+from server.notify.preferences import (
+    may_be_milestone,
+    next_digest_at,
+    preferences_for,
+    wanted_milestone,
+)
 from server.schemas import JobUpdateOut
 
 WebhookKind = Literal["flag_raised", "flag_cleared", "job_ready", "job_delivered"]
 WEBHOOK_KINDS: frozenset[str] = frozenset(get_args(WebhookKind))
 DEFAULT_WEBHOOK_KINDS: tuple[WebhookKind, ...] = ("flag_raised", "flag_cleared", "job_ready")
-EMAIL_KINDS: frozenset[str] = frozenset(DEFAULT_WEBHOOK_KINDS)
 
 WEBHOOK = "webhook"  # destination_id: store_webhook.id
 EMAIL = "email"  # destination_id: store.id (its notify_email, read when sending)
+DIGEST = "digest"  # destination_id: store.id; due at its digest hour, sent as one e-mail
+
+
+def notified(update: JobUpdateOut) -> bool:
+    """Whether a webhook or a store's milestones may want the update (no query)."""
+    return update.kind in WEBHOOK_KINDS or may_be_milestone(update)
 
 
 def enqueue(session: Session, update: JobUpdateOut, *, email_enabled: bool, now: datetime) -> int:
@@ -25,7 +41,11 @@ def enqueue(session: Session, update: JobUpdateOut, *, email_enabled: bool, now:
     Insert-or-ignore on (channel, destination, update): every server process reads the feed
     and may call this for the same update, and it is still sent once.
     """
-    if update.kind not in WEBHOOK_KINDS:
+    if not notified(update):
+        return 0
+    preferences = preferences_for(session, update.store_id)
+    milestone = wanted_milestone(session, update, preferences)
+    if milestone is None and update.kind not in WEBHOOK_KINDS:
         return 0
     webhooks = session.scalars(
         select(StoreWebhook).where(
@@ -35,11 +55,18 @@ def enqueue(session: Session, update: JobUpdateOut, *, email_enabled: bool, now:
             StoreWebhook.created_at <= update.created_at,
         )
     )
-    destinations = [(WEBHOOK, hook.id) for hook in webhooks if update.kind in hook.kinds]
-    if email_enabled and update.kind in EMAIL_KINDS:
+    destinations = [
+        (WEBHOOK, hook.id, now)
+        for hook in webhooks
+        if milestone is not None or update.kind in hook.kinds
+    ]
+    if email_enabled and milestone is not None:
         store = session.get_one(Store, update.store_id)
-        if store.notify_email:
-            destinations.append((EMAIL, store.id))
+        if store.notify_email and preferences.email_mode == "digest":
+            due = next_digest_at(now, lab_zone(session, store.lab_id), preferences.digest_hour)
+            destinations.append((DIGEST, store.id, due))
+        elif store.notify_email:
+            destinations.append((EMAIL, store.id, now))
     if not destinations:
         return 0
     statement = (
@@ -52,10 +79,10 @@ def enqueue(session: Session, update: JobUpdateOut, *, email_enabled: bool, now:
                     "job_update_id": update.id,
                     "status": DeliveryStatus.pending,
                     "attempts": 0,
-                    "next_attempt_at": now,
+                    "next_attempt_at": due,
                     "created_at": now,
                 }
-                for channel, destination_id in destinations
+                for channel, destination_id, due in destinations
             ]
         )
         .on_conflict_do_nothing(index_elements=["channel", "destination_id", "job_update_id"])

@@ -1,4 +1,5 @@
-"""Managing a store's webhooks and reading its delivery log, scoped to the caller.
+"""Managing a store's webhooks and message settings and reading its delivery log, scoped to
+the caller.
 
 Store staff reach their own store only; another store answers like a missing one (404).
 """
@@ -15,12 +16,23 @@ from server.models import (
     Job,
     JobUpdate,
     NotificationDelivery,
+    Person,
     Role,
     Store,
+    StoreNotificationSetting,
     StoreWebhook,
+    utcnow,
 )
 from server.notify.enqueue import WEBHOOK
-from server.notify.schemas import DeliveryOut, DeliveryPage, WebhookIn
+from server.notify.preferences import Milestone, Preferences, milestone_of, preferences_for
+from server.notify.schemas import (
+    DeliveryOut,
+    DeliveryPage,
+    StoreNotifications,
+    StoreNotificationsOut,
+    WebhookIn,
+)
+from server.schemas import JobUpdateOut
 
 LAB_WIDE = frozenset({Role.lab_manager, Role.admin})
 
@@ -83,7 +95,7 @@ def list_deliveries(session: Session, store: Store, limit: int, offset: int) -> 
         .where(JobUpdate.store_id == store.id)
     )
     rows = session.execute(
-        select(NotificationDelivery, JobUpdate.kind, Job.job_number)
+        select(NotificationDelivery, JobUpdate, Job.job_number)
         .join(JobUpdate, scope)
         .join(Job, Job.id == JobUpdate.job_id)
         .where(JobUpdate.store_id == store.id)
@@ -96,7 +108,8 @@ def list_deliveries(session: Session, store: Store, limit: int, offset: int) -> 
             id=delivery.id,
             channel=delivery.channel,
             destination_id=delivery.destination_id,
-            kind=kind,
+            kind=feed.kind,
+            milestone=milestone_of(session, JobUpdateOut.model_validate(feed)),
             job_number=job_number,
             status=delivery.status,
             attempts=delivery.attempts,
@@ -108,6 +121,57 @@ def list_deliveries(session: Session, store: Store, limit: int, offset: int) -> 
             created_at=delivery.created_at,
             delivered_at=delivery.delivered_at,
         )
-        for delivery, kind, job_number in rows
+        for delivery, feed, job_number in rows
     ]
     return DeliveryPage(total=total or 0, items=items)
+
+
+def _may_edit(session: Session, person: PersonPrincipal) -> bool:
+    if person.role in LAB_WIDE:
+        return True
+    return (
+        person.role == Role.store_staff and session.get_one(Person, person.person_id).store_manager
+    )
+
+
+def read_settings(
+    session: Session, person: PersonPrincipal, code: str | None
+) -> StoreNotificationsOut:
+    store = store_for(session, person, code)
+    return _out(session, person, store, preferences_for(session, store.id))
+
+
+def update_settings(
+    session: Session, person: PersonPrincipal, code: str | None, wanted: StoreNotifications
+) -> StoreNotificationsOut:
+    """Store staff read their store's choices; only its manager (or a lab manager) changes
+    them. Another store answers like a missing one (`store_for`)."""
+    store = store_for(session, person, code)
+    if not _may_edit(session, person):
+        raise Forbidden("role", "only the store's manager or a lab manager changes its messages")
+    setting = session.get(StoreNotificationSetting, store.id)
+    if setting is None:
+        setting = StoreNotificationSetting(store_id=store.id)
+        session.add(setting)
+    store.notify_email = wanted.notify_email
+    setting.milestones = [milestone.value for milestone in wanted.milestones]
+    setting.email_mode = wanted.email_mode
+    setting.digest_hour = wanted.digest_hour
+    setting.updated_at = utcnow()
+    setting.updated_by_id = person.person_id
+    session.flush()
+    return _out(session, person, store, preferences_for(session, store.id))
+
+
+def _out(
+    session: Session, person: PersonPrincipal, store: Store, preferences: Preferences
+) -> StoreNotificationsOut:
+    return StoreNotificationsOut(
+        store_code=store.code,
+        notify_email=store.notify_email,
+        # In the order a job reaches them.
+        milestones=[milestone for milestone in Milestone if milestone in preferences.milestones],
+        email_mode=preferences.email_mode,
+        digest_hour=preferences.digest_hour,
+        can_edit=_may_edit(session, person),
+    )

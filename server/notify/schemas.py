@@ -1,12 +1,22 @@
-"""Webhook and delivery-log models at the API and CLI boundary."""
+"""Webhook, store-settings and delivery-log models at the API and CLI boundary."""
 
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AnyUrl, BaseModel, ConfigDict, Field, UrlConstraints, field_validator
+from pydantic import (
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    UrlConstraints,
+    field_validator,
+)
 
+from core.contract import EmailAddress
 from server.models import DeliveryStatus
 from server.notify.enqueue import DEFAULT_WEBHOOK_KINDS, WebhookKind
+from server.notify.preferences import EmailMode, Milestone
 from server.schemas import _In
 
 WebhookUrl = Annotated[AnyUrl, UrlConstraints(max_length=500, allowed_schemes=["http", "https"])]
@@ -56,6 +66,7 @@ class DeliveryOut(BaseModel):
     channel: str
     destination_id: int
     kind: str
+    milestone: Milestone | None  # the store's milestone it told, if it was one
     job_number: str
     status: DeliveryStatus
     attempts: int
@@ -69,3 +80,30 @@ class DeliveryOut(BaseModel):
 class DeliveryPage(BaseModel):
     total: int
     items: list[DeliveryOut]
+
+
+class StoreNotifications(_In):
+    """A store's choices, as the settings page and API take and show them."""
+
+    notify_email: EmailAddress | None = Field(
+        description="Where e-mails go; none: no e-mail (webhooks still get the milestones)."
+    )
+    milestones: list[Milestone] = Field(max_length=len(Milestone))
+    email_mode: EmailMode = Field(
+        description="immediate: one e-mail per milestone; digest: one a day at digest_hour."
+    )
+    digest_hour: StrictInt = Field(ge=0, le=23, description="Hour of the day, lab time.")
+
+    @field_validator("milestones")
+    @classmethod
+    def _distinct(cls, milestones: list[Milestone]) -> list[Milestone]:
+        return list(dict.fromkeys(milestones))
+
+
+class StoreNotificationsOut(BaseModel):
+    store_code: str
+    notify_email: str | None
+    milestones: list[Milestone]
+    email_mode: EmailMode
+    digest_hour: int
+    can_edit: bool  # the caller may change them (a store manager or lab manager)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from server.context import ServerContext
@@ -24,7 +24,7 @@ from server.live import Subscription
 from server.models import DeliveryStatus, NotificationDelivery, Store, StoreWebhook, utcnow
 from server.notify import outbound
 from server.notify.email import send_email
-from server.notify.enqueue import EMAIL, WEBHOOK, WEBHOOK_KINDS, enqueue
+from server.notify.enqueue import DIGEST, WEBHOOK, enqueue, notified
 from server.notify.notice import Notice, load_notice
 from server.notify.outbound import OutboundPolicy, RefusedDestination
 from server.notify.outcome import Outcome
@@ -35,6 +35,7 @@ from server.settings import Settings
 log = logging.getLogger(__name__)
 
 BATCH = 20
+DIGEST_MOST = 200  # notices in one digest e-mail; more go in another
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(hours=1)
 
@@ -50,12 +51,14 @@ def retry_delay(attempts: int, rng: random.Random) -> timedelta:
 
 @dataclass(frozen=True)
 class Claimed:
-    delivery_id: int
+    """What one send carries: one delivery, or a store's due digest entries as one e-mail."""
+
+    delivery_ids: tuple[int, ...]
     channel: str
     destination_id: int
     address: str  # the webhook URL or the e-mail address
     secret: str  # the webhook secret; "" for e-mail
-    notice: Notice
+    notices: tuple[Notice, ...]
 
 
 class DeliveryWorker:
@@ -96,7 +99,7 @@ class DeliveryWorker:
 
     async def on_update(self, update: JobUpdateOut) -> None:
         """Live bus subscriber: enqueue, then send at once rather than at the next round."""
-        if update.kind not in WEBHOOK_KINDS:
+        if not notified(update):
             return
         if await asyncio.to_thread(self.enqueue, update) and self._wake is not None:
             self._wake.set()
@@ -122,70 +125,120 @@ class DeliveryWorker:
     def _claim(self, now: datetime) -> list[Claimed]:
         with self.context.db.session() as session:
             due = session.scalars(
-                select(NotificationDelivery)
-                .where(
-                    NotificationDelivery.status == DeliveryStatus.pending,
-                    NotificationDelivery.next_attempt_at <= now,
-                )
+                self._due(now)
                 .order_by(NotificationDelivery.next_attempt_at, NotificationDelivery.id)
                 .limit(BATCH)
-                .with_for_update(skip_locked=True)
             ).all()
-            claimed = []
+            groups: dict[tuple[str, int], list[NotificationDelivery]] = {}
             for delivery in due:
-                item = self._destination(session, delivery)
-                if isinstance(item, str):  # nowhere to send it any more
-                    delivery.status = DeliveryStatus.failed
-                    delivery.last_error = item
-                    continue
-                delivery.next_attempt_at = now + self.lease
-                claimed.append(item)
+                if delivery.channel == DIGEST:
+                    groups.setdefault((DIGEST, delivery.destination_id), []).append(delivery)
+                else:
+                    groups[(delivery.channel, delivery.id)] = [delivery]
+            claimed = []
+            for (channel, store_id), deliveries in groups.items():
+                if channel == DIGEST:  # the store's other due entries join the same e-mail
+                    deliveries += self._more_digest(session, store_id, deliveries, now)
+                item = self._destination(session, deliveries)
+                for delivery in deliveries:
+                    if isinstance(item, str):  # nowhere to send it any more
+                        delivery.status = DeliveryStatus.failed
+                        delivery.last_error = item
+                    else:
+                        delivery.next_attempt_at = now + self.lease
+                if not isinstance(item, str):
+                    claimed.append(item)
             return claimed
 
-    def _destination(self, session: Session, delivery: NotificationDelivery) -> Claimed | str:
-        """What to send where, or why it can no longer be sent."""
-        if delivery.channel == WEBHOOK:
-            hook = session.get(StoreWebhook, delivery.destination_id)
+    @staticmethod
+    def _due(now: datetime) -> Select[tuple[NotificationDelivery]]:
+        return (
+            select(NotificationDelivery)
+            .where(
+                NotificationDelivery.status == DeliveryStatus.pending,
+                NotificationDelivery.next_attempt_at <= now,
+            )
+            .with_for_update(skip_locked=True)
+        )
+
+    def _more_digest(
+        self,
+        session: Session,
+        store_id: int,
+        claimed: list[NotificationDelivery],
+        now: datetime,
+    ) -> list[NotificationDelivery]:
+        return list(
+            session.scalars(
+                self._due(now)
+                .where(
+                    NotificationDelivery.channel == DIGEST,
+                    NotificationDelivery.destination_id == store_id,
+                    NotificationDelivery.id.not_in([delivery.id for delivery in claimed]),
+                )
+                .order_by(NotificationDelivery.id)
+                .limit(max(DIGEST_MOST - len(claimed), 0))
+            )
+        )
+
+    def _destination(
+        self, session: Session, deliveries: list[NotificationDelivery]
+    ) -> Claimed | str:
+        """What to send where (deliveries of one channel and destination), or why it can no
+        longer be sent."""
+        first = deliveries[0]
+        if first.channel == WEBHOOK:
+            hook = session.get(StoreWebhook, first.destination_id)
             if hook is None or not hook.active:
                 return "webhook removed or deactivated"
             address, secret = hook.url, hook.secret
         else:
-            store = session.get_one(Store, delivery.destination_id)
+            store = session.get_one(Store, first.destination_id)
             if not self.settings.smtp_host:
                 return "e-mail is off (smtp_host is empty)"
             if not store.notify_email:
                 return "the store has no notify_email any more"
             address, secret = store.notify_email, ""
-        notice = load_notice(session, delivery.job_update_id)
+        ordered = sorted(deliveries, key=lambda delivery: delivery.job_update_id)
         return Claimed(
-            delivery.id, delivery.channel, delivery.destination_id, address, secret, notice
+            tuple(delivery.id for delivery in ordered),
+            first.channel,
+            first.destination_id,
+            address,
+            secret,
+            tuple(load_notice(session, delivery.job_update_id) for delivery in ordered),
         )
 
     def _send(self, client: httpx.Client, item: Claimed, now: datetime) -> Outcome:
-        if item.channel == EMAIL:
-            return send_email(self.settings, item.address, item.notice)
+        if item.channel != WEBHOOK:  # e-mail, one notice or a digest
+            return send_email(self.settings, item.address, list(item.notices))
+        (delivery_id,), (notice,) = item.delivery_ids, item.notices
         try:
             # Checked again now, and sent to the address checked (DNS may have changed).
             destination = outbound.check(item.address, OutboundPolicy.from_settings(self.settings))
         except RefusedDestination as error:
-            log.warning("webhook %d refused: %s (%s)", item.delivery_id, error, item.address)
+            log.warning("webhook %d refused: %s (%s)", delivery_id, error, item.address)
             return Outcome.undeliverable()
-        return post(client, destination, item.secret, item.delivery_id, item.notice, now)
+        return post(client, destination, item.secret, delivery_id, notice, now)
 
     def _record(self, item: Claimed, outcome: Outcome, now: datetime) -> None:
         with self.context.db.session() as session:
-            delivery = session.get_one(NotificationDelivery, item.delivery_id)
-            delivery.attempts += 1
-            delivery.response_status = outcome.response_status
-            if outcome.error is not None:
-                delivery.last_error = outcome.error  # kept after a later success, for the log
-            if outcome.delivered:
-                delivery.status = DeliveryStatus.delivered
-                delivery.delivered_at = now
-            elif not outcome.retry or delivery.attempts >= self.settings.notify_max_attempts:
-                delivery.status = DeliveryStatus.failed
-            else:
-                delivery.next_attempt_at = now + retry_delay(delivery.attempts, self.rng)
+            # A digest's entries were sent together: they share the outcome and the retry.
+            delay = None
+            for delivery_id in item.delivery_ids:
+                delivery = session.get_one(NotificationDelivery, delivery_id)
+                delivery.attempts += 1
+                delivery.response_status = outcome.response_status
+                if outcome.error is not None:
+                    delivery.last_error = outcome.error  # kept after a later success (log)
+                if outcome.delivered:
+                    delivery.status = DeliveryStatus.delivered
+                    delivery.delivered_at = now
+                elif not outcome.retry or delivery.attempts >= self.settings.notify_max_attempts:
+                    delivery.status = DeliveryStatus.failed
+                else:
+                    delay = delay or retry_delay(delivery.attempts, self.rng)
+                    delivery.next_attempt_at = now + delay
             if item.channel == WEBHOOK and outcome.response_status == 410:
                 # Gone: the store retired the endpoint; stop sending to it (it stays listed,
                 # inactive, so the store sees why).

@@ -32,6 +32,7 @@ from server.pages.changes import OrderActions, history_card, order_panel
 from server.pages.job_rows import JobRows, MarkRequest, Milestone
 from server.pages.live_view import PageFeed
 from server.pages.orders import ORDER_PAGE
+from server.pages.store_settings import SETTINGS_PAGE
 
 # A route step's state as an icon and colour: done, current (the job is there), to come.
 STEP_ICONS = {
@@ -92,6 +93,10 @@ class FlagFeed(ui.element, component="flag_feed.js"):
 def _job_page(detail: JobDetail, milestones: Milestones, actions: OrderActions) -> None:
     JobRows([detail.row], on_mark=milestones.mark, link=False, filters=False)
     ui.label(f"Store {detail.store_code} · {detail.lens}").classes("text-slate-600")
+    ui.link("Patient status link", f"/store/jobs/{detail.row.job_id}/patient-link")
+    if detail.shipment is not None:
+        shipped = ui.label(detail.shipment.text).classes("text-lg font-semibold")
+        shipped.props("data-section=shipment")
     order_panel(detail, actions)
     with ui.grid().classes("w-full gap-4 grid-cols-1 lg:grid-cols-2"):
         with ui.card().classes("w-full"):
@@ -170,7 +175,11 @@ def register_store_pages(context: ServerContext) -> None:
             return principal
         rows, feed = await asyncio.to_thread(_read_store, context, principal)
         page_header(principal, f"{_store_name(context, principal)} · Store portal")
-        ui.link("+ New order", ORDER_PAGE).classes("text-lg font-semibold px-4 pt-3")
+        with ui.row().classes("items-baseline gap-6 px-4 pt-3"):
+            ui.link("+ New order", ORDER_PAGE).classes("text-lg font-semibold")
+            ui.link("Messages and sent log", SETTINGS_PAGE).classes("text-lg")
+            ui.link("After-sales tickets", "/store/tickets").classes("text-lg")
+            ui.link("Follow-ups", "/store/follow-ups").classes("text-lg")
         milestones = Milestones(context, principal)
         with ui.element("div").classes(
             "w-full p-4 grid gap-4 grid-cols-1 xl:grid-cols-[1fr_24rem]"

@@ -22,6 +22,7 @@ from server.pages.access import STORE_PORTAL_ROLES, admit, page_header
 from server.pages.audit import AUDIT_PAGE
 from server.pages.live_view import PageFeed
 from server.pages.orders import ORDER_PAGE
+from server.pages.spc import SPC_PAGE, alert_banner
 from server.tickets import render_tickets
 
 CARD_TONES = {
@@ -164,6 +165,8 @@ def register_wip_pages(context: ServerContext) -> None:
         ui.button("Print new tickets", on_click=lambda: _print_new(context, principal)).props(
             "unelevated icon=print"
         ).classes("mx-4 mt-3 self-start").mark("print-new")
+        ui.link("Control charts (SPC) →", SPC_PAGE).classes("text-lg px-4 pt-3")
+        await alert_banner(context, principal)
         ui.add_body_html(AGE_SCRIPT)
         view = Board(board)
 

@@ -346,6 +346,39 @@ async def test_the_list_filters_by_stage_and_pages(manager: httpx.AsyncClient, l
     page = (await manager.get("/api/jobs", params={"limit": 2, "offset": 2})).json()
     assert page["total"] == 6
     assert len(page["items"]) == 2
+    everything = (await manager.get("/api/jobs")).json()
+    assert everything["next_cursor"] is None
+    # Page by page after each page's cursor: the same jobs in the same order, counted once.
+    walked, totals, cursor = [], [], None
+    while True:
+        params = {"limit": 4} | ({"after": cursor} if cursor else {})
+        page = (await manager.get("/api/jobs", params=params)).json()
+        walked += [item["job_number"] for item in page["items"]]
+        totals.append(page["total"])
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert walked == [item["job_number"] for item in everything["items"]]
+    assert totals == [6, None]
+
+
+async def test_a_cursor_pages_within_the_callers_scope_and_a_bad_one_is_422(
+    client: httpx.AsyncClient, lab: Lab, two_stores: dict[str, int]
+) -> None:
+    lab.make_job("N2", store="NORTH")
+    await lab.log_in(client, *NORTH)
+    first = (await client.get("/api/jobs", params={"limit": 1})).json()
+    rest = (await client.get("/api/jobs", params={"after": first["next_cursor"]})).json()
+    assert [item["job_number"] for item in first["items"] + rest["items"]] == ["N1", "N2"]
+    assert rest["total"] is None and rest["next_cursor"] is None
+    for params, field in (
+        ({"after": "yesterday"}, "after"),
+        ({"after": "9999999999999999999.1"}, "after"),  # past the year 9999
+        ({"after": "0.0"}, "after"),
+        ({"after": first["next_cursor"], "offset": 1}, "offset"),
+    ):
+        refused = await client.get("/api/jobs", params=params)
+        assert refused.status_code == 422, params
+        assert field in field_errors(refused), params
 
 
 async def test_a_freeform_order_carries_its_verification_powers_and_thickness(

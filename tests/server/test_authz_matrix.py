@@ -22,9 +22,19 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy import func, select
 
 from server.app import create_api
-from server.domain import changes
-from server.domain.jobs import mark_ready_for_pickup
-from server.models import Breakage, EventAction
+from server.domain import aftersales, changes, patient_link
+from server.domain.jobs import mark_delivered, mark_ready_for_pickup
+from server.models import (
+    Breakage,
+    EventAction,
+    FollowUp,
+    Job,
+    LabAlert,
+    Station,
+    TicketClass,
+    TicketResolution,
+    utcnow,
+)
 from server.notify import manage
 from server.notify.schemas import WebhookIn
 from server.schemas import JobCreate
@@ -83,6 +93,32 @@ GET    /api/stores/{code}/webhooks                 401  403  403  403  403  200 
 POST   /api/stores/{code}/webhooks                 401  403  403  403  403  201  404   201  201
 DELETE /api/stores/{code}/webhooks/{webhook_id}    401  403  403  403  403  204  404   204  204
 GET    /api/stores/{code}/deliveries               401  403  403  403  403  200  404   200  200
+POST   /api/jobs/{job_id}/aftersales-tickets       401  403  403  403  403  201  404   201  201
+GET    /api/aftersales-tickets                     401  403  403  200  200  200  200   200  200
+GET    /api/aftersales-tickets/{ticket_id}         401  403  403  200  200  200  404   200  200
+POST   /api/aftersales-tickets/{ticket_id}/messages 401 403  403  200  200  200  404   200  200
+POST   /api/aftersales-tickets/{ticket_id}/owner   401  403  403  200  200  403  403   200  200
+POST   /api/aftersales-tickets/{ticket_id}/remake  401  403  403  403  403  201  404   201  201
+POST   /api/aftersales-tickets/{ticket_id}/resolve 401  403  403  200  200  403  403   200  200
+POST   /api/aftersales-tickets/{ticket_id}/reopen  401  403  403  403  403  200  404   200  200
+GET    /api/aftersales/first-time-fix              401  403  403  200  200  200  200   200  200
+GET    /api/follow-ups                             401  403  403  200  200  200  200   200  200
+POST   /api/follow-ups/{follow_up_id}/outcome      401  403  403  403  403  200  404   200  200
+POST   /api/jobs/{job_id}/patient-link             401  403  403  403  403  201  404   201  201
+GET    /p/{token}                                  200  200  200  200  200  200  200   200  200
+GET    /api/stores/me/notifications                401  403  403  403  403  200  200   404  404
+PUT    /api/stores/me/notifications                401  403  403  403  403  200  403   404  404
+GET    /api/stores/{code}/notifications            401  403  403  403  403  200  404   200  200
+PUT    /api/stores/{code}/notifications            401  403  403  403  403  200  404   200  200
+GET    /api/jobs/{job_id}/shipment                 401  200  200  200  200  200  404   200  200
+GET    /api/kpis                                   401  403  200  200  200  200  404   200  200
+GET    /api/kpis/jobs                              401  403  200  200  200  200  404   200  200
+GET    /api/kpis/export/{table}.{file_format}      401  403  200  200  200  200  404   200  200
+GET    /api/kpis/jobs/export.{file_format}         401  403  200  200  200  200  404   200  200
+GET    /api/kpis/spc/charts                        401  403  403  200  200  403  403   200  200
+GET    /api/kpis/spc/chart                         401  403  403  200  200  403  403   200  200
+GET    /api/kpis/spc/alerts                        401  403  403  200  200  403  403   200  200
+POST   /api/kpis/spc/alerts/{alert_id}/acknowledge 401  403  403  403  403  403  403   200  200
 """
 # The log-in and log-out forms are pages: tests/server/pages/test_authz_pages.py.
 PAGES = {("GET", "/login"), ("POST", "/login"), ("GET", "/logout"), ("POST", "/logout")}
@@ -98,6 +134,12 @@ EXPECTED = parse_matrix(MATRIX)
 DEMO_DCS = Path(__file__).resolve().parents[2] / "config" / "demo-dcs"
 # A public IP literal: webhook addresses are checked, and tests resolve no names.
 WEBHOOK_URL = "https://93.184.216.34/lenstrack"
+NOTIFICATIONS = {
+    "notify_email": "orders@northside.example",
+    "milestones": ["shipped", "late_or_at_risk"],
+    "email_mode": "digest",
+    "digest_hour": 7,
+}
 
 
 @dataclass
@@ -164,6 +206,54 @@ class World:
             store = manage.store_for(session, self.lab.person("north"), None)
             hook, _secret = manage.add_webhook(session, store, WebhookIn(url=WEBHOOK_URL))
             return hook.id
+
+    def ticket(self, resolved: bool = False) -> int:
+        """An after-sales ticket NORTH's staff opened on a shipped job (resolved by the lab)."""
+        job_id, north, manager = self.shipped(), self.lab.person("north"), self.lab.manager()
+        with self.lab.context.db.session() as session:
+            ticket = aftersales.open_ticket(session, north, job_id, TicketClass.other, "s", "m")
+            if resolved:
+                aftersales.resolve_ticket(session, manager, ticket.id, TicketResolution.advice, "")
+            return ticket.id
+
+    def follow_up(self) -> int:
+        """The first follow-up of a NORTH job just delivered."""
+        job_id, manager = self.ready(), self.lab.manager()
+        with self.lab.context.db.session() as session:
+            mark_delivered(session, manager, job_id)
+            follow_up_id = session.scalar(
+                select(func.min(FollowUp.id)).where(FollowUp.job_id == job_id)
+            )
+            assert follow_up_id is not None
+            return follow_up_id
+
+    def patient_token(self) -> str:
+        job_id, north = self.job()[0], self.lab.person("north")
+        with self.lab.context.db.session() as session:
+            return patient_link.create_patient_link(session, north, job_id)
+
+    def spc_alert(self) -> int:
+        """An open SPC alert on a chart of its own (one open alert per chart and rule)."""
+        job_id, number = self.job()
+        with self.lab.context.db.session() as session:
+            station_id = session.scalar(select(Station.id).where(Station.name == STATION))
+            assert station_id is not None
+            now = utcnow()
+            alert = LabAlert(
+                lab_id=session.get_one(Job, job_id).lab_id,
+                chart=f"matrix {number}",
+                measure="sph",
+                station_id=station_id,
+                rule=1,
+                side="above",
+                job_id=job_id,
+                point_at=now,
+                message="Sphere at EDGE-1: 1 point beyond 3σ",
+                raised_at=now,
+            )
+            session.add(alert)
+            session.flush()
+            return alert.id
 
 
 def dcs_import() -> Call:
@@ -266,6 +356,68 @@ CALLS: dict[tuple[str, str], Callable[[World], Call]] = {
         f"/api/stores/NORTH/webhooks/{w.webhook()}"
     ),
     ("GET", "/api/stores/{code}/deliveries"): lambda w: Call("/api/stores/NORTH/deliveries"),
+    ("POST", "/api/jobs/{job_id}/aftersales-tickets"): lambda w: Call(
+        f"/api/jobs/{w.shipped()}/aftersales-tickets",
+        json={"ticket_class": "frame_fit", "subject": "Loose", "message": "Loose hinge"},
+    ),
+    ("GET", "/api/aftersales-tickets"): lambda w: Call("/api/aftersales-tickets"),
+    ("GET", "/api/aftersales-tickets/{ticket_id}"): lambda w: Call(
+        f"/api/aftersales-tickets/{w.ticket()}"
+    ),
+    ("POST", "/api/aftersales-tickets/{ticket_id}/messages"): lambda w: Call(
+        f"/api/aftersales-tickets/{w.ticket()}/messages", json={"body": "Any news?"}
+    ),
+    ("POST", "/api/aftersales-tickets/{ticket_id}/owner"): lambda w: Call(
+        f"/api/aftersales-tickets/{w.ticket()}/owner",
+        json={"owner_id": w.lab.person("tech1").person_id},
+    ),
+    ("POST", "/api/aftersales-tickets/{ticket_id}/remake"): lambda w: Call(
+        f"/api/aftersales-tickets/{w.ticket()}/remake",
+        json={"remake_class": "warranty", "reason": "coating flaw"},
+    ),
+    ("POST", "/api/aftersales-tickets/{ticket_id}/resolve"): lambda w: Call(
+        f"/api/aftersales-tickets/{w.ticket()}/resolve", json={"resolution": "advice"}
+    ),
+    ("POST", "/api/aftersales-tickets/{ticket_id}/reopen"): lambda w: Call(
+        f"/api/aftersales-tickets/{w.ticket(resolved=True)}/reopen", json={"reason": "still loose"}
+    ),
+    ("GET", "/api/aftersales/first-time-fix"): lambda w: Call("/api/aftersales/first-time-fix"),
+    ("GET", "/api/follow-ups"): lambda w: Call("/api/follow-ups"),
+    ("POST", "/api/follow-ups/{follow_up_id}/outcome"): lambda w: Call(
+        f"/api/follow-ups/{w.follow_up()}/outcome", json={"outcome": "satisfied", "score": 9}
+    ),
+    ("POST", "/api/jobs/{job_id}/patient-link"): lambda w: Call(
+        f"/api/jobs/{w.job()[0]}/patient-link"
+    ),
+    ("GET", "/p/{token}"): lambda w: Call(f"/p/{w.patient_token()}"),
+    ("GET", "/api/stores/me/notifications"): lambda w: Call("/api/stores/me/notifications"),
+    ("PUT", "/api/stores/me/notifications"): lambda w: Call(
+        "/api/stores/me/notifications", json=NOTIFICATIONS
+    ),
+    ("GET", "/api/stores/{code}/notifications"): lambda w: Call("/api/stores/NORTH/notifications"),
+    ("PUT", "/api/stores/{code}/notifications"): lambda w: Call(
+        "/api/stores/NORTH/notifications", json=NOTIFICATIONS
+    ),
+    ("GET", "/api/jobs/{job_id}/shipment"): lambda w: Call(f"/api/jobs/{w.job()[0]}/shipment"),
+    # NORTH's figures: SOUTH's staff asking for them learn nothing, as for a missing store.
+    ("GET", "/api/kpis"): lambda w: Call("/api/kpis", params={"store": "NORTH"}),
+    ("GET", "/api/kpis/jobs"): lambda w: Call(
+        "/api/kpis/jobs", params={"store": "NORTH", "kind": "finished"}
+    ),
+    ("GET", "/api/kpis/export/{table}.{file_format}"): lambda w: Call(
+        "/api/kpis/export/stages.xlsx", params={"store": "NORTH"}
+    ),
+    ("GET", "/api/kpis/jobs/export.{file_format}"): lambda w: Call(
+        "/api/kpis/jobs/export.csv", params={"store": "NORTH", "kind": "wip"}
+    ),
+    ("GET", "/api/kpis/spc/charts"): lambda w: Call("/api/kpis/spc/charts"),
+    ("GET", "/api/kpis/spc/chart"): lambda w: Call(
+        "/api/kpis/spc/chart", params={"measure": "sph", "station": STATION}
+    ),
+    ("GET", "/api/kpis/spc/alerts"): lambda w: Call("/api/kpis/spc/alerts"),
+    ("POST", "/api/kpis/spc/alerts/{alert_id}/acknowledge"): lambda w: Call(
+        f"/api/kpis/spc/alerts/{w.spc_alert()}/acknowledge"
+    ),
 }
 
 
@@ -275,8 +427,14 @@ REUSABLE = {
     ("POST", "/api/jobs/check"),
     ("POST", "/api/jobs/import"),  # a dry run
     ("POST", "/api/jobs/{job_id}/remakes"),
+    ("POST", "/api/jobs/{job_id}/aftersales-tickets"),  # a job may have several tickets
+    ("POST", "/api/aftersales-tickets/{ticket_id}/messages"),
+    ("POST", "/api/aftersales-tickets/{ticket_id}/owner"),
+    ("POST", "/api/jobs/{job_id}/patient-link"),  # a new link replaces the last
     ("POST", "/api/stores/me/webhooks"),
     ("POST", "/api/stores/{code}/webhooks"),
+    ("PUT", "/api/stores/me/notifications"),
+    ("PUT", "/api/stores/{code}/notifications"),
 }
 
 

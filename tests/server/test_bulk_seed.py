@@ -179,9 +179,9 @@ def test_patient_data_is_encrypted_and_the_app_reads_it(
         assert detail is not None and detail.qc and detail.qc[-1].passed
         timeline = job_timeline(session, manager, shipped.id)
         assert timeline[-1].action == EventAction.complete
-        total, page = list_jobs(session, manager, active=True, limit=5)
-        assert total == session.scalar(select(func.count()).where(Job.is_active))
-        assert len(page) == min(5, total)
+        page = list_jobs(session, manager, active=True, limit=5)
+        assert page.total == session.scalar(select(func.count()).where(Job.is_active))
+        assert len(page.jobs) == min(5, page.total)
         assert views.wip_board(session, manager, utcnow()).cards
 
 

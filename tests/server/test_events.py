@@ -12,19 +12,36 @@ import pytest
 from sqlalchemy import func, select
 
 from core.contract import SignAction
-from server.domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from server.domain.events import ingest_batch, ingest_event, last_sequence, sequence_gaps
+from server.domain.errors import (
+    AlreadyRejected,
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+)
+from server.domain.events import (
+    Arrival,
+    ingest_batch,
+    ingest_event,
+    ingest_events,
+    last_sequence,
+    sequence_gaps,
+)
 from server.models import (
     EventAction,
     Job,
     JobStatus,
+    JobUpdate,
     LensDesign,
     RejectedEvent,
     Stage,
     StageEvent,
+    StationSequenceMark,
     StationSignIn,
     utcnow,
 )
+from server.schemas import EventIn, EventResult
 from station.flow import Projected, project
 from station.outbox import OutboxEvent
 from station.wire import JobCard, Reason
@@ -242,6 +259,27 @@ def test_sequence_gaps_are_reported_as_runs(lab: Lab, floor: Floor) -> None:
     assert [(g.first_missing, g.last_missing) for g in gaps] == [(3, 4), (6, 8)]
 
 
+def test_gap_reports_read_on_from_the_marked_contiguous_numbers(lab: Lab, floor: Floor) -> None:
+    lab.make_job("J1")
+    station = floor.station("EDGE-1")
+
+    def send(*sequences: int) -> list[tuple[int, int]]:
+        with lab.context.db.session() as session:
+            for sequence in sequences:
+                event = floor.event("EDGE-1", "J1", EventAction.note, sequence=sequence)
+                ingest_event(session, station, event)
+            gaps = sequence_gaps(session, station.station_id, move_mark=True)
+            mark = session.get_one(StationSequenceMark, station.station_id).received_through
+        return [(gap.first_missing, gap.last_missing) for gap in gaps] + [(mark, mark)]
+
+    assert send(1, 2, 3) == [(3, 3)]  # no gap: marked through the highest
+    assert send(5, 9) == [(4, 4), (6, 8), (3, 3)]  # stops before the first gap
+    assert send(4, 6) == [(7, 8), (6, 6)]
+    assert send(7, 8) == [(9, 9)]
+    with lab.context.db.session() as session:
+        assert last_sequence(session, station.station_id) == 9
+
+
 def test_note_on_a_shipped_job_is_still_recorded(lab: Lab, floor: Floor) -> None:
     lab.make_job("J1")
     floor.ship("J1")
@@ -442,3 +480,107 @@ def test_a_sign_in_is_stored_once_and_only_for_a_station_operator(lab: Lab, floo
     with pytest.raises(Invalid) as manager:
         _sign(lab, floor, "EDGE-1", SignAction.sign_in, "B9001", now)  # the lab manager's
     assert manager.value.field == "operator_badge"
+
+
+# A group of events (a batch, or the single events the writer gathered) is read, planned and
+# written as one: each event still answers as if it came alone, in its order.
+
+
+def _arrive(floor: Floor, station: str, event: EventIn) -> Arrival:
+    return Arrival(floor.station(station), event, event.sent_at)
+
+
+def _job_changes(lab: Lab, job_id: int) -> int:
+    with lab.context.db.session() as session:
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(JobUpdate)
+                .where(JobUpdate.job_id == job_id, JobUpdate.kind == "job_changed")
+            )
+            or 0
+        )
+
+
+def test_a_group_answers_each_event_in_order_and_tells_each_job_once(
+    lab: Lab, floor: Floor
+) -> None:
+    first, second = lab.make_job("J1"), lab.make_job("J2")
+    changes_before = _job_changes(lab, first), _job_changes(lab, second)
+    start = floor.event("EDGE-1", "J1", EventAction.start)
+    too_early = floor.event("FIT-1", "J1", EventAction.start)  # J1 is not at fitting yet
+    arrivals = [
+        _arrive(floor, "EDGE-1", start),
+        _arrive(floor, "FIT-1", too_early),
+        _arrive(floor, "EDGE-1", start),  # a resend of a stored event within the group
+        _arrive(floor, "FIT-1", too_early),  # and of a rejected one
+        _arrive(floor, "EDGE-1", floor.event("EDGE-1", "J1", EventAction.complete)),
+        _arrive(floor, "EDGE-1", floor.event("EDGE-1", "J2", EventAction.start)),
+    ]
+    with lab.context.db.session() as session:
+        outcomes = ingest_events(session, arrivals)
+    stored, refused, again, refused_again, completed, other = outcomes
+    assert isinstance(stored, EventResult) and stored.job is not None
+    assert (stored.status, stored.job.stage, stored.job.status) == (
+        "stored",
+        "edging",
+        JobStatus.in_progress,
+    )
+    assert isinstance(refused, Conflict) and refused.field == "override_reason"
+    assert isinstance(again, EventResult)
+    assert (again.status, again.event_id) == ("duplicate", stored.event_id)
+    assert isinstance(refused_again, AlreadyRejected)
+    assert (refused_again.message, refused_again.status_code) == (refused.message, 409)
+    assert isinstance(completed, EventResult) and completed.job is not None
+    assert (completed.job.stage, completed.job.status) == ("fitting", JobStatus.queued)
+    assert isinstance(other, EventResult) and other.status == "stored"
+    assert floor.state(first) == ("fitting", JobStatus.queued)
+    assert floor.state(second) == ("edging", JobStatus.in_progress)
+    with lab.context.db.session() as session:
+        rows = session.execute(select(StageEvent.id, StageEvent.event_uuid).order_by(StageEvent.id))
+        assert [event_uuid for _, event_uuid in rows] == [
+            arrivals[index].event.event_uuid for index in (0, 4, 5)
+        ]
+    # Moved twice, told once: the job's final state, its ETA and flags computed once.
+    assert (_job_changes(lab, first), _job_changes(lab, second)) == tuple(
+        count + 1 for count in changes_before
+    )
+
+
+@pytest.mark.usefixtures("nobody_signed_in")
+def test_a_group_of_stations_checks_each_event_against_the_sign_ins_before_it(
+    lab: Lab, floor: Floor
+) -> None:
+    lab.make_job("J1")
+    lab.make_job("J2", design=LensDesign.PAL, surfaced=True)
+    now = utcnow()
+
+    def scan(station: str, job: str | None, action: Any, at: datetime) -> Arrival:
+        event = floor.event(station, job, action, created_at=at, sent_at=at)
+        return Arrival(floor.station(station), event, now)
+
+    later = now + timedelta(seconds=2)
+    arrivals = [
+        scan("EDGE-1", "J1", EventAction.start, now),  # before B1001 signed in
+        scan("EDGE-1", None, SignAction.sign_in, now),
+        scan("GEN-1", "J2", EventAction.start, now),  # B1001 is signed in at EDGE-1 only
+        scan("EDGE-1", "J1", EventAction.start, now),
+        scan("EDGE-1", None, SignAction.sign_out, now + timedelta(seconds=1)),
+        scan("EDGE-1", "J1", EventAction.complete, later),  # after the sign-out
+        scan("EDGE-1", "J1", EventAction.complete, now),  # made before it, arriving after
+    ]
+    with lab.context.db.session() as session:
+        outcomes = ingest_events(session, arrivals)
+    answers = [
+        outcome.field if isinstance(outcome, DomainError) else outcome.status
+        for outcome in outcomes
+    ]
+    assert answers == [
+        "operator_badge",
+        "stored",
+        "operator_badge",
+        "stored",
+        "stored",
+        "operator_badge",
+        "stored",
+    ]

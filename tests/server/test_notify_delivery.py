@@ -174,8 +174,10 @@ async def test_a_hold_at_a_station_reaches_the_store_receiver_signed(
     assert (body["flag"], body["reason"]) == ("on_hold", "On hold at Edging: waiting for frame.")
     # What leaves the lab is an allow-list: no patient reference, no prescription.
     assert set(body) == {
-        "delivery_id", "kind", "occurred_at", "store_code", "job_number", "flag", "reason", "eta"
+        "delivery_id", "kind", "milestone", "occurred_at", "store_code", "job_number", "flag",
+        "reason", "eta", "carrier", "tracking_number", "box",
     }  # fmt: skip
+    assert body["milestone"] is None  # a hold is no milestone; the webhook asked for its kind
     assert b"P-1" not in request.body and b"sph" not in request.body
 
     log = (await client.get("/api/stores/me/deliveries")).json()
@@ -185,6 +187,7 @@ async def test_a_hold_at_a_station_reaches_the_store_receiver_signed(
         "channel": "webhook",
         "destination_id": created.json()["id"],
         "kind": "flag_raised",
+        "milestone": None,
         "job_number": "J1",
         "status": "delivered",
         "attempts": 1,
@@ -467,11 +470,25 @@ def _email_on(lab: Lab, port: int) -> None:
         store.notify_email = "north@store.test"
 
 
+def _breakage(lab: Lab, floor: Floor, worker: DeliveryWorker, job: str = "J1") -> JobUpdateOut:
+    """A job broken at edging: its breakage flag_raised update (a milestone), enqueued."""
+    lab.make_job(job)
+    floor.send("EDGE-1", job, EventAction.start)
+    floor.send("EDGE-1", job, EventAction.breakage, reason_code="B-CHIP")
+    (raised,) = [
+        update for update in _updates(lab, "flag_raised") if update.detail["flag"] == "breakage"
+    ]
+    worker.enqueue(raised)
+    return raised
+
+
 def test_the_store_gets_an_email_through_smtp(
     lab: Lab, floor: Floor, worker: DeliveryWorker, smtp_sink: SmtpSink
 ) -> None:
     _email_on(lab, smtp_sink.port)
     _hold(lab, floor, worker)
+    assert _deliveries(lab) == []  # a hold is no milestone: e-mail tells milestones only
+    _breakage(lab, floor, worker, "J2")
     assert worker.run_once() == 1
     (delivery,) = _deliveries(lab)
     assert (delivery.channel, delivery.status) == ("email", "delivered")
@@ -479,8 +496,8 @@ def test_the_store_gets_an_email_through_smtp(
     assert smtp_sink.logins == ["lab:mail-pass"]
     assert (mail.sender, mail.recipients) == ("lab@lenstrack.test", ["north@store.test"])
     text = mail.data.decode()
-    assert "Subject: [LensTrack NORTH] Job J1: flagged (on_hold)" in text
-    assert "Reason: On hold at Edging: waiting for frame." in text
+    assert "Subject: [LensTrack NORTH] Job J2: rework or breakage (breakage)" in text
+    assert "Reason: Broke at Edging" in text
     assert "P-1" not in text
 
 
@@ -489,7 +506,7 @@ def test_email_is_off_without_an_smtp_host_and_retried_when_smtp_is_down(
 ) -> None:
     with lab.context.db.session() as session:
         session.get_one(Store, 1).notify_email = "north@store.test"
-    raised = _hold(lab, floor, worker)
+    raised = _breakage(lab, floor, worker)
     assert _deliveries(lab) == []  # smtp_host empty: e-mail is off
     _email_on(lab, free_port())
     assert worker.enqueue(raised) == 1

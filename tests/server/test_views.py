@@ -28,6 +28,8 @@ def test_store_rows_are_the_stores_own_and_a_breakage_makes_one_red(lab: Lab, fl
         rows = views.store_rows(session, north_staff, utcnow())
         hidden = views.job_detail(session, south_staff, north, utcnow())
         detail = views.job_detail(session, north_staff, north, utcnow())
+        feeds = [views.flag_feed(session, staff, utcnow()) for staff in (north_staff, south_staff)]
+    assert [[entry.job_number for entry in feed] for feed in feeds] == [["N-1"], []]
     assert [row.job_number for row in rows] == ["N-1"]
     (row,) = rows
     assert row.tone == Tone.red
@@ -50,14 +52,18 @@ def test_done_today_counts_completions_since_the_labs_midnight(lab: Lab, floor: 
     floor.send("EDGE-1", "N-2", EventAction.complete, at=midnight - timedelta(minutes=10))
     floor.send("EDGE-1", "N-3", EventAction.start, at=now - timedelta(minutes=2))
     floor.send("EDGE-1", "N-3", EventAction.complete, at=now - timedelta(minutes=1))
-    manager = lab.manager()
+    lab.make_job("S-3", store="SOUTH")
+    floor.send("EDGE-1", "S-3", EventAction.start, at=now - timedelta(minutes=2))
+    floor.send("EDGE-1", "S-3", EventAction.complete, at=now - timedelta(minutes=1))
+    manager, north_staff = lab.manager(), _person(lab, "north")
     with lab.context.db.session() as session:
         done = views.done_today(session, manager, now)
+        done_north = views.done_today(session, north_staff, now)
         board = views.wip_board(session, manager, now)
     (edging,) = [column for column in board.columns if column.code == "edging"]
-    assert done == {edging.stage_id: 1}
-    assert edging.done_today == 1
-    assert {card.job_number for card in board.cards} == {"N-2", "N-3"}
+    assert (done, done_north) == ({edging.stage_id: 2}, {edging.stage_id: 1})
+    assert edging.done_today == 2
+    assert {card.job_number for card in board.cards} == {"N-2", "N-3", "S-3"}
 
 
 def test_times_read_in_the_labs_zone() -> None:

@@ -121,6 +121,37 @@ def test_a_deadlock_victim_group_runs_again_and_stores_each_request_once(db: Dat
     assert _labs(db) == ["ONCE"]
 
 
+def test_gathered_requests_share_one_call_and_run_alone_if_it_fails(
+    db: Database, writer: GroupWriter
+) -> None:
+    calls: list[list[str]] = []
+
+    def add_labs(session: Session, codes: list[str]) -> list[str | Exception]:
+        """Refuses NO alone (its answer is the error); BAD breaks the whole call."""
+        calls.append(codes)
+        if "BAD" in codes:
+            session.add(Lab(code="HALF", name="written, then the call failed"))
+            session.flush()
+            raise RuntimeError("broken")
+        for code in codes:
+            if code != "NO":
+                session.add(Lab(code=code, name=code))
+        session.flush()
+        return [ValueError("refused") if code == "NO" else code for code in codes]
+
+    release, first = _held(writer)
+    time.sleep(0.1)  # the writer is inside the first group
+    codes = ["G1", "NO", "G2", "BAD", "G3"]
+    queued = [writer.submit_gathered(add_labs, code) for code in codes]
+    release.set()
+    assert first.result(timeout=10) == "FIRST"
+    outcomes = [future.exception(timeout=10) or future.result() for future in queued]
+    assert [str(outcome) for outcome in outcomes] == ["G1", "refused", "G2", "broken", "G3"]
+    assert calls == [codes, *([code] for code in codes)]
+    assert writer.groups_committed == 2
+    assert _labs(db) == ["FIRST", "G1", "G2", "G3"]
+
+
 def test_work_sees_the_context_of_the_request_that_submitted_it(writer: GroupWriter) -> None:
     caller: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="nobody")
     caller.set("station QC-1")

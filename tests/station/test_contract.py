@@ -33,6 +33,7 @@ from tests.server.conftest import Lab
 # The server tests' fixtures: the configured demo lab, in this process's database.
 cheap_password_hashing = server_fixtures.cheap_password_hashing
 lab_config = server_fixtures.lab_config
+seeded_rows = server_fixtures.seeded_rows
 lab = server_fixtures.lab
 
 T = TypeVar("T")

@@ -14,9 +14,11 @@ from nicegui import Client
 from nicegui.testing.user import User
 
 from server.api.deps import SESSION_COOKIE
+from server.domain import aftersales
+from server.models import TicketClass
 from server.pages import login
 from tests.server.authz import ROLES, role_token
-from tests.server.conftest import Lab
+from tests.server.conftest import Floor, Lab
 
 MATRIX = """
 page                                anon   stat   lab    tech   qc     own    other  mgr    admin
@@ -25,10 +27,20 @@ GET  /jobs                          >login >login >login page   page   page   pa
 GET  /store                         >login >login >login 403    403    page   page   page   page
 GET  /store/jobs/{job_id}           >login >login >login 403    403    page   404    page   page
 GET  /store/orders/new              >login >login >login 403    403    page   page   page   page
+GET  /store/settings                >login >login >login 403    403    page   page   page   page
 GET  /store/orders/{job_id}/edit    >login >login >login 403    403    page   404    page   page
 GET  /lab/changes                   >login >login >login page   page   403    403    page   page
 GET  /lab/audit                     >login >login >login 403    403    403    403    page   page
 GET  /wip                           >login >login >login page   page   403    403    page   page
+GET  /store/tickets                 >login >login >login 403    403    page   page   page   page
+GET  /lab/tickets                   >login >login >login page   page   403    403    page   page
+GET  /lab/spc                       >login >login >login page   page   403    403    page   page
+GET  /lab/kpis                      >login >login >login page   page   403    403    page   page
+GET  /store/kpis                    >login >login >login 403    403    page   page   page   page
+GET  /kpis/jobs                     >login >login >login page   page   page   page   page   page
+GET  /tickets/{ticket_id}           >login >login >login page   page   page   404    page   page
+GET  /store/follow-ups              >login >login >login 403    403    page   page   page   page
+GET  /store/jobs/{job_id}/patient-link >login >login >login 403 403    page   404    page   page
 GET  /login                         page   page   page   page   page   page   page   page   page
 POST /login                         >jobs  >jobs  >jobs  >jobs  >jobs  >jobs  >jobs  >jobs  >jobs
 GET  /logout                        page   page   page   page   page   page   page   page   page
@@ -49,7 +61,16 @@ def answer(response: httpx.Response) -> str:
         return str(response.status_code)
     if "This page is not for your role" in response.text:
         return "403"
-    return "404" if "Job not found." in response.text else "page"
+    not_found = ("Job not found.", "Ticket not found.")
+    return "404" if any(text in response.text for text in not_found) else "page"
+
+
+def _ticket(lab: Lab) -> int:
+    """An after-sales ticket of NORTH's on a job shipped for it."""
+    job_id, north = lab.make_job("J800002"), lab.person("north")
+    Floor(lab).ship("J800002")
+    with lab.context.db.session() as session:
+        return aftersales.open_ticket(session, north, job_id, TicketClass.other, "s", "m").id
 
 
 def page_routes() -> set[tuple[str, str]]:
@@ -63,6 +84,7 @@ def page_routes() -> set[tuple[str, str]]:
 async def test_every_page_answers_every_caller_as_the_matrix_says(lab: Lab, user: User) -> None:
     assert page_routes() == set(EXPECTED), "a page without a matrix row, or the reverse"
     job_id = lab.make_job("J800001")  # NORTH's, not started: its order is editable
+    ticket_id = _ticket(lab)
     tokens = {role: role_token(lab.context, role) for role in ROLES}
     client = user.http_client
     mismatches = []
@@ -76,7 +98,7 @@ async def test_every_page_answers_every_caller_as_the_matrix_says(lab: Lab, user
                 client.cookies.set(SESSION_COOKIE, token)
             response = await client.request(
                 method,
-                page.replace("{job_id}", str(job_id)),
+                page.replace("{job_id}", str(job_id)).replace("{ticket_id}", str(ticket_id)),
                 headers={"Origin": ORIGIN} if method == "POST" else None,
                 data={"username": "tech2", "password": "demo-tech-pass"}
                 if page == "/login"

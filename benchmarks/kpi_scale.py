@@ -1,0 +1,158 @@
+"""The KPI dashboards' queries at a lab's size (server/domain/kpis.py).
+
+    PYTHONPATH=. nice .venv/bin/python benchmarks/kpi_scale.py [--jobs 200000] [--days 365]
+        [--backend sqlite|postgresql|both] [--runs 20] [--keep]
+    PYTHONPATH=. nice .venv/bin/python benchmarks/kpi_scale.py --database URL --data-dir DIR
+
+Per backend it builds the data set as benchmarks/scale.py does (a fresh database at head, the
+demo lab, `--jobs` jobs over `--days` by `server.domain.bulk_seed`), prints the rows per
+table, then times each query a dashboard sends — the lab's and one store's, for a day, a week
+and a month — `--runs` times, and prints p50/p95/max beside a bare primary-key SELECT measured
+in the same run (the floor any query stands on). Target: each ≤ 50 ms p95. `--keep` keeps the
+database and its data directory (the data keys), which `--database`/`--data-dir` measure again
+without generating.
+"""
+
+import argparse
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from benchmarks.figures import p50_p95_max
+from benchmarks.scale import TARGET_MS, fresh_database, generate
+from server import migrate
+from server.context import ServerContext
+from server.domain import kpis
+from server.domain.kpis import Dimension, KpiQuery
+from server.models import Base, Lab, StageEvent, Store
+from server.settings import Settings
+
+# Each query of a dashboard, as `dashboard` sends it.
+QUERIES: dict[str, Callable[[Session, kpis.Scope, kpis.Period], Any]] = {
+    "headline": kpis.headline,
+    "trend": kpis.trend,
+    "stages (cycle, queue, breakages, WIP)": kpis.by_stage,
+    "stores": lambda s, scope, p: kpis.by_job_dimension(s, scope, p, Dimension.store),
+    "designs": lambda s, scope, p: kpis.by_job_dimension(s, scope, p, Dimension.design),
+    "materials": lambda s, scope, p: kpis.by_job_dimension(s, scope, p, Dimension.material),
+    "stations": lambda s, scope, p: kpis.by_floor(s, scope, p, Dimension.station),
+    "operators": lambda s, scope, p: kpis.by_floor(s, scope, p, Dimension.operator),
+    "breakages by shift": kpis.breakages_by_shift,
+    "rework defects": kpis.rework_defects,
+    "remakes by class": kpis.remakes_by_class,
+    "late jobs by cause": kpis.late_by_cause,
+}
+
+
+def time_ms(context: ServerContext, read: Callable[[Session], Any], runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        with context.db.read_session() as session:
+            started = time.perf_counter()
+            read(session)
+            samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def row_counts(context: ServerContext) -> dict[str, int]:
+    with context.db.read_session() as session:
+        return {
+            table.name: session.scalar(select(func.count()).select_from(table)) or 0
+            for table in Base.metadata.sorted_tables
+            if table.name in {"job", "stage_event", "inspection", "breakage"}
+        }
+
+
+def measure(args: argparse.Namespace, backend: str) -> None:
+    print(f"\n=== {backend}: {args.jobs:,} jobs over {args.days:g} days ===")
+    with fresh_database(backend, "kpi", args.keep) as url:
+        migrate.upgrade(url)
+        data_dir = Path(tempfile.mkdtemp(prefix="lenstrack-kpi-data-"))
+        context = ServerContext(
+            Settings(database_url=url, data_dir=data_dir, secret_key="kpi-bench")
+        )
+        try:
+            as_of = generate(context, args.jobs, args.days)
+            report(context, args.runs, as_of)
+        finally:
+            context.close()
+            if args.keep:
+                print(f"  kept --database {url} --data-dir {data_dir}")
+            else:
+                shutil.rmtree(data_dir)
+
+
+def measure_again(args: argparse.Namespace) -> None:
+    """A kept data set, measured as of its newest event (its `as_of`)."""
+    settings = Settings(database_url=args.database, data_dir=args.data_dir, secret_key="kpi")
+    context = ServerContext(settings)
+    try:
+        with context.db.read_session() as session:
+            as_of = session.scalar(select(func.max(StageEvent.corrected_at)))
+        assert as_of is not None, "no events: not a generated data set"
+        print(f"\n=== {context.db.dialect}: {args.database} ===")
+        report(context, args.runs, as_of)
+    finally:
+        context.close()
+
+
+def report(context: ServerContext, runs: int, as_of: datetime) -> None:
+    counts = row_counts(context)
+    print("  rows: " + ", ".join(f"{table} {rows:,}" for table, rows in counts.items()))
+    with context.db.read_session() as session:
+        lab_id = session.scalar(select(Lab.id))
+        store = session.scalars(select(Store).order_by(Store.id)).first()
+        assert lab_id is not None and store is not None
+        zone = kpis.lab_zone(session, lab_id)
+    baseline = p50_p95_max(
+        time_ms(context, lambda s: s.execute(text("SELECT id FROM job WHERE id = 1")).all(), runs)
+    )
+    print(f"  primary-key SELECT baseline: p50 {baseline[0]:.2f} ms, p95 {baseline[1]:.2f} ms")
+    print(f"\n  {'query (ms)':<44}{'scope':<8}{'period':<8}{'p50':>8}{'p95':>8}{'max':>8}")
+    over = []
+    for period_kind in ("day", "week", "month"):
+        period = kpis.resolve_period(KpiQuery(period=period_kind), zone, as_of)
+        for scope in (kpis.Scope(lab_id, None, None), kpis.Scope(lab_id, store.id, store.code)):
+            scope_name = "store" if scope.store_id else "lab"
+            for name, query in QUERIES.items():
+                if scope.store_id and name in {"stores", "stations", "operators"}:
+                    continue  # a store's dashboard shows none of these
+                figures = p50_p95_max(
+                    time_ms(context, lambda s, q=query, sc=scope, p=period: q(s, sc, p), runs)
+                )
+                flag = "  OVER" if figures[1] > TARGET_MS else ""
+                if flag:
+                    over.append(f"{name} ({scope_name}, {period_kind})")
+                print(
+                    f"  {name:<44}{scope_name:<8}{period_kind:<8}"
+                    f"{figures[0]:>8.1f}{figures[1]:>8.1f}{figures[2]:>8.1f}{flag}"
+                )
+    print(f"\n  over {TARGET_MS:.0f} ms p95: {', '.join(over) or 'none'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=200_000)
+    parser.add_argument("--days", type=float, default=365)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="sqlite")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--keep", action="store_true", help="keep the generated databases")
+    parser.add_argument("--database", help="measure this kept data set instead")
+    parser.add_argument("--data-dir", type=Path, help="the kept data set's data directory")
+    args = parser.parse_args()
+    if args.database:
+        measure_again(args)
+        return
+    for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
+        measure(args, backend)
+
+
+if __name__ == "__main__":
+    main()

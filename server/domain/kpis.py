@@ -1,0 +1,936 @@
+"""Lab and store KPIs, aggregated in SQL over indexed columns, identical on SQLite and
+PostgreSQL. Every figure is read from what LensTrack already stores; nothing is kept beside it.
+
+A period is a day, an ISO week (Monday first), a calendar month or a custom run of days, in
+the lab's time zone, `[start, end)`; each figure is also given for the period before it (the
+same length, ending where it starts). Scope: store staff see their own store only; lab people
+(and lab tokens) the whole lab or one store they name.
+
+Definitions (a cancelled job counts in no figure; "finished" means the job completed its
+route, shipped, and the moment is the event that completed it, `job.state_changed_at`):
+- finished: jobs that finished in the period (throughput; per day in the trend).
+- on-time delivery: finished jobs whose finishing time is at or before `promised_at` /
+  finished jobs.
+- first-pass QC yield: jobs whose first final-QC inspection (attempt 1 at a stage with
+  `inspection = true`) passed / jobs whose first final-QC inspection was in the period.
+- rework rate: finished jobs reworked at least once / finished jobs (a job reworked twice
+  counts once). The defects behind it: every rework event in the period by its reason code
+  (that job counts twice there).
+- breakages: breakage records in the period that were not reversed (a reversed breakage
+  counts nowhere), by department (stage) and shift, with their cost; the breakage rate of a
+  department is its breakages / the completions there in the period, the lab's breakages /
+  finished jobs.
+- remakes: remake jobs ordered in the period, by class; rate = remakes / finished jobs.
+- cycle time per stage: from a job's start at the stage to its completion there (the latest
+  start before that complete), for completions in the period; median and p90 by nearest rank.
+- queue time per stage: from the job's arrival (its latest complete, rework or breakage event
+  before the start, or its order if none) to its start there, for starts in the period.
+- WIP: active jobs now, by current stage and status (not period-bound).
+- late jobs by cause: late finished jobs by their first cause of breakage (a breakage not
+  reversed), rework, hold (a hold event), else flow (queues and waits).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.functions import FunctionElement
+
+from server.domain.auth import Principal, StationPrincipal
+from server.domain.errors import Forbidden, Invalid, NotFound
+from server.domain.jobs import sees_one_store
+from server.domain.lab_time import lab_zone, local_text
+from server.labconfig import KpiTargets
+from server.models import (
+    Breakage,
+    EventAction,
+    Inspection,
+    Job,
+    JobStatus,
+    Lab,
+    Person,
+    RemakeClass,
+    Stage,
+    StageEvent,
+    Station,
+    Store,
+)
+
+MAX_CUSTOM_DAYS = 366
+DAILY_TREND_DAYS = 62  # longer periods are charted per week
+DRILL_LIMIT = 1000
+CODE_PATTERN = r"^[A-Za-z0-9_.+/-]+$"
+
+
+class PeriodKind(StrEnum):
+    day = "day"
+    week = "week"
+    month = "month"
+    custom = "custom"
+
+
+class KpiQuery(BaseModel):
+    """What a dashboard or the API asks for: a period and, for lab people, one store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    period: PeriodKind = PeriodKind.week
+    start: date | None = None  # a day in the period (custom: its first day); default today
+    end: date | None = None  # custom only: the period's last day
+    store: str | None = Field(default=None, min_length=1, max_length=32, pattern=CODE_PATTERN)
+
+
+class DrillKind(StrEnum):
+    finished = "finished"
+    late = "late"
+    reworked = "reworked"
+    first_inspected = "first_inspected"
+    first_pass_failed = "first_pass_failed"
+    broken = "broken"
+    remade = "remade"
+    wip = "wip"
+
+
+class Dimension(StrEnum):
+    store = "store"
+    design = "design"
+    material = "material"
+    stage = "stage"
+    station = "station"
+    operator = "operator"
+    shift = "shift"
+    cause = "cause"
+    remake_class = "remake_class"
+
+
+class DrillQuery(KpiQuery):
+    kind: DrillKind
+    dimension: Dimension | None = None
+    value: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+@dataclass(frozen=True)
+class Period:
+    kind: PeriodKind
+    start: datetime  # UTC, inclusive
+    end: datetime  # UTC, exclusive
+    first_day: date
+    last_day: date
+    zone: ZoneInfo
+
+    @property
+    def label(self) -> str:
+        if self.first_day == self.last_day:
+            return f"{self.first_day:%a %d %b %Y}"
+        return f"{self.first_day:%d %b %Y} – {self.last_day:%d %b %Y}"
+
+    def previous(self) -> "Period":
+        if self.kind == PeriodKind.month:
+            last = self.first_day - timedelta(days=1)
+            return _period(self.kind, last.replace(day=1), last, self.zone)
+        days = (self.last_day - self.first_day).days + 1
+        first = self.first_day - timedelta(days=days)
+        return _period(self.kind, first, self.first_day - timedelta(days=1), self.zone)
+
+    def buckets(self) -> list[tuple[date, datetime]]:
+        """The trend's buckets: (first day, start in UTC), per day or, if long, per week."""
+        days = (self.last_day - self.first_day).days + 1
+        step = 1 if days <= DAILY_TREND_DAYS else 7
+        firsts = [self.first_day + timedelta(days=n) for n in range(0, days, step)]
+        return [(day, _midnight(day, self.zone)) for day in firsts]
+
+
+def _midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(), zone).astimezone(UTC)
+
+
+def _period(kind: PeriodKind, first: date, last: date, zone: ZoneInfo) -> Period:
+    end = _midnight(last + timedelta(days=1), zone)
+    return Period(kind, _midnight(first, zone), end, first, last, zone)
+
+
+def resolve_period(query: KpiQuery, zone: ZoneInfo, now: datetime) -> Period:
+    """The period asked for, in the lab's zone; Invalid names the field that is wrong."""
+    if query.end is not None and query.period != PeriodKind.custom:
+        raise Invalid("end", "only a custom period has an end")
+    day = query.start or now.astimezone(zone).date()
+    match query.period:
+        case PeriodKind.day:
+            return _period(query.period, day, day, zone)
+        case PeriodKind.week:
+            monday = day - timedelta(days=day.weekday())
+            return _period(query.period, monday, monday + timedelta(days=6), zone)
+        case PeriodKind.month:
+            first = day.replace(day=1)
+            following = (first + timedelta(days=32)).replace(day=1)
+            return _period(query.period, first, following - timedelta(days=1), zone)
+        case PeriodKind.custom:
+            if query.start is None:
+                raise Invalid("start", "a custom period needs its first day")
+            if query.end is None:
+                raise Invalid("end", "a custom period needs its last day")
+            if query.end < query.start:
+                raise Invalid("end", "is before start")
+            if (query.end - query.start).days + 1 > MAX_CUSTOM_DAYS:
+                raise Invalid("end", f"a custom period is at most {MAX_CUSTOM_DAYS} days")
+            return _period(query.period, query.start, query.end, zone)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose figures: the lab, and one store (the person's own, or the one a lab role named)."""
+
+    lab_id: int
+    store_id: int | None
+    store_code: str | None
+
+    def jobs(self, *, joined: bool = False) -> list[ColumnElement[bool]]:
+        """The job conditions every figure shares: in scope, and not cancelled. `joined`: the
+        job is joined to rows of a period (events, inspections, breakages), which are what an
+        index should find, so the job's columns are given as no index answers them
+        (`_Unindexed`)."""
+        column = _unindexed if joined else _as_is
+        conditions = [column(Job.lab_id) == self.lab_id, Job.status != JobStatus.cancelled]
+        if self.store_id is not None:
+            conditions.append(column(Job.store_id) == self.store_id)
+        return conditions
+
+
+def _as_is(column: Any) -> Any:
+    return column
+
+
+class _Unindexed(FunctionElement[Any]):
+    """A column as an expression no SQLite index answers (`+column`). SQLite plans without
+    statistics (the app runs no ANALYZE) and would drive a join or a correlated subquery from
+    an index on an equality — a lab's every job, every start event — instead of the period's
+    few rows. PostgreSQL plans from statistics and is given the column as it is."""
+
+    inherit_cache = True
+    name = "unindexed"
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type  # compared values bind as the column's own (enums, times)
+
+
+@compiles(_Unindexed)
+def _column_as_is(element: _Unindexed, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(_Unindexed, "sqlite")
+def _column_unindexed(element: _Unindexed, compiler: Any, **kw: Any) -> str:
+    return "+" + str(compiler.process(element.clauses, **kw))
+
+
+def _unindexed(column: Any) -> Any:
+    return _Unindexed(column)
+
+
+def resolve_scope(session: Session, principal: Principal, store_code: str | None) -> Scope:
+    """Store staff are held to their store: another store's code is NotFound like a missing
+    one, so no store learns which others exist. A station reads no KPIs."""
+    if isinstance(principal, StationPrincipal):
+        raise Forbidden("authorization", "KPIs are for people and lab tokens, not stations")
+    own = principal.store_id if sees_one_store(principal) else None
+    if store_code is None:
+        if sees_one_store(principal):
+            own_code = session.scalar(select(Store.code).where(Store.id == (own or -1)))
+            return Scope(principal.lab_id, own or -1, own_code)
+        return Scope(principal.lab_id, None, None)
+    store = session.scalar(
+        select(Store).where(Store.lab_id == principal.lab_id, Store.code == store_code)
+    )
+    if store is None or (sees_one_store(principal) and store.id != own):
+        raise NotFound("store", f"no store {store_code}")
+    return Scope(principal.lab_id, store.id, store.code)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    numerator: int
+    denominator: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.numerator / self.denominator if self.denominator else None
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The period's headline figures (the same shape for the previous period)."""
+
+    finished: int
+    on_time: Ratio
+    first_pass: Ratio
+    rework: Ratio
+    breakages: Ratio  # not reversed / finished jobs
+    breakage_cost: float
+    remakes: Ratio  # remakes ordered / finished jobs
+
+
+def _finished_in(period: Period) -> list[ColumnElement[bool]]:
+    return [
+        Job.status == JobStatus.completed,
+        Job.state_changed_at >= period.start,
+        Job.state_changed_at < period.end,
+    ]
+
+
+def _is_late() -> ColumnElement[bool]:
+    return Job.state_changed_at > Job.promised_at
+
+
+def _count_if(condition: ColumnElement[bool]) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _first_inspections(scope: Scope, period: Period) -> Select[Any]:
+    return (
+        select(Inspection.passed)
+        .join(Job, Job.id == Inspection.job_id)
+        .where(
+            Inspection.attempt == 1,
+            Inspection.inspected_at >= period.start,
+            Inspection.inspected_at < period.end,
+            *scope.jobs(joined=True),
+        )
+    )
+
+
+def _breakages(scope: Scope, period: Period) -> Select[Any]:
+    return (
+        select(Breakage.id)
+        .join(Job, Job.id == Breakage.job_id)
+        .where(
+            Breakage.reversed_at.is_(None),
+            Breakage.occurred_at >= period.start,
+            Breakage.occurred_at < period.end,
+            *scope.jobs(joined=True),
+        )
+    )
+
+
+def _remakes(scope: Scope, period: Period) -> list[ColumnElement[bool]]:
+    return [
+        Job.remake_of_id.is_not(None),
+        Job.ordered_at >= period.start,
+        Job.ordered_at < period.end,
+        *scope.jobs(),
+    ]
+
+
+def headline(session: Session, scope: Scope, period: Period) -> Headline:
+    finished, on_time, reworked = session.execute(
+        select(
+            func.count(),
+            _count_if(~_is_late()),
+            _count_if(Job.rework_count > 0),
+        ).where(*scope.jobs(), *_finished_in(period))
+    ).one()
+    inspections = _first_inspections(scope, period).subquery()
+    inspected, passed = session.execute(select(func.count(), _count_if(inspections.c.passed))).one()
+    broken = _breakages(scope, period).add_columns(Breakage.cost).subquery()
+    breakage_count, cost = session.execute(
+        select(func.count(), func.coalesce(func.sum(broken.c.cost), 0.0))
+    ).one()
+    remakes = session.scalar(select(func.count()).where(*_remakes(scope, period))) or 0
+    return Headline(
+        finished=finished,
+        on_time=Ratio(on_time, finished),
+        first_pass=Ratio(passed, inspected),
+        rework=Ratio(reworked, finished),
+        breakages=Ratio(breakage_count, finished),
+        breakage_cost=float(cost),
+        remakes=Ratio(remakes, finished),
+    )
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    first_day: date
+    finished: int
+    on_time: Ratio
+    first_pass: Ratio
+
+
+def _bucket(column: Any, period: Period) -> Any:
+    """Which trend bucket a time falls in, as the buckets' index (exact across DST)."""
+    starts = [start for _day, start in period.buckets()]
+    whens = [(column < start, index - 1) for index, start in enumerate(starts) if index > 0]
+    return case(*whens, else_=len(starts) - 1) if whens else literal(0)
+
+
+def trend(session: Session, scope: Scope, period: Period) -> list[TrendPoint]:
+    finished = (
+        select(
+            _bucket(Job.state_changed_at, period).label("bucket"),
+            case((_is_late(), 0), else_=1).label("on_time"),
+        )
+        .where(*scope.jobs(), *_finished_in(period))
+        .subquery()
+    )
+    by_finish = {
+        bucket: (count, on_time)
+        for bucket, count, on_time in session.execute(
+            select(finished.c.bucket, func.count(), func.sum(finished.c.on_time)).group_by(
+                finished.c.bucket
+            )
+        )
+    }
+    inspections = (
+        _first_inspections(scope, period)
+        .add_columns(_bucket(Inspection.inspected_at, period).label("bucket"))
+        .subquery()
+    )
+    by_inspection = {
+        bucket: (count, passed)
+        for bucket, count, passed in session.execute(
+            select(inspections.c.bucket, func.count(), _count_if(inspections.c.passed)).group_by(
+                inspections.c.bucket
+            )
+        )
+    }
+    points = []
+    for index, (day, _start) in enumerate(period.buckets()):
+        count, on_time = by_finish.get(index, (0, 0))
+        inspected, passed = by_inspection.get(index, (0, 0))
+        points.append(
+            TrendPoint(day, count, Ratio(int(on_time), count), Ratio(int(passed), inspected))
+        )
+    return points
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """One store, lens design or material: its jobs' figures in the period."""
+
+    key: str
+    finished: int
+    on_time: Ratio
+    rework: Ratio
+    first_pass: Ratio
+
+
+JOB_DIMENSIONS: dict[Dimension, Any] = {
+    Dimension.store: Store.code,
+    Dimension.design: Job.lens_design,
+    Dimension.material: Job.lens_material,
+}
+
+
+def by_job_dimension(
+    session: Session, scope: Scope, period: Period, dimension: Dimension
+) -> list[GroupRow]:
+    column = JOB_DIMENSIONS[dimension]
+    finished = {
+        str(key): (count, on_time, reworked)
+        for key, count, on_time, reworked in session.execute(
+            select(column, func.count(), _count_if(~_is_late()), _count_if(Job.rework_count > 0))
+            .join(Store, Store.id == Job.store_id)
+            .where(*scope.jobs(), *_finished_in(period))
+            .group_by(column)
+        )
+    }
+    inspected = {
+        str(key): (count, passed)
+        for key, count, passed in session.execute(
+            _first_inspections(scope, period)
+            .with_only_columns(column, func.count(), _count_if(Inspection.passed))
+            .join(Store, Store.id == Job.store_id)
+            .group_by(column)
+        )
+    }
+    rows = []
+    for key in sorted(finished.keys() | inspected.keys()):
+        count, on_time, reworked = finished.get(key, (0, 0, 0))
+        first, passed = inspected.get(key, (0, 0))
+        rows.append(
+            GroupRow(
+                key, count, Ratio(on_time, count), Ratio(reworked, count), Ratio(passed, first)
+            )
+        )
+    return rows
+
+
+def _seconds(later: Any, earlier: Any, dialect: str) -> Any:
+    if dialect == "sqlite":
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+    return func.extract("epoch", later - earlier)
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    samples: int
+    median_minutes: float | None
+    p90_minutes: float | None
+
+
+def _minutes(seconds: float | None) -> float | None:
+    return None if seconds is None else float(seconds) / 60
+
+
+def _percentiles(session: Session, durations: Any) -> dict[Any, Percentiles]:
+    """Median and p90 (nearest rank) of `durations` (columns key, seconds) per key, in SQL."""
+    ranked = select(
+        durations.c.key,
+        durations.c.seconds,
+        func.row_number()
+        .over(partition_by=durations.c.key, order_by=durations.c.seconds)
+        .label("rank"),
+        func.count().over(partition_by=durations.c.key).label("samples"),
+    ).subquery()
+    median_rank = (ranked.c.samples * 50 + 99) // 100
+    p90_rank = (ranked.c.samples * 90 + 99) // 100
+    rows = session.execute(
+        select(
+            ranked.c.key,
+            ranked.c.samples,
+            func.max(case((ranked.c.rank == median_rank, ranked.c.seconds))),
+            func.max(case((ranked.c.rank == p90_rank, ranked.c.seconds))),
+        )
+        .where(or_(ranked.c.rank == median_rank, ranked.c.rank == p90_rank))
+        .group_by(ranked.c.key, ranked.c.samples)
+    )
+    return {
+        key: Percentiles(samples, _minutes(median), _minutes(p90))
+        for key, samples, median, p90 in rows
+    }
+
+
+def _events_in(action: EventAction, period: Period) -> list[ColumnElement[bool]]:
+    return [
+        StageEvent.action == action,
+        StageEvent.corrected_at >= period.start,
+        StageEvent.corrected_at < period.end,
+    ]
+
+
+def _cycle_durations(scope: Scope, period: Period, key: Any, dialect: str) -> Any:
+    started = aliased(StageEvent)
+    start_at = (
+        select(func.max(started.corrected_at))
+        .where(
+            started.job_id == StageEvent.job_id,
+            started.stage_id == StageEvent.stage_id,
+            _unindexed(started.action) == EventAction.start,
+            started.id < StageEvent.id,
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(
+            key.label("key"), _seconds(StageEvent.corrected_at, start_at, dialect).label("seconds")
+        )
+        .join(Job, Job.id == StageEvent.job_id)
+        .where(*_events_in(EventAction.complete, period), *scope.jobs(joined=True))
+        .subquery()
+    )
+
+
+def _queue_durations(scope: Scope, period: Period, dialect: str) -> Any:
+    moved = aliased(StageEvent)
+    arrived_at = (
+        select(func.max(moved.corrected_at))
+        .where(
+            moved.job_id == StageEvent.job_id,
+            _unindexed(moved.action).in_(
+                [EventAction.complete, EventAction.rework, EventAction.breakage]
+            ),
+            moved.id < StageEvent.id,
+        )
+        .scalar_subquery()
+    )
+    since = func.coalesce(arrived_at, Job.ordered_at)
+    return (
+        select(
+            StageEvent.stage_id.label("key"),
+            _seconds(StageEvent.corrected_at, since, dialect).label("seconds"),
+        )
+        .join(Job, Job.id == StageEvent.job_id)
+        .where(*_events_in(EventAction.start, period), *scope.jobs(joined=True))
+        .subquery()
+    )
+
+
+@dataclass(frozen=True)
+class StageRow:
+    stage_code: str
+    stage: str
+    completions: int
+    cycle: Percentiles
+    queue: Percentiles
+    breakages: int
+    breakage_cost: float
+    wip_queued: int
+    wip_in_progress: int
+    wip_on_hold: int
+
+    @property
+    def breakage_rate(self) -> Ratio:
+        return Ratio(self.breakages, self.completions)
+
+
+def by_stage(session: Session, scope: Scope, period: Period) -> list[StageRow]:
+    """Per stage: completions (throughput), cycle and queue times, breakages and WIP now."""
+    dialect = session.get_bind().dialect.name
+    cycle = _percentiles(session, _cycle_durations(scope, period, StageEvent.stage_id, dialect))
+    queue = _percentiles(session, _queue_durations(scope, period, dialect))
+    broken = {
+        stage_id: (count, float(cost))
+        for stage_id, count, cost in session.execute(
+            _breakages(scope, period)
+            .with_only_columns(Breakage.stage_id, func.count(), func.sum(Breakage.cost))
+            .group_by(Breakage.stage_id)
+        )
+    }
+    wip: dict[tuple[int | None, JobStatus], int] = {
+        (stage_id, status): count
+        for stage_id, status, count in session.execute(
+            select(Job.current_stage_id, Job.status, func.count())
+            .where(Job.is_active, *scope.jobs())
+            .group_by(Job.current_stage_id, Job.status)
+        )
+    }
+    none = Percentiles(0, None, None)
+    stages = session.scalars(
+        select(Stage).where(Stage.lab_id == scope.lab_id).order_by(Stage.position)
+    )
+    return [
+        StageRow(
+            stage_code=stage.code,
+            stage=stage.name,
+            completions=cycle.get(stage.id, none).samples,
+            cycle=cycle.get(stage.id, none),
+            queue=queue.get(stage.id, none),
+            breakages=broken.get(stage.id, (0, 0.0))[0],
+            breakage_cost=broken.get(stage.id, (0, 0.0))[1],
+            wip_queued=wip.get((stage.id, JobStatus.queued), 0),
+            wip_in_progress=wip.get((stage.id, JobStatus.in_progress), 0),
+            wip_on_hold=wip.get((stage.id, JobStatus.on_hold), 0),
+        )
+        for stage in stages
+    ]
+
+
+@dataclass(frozen=True)
+class FloorRow:
+    """One station or operator: completions, cycle time and first-pass yield there."""
+
+    key: str
+    completions: int
+    cycle: Percentiles
+    first_pass: Ratio
+
+
+FLOOR_DIMENSIONS = {Dimension.station: Station.name, Dimension.operator: Person.name}
+
+
+def by_floor(
+    session: Session, scope: Scope, period: Period, dimension: Dimension
+) -> list[FloorRow]:
+    dialect = session.get_bind().dialect.name
+    event_key = StageEvent.station_id if dimension == Dimension.station else StageEvent.operator_id
+    cycle = _percentiles(session, _cycle_durations(scope, period, event_key, dialect))
+    inspection_key = (
+        Inspection.station_id if dimension == Dimension.station else Inspection.operator_id
+    )
+    inspected = {
+        key: Ratio(passed, count)
+        for key, count, passed in session.execute(
+            _first_inspections(scope, period)
+            .with_only_columns(inspection_key, func.count(), _count_if(Inspection.passed))
+            .group_by(inspection_key)
+        )
+    }
+    ids = {key for key in cycle.keys() | inspected.keys() if key is not None}
+    model = Station if dimension == Dimension.station else Person
+    names = {
+        key: str(name)
+        for key, name in session.execute(select(model.id, model.name).where(model.id.in_(ids)))
+    }
+    none = Percentiles(0, None, None)
+    rows = [
+        FloorRow(
+            names[key],
+            cycle.get(key, none).samples,
+            cycle.get(key, none),
+            inspected.get(key, Ratio(0, 0)),
+        )
+        for key in ids
+    ]
+    return sorted(rows, key=lambda row: row.key)
+
+
+@dataclass(frozen=True)
+class CountRow:
+    key: str
+    count: int
+    cost: float = 0.0
+
+
+def breakages_by_shift(session: Session, scope: Scope, period: Period) -> list[CountRow]:
+    shift = func.coalesce(Breakage.shift, "")
+    rows = session.execute(
+        _breakages(scope, period)
+        .with_only_columns(shift, func.count(), func.sum(Breakage.cost))
+        .group_by(shift)
+        .order_by(shift)
+    )
+    return [CountRow(key or "(no shift)", count, float(cost)) for key, count, cost in rows]
+
+
+def rework_defects(session: Session, scope: Scope, period: Period) -> list[CountRow]:
+    """Every rework event in the period by its reason (defect) code, most frequent first."""
+    code = func.coalesce(StageEvent.reason_code, "")
+    rows = session.execute(
+        select(code, func.count())
+        .join(Job, Job.id == StageEvent.job_id)
+        .where(*_events_in(EventAction.rework, period), *scope.jobs(joined=True))
+        .group_by(code)
+        .order_by(func.count().desc(), code)
+    )
+    return [CountRow(key or "(no code)", count) for key, count in rows]
+
+
+def remakes_by_class(session: Session, scope: Scope, period: Period) -> list[CountRow]:
+    counts = dict(
+        session.execute(
+            select(Job.remake_class, func.count())
+            .where(*_remakes(scope, period))
+            .group_by(Job.remake_class)
+        ).all()
+    )
+    return [CountRow(kind.value, counts.get(kind, 0)) for kind in RemakeClass]
+
+
+class LateCause(StrEnum):
+    breakage = "breakage"
+    rework = "rework"
+    hold = "hold"
+    flow = "flow"
+
+
+def _late_cause() -> Any:
+    held = exists().where(
+        StageEvent.job_id == Job.id, _unindexed(StageEvent.action) == EventAction.hold
+    )
+    return case(
+        (Job.breakage_count > 0, LateCause.breakage.value),
+        (Job.rework_count > 0, LateCause.rework.value),
+        (held, LateCause.hold.value),
+        else_=LateCause.flow.value,
+    )
+
+
+def late_by_cause(session: Session, scope: Scope, period: Period) -> list[CountRow]:
+    late = (
+        select(_late_cause().label("cause"))
+        .where(*scope.jobs(), *_finished_in(period), _is_late())
+        .subquery()
+    )
+    counts = dict(session.execute(select(late.c.cause, func.count()).group_by(late.c.cause)).all())
+    return [CountRow(cause.value, counts.get(cause.value, 0)) for cause in LateCause]
+
+
+def targets(session: Session, lab_id: int) -> KpiTargets:
+    """The lab's configured targets (the defaults before `config load` set any)."""
+    return KpiTargets.model_validate(session.get_one(Lab, lab_id).kpi_targets or {})
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    scope: Scope
+    period: Period
+    previous_period: Period
+    targets: KpiTargets
+    current: Headline
+    previous: Headline
+    trend: list[TrendPoint]
+    stages: list[StageRow]
+    stores: list[GroupRow]
+    designs: list[GroupRow]
+    materials: list[GroupRow]
+    stations: list[FloorRow]
+    operators: list[FloorRow]
+    shifts: list[CountRow]
+    defects: list[CountRow]
+    remakes: list[CountRow]
+    late_causes: list[CountRow]
+
+
+def dashboard(session: Session, principal: Principal, query: KpiQuery, now: datetime) -> Dashboard:
+    """Every figure of a dashboard for the period and scope asked for."""
+    scope = resolve_scope(session, principal, query.store)
+    period = resolve_period(query, lab_zone(session, principal.lab_id), now)
+    previous = period.previous()
+    one_store = scope.store_id is not None
+    return Dashboard(
+        scope=scope,
+        period=period,
+        previous_period=previous,
+        targets=targets(session, principal.lab_id),
+        current=headline(session, scope, period),
+        previous=headline(session, scope, previous),
+        trend=trend(session, scope, period),
+        stages=by_stage(session, scope, period),
+        stores=[] if one_store else by_job_dimension(session, scope, period, Dimension.store),
+        designs=by_job_dimension(session, scope, period, Dimension.design),
+        materials=by_job_dimension(session, scope, period, Dimension.material),
+        # The floor's people and stations are the lab's business, not a store's.
+        stations=[] if one_store else by_floor(session, scope, period, Dimension.station),
+        operators=[] if one_store else by_floor(session, scope, period, Dimension.operator),
+        shifts=breakages_by_shift(session, scope, period),
+        defects=rework_defects(session, scope, period),
+        remakes=remakes_by_class(session, scope, period),
+        late_causes=late_by_cause(session, scope, period),
+    )
+
+
+# Drill-down: the jobs behind a number.
+
+
+@dataclass(frozen=True)
+class DrillRow:
+    job_id: int
+    job_number: str
+    store_code: str
+    lens_design: str
+    lens_material: str
+    status: JobStatus
+    promised: str
+    finished: str | None
+    late: bool
+
+
+def _drill_conditions(
+    kind: DrillKind, scope: Scope, period: Period
+) -> tuple[list[ColumnElement[bool]], dict[Dimension, Any]]:
+    """The jobs behind one figure, and the dimensions that figure may be narrowed by (each a
+    condition on a value)."""
+    job_dims: dict[Dimension, Any] = {
+        Dimension.store: lambda value: Store.code == value,
+        Dimension.design: lambda value: Job.lens_design == value,
+        Dimension.material: lambda value: Job.lens_material == value,
+    }
+    finished = [*scope.jobs(), *_finished_in(period)]
+    match kind:
+        case DrillKind.finished:
+            return finished, job_dims
+        case DrillKind.late | DrillKind.reworked:
+            condition = _is_late() if kind == DrillKind.late else Job.rework_count > 0
+            return [*finished, condition], {
+                **job_dims,
+                Dimension.cause: lambda value: _late_cause() == value,
+            }
+        case DrillKind.first_inspected | DrillKind.first_pass_failed:
+            inspections = _first_inspections(scope, period).with_only_columns(Inspection.job_id)
+            if kind == DrillKind.first_pass_failed:
+                inspections = inspections.where(~Inspection.passed)
+
+            def at(column: Any, model: Any) -> Callable[[str], ColumnElement[bool]]:
+                return lambda value: Job.id.in_(
+                    inspections.join(model, model.id == column).where(model.name == value)
+                )
+
+            return [*scope.jobs(), Job.id.in_(inspections)], {
+                **job_dims,
+                Dimension.station: at(Inspection.station_id, Station),
+                Dimension.operator: at(Inspection.operator_id, Person),
+            }
+        case DrillKind.broken:
+            broken = _breakages(scope, period).with_only_columns(Breakage.job_id)
+            return [*scope.jobs(), Job.id.in_(broken)], {
+                **job_dims,
+                Dimension.stage: lambda value: Job.id.in_(
+                    broken.join(Stage, Stage.id == Breakage.stage_id).where(Stage.code == value)
+                ),
+                Dimension.shift: lambda value: Job.id.in_(
+                    broken.where(func.coalesce(Breakage.shift, "(no shift)") == value)
+                ),
+            }
+        case DrillKind.remade:
+            return _remakes(scope, period), {
+                **job_dims,
+                Dimension.remake_class: lambda value: Job.remake_class == value,
+            }
+        case DrillKind.wip:
+            current = aliased(Stage)
+            return [*scope.jobs(), Job.is_active], {
+                **job_dims,
+                Dimension.stage: lambda value: Job.current_stage_id.in_(
+                    select(current.id).where(current.code == value)
+                ),
+            }
+
+
+def drill(
+    session: Session, principal: Principal, query: DrillQuery, now: datetime
+) -> tuple[Period, list[DrillRow]]:
+    """The jobs behind a figure (at most DRILL_LIMIT, latest finished or promised first)."""
+    scope = resolve_scope(session, principal, query.store)
+    zone = lab_zone(session, principal.lab_id)
+    period = resolve_period(query, zone, now)
+    conditions, dimensions = _drill_conditions(query.kind, scope, period)
+    if (query.dimension is None) != (query.value is None):
+        field = "value" if query.value is None else "dimension"
+        raise Invalid(field, "dimension and value go together")
+    if query.dimension is not None:
+        narrow = dimensions.get(query.dimension)
+        if narrow is None:
+            raise Invalid("dimension", f"{query.kind} jobs are not counted by {query.dimension}")
+        conditions = [*conditions, narrow(query.value)]
+    completed = Job.status == JobStatus.completed
+    rows = session.execute(
+        select(
+            Job.id,
+            Job.job_number,
+            Store.code,
+            Job.lens_design,
+            Job.lens_material,
+            Job.status,
+            Job.promised_at,
+            Job.state_changed_at,
+        )
+        .join(Store, Store.id == Job.store_id)
+        .where(*conditions)
+        .order_by(case((completed, Job.state_changed_at)).desc(), Job.promised_at.desc(), Job.id)
+        .limit(DRILL_LIMIT)
+    )
+    return period, [
+        DrillRow(
+            job_id=job_id,
+            job_number=number,
+            store_code=store_code,
+            lens_design=design.value,
+            lens_material=material,
+            status=status,
+            promised=local_text(promised_at, zone),
+            finished=local_text(changed_at, zone) if status == JobStatus.completed else None,
+            late=(changed_at if status == JobStatus.completed else now) > promised_at,
+        )
+        for job_id, number, store_code, design, material, status, promised_at, changed_at in rows
+    ]
+
+
+def percent(ratio: Ratio) -> str:
+    """'96.4 %' or '–' when nothing was counted."""
+    rate = ratio.rate
+    return "–" if rate is None else f"{100 * rate:.1f} %"
