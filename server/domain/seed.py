@@ -146,8 +146,9 @@ def seed_demo(
 
 
 def _seed_aftersales(session: Session, lab_id: int, now: datetime) -> None:
-    """NORTH's two earliest shipped jobs delivered an hour after shipping (their follow-ups
-    scheduled), and a ticket on the first an hour after that: its SLA clocks run from then."""
+    """NORTH's earliest shipped job delivered an hour after shipping (its follow-ups
+    scheduled), and a ticket on it an hour after that: its SLA clocks run from then. Only
+    one: the store's other shipped jobs stay to collect, as a lab's day has them."""
     staff = session.scalars(
         select(Person).where(Person.lab_id == lab_id, Person.username == "north")
     ).one()
@@ -157,7 +158,7 @@ def _seed_aftersales(session: Session, lab_id: int, now: datetime) -> None:
         select(Job)
         .where(Job.store_id == staff.store_id, Job.status == JobStatus.completed)
         .order_by(Job.state_changed_at)
-        .limit(2)
+        .limit(1)
     ).all()
     for job in shipped:
         job.ready_for_pickup_at = min(job.state_changed_at + timedelta(minutes=30), now)
