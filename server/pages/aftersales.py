@@ -25,6 +25,8 @@ from server.models import RemakeClass, TicketClass, TicketResolution, utcnow
 from server.pages.access import STORE_PORTAL_ROLES, admit, page_header
 from server.pages.changes import REASON_RULE, REMAKE_CLASSES, OrderActions
 
+LAB_QUEUE_PAGE = "/lab/tickets"
+
 TICKET_CLASSES = {
     TicketClass.lens_defect: "Lens defect",
     TicketClass.frame_fit: "Frame or fit",
@@ -191,7 +193,7 @@ def register_aftersales_pages(context: ServerContext) -> None:
             _ticket_table(resolved[:20], zone, lab_side=False)
         return None
 
-    @ui.page("/lab/tickets", title="LensTrack · After-sales queue")
+    @ui.page(LAB_QUEUE_PAGE, title="LensTrack · After-sales queue")
     def lab_queue(request: Request) -> RedirectResponse | None:
         principal = admit(context, request, LAB_ROLES)
         if not isinstance(principal, PersonPrincipal):

@@ -22,11 +22,11 @@ from server.domain.kpi_export import TABLES
 from server.domain.kpis import Dashboard, DrillKind, DrillQuery, KpiQuery, PeriodKind, Ratio
 from server.models import Store, utcnow
 from server.pages.access import STORE_PORTAL_ROLES, admit, page_header
+from server.pages.spc import SPC_PAGE
 
 LAB_PAGE = "/lab/kpis"
 STORE_PAGE = "/store/kpis"
 JOBS_PAGE = "/kpis/jobs"
-SPC_PAGE = "/lab/spc"
 TARGET_COLOUR = "#dc2626"
 
 

@@ -19,7 +19,9 @@ from server.domain.errors import Conflict
 from server.domain.views import WipBoard, WipCard
 from server.models import JobStatus, utcnow
 from server.pages.access import STORE_PORTAL_ROLES, admit, page_header
+from server.pages.aftersales import LAB_QUEUE_PAGE
 from server.pages.audit import AUDIT_PAGE
+from server.pages.kpis import LAB_PAGE as KPI_PAGE
 from server.pages.live_view import PageFeed
 from server.pages.orders import ORDER_PAGE
 from server.pages.spc import SPC_PAGE, alert_banner
@@ -157,15 +159,19 @@ def register_wip_pages(context: ServerContext) -> None:
             return principal
         board = await asyncio.to_thread(_read_board, context, principal)
         page_header(principal, "WIP board")
-        if principal.role in STORE_PORTAL_ROLES:  # lab managers and admins enter orders too
-            ui.link("+ New order", ORDER_PAGE).classes("text-lg font-semibold px-4 pt-3")
-        ui.link("Change requests →", "/lab/changes").classes("text-lg px-4 pt-3")
-        if principal.role in MANAGER_ROLES:
-            ui.link("Audit trail →", AUDIT_PAGE).classes("text-lg px-4 pt-3")
-        ui.button("Print new tickets", on_click=lambda: _print_new(context, principal)).props(
-            "unelevated icon=print"
-        ).classes("mx-4 mt-3 self-start").mark("print-new")
-        ui.link("Control charts (SPC) →", SPC_PAGE).classes("text-lg px-4 pt-3")
+        # One row of the lab's other pages, so the board itself starts near the top.
+        with ui.row().classes("items-center px-4 pt-3 gap-6"):
+            ui.button("Print new tickets", on_click=lambda: _print_new(context, principal)).props(
+                "unelevated icon=print"
+            ).mark("print-new")
+            if principal.role in STORE_PORTAL_ROLES:  # lab managers and admins enter orders too
+                ui.link("+ New order", ORDER_PAGE).classes("text-lg font-semibold")
+            ui.link("Change requests →", "/lab/changes").classes("text-lg")
+            ui.link("KPIs →", KPI_PAGE).classes("text-lg")
+            ui.link("Control charts (SPC) →", SPC_PAGE).classes("text-lg")
+            ui.link("After-sales tickets →", LAB_QUEUE_PAGE).classes("text-lg")
+            if principal.role in MANAGER_ROLES:
+                ui.link("Audit trail →", AUDIT_PAGE).classes("text-lg")
         await alert_banner(context, principal)
         ui.add_body_html(AGE_SCRIPT)
         view = Board(board)
