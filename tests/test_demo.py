@@ -110,6 +110,13 @@ def test_demo_runs_every_part_under_load_and_stops_on_ctrl_c(tmp_path: Path) -> 
         while _events(database) <= seeded and time.monotonic() < until:
             time.sleep(1)
         assert _events(database) > seeded, "the floor simulator posted no event in 30 s"
+        # What the stores are told reaches the demo's local mail sink.
+        mail_index = tmp_path / "var/demo/mail/index.txt"
+        until = time.monotonic() + 60
+        while not mail_index.exists() and time.monotonic() < until:
+            time.sleep(1)
+        assert mail_index.exists(), "no store message reached the demo's mail sink in 60 s"
+        assert "@" in mail_index.read_text()  # each line names its recipient
     finally:
         for hog in hogs:
             hog.kill()
