@@ -2,7 +2,6 @@
 127.0.0.1 and keeps it, in memory and, given a directory, as one `.eml` file each with a line
 in `index.txt` (who it went to and its subject), so what the stores were sent can be read."""
 
-import socket
 import threading
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -14,6 +13,8 @@ from typing import Any, Self
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
+
+from server.group_cli import free_port
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,6 @@ class ReceivedMail:
         body = self.message.get_body(("plain",))
         content = body.get_content() if isinstance(body, EmailMessage) else ""
         return str(content).replace("\r\n", "\n")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

@@ -188,7 +188,8 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -242,7 +243,7 @@ def serve_group(settings: Settings, options: GroupOptions) -> int:
     plan = ProxyPlan(
         host=settings.host,
         port=options.port or settings.port,
-        process_ports=[_free_port() for _ in range(options.processes)],
+        process_ports=[free_port() for _ in range(options.processes)],
     )
     config = log_dir / "haproxy.cfg"
     config.write_text(plan.haproxy_config())
