@@ -2,10 +2,10 @@
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,6 +17,23 @@ from server.crypto import DataCipher, attach_cipher
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+_MEMO = "lenstrack.memo"  # session.info key: what this session has read once
+
+
+def memo(session: Session, key: Hashable, load: Callable[[], T]) -> T:
+    """`load()` once per session for `key`: a writer's group of events runs in one session
+    and shares what every event looks up (a lab's stages, learned times, operators)."""
+    cache: dict[Hashable, Any] = session.info.setdefault(_MEMO, {})
+    if key not in cache:
+        cache[key] = load()
+    value: T = cache[key]
+    return value
+
+
+def forget_memos(session: Session) -> None:
+    """After this session changed what the memos hold (the lab's setup, learned times)."""
+    session.info.pop(_MEMO, None)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from core.lifecycle import Outcome, Progress, Refusal, Route, apply, return_stage
 from core.optics import CheckResult, PairRx, ToleranceFile, load_profiles
-from server.db import conflict_insert
+from server.db import conflict_insert, memo
 from server.domain import signins
 from server.domain.auth import STATION_ROLES, StationPrincipal
 from server.domain.breakage import record_breakage
@@ -101,9 +101,6 @@ class Arrival:
     received_at: datetime
 
 
-_LAB_SETUP = "lenstrack_event_lab_setup"
-
-
 @dataclass(frozen=True)
 class _LabSetup:
     """A lab's stages and reason codes, which every event of a group looks up."""
@@ -115,16 +112,17 @@ class _LabSetup:
 
 def _lab_setup(session: Session, lab_id: int) -> _LabSetup:
     """Read once per session: the events of a writer's group share it."""
-    cache: dict[int, _LabSetup] = session.info.setdefault(_LAB_SETUP, {})
-    if lab_id not in cache:
-        stages = session.scalars(select(Stage).where(Stage.lab_id == lab_id)).all()
-        reasons = session.scalars(select(ReasonCode).where(ReasonCode.lab_id == lab_id)).all()
-        cache[lab_id] = _LabSetup(
-            {stage.id: stage for stage in stages},
-            {stage.code: stage for stage in stages},
-            {(reason.kind, reason.code): reason for reason in reasons},
-        )
-    return cache[lab_id]
+    return memo(session, (_LabSetup, lab_id), lambda: _read_lab_setup(session, lab_id))
+
+
+def _read_lab_setup(session: Session, lab_id: int) -> _LabSetup:
+    stages = session.scalars(select(Stage).where(Stage.lab_id == lab_id)).all()
+    reasons = session.scalars(select(ReasonCode).where(ReasonCode.lab_id == lab_id)).all()
+    return _LabSetup(
+        {stage.id: stage for stage in stages},
+        {stage.code: stage for stage in stages},
+        {(reason.kind, reason.code): reason for reason in reasons},
+    )
 
 
 def _job_state(job: Job) -> JobState:
@@ -467,9 +465,6 @@ def _sign_in_log(session: Session, arrivals: Sequence[Arrival]) -> signins.SignI
     return signins.SignInLog(session, pairs, min(times), max(times))
 
 
-_OPERATORS = "lenstrack_station_operators"
-
-
 def station_operator_query(lab_id: int) -> Select[tuple[Person]]:
     """The people who may sign in at this lab's stations: active, badged, in a station role."""
     return select(Person).where(
@@ -486,14 +481,15 @@ def _operator_id(session: Session, station: StationPrincipal, badge: str | None)
     badge (a manager's, a store's, unknown, disabled) answers alike, revealing no one."""
     if badge is None:
         return None
-    known: dict[tuple[int, str], int | None] = session.info.setdefault(_OPERATORS, {})
-    if (station.lab_id, badge) not in known:  # once per badge in a group of events
-        known[(station.lab_id, badge)] = session.scalar(
+    operator_id = memo(  # once per badge in a group of events
+        session,
+        ("operator", station.lab_id, badge),
+        lambda: session.scalar(
             station_operator_query(station.lab_id)
             .where(Person.badge_code == badge)
             .with_only_columns(Person.id)
-        )
-    operator_id = known[(station.lab_id, badge)]
+        ),
+    )
     if operator_id is None:
         raise Invalid("operator_badge", f"no station operator has badge {badge!r}")
     return operator_id

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer, lazyload
 
+from server.db import forget_memos, memo
 from server.domain.lab_time import duration_text, lab_zone, local_text
 from server.feed import append_update
 from server.models import (
@@ -68,9 +69,6 @@ class FloorLoad:
         return math.floor(waiting / max(1, slots)) * minutes
 
 
-_LAB_TIMES = "lenstrack_lab_times"
-
-
 @dataclass(frozen=True)
 class _LabTimes:
     """The parts of the floor load that change only with the lab's setup or learned times."""
@@ -82,33 +80,29 @@ class _LabTimes:
 
 def _lab_times(session: Session, lab_id: int) -> _LabTimes:
     """Read once per session: a group of events (server/writer.py) shares them."""
-    cache: dict[int, _LabTimes] = session.info.setdefault(_LAB_TIMES, {})
-    if lab_id not in cache:
-        learned = {
-            (row.route_id, row.stage_id): row.median_minutes
-            for row in session.scalars(
-                select(StageTime)
-                .join(Stage, StageTime.stage_id == Stage.id)
-                .where(Stage.lab_id == lab_id)
-            )
-        }
-        stations = dict(
-            session.execute(
-                select(Station.stage_id, func.count(Station.id))
-                .where(Station.lab_id == lab_id, Station.active)
-                .group_by(Station.stage_id)
-            ).all()
-        )
-        capacity = dict(
-            session.execute(select(Stage.id, Stage.capacity).where(Stage.lab_id == lab_id)).all()
-        )
-        cache[lab_id] = _LabTimes(learned, stations, capacity)
-    return cache[lab_id]
+    return memo(session, (_LabTimes, lab_id), lambda: _read_lab_times(session, lab_id))
 
 
-def forget_lab_times(session: Session) -> None:
-    """After the lab's stages, stations or learned times changed in this session."""
-    session.info.pop(_LAB_TIMES, None)
+def _read_lab_times(session: Session, lab_id: int) -> _LabTimes:
+    learned = {
+        (row.route_id, row.stage_id): row.median_minutes
+        for row in session.scalars(
+            select(StageTime)
+            .join(Stage, StageTime.stage_id == Stage.id)
+            .where(Stage.lab_id == lab_id)
+        )
+    }
+    stations = dict(
+        session.execute(
+            select(Station.stage_id, func.count(Station.id))
+            .where(Station.lab_id == lab_id, Station.active)
+            .group_by(Station.stage_id)
+        ).all()
+    )
+    capacity = dict(
+        session.execute(select(Stage.id, Stage.capacity).where(Stage.lab_id == lab_id)).all()
+    )
+    return _LabTimes(learned, stations, capacity)
 
 
 def floor_load(session: Session, lab_id: int) -> FloorLoad:
@@ -354,7 +348,7 @@ def store_stage_times(session: Session, lab_id: int, durations: StageTimes, now:
         )
     }
     stored = 0
-    forget_lab_times(session)
+    forget_memos(session)
     for (route_id, stage_id), samples in durations.items():
         if len(samples) < MIN_SAMPLES:
             continue

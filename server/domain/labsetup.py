@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.domain.flags import forget_lab_times
+from server.db import forget_memos
 from server.labconfig import LabConfig
 from server.models import (
     Lab,
@@ -54,7 +54,7 @@ def apply_lab_config(session: Session, config: LabConfig) -> Lab:
     _apply_stores(session, config, lab.id)
     _apply_stations(session, config, lab.id, stages, lines)
     session.flush()
-    forget_lab_times(session)
+    forget_memos(session)
     return lab
 
 
