@@ -12,11 +12,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from server.child_process import ChildFailed, ChildProcess
 
 if TYPE_CHECKING:  # the station package is imported only once the demo runs
     from station.settings import StationSettings
@@ -31,53 +32,24 @@ FLOOR_CONFIG = Path("config/floor.toml")
 # starts ten Python processes at once, and a part that is still running is slow, not dead.
 START_TIMEOUT = 300.0
 PROGRESS_EVERY = 10.0  # seconds between "still waiting" lines
-LOG_TAIL_LINES = 20
 Say = Callable[[str], None]
-
-
-@dataclass
-class DemoChild:
-    """One process of the demo, with the log it writes and the URL that answers once it is up."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    url: str | None  # None: a headless part, watched only for exiting
-    started_at: float = field(default_factory=time.monotonic)
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            with self.log.open(errors="replace") as text:
-                return "".join(deque(text, maxlen=lines))
-        except OSError as error:
-            return f"(cannot read {self.log}: {error})\n"
-
-
-class StartFailed(Exception):
-    """A part of the demo exited, or stayed silent past its deadline; the message says which
-    and ends with the last lines of its log."""
-
-    def __init__(self, child: DemoChild, why: str) -> None:
-        super().__init__(
-            f"{child.name} {why}; the last lines of {child.log}:\n{child.log_tail().rstrip()}"
-        )
 
 
 @dataclass
 class DemoProcesses:
     """Children started by the demo; all are stopped when it ends."""
 
-    children: list[DemoChild] = field(default_factory=list)
+    children: list[ChildProcess] = field(default_factory=list)
 
     def start(
         self, name: str, arguments: list[str], env: dict[str, str], url: str | None = None
-    ) -> DemoChild:
+    ) -> ChildProcess:
         log_path = DEMO_DIR / f"{name}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 _cli(*arguments), env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        child = DemoChild(name, process, log_path, url)
+        child = ChildProcess(name, process, log_path, url)
         self.children.append(child)
         return child
 
@@ -92,7 +64,7 @@ class DemoProcesses:
             except subprocess.TimeoutExpired:
                 child.process.kill()
 
-    def exited(self) -> list[DemoChild]:
+    def exited(self) -> list[ChildProcess]:
         return [child for child in self.children if child.process.poll() is not None]
 
 
@@ -105,13 +77,13 @@ def _answers(url: str) -> bool:
 
 
 def wait_until_up(
-    children: Sequence[DemoChild],
+    children: Sequence[ChildProcess],
     what: str,
     say: Say,
     timeout: float = START_TIMEOUT,
     progress_every: float = PROGRESS_EVERY,
 ) -> None:
-    """Wait until every child's URL answers. Fails (StartFailed) as soon as one exits, or once
+    """Wait until every child's URL answers. Fails (ChildFailed) as soon as one exits, or once
     one has been running `timeout` seconds since its own start without answering. Says how
     many are up whenever that changes, and what is still awaited every `progress_every` s."""
     waiting = list(children)
@@ -123,9 +95,9 @@ def wait_until_up(
                 say(f"{what}: {len(children) - len(waiting)} of {len(children)} up ({child.name})")
                 last_said = time.monotonic()
             elif child.process.poll() is not None:
-                raise StartFailed(child, f"exited with code {child.process.returncode}")
+                raise ChildFailed(child, f"exited with code {child.process.returncode}")
             elif time.monotonic() - child.started_at > timeout:
-                raise StartFailed(child, f"did not answer at {child.url} within {timeout:.0f} s")
+                raise ChildFailed(child, f"did not answer at {child.url} within {timeout:.0f} s")
         if waiting and time.monotonic() - last_said >= progress_every:
             names = ", ".join(child.name for child in waiting)
             say(f"{what}: still starting {names}")
@@ -272,9 +244,9 @@ def run_demo(args: argparse.Namespace) -> int:
         while not children.exited():
             time.sleep(1)
         for child in children.exited():
-            print(StartFailed(child, "stopped unexpectedly"), file=sys.stderr)
+            print(ChildFailed(child, "stopped unexpectedly"), file=sys.stderr)
         return 1
-    except StartFailed as failure:
+    except ChildFailed as failure:
         print(failure, file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -23,20 +23,18 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from server.child_process import ChildFailed, ChildProcess
 from server.settings import Settings
 
 EXIT_REFUSED, EXIT_PART_FAILED = 2, 1
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 15.0
-LOG_TAIL_LINES = 20
 STICKY_COOKIE = "lenstrack_process"
 HAPROXY = "haproxy"
 # A socket stays open as long as its page; HTTP requests (a DCS import, 200 tickets) end sooner.
@@ -103,30 +101,8 @@ class ProxyPlan(BaseModel):
         )
 
 
-@dataclass
-class Part:
-    """A process of the group and the log it writes."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    url: str
-
-    def log_tail(self) -> str:
-        try:
-            with self.log.open(errors="replace") as text:
-                return "".join(deque(text, maxlen=LOG_TAIL_LINES)).rstrip()
-        except OSError as error:
-            return f"(cannot read {self.log}: {error})"
-
-
 class Stopped(Exception):
     """Ctrl-C or SIGTERM came while the group was starting."""
-
-
-class PartFailed(Exception):
-    def __init__(self, part: Part, why: str) -> None:
-        super().__init__(f"{part.name} {why}; the last lines of {part.log}:\n{part.log_tail()}")
 
 
 class Group:
@@ -135,9 +111,9 @@ class Group:
     def __init__(self, log_dir: Path, stopping: threading.Event) -> None:
         self.log_dir = log_dir
         self.stopping = stopping
-        self.parts: list[Part] = []
+        self.parts: list[ChildProcess] = []
 
-    def start(self, name: str, command: list[str], env: dict[str, str], url: str) -> Part:
+    def start(self, name: str, command: list[str], env: dict[str, str], url: str) -> ChildProcess:
         log = self.log_dir / f"{name}.log"
         with log.open("ab") as sink:
             # A session of its own: Ctrl-C reaches this command alone, which stops the parts in
@@ -145,24 +121,26 @@ class Group:
             process = subprocess.Popen(
                 command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
             )
-        part = Part(name, process, log, url)
+        part = ChildProcess(name, process, log, url)
         self.parts.append(part)
         return part
 
-    def wait_until_answering(self, part: Part) -> None:
+    def wait_until_answering(self, part: ChildProcess) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while not _answers(part.url):
             if self.stopping.is_set():
                 raise Stopped
             self.raise_if_any_exited()
             if time.monotonic() > deadline:
-                raise PartFailed(part, f"did not answer at {part.url} within {START_TIMEOUT:.0f} s")
+                raise ChildFailed(
+                    part, f"did not answer at {part.url} within {START_TIMEOUT:.0f} s"
+                )
             time.sleep(0.3)
 
     def raise_if_any_exited(self) -> None:
         for part in self.parts:
             if part.process.poll() is not None:
-                raise PartFailed(part, f"exited with code {part.process.returncode}")
+                raise ChildFailed(part, f"exited with code {part.process.returncode}")
 
     def stop(self) -> None:
         for part in reversed(self.parts):
@@ -277,7 +255,7 @@ def serve_group(settings: Settings, options: GroupOptions) -> int:
             return 0
         except Stopped:
             return 0
-        except PartFailed as failure:
+        except ChildFailed as failure:
             print(f"error: {failure}", file=sys.stderr)
             return EXIT_PART_FAILED
         finally:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from lenstrack.demo import DemoChild, StartFailed, wait_until_up
+from lenstrack.demo import wait_until_up
+from server.child_process import ChildFailed, ChildProcess
 from station.settings import StationSettings
 from tests.conftest import child_environment
 from tests.liveserver import free_port, start_lenstrack
@@ -132,13 +133,13 @@ def test_demo_runs_every_part_under_load_and_stops_on_ctrl_c(tmp_path: Path) -> 
     assert not still_listening, f"still listening after Ctrl-C: {still_listening}"
 
 
-def _child(tmp_path: Path, name: str, script: str) -> DemoChild:
+def _child(tmp_path: Path, name: str, script: str) -> ChildProcess:
     log = tmp_path / f"{name}.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-c", script], stdout=output, stderr=subprocess.STDOUT
         )
-    return DemoChild(name, process, log, f"http://127.0.0.1:{free_port()}/")
+    return ChildProcess(name, process, log, f"http://127.0.0.1:{free_port()}/")
 
 
 def _serve_after(seconds: float, port: int) -> str:
@@ -166,7 +167,7 @@ def test_a_part_still_starting_is_waited_for_and_progress_is_said(tmp_path: Path
 def test_a_part_that_exits_is_named_with_the_end_of_its_log(tmp_path: Path) -> None:
     script = "import sys\nfor n in range(40): print('line', n)\nsys.exit(3)"
     child = _child(tmp_path, "broken", script)
-    with pytest.raises(StartFailed) as failure:
+    with pytest.raises(ChildFailed) as failure:
         wait_until_up([child], "parts", lambda line: None, timeout=60)
     message = str(failure.value)
     assert message.startswith("broken exited with code 3")
@@ -179,7 +180,7 @@ def test_a_part_silent_past_its_own_deadline_fails(tmp_path: Path) -> None:
         tmp_path, "silent", "import time; print('listening soon', flush=True); time.sleep(60)"
     )
     try:
-        with pytest.raises(StartFailed) as failure:
+        with pytest.raises(ChildFailed) as failure:
             wait_until_up([child], "parts", lambda line: None, timeout=1.5)
     finally:
         child.process.kill()
