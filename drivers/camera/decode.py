@@ -10,7 +10,9 @@ one job number, in a Code 128 and a DataMatrix: one confirmed read of either is 
    full bar height, one per horizontal third and one per half — averaging along the bars
    removes sensor noise without touching the bars, which is what blur and noise leave of an L2
    frame. Code 128 profiles are fitted with a blurred model of the code
-   (`profile.fit_profiles`), then given to zxing-cpp and ZBar;
+   (`profile.fit_profiles`), then given to zxing-cpp and ZBar; the strongest region still
+   unread is fitted once more, cut out again (`locate.straighten`) where its bars turn out
+   slanted or run on past its ends;
 5. the 2D detector again with its rotated passes (three times the cost of 3).
 
 zxing-cpp runs restricted to the configured formats, without its inverted (light on dark) and
@@ -31,7 +33,7 @@ import zxingcpp
 from pydantic import BaseModel, ConfigDict
 from pyzbar import pyzbar
 
-from .locate import Region, find_regions, to_image_points
+from .locate import Region, find_regions, straighten, to_image_points
 from .profile import fit_profiles
 
 
@@ -73,6 +75,9 @@ Point = tuple[float, float]
 # still gives straight scanlines, and each band is a vote of its own; then one per half,
 # which a dim, noisy code that no third reads may still confirm (tried only while unread).
 BANDS = (3, 2)
+# A straightened region's retry (fit only) uses the full height and the halves: the thirds
+# add a few reads at a third more cost on the frames that cost most.
+RETRY_BANDS = (2,)
 PROFILE_ROWS = 24  # rows a profile is repeated to, for decoders that want an image
 # Unsharp masks (Gaussian sigma in px, amount) tried on the profiles, none first.
 SHARPEN = ((0.0, 0.0), (1.0, 4.0), (2.0, 2.0), (2.0, 4.0), (3.0, 2.0))
@@ -161,10 +166,15 @@ class BarcodeDecoder:
             votes += self._zxing(gray, "zxing", np.eye(3), self._zxing_matrix)
         # The profile fits are the costly part; the regions past the strongest few are mostly
         # text and ticket edges (it bounds the time a frame without a readable code costs).
-        for region in unread[:THOROUGH_REGIONS]:
+        for index, region in enumerate(unread[:THOROUGH_REGIONS]):
             if _has_confirmed(votes):  # a ticket carries one code: the rest is text and edges
                 break
             votes += self._decode_profiles(region)
+            if not index and not _has_confirmed(votes) and (straight := straighten(gray, region)):
+                # Its decodes stand alone: a fit of the same bars resampled can repeat a wrong
+                # fit of the crop's, so only what confirms itself within the new cut counts.
+                again = _group(self._decode_profiles(straight, retry=True)).values()
+                votes += [vote for group in again if _is_confirmed(group) for vote in group]
         if self._zxing_matrix and not self._done(votes):
             votes += self._zxing(gray, "zxing", np.eye(3), self._zxing_matrix, try_rotate=True)
         codes, candidates = _tally(votes)
@@ -177,13 +187,14 @@ class BarcodeDecoder:
         votes = self._zxing(region.crop, "zxing/crop", region.to_image, self._zxing_linear)
         return votes + self._zbar(region.crop, "zbar/crop", region)
 
-    def _decode_profiles(self, region: Region) -> list[_Vote]:
+    def _decode_profiles(self, region: Region, *, retry: bool = False) -> list[_Vote]:
         """Column-averaged scanline profiles of the upright crop: fitted with the Code 128
-        model, and given to zxing-cpp and ZBar (which also read Code 39 there)."""
+        model, and given to zxing-cpp and ZBar (which also read Code 39 there). A `retry` of a
+        region only fits, fewer bands (`RETRY_BANDS`)."""
         votes: list[_Vote] = []
         crop = region.crop.astype(np.float32)
         profiles, names = [crop.mean(axis=0)], ["full"]
-        for count in BANDS:
+        for count in RETRY_BANDS if retry else BANDS:
             for band, band_rows in enumerate(np.array_split(crop, count, axis=0), 1):
                 profiles.append(band_rows.mean(axis=0))
                 names.append(f"band{band}of{count}")
@@ -194,6 +205,8 @@ class BarcodeDecoder:
                 )
                 if _has_confirmed(votes):
                     return votes
+        if retry:
+            return votes
         # Plain, then (only to confirm a candidate: a Code 39 has no check character to lean
         # on) sharpened with unsharp masks, mildest first: blur across the bars merges narrow
         # bars and spaces into grey ripples that sharpening separates.

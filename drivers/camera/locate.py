@@ -208,3 +208,71 @@ def _edge_lines(
         slope = float(np.clip(np.polyfit(centres, edge, 1)[0], -MAX_EDGE_SLOPE, MAX_EDGE_SLOPE))
         lines.append((float(np.mean(edge) - slope * np.mean(centres)), slope))
     return lines[0], lines[1]
+
+
+MAX_SLANT = 0.25  # px of drift across the bars per row (14°) the straightening considers
+SLANT_STEP = 0.05  # px of shift between the top and bottom profiles tried
+RUNS_ON = 0.5  # detail in a crop's end over its middle's above which the code runs on past it
+EXTEND = 0.25  # of the crop's width added either side where the code runs on
+MIN_DRIFT = 0.5  # px the bars drift between the top and bottom third, below which they are upright
+
+
+def straighten(gray: np.ndarray, region: Region) -> Region | None:
+    """`region` cut out again with its bars exactly vertical, and wider where its bars run on
+    to its ends; None where neither is needed.
+
+    The half-scale structure tensor gets a code's direction within a few degrees, and blur
+    along the bars that turns away from them biases it further; over a 40-row crop a degree
+    shifts the top rows against the bottom ones by most of a 1.2 px module, which averaging
+    along the bars then smears away. The shift between the top and the bottom third's column
+    means, in either half of the code (perspective turns the bars along it), is the bars' slant.
+    """
+    crop = region.crop.astype(np.float32)
+    height, width = crop.shape
+    if height < 9:
+        return None
+    third = height // 3
+    distance = float(height - third)  # between the top and bottom third's centres
+    slants = []
+    for half in (slice(0, width // 2), slice(width // 2, width)):
+        top, bottom = (
+            _detail(crop[rows, half].mean(axis=0))
+            for rows in (slice(0, third), slice(height - third, height))
+        )
+        slants.append(_shift(top, bottom, MAX_SLANT * distance) / distance)
+    slanted = max(abs(slant) for slant in slants) * distance >= MIN_DRIFT
+    # Bars up to the crop's ends: the locator lost part of the code (to glare or a dim end).
+    detail = np.abs(_detail(crop.mean(axis=0)))
+    end = max(4, width // 12)
+    cut = max(detail[:end].mean(), detail[-end:].mean()) > RUNS_ON * detail[end:-end].mean()
+    if not slanted and not cut:
+        return None
+    slant, lean = (slants[0] + slants[1]) / 2, 2 * (slants[1] - slants[0])
+    extra = round(EXTEND * width) if cut else 0
+    rows = (np.arange(height, dtype=np.float32) - (height - 1) / 2)[:, None]
+    cols = np.arange(-extra, width + extra, dtype=np.float32)[None, :]
+    xs = cols + (slant + lean * (cols / width - 0.5)) * rows
+    ys = np.broadcast_to(rows + (height - 1) / 2, xs.shape)
+    points = np.stack([xs.ravel(), ys.ravel()], axis=1)[None].astype(np.float32)
+    mapped = cv2.perspectiveTransform(points, region.to_image)[0].reshape(*xs.shape, 2)
+    straight = cv2.remap(
+        gray, mapped[..., 0], mapped[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    # The rows only slide along the bars: the region's homography, moved by the extension.
+    to_image = region.to_image @ np.array([[1, 0, -extra], [0, 1, 0], [0, 0, 1]], np.float64)
+    return Region(crop=straight, to_image=to_image, strength=region.strength)
+
+
+def _detail(profile: np.ndarray) -> np.ndarray:
+    """The profile less its slow changes (light, glare): what aligns the bars."""
+    return profile - cv2.GaussianBlur(profile[None, :], (0, 0), 4.0)[0]
+
+
+def _shift(top: np.ndarray, bottom: np.ndarray, limit: float) -> float:
+    """How far (px) `bottom` lies right of `top`: the best-correlating shift within `limit`."""
+    x = np.arange(len(top), dtype=np.float32)
+    shifts = np.arange(-limit, limit + SLANT_STEP / 2, SLANT_STEP, dtype=np.float32)
+    margin = int(np.ceil(limit)) + 1
+    inner = x[margin : len(top) - margin]
+    shifted = np.interp(inner[None, :] + shifts[:, None], x, bottom)
+    return float(shifts[int(np.argmax(shifted @ top[margin : len(top) - margin]))])

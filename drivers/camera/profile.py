@@ -210,6 +210,11 @@ def fit_profiles(profiles: Sequence[np.ndarray]) -> Iterator[tuple[int, str]]:
     agreed = [tuple(np.median(found, axis=0).tolist())]
     if own[0] is not None:
         agreed = [own[0], *(ends for ends in agreed if ends != own[0])]
+    # And the run's outermost edges, however weak: glare or a dim end leaves a code's end bars
+    # too faint to count as strong, which cuts the code short; the start and stop fits decide.
+    weak = _outer_edges(profiles[0], EDGE_SHARE)
+    if weak is not None and not any(_near(weak, ends) for ends in agreed):
+        agreed.append(weak)
     plans: dict[bool, list[tuple[tuple[float, float], list[Shape]]]] = {False: [], True: []}
     for ends in agreed:
         for flip, direction in plans.items():
@@ -316,10 +321,13 @@ def _evened(profile: np.ndarray, left: float, right: float, gradient: float) -> 
     return np.interp(source, np.arange(len(profile)), profile).astype(np.float32)
 
 
-def _outer_edges(profile: np.ndarray) -> tuple[float, float] | None:
+def _outer_edges(
+    profile: np.ndarray, outer_share: float = OUTER_SHARE
+) -> tuple[float, float] | None:
     """The first bar's leading and the last bar's trailing edge of the code: the densest run of
     edges, cut where the gap is a quiet zone (a ticket's border may sit in the margin), and
-    trimmed to strong edges: next to a quiet zone the outer bars keep their contrast.
+    trimmed to edges of `outer_share` of the strong ones' strength: next to a quiet zone the
+    outer bars keep their contrast.
     """
     positions, rising, strength = _edges(profile, EDGE_SHARE)
     if len(positions) < 8:
@@ -329,8 +337,8 @@ def _outer_edges(profile: np.ndarray) -> tuple[float, float] | None:
         [[0], np.nonzero(gaps > QUIET_GAP * np.median(gaps))[0] + 1, [len(positions)]]
     )
     first, end = max(pairwise(cuts), key=lambda run: run[1] - run[0])
-    starts = [i for i in range(first, end) if not rising[i] and strength[i] >= OUTER_SHARE]
-    ends = [i for i in range(first, end) if rising[i] and strength[i] >= OUTER_SHARE]
+    starts = [i for i in range(first, end) if not rising[i] and strength[i] >= outer_share]
+    ends = [i for i in range(first, end) if rising[i] and strength[i] >= outer_share]
     if not starts or not ends or ends[-1] - starts[0] < 8:
         return None
     return float(positions[starts[0]]), float(positions[ends[-1]])

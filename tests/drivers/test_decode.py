@@ -9,6 +9,7 @@ import pytest
 import zxingcpp
 
 from drivers.camera import BarcodeDecoder, Symbology
+from drivers.camera.locate import Region, straighten
 from drivers.camera.synth import Level, _motion_kernel, frame, render_ticket
 from lenstrack.cli import main
 
@@ -180,3 +181,45 @@ def test_corpus_frames() -> None:
     for name in ("f0000_L0.jpg", "f0001_L1.jpg", "f0004_L1.jpg", "f0009_N.jpg", "f0019_N.jpg"):
         image = cv2.imread(str(CORPUS / name), cv2.IMREAD_GRAYSCALE)
         assert texts(image) == ([truth[name]] if truth[name] else []), name
+
+
+def slanted_bars(slant: float) -> tuple[np.ndarray, Region]:
+    """Random bars of 1.5 px modules, drifting `slant` px to the right per row, and the region a
+    locator that took them for upright would cut out (the middle 40 rows)."""
+    modules = np.random.default_rng(3).integers(0, 2, 120).repeat(3)  # half-px steps
+    row = np.concatenate([np.zeros(60), modules, np.zeros(60)]) * -150.0 + 220.0
+    fine = np.stack([np.roll(row, round(2 * slant * (y - 30))) for y in range(60)])
+    size = (fine.shape[1] // 2, 60)
+    image = cv2.resize(fine.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    to_image = np.float32([[1, 0, 0], [0, 1, 10], [0, 0, 1]])
+    crop = image[10:50].astype(np.uint8)
+    return image.astype(np.uint8), Region(crop=crop, to_image=to_image, strength=1.0)
+
+
+def bar_detail(crop: np.ndarray) -> float:
+    """How much of the bars survives averaging along them."""
+    return float(np.square(np.diff(crop.astype(np.float32).mean(axis=0))).sum())
+
+
+def test_straighten_sets_slanted_bars_upright() -> None:
+    image, region = slanted_bars(0.1)  # 4 px, near three modules, over the crop's 40 rows
+    straight = straighten(image, region)
+    assert straight is not None and straight.crop.shape == region.crop.shape
+    assert bar_detail(straight.crop) > 2 * bar_detail(region.crop)
+    # Most of what upright bars keep (resampling between pixels smooths a little).
+    assert bar_detail(straight.crop) > 0.5 * bar_detail(slanted_bars(0.0)[1].crop)
+    # Bars that are upright already are left as they are.
+    assert straighten(*slanted_bars(0.0)) is None
+
+
+def test_straighten_widens_a_region_that_cuts_the_code_short() -> None:
+    image, _ = slanted_bars(0.0)
+    # The locator's crop starts 40 px into the bars (which start at 30 px).
+    to_image = np.float32([[1, 0, 70], [0, 1, 10], [0, 0, 1]])
+    region = Region(crop=image[10:50, 70:].copy(), to_image=to_image, strength=1.0)
+    wider = straighten(image, region)
+    assert wider is not None and wider.crop.shape[1] > region.crop.shape[1]
+    assert wider.corners[:, 0].min() < 30  # its left end now reaches the first bar
+    # The crop is the image where its homography says.
+    left = round(wider.corners[0, 0])
+    assert np.array_equal(wider.crop[:, 30 - left : 120 - left], image[10:50, 30:120])
