@@ -6,7 +6,19 @@ import pytest
 import zxingcpp
 
 from drivers.camera import BarcodeDecoder, Symbology
-from drivers.camera.profile import AMBIGUITY, PATTERNS, _unambiguous, fit_profile, fit_profiles
+from drivers.camera.profile import (
+    AMBIGUITY,
+    CHECK_MARGIN,
+    PATTERNS,
+    RIVAL_MARGIN,
+    _checked,
+    _checked_decodes,
+    _clear,
+    _settled,
+    _unambiguous,
+    fit_profile,
+    fit_profiles,
+)
 from tests.drivers.test_decode import rotated_ticket
 
 JOBS = ["J40017106", "75830398", "J8", "Lens-Ø", "Tray 12/b", "0042", "J1234567890"]
@@ -144,6 +156,59 @@ def test_near_equal_fits_of_different_codes_are_not_read() -> None:
     unchecked = [104, 42, 99, 12, 34, 56, 68, 65, 106]
     assert _unambiguous([(0.95, first), (0.95 - AMBIGUITY / 2, unchecked)]) == "J12345667"
     assert _unambiguous([(0.95, unchecked), (0.95 - AMBIGUITY / 2, first)]) is None
+
+
+def score_table(values: list[int], seed: int) -> np.ndarray:
+    """Data and check slots' correlations (slots × values) of a decode: its own symbols fit
+    well, every other symbol poorly."""
+    slots = np.random.default_rng(seed).uniform(0.2, 0.5, (len(values) - 2, 103))
+    slots[np.arange(len(slots)), values[1:-1]] = 0.93
+    return slots
+
+
+def summed(slots: np.ndarray, values: list[int]) -> float:
+    return float(slots[np.arange(len(slots)), values[1:-1]].sum())
+
+
+def test_the_check_settles_a_character_the_blur_hid() -> None:
+    right = [104, 42, 99, 12, 34, 56, 67, 65, 106]  # J12345667
+    slots = score_table(right, 1)
+    slots[3, 57] = 0.95  # "57" fits a little better than the true "56"
+    greedy = [104, *slots.argmax(axis=1).tolist(), 106]
+    assert greedy != right and not _checked(greedy)
+    rivals = _checked_decodes(slots, 104)
+    assert rivals[0] == right and all(_checked(values) for values in rivals)
+    fits = [(summed(slots, values), values) for values in rivals]
+    assert _settled(summed(slots, greedy), fits) == right
+
+
+def test_two_checked_decodes_too_close_to_call_are_refused() -> None:
+    right = [104, 42, 99, 12, 34, 56, 67, 65, 106]  # J12345667
+    other = [104, 42, 99, 12, 34, 56, 68, 71, 106]  # J12345668: 67 → 68 and its check
+    slots = score_table(right, 2)
+    # The hidden character and the check character fit both codes nearly equally.
+    slots[5, 67], slots[5, 68] = 0.90, 0.91
+    slots[6, 65], slots[6, 71] = 0.90, 0.89
+    slots[6, 70] = 0.92  # the best check character alone, which neither code has
+    greedy = [104, *slots.argmax(axis=1).tolist(), 106]
+    assert not _checked(greedy)
+    rivals = _checked_decodes(slots, 104)
+    assert rivals[:2] in ([right, other], [other, right])
+    fits = [(summed(slots, values), values) for values in rivals]
+    assert _settled(summed(slots, greedy), fits) is None
+    # Nor does either count when it is the best decode and passes the check itself.
+    assert not _clear(fits[0][0], fits[0][1], fits, RIVAL_MARGIN)
+    # Apart by the margin, the better one is read.
+    apart = fits[0][0] - CHECK_MARGIN
+    assert _settled(summed(slots, greedy), [fits[0], (apart, other)]) == fits[0][1]
+
+
+def test_a_settled_decode_must_read_as_a_job_number() -> None:
+    slash = [104, 15, (104 + 15) % 103, 106]  # "/" in code set B, its check, stop
+    assert _checked(slash)
+    assert _settled(1.0, [(1.0, slash)]) is None
+    digits = [105, 12, 34, (105 + 12 + 2 * 34) % 103, 106]
+    assert _settled(1.0, [(1.0, digits)]) == digits
 
 
 def test_noise() -> None:
