@@ -4,10 +4,11 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import update
 
 from server.api.deps import SESSION_COOKIE
-from server.domain import auth
+from server.domain import auth, security
 from server.domain.security import token_digest
 from server.models import UserSession, utcnow
 from tests.server.conftest import Lab
@@ -68,6 +69,12 @@ async def test_wrong_password_and_unknown_user_are_told_apart_by_nothing(
     assert field_errors(wrong_password) == {"password": "unknown user name or wrong password"}
     assert SESSION_COOKIE not in client.cookies
     assert (await client.get("/api/auth/me")).status_code == 401
+
+
+def test_an_unknown_user_costs_a_hash_as_slow_as_a_real_one() -> None:
+    """The stored dummy hash has the parameters passwords are hashed with (not the tests'
+    cheap ones), so an unknown user's log-in takes as long as a wrong password."""
+    assert not PasswordHasher().check_needs_rehash(security._DUMMY_HASH)
 
 
 async def test_logout_revokes_the_session(client: httpx.AsyncClient, lab: Lab) -> None:
