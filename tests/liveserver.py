@@ -3,11 +3,14 @@ server on a seeded demo lab (SQLite in a temp dir), a station app, the demo. Eac
 a free localhost port, is waited for until it answers, and is always stopped.
 """
 
+import functools
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 import urllib.request
@@ -63,7 +66,7 @@ def wait_until_answering(
             with urllib.request.urlopen(url, timeout=1):
                 return
         except OSError:
-            time.sleep(0.2)
+            time.sleep(0.05)  # many tests wait for a start: see it soon after
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s; see {output}")
 
 
@@ -187,11 +190,26 @@ class LiveServer:
         self.process = None
 
 
+# The demo labs seeded in this process, one per job count (see `seeded_demo_lab`).
+_SEEDED_LABS = tempfile.TemporaryDirectory(prefix="lenstrack-seeded-")
+
+
+@functools.cache
+def seeded_demo_lab(jobs: int) -> Path:
+    """The data dir (SQLite file, data keys) of the demo lab seeded with `jobs` jobs, seeded
+    once per process: migrating and seeding take seconds of CPU, a copy a few ms. Its times
+    are as of that seeding: a test that needs them as of its own start seeds its own lab."""
+    root = Path(_SEEDED_LABS.name) / str(jobs)
+    LiveServer(root).cli("seed-demo", "--jobs", str(jobs))  # migrates the new database first
+    return root
+
+
 @contextmanager
 def serving_demo_lab(root: Path, jobs: int) -> Iterator[LiveServer]:
-    """The demo lab seeded with `jobs` jobs and served until the block ends."""
+    """A copy of the demo lab seeded with `jobs` jobs (`seeded_demo_lab`) in `root`, served
+    until the block ends."""
+    shutil.copytree(seeded_demo_lab(jobs), root, dirs_exist_ok=True)
     server = LiveServer(root)
-    server.cli("seed-demo", "--jobs", str(jobs))  # migrates the new database first
     server.start()
     try:
         yield server

@@ -7,7 +7,6 @@ screenshot of the card with its Reprint button (screenshots/station-reprint.png)
 
 import asyncio
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,7 @@ from server.tickets import TicketJob, render_tickets
 from station.app import StationApp
 from station.settings import PrinterSettings
 from tests.chromium import chromium
-from tests.liveserver import LiveServer, serving_demo_lab
+from tests.liveserver import LiveServer
 from tests.server.payloads import job_body
 from tests.station.fakes import FakeApi
 from tests.station.stations import (
@@ -132,22 +131,19 @@ async def test_without_a_printer_the_ticket_is_saved_and_offered(
     assert (await download).content == PDF  # the browser is given the file
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The demo lab without jobs (quick to seed); the test orders the one it needs."""
-    with serving_demo_lab(tmp_path_factory.mktemp("reprint"), jobs=0) as running:
-        yield running
-
-
 @pytest.mark.browser
-def test_a_station_reprints_the_ticket_the_server_draws(server: LiveServer, tmp_path: Path) -> None:
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+def test_a_station_reprints_the_ticket_the_server_draws(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    """On the station tests' shared server (a lab of its own costs a seeding and a server
+    start): it orders the job it needs."""
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
         http.post("/api/auth/login", json={"username": "manager", "password": "demo-manager-pass"})
         ordered = http.post("/api/jobs", json=job_body("J7001", tray_number="T71"))
         assert ordered.status_code == 201, ordered.text  # stock single vision: queued at edging
     printer = f"[printer]\ncommand = {fake_printer(tmp_path)!r}\n".replace("'", '"')
     with (
-        running_station(server, tmp_path, "EDGE-1", "edging", extra_toml=printer) as url,
+        running_station(live_server, tmp_path, "EDGE-1", "edging", extra_toml=printer) as url,
         chromium() as browser,
     ):
         page = browser.new_page(viewport={"width": 1024, "height": 768})
@@ -164,6 +160,6 @@ def test_a_station_reprints_the_ticket_the_server_draws(server: LiveServer, tmp_
         page.get_by_role("button", name="Reprint ticket").click()
         expect(page.get_by_text("Ticket J7001 sent to the printer")).to_be_visible(timeout=10_000)
         shot(page, "reprint")
-    headers = {"Authorization": f"Bearer {server.token('EDGE-1')}"}
-    served = httpx.get(f"{server.url}/api/jobs/{ordered.json()['id']}/ticket.pdf", headers=headers)
+    ticket = f"{live_server.url}/api/jobs/{ordered.json()['id']}/ticket.pdf"
+    served = httpx.get(ticket, headers={"Authorization": f"Bearer {live_server.token('EDGE-1')}"})
     assert (tmp_path / "printed.pdf").read_bytes() == served.content
