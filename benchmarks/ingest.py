@@ -1,7 +1,7 @@
 """Ingest throughput and latency: LensTrack's event API beside the baselines, in one run.
 
     .venv/bin/python benchmarks/ingest.py [--seconds 15] [--jobs 600] [--batch 100]
-        [--backend sqlite|postgresql|both]
+        [--backend sqlite|postgresql|both] [--baseline-server TREE]
 
 A realistic floor: the demo lab's 16 stations (two per stage) each post, as fast as their
 answers come, the events of the jobs queued at their stage: start, sometimes a note or a
@@ -55,6 +55,7 @@ from server.labconfig import load_lab_config
 from server.models import EventAction, utcnow
 from server.schemas import EventIn
 from server.settings import Settings
+from tests import liveserver
 from tests.conftest import throwaway_postgres_database
 from tests.liveserver import PROJECT_ROOT, LiveServer, free_port, stop_process, wait_until_answering
 from tests.server import conftest as test_lab
@@ -394,24 +395,40 @@ def database(backend: str, root: Path, name: str) -> Iterator[str]:
         yield url
 
 
+@contextmanager
+def serving_from(tree: Path) -> Iterator[None]:
+    """LiveServers made in the block run the server of source tree `tree`."""
+    kept = liveserver.SERVER_ROOT
+    liveserver.SERVER_ROOT = tree
+    try:
+        yield
+    finally:
+        liveserver.SERVER_ROOT = kept
+
+
 def _lenstrack(backend: str, root: Path, args: argparse.Namespace) -> None:
     stations = _stations()
+    trees = [("", liveserver.SERVER_ROOT)]
+    if args.baseline_server:  # each phase right after this tree's, on the same machine load
+        trees.append(("baseline ", args.baseline_server))
     for mode, batch in (("single", None), (f"batched {args.batch}", args.batch)):
-        with database(backend, root, f"lenstrack_{mode[:6]}") as url:
-            server = LiveServer(root / mode.replace(" ", "_"))
-            server.env["LENSTRACK_DATABASE_URL"] = url
-            server.cli("seed-demo", "--jobs", "0")
-            server.start()
-            try:
-                jobs = create_jobs(server, "J", args.jobs)
-                for stage_names in stations.values():
-                    for name in stage_names:
-                        server.token(name)
-                tally, wall, cpu = _run_floor(server, jobs, stations, args.seconds, batch)
-            finally:
-                server.stop()
-            _report(f"LensTrack, {mode}, 16 stations", tally, wall, cpu)
-            print(f"    {_check_stored(url, tally)}")
+        for label, tree in trees:
+            name = f"{label}{mode}".replace(" ", "_")
+            with database(backend, root, f"lenstrack_{name}") as url, serving_from(tree):
+                server = LiveServer(root / name)
+                server.env["LENSTRACK_DATABASE_URL"] = url
+                server.cli("seed-demo", "--jobs", "0")
+                server.start()
+                try:
+                    jobs = create_jobs(server, "J", args.jobs)
+                    for stage_names in stations.values():
+                        for station in stage_names:
+                            server.token(station)
+                    tally, wall, cpu = _run_floor(server, jobs, stations, args.seconds, batch)
+                finally:
+                    server.stop()
+                _report(f"{label}LensTrack, {mode}, 16 stations", tally, wall, cpu)
+                print(f"    {_check_stored(url, tally)}")
 
 
 def _naive(backend: str, root: Path, args: argparse.Namespace) -> None:
@@ -548,6 +565,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="events per batch request")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--in-process", action="store_true", help="time the domain calls too")
+    parser.add_argument(
+        "--baseline-server",
+        type=Path,
+        metavar="TREE",
+        help="also time the server of this source tree (e.g. `git archive` of the last commit)",
+    )
     args = parser.parse_args()
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     with tempfile.TemporaryDirectory(prefix="lenstrack-ingest-") as temp:

@@ -24,7 +24,7 @@ from server.api import (
     webhooks,
 )
 from server.api.cross_site import SameOriginWrites, SecurityHeaders
-from server.api.deps import BodyLimit, RecordOrigin, StampArrival
+from server.api.deps import BodyLimit, RecordOrigin, StampArrival, StationTokens
 from server.api.errors import document_errors, install_error_handlers
 from server.background import Sweeper
 from server.context import ServerContext
@@ -43,6 +43,7 @@ def create_api(context: ServerContext) -> FastAPI:
         version="0.1.0",
     )
     api.state.context = context
+    api.state.station_tokens = StationTokens()
     # Inside StampArrival: a deadline counts the time a chunked body took to arrive.
     api.add_middleware(BodyLimit, max_bytes=context.settings.max_request_bytes)
     api.add_middleware(StampArrival)
@@ -102,10 +103,27 @@ def create_app(settings: Settings) -> FastAPI:
     return api
 
 
+class QuietStoredEvents(logging.Filter):
+    """Drops the access-log line of a station event post answered 2xx: what it did is on
+    record (stage_event, station_sign_in, rejected_event), and formatting and writing a line
+    per event took a good share of a busy floor's server time. 4xx and 5xx are still logged."""
+
+    PATHS = frozenset({"/api/events", "/api/events/batch"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn's arguments: client, method, path, HTTP version, status
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5:
+            _, method, path, _, status = args
+            return not (method == "POST" and path in self.PATHS and status < 400)
+        return True
+
+
 def serve(settings: Settings) -> None:
     import uvicorn
 
     app = create_app(settings)
+    logging.getLogger("uvicorn.access").addFilter(QuietStoredEvents())
     log.info("serving on http://%s:%d", settings.host, settings.port)
     # proxy_headers off: only `trusted_proxies` (see create_api) may set scheme and client.
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False)

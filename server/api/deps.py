@@ -1,6 +1,8 @@
 """Request dependencies: the context, a transactional session and the caller's identity."""
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -8,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,13 +18,16 @@ from server.context import ServerContext
 from server.domain import audit
 from server.domain.auth import PersonPrincipal, Principal, StationPrincipal, authenticate
 from server.domain.errors import Forbidden, Unauthorized, Unavailable
+from server.domain.security import token_digest
 
 SESSION_COOKIE = "lenstrack_session"
 # Row ids in paths: bounded so an absurd number is a 422, not a database driver overflow.
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def get_context(request: Request) -> ServerContext:
+# The dependencies that do no I/O are async: FastAPI runs a plain `def` dependency in a worker
+# thread, and those hops were a good share of a station event's cost.
+async def get_context(request: Request) -> ServerContext:
     return request.app.state.context
 
 
@@ -66,13 +72,13 @@ def get_principal(request: Request, context: Context) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_station(principal: CurrentPrincipal) -> StationPrincipal:
+async def get_station(principal: CurrentPrincipal) -> StationPrincipal:
     if not isinstance(principal, StationPrincipal):
         raise Forbidden("authorization", "this endpoint is for stations (station token)")
     return principal
 
 
-def get_person(principal: CurrentPrincipal) -> PersonPrincipal:
+async def get_person(principal: CurrentPrincipal) -> PersonPrincipal:
     if not isinstance(principal, PersonPrincipal):
         raise Forbidden("authorization", "this endpoint is for people (log in)")
     return principal
@@ -80,6 +86,73 @@ def get_person(principal: CurrentPrincipal) -> PersonPrincipal:
 
 CurrentStation = Annotated[StationPrincipal, Depends(get_station)]
 CurrentPerson = Annotated[PersonPrincipal, Depends(get_person)]
+
+
+class StationTokens:
+    """The stations of station tokens seen lately, by token digest: a bounded LRU, one per app.
+
+    Only for work the group writer does, which checks every token again in its transaction
+    (`auth.check_station_tokens`, one query per group) and forgets those it refuses: a hit
+    spares the request a database session of its own, and a token revoked or a station
+    disabled meanwhile, from any process, is still refused before anything is stored.
+    """
+
+    SIZE = 256
+
+    def __init__(self) -> None:
+        self._stations: OrderedDict[str, StationPrincipal] = OrderedDict()
+        self._lock = threading.Lock()  # the event loop reads, the writer thread forgets
+
+    def get(self, digest: str) -> StationPrincipal | None:
+        with self._lock:
+            station = self._stations.get(digest)
+            if station is not None:
+                self._stations.move_to_end(digest)
+            return station
+
+    def put(self, digest: str, station: StationPrincipal) -> None:
+        with self._lock:
+            self._stations[digest] = station
+            self._stations.move_to_end(digest)
+            while len(self._stations) > self.SIZE:
+                self._stations.popitem(last=False)
+
+    def forget(self, digest: str) -> None:
+        with self._lock:
+            self._stations.pop(digest, None)
+
+
+@dataclass(frozen=True)
+class WritingStation:
+    """A station whose token the group writer checks again (see StationTokens)."""
+
+    principal: StationPrincipal
+    token_digest: str
+    tokens: StationTokens
+
+    def checked(self, found: StationPrincipal | Unauthorized) -> StationPrincipal:
+        """The station as the writer found it; refused (and forgotten) if no longer live."""
+        if not isinstance(found, StationPrincipal) or found != self.principal:
+            self.tokens.forget(self.token_digest)  # the next request reads it afresh
+        if isinstance(found, Unauthorized):
+            raise found
+        return found
+
+
+async def get_writing_station(request: Request, context: Context) -> WritingStation:
+    """The calling station, read from the database only for a token not seen lately: for the
+    routes whose work the group writer does, which checks the token (see StationTokens)."""
+    tokens: StationTokens = request.app.state.station_tokens
+    digest = token_digest(request_token(request) or "")  # no token: refused just below
+    station = tokens.get(digest)
+    if station is None:
+        station = await get_station(await run_in_threadpool(get_principal, request, context))
+        tokens.put(digest, station)
+    audit.identify(station)
+    return WritingStation(station, digest, tokens)
+
+
+CurrentWritingStation = Annotated[WritingStation, Depends(get_writing_station)]
 
 
 class RecordOrigin:
@@ -168,7 +241,7 @@ class RequestDeadline:
         return self.at - time.monotonic()
 
 
-def get_deadline(request: Request, context: Context) -> RequestDeadline:
+async def get_deadline(request: Request, context: Context) -> RequestDeadline:
     arrived_at = getattr(request.state, "arrived_at", None) or time.monotonic()
     return RequestDeadline(arrived_at + context.settings.ingest_deadline_seconds)
 

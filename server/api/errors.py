@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
-from server.api.deps import get_principal
+from server.api.deps import get_principal, get_writing_station
 from server.domain.errors import DomainError, TooManyAttempts, Unauthorized
 from server.schemas import ErrorOut
 
@@ -111,7 +111,7 @@ def _refusals(route: RouteContext, method: str) -> set[int]:
     statuses = {422} if takes_input else set()
     if method in WRITES:
         statuses |= {400, 401, 403, 413}  # a bad body, a log-in refused, a foreign origin
-    if get_principal in _dependency_calls(dependant):
+    if _dependency_calls(dependant) & {get_principal, get_writing_station}:
         # What a caller names (in the path, the query or the body) may be missing or hidden.
         statuses |= {401, 403, 404} | ({409} if method in WRITES else set())
     if dependant.path_params:

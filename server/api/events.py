@@ -8,14 +8,21 @@ follows its deadline check by at most those two, well inside the station's reque
 Single events queued together are ingested together, as one batch would be.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import APIRouter, Response, status
 from sqlalchemy.orm import Session
 
-from server.api.deps import Context, CurrentStation, Deadline, RequestDeadline
+from server.api.deps import (
+    Context,
+    CurrentWritingStation,
+    Deadline,
+    RequestDeadline,
+    WritingStation,
+)
 from server.domain import events
-from server.domain.errors import DomainError, Invalid, Unavailable
+from server.domain.auth import check_station_tokens
+from server.domain.errors import DomainError, Invalid, Unauthorized, Unavailable
 from server.models import utcnow
 from server.schemas import EventBatchIn, EventBatchOut, EventIn, EventResult
 
@@ -32,13 +39,14 @@ router = APIRouter(prefix="/api/events", tags=["events"])
 )
 async def post_event(
     event: EventIn,
-    station: CurrentStation,
+    station: CurrentWritingStation,
     context: Context,
     response: Response,
     deadline: Deadline,
 ) -> EventResult:
     """A rejected event answers 4xx with its reason, and so does every resend of it."""
-    posted = _Posted(events.Arrival(station, event, utcnow()), deadline, context.ingest_rules)
+    arrival = events.Arrival(station.principal, event, utcnow())
+    posted = _Posted(arrival, station, deadline, context.ingest_rules)
     outcome = await context.writer.run_gathered_async(_ingest_posted, posted)
     if outcome.status == "duplicate":
         response.status_code = status.HTTP_200_OK
@@ -48,6 +56,7 @@ async def post_event(
 @dataclass(frozen=True)
 class _Posted:
     arrival: events.Arrival
+    station: WritingStation
     deadline: RequestDeadline
     rules: events.IngestRules
 
@@ -55,19 +64,20 @@ class _Posted:
 def _ingest_posted(session: Session, posted: list[_Posted]) -> list[EventResult | Exception]:
     """The single events the writer gathered, ingested as one group; each answers alone.
 
-    One that waited its time for the writer is not looked at (no work for an answer no one
-    reads). One whose deadline passes while the group works stores nothing: the group is
-    undone and ingested again without it.
+    One whose station token is no longer live, or that waited its time for the writer, is
+    not looked at (no work for an answer no one reads). One whose deadline passes while the
+    group works stores nothing: the group is undone and ingested again without it.
     """
-    late = _past_deadline(posted)
+    arrivals, late = _checked_stations(session, posted)
+    late |= _past_deadline(posted)
     while True:
         taken = [item for item in posted if id(item) not in late]
         with session.begin_nested() as savepoint:
             outcomes = events.ingest_events(
-                session, [item.arrival for item in taken], rules=posted[0].rules
+                session, [arrivals[id(item)] for item in taken], rules=posted[0].rules
             )
             rejected = [
-                (item.arrival, outcome)
+                (arrivals[id(item)], outcome)
                 for item, outcome in zip(taken, outcomes, strict=True)
                 if isinstance(outcome, DomainError)
             ]
@@ -81,6 +91,24 @@ def _ingest_posted(session: Session, posted: list[_Posted]) -> list[EventResult 
         late |= newly_late
     answers = late | dict(zip(map(id, taken), outcomes, strict=True))
     return [answers[id(item)] for item in posted]
+
+
+def _checked_stations(
+    session: Session, posted: list[_Posted]
+) -> tuple[dict[int, events.Arrival], dict[int, Exception]]:
+    """Every token checked in this transaction, in one query: the arrivals of those live (as
+    their stations are now) and the answers (401) of the others, by id."""
+    found = check_station_tokens(session, {item.station.token_digest for item in posted})
+    arrivals: dict[int, events.Arrival] = {}
+    refused: dict[int, Exception] = {}
+    for item in posted:
+        try:
+            station = item.station.checked(found[item.station.token_digest])
+        except Unauthorized as error:
+            refused[id(item)] = error
+        else:
+            arrivals[id(item)] = replace(item.arrival, station=station)
+    return arrivals, refused
 
 
 def _past_deadline(posted: list[_Posted]) -> dict[int, Exception]:
@@ -99,7 +127,7 @@ def _past_deadline(posted: list[_Posted]) -> dict[int, Exception]:
     responses={503: {"description": "Not done within the ingest deadline: nothing stored."}},
 )
 async def post_batch(
-    batch: EventBatchIn, station: CurrentStation, context: Context, deadline: Deadline
+    batch: EventBatchIn, writing: CurrentWritingStation, context: Context, deadline: Deadline
 ) -> EventBatchOut:
     """Applies events in order; each is stored, a duplicate, or rejected with its reason.
 
@@ -112,6 +140,8 @@ async def post_batch(
     def ingest(session: Session) -> EventBatchOut:
         # A batch that waited for the writer gets what is left of its time: half of it for
         # events, the rest for the group's commit; one that waited it all does no work.
+        digest = writing.token_digest
+        station = writing.checked(check_station_tokens(session, [digest])[digest])
         deadline.check()
         budget = min(context.settings.ingest_budget_seconds, deadline.remaining() / 2)
         results = events.ingest_batch(

@@ -4,7 +4,7 @@ password and session.
 Access rules live in queries (see `jobs.visible_jobs`), not in which menus a page shows.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -180,20 +180,37 @@ def log_out(session: Session, token: str) -> None:
     )
 
 
+def check_station_tokens(
+    session: Session, digests: Collection[str]
+) -> dict[str, StationPrincipal | Unauthorized]:
+    """Station token digests to their stations, or why each is refused, in one query (the
+    group writer checks the tokens of all its requests at once)."""
+    rows = session.execute(
+        select(StationToken.token_hash, Station)
+        .join(Station, Station.id == StationToken.station_id)
+        .where(StationToken.token_hash.in_(digests), StationToken.revoked_at.is_(None))
+    )
+    stations = {digest: station for digest, station in rows}
+    return {digest: _live_station(stations.get(digest)) for digest in digests}
+
+
+def _live_station(station: Station | None) -> StationPrincipal | Unauthorized:
+    if station is None:
+        return Unauthorized("authorization", "unknown or revoked station token")
+    if not station.active:
+        return Unauthorized("authorization", f"station {station.name} is disabled")
+    return StationPrincipal(station.id, station.lab_id, station.stage_id, station.name)
+
+
 def authenticate(session: Session, token: str, now: datetime | None = None) -> Principal:
     """Resolves a bearer or session-cookie token to its principal, or raises Unauthorized."""
     now = now or utcnow()
     digest = token_digest(token)
     if token.startswith(STATION_TOKEN_PREFIX):
-        station_token = session.scalar(
-            select(StationToken).where(StationToken.token_hash == digest)
-        )
-        if station_token is None or station_token.revoked_at is not None:
-            raise Unauthorized("authorization", "unknown or revoked station token")
-        station = station_token.station
-        if not station.active:
-            raise Unauthorized("authorization", f"station {station.name} is disabled")
-        return StationPrincipal(station.id, station.lab_id, station.stage_id, station.name)
+        station = check_station_tokens(session, [digest])[digest]
+        if isinstance(station, Unauthorized):
+            raise station
+        return station
     if token.startswith(LAB_TOKEN_PREFIX):
         lab_token = session.scalar(select(LabToken).where(LabToken.token_hash == digest))
         if lab_token is None or lab_token.revoked_at is not None:

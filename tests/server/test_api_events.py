@@ -1,12 +1,20 @@
 """Station events over HTTP: idempotency, bad input, batches, sequence gaps, racing resends."""
 
 import asyncio
+import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from server.models import Job, RejectedEvent, StageEvent, utcnow
+from server.api.deps import StationTokens
+from server.app import QuietStoredEvents
+from server.domain import auth
+from server.domain.auth import StationPrincipal
+from server.models import Job, RejectedEvent, Stage, StageEvent, Station, utcnow
 from tests.server.conftest import Lab
 from tests.server.payloads import count_rows, event_body, field_errors
 
@@ -326,3 +334,97 @@ async def test_a_sign_in_names_a_badge_and_nothing_else(
     response = await client.post("/api/events", json=body, headers=edge)
     assert response.status_code == 422, response.text
     assert list(field_errors(response)) == [field]
+
+
+def _posted(path: str, event: dict[str, object]) -> dict[str, object]:
+    return {"events": [event]} if path.endswith("batch") else event
+
+
+@pytest.mark.parametrize("path", ["/api/events", "/api/events/batch"])
+@pytest.mark.parametrize(
+    ("withdraw", "message"),
+    [
+        (lambda session: auth.revoke_station_tokens(session, "EDGE-1"), "unknown or revoked"),
+        (lambda session: _edge_1(session).__setattr__("active", False), "station EDGE-1 is"),
+    ],
+    ids=["revoked", "disabled"],
+)
+async def test_a_token_withdrawn_after_it_posted_stores_nothing_more(
+    client: httpx.AsyncClient,
+    lab: Lab,
+    edge: dict[str, str],
+    path: str,
+    withdraw: Callable[[Session], object],
+    message: str,
+) -> None:
+    """The writer checks the token of every request it takes, though the request path knew
+    the token already (as a revocation from another process would go)."""
+    first = await client.post(path, json=_posted(path, event_body("J1", 1)), headers=edge)
+    assert first.status_code in (200, 201), first.text
+    with lab.context.db.session() as session:
+        withdraw(session)
+    for _ in range(2):  # the first refusal forgets the token: the next one reads it afresh
+        later = await client.post(
+            path, json=_posted(path, event_body("J1", 2, "complete")), headers=edge
+        )
+        assert later.status_code == 401, later.text
+        assert field_errors(later)["authorization"].startswith(message)
+    assert count_rows(lab.context.db, StageEvent) == 1
+    assert count_rows(lab.context.db, RejectedEvent) == 0
+
+
+def _edge_1(session: Session) -> Station:
+    return session.scalars(select(Station).where(Station.name == "EDGE-1")).one()
+
+
+@pytest.mark.parametrize("path", ["/api/events", "/api/events/batch"])
+async def test_a_station_moved_to_another_stage_posts_from_its_new_stage(
+    client: httpx.AsyncClient, lab: Lab, edge: dict[str, str], path: str
+) -> None:
+    first = await client.post(path, json=_posted(path, event_body("J1", 1)), headers=edge)
+    assert first.status_code in (200, 201), first.text
+    with lab.context.db.session() as session:
+        fitting = session.scalars(select(Stage).where(Stage.code == "fitting")).one()
+        _edge_1(session).stage_id = fitting.id
+    # J1 is at edging: the station, now at fitting, may not complete it there.
+    later = await client.post(
+        path, json=_posted(path, event_body("J1", 2, "complete")), headers=edge
+    )
+    refusal = {"field": "action", "message": "job J1 is not in progress at Fitting"}
+    if path.endswith("batch"):
+        assert later.json()["results"][0]["error"] == refusal, later.text
+    else:
+        assert field_errors(later) == {refusal["field"]: refusal["message"]}, later.text
+    with lab.context.db.session() as session:
+        job = session.scalars(select(Job).where(Job.job_number == "J1")).one()
+        assert (job.current_stage.code, job.status) == ("edging", "in_progress")
+
+
+def test_the_station_token_cache_keeps_the_latest_used() -> None:
+    tokens = StationTokens()
+    stations = [StationPrincipal(n, 1, 1, f"S-{n}") for n in range(StationTokens.SIZE + 1)]
+    for station in stations[:-1]:
+        tokens.put(station.name, station)
+    assert tokens.get("S-0") == stations[0]  # used: now the latest
+    tokens.put("S-new", stations[-1])
+    assert tokens.get("S-1") is None and tokens.get("S-0") == stations[0]
+    tokens.forget("S-0")
+    assert tokens.get("S-0") is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "logged"),
+    [
+        ("POST", "/api/events", 201, False),
+        ("POST", "/api/events/batch", 200, False),
+        ("POST", "/api/events", 404, True),
+        ("POST", "/api/events", 503, True),
+        ("GET", "/api/jobs", 200, True),
+    ],
+)
+def test_only_stored_station_events_leave_the_access_log(
+    method: str, path: str, status: int, logged: bool
+) -> None:
+    args = ("127.0.0.1:5000", method, path, "1.1", status)
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, "%s %s %s %s %d", args, None)
+    assert QuietStoredEvents().filter(record) is logged
