@@ -186,7 +186,7 @@ def _print_urls(
     simulated = ", ".join(station.name for station in floor.stations)
     print(f"  simulated stations ({speed:g}× speed): {simulated}")
     print(f"  logs:                          {DEMO_DIR}/*.log")
-    print(f"  store e-mails (SMTP sink):     {MAIL_DIR}/index.txt, one .eml per message")
+    print(f"  e-mails (stores, SPC alerts):  {MAIL_DIR}/index.txt, one .eml per message")
     print(f"  store messages (north):        {server_url}/store/settings")
 
 

@@ -146,6 +146,42 @@ def _station_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _email(text: str | None) -> str | None:
+    """`--email` checked as a mail server's envelope takes it; "" (or none) is no address."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from core.contract import EmailAddress
+
+    if not text:
+        return None
+    try:
+        return TypeAdapter(EmailAddress).validate_python(text)
+    except ValidationError as error:
+        raise ValueError(f"--email {text!r} is no e-mail address") from error
+
+
+def _user(args: argparse.Namespace) -> int:
+    return _user_email(args) if args.user_command == "email" else _user_create(args)
+
+
+def _user_email(args: argparse.Namespace) -> int:
+    from server.db import Database
+    from server.models import Person
+
+    try:
+        email = _email(args.email)
+        with Database.from_settings(_settings()).session() as session:
+            person = session.scalar(select(Person).where(Person.username == args.username))
+            if person is None:
+                raise ValueError(f"unknown user {args.username!r}")
+            person.email = email
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.username}: {email or 'no e-mail address'}")
+    return 0
+
+
 def _user_create(args: argparse.Namespace) -> int:
     from server.db import Database
     from server.domain.auth import set_password
@@ -154,6 +190,7 @@ def _user_create(args: argparse.Namespace) -> int:
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
     database = Database.from_settings(_settings())
     try:
+        email = _email(args.email)
         with database.session() as session:
             lab = session.scalars(select(Lab).order_by(Lab.id)).first()
             if lab is None:
@@ -172,6 +209,7 @@ def _user_create(args: argparse.Namespace) -> int:
                 badge_code=args.badge,
                 store_id=store_id,
                 store_manager=args.store_manager,
+                email=email,
             )
             if args.store_manager and person.role != Role.store_staff:
                 raise ValueError("--store-manager is for store_staff (they set store messages)")
@@ -253,8 +291,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     user_create.add_argument(
         "--store-manager", action="store_true", help="store staff who set the store's messages"
     )
+    user_create.add_argument("--email", help="a lab manager gets the lab's SPC alerts there")
     user_create.add_argument("--password-stdin", action="store_true")
-    user.set_defaults(handler=_user_create)
+    user_email = user_commands.add_parser("email", help="set or clear a person's e-mail address")
+    user_email.add_argument("--username", required=True)
+    user_email.add_argument("--email", required=True, help='the address; "" clears it')
+    user.set_defaults(handler=_user)
 
     register_webhook(subparsers)
     register_dcs(subparsers)  # import-dcs, export-dcs, lab-token

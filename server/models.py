@@ -229,6 +229,8 @@ class Person(Base):
     active: Mapped[bool] = mapped_column(default=True)
     # Store staff who set their store's messages (server.notify.preferences).
     store_manager: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # A lab manager is sent the lab's SPC alerts here (server.notify); None: the board only.
+    email: Mapped[str | None] = mapped_column(String(254))
     store: Mapped[Store | None] = relationship()
 
     @property
@@ -644,24 +646,35 @@ class DeliveryStatus(StrEnum):
 
 
 class NotificationDelivery(Base):
-    """One feed entry to one destination (webhook or e-mail): the outbox and its log.
+    """One feed entry to one destination (webhook or e-mail), or one lab alert to one lab
+    manager's e-mail: the outbox and its log.
 
-    Unique per destination and feed entry, so every server process may enqueue the same
-    update and it is still sent once.
+    Unique per destination and feed entry (alert), so every server process may enqueue the
+    same update (alert) and it is still sent once.
     """
 
     __tablename__ = "notification_delivery"
     __table_args__ = (
         UniqueConstraint("channel", "destination_id", "job_update_id"),
+        UniqueConstraint(
+            "channel", "destination_id", "lab_alert_id", name="uq_notification_delivery_alert"
+        ),
+        CheckConstraint(
+            "(job_update_id IS NULL) <> (lab_alert_id IS NULL)",
+            name="notification_delivery_update_or_alert",
+        ),
         Index("ix_notification_delivery_due", "status", "next_attempt_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(
         String(16)
-    )  # "webhook" (store_webhook.id), "email" (store.id)
+    )  # "webhook" (store_webhook.id), "email"/"digest" (store.id), "lab_alert" (person.id)
     destination_id: Mapped[int]
-    job_update_id: Mapped[int] = mapped_column(
+    job_update_id: Mapped[int | None] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("job_update.id")
+    )
+    lab_alert_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lab_alert.id", name="fk_notification_delivery_lab_alert")
     )
     status: Mapped[DeliveryStatus] = mapped_column(
         _enum(DeliveryStatus), default=DeliveryStatus.pending
@@ -1005,6 +1018,12 @@ class LabAlert(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id"))
     point_at: Mapped[datetime]
     message: Mapped[str] = mapped_column(String(300))
+    # The violating point's value and the limits it was judged by, as the lab manager's
+    # e-mail tells them (None: raised before they were kept).
+    value: Mapped[float | None]
+    centre_line: Mapped[float | None]
+    lower_limit: Mapped[float | None]
+    upper_limit: Mapped[float | None]
     raised_at: Mapped[datetime]
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))

@@ -93,12 +93,20 @@ class Settings(TomlSettings):
         description="A request that cannot commit this soon after arriving stores nothing "
         "(503); keep it well below the stations' request timeout.",
     )
-    smtp_host: str = Field(default="", description="SMTP server for store e-mails; empty: off.")
+    smtp_host: str = Field(
+        default="", description="SMTP server for store and lab alert e-mails; empty: off."
+    )
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
     smtp_username: str = Field(default="", description="Empty: send without logging in.")
     smtp_password: SecretStr = SecretStr("")
     smtp_from: str = "lenstrack@localhost"
+    public_url: str = Field(
+        default="",
+        pattern=r"^(https?://[^/?#@\s]+)?$",
+        description="scheme://host[:port] people reach the server at, for the links in lab "
+        "alert e-mails; empty: http://host:port.",
+    )
     notify_max_attempts: int = Field(
         default=10, ge=1, le=30, description="Webhook/e-mail attempts before a delivery fails."
     )

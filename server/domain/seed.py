@@ -74,6 +74,8 @@ NAMES = {
     "north": "Nora North",
     "south": "Sam South",
 }
+# Where the demo's lab manager is sent its SPC alerts (the demo's mail sink keeps them).
+EMAILS = {"manager": "maria.lopez@lab.example"}
 
 
 def _random_rx(rng: random.Random, design: LensDesign) -> PrescriptionEyeIn:
@@ -118,6 +120,7 @@ def seed_demo(
             badge_code=login.badge,
             store_id=stores[login.store].id if login.store else None,
             store_manager=login.username in STORE_MANAGERS,
+            email=EMAILS.get(login.username),
         )
         set_password(person, login.password)
         session.add(person)

@@ -38,6 +38,7 @@ from server.models import (
     StageEvent,
     Station,
 )
+from server.notify.enqueue import enqueue_alert
 
 Measure = Literal["sph", "cyl", "axis", "add", "prism", "pd"]
 MEASURES: tuple[Measure, ...] = ("sph", "cyl", "axis", "add", "prism", "pd")
@@ -488,9 +489,14 @@ def raise_alerts(
 ) -> list[LabAlert]:
     """An alert per finding at a point later than its chart's last alert for the rule,
     unless one is still open; returns the new ones. Idempotent: the same findings again
-    raise nothing, and an acknowledged alert comes back only with a new violation."""
+    raise nothing, and an acknowledged alert comes back only with a new violation. Each new
+    one is e-mailed to the lab managers, enqueued in this transaction: never one without
+    the other."""
     raised = [_raise(session, lab_id, finding, now) for finding in found]
-    return [alert for alert in raised if alert is not None]
+    alerts = [alert for alert in raised if alert is not None]
+    for alert in alerts:
+        enqueue_alert(session, alert, now)
+    return alerts
 
 
 def scan_for_violations(database: Database, lab_id: int, now: datetime) -> list[AlertOut]:
@@ -516,6 +522,8 @@ def _raise(session: Session, lab_id: int, finding: _Finding, now: datetime) -> L
     )
     if covered:
         return None
+    limits = drawn.limits
+    assert limits is not None  # a chart without limits judges nothing
     alert = LabAlert(
         lab_id=lab_id,
         chart=chart_text,
@@ -530,6 +538,10 @@ def _raise(session: Session, lab_id: int, finding: _Finding, now: datetime) -> L
             f"{violation.description}, {violation.side} the centre line "
             f"(job {violation.job_number})"
         )[:300],
+        value=drawn.points[violation.index].value,
+        centre_line=limits.centre,
+        lower_limit=limits.lower,
+        upper_limit=limits.upper,
         raised_at=now,
     )
     session.add(alert)

@@ -1,8 +1,10 @@
-"""The e-mail adapter: a plain-text message over SMTP (STARTTLS, implicit TLS or plain)."""
+"""The e-mail adapter: a plain-text message over SMTP (STARTTLS, implicit TLS or plain), for
+a store's notices and a lab manager's alerts alike."""
 
 import logging
 import smtplib
 import ssl
+from dataclasses import dataclass
 from email.message import EmailMessage
 
 from server.notify.notice import Notice
@@ -10,6 +12,14 @@ from server.notify.outcome import Outcome
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Mail:
+    """What one e-mail says; who it goes to and from whom is the sender's business."""
+
+    subject: str
+    text: str
 
 
 def notice_lines(notice: Notice) -> list[str]:
@@ -35,24 +45,25 @@ def notice_lines(notice: Notice) -> list[str]:
     return lines
 
 
-def message(notices: list[Notice], sender: str, to: str) -> EmailMessage:
+def store_mail(notices: list[Notice]) -> Mail:
     """One notice, or a store's daily digest of several (one block each, oldest first)."""
-    mail = EmailMessage()
-    mail["From"] = sender
-    mail["To"] = to
     store = notices[0].store_code
     if len(notices) == 1:
-        mail["Subject"] = f"[LensTrack {store}] {notices[0].subject}"
-        mail.set_content("\n".join(notice_lines(notices[0])) + "\n")
-        return mail
-    mail["Subject"] = f"[LensTrack {store}] Daily digest: {len(notices)} updates"
+        return Mail(
+            f"[LensTrack {store}] {notices[0].subject}", "\n".join(notice_lines(notices[0])) + "\n"
+        )
     blocks = ["\n".join(notice_lines(notice)) for notice in notices]
-    mail.set_content("\n\n".join(blocks) + "\n")
-    return mail
+    return Mail(
+        f"[LensTrack {store}] Daily digest: {len(notices)} updates", "\n\n".join(blocks) + "\n"
+    )
 
 
-def send_email(settings: Settings, to: str, notices: list[Notice]) -> Outcome:
-    mail = message(notices, settings.smtp_from, to)
+def send_email(settings: Settings, to: str, mail: Mail) -> Outcome:
+    message = EmailMessage()
+    message["From"] = settings.smtp_from
+    message["To"] = to
+    message["Subject"] = mail.subject
+    message.set_content(mail.text)
     timeout = settings.webhook_timeout_seconds
     try:
         if settings.smtp_security == "ssl":
@@ -69,10 +80,10 @@ def send_email(settings: Settings, to: str, notices: list[Notice]) -> Outcome:
                 smtp.starttls(context=ssl.create_default_context())
             if settings.smtp_username:
                 smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
-            smtp.send_message(mail)
+            smtp.send_message(message)
     except smtplib.SMTPRecipientsRefused as error:
         return Outcome.failure(f"recipient refused: {error.recipients}", retry=False)
     except (smtplib.SMTPException, OSError) as error:
-        log.info("e-mail to %s's address: %r", notices[0].store_code, error)
+        log.info("e-mail %r: %r", mail.subject, error)
         return Outcome.undeliverable()  # the lab's mail server is none of the store's business
     return Outcome(delivered=True)

@@ -1,9 +1,11 @@
-"""Turn a change-feed entry into deliveries: one per matching webhook, one for e-mail.
+"""Turn a change-feed entry into deliveries: one per matching webhook, one for e-mail; and a
+lab alert into one e-mail per lab manager with an address.
 
 A webhook gets the feed kinds it lists and the milestones its store asked for; e-mail gets
 the milestones only, at once or held for the store's daily digest.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal, get_args
 
@@ -11,8 +13,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.db import conflict_insert
+from server.domain.auth import MANAGER_ROLES
 from server.domain.lab_time import lab_zone
-from server.models import DeliveryStatus, NotificationDelivery, Store, StoreWebhook
+from server.models import (
+    DeliveryStatus,
+    LabAlert,
+    NotificationDelivery,
+    Person,
+    Store,
+    StoreWebhook,
+)
 from server.notify.preferences import (
     may_be_milestone,
     next_digest_at,
@@ -28,6 +38,7 @@ DEFAULT_WEBHOOK_KINDS: tuple[WebhookKind, ...] = ("flag_raised", "flag_cleared",
 WEBHOOK = "webhook"  # destination_id: store_webhook.id
 EMAIL = "email"  # destination_id: store.id (its notify_email, read when sending)
 DIGEST = "digest"  # destination_id: store.id; due at its digest hour, sent as one e-mail
+LAB_ALERT = "lab_alert"  # destination_id: person.id (a lab manager's email, read when sending)
 
 
 def notified(update: JobUpdateOut) -> bool:
@@ -69,6 +80,50 @@ def enqueue(session: Session, update: JobUpdateOut, *, email_enabled: bool, now:
             destinations.append((EMAIL, store.id, now))
     if not destinations:
         return 0
+    return _insert(session, "job_update_id", update.id, destinations, now)
+
+
+def alert_recipients(session: Session, lab_id: int) -> list[Person]:
+    """Who a lab alert is e-mailed to: the lab's active managers (those who acknowledge it)
+    with an address. Store staff never: MANAGER_ROLES are the lab's."""
+    return list(
+        session.scalars(
+            select(Person)
+            .where(
+                Person.lab_id == lab_id,
+                Person.active,
+                Person.role.in_(MANAGER_ROLES),
+                Person.email.is_not(None),
+            )
+            .order_by(Person.id)
+        )
+    )
+
+
+def enqueue_alert(session: Session, alert: LabAlert, now: datetime) -> int:
+    """Adds an e-mail of the alert for each recipient, in the transaction that raises it;
+    returns how many were new. Insert-or-ignore on (channel, person, alert): once each."""
+    recipients = alert_recipients(session, alert.lab_id)
+    if not recipients:
+        return 0
+    return _insert(
+        session,
+        "lab_alert_id",
+        alert.id,
+        [(LAB_ALERT, person.id, now) for person in recipients],
+        now,
+    )
+
+
+def _insert(
+    session: Session,
+    key: Literal["job_update_id", "lab_alert_id"],
+    key_id: int,
+    destinations: Sequence[tuple[str, int, datetime]],
+    now: datetime,
+) -> int:
+    """The deliveries of one feed entry or alert (`key`), each (channel, destination, due)
+    unless it is there already; returns how many were new."""
     statement = (
         conflict_insert(session.get_bind().dialect.name, NotificationDelivery)
         .values(
@@ -76,7 +131,7 @@ def enqueue(session: Session, update: JobUpdateOut, *, email_enabled: bool, now:
                 {
                     "channel": channel,
                     "destination_id": destination_id,
-                    "job_update_id": update.id,
+                    key: key_id,
                     "status": DeliveryStatus.pending,
                     "attempts": 0,
                     "next_attempt_at": due,
@@ -85,7 +140,7 @@ def enqueue(session: Session, update: JobUpdateOut, *, email_enabled: bool, now:
                 for channel, destination_id, due in destinations
             ]
         )
-        .on_conflict_do_nothing(index_elements=["channel", "destination_id", "job_update_id"])
+        .on_conflict_do_nothing(index_elements=["channel", "destination_id", key])
         # rowcount of a multi-row insert is -1 on psycopg: count what RETURNING gives back.
         .returning(NotificationDelivery.id)
     )

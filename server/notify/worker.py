@@ -20,11 +20,21 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from server.context import ServerContext
+from server.domain.auth import MANAGER_ROLES
 from server.live import Subscription
-from server.models import DeliveryStatus, NotificationDelivery, Store, StoreWebhook, utcnow
+from server.models import (
+    DeliveryStatus,
+    LabAlert,
+    NotificationDelivery,
+    Person,
+    Store,
+    StoreWebhook,
+    utcnow,
+)
 from server.notify import outbound
-from server.notify.email import send_email
-from server.notify.enqueue import DIGEST, WEBHOOK, enqueue, notified
+from server.notify.email import send_email, store_mail
+from server.notify.enqueue import DIGEST, LAB_ALERT, WEBHOOK, enqueue, notified
+from server.notify.lab_alert import AlertNotice, alert_mail, load_alert_notice
 from server.notify.notice import Notice, load_notice
 from server.notify.outbound import OutboundPolicy, RefusedDestination
 from server.notify.outcome import Outcome
@@ -58,7 +68,8 @@ class Claimed:
     destination_id: int
     address: str  # the webhook URL or the e-mail address
     secret: str  # the webhook secret; "" for e-mail
-    notices: tuple[Notice, ...]
+    notices: tuple[Notice, ...]  # a store's; none for a lab alert
+    alert: AlertNotice | None = None  # a lab alert's e-mail to a lab manager
 
 
 class DeliveryWorker:
@@ -187,6 +198,8 @@ class DeliveryWorker:
         """What to send where (deliveries of one channel and destination), or why it can no
         longer be sent."""
         first = deliveries[0]
+        if first.channel == LAB_ALERT:
+            return self._alert_destination(session, first)
         if first.channel == WEBHOOK:
             hook = session.get(StoreWebhook, first.destination_id)
             if hook is None or not hook.active:
@@ -209,9 +222,32 @@ class DeliveryWorker:
             tuple(load_notice(session, delivery.job_update_id) for delivery in ordered),
         )
 
+    def _alert_destination(self, session: Session, delivery: NotificationDelivery) -> Claimed | str:
+        """A lab alert to a lab manager, checked again now: the person may have left, lost
+        the role or the address, or a manager seen to the alert, since it was enqueued."""
+        assert delivery.lab_alert_id is not None
+        if not self.settings.smtp_host:
+            return "e-mail is off (smtp_host is empty)"
+        person = session.get_one(Person, delivery.destination_id)
+        if not person.active or person.role not in MANAGER_ROLES or not person.email:
+            return "the person is no active lab manager with an e-mail address any more"
+        if session.get_one(LabAlert, delivery.lab_alert_id).acknowledged_at is not None:
+            return "the alert was acknowledged before it was sent"
+        return Claimed(
+            delivery_ids=(delivery.id,),
+            channel=LAB_ALERT,
+            destination_id=person.id,
+            address=person.email,
+            secret="",
+            notices=(),
+            alert=load_alert_notice(session, delivery.lab_alert_id, self.settings),
+        )
+
     def _send(self, client: httpx.Client, item: Claimed, now: datetime) -> Outcome:
+        if item.alert is not None:
+            return send_email(self.settings, item.address, alert_mail(item.alert))
         if item.channel != WEBHOOK:  # e-mail, one notice or a digest
-            return send_email(self.settings, item.address, list(item.notices))
+            return send_email(self.settings, item.address, store_mail(list(item.notices)))
         (delivery_id,), (notice,) = item.delivery_ids, item.notices
         try:
             # Checked again now, and sent to the address checked (DNS may have changed).
