@@ -1,16 +1,20 @@
-"""The KPI dashboards' queries at a lab's size (server/domain/kpis.py).
+"""The KPI and SPC dashboards' queries at a lab's size (server/domain/kpis.py, spc.py).
 
     PYTHONPATH=. nice .venv/bin/python benchmarks/kpi_scale.py [--jobs 200000] [--days 365]
         [--backend sqlite|postgresql|both] [--runs 20] [--keep]
     PYTHONPATH=. nice .venv/bin/python benchmarks/kpi_scale.py --database URL --data-dir DIR
 
 Per backend it builds the data set as benchmarks/scale.py does (a fresh database at head, the
-demo lab, `--jobs` jobs over `--days` by `server.domain.bulk_seed`), prints the rows per
-table, then times each query a dashboard sends — the lab's and one store's, for a day, a week
-and a month — `--runs` times, and prints p50/p95/max beside a bare primary-key SELECT measured
-in the same run (the floor any query stands on). Target: each ≤ 50 ms p95. `--keep` keeps the
-database and its data directory (the data keys), which `--database`/`--data-dir` measure again
-without generating.
+demo lab, `--jobs` jobs over `--days` by `server.domain.bulk_seed`, with its planted drift on
+EDGE-2), prints the rows per table, then times each query a KPI dashboard sends — the lab's
+and one store's, for this day, week and month so far and the whole month before — and each
+SPC chart as the page draws it — an inspecting station's, a machine's (the lenses it
+processed last before QC), narrowed to a shift and to a material, and as X̄/R — `--runs`
+times, and prints p50/p95/max beside a bare primary-key SELECT measured in the same run (the
+floor any query stands on). Target: each ≤ 50 ms p95. Last, one whole SPC scan
+(`find_violations`: every chart of the lab, as the sweeper runs it every 10 minutes) and what
+it found. `--keep` keeps the database and its data directory (the data keys), which
+`--database`/`--data-dir` measure again (migrated to head first) without generating.
 """
 
 import argparse
@@ -29,9 +33,10 @@ from benchmarks.figures import p50_p95_max
 from benchmarks.scale import TARGET_MS, fresh_database, generate
 from server import migrate
 from server.context import ServerContext
-from server.domain import kpis
+from server.domain import kpis, spc
+from server.domain.auth import PersonPrincipal
 from server.domain.kpis import Dimension, KpiQuery
-from server.models import Base, Lab, StageEvent, Store
+from server.models import Base, Lab, Person, Role, StageEvent, Store
 from server.settings import Settings
 
 # Each query of a dashboard, as `dashboard` sends it.
@@ -49,6 +54,16 @@ QUERIES: dict[str, Callable[[Session, kpis.Scope, kpis.Period], Any]] = {
     "remakes by class": kpis.remakes_by_class,
     "late jobs by cause": kpis.late_by_cause,
 }
+# Each kind of SPC chart the page draws (EDGE-2 drifts in the generated data).
+CHARTS = {
+    "inspecting station QC-1": spc.ChartQuery(measure="sph", station="QC-1"),
+    "machine EDGE-2 (drifting)": spc.ChartQuery(measure="sph", station="EDGE-2"),
+    "machine GEN-1, axis": spc.ChartQuery(measure="axis", station="GEN-1"),
+    "machine EDGE-2, late shift": spc.ChartQuery(measure="sph", station="EDGE-2", shift="late"),
+    "machine EDGE-2, CR-39": spc.ChartQuery(measure="sph", station="EDGE-2", material="CR-39"),
+    "machine EDGE-2, X̄/R": spc.ChartQuery(measure="sph", station="EDGE-2", kind="xbar_r"),
+}
+TABLES = {"job", "stage_event", "kpi_stage_time", "inspection", "inspection_check", "breakage"}
 
 
 def time_ms(context: ServerContext, read: Callable[[Session], Any], runs: int) -> list[float]:
@@ -66,7 +81,7 @@ def row_counts(context: ServerContext) -> dict[str, int]:
         return {
             table.name: session.scalar(select(func.count()).select_from(table)) or 0
             for table in Base.metadata.sorted_tables
-            if table.name in {"job", "stage_event", "inspection", "breakage"}
+            if table.name in TABLES
         }
 
 
@@ -91,6 +106,7 @@ def measure(args: argparse.Namespace, backend: str) -> None:
 
 def measure_again(args: argparse.Namespace) -> None:
     """A kept data set, measured as of its newest event (its `as_of`)."""
+    migrate.upgrade(args.database)
     settings = Settings(database_url=args.database, data_dir=args.data_dir, secret_key="kpi")
     context = ServerContext(settings)
     try:
@@ -106,19 +122,37 @@ def measure_again(args: argparse.Namespace) -> None:
 def report(context: ServerContext, runs: int, as_of: datetime) -> None:
     counts = row_counts(context)
     print("  rows: " + ", ".join(f"{table} {rows:,}" for table, rows in counts.items()))
+    baseline = p50_p95_max(
+        time_ms(context, lambda s: s.execute(text("SELECT id FROM job WHERE id = 1")).all(), runs)
+    )
+    print(f"  primary-key SELECT baseline: p50 {baseline[0]:.2f} ms, p95 {baseline[1]:.2f} ms")
+    over = report_kpis(context, runs, as_of) + report_spc(context, runs, as_of)
+    print(f"\n  over {TARGET_MS:.0f} ms p95: {', '.join(over) or 'none'}")
+    scan_spc(context, as_of)
+
+
+def _row(name: str, columns: str, figures: tuple[float, float, float], over: list[str]) -> None:
+    flag = "  OVER" if figures[1] > TARGET_MS else ""
+    if flag:
+        over.append(name)
+    print(f"  {columns}{figures[0]:>8.1f}{figures[1]:>8.1f}{figures[2]:>8.1f}{flag}")
+
+
+def report_kpis(context: ServerContext, runs: int, as_of: datetime) -> list[str]:
+    """Each KPI query, for the lab and one store and each period; those over."""
     with context.db.read_session() as session:
         lab_id = session.scalar(select(Lab.id))
         store = session.scalars(select(Store).order_by(Store.id)).first()
         assert lab_id is not None and store is not None
         zone = kpis.lab_zone(session, lab_id)
-    baseline = p50_p95_max(
-        time_ms(context, lambda s: s.execute(text("SELECT id FROM job WHERE id = 1")).all(), runs)
-    )
-    print(f"  primary-key SELECT baseline: p50 {baseline[0]:.2f} ms, p95 {baseline[1]:.2f} ms")
-    print(f"\n  {'query (ms)':<44}{'scope':<8}{'period':<8}{'p50':>8}{'p95':>8}{'max':>8}")
-    over = []
-    for period_kind in ("day", "week", "month"):
-        period = kpis.resolve_period(KpiQuery(period=period_kind), zone, as_of)
+    print(f"\n  {'KPI query (ms)':<44}{'scope':<8}{'period':<8}{'p50':>8}{'p95':>8}{'max':>8}")
+    over: list[str] = []
+    periods = {
+        kind: kpis.resolve_period(KpiQuery(period=kind), zone, as_of)
+        for kind in ("day", "week", "month")
+    }
+    periods["month-1"] = periods["month"].previous()  # a whole month, the last so far
+    for period_kind, period in periods.items():
         for scope in (kpis.Scope(lab_id, None, None), kpis.Scope(lab_id, store.id, store.code)):
             scope_name = "store" if scope.store_id else "lab"
             for name, query in QUERIES.items():
@@ -127,14 +161,45 @@ def report(context: ServerContext, runs: int, as_of: datetime) -> None:
                 figures = p50_p95_max(
                     time_ms(context, lambda s, q=query, sc=scope, p=period: q(s, sc, p), runs)
                 )
-                flag = "  OVER" if figures[1] > TARGET_MS else ""
-                if flag:
-                    over.append(f"{name} ({scope_name}, {period_kind})")
-                print(
-                    f"  {name:<44}{scope_name:<8}{period_kind:<8}"
-                    f"{figures[0]:>8.1f}{figures[1]:>8.1f}{figures[2]:>8.1f}{flag}"
-                )
-    print(f"\n  over {TARGET_MS:.0f} ms p95: {', '.join(over) or 'none'}")
+                columns = f"{name:<44}{scope_name:<8}{period_kind:<8}"
+                _row(f"{name} ({scope_name}, {period_kind})", columns, figures, over)
+    return over
+
+
+def _manager(context: ServerContext) -> PersonPrincipal:
+    with context.db.read_session() as session:
+        manager = session.scalars(select(Person).where(Person.role == Role.lab_manager)).one()
+        return PersonPrincipal(
+            manager.id, manager.lab_id, manager.role, manager.store_id, manager.name
+        )
+
+
+def report_spc(context: ServerContext, runs: int, as_of: datetime) -> list[str]:
+    """Each kind of SPC chart as of `as_of`; those over."""
+    person = _manager(context)
+    print(f"\n  {'SPC chart (ms)':<44}{'points':>16}{'p50':>8}{'p95':>8}{'max':>8}")
+    over: list[str] = []
+    for name, query in CHARTS.items():
+        with context.db.read_session() as session:
+            points = len(spc.chart(session, person, query, as_of).points)
+        figures = p50_p95_max(
+            time_ms(context, lambda s, q=query: spc.chart(s, person, q, as_of), runs)
+        )
+        _row(name, f"{name:<44}{points:>16}", figures, over)
+    return over
+
+
+def scan_spc(context: ServerContext, as_of: datetime) -> None:
+    with context.db.read_session() as session:
+        lab_id = session.scalars(select(Lab.id)).one()
+        started = time.perf_counter()
+        found = spc.find_violations(session, lab_id, as_of)
+        seconds = time.perf_counter() - started
+    charts = {finding.chart.key.text for finding in found}
+    print(
+        f"  SPC scan of every chart: {seconds:.2f} s, "
+        f"{len(found)} violations on {len(charts)} charts"
+    )
 
 
 def main() -> None:

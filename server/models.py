@@ -1029,3 +1029,44 @@ class LabAlert(Base):
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     station: Mapped[Station] = relationship(lazy="joined")
     job: Mapped[Job] = relationship()
+
+
+class KpiStageTime(Base):
+    """A start's queue time or a completion's cycle time at its stage, for the KPI
+    dashboards (server.domain.kpis). Written where events are (`kpis.record_stage_times`):
+    the figure depends only on the job's earlier events, which never change, so it is worked
+    out once per event instead of per dashboard read (a month at a big lab is a million
+    events). Cancelled jobs stay here; the dashboards leave them out as they read."""
+
+    __tablename__ = "kpi_stage_time"
+    # A period's rows in scope, covering what the dashboards read of them (no row lookups).
+    __table_args__ = (
+        Index(
+            "ix_kpi_stage_time_lab",
+            "lab_id",
+            "action",
+            "at",
+            "stage_id",
+            "station_id",
+            "operator_id",
+            "seconds",
+            "job_id",
+        ),
+        Index(
+            "ix_kpi_stage_time_store", "store_id", "action", "at", "stage_id", "seconds", "job_id"
+        ),
+    )
+    event_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("stage_event.id"), primary_key=True
+    )
+    lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id"))
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id"))
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"))
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stage.id"))
+    station_id: Mapped[int] = mapped_column(ForeignKey("station.id"))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    action: Mapped[EventAction] = mapped_column(_enum(EventAction))  # start or complete
+    at: Mapped[datetime]  # the event's corrected_at
+    # start: since the job arrived (its latest complete, rework or breakage, else its order);
+    # complete: since the latest start at the stage (None without one).
+    seconds: Mapped[float | None]

@@ -42,6 +42,7 @@ from server.domain.breakage import breakage_cost, shift_at
 from server.domain.events import IngestRules, last_sequence
 from server.domain.flags import learn_stage_times, sweep
 from server.domain.jobs import lab_catalogue, next_job_number
+from server.domain.kpis import record_stage_times
 from server.domain.lab_time import lab_zone, local_text
 from server.domain.seed import _random_rx
 from server.models import (
@@ -57,6 +58,7 @@ from server.models import (
     JobFlag,
     JobStatus,
     JobType,
+    KpiStageTime,
     Lab,
     LensDesign,
     Person,
@@ -896,6 +898,10 @@ def bulk_seed(
             progress(index + 1, job_count)
     generator.write_events_before(as_of + timedelta(seconds=1))
     written = writers.finish()
+    # The KPIs' queue and cycle times, as the ingest records them (one statement).
+    record_stage_times(session)
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f'ANALYZE "{KpiStageTime.__tablename__}"')
     # The open jobs' ETAs and flags as of now, by the app's own rules.
     learn_stage_times(session, lab_id, as_of)
     sweep(session, lab_id, as_of)

@@ -41,6 +41,7 @@ from server.domain.errors import (
 from server.domain.flags import PRODUCTION_ONLY, refresh_moved_jobs
 from server.domain.inspection import check_verdict, judge, record_inspection, validate_defects
 from server.domain.jobs import visible_jobs
+from server.domain.kpis import record_stage_times
 from server.domain.shipping import record_milestones
 from server.models import (
     EventAction,
@@ -575,6 +576,8 @@ def ingest_events(
             group.reject(arrival, error)
             outcomes.append(error)
     group.finish()
+    if group.stored:  # the KPIs' queue and cycle times of the events stored (kpis.KpiStageTime)
+        record_stage_times(session, [stored.row.id for stored in group.stored.values()])
     return [outcome.result() if isinstance(outcome, _Stored) else outcome for outcome in outcomes]
 
 

@@ -1,5 +1,7 @@
 """Lab and store KPIs, aggregated in SQL over indexed columns, identical on SQLite and
-PostgreSQL. Every figure is read from what LensTrack already stores; nothing is kept beside it.
+PostgreSQL. Every figure is read from what LensTrack already stores, except the queue and cycle
+time of each start and completion: worked out once where events are written (KpiStageTime,
+`record_stage_times`), since each depends only on its job's earlier events.
 
 A period is a day, an ISO week (Monday first), a calendar month or a custom run of days, in
 the lab's time zone, `[start, end)`; each figure is also given for the period before it (the
@@ -30,23 +32,28 @@ route, shipped, and the moment is the event that completed it, `job.state_change
   reversed), rework, hold (a hold event), else flow (queues and waits).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
+    bindparam,
     case,
+    cast,
     exists,
     func,
+    insert,
     literal,
-    or_,
     select,
+    tuple_,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
@@ -63,6 +70,7 @@ from server.models import (
     Inspection,
     Job,
     JobStatus,
+    KpiStageTime,
     Lab,
     Person,
     RemakeClass,
@@ -210,6 +218,17 @@ class Scope:
         if self.store_id is not None:
             conditions.append(column(Job.store_id) == self.store_id)
         return conditions
+
+    def stage_times(self) -> list[ColumnElement[bool]]:
+        """The same for KpiStageTime rows, which carry the job's lab and store: a cancelled
+        job's are left out by the scope's cancelled jobs (few), read once, not by a job
+        looked up per row."""
+        cancelled = select(Job.id).where(Job.status == JobStatus.cancelled)
+        if self.store_id is None:
+            cancelled = cancelled.where(Job.lab_id == self.lab_id)
+            return [KpiStageTime.lab_id == self.lab_id, KpiStageTime.job_id.not_in(cancelled)]
+        cancelled = cancelled.where(Job.store_id == self.store_id)
+        return [KpiStageTime.store_id == self.store_id, KpiStageTime.job_id.not_in(cancelled)]
 
 
 def _as_is(column: Any) -> Any:
@@ -488,30 +507,75 @@ def _minutes(seconds: float | None) -> float | None:
 
 
 def _percentiles(session: Session, durations: Any) -> dict[Any, Percentiles]:
-    """Median and p90 (nearest rank) of `durations` (columns key, seconds) per key, in SQL."""
-    ranked = select(
-        durations.c.key,
-        durations.c.seconds,
-        func.row_number()
-        .over(partition_by=durations.c.key, order_by=durations.c.seconds)
-        .label("rank"),
-        func.count().over(partition_by=durations.c.key).label("samples"),
-    ).subquery()
-    median_rank = (ranked.c.samples * 50 + 99) // 100
-    p90_rank = (ranked.c.samples * 90 + 99) // 100
+    """Median and p90 by nearest rank of `durations` (columns key, seconds) per key but None,
+    exact. The samples are every row; a duration unknown (a completion without a start, which
+    the lifecycle never lets happen) is not ranked. Ordering every duration of a period in a
+    window was most of a dashboard's time: PostgreSQL orders each key's in one aggregate
+    (percentile_disc is the nearest rank), SQLite only those of the buckets the ranks fall in."""
+    if session.get_bind().dialect.name != "postgresql":
+        return _percentiles_by_bucket(session, durations)
+    seconds = durations.c.seconds
     rows = session.execute(
         select(
-            ranked.c.key,
-            ranked.c.samples,
-            func.max(case((ranked.c.rank == median_rank, ranked.c.seconds))),
-            func.max(case((ranked.c.rank == p90_rank, ranked.c.seconds))),
-        )
-        .where(or_(ranked.c.rank == median_rank, ranked.c.rank == p90_rank))
-        .group_by(ranked.c.key, ranked.c.samples)
+            durations.c.key,
+            func.count(),
+            func.percentile_disc(0.5).within_group(seconds),
+            func.percentile_disc(0.9).within_group(seconds),
+        ).group_by(durations.c.key)
     )
     return {
         key: Percentiles(samples, _minutes(median), _minutes(p90))
         for key, samples, median, p90 in rows
+        if key is not None
+    }
+
+
+def _value_bucket(seconds: Any) -> Any:
+    """A bucket of durations that never decreases as they grow: the minute up to two hours,
+    then the hour (a few hundred buckets however many durations)."""
+    minute = cast(seconds / 60, Integer)
+    return case((seconds < 7200, minute), else_=120 + cast(seconds / 3600, Integer))
+
+
+def _percentiles_by_bucket(session: Session, durations: Any) -> dict[Any, Percentiles]:
+    """`_percentiles` in two reads of the period's rows: counted per key and bucket, then the
+    durations of the buckets the two ranks fall in, ordered here."""
+    bucket = _value_bucket(durations.c.seconds)
+    counts: dict[Any, list[tuple[int | None, int]]] = {}
+    for key, value_bucket, count in session.execute(
+        select(durations.c.key, bucket, func.count()).group_by(durations.c.key, bucket)
+    ):
+        if key is not None:  # a completion without an operator is no one's
+            counts.setdefault(key, []).append((value_bucket, count))
+    samples = {key: sum(count for _bucket, count in buckets) for key, buckets in counts.items()}
+    found: dict[tuple[Any, int], float | None] = {}
+    wanted: dict[tuple[Any, int], list[tuple[int, int]]] = {}  # bucket -> (rank in it, percent)
+    for key, buckets in counts.items():
+        ranked = sorted((item for item in buckets if item[0] is not None), key=lambda i: i[0])
+        total = sum(count for _bucket, count in ranked)
+        for percent in (50, 90):
+            rank, before = (total * percent + 99) // 100, 0
+            found[key, percent] = None  # nothing ranked
+            for value_bucket, count in ranked:
+                if rank <= before + count:
+                    wanted.setdefault((key, value_bucket), []).append((rank - before, percent))
+                    break
+                before += count
+    if wanted:
+        values: dict[tuple[Any, int], list[float]] = {}
+        for key, value_bucket, seconds in session.execute(
+            select(durations.c.key, bucket, durations.c.seconds).where(
+                tuple_(durations.c.key, bucket).in_(list(wanted))
+            )
+        ):
+            values.setdefault((key, value_bucket), []).append(seconds)
+        for (key, value_bucket), ranks in wanted.items():
+            ordered = sorted(values[key, value_bucket])
+            for rank, percent in ranks:
+                found[key, percent] = ordered[rank - 1]
+    return {
+        key: Percentiles(count, _minutes(found[key, 50]), _minutes(found[key, 90]))
+        for key, count in samples.items()
     }
 
 
@@ -523,49 +587,96 @@ def _events_in(action: EventAction, period: Period) -> list[ColumnElement[bool]]
     ]
 
 
-def _cycle_durations(scope: Scope, period: Period, key: Any, dialect: str) -> Any:
-    started = aliased(StageEvent)
-    start_at = (
-        select(func.max(started.corrected_at))
-        .where(
-            started.job_id == StageEvent.job_id,
-            started.stage_id == StageEvent.stage_id,
-            _unindexed(started.action) == EventAction.start,
-            started.id < StageEvent.id,
-        )
-        .scalar_subquery()
-    )
-    return (
-        select(
-            key.label("key"), _seconds(StageEvent.corrected_at, start_at, dialect).label("seconds")
-        )
-        .join(Job, Job.id == StageEvent.job_id)
-        .where(*_events_in(EventAction.complete, period), *scope.jobs(joined=True))
-        .subquery()
-    )
+def record_stage_times(session: Session, event_ids: Sequence[int] | None = None) -> None:
+    """Ingest hook: the queue time of each start and the cycle time of each completion among
+    the events `event_ids` (written, as is every earlier event of their jobs), or among every
+    event after the last recorded (None: the bulk seed, the migration's backfill), into
+    KpiStageTime, where the dashboards read them. One statement, built once.
+
+    A start waited since the job's arrival: its latest complete, rework or breakage event
+    before it, or its order if none. A completion took since the latest start at its stage
+    before it (None without one)."""
+    statement = _stage_times_insert(session.get_bind().dialect.name, event_ids is None)
+    # On the connection: the session would take the parameters for rows of an ORM insert.
+    session.connection().execute(statement, {} if event_ids is None else {"ids": list(event_ids)})
 
 
-def _queue_durations(scope: Scope, period: Period, dialect: str) -> Any:
-    moved = aliased(StageEvent)
-    arrived_at = (
-        select(func.max(moved.corrected_at))
-        .where(
-            moved.job_id == StageEvent.job_id,
-            _unindexed(moved.action).in_(
-                [EventAction.complete, EventAction.rework, EventAction.breakage]
-            ),
-            moved.id < StageEvent.id,
+@cache
+def _stage_times_insert(dialect: str, missing: bool) -> Any:
+    """`record_stage_times`' statement: of the events after the last recorded (`missing`),
+    else of those in the bound list `ids`. Built once: building it took longer than running
+    it."""
+    earlier = aliased(StageEvent)
+
+    def latest(*conditions: ColumnElement[bool]) -> Any:
+        return (
+            select(func.max(earlier.corrected_at))
+            .where(earlier.job_id == StageEvent.job_id, earlier.id < StageEvent.id, *conditions)
+            .scalar_subquery()
         )
-        .scalar_subquery()
+
+    # _unindexed: the events are found by their ids, each job's few earlier ones by
+    # (job_id, id), never by the action index (every start of the lab).
+    arrived = latest(
+        _unindexed(earlier.action).in_(
+            [EventAction.complete, EventAction.rework, EventAction.breakage]
+        )
     )
-    since = func.coalesce(arrived_at, Job.ordered_at)
-    return (
+    started = latest(
+        earlier.stage_id == StageEvent.stage_id, _unindexed(earlier.action) == EventAction.start
+    )
+    since = case(
+        (StageEvent.action == EventAction.start, func.coalesce(arrived, Job.ordered_at)),
+        else_=started,
+    )
+    # Every start and completion is recorded with it (the ingest's transaction), and the bulk
+    # seed's events come after every other: the missing ones are those after the last
+    # recorded. (Not NOT EXISTS: PostgreSQL rescanned the table it was filling per event.)
+    recorded = select(func.coalesce(func.max(KpiStageTime.event_id), 0)).scalar_subquery()
+    events = (
+        StageEvent.id > recorded if missing else StageEvent.id.in_(bindparam("ids", expanding=True))
+    )
+    rows = (
         select(
-            StageEvent.stage_id.label("key"),
-            _seconds(StageEvent.corrected_at, since, dialect).label("seconds"),
+            StageEvent.id,
+            Job.lab_id,
+            Job.store_id,
+            StageEvent.job_id,
+            StageEvent.stage_id,
+            StageEvent.station_id,
+            StageEvent.operator_id,
+            StageEvent.action,
+            StageEvent.corrected_at,
+            _seconds(StageEvent.corrected_at, since, dialect),
         )
         .join(Job, Job.id == StageEvent.job_id)
-        .where(*_events_in(EventAction.start, period), *scope.jobs(joined=True))
+        .where(_unindexed(StageEvent.action).in_([EventAction.start, EventAction.complete]), events)
+    )
+    columns = [
+        "event_id",
+        "lab_id",
+        "store_id",
+        "job_id",
+        "stage_id",
+        "station_id",
+        "operator_id",
+        "action",
+        "at",
+        "seconds",
+    ]
+    return insert(KpiStageTime).from_select(columns, rows)
+
+
+def _stage_times(scope: Scope, period: Period, action: EventAction, key: Any) -> Any:
+    """(key, seconds) of the period's starts (queue) or completions (cycle) in scope."""
+    return (
+        select(key.label("key"), KpiStageTime.seconds.label("seconds"))
+        .where(
+            KpiStageTime.action == action,
+            KpiStageTime.at >= period.start,
+            KpiStageTime.at < period.end,
+            *scope.stage_times(),
+        )
         .subquery()
     )
 
@@ -590,9 +701,9 @@ class StageRow:
 
 def by_stage(session: Session, scope: Scope, period: Period) -> list[StageRow]:
     """Per stage: completions (throughput), cycle and queue times, breakages and WIP now."""
-    dialect = session.get_bind().dialect.name
-    cycle = _percentiles(session, _cycle_durations(scope, period, StageEvent.stage_id, dialect))
-    queue = _percentiles(session, _queue_durations(scope, period, dialect))
+    key = KpiStageTime.stage_id
+    cycle = _percentiles(session, _stage_times(scope, period, EventAction.complete, key))
+    queue = _percentiles(session, _stage_times(scope, period, EventAction.start, key))
     broken = {
         stage_id: (count, float(cost))
         for stage_id, count, cost in session.execute(
@@ -646,9 +757,10 @@ FLOOR_DIMENSIONS = {Dimension.station: Station.name, Dimension.operator: Person.
 def by_floor(
     session: Session, scope: Scope, period: Period, dimension: Dimension
 ) -> list[FloorRow]:
-    dialect = session.get_bind().dialect.name
-    event_key = StageEvent.station_id if dimension == Dimension.station else StageEvent.operator_id
-    cycle = _percentiles(session, _cycle_durations(scope, period, event_key, dialect))
+    event_key = (
+        KpiStageTime.station_id if dimension == Dimension.station else KpiStageTime.operator_id
+    )
+    cycle = _percentiles(session, _stage_times(scope, period, EventAction.complete, event_key))
     inspection_key = (
         Inspection.station_id if dimension == Dimension.station else Inspection.operator_id
     )

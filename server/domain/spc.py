@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache, partial
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -232,8 +233,15 @@ def _series(
         .scalar_subquery()
         .is_not(None)
     )
-    # The station is the lab's, so its inspections or lenses are too.
-    latest = select(Inspection.id, Inspection.job_id, Inspection.inspected_at).where(measured)
+    # Each inspection walked is judged by its cheapest test first: the material (its job),
+    # the station, then whether it measured the measure. The station is the lab's, so its
+    # inspections or lenses are too.
+    latest = select(Inspection.id, Inspection.job_id, Inspection.inspected_at)
+    if key.material is not None:
+        # A correlated scalar, not EXISTS: PostgreSQL turned EXISTS into a join from every
+        # job of the material (a fifth of the lab's), reading their inspections (600 ms).
+        of_material = select(Job.lens_material).where(Job.id == Inspection.job_id)
+        latest = latest.where(of_material.scalar_subquery() == key.material)
     if station.stage.inspection:
         latest = latest.where(Inspection.station_id == station.id)
     else:
@@ -250,11 +258,7 @@ def _series(
             .scalar_subquery()
         )
         latest = latest.where(processed_by == station.id)
-    if key.material is not None:
-        of_material = select(Job.id).where(
-            Job.id == Inspection.job_id, Job.lens_material == key.material
-        )
-        latest = latest.where(of_material.exists())
+    latest = latest.where(measured)
     if after is not None:
         latest = latest.where(Inspection.inspected_at >= after)
     if before is not None:
@@ -282,10 +286,11 @@ def _series(
         .where(of_measure)
         .order_by(picked.c.inspected_at.desc(), picked.c.id.desc(), InspectionCheck.id.desc())
     ).all()
+    shift_of = cache(partial(shift_at, lab))  # both lenses of an inspection share its time
     lenses = [
         _Lens(job_id, job_number, at, eye, float(value))
         for job_id, job_number, at, eye, value in rows
-        if key.shift is None or shift_at(lab, at) == key.shift
+        if key.shift is None or shift_of(at) == key.shift
     ]
     return lenses[:limit][::-1]
 
