@@ -120,6 +120,10 @@ def _empty_all_tables(database: Database) -> None:
         else:  # sqlite3 runs one statement at a time (and in process: no round trips)
             for delete in deletes:
                 connection.exec_driver_sql(delete)
+    if database.dialect == "sqlite":
+        # No SQLite connection kept between tests (it costs nothing to open): with one held,
+        # a test after a `lenstrack` child process on the same file met "disk I/O error".
+        database.engine.dispose()
 
 
 @pytest.fixture(scope="session")
