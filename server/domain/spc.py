@@ -84,6 +84,19 @@ class ChartKey(_Strict):
         """The chart's name in an alert: unique per chart, readable in a list."""
         return "|".join([self.measure, self.station, self.shift or "*", self.material or "*"])
 
+    @classmethod
+    def from_text(cls, text: str) -> "ChartKey":
+        """The key an alert's `text` names ("*": every shift or material)."""
+        measure, station, shift, material = text.split("|")
+        return cls.model_validate(
+            {
+                "measure": measure,
+                "station": station,
+                "shift": None if shift == "*" else shift,
+                "material": None if material == "*" else material,
+            }
+        )
+
 
 class ChartQuery(ChartKey):
     """A chart and how to draw it: individuals (I-MR) or means of `subgroup` consecutive

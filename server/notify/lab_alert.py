@@ -52,21 +52,21 @@ def load_alert_notice(session: Session, alert_id: int, settings: Settings) -> Al
     lab = session.get_one(Lab, alert.lab_id)
     zone = ZoneInfo(lab.timezone)
     figures = (alert.value, alert.centre_line, alert.lower_limit, alert.upper_limit)
-    _, _, shift, material = alert.chart.split("|")  # spc.ChartKey.text; "*" is every one
+    chart = spc.ChartKey.from_text(alert.chart)
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     return AlertNotice(
         lab_code=lab.code,
         measure=spc.MEASURE_NAMES.get(alert.measure, alert.measure),
         station=alert.station.name,
         stage=alert.station.stage.name,
-        shift=None if shift == "*" else shift,
-        material=None if material == "*" else material,
+        shift=chart.shift,
+        material=chart.material,
         rule=alert.rule,
         side=alert.side,
         figures=None if None in figures else Figures(**dict(zip(FIGURES, figures, strict=True))),
         point_at=f"{local_text(alert.point_at, zone)} ({lab.timezone})",
         raised_at=f"{local_text(alert.raised_at, zone)} ({lab.timezone})",
-        chart_url=base + alert_chart_path(spc._alert_out(alert)),
+        chart_url=base + alert_chart_path(alert.chart),
         board_url=base + BOARD_PAGE,
     )
 

@@ -41,17 +41,9 @@ def chart_path(key: spc.ChartKey, kind: str = "imr") -> str:
     return f"{SPC_PAGE}?{urlencode(query)}"
 
 
-def alert_chart_path(alert: spc.AlertOut) -> str:
-    measure, station, shift, material = alert.chart.split("|")
-    key = spc.ChartKey.model_validate(
-        {
-            "measure": measure,
-            "station": station,
-            "shift": None if shift == "*" else shift,
-            "material": None if material == "*" else material,
-        }
-    )
-    return chart_path(key, spc.ALERT_KIND)
+def alert_chart_path(chart: str) -> str:
+    """The page of an alert's chart (`chart`: its ChartKey.text), drawn as alerts judge it."""
+    return chart_path(spc.ChartKey.from_text(chart), spc.ALERT_KIND)
 
 
 def _echart_options(chart: spc.ChartOut, zone: ZoneInfo) -> dict[str, Any]:
@@ -187,7 +179,7 @@ class AlertList:
             for alert in shown:
                 with ui.row().classes("items-center gap-2 no-wrap"):
                     ui.icon("warning", color="red-8")
-                    ui.link(alert.message, alert_chart_path(alert)).classes("text-red-900")
+                    ui.link(alert.message, alert_chart_path(alert.chart)).classes("text-red-900")
                     ui.label(local_text(alert.raised_at, zone)).classes("text-xs text-slate-600")
                     if self.principal.role in MANAGER_ROLES:
                         ui.button(
