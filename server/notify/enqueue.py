@@ -46,18 +46,21 @@ def notified(update: JobUpdateOut) -> bool:
     return update.kind in WEBHOOK_KINDS or may_be_milestone(update)
 
 
-def enqueue(session: Session, update: JobUpdateOut, *, email_enabled: bool, now: datetime) -> int:
-    """Adds the deliveries this update calls for; returns how many were new.
+Destination = tuple[str, int, datetime]  # channel, destination id, when it is due
 
-    Insert-or-ignore on (channel, destination, update): every server process reads the feed
-    and may call this for the same update, and it is still sent once.
-    """
+
+def destinations(
+    session: Session, update: JobUpdateOut, *, email_enabled: bool, now: datetime
+) -> list[Destination]:
+    """Where this update goes: its store's webhooks and e-mail, by their kinds and the store's
+    milestones. Reads only, so it runs in a read session: on SQLite a write transaction for
+    every feed entry would queue behind, and hold up, the event writer."""
     if not notified(update):
-        return 0
+        return []
     preferences = preferences_for(session, update.store_id)
     milestone = wanted_milestone(session, update, preferences)
     if milestone is None and update.kind not in WEBHOOK_KINDS:
-        return 0
+        return []
     webhooks = session.scalars(
         select(StoreWebhook).where(
             StoreWebhook.store_id == update.store_id,
@@ -66,7 +69,7 @@ def enqueue(session: Session, update: JobUpdateOut, *, email_enabled: bool, now:
             StoreWebhook.created_at <= update.created_at,
         )
     )
-    destinations = [
+    found: list[Destination] = [
         (WEBHOOK, hook.id, now)
         for hook in webhooks
         if milestone is not None or update.kind in hook.kinds
@@ -75,12 +78,21 @@ def enqueue(session: Session, update: JobUpdateOut, *, email_enabled: bool, now:
         store = session.get_one(Store, update.store_id)
         if store.notify_email and preferences.email_mode == "digest":
             due = next_digest_at(now, lab_zone(session, store.lab_id), preferences.digest_hour)
-            destinations.append((DIGEST, store.id, due))
+            found.append((DIGEST, store.id, due))
         elif store.notify_email:
-            destinations.append((EMAIL, store.id, now))
-    if not destinations:
-        return 0
-    return _insert(session, "job_update_id", update.id, destinations, now)
+            found.append((EMAIL, store.id, now))
+    return found
+
+
+def enqueue_update(
+    session: Session, update_id: int, found: Sequence[Destination], now: datetime
+) -> int:
+    """Adds the update's deliveries to `found` destinations; returns how many were new.
+
+    Insert-or-ignore on (channel, destination, update): every server process reads the feed
+    and may call this for the same update, and it is still sent once.
+    """
+    return _insert(session, "job_update_id", update_id, found, now) if found else 0
 
 
 def alert_recipients(session: Session, lab_id: int) -> list[Person]:
@@ -119,7 +131,7 @@ def _insert(
     session: Session,
     key: Literal["job_update_id", "lab_alert_id"],
     key_id: int,
-    destinations: Sequence[tuple[str, int, datetime]],
+    found: Sequence[Destination],
     now: datetime,
 ) -> int:
     """The deliveries of one feed entry or alert (`key`), each (channel, destination, due)
@@ -137,7 +149,7 @@ def _insert(
                     "next_attempt_at": due,
                     "created_at": now,
                 }
-                for channel, destination_id, due in destinations
+                for channel, destination_id, due in found
             ]
         )
         .on_conflict_do_nothing(index_elements=["channel", "destination_id", key])

@@ -33,7 +33,14 @@ from server.models import (
 )
 from server.notify import outbound
 from server.notify.email import send_email, store_mail
-from server.notify.enqueue import DIGEST, LAB_ALERT, WEBHOOK, enqueue, notified
+from server.notify.enqueue import (
+    DIGEST,
+    LAB_ALERT,
+    WEBHOOK,
+    destinations,
+    enqueue_update,
+    notified,
+)
 from server.notify.lab_alert import AlertNotice, alert_mail, load_alert_notice
 from server.notify.notice import Notice, load_notice
 from server.notify.outbound import OutboundPolicy, RefusedDestination
@@ -116,10 +123,16 @@ class DeliveryWorker:
             self._wake.set()
 
     def enqueue(self, update: JobUpdateOut) -> int:
+        """The update's deliveries, decided in a read session; a write only if there are any
+        (most feed entries go nowhere, and SQLite has one writer: the station events')."""
+        now = utcnow()
+        email_enabled = bool(self.settings.smtp_host)
+        with self.context.db.read_session() as session:
+            found = destinations(session, update, email_enabled=email_enabled, now=now)
+        if not found:
+            return 0
         with self.context.db.session() as session:
-            return enqueue(
-                session, update, email_enabled=bool(self.settings.smtp_host), now=utcnow()
-            )
+            return enqueue_update(session, update.id, found, now)
 
     def run_once(self, now: datetime | None = None) -> int:
         """Claims and sends one batch of due deliveries; returns how many were attempted."""
