@@ -14,6 +14,7 @@ from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.orm import Session
 
 from core.contract import EARLIEST_TIME, SignAction
+from lenstrack.mail_sink import MailSink
 from server.context import ServerContext
 from server.crypto import FERNET_PREFIX
 from server.domain import auth, security
@@ -36,6 +37,7 @@ from server.models import (
     StationSignIn,
     utcnow,
 )
+from server.notify.worker import DeliveryWorker
 from server.schemas import EventIn, JobCreate, PrescriptionEyeIn
 from tests.server.payloads import event_body
 
@@ -281,3 +283,16 @@ class Floor:
 @pytest.fixture
 def floor(lab: Lab) -> Floor:
     return Floor(lab)
+
+
+@pytest.fixture
+def worker(lab: Lab) -> DeliveryWorker:
+    """The lab's notification delivery worker, run by hand (no background task)."""
+    return DeliveryWorker(lab.context)
+
+
+@pytest.fixture
+def mail_sink() -> Iterator[MailSink]:
+    """A local SMTP server that keeps what it is sent."""
+    with MailSink() as sink:
+        yield sink

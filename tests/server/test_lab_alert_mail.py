@@ -4,7 +4,6 @@ local SMTP sink with the chart, rule, value, limits and links and nothing of a p
 checked again when sent, and the demo's planted EDGE-2 drift reaches the demo's manager."""
 
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -35,17 +34,6 @@ from tests.server.conftest import Lab
 
 MANAGER_EMAIL = EMAILS["manager"]
 PATIENT = "P-1"  # the patient reference Lab.make_job gives every job
-
-
-@pytest.fixture
-def mail_sink() -> Iterator[MailSink]:
-    with MailSink() as sink:
-        yield sink
-
-
-@pytest.fixture
-def worker(lab: Lab) -> DeliveryWorker:
-    return DeliveryWorker(lab.context)
 
 
 def _smtp(lab: Lab, port: int) -> None:

@@ -135,11 +135,6 @@ def _deliveries(lab: Lab) -> list[NotificationDelivery]:
         return list(session.scalars(select(NotificationDelivery).order_by(NotificationDelivery.id)))
 
 
-@pytest.fixture
-def worker(lab: Lab) -> DeliveryWorker:
-    return DeliveryWorker(lab.context)
-
-
 def _hold(lab: Lab, floor: Floor, worker: DeliveryWorker) -> JobUpdateOut:
     """A job put on hold at edging: its on_hold flag_raised update, enqueued."""
     lab.make_job("J1")

@@ -3,10 +3,8 @@ the floor, sent by e-mail (a real aiosmtpd sink) and signed webhook (a real rece
 or in a daily digest; never with the prescription or the patient's name."""
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
@@ -32,17 +30,6 @@ from tests.server.test_notify_delivery import (  # noqa: F401 (fixtures)
 
 PATIENT = "Jane Patient-Doe"
 SHIPMENT = {"carrier": "DHL", "tracking_number": "JD0146000012345", "box": "BOX-7"}
-
-
-@pytest.fixture
-def mail_sink() -> Iterator[MailSink]:
-    with MailSink() as sink:
-        yield sink
-
-
-@pytest.fixture
-def worker(lab: Lab) -> DeliveryWorker:
-    return DeliveryWorker(lab.context)
 
 
 def _choose(lab: Lab, mode: str, smtp_port: int, milestones: list[Milestone]) -> None:
