@@ -86,6 +86,8 @@ CHECK_RIVALS = 4
 CHECK_MARGIN = 0.2
 # What a checked best decode must beat the other checked ones by (summed correlation).
 RIVAL_MARGIN = 0.05
+# What a settled decode must read as: core.contract.ScanCode's job number (drivers do not
+# import core, so the pattern is repeated here; change both together).
 JOB_NUMBER = re.compile(r"[A-Za-z0-9-]{1,32}")
 # Module widths (px) the fit considers: wider ones zxing-cpp reads; hard frames show codes at
 # 1.2 px per module on average, narrower still at a tilted code's far end.
