@@ -6,7 +6,6 @@ a free localhost port, is waited for until it answers, and is always stopped.
 import functools
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from server.group_cli import free_port
 from tests.conftest import child_environment
 from tests.server.payloads import event_body
 
@@ -30,12 +30,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # (e.g. a clean export of a known-good commit while the server is being edited).
 SERVER_ROOT = Path(os.environ.get("LENSTRACK_TEST_SERVER_ROOT", PROJECT_ROOT))
 SERVER_START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start_lenstrack(
