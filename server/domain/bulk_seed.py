@@ -19,16 +19,19 @@ open jobs' ETAs and flags are then brought up to `as_of` by the app's own sweep.
 import heapq
 import itertools
 import json
+import queue
 import random
+import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache, partial
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Dialect, Table, func, select
+from sqlalchemy import JSON, Connection, Dialect, Table, func, select, text
 from sqlalchemy.orm import Session
 
 from core.contract import SignAction
@@ -161,10 +164,14 @@ class _TableWriter:
                 values[index] = bind(values[index])
             yield tuple(values)
 
-    def flush(self) -> None:
-        if not self.rows:
-            return
+    def take(self) -> list[dict[str, Any]]:
+        """The rows buffered so far, for `write`; the buffer starts again empty."""
         rows, self.rows = self.rows, []
+        return rows
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
         bound = self._bound(rows)
         names = ", ".join(f'"{name}"' for name in rows[0])
         if self.connection.dialect.name == "postgresql":
@@ -196,7 +203,9 @@ def _binders(column_types: list[Any], dialect: Dialect) -> list[Callable[[Any], 
     shared: dict[str, Callable[[Any], Any]] = {}
     binders: list[Callable[[Any], Any] | None] = []
     for column_type in column_types:
-        process = column_type.bind_processor(dialect)
+        # The dialect's own form of the type, as a compiled insert binds it (SQLite's
+        # DATETIME writes its text itself: '…00.000000', never the driver's '…00').
+        process = column_type.dialect_impl(dialect).bind_processor(dialect)
         if process is None and isinstance(column_type, JSON):
             # psycopg takes JSON parameters as JSON, but COPY takes text (as the type would
             # be serialised in a parameter: json.dumps, SQLAlchemy's default serializer).
@@ -219,6 +228,76 @@ def _bind_last_again(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return last[1]
 
     return bind
+
+
+class _BackgroundWrites:
+    """Writes batches of rows on a thread of its own, one batch at a time and in order (a
+    batch lists parents first). The database's part of a write — PostgreSQL taking a COPY,
+    SQLite's B-trees — runs without the GIL, so it overlaps with the generator's next rows;
+    one batch waits at most, so memory stays flat. The connection is the thread's alone from
+    the first batch until `close`: the generator reads nothing while it runs."""
+
+    def __init__(self) -> None:
+        self._batches: queue.Queue[list[tuple[_TableWriter, list[dict[str, Any]]]] | None] = (
+            queue.Queue(maxsize=1)
+        )
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="bulk-seed-writes", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (batch := self._batches.get()) is not None:
+            if self._failure is not None:
+                continue  # drained unwritten: the caller raises and rolls back
+            try:
+                for writer, rows in batch:
+                    writer.write(rows)
+            except BaseException as error:  # re-raised in the generator's thread
+                self._failure = error
+
+    def put(self, batch: list[tuple["_TableWriter", list[dict[str, Any]]]]) -> None:
+        self._raise_failure()
+        self._batches.put(batch)
+
+    def close(self, *, raise_failure: bool = True) -> None:
+        """Waits for every batch put so far to be written (or the thread's failure)."""
+        if self._thread.is_alive():
+            self._batches.put(None)
+            self._thread.join()
+        if raise_failure:
+            self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+
+@contextmanager
+def _foreign_keys_checked_once(connection: Connection, tables: Iterable[str]) -> Iterator[None]:
+    """On PostgreSQL, `tables`' foreign keys dropped for the load and added again after it.
+
+    PostgreSQL checks a foreign key per row written, by a trigger that looks the parent up: at
+    five per event that was most of the server's time taking a COPY. Added again, each
+    constraint is checked in one pass over its table, as pg_restore does, with its exact
+    definition as read here. DDL is transactional: a failure leaves every constraint as it
+    was. The tables stay locked until the seed's transaction ends (no lab works while its
+    history is generated)."""
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    constraints = connection.execute(
+        text(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+            "FROM pg_constraint WHERE contype = 'f' "
+            "AND conrelid = ANY(CAST(:tables AS regclass[])) ORDER BY conrelid, conname"
+        ),
+        {"tables": list(tables)},
+    ).all()
+    for table, name, _definition in constraints:
+        connection.exec_driver_sql(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    yield
+    for table, name, definition in constraints:
+        connection.exec_driver_sql(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
 
 
 class _Writers:
@@ -245,6 +324,7 @@ class _Writers:
         self.next_id = {
             model: (connection.scalar(select(func.max(model.id))) or 0) + 1 for model in self.ORDER
         }
+        self.background = _BackgroundWrites()
 
     def new_id(self, model: type[Base]) -> int:
         value = self.next_id[model]
@@ -258,11 +338,13 @@ class _Writers:
         return any(len(writer.rows) >= CHUNK_ROWS for writer in self.by_model.values())
 
     def flush(self) -> None:
-        for writer in self.by_model.values():
-            writer.flush()
+        """Hands every table's buffered rows to the writing thread, which writes them while
+        the generator goes on."""
+        self.background.put([(writer, writer.take()) for writer in self.by_model.values()])
 
     def finish(self) -> dict[str, int]:
         self.flush()
+        self.background.close()
         if self.connection.dialect.name == "postgresql":
             # Ids were given here, not drawn from the sequences: move those past them.
             for writer in self.by_model.values():
@@ -881,28 +963,49 @@ def bulk_seed(
         # Random UUIDs land all over their index: a bigger page cache (1 GiB, this
         # connection only) keeps it in memory instead of re-reading pages per row.
         connection.exec_driver_sql("PRAGMA cache_size = -1048576")
-    writers = _Writers(connection)
+    # The KPIs' stage times and the sweep's flags are written under the same rule.
+    tables = [model.__tablename__ for model in (*_Writers.ORDER, KpiStageTime)]
+    with _foreign_keys_checked_once(connection, tables):
+        written = _write_history(session, floor, job_count, seed, as_of, history, progress)
+        # The KPIs' queue and cycle times, as the ingest records them (one statement).
+        record_stage_times(session)
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f'ANALYZE "{KpiStageTime.__tablename__}"')
+        # The open jobs' ETAs and flags as of now, by the app's own rules.
+        learn_stage_times(session, lab_id, as_of)
+        sweep(session, lab_id, as_of)
+    return written
+
+
+def _write_history(
+    session: Session,
+    floor: _LabFloor,
+    job_count: int,
+    seed: int,
+    as_of: datetime,
+    history: timedelta,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, int]:
+    """`bulk_seed`'s jobs and their events, sign-ins, inspections, breakages and cleared
+    flags, written in time order; rows written per table."""
+    writers = _Writers(session.connection())
     rng = random.Random(seed)
     generator = _Generator(session, floor, writers, rng, as_of, IngestRules().tolerances)
     start = as_of - history
     generator.sign_in_everyone(start - timedelta(hours=1))
-    first_number = int(next_job_number(session, lab_id)[1:])
+    first_number = int(next_job_number(session, floor.lab.id)[1:])
     step = max(1, job_count // 100)
-    for index in range(job_count):
-        ordered_at = start + history * ((index + rng.random()) / job_count)
-        generator.write_events_before(ordered_at)
-        generator.job(first_number + index, ordered_at)
-        if writers.full():
-            writers.flush()
-        if progress is not None and ((index + 1) % step == 0 or index + 1 == job_count):
-            progress(index + 1, job_count)
-    generator.write_events_before(as_of + timedelta(seconds=1))
-    written = writers.finish()
-    # The KPIs' queue and cycle times, as the ingest records them (one statement).
-    record_stage_times(session)
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f'ANALYZE "{KpiStageTime.__tablename__}"')
-    # The open jobs' ETAs and flags as of now, by the app's own rules.
-    learn_stage_times(session, lab_id, as_of)
-    sweep(session, lab_id, as_of)
-    return written
+    try:
+        for index in range(job_count):
+            ordered_at = start + history * ((index + rng.random()) / job_count)
+            generator.write_events_before(ordered_at)
+            generator.job(first_number + index, ordered_at)
+            if writers.full():
+                writers.flush()
+            if progress is not None and ((index + 1) % step == 0 or index + 1 == job_count):
+                progress(index + 1, job_count)
+        generator.write_events_before(as_of + timedelta(seconds=1))
+    except BaseException:
+        writers.background.close(raise_failure=False)  # the generator's error is the one told
+        raise
+    return writers.finish()

@@ -1,13 +1,17 @@
 """Bulk history (server.domain.bulk_seed): rows as if every event had been ingested, which the
 app's own reads and writes then work on."""
 
+import uuid
 from collections import defaultdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+import server.domain.bulk_seed as bulk_seed_module
+from core.contract import SignAction
 from core.lifecycle import Progress, Refusal, apply
 from core.lifecycle import Route as LifecycleRoute
 from server.crypto import FERNET_PREFIX
@@ -17,6 +21,7 @@ from server.domain.bulk_seed import bulk_seed
 from server.domain.events import last_sequence, sequence_gaps
 from server.domain.jobs import job_timeline, list_jobs
 from server.models import (
+    Base,
     Breakage,
     EventAction,
     Inspection,
@@ -24,9 +29,11 @@ from server.models import (
     Job,
     JobStatus,
     Lab,
+    Person,
     ReasonCode,
     StageEvent,
     Station,
+    StationSignIn,
     utcnow,
 )
 from tests.server.conftest import Floor
@@ -210,3 +217,91 @@ def test_a_station_carries_on_with_an_active_job(
     assert moved.status == JobStatus.queued
     with lab.context.db.read_session() as session:
         assert sequence_gaps(session, station.id) == []
+
+
+def _foreign_keys(session: Session) -> list[tuple[str, str, str]]:
+    return [
+        (str(table), str(name), str(definition))
+        for table, name, definition in session.execute(
+            text(
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+                "FROM pg_constraint WHERE contype = 'f' ORDER BY 1, 2"
+            )
+        )
+    ]
+
+
+def test_foreign_keys_are_back_as_they_were_and_hold(db: Database, lab: LabFixture) -> None:
+    """PostgreSQL's foreign keys are dropped for the load and added again: the same ones,
+    checked over what was written (an orphan row would have failed the seed)."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite checks its foreign keys per row; nothing is dropped there")
+    with db.session() as session:
+        before = _foreign_keys(session)
+    with db.session() as session:
+        lab_id = session.scalar(select(Lab.id))
+        assert lab_id is not None
+        bulk_seed(session, lab_id, 40, as_of=utcnow(), history=timedelta(days=1))
+    with db.session() as session:
+        assert _foreign_keys(session) == before
+        assert any(table == "stage_event" for table, _name, _definition in before)
+        orphan = session.scalar(
+            select(func.count())
+            .select_from(StageEvent)
+            .where(StageEvent.job_id.not_in(select(Job.id)))
+        )
+        assert orphan == 0
+
+
+def test_a_failed_write_fails_the_seed_and_leaves_nothing(
+    db: Database, lab: LabFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write fails on the writing thread: the seed raises it and its transaction stores
+    nothing (nor, on PostgreSQL, loses a foreign key)."""
+    real_write = bulk_seed_module._TableWriter.write
+
+    def failing_write(writer: bulk_seed_module._TableWriter, rows: list[dict[str, Any]]) -> None:
+        if writer.table.name == "inspection_check" and rows:
+            raise RuntimeError("disk full")
+        real_write(writer, rows)
+
+    monkeypatch.setattr(bulk_seed_module._TableWriter, "write", failing_write)
+    with db.session() as session:
+        jobs_before = session.scalar(select(func.count()).select_from(Job))
+        keys_before = _foreign_keys(session) if db.dialect == "postgresql" else []
+    with pytest.raises(RuntimeError, match="disk full"), db.session() as session:
+        lab_id = session.scalar(select(Lab.id))
+        assert lab_id is not None
+        bulk_seed(session, lab_id, 40, as_of=utcnow(), history=timedelta(days=1))
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == jobs_before
+        assert session.scalar(select(func.count()).select_from(StageEvent)) == 0
+        if db.dialect == "postgresql":
+            assert _foreign_keys(session) == keys_before
+
+
+def test_a_whole_second_is_stored_as_the_app_stores_it(db: Database, lab: LabFixture) -> None:
+    """A time on the second is found by the app's own comparison with it: SQLite compares the
+    stored text, and the driver's '…08:00:00' is not the app's '…08:00:00.000000'."""
+    at = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    with db.session() as session:
+        station_id = session.scalars(select(Station.id)).first()
+        person_id = session.scalars(select(Person.id)).first()
+        writer = bulk_seed_module._TableWriter(
+            session.connection(), Base.metadata.tables[StationSignIn.__tablename__]
+        )
+        writer.add(
+            {
+                "id": (session.scalar(select(func.max(StationSignIn.id))) or 0) + 1,
+                "event_uuid": uuid.uuid4(),
+                "station_id": station_id,
+                "station_sequence": 1,
+                "person_id": person_id,
+                "action": SignAction.sign_in,
+                "device_created_at": at,
+                "server_received_at": at,
+            }
+        )
+        writer.write(writer.take())
+        at_that_time = select(func.count()).where(StationSignIn.device_created_at == at)
+        assert session.scalar(at_that_time) == 1
