@@ -1,7 +1,9 @@
 """Lab and store KPIs, aggregated in SQL over indexed columns, identical on SQLite and
 PostgreSQL. Every figure is read from what LensTrack already stores, except the queue and cycle
 time of each start and completion: worked out once where events are written (KpiStageTime,
-`record_stage_times`), since each depends only on its job's earlier events.
+`record_stage_times`), since each depends only on its job's earlier events, and counted there
+per value bucket, lab-local day and month (KpiStageBucket), so a period's medians and p90s
+read its counts and the few durations of the buckets their ranks fall in, not all of them.
 
 A period is a day, an ISO week (Monday first), a calendar month or a custom run of days, in
 the lab's time zone, `[start, end)`; each figure is also given for the period before it (the
@@ -36,15 +38,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
     ColumnElement,
+    Connection,
+    Date,
     Integer,
+    Interval,
     Select,
+    and_,
     bindparam,
     case,
     cast,
@@ -52,9 +58,14 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
+    or_,
     select,
-    tuple_,
+    true,
+    union_all,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.functions import FunctionElement
@@ -70,6 +81,8 @@ from server.models import (
     Inspection,
     Job,
     JobStatus,
+    KpiDimension,
+    KpiStageBucket,
     KpiStageTime,
     Lab,
     Person,
@@ -218,17 +231,6 @@ class Scope:
         if self.store_id is not None:
             conditions.append(column(Job.store_id) == self.store_id)
         return conditions
-
-    def stage_times(self) -> list[ColumnElement[bool]]:
-        """The same for KpiStageTime rows, which carry the job's lab and store: a cancelled
-        job's are left out by the scope's cancelled jobs (few), read once, not by a job
-        looked up per row."""
-        cancelled = select(Job.id).where(Job.status == JobStatus.cancelled)
-        if self.store_id is None:
-            cancelled = cancelled.where(Job.lab_id == self.lab_id)
-            return [KpiStageTime.lab_id == self.lab_id, KpiStageTime.job_id.not_in(cancelled)]
-        cancelled = cancelled.where(Job.store_id == self.store_id)
-        return [KpiStageTime.store_id == self.store_id, KpiStageTime.job_id.not_in(cancelled)]
 
 
 def _as_is(column: Any) -> Any:
@@ -506,54 +508,86 @@ def _minutes(seconds: float | None) -> float | None:
     return None if seconds is None else float(seconds) / 60
 
 
-def _percentiles(session: Session, durations: Any) -> dict[Any, Percentiles]:
-    """Median and p90 by nearest rank of `durations` (columns key, seconds) per key but None,
-    exact. The samples are every row; a duration unknown (a completion without a start, which
-    the lifecycle never lets happen) is not ranked. Ordering every duration of a period in a
-    window was most of a dashboard's time: PostgreSQL orders each key's in one aggregate
-    (percentile_disc is the nearest rank), SQLite only those of the buckets the ranks fall in."""
-    if session.get_bind().dialect.name != "postgresql":
-        return _percentiles_by_bucket(session, durations)
-    seconds = durations.c.seconds
-    rows = session.execute(
-        select(
-            durations.c.key,
-            func.count(),
-            func.percentile_disc(0.5).within_group(seconds),
-            func.percentile_disc(0.9).within_group(seconds),
-        ).group_by(durations.c.key)
+# Value buckets of a duration (KpiStageTime.bucket): counted per day and month by
+# KpiStageBucket, so a percentile's rank is placed in its bucket from a few thousand counts and
+# only that bucket's durations are read. 64 per doubling: a bucket is 1/64 to 1/128 of its
+# values wide, which keeps both the counts (a few hundred buckets per key) and a bucket's
+# durations (under 1 % of a key's) small.
+UNKNOWN_BUCKET = -1  # a duration unknown (None): a sample, never ranked
+NEGATIVE_BUCKET = -2  # a negative duration (clocks corrected): ranked below every other
+SUB_BUCKETS = 64
+TOP_OCTAVE = 32  # 2**32 s (136 years) and longer share the last bucket
+
+
+def _floor(value: Any, dialect: str) -> Any:
+    """An integer no greater than a value ≥ 0 (PostgreSQL's cast rounds, SQLite's truncates)."""
+    return cast(value if dialect == "sqlite" else func.floor(value), Integer)
+
+
+def value_bucket(seconds: Any, dialect: str) -> Any:
+    """A duration's bucket, never decreasing as it grows: the whole second below 64 s, then
+    `SUB_BUCKETS` per doubling."""
+    # Floats: an integer 2**32 overflows PostgreSQL's integer, and a division by an integer
+    # is cast to numeric.
+    octaves = [
+        (
+            seconds < float(2 ** (octave + 1)),
+            SUB_BUCKETS * (octave - 6) + _floor(seconds / float(2 ** (octave - 6)), dialect),
+        )
+        for octave in range(6, TOP_OCTAVE)
+    ]
+    return case(
+        (seconds.is_(None), UNKNOWN_BUCKET),
+        (seconds < 0, NEGATIVE_BUCKET),
+        (seconds < SUB_BUCKETS, _floor(seconds, dialect)),
+        *octaves,
+        else_=SUB_BUCKETS * (TOP_OCTAVE - 5),
     )
-    return {
-        key: Percentiles(samples, _minutes(median), _minutes(p90))
-        for key, samples, median, p90 in rows
-        if key is not None
+
+
+# What a key of the dashboards is in KpiStageTime: a stage, a station or an operator.
+KEY_COLUMNS = {
+    KpiDimension.stage: KpiStageTime.stage_id,
+    KpiDimension.station: KpiStageTime.station_id,
+    KpiDimension.operator: KpiStageTime.operator_id,
+}
+
+
+PERCENTS = (50, 90)
+
+
+def _percentiles(
+    session: Session, scope: Scope, period: Period, action: EventAction, dimension: KpiDimension
+) -> dict[int, Percentiles]:
+    """Median and p90 by nearest rank of the durations of the period's starts (queue) or
+    completions (cycle) in scope, per key but None, exact. The samples are every row; a
+    duration unknown (a completion without a start, which the lifecycle never lets happen) is
+    not ranked. The buckets the ranks fall in are found from KpiStageBucket's counts (less
+    the cancelled jobs' rows), then only their durations are read and ordered here."""
+    spans = _spans(period.first_day, period.last_day)
+    by_store = scope.store_id is not None
+    params: dict[str, Any] = {
+        "lab_id": scope.lab_id,
+        "store_id": scope.store_id or 0,
+        "action": action,
+        "start": period.start,
+        "end": period.end,
     }
-
-
-def _value_bucket(seconds: Any) -> Any:
-    """A bucket of durations that never decreases as they grow: the minute up to two hours,
-    then the hour (a few hundred buckets however many durations)."""
-    minute = cast(seconds / 60, Integer)
-    return case((seconds < 7200, minute), else_=120 + cast(seconds / 3600, Integer))
-
-
-def _percentiles_by_bucket(session: Session, durations: Any) -> dict[Any, Percentiles]:
-    """`_percentiles` in two reads of the period's rows: counted per key and bucket, then the
-    durations of the buckets the two ranks fall in, ordered here."""
-    bucket = _value_bucket(durations.c.seconds)
-    counts: dict[Any, list[tuple[int | None, int]]] = {}
-    for key, value_bucket, count in session.execute(
-        select(durations.c.key, bucket, func.count()).group_by(durations.c.key, bucket)
-    ):
-        if key is not None:  # a completion without an operator is no one's
-            counts.setdefault(key, []).append((value_bucket, count))
-    samples = {key: sum(count for _bucket, count in buckets) for key, buckets in counts.items()}
-    found: dict[tuple[Any, int], float | None] = {}
-    wanted: dict[tuple[Any, int], list[tuple[int, int]]] = {}  # bucket -> (rank in it, percent)
-    for key, buckets in counts.items():
-        ranked = sorted((item for item in buckets if item[0] is not None), key=lambda i: i[0])
+    for index, (_whole_month, first, following) in enumerate(spans):
+        params |= {f"first_{index}": first, f"following_{index}": following}
+    samples: dict[int, int] = {}
+    found: dict[tuple[int, int], float | None] = {}
+    wanted: dict[tuple[int, int], list[tuple[int, int]]] = {}  # bucket -> (rank in it, percent)
+    counts: dict[int, list[tuple[int, int]]] = {}
+    statement = _bucket_counts(dimension, by_store, tuple(span[0] for span in spans))
+    for key, value_bucket, count in session.execute(statement, params):
+        counts.setdefault(key, []).append((value_bucket, count))
+    for key, buckets in counts.items():  # each in bucket order
+        samples[key] = sum(count for _bucket, count in buckets)
+        # (A bucket of a cancelled job's durations only counts none.)
+        ranked = [item for item in buckets if item[0] != UNKNOWN_BUCKET and item[1]]
         total = sum(count for _bucket, count in ranked)
-        for percent in (50, 90):
+        for percent in PERCENTS:
             rank, before = (total * percent + 99) // 100, 0
             found[key, percent] = None  # nothing ranked
             for value_bucket, count in ranked:
@@ -562,21 +596,122 @@ def _percentiles_by_bucket(session: Session, durations: Any) -> dict[Any, Percen
                     break
                 before += count
     if wanted:
-        values: dict[tuple[Any, int], list[float]] = {}
-        for key, value_bucket, seconds in session.execute(
-            select(durations.c.key, bucket, durations.c.seconds).where(
-                tuple_(durations.c.key, bucket).in_(list(wanted))
-            )
-        ):
-            values.setdefault((key, value_bucket), []).append(seconds)
-        for (key, value_bucket), ranks in wanted.items():
-            ordered = sorted(values[key, value_bucket])
+        values: dict[tuple[int, int], list[float]] = {pair: [] for pair in wanted}
+        for index, (key, value_bucket) in enumerate(wanted):
+            params |= {f"key_{index}": key, f"bucket_{index}": value_bucket}
+        statement = _bucket_durations(dimension, by_store, len(wanted))
+        for key, value_bucket, seconds in session.execute(statement, params):
+            values[key, value_bucket].append(seconds)
+        for pair, ranks in wanted.items():
+            ordered = sorted(values[pair])
             for rank, percent in ranks:
-                found[key, percent] = ordered[rank - 1]
+                found[pair[0], percent] = ordered[rank - 1]
     return {
-        key: Percentiles(count, _minutes(found[key, 50]), _minutes(found[key, 90]))
-        for key, count in samples.items()
+        key: Percentiles(total, _minutes(found[key, 50]), _minutes(found[key, 90]))
+        for key, total in samples.items()
+        if total  # not every duration a cancelled job's
     }
+
+
+# `_percentiles`' statements, built once per shape (building took longer than running them),
+# their values bound by name: lab_id, store_id (0: the lab), action, the period's start and
+# end, and its spans' (`_spans`) first_N and following_N days.
+
+
+@lru_cache(maxsize=64)
+def _bucket_counts(dimension: KpiDimension, by_store: bool, spans: tuple[bool, ...]) -> Select[Any]:
+    """(key, bucket, count) in key and bucket order: the period's counts in scope, from
+    KpiStageBucket's rows of its spans (whole months, other days; `spans` tells which), less
+    the rows of jobs cancelled since. (Ranked here: SQLite's window functions took longer
+    than reading a month's few thousand counts.)"""
+    counted: list[Select[Any]] = [
+        select(KpiStageBucket.key_id, KpiStageBucket.bucket, KpiStageBucket.count).where(
+            KpiStageBucket.lab_id == bindparam("lab_id"),
+            KpiStageBucket.store_id == bindparam("store_id"),
+            KpiStageBucket.action == bindparam("action"),
+            KpiStageBucket.dimension == dimension,
+            KpiStageBucket.whole_month.is_(whole_month),
+            KpiStageBucket.day >= bindparam(f"first_{index}"),
+            KpiStageBucket.day < bindparam(f"following_{index}"),
+        )
+        for index, whole_month in enumerate(spans)
+    ]
+    key = KEY_COLUMNS[dimension]
+    counted.append(
+        select(key, KpiStageTime.bucket, -func.count())
+        .where(
+            KpiStageTime.job_id.in_(_cancelled_jobs(by_store)),
+            *_stage_times_in_period(),
+            key.is_not(None),
+        )
+        .group_by(key, KpiStageTime.bucket)
+    )
+    rows = union_all(*counted).subquery()
+    return (
+        # PostgreSQL sums bigints (count(*)) to numeric.
+        select(rows.c.key_id, rows.c.bucket, cast(func.sum(rows.c.count), Integer))
+        .group_by(rows.c.key_id, rows.c.bucket)
+        .order_by(rows.c.key_id, rows.c.bucket)
+    )
+
+
+@lru_cache(maxsize=256)
+def _bucket_durations(dimension: KpiDimension, by_store: bool, pairs: int) -> Select[Any]:
+    """(key, bucket, seconds) of the period's durations in scope in `pairs` (key_N,
+    bucket_N), but cancelled jobs': each pair a range of an index on (scope, action, key,
+    bucket, at). (A row value IN list: SQLite used only the index's first two columns.)"""
+    key = KEY_COLUMNS[dimension]
+    in_scope = KpiStageTime.store_id if by_store else KpiStageTime.lab_id
+    wanted = [
+        and_(key == bindparam(f"key_{index}"), KpiStageTime.bucket == bindparam(f"bucket_{index}"))
+        for index in range(pairs)
+    ]
+    return select(key, KpiStageTime.bucket, KpiStageTime.seconds).where(
+        in_scope == bindparam("store_id" if by_store else "lab_id"),
+        or_(*wanted),
+        *_stage_times_in_period(),
+        KpiStageTime.job_id.not_in(_cancelled_jobs(by_store)),
+    )
+
+
+def _spans(first: date, last: date) -> list[tuple[bool, date, date]]:
+    """KpiStageBucket's rows that count the days first..last once each: (whole_month, first
+    day, following day) — the whole calendar months' month rows, and day rows of the days
+    before and after them."""
+    months_from = first if first.day == 1 else _next_month(first)
+    following = last + timedelta(days=1)
+    months_to = following.replace(day=1)  # the first day after the whole months
+    if months_from >= months_to:
+        return [(False, first, following)]
+    spans = [(True, months_from, months_to)]
+    if first < months_from:
+        spans.append((False, first, months_from))
+    if months_to < following:
+        spans.append((False, months_to, following))
+    return spans
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def _cancelled_jobs(by_store: bool) -> Select[Any]:
+    """The scope's jobs cancelled since the period started: the only cancelled jobs that can
+    have stage times in it (the lifecycle takes no event of a cancelled job), and few."""
+    jobs = select(Job.id).where(
+        Job.status == JobStatus.cancelled, Job.state_changed_at >= bindparam("start")
+    )
+    if by_store:
+        return jobs.where(Job.store_id == bindparam("store_id"))
+    return jobs.where(Job.lab_id == bindparam("lab_id"))
+
+
+def _stage_times_in_period() -> list[ColumnElement[bool]]:
+    return [
+        KpiStageTime.action == bindparam("action"),
+        KpiStageTime.at >= bindparam("start"),
+        KpiStageTime.at < bindparam("end"),
+    ]
 
 
 def _events_in(action: EventAction, period: Period) -> list[ColumnElement[bool]]:
@@ -590,22 +725,161 @@ def _events_in(action: EventAction, period: Period) -> list[ColumnElement[bool]]
 def record_stage_times(session: Session, event_ids: Sequence[int] | None = None) -> None:
     """Ingest hook: the queue time of each start and the cycle time of each completion among
     the events `event_ids` (written, as is every earlier event of their jobs), or among every
-    event after the last recorded (None: the bulk seed, the migration's backfill), into
-    KpiStageTime, where the dashboards read them. One statement, built once.
+    event after the last recorded (None: the bulk seed, the migrations' backfill), into
+    KpiStageTime, where the dashboards read them, and counted into KpiStageBucket. Statements
+    built once.
 
     A start waited since the job's arrival: its latest complete, rework or breakage event
     before it, or its order if none. A completion took since the latest start at its stage
     before it (None without one)."""
-    statement = _stage_times_insert(session.get_bind().dialect.name, event_ids is None)
     # On the connection: the session would take the parameters for rows of an ORM insert.
-    session.connection().execute(statement, {} if event_ids is None else {"ids": list(event_ids)})
+    connection = session.connection()
+    if event_ids is None:
+        # Every start and completion is recorded with it (the ingest's transaction), and the
+        # bulk seed's events come after every other: the missing ones are those after the
+        # last recorded. (Not NOT EXISTS: PostgreSQL rescanned the table it was filling.)
+        recorded = connection.scalar(select(func.coalesce(func.max(KpiStageTime.event_id), 0)))
+        which: dict[str, Any] = {"recorded": recorded}
+    else:
+        which = {"ids": list(event_ids)}
+    connection.execute(_stage_times_insert(connection.dialect.name, "ids" in which), which)
+    _count_stage_times(connection, which)
+
+
+def count_every_stage_time(session: Session) -> None:
+    """Migration 0025's backfill: every KpiStageTime row counted into KpiStageBucket."""
+    _count_stage_times(session.connection(), {"recorded": 0})
+
+
+def _recorded(which: dict[str, Any]) -> ColumnElement[bool]:
+    """The KpiStageTime rows recorded: those of the bound `ids`, or after `recorded`."""
+    if "ids" in which:
+        return KpiStageTime.event_id.in_(bindparam("ids", expanding=True))
+    return KpiStageTime.event_id > bindparam("recorded")
+
+
+def _count_stage_times(connection: Connection, which: dict[str, Any]) -> None:
+    """Adds the KpiStageTime rows `which` to KpiStageBucket's counts, a statement per lab:
+    its zone decides their days."""
+    by_ids = "ids" in which
+    for lab_id, timezone, first, last in connection.execute(_labs_recorded(by_ids), which).all():
+        offsets = _utc_offsets(ZoneInfo(timezone), first.date(), last.date())
+        statement = _bucket_upsert(connection.dialect.name, by_ids, offsets)
+        connection.execute(statement, {**which, "lab_id": lab_id})
 
 
 @cache
-def _stage_times_insert(dialect: str, missing: bool) -> Any:
-    """`record_stage_times`' statement: of the events after the last recorded (`missing`),
-    else of those in the bound list `ids`. Built once: building it took longer than running
-    it."""
+def _labs_recorded(by_ids: bool) -> Select[Any]:
+    """Each lab of the recorded rows (`_recorded`): its zone, and their first and last time."""
+    at = KpiStageTime.at
+    return (
+        select(Lab.id, Lab.timezone, func.min(at), func.max(at))
+        .join(Lab, Lab.id == KpiStageTime.lab_id)
+        .where(_recorded({"ids": ()} if by_ids else {"recorded": 0}))
+        .group_by(Lab.id, Lab.timezone)
+    )
+
+
+@lru_cache(maxsize=64)
+def _bucket_upsert(dialect: str, by_ids: bool, offsets: tuple[tuple[datetime, int], ...]) -> Any:
+    """The counts of the recorded rows (`_recorded`) of the bound `lab_id`, per day and month
+    (the lab's, by its UTC `offsets`), added to KpiStageBucket's. Built once per lab and
+    offsets: building it took longer than running it for an ingest's few events."""
+    recorded = _recorded({"ids": ()} if by_ids else {"recorded": 0})
+    offset = _utc_offset(KpiStageTime.at, offsets)
+    counted = []
+    for store, dimension in (
+        (None, KpiDimension.stage),
+        (None, KpiDimension.station),
+        (None, KpiDimension.operator),
+        (KpiStageTime.store_id, KpiDimension.stage),
+    ):
+        key = KEY_COLUMNS[dimension]
+        conditions = [recorded, KpiStageTime.lab_id == bindparam("lab_id")]
+        if dimension != KpiDimension.stage:  # the dashboards' stations and operators: cycles
+            conditions += [KpiStageTime.action == EventAction.complete, key.is_not(None)]
+        for whole_month in (False, True):
+            day = _local_day(KpiStageTime.at, offset, dialect, whole_month=whole_month)
+            grouped = [KpiStageTime.action, day, key, KpiStageTime.bucket]
+            counted.append(
+                select(
+                    KpiStageTime.lab_id,
+                    literal(0) if store is None else store,
+                    KpiStageTime.action,
+                    literal(dimension.value),
+                    literal(whole_month),
+                    day,
+                    key,
+                    KpiStageTime.bucket,
+                    func.count(),
+                )
+                .where(*conditions)
+                .group_by(KpiStageTime.lab_id, *([] if store is None else [store]), *grouped)
+            )
+    rows = union_all(*counted).subquery()
+    columns = ["lab_id", "store_id", "action", "dimension", "whole_month", "day", "key_id"]
+    upsert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(KpiStageBucket)
+    # Ordered by the key: concurrent writers (PostgreSQL) lock the rows they add to in one
+    # order, never each waiting for the other's. WHERE: SQLite reads ON CONFLICT after a bare
+    # FROM as a join's.
+    source = select(*rows.c).where(true()).order_by(*list(rows.c)[:-1])
+    statement = upsert.from_select([*columns, "bucket", "count"], source)
+    return statement.on_conflict_do_update(
+        index_elements=[*columns, "bucket"],
+        set_={"count": KpiStageBucket.count + statement.excluded["count"]},
+    )
+
+
+def _local_day(moment: Any, offset: Any, dialect: str, *, whole_month: bool) -> Any:
+    """The lab-local date of a UTC time (or its month's first), `offset` seconds from UTC."""
+    if dialect == "sqlite":
+        shifted = [moment, func.printf("%+d seconds", offset)]
+        return func.date(*shifted, "start of month") if whole_month else func.date(*shifted)
+    local = moment + offset * literal_column("INTERVAL '1 second'", Interval)
+    return cast(func.date_trunc("month", local) if whole_month else local, Date)
+
+
+def utc_offset(moment: Any, zone: ZoneInfo, first: date, last: date) -> Any:
+    """SQL: the zone's UTC offset in seconds at a UTC time between the days `first` and
+    `last`, exact across DST changes (the zone's rules as Python's zoneinfo has them)."""
+    return _utc_offset(moment, _utc_offsets(zone, first, last))
+
+
+def _utc_offset(moment: Any, offsets: tuple[tuple[datetime, int], ...]) -> Any:
+    *later, (_earliest, before) = offsets
+    whens = [(moment >= since, offset) for since, offset in later]
+    return case(*whens, else_=before) if whens else literal(before)
+
+
+@lru_cache(maxsize=256)
+def _utc_offsets(zone: ZoneInfo, first: date, last: date) -> tuple[tuple[datetime, int], ...]:
+    """(since, offset in seconds) of each offset the zone had between the days `first` and
+    `last` (a day more each side), latest first: found day by day, each change's instant
+    by halving to the second."""
+
+    def offset(epoch: int) -> int:
+        utc_offset = datetime.fromtimestamp(epoch, zone).utcoffset()
+        return 0 if utc_offset is None else int(utc_offset.total_seconds())
+
+    day = int(datetime.combine(first - timedelta(days=1), time(), UTC).timestamp())
+    end = int(datetime.combine(last + timedelta(days=2), time(), UTC).timestamp())
+    changes = [(day, offset(day))]
+    for following in range(day + 86400, end + 1, 86400):
+        if offset(following) == changes[-1][1]:
+            continue
+        low, high = following - 86400, following  # the change is in (low, high]
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if offset(middle) == changes[-1][1] else (low, middle)
+        changes.append((high, offset(high)))
+    return tuple((datetime.fromtimestamp(epoch, UTC), seconds) for epoch, seconds in changes[::-1])
+
+
+@cache
+def _stage_times_insert(dialect: str, by_ids: bool) -> Any:
+    """`record_stage_times`' statement: of the events in the bound list `ids` (`by_ids`),
+    else of those after the bound `recorded`. Built once: building it took longer
+    than running it."""
     earlier = aliased(StageEvent)
 
     def latest(*conditions: ColumnElement[bool]) -> Any:
@@ -629,16 +903,16 @@ def _stage_times_insert(dialect: str, missing: bool) -> Any:
         (StageEvent.action == EventAction.start, func.coalesce(arrived, Job.ordered_at)),
         else_=started,
     )
-    # Every start and completion is recorded with it (the ingest's transaction), and the bulk
-    # seed's events come after every other: the missing ones are those after the last
-    # recorded. (Not NOT EXISTS: PostgreSQL rescanned the table it was filling per event.)
-    recorded = select(func.coalesce(func.max(KpiStageTime.event_id), 0)).scalar_subquery()
     events = (
-        StageEvent.id > recorded if missing else StageEvent.id.in_(bindparam("ids", expanding=True))
+        StageEvent.id.in_(bindparam("ids", expanding=True))
+        if by_ids
+        else StageEvent.id > bindparam("recorded")
     )
+    # Materialized: the bucket reads `seconds` some thirty times, and a subquery merged into
+    # the insert would work it out (two correlated subqueries) as often.
     rows = (
         select(
-            StageEvent.id,
+            StageEvent.id.label("event_id"),
             Job.lab_id,
             Job.store_id,
             StageEvent.job_id,
@@ -646,38 +920,16 @@ def _stage_times_insert(dialect: str, missing: bool) -> Any:
             StageEvent.station_id,
             StageEvent.operator_id,
             StageEvent.action,
-            StageEvent.corrected_at,
-            _seconds(StageEvent.corrected_at, since, dialect),
+            StageEvent.corrected_at.label("at"),
+            _seconds(StageEvent.corrected_at, since, dialect).label("seconds"),
         )
         .join(Job, Job.id == StageEvent.job_id)
         .where(_unindexed(StageEvent.action).in_([EventAction.start, EventAction.complete]), events)
+        .cte("recorded")
+        .prefix_with("MATERIALIZED")
     )
-    columns = [
-        "event_id",
-        "lab_id",
-        "store_id",
-        "job_id",
-        "stage_id",
-        "station_id",
-        "operator_id",
-        "action",
-        "at",
-        "seconds",
-    ]
-    return insert(KpiStageTime).from_select(columns, rows)
-
-
-def _stage_times(scope: Scope, period: Period, action: EventAction, key: Any) -> Any:
-    """(key, seconds) of the period's starts (queue) or completions (cycle) in scope."""
-    return (
-        select(key.label("key"), KpiStageTime.seconds.label("seconds"))
-        .where(
-            KpiStageTime.action == action,
-            KpiStageTime.at >= period.start,
-            KpiStageTime.at < period.end,
-            *scope.stage_times(),
-        )
-        .subquery()
+    return insert(KpiStageTime).from_select(
+        [*rows.c.keys(), "bucket"], select(*rows.c, value_bucket(rows.c.seconds, dialect))
     )
 
 
@@ -701,9 +953,9 @@ class StageRow:
 
 def by_stage(session: Session, scope: Scope, period: Period) -> list[StageRow]:
     """Per stage: completions (throughput), cycle and queue times, breakages and WIP now."""
-    key = KpiStageTime.stage_id
-    cycle = _percentiles(session, _stage_times(scope, period, EventAction.complete, key))
-    queue = _percentiles(session, _stage_times(scope, period, EventAction.start, key))
+    stage = KpiDimension.stage
+    cycle = _percentiles(session, scope, period, EventAction.complete, stage)
+    queue = _percentiles(session, scope, period, EventAction.start, stage)
     broken = {
         stage_id: (count, float(cost))
         for stage_id, count, cost in session.execute(
@@ -757,10 +1009,8 @@ FLOOR_DIMENSIONS = {Dimension.station: Station.name, Dimension.operator: Person.
 def by_floor(
     session: Session, scope: Scope, period: Period, dimension: Dimension
 ) -> list[FloorRow]:
-    event_key = (
-        KpiStageTime.station_id if dimension == Dimension.station else KpiStageTime.operator_id
-    )
-    cycle = _percentiles(session, _stage_times(scope, period, EventAction.complete, event_key))
+    key = KpiDimension.station if dimension == Dimension.station else KpiDimension.operator
+    cycle = _percentiles(session, scope, period, EventAction.complete, key)
     inspection_key = (
         Inspection.station_id if dimension == Dimension.station else Inspection.operator_id
     )

@@ -1,10 +1,15 @@
-"""The KPIs' stage times (server.domain.kpis.KpiStageTime): what the event ingest, the bulk
-seed and migration 0024's backfill record equals the definition worked out from the events
-themselves, so the dashboards that read the table stay exact."""
+"""The KPIs' stage times (server.domain.kpis.KpiStageTime) and their counts per value
+bucket, lab-local day and month (KpiStageBucket): what the event ingest, the bulk seed and
+migration 0025's backfill record equals the definition worked out from the events themselves,
+and the counts those of the times recorded, so the dashboards that read them stay exact —
+over whole months and days, across a DST change of the lab's zone, less a cancelled job."""
 
-from datetime import datetime, timedelta
+import math
+from collections import Counter
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -23,6 +28,8 @@ from server.labconfig import LabConfig
 from server.models import (
     EventAction,
     Job,
+    KpiDimension,
+    KpiStageBucket,
     KpiStageTime,
     Lab,
     Person,
@@ -100,6 +107,87 @@ def _assert_same(
         assert got_seconds == (None if seconds is None else pytest.approx(seconds, abs=2e-3))
 
 
+def _bucket(seconds: float | None) -> int:
+    """The value bucket of a duration by its definition (kpis.value_bucket): the whole second
+    below 64 s, then 64 per doubling."""
+    if seconds is None:
+        return kpis.UNKNOWN_BUCKET
+    if seconds < 0:
+        return kpis.NEGATIVE_BUCKET
+    if seconds < 64:
+        return int(seconds)
+    octave = math.frexp(seconds)[1] - 1  # 2**octave <= seconds < 2**(octave + 1)
+    return 64 * (octave - 6) + int(seconds / 2 ** (octave - 6))
+
+
+def _counted(session: Session) -> Counter[tuple[Any, ...]]:
+    """KpiStageBucket's rows by their definition, from the recorded times: per lab-local day
+    and month, the lab's stages, stations and operators (cycles) and each store's stages."""
+    zone = ZoneInfo(session.scalars(select(Lab.timezone)).one())
+    expected: Counter[tuple[Any, ...]] = Counter()
+    for row in session.scalars(select(KpiStageTime)):
+        assert row.bucket == _bucket(row.seconds), row.event_id
+        keys = [
+            (0, KpiDimension.stage, row.stage_id),
+            (row.store_id, KpiDimension.stage, row.stage_id),
+        ]
+        if row.action == EventAction.complete:
+            keys.append((0, KpiDimension.station, row.station_id))
+            if row.operator_id is not None:
+                keys.append((0, KpiDimension.operator, row.operator_id))
+        day = row.at.astimezone(zone).date()
+        for store, dimension, key in keys:
+            for whole_month, first in ((False, day), (True, day.replace(day=1))):
+                expected[
+                    row.lab_id, store, row.action, dimension, whole_month, first, key, row.bucket
+                ] += 1
+    return expected
+
+
+def _buckets(session: Session) -> Counter[tuple[Any, ...]]:
+    return Counter(
+        {
+            (
+                row.lab_id,
+                row.store_id,
+                row.action,
+                row.dimension,
+                row.whole_month,
+                row.day,
+                row.key_id,
+                row.bucket,
+            ): row.count
+            for row in session.scalars(select(KpiStageBucket))
+        }
+    )
+
+
+def _offset(moment: datetime, zone: ZoneInfo) -> timedelta | None:
+    return moment.astimezone(zone).utcoffset()
+
+
+def after_a_dst_change(zone: ZoneInfo, now: datetime) -> datetime:
+    """Ten days after the zone's latest change of UTC offset at least ten days before now: a
+    history up to then crosses it (the SPC tests' too)."""
+    day = now - timedelta(days=10)
+    while (
+        day.astimezone(zone).utcoffset() == (day - timedelta(days=1)).astimezone(zone).utcoffset()
+    ):
+        day -= timedelta(days=1)
+    return day + timedelta(days=10)
+
+
+def _history(session: Session, lab_id: int, jobs: int) -> tuple[datetime, date]:
+    """Bulk history of 65 days (a whole calendar month at least) ending ten days after a DST
+    change of the lab's zone; its end, and its first local day."""
+    zone = lab_zone(session, lab_id)
+    assert zone.key != "UTC"  # the example lab's, with DST
+    as_of = after_a_dst_change(zone, utcnow())
+    history = timedelta(days=65)
+    bulk_seed(session, lab_id, jobs, as_of=as_of, history=history)
+    return as_of, (as_of - history).astimezone(zone).date()
+
+
 def _send_a_few(lab: LabFixture, floor: Floor, at: datetime) -> None:
     """Ingested events: a job along edging and fitting, one broken and restarted (its queue
     runs from the breakage), and one cancelled mid-route (still recorded, left out by the
@@ -142,6 +230,30 @@ def test_bulk_history_and_ingested_events_record_their_defined_stage_times(
     _assert_same(recorded, expected)
 
 
+def test_the_bucket_counts_are_those_of_the_recorded_times(
+    lab: LabFixture, floor: Floor, db: Database
+) -> None:
+    """Bulk history across a DST change and over whole months (the bulk path's counts), then
+    ingested events (the ingest's), one of them sent again, and a job cancelled (still
+    counted: the dashboards take its times back out as they read)."""
+    with db.session() as session:
+        lab_id = session.scalars(select(Lab.id)).one()
+        _history(session, lab_id, 120)
+    with db.read_session() as session:
+        assert _buckets(session) == _counted(session)
+    _send_a_few(lab, floor, utcnow() - timedelta(hours=1))
+    lab.make_job("K4")
+    resent = floor.event("EDGE-1", "K4", EventAction.start)
+    for status in ("stored", "duplicate"):
+        with db.session() as session:
+            assert ingest_event(session, floor.station("EDGE-1"), resent).status == status
+    with db.read_session() as session:
+        counted = _counted(session)
+        assert _buckets(session) == counted
+    assert {key[4] for key in counted} == {False, True}  # days and months
+    assert {key[3] for key in counted} == set(KpiDimension)
+
+
 def _nearest_rank(values: list[float], percent: int) -> float:
     return sorted(values)[(len(values) * percent + 99) // 100 - 1]
 
@@ -149,27 +261,31 @@ def _nearest_rank(values: list[float], percent: int) -> float:
 def test_medians_and_p90s_are_the_nearest_ranks_of_every_duration(
     lab: LabFixture, floor: Floor, db: Database
 ) -> None:
-    """By stage, station and operator, over a bulk history's two days: the dashboards'
-    figures, read from the table in buckets, are those of every duration ordered."""
+    """By stage, station and operator, over a bulk history's 65 days across a DST change (and
+    today's ingested events, a cancelled job's left out): the dashboards' figures, counted in
+    buckets, are those of every duration ordered."""
     now = utcnow()
     with db.session() as session:
         lab_id = session.scalars(select(Lab.id)).one()
-        bulk_seed(session, lab_id, 150, as_of=now - timedelta(hours=2), history=timedelta(days=2))
+        _as_of, first_day = _history(session, lab_id, 150)
     _send_a_few(lab, floor, now - timedelta(hours=1))
     manager = lab.manager()
     with db.read_session() as session:
         zone = lab_zone(session, lab_id)
         today = now.astimezone(zone).date()
-        query = KpiQuery(period="custom", start=today - timedelta(days=3), end=today)
+        # From the history's second day: month rows for its whole months, day rows around.
+        query = KpiQuery(period="custom", start=first_day + timedelta(days=1), end=today)
         period = kpis.resolve_period(query, zone, now)
+        spans = kpis._spans(period.first_day, period.last_day)
+        assert {whole_month for whole_month, _first, _following in spans} == {False, True}
         scope = kpis.resolve_scope(session, manager, None)
         cancelled = set(session.scalars(select(Job.id).where(Job.status == "cancelled")))
         assert cancelled  # K3, whose start is left out
         durations: dict[tuple[str, Any], list[float]] = {}
-        for job_id, stage_id, station_id, operator_id, action, _at, seconds in _defined(
+        for job_id, stage_id, station_id, operator_id, action, at, seconds in _defined(
             session
         ).values():
-            if job_id in cancelled:
+            if job_id in cancelled or not period.start <= at < period.end:
                 continue
             if action == EventAction.start:
                 durations.setdefault(("queue", stage_id), []).append(seconds)
@@ -209,11 +325,56 @@ def test_a_resent_event_records_no_second_time(lab: LabFixture, floor: Floor, db
             assert ingest_event(session, floor.station("EDGE-1"), event).status == status
     with db.read_session() as session:
         assert len(_recorded(session)) == 1
+        # The lab's and the store's stage, each a day and a month: counted once.
+        assert _buckets(session) == _counted(session)
+        assert sum(_buckets(session).values()) == 4
 
 
-def test_migration_0024_backfills_what_the_ingest_records(
-    tmp_path: Path, lab_config: LabConfig
+def test_medians_sharing_a_bucket_with_another_key_are_each_keys_own(
+    lab: LabFixture, floor: Floor, db: Database
 ) -> None:
+    """Two edgers' cycle times in the same buckets (8 s wide at 10 minutes): each one's
+    median and p90 is its own duration, not the other's of the same rank in the bucket. Jobs
+    cancelled since count nowhere: one edged in that bucket too, one the only fitted."""
+    cycles = {"EDGE-1": [600.0, 605.0, 610.0], "EDGE-2": [603.0, 607.0, 2000.0]}
+    assert _bucket(600.0) == _bucket(603.0) == _bucket(605.0) == _bucket(606.0)
+    at = utcnow() - timedelta(hours=3)
+    jobs = [
+        (f"J{station[-1]}{index}", [(station, cycle)])
+        for station in cycles
+        for index, cycle in enumerate(cycles[station])
+    ]
+    jobs.append(("C1", [("EDGE-1", 606.0), ("FIT-1", 300.0)]))  # cancelled after
+    for offset, (number, steps) in enumerate(jobs):
+        lab.make_job(number)
+        started = at + timedelta(minutes=offset)
+        for station, cycle in steps:
+            assert floor.send(station, number, EventAction.start, started) == "stored"
+            started += timedelta(seconds=cycle)
+            assert floor.send(station, number, EventAction.complete, started) == "stored"
+    manager = lab.manager()
+    with db.session() as session:
+        c1 = session.scalars(select(Job.id).where(Job.job_number == "C1")).one()
+        changes.cancel_job(session, manager, c1, "not wanted")
+    with db.read_session() as session:
+        zone = lab_zone(session, session.scalars(select(Lab.id)).one())
+        today = utcnow().astimezone(zone).date()
+        query = KpiQuery(period="custom", start=today - timedelta(days=1), end=today)
+        period = kpis.resolve_period(query, zone, utcnow())
+        scope = kpis.resolve_scope(session, manager, None)
+        rows = {row.key: row for row in kpis.by_floor(session, scope, period, Dimension.station)}
+    assert rows.keys() == cycles.keys()
+    for station, seconds in cycles.items():
+        assert rows[station].completions == 3
+        assert rows[station].cycle.median_minutes == pytest.approx(seconds[1] / 60, abs=1e-4)
+        assert rows[station].cycle.p90_minutes == pytest.approx(seconds[2] / 60, abs=1e-4)
+
+
+@pytest.mark.parametrize("before", ["0024-1", "0024"])
+def test_migration_0025_backfills_what_the_ingest_records_and_counts(
+    tmp_path: Path, lab_config: LabConfig, before: str
+) -> None:
+    """From a database before 0024 (no times recorded) or at it (times, no buckets)."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     migrate.upgrade(url)
     context = ServerContext(Settings(database_url=url, data_dir=tmp_path, secret_key="x"))
@@ -223,12 +384,14 @@ def test_migration_0024_backfills_what_the_ingest_records(
         lab = LabFixture(context)
         _send_a_few(lab, Floor(lab), utcnow() - timedelta(hours=1))
         with context.db.read_session() as session:
-            ingested = _recorded(session)
+            ingested, counted = _recorded(session), _buckets(session)
+            assert counted == _counted(session)
         context.db.dispose()
-        migrate.downgrade(url, "0024-1")  # to the revision before 0024
+        migrate.downgrade(url, before)
         migrate.upgrade(url)
         with context.db.read_session() as session:
             assert _recorded(session) == ingested
             _assert_same(ingested, _defined(session))
+            assert _buckets(session) == counted
     finally:
         context.db.dispose()

@@ -8,6 +8,7 @@ import time
 from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -19,10 +20,21 @@ from server.domain import spc
 from server.domain.breakage import shift_at
 from server.domain.bulk_seed import DRIFT_DAYS, DRIFT_STATION, bulk_seed
 from server.domain.errors import Conflict, Forbidden, Invalid
-from server.models import EventAction, Inspection, Job, Lab, LabAlert, StageEvent, Station, utcnow
+from server.models import (
+    EventAction,
+    Inspection,
+    InspectionCheck,
+    Job,
+    Lab,
+    LabAlert,
+    StageEvent,
+    Station,
+    utcnow,
+)
 from tests.chromium import chromium, log_in, screenshot
 from tests.liveserver import LiveServer
 from tests.server.conftest import Lab as LabFixture
+from tests.server.test_kpi_stage_times import after_a_dst_change
 
 JOBS = 500
 HISTORY = timedelta(days=30)
@@ -128,6 +140,43 @@ def test_a_drifting_edger_is_charted_and_alerted_once(lab: LabFixture) -> None:
         assert len(spc.list_alerts(session, manager)) == len(raised) - 1
         assert len(spc.list_alerts(session, manager, include_acknowledged=True)) == len(raised)
         assert session.get_one(LabAlert, seen.id).acknowledged_by_id == manager.person_id
+
+
+def test_a_shift_chart_holds_the_latest_lenses_of_its_shift_across_a_dst_change(
+    lab: LabFixture,
+) -> None:
+    """The shift is judged in SQL, by the lab's local time of day: an inspecting station's
+    chart of each shift (the night's over midnight) holds exactly the latest lenses inspected
+    in it as shift_at judges them, its judged points across a DST change of the lab's zone."""
+    manager = lab.manager()
+    with lab.context.db.session() as session:
+        lab_row = session.scalars(select(Lab)).one()
+        zone = ZoneInfo(lab_row.timezone)
+        now = after_a_dst_change(zone, utcnow())
+        bulk_seed(session, lab_row.id, 400, as_of=now, history=timedelta(days=40))
+    with lab.context.db.read_session() as session:
+        lab_row = session.scalars(select(Lab)).one()
+        lenses = session.execute(
+            select(Inspection.job_id, Inspection.inspected_at)
+            .join(InspectionCheck, InspectionCheck.inspection_id == Inspection.id)
+            .join(Station, Station.id == Inspection.station_id)
+            .where(Station.name == "QC-1", InspectionCheck.field == "sph")
+            .order_by(
+                Inspection.inspected_at.desc(), Inspection.id.desc(), InspectionCheck.id.desc()
+            )
+        ).all()
+        shifts = [shift["name"] for shift in lab_row.shifts]
+        assert len(shifts) == 3
+        for shift in shifts:
+            query = spc.ChartQuery(measure="sph", station="QC-1", shift=shift)
+            chart = spc.chart(session, manager, query, now)
+            ours = [(job, at) for job, at in lenses if shift_at(lab_row, at) == shift]
+            baseline = [lens for lens in ours if lens[1] < chart.since][: spc.BASELINE_POINTS]
+            recent = [lens for lens in ours if lens[1] >= chart.since][: spc.POINTS]
+            assert recent and baseline
+            assert [(p.job_id, p.at) for p in chart.points] == baseline[::-1] + recent[::-1]
+            offsets = {at.astimezone(zone).utcoffset() for _job, at in recent}
+            assert len(offsets) == 2  # inspected before and after the change
 
 
 def test_a_chart_without_history_has_no_limits_and_judges_nothing(lab: LabFixture) -> None:

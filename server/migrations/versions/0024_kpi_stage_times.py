@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.orm import Session
 
 revision: str = "0024"
 down_revision: str | None = "0023"
@@ -36,13 +35,8 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(), nullable=False),
         sa.Column("seconds", sa.Double(), nullable=True),
     )
-    # The history's figures, by the very statement the ingest runs for new events.
-    from server.domain.kpis import record_stage_times
-
-    record_stage_times(Session(bind=op.get_bind()))
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("ANALYZE kpi_stage_time")  # the planner's statistics of the filled table
-    # After the backfill: built once, not row by row.
+    # The history's times are recorded by 0025's backfill: the ingest's statement, which it
+    # runs, writes columns 0025 adds.
     op.create_index(
         "ix_kpi_stage_time_lab",
         "kpi_stage_time",
