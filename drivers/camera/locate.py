@@ -8,7 +8,7 @@ structure tensor measures exactly that, and its angle says how to rotate the pat
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import combinations, pairwise
 
 import cv2
 import numpy as np
@@ -29,6 +29,9 @@ MAX_TURN = np.radians(20)  # a pixel's bars may turn this far from the region's 
 MIN_AREA = 250  # px² at work scale; a ticket's Code 128 covers thousands
 MAX_EDGE_SLOPE = np.tan(np.radians(25))  # edges slant this far at most (perspective)
 EDGE_SLICES = 6  # slices across the code in which its top and bottom reach are measured
+MERGE_TURN = np.radians(10)  # parts of one code (`_merge_collinear`) turn this far apart at most
+MAX_PART_ONE_SIGN = 0.45  # `_one_sided` of a part that holds bars, at most
+MERGE_GAP = 1.5  # bar heights between two parts of one code, at most
 
 
 @dataclass(frozen=True)
@@ -110,9 +113,85 @@ def find_regions(gray: np.ndarray, *, max_regions: int = 4) -> Iterator[Region]:
         theta = _orientation(jxx, jyy, jxy, ys, xs)
         weight = float(np.sqrt(anisotropy_sq[ys, xs]).sum())
         candidates.append((weight, theta, xs, ys))
+    candidates = _merge_collinear(candidates, (jxx, jyy, jxy), (gx, gy))
     candidates.sort(key=lambda c: -c[0])
     for weight, theta, xs, ys in candidates[:max_regions]:
         yield _rectify(gray, (jxx, jyy, jxy), theta, xs / SCALE, ys / SCALE, weight)
+
+
+Candidate = tuple[float, float, np.ndarray, np.ndarray]  # weight, theta, xs, ys (work scale)
+
+
+def _merge_collinear(
+    candidates: list[Candidate],
+    tensor: tuple[np.ndarray, np.ndarray, np.ndarray],
+    gradient: tuple[np.ndarray, np.ndarray],
+) -> list[Candidate]:
+    """Candidates that are pieces of one code joined: glare, a dim stretch or blur across the
+    bars leaves a gap in the mask that splits a code of small modules into parts side by side
+    across the bars, each too short to read. Two parts join when their bars turn the same way
+    (`MERGE_TURN`), both hold bars (not a one-sided edge, `MAX_PART_ONE_SIGN`), they lie on one
+    line across the bars (centres apart by less than half their bar height) and the gap between
+    them is at most `MERGE_GAP` bar heights: text below a code sits off the line, a ticket's
+    border beyond the quiet zone, the nearest thing on it, is one-sided (seen on the hard
+    frames, where it would otherwise join: pieces of it outlast the alternation test), and a
+    ticket's DataMatrix sits off the line (printed tickets) or some 2.5 bar heights along it
+    (`synth`).
+    """
+    gx, gy = gradient
+    barred = [
+        _one_sided(gx[ys, xs] * np.cos(theta) + gy[ys, xs] * np.sin(theta)) <= MAX_PART_ONE_SIGN
+        for _, theta, xs, ys in candidates
+    ]
+    group = list(range(len(candidates)))
+
+    def root(index: int) -> int:
+        while group[index] != index:
+            index = group[index]
+        return index
+
+    for i, j in combinations(range(len(candidates)), 2):
+        if not (barred[i] and barred[j]):
+            continue
+        (_, theta_i, *_), (_, theta_j, *_) = candidates[i], candidates[j]
+        if abs((theta_i - theta_j + np.pi / 2) % np.pi - np.pi / 2) > MERGE_TURN:
+            continue
+        (u0_i, u1_i, v_i, h_i), (u0_j, u1_j, v_j, h_j) = (
+            _extent(c, theta_i) for c in (candidates[i], candidates[j])
+        )
+        height = (h_i + h_j) / 2
+        gap = max(u0_i, u0_j) - min(u1_i, u1_j)
+        if abs(v_i - v_j) < height / 2 and gap <= MERGE_GAP * height:
+            group[root(j)] = root(i)
+    joined: dict[int, list[Candidate]] = {}
+    for index, candidate in enumerate(candidates):
+        joined.setdefault(root(index), []).append(candidate)
+    merged = []
+    for members in joined.values():
+        if len(members) == 1:
+            merged.append(members[0])
+            continue
+        xs = np.concatenate([m[2] for m in members])
+        ys = np.concatenate([m[3] for m in members])
+        theta = _orientation(*tensor, ys, xs)
+        merged.append((sum(m[0] for m in members), theta, xs, ys))
+    return merged
+
+
+def _one_sided(across: np.ndarray) -> float:
+    """Share of a part's gradient across the bars that has one sign: 0 for bars (each has a
+    falling and a rising edge), near 1 for a single step such as a ticket's border."""
+    return float(abs(across.sum()) / (np.abs(across).sum() + 1e-3))
+
+
+def _extent(candidate: Candidate, theta: float) -> tuple[float, float, float, float]:
+    """A candidate's reach across the bars (from, to), its centre and height along them."""
+    _, _, xs, ys = candidate
+    u = xs * np.cos(theta) + ys * np.sin(theta)
+    v = ys * np.cos(theta) - xs * np.sin(theta)
+    u0, u1 = np.percentile(u, [2, 98])
+    v0, v1 = np.percentile(v, [5, 95])
+    return float(u0), float(u1), float((v0 + v1) / 2), float(v1 - v0)
 
 
 def _orientation(
