@@ -61,6 +61,7 @@ from server.models import (
     JobFlag,
     JobStatus,
     JobType,
+    KpiStageBucket,
     KpiStageTime,
     Lab,
     LensDesign,
@@ -963,8 +964,8 @@ def bulk_seed(
         # Random UUIDs land all over their index: a bigger page cache (1 GiB, this
         # connection only) keeps it in memory instead of re-reading pages per row.
         connection.exec_driver_sql("PRAGMA cache_size = -1048576")
-    # The KPIs' stage times and the sweep's flags are written under the same rule.
-    tables = [model.__tablename__ for model in (*_Writers.ORDER, KpiStageTime)]
+    # The KPIs' stage times and counts and the sweep's flags are written under the same rule.
+    tables = [model.__tablename__ for model in (*_Writers.ORDER, KpiStageTime, KpiStageBucket)]
     with _foreign_keys_checked_once(connection, tables):
         written = _write_history(session, floor, job_count, seed, as_of, history, progress)
         # The KPIs' queue and cycle times, as the ingest records them (one statement).
