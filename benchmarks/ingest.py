@@ -19,7 +19,8 @@ Bounded: each phase stops after `--seconds` or when every job has left the floor
 
 `--in-process` first times the domain calls alone, without HTTP: CPU and SQL statements per
 event for a station's batch (`ingest_batch`) and for 16 single events taken as one group,
-as the writer gathers them (`ingest_events`); each job is started and completed at edging.
+as the writer gathers them (`ingest_events`), and for single events each in a group of its
+own (what a group costs whatever its size); each job is started and completed at edging.
 """
 
 import argparse
@@ -527,7 +528,11 @@ def _in_process(backend: str, root: Path, jobs: int, batch: int) -> None:
             def count(*_: object) -> None:
                 statements[0] += 1
 
-            phases = (("B", f"ingest_batch of {batch}", batch), ("S", "groups of 16 singles", 16))
+            phases = (
+                ("B", f"ingest_batch of {batch}", batch),
+                ("S", "groups of 16 singles", 16),
+                ("A", "single events alone (a group's fixed cost)", 1),
+            )
             for prefix, label, size in phases:
                 as_batch = prefix == "B"
                 numbers = [f"{prefix}{100000 + index}" for index in range(jobs // 2)]

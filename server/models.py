@@ -475,7 +475,9 @@ class StageEvent(Base):
         Index("ix_stage_event_action_at", "action", "corrected_at"),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    event_uuid: Mapped[uuid.UUID] = mapped_column(unique=True)
+    # The sentinel lets a group's rows go in one INSERT … RETURNING on SQLite too, whose new
+    # ids come back in no promised order: they are matched to their rows by this unique UUID.
+    event_uuid: Mapped[uuid.UUID] = mapped_column(unique=True, insert_sentinel=True)
     station_id: Mapped[int] = mapped_column(ForeignKey("station.id"))
     station_sequence: Mapped[int] = mapped_column(BigInteger)
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))

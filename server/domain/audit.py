@@ -222,11 +222,14 @@ class Change:
 
 
 def _changed_columns(row: Any) -> set[str]:
+    # Only an attribute set since load has a committed value kept: the others cannot have
+    # changed, so a job moved by an event is not checked column by column (~40 of them).
     state = inspect(row)
+    columns = state.mapper.column_attrs
     return {
-        column.key
-        for column in state.mapper.column_attrs
-        if state.attrs[column.key].history.has_changes()
+        key
+        for key in state.committed_state
+        if key in columns and state.attrs[key].history.has_changes()
     }
 
 

@@ -21,7 +21,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import CompoundSelect, Select, case, func, or_, select, text, union, union_all
+from sqlalchemy import (
+    BigInteger,
+    CompoundSelect,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    text,
+    union,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from core.lifecycle import Outcome, Progress, Refusal, Route, apply, return_stage
@@ -53,6 +70,7 @@ from server.models import (
     Stage,
     StageEvent,
     StationSequenceMark,
+    StationSignIn,
     utcnow,
 )
 from server.schemas import (
@@ -242,7 +260,47 @@ def _lock_uuids(session: Session, event_uuids: set[uuid.UUID]) -> None:
         )
 
 
+def _earlier_fates_query() -> CompoundSelect[tuple[str, uuid.UUID, int, int, str, str, int]]:
+    """What became of each of the `uuids` before: stored as an event (its id and job),
+    rejected (why), or stored as a sign-in or sign-out, in one round trip (built once)."""
+    uuids = bindparam("uuids", expanding=True)
+    no_id, no_text = cast(null(), BigInteger), cast(null(), String)
+    no_number = cast(null(), Integer)
+    return union_all(
+        select(
+            literal("stored").label("fate"),
+            StageEvent.event_uuid,
+            StageEvent.id.label("event_id"),
+            StageEvent.job_id,
+            no_text.label("field"),
+            no_text.label("message"),
+            no_number.label("status_code"),
+        ).where(StageEvent.event_uuid.in_(uuids)),
+        select(
+            literal("rejected"),
+            RejectedEvent.event_uuid,
+            no_id,
+            no_number,
+            RejectedEvent.field,
+            RejectedEvent.message,
+            RejectedEvent.status_code,
+        ).where(RejectedEvent.event_uuid.in_(uuids)),
+        select(
+            literal("signed"),
+            StationSignIn.event_uuid,
+            no_id,
+            no_number,
+            no_text,
+            no_text,
+            no_number,
+        ).where(StationSignIn.event_uuid.in_(uuids)),
+    )
+
+
+_EARLIER_FATES = _earlier_fates_query()
 _Judged = tuple[str, PairRx, CheckResult]
+# A group's badges, each with its operator's id, or None for a badge no station operator has.
+_Operators = dict[tuple[int, str], int | None]  # (lab id, badge) → operator id
 
 
 @dataclass
@@ -291,29 +349,22 @@ class _Group:
         self.rules = rules
         event_uuids = {arrival.event.event_uuid for arrival in arrivals}
         _lock_uuids(session, event_uuids)
-        self.stored_before = {
-            row.event_uuid: (row.id, row.job_id)
-            for row in session.execute(
-                select(StageEvent.event_uuid, StageEvent.id, StageEvent.job_id).where(
-                    StageEvent.event_uuid.in_(event_uuids)
+        self.stored_before: dict[uuid.UUID, tuple[int, int]] = {}
+        self.rejected: dict[uuid.UUID, AlreadyRejected] = {}
+        self.signs: set[uuid.UUID] = set()  # stored sign-ins and sign-outs
+        for row in session.execute(_EARLIER_FATES, {"uuids": sorted(event_uuids)}):
+            if row.fate == "stored":
+                self.stored_before[row.event_uuid] = (row.event_id, row.job_id)
+            elif row.fate == "rejected":
+                self.rejected[row.event_uuid] = AlreadyRejected(
+                    row.field, row.message, row.status_code
                 )
-            )
-        }
-        self.rejected = {
-            row.event_uuid: AlreadyRejected(row.field, row.message, row.status_code)
-            for row in session.execute(
-                select(
-                    RejectedEvent.event_uuid,
-                    RejectedEvent.field,
-                    RejectedEvent.message,
-                    RejectedEvent.status_code,
-                ).where(RejectedEvent.event_uuid.in_(event_uuids))
-            )
-        }
-        self.signs = signins.stored_uuids(session, event_uuids)
+            else:
+                self.signs.add(row.event_uuid)
         self.stored: dict[uuid.UUID, _Stored] = {}
         self.jobs = _JobsNamed(session, arrivals)
-        self.sign_ins = _sign_in_log(session, arrivals)
+        self.operators = _read_operators(session, arrivals)
+        self.sign_ins = _sign_in_log(session, self.operators, arrivals)
         self.unrecorded: list[tuple[Job, StageEvent, EventIn, _Judged | None]] = []
         self.moved: dict[Job, datetime] = {}  # each job changed, at its last event's arrival
 
@@ -341,7 +392,7 @@ class _Group:
         if known is not None:
             return known
         _check_clock(event, arrival.received_at, self.rules.max_clock_ahead)
-        operator_id = _operator_id(session, station, event.operator_badge)
+        operator_id = _operator_id(self.operators, station, event.operator_badge)
         if event.signs:
             assert operator_id is not None  # a sign-in or sign-out names its badge (EventIn)
             self.signs.add(event.event_uuid)
@@ -449,13 +500,15 @@ class _JobsNamed:
         raise NotFound("job", f"no job or tray {code!r}")
 
 
-def _sign_in_log(session: Session, arrivals: Sequence[Arrival]) -> signins.SignInLog:
+def _sign_in_log(
+    session: Session, operators: _Operators, arrivals: Sequence[Arrival]
+) -> signins.SignInLog:
     """The sign-ins the group's job events are checked against (unknown badges have none)."""
     job_events = [arrival for arrival in arrivals if not arrival.event.signs]
     pairs = set()
     for arrival in job_events:
         try:
-            operator_id = _operator_id(session, arrival.station, arrival.event.operator_badge)
+            operator_id = _operator_id(operators, arrival.station, arrival.event.operator_badge)
         except Invalid:
             continue  # refused when its event is applied
         if operator_id is not None:
@@ -476,21 +529,33 @@ def station_operator_query(lab_id: int) -> Select[tuple[Person]]:
     )
 
 
-def _operator_id(session: Session, station: StationPrincipal, badge: str | None) -> int | None:
+def _read_operators(session: Session, arrivals: Sequence[Arrival]) -> _Operators:
+    """The operators of every badge the group names, one query per lab."""
+    badges_by_lab: dict[int, set[str]] = {}
+    for arrival in arrivals:
+        badge = arrival.event.operator_badge
+        if badge is not None:
+            badges_by_lab.setdefault(arrival.station.lab_id, set()).add(badge)
+    operators: _Operators = {}
+    for lab_id, badges in badges_by_lab.items():
+        found = dict(
+            session.execute(
+                station_operator_query(lab_id)
+                .where(Person.badge_code.in_(badges))
+                .with_only_columns(Person.badge_code, Person.id)
+            ).all()
+        )
+        operators |= {(lab_id, badge): found.get(badge) for badge in badges}
+    return operators
+
+
+def _operator_id(operators: _Operators, station: StationPrincipal, badge: str | None) -> int | None:
     """The operator the badge names. Sign-in happens on the station, offline too, from the
     badges it cached (`station_operator_query`): the server accepts exactly those. Anyone else's
     badge (a manager's, a store's, unknown, disabled) answers alike, revealing no one."""
     if badge is None:
         return None
-    operator_id = memo(  # once per badge in a group of events
-        session,
-        ("operator", station.lab_id, badge),
-        lambda: session.scalar(
-            station_operator_query(station.lab_id)
-            .where(Person.badge_code == badge)
-            .with_only_columns(Person.id)
-        ),
-    )
+    operator_id = operators[(station.lab_id, badge)]
     if operator_id is None:
         raise Invalid("operator_badge", f"no station operator has badge {badge!r}")
     return operator_id

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer, lazyload
 
 from server.db import forget_memos, memo
-from server.domain.lab_time import duration_text, lab_zone, local_text
+from server.domain.lab_time import duration_text, local_text
 from server.feed import append_update
 from server.models import (
     Breakage,
@@ -26,6 +26,7 @@ from server.models import (
     Job,
     JobFlag,
     JobStatus,
+    Lab,
     ReasonCode,
     Route,
     Stage,
@@ -71,11 +72,13 @@ class FloorLoad:
 
 @dataclass(frozen=True)
 class _LabTimes:
-    """The parts of the floor load that change only with the lab's setup or learned times."""
+    """The parts of the floor load that change only with the lab's setup or learned times,
+    and the time zone flag reasons are written in."""
 
     learned_minutes: dict[tuple[int, int], float]
     stations: dict[int, int]
     capacity: dict[int, int]
+    zone: ZoneInfo
 
 
 def _lab_times(session: Session, lab_id: int) -> _LabTimes:
@@ -92,17 +95,20 @@ def _read_lab_times(session: Session, lab_id: int) -> _LabTimes:
             .where(Stage.lab_id == lab_id)
         )
     }
-    stations = dict(
-        session.execute(
-            select(Station.stage_id, func.count(Station.id))
-            .where(Station.lab_id == lab_id, Station.active)
-            .group_by(Station.stage_id)
-        ).all()
-    )
-    capacity = dict(
-        session.execute(select(Stage.id, Stage.capacity).where(Stage.lab_id == lab_id)).all()
-    )
-    return _LabTimes(learned, stations, capacity)
+    stations: dict[int, int] = {}
+    capacity: dict[int, int] = {}
+    for stage_id, stage_capacity, active_stations in session.execute(
+        select(Stage.id, Stage.capacity, func.count(Station.id))
+        .outerjoin(Station, (Station.stage_id == Stage.id) & Station.active)
+        .where(Stage.lab_id == lab_id)
+        .group_by(Stage.id, Stage.capacity)
+    ):
+        capacity[stage_id] = stage_capacity
+        if active_stations:  # a stage no station works at waits as if one did (queue_wait)
+            stations[stage_id] = active_stations
+    # The zone alone: `lab_zone` loads the whole lab, its JSON settings decoded, per group.
+    timezone = session.scalars(select(Lab.timezone).where(Lab.id == lab_id)).one()
+    return _LabTimes(learned, stations, capacity, ZoneInfo(timezone))
 
 
 def floor_load(session: Session, lab_id: int) -> FloorLoad:
@@ -251,18 +257,19 @@ def refresh_job(
     `changed` says the caller changed the job itself (an event), which the feed reports too.
     """
     load = load or floor_load(session, job.lab_id)
-    _refresh(session, job, now, load, lab_zone(session, job.lab_id), changed)
+    _refresh(session, job, now, load, _lab_times(session, job.lab_id).zone, changed)
     session.flush()
 
 
 def refresh_moved_jobs(session: Session, moved: Iterable[tuple[Job, datetime]]) -> None:
     """`refresh_job` for the jobs a group of events changed, each once at the time of its last
     event, under one floor load per lab read after all of them moved."""
-    labs: dict[int, tuple[FloorLoad, ZoneInfo]] = {}
+    loads: dict[int, FloorLoad] = {}
     for job, now in moved:
-        if job.lab_id not in labs:
-            labs[job.lab_id] = (floor_load(session, job.lab_id), lab_zone(session, job.lab_id))
-        _refresh(session, job, now, *labs[job.lab_id], changed=True)
+        if job.lab_id not in loads:
+            loads[job.lab_id] = floor_load(session, job.lab_id)
+        zone = _lab_times(session, job.lab_id).zone
+        _refresh(session, job, now, loads[job.lab_id], zone, changed=True)
     session.flush()
 
 

@@ -8,10 +8,9 @@ Times are the station's device clock, the same clock its job events carry.
 """
 
 import bisect
-import uuid
 from datetime import datetime
 
-from sqlalchemy import Select, func, select, union_all
+from sqlalchemy import CompoundSelect, Select, bindparam, func, select, union_all
 from sqlalchemy.orm import Session
 
 from core.contract import SignAction
@@ -22,13 +21,51 @@ from server.models import StationSignIn
 from server.schemas import EventIn, EventResult
 
 
-def stored_uuids(session: Session, event_uuids: set[uuid.UUID]) -> set[uuid.UUID]:
-    """Those of the UUIDs that are stored sign-ins or sign-outs (a resend answers "duplicate")."""
-    return set(
-        session.scalars(
-            select(StationSignIn.event_uuid).where(StationSignIn.event_uuid.in_(event_uuids))
-        )
+def _sign_in_log_query() -> CompoundSelect[tuple[int, int, datetime, int, str]]:
+    """The pairs' entries between `earliest` and `latest` and the last one before: built once
+    (the window query took most of a group's sign-in check to build), its values bound."""
+    among_pairs = (
+        StationSignIn.station_id.in_(bindparam("stations", expanding=True)),
+        StationSignIn.person_id.in_(bindparam("people", expanding=True)),
     )
+    columns = (
+        StationSignIn.station_id,
+        StationSignIn.person_id,
+        StationSignIn.device_created_at,
+        StationSignIn.station_sequence,
+        StationSignIn.action,
+    )
+    ranked = (
+        select(
+            *columns,
+            func.row_number()
+            .over(
+                partition_by=(StationSignIn.station_id, StationSignIn.person_id),
+                order_by=(
+                    StationSignIn.device_created_at.desc(),
+                    StationSignIn.station_sequence.desc(),
+                ),
+            )
+            .label("recency"),
+        )
+        .where(*among_pairs, StationSignIn.device_created_at < bindparam("earliest"))
+        .subquery()
+    )
+    last_before = select(
+        ranked.c.station_id,
+        ranked.c.person_id,
+        ranked.c.device_created_at,
+        ranked.c.station_sequence,
+        ranked.c.action,
+    ).where(ranked.c.recency == 1)
+    within = select(*columns).where(
+        *among_pairs,
+        StationSignIn.device_created_at.between(bindparam("earliest"), bindparam("latest")),
+    )
+    return union_all(last_before, within)
+
+
+_SIGN_IN_LOG = _sign_in_log_query()
 
 
 class SignInLog:
@@ -46,48 +83,13 @@ class SignInLog:
         self._entries: dict[tuple[int, int], list[tuple[datetime, int, str]]] = {}
         if not pairs:
             return
-        stations = {station_id for station_id, _ in pairs}
-        people = {person_id for _, person_id in pairs}
-        among_pairs = (
-            StationSignIn.station_id.in_(stations),
-            StationSignIn.person_id.in_(people),
-        )
-        columns = (
-            StationSignIn.station_id,
-            StationSignIn.person_id,
-            StationSignIn.device_created_at,
-            StationSignIn.station_sequence,
-            StationSignIn.action,
-        )
-        ranked = (
-            select(
-                *columns,
-                func.row_number()
-                .over(
-                    partition_by=(StationSignIn.station_id, StationSignIn.person_id),
-                    order_by=(
-                        StationSignIn.device_created_at.desc(),
-                        StationSignIn.station_sequence.desc(),
-                    ),
-                )
-                .label("recency"),
-            )
-            .where(*among_pairs, StationSignIn.device_created_at < earliest)
-            .subquery()
-        )
-        last_before = select(
-            ranked.c.station_id,
-            ranked.c.person_id,
-            ranked.c.device_created_at,
-            ranked.c.station_sequence,
-            ranked.c.action,
-        ).where(ranked.c.recency == 1)
-        within = select(*columns).where(
-            *among_pairs, StationSignIn.device_created_at.between(earliest, latest)
-        )
-        for station_id, person_id, at, sequence, action in session.execute(
-            union_all(last_before, within)
-        ):
+        values = {
+            "stations": sorted({station_id for station_id, _ in pairs}),
+            "people": sorted({person_id for _, person_id in pairs}),
+            "earliest": earliest,
+            "latest": latest,
+        }
+        for station_id, person_id, at, sequence, action in session.execute(_SIGN_IN_LOG, values):
             self.add(station_id, person_id, at, sequence, action)
 
     def add(

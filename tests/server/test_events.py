@@ -34,6 +34,7 @@ from server.models import (
     JobStatus,
     JobUpdate,
     LensDesign,
+    Person,
     RejectedEvent,
     Stage,
     StageEvent,
@@ -545,6 +546,59 @@ def test_a_group_answers_each_event_in_order_and_tells_each_job_once(
     assert (_job_changes(lab, first), _job_changes(lab, second)) == tuple(
         count + 1 for count in changes_before
     )
+
+
+def test_a_group_answers_resends_of_every_earlier_fate_and_each_badge_alone(
+    lab: Lab, floor: Floor
+) -> None:
+    """Earlier groups stored an event, rejected one and stored a sign-in: resent together,
+    each answers as the first time (read in one query for the group), beside new events
+    whose badges (one nobody has) are looked up together."""
+    lab.make_job("J1")
+    lab.make_job("J2")
+    stored = floor.event("EDGE-1", "J1", EventAction.start)
+    refused = floor.event("FIT-1", "J1", EventAction.start)  # J1 is not at fitting
+    signed = floor.event("EDGE-2", None, SignAction.sign_in, operator_badge="B1002")
+    for station, event in (("FIT-1", refused), ("EDGE-2", signed), ("EDGE-1", stored)):
+        principal = floor.station(station)
+        with lab.context.db.session() as session:
+            [first] = ingest_batch(session, principal, [event])
+    arrivals = [
+        _arrive(floor, "EDGE-1", stored),
+        _arrive(floor, "FIT-1", refused),
+        _arrive(floor, "EDGE-2", signed),
+        _arrive(floor, "EDGE-2", floor.event("EDGE-2", "J2", EventAction.start)),
+        _arrive(
+            floor,
+            "EDGE-1",
+            floor.event("EDGE-1", "J1", EventAction.note, note="x", operator_badge="B1002"),
+        ),
+        _arrive(
+            floor,
+            "EDGE-1",
+            floor.event("EDGE-1", "J1", EventAction.complete, operator_badge="B0000"),
+        ),
+    ]
+    with lab.context.db.session() as session:
+        again, refused_again, signed_again, other, noted, unknown = ingest_events(session, arrivals)
+    assert isinstance(again, EventResult) and again.job is not None
+    assert (again.status, again.event_id) == ("duplicate", first.event_id)
+    assert (again.job.stage, again.job.status) == ("edging", JobStatus.in_progress)
+    assert isinstance(refused_again, AlreadyRejected) and refused_again.status_code == 409
+    assert refused_again.field == "override_reason"
+    assert isinstance(signed_again, EventResult) and signed_again.status == "duplicate"
+    assert isinstance(other, EventResult) and other.status == "stored"
+    assert isinstance(noted, EventResult) and noted.status == "stored"
+    assert isinstance(unknown, Invalid) and unknown.field == "operator_badge"
+    with lab.context.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(StageEvent)) == 3
+        assert session.scalar(select(func.count()).select_from(RejectedEvent)) == 1
+        badges = session.scalars(
+            select(Person.badge_code)
+            .join(StageEvent, StageEvent.operator_id == Person.id)
+            .order_by(StageEvent.id)
+        ).all()
+    assert badges == ["B1001", "B1001", "B1002"]  # J1's start, J2's start, J1's note
 
 
 @pytest.mark.usefixtures("nobody_signed_in")
