@@ -23,7 +23,7 @@ _MEMO = "lenstrack.memo"  # session.info key: what this session has read once
 
 def memo(session: Session, key: Hashable, load: Callable[[], T]) -> T:
     """`load()` once per session for `key`: a writer's group of events runs in one session
-    and shares what every event looks up (a lab's stages, learned times, operators)."""
+    and shares what every event looks up (a lab's setup and learned times)."""
     cache: dict[Hashable, Any] = session.info.setdefault(_MEMO, {})
     if key not in cache:
         cache[key] = load()
