@@ -9,34 +9,25 @@ their sessions and tokens are in the database). Pages of one process learn about
 by another through PostgreSQL LISTEN/NOTIFY (server/live.py). Each part logs to
 `data_dir/group/NAME.log`; Ctrl-C or SIGTERM stops them all, and if any part exits the others
 are stopped and the command fails naming it with the end of its log.
+
+This module checks the options and settings and plans the group; `server/group_supervisor.py`
+then runs it, in this command's process and without this module's imports.
 """
 
 import argparse
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from server.child_process import ChildFailed, ChildProcess
+from server.group_supervisor import HAPROXY, GroupPlan
 from server.settings import Settings
 
-EXIT_REFUSED, EXIT_PART_FAILED = 2, 1
-START_TIMEOUT = 120.0
-STOP_TIMEOUT = 15.0
+EXIT_REFUSED = 2
 STICKY_COOKIE = "lenstrack_process"
-HAPROXY = "haproxy"
 # A socket stays open as long as its page; HTTP requests (a DCS import, 200 tickets) end sooner.
 HAPROXY_CONFIG = """\
 global
@@ -101,71 +92,6 @@ class ProxyPlan(BaseModel):
         )
 
 
-class Stopped(Exception):
-    """Ctrl-C or SIGTERM came while the group was starting."""
-
-
-class Group:
-    """The parts started so far; `stop` ends every one of them."""
-
-    def __init__(self, log_dir: Path, stopping: threading.Event) -> None:
-        self.log_dir = log_dir
-        self.stopping = stopping
-        self.parts: list[ChildProcess] = []
-
-    def start(self, name: str, command: list[str], env: dict[str, str], url: str) -> ChildProcess:
-        log = self.log_dir / f"{name}.log"
-        with log.open("ab") as sink:
-            # A session of its own: Ctrl-C reaches this command alone, which stops the parts in
-            # order (HAProxy first, so no request goes to a process that is ending).
-            process = subprocess.Popen(
-                command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        part = ChildProcess(name, process, log, url)
-        self.parts.append(part)
-        return part
-
-    def wait_until_answering(self, part: ChildProcess) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _answers(part.url):
-            if self.stopping.is_set():
-                raise Stopped
-            self.raise_if_any_exited()
-            if time.monotonic() > deadline:
-                raise ChildFailed(
-                    part, f"did not answer at {part.url} within {START_TIMEOUT:.0f} s"
-                )
-            time.sleep(0.3)
-
-    def raise_if_any_exited(self) -> None:
-        for part in self.parts:
-            if part.process.poll() is not None:
-                raise ChildFailed(part, f"exited with code {part.process.returncode}")
-
-    def stop(self) -> None:
-        for part in reversed(self.parts):
-            if part.process.poll() is None:
-                part.process.terminate()
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for part in self.parts:
-            try:
-                part.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                part.process.kill()
-                part.process.wait()
-
-
-def _answers(url: str) -> bool:
-    """Whether anything answers HTTP at `url` (an error status is an answer)."""
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
-
-
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as probe:
@@ -173,29 +99,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@contextmanager
-def _stopping_on_signals() -> Iterator[threading.Event]:
-    """An event set by SIGINT or SIGTERM while the block runs."""
-    stop = threading.Event()
-    handlers = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        yield stop
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-
-
-def _process_env(settings: Settings, port: int) -> dict[str, str]:
-    """The environment of one `lenstrack serve`: these settings, its own port, and HAProxy
-    (on this machine) believed about the client's address and scheme."""
+def _process_env(settings: Settings) -> dict[str, str]:
+    """What every `lenstrack serve` gets over this environment (the supervisor adds its port):
+    these settings, and HAProxy (on this machine) believed about the client's address and
+    scheme."""
     trusted = sorted({*settings.trusted_proxies, "127.0.0.1"})
     return {
-        **os.environ,
         "LENSTRACK_DATA_DIR": str(settings.data_dir.resolve()),
         "LENSTRACK_HOST": "127.0.0.1",
-        "LENSTRACK_PORT": str(port),
         "LENSTRACK_TRUSTED_PROXIES": json.dumps(trusted),
     }
 
@@ -212,91 +123,49 @@ def _refusal(settings: Settings) -> str | None:
     return None
 
 
-def serve_group(settings: Settings, options: GroupOptions) -> int:
+def _plan_group(settings: Settings, options: GroupOptions) -> GroupPlan | str:
+    """The group to start, with HAProxy's configuration written to data_dir/group; or why
+    these settings cannot have one."""
     if refusal := _refusal(settings):
-        print(f"error: {refusal}", file=sys.stderr)
-        return EXIT_REFUSED
+        return refusal
     log_dir = settings.data_dir / "group"
     log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    plan = ProxyPlan(
+    proxy = ProxyPlan(
         host=settings.host,
         port=options.port or settings.port,
         process_ports=[free_port() for _ in range(options.processes)],
     )
     config = log_dir / "haproxy.cfg"
-    config.write_text(plan.haproxy_config())
-    serve = [sys.executable, "-m", "lenstrack.cli", "serve"]
-    with _stopping_on_signals() as stopping:
-        group = Group(log_dir, stopping)
-        try:
-            for number, process_port in enumerate(plan.process_ports, start=1):
-                env = _process_env(settings, process_port)
-                part = group.start(
-                    f"serve-{number}", serve, env, f"http://127.0.0.1:{process_port}/api/health"
-                )
-                if number == 1:
-                    # The first makes the secret key and data keys if they are new (and checks
-                    # them against the database): the others start once it has, and read them.
-                    group.wait_until_answering(part)
-            for part in group.parts[1:]:
-                group.wait_until_answering(part)
-            proxy_url = f"http://{plan.host}:{plan.port}"
-            haproxy = group.start(
-                "haproxy", [HAPROXY, "-db", "-f", str(config)], dict(os.environ), proxy_url
-            )
-            group.wait_until_answering(haproxy)
-            print(
-                f"LensTrack serves on {proxy_url}: {options.processes} processes behind HAProxy "
-                f"(logs and haproxy.cfg in {log_dir}); Ctrl-C stops them all",
-                flush=True,
-            )
-            while not stopping.wait(0.5):
-                group.raise_if_any_exited()
-            return 0
-        except Stopped:
-            return 0
-        except ChildFailed as failure:
-            print(f"error: {failure}", file=sys.stderr)
-            return EXIT_PART_FAILED
-        finally:
-            group.stop()
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--processes", type=int, default=2, help="server processes (default 2)")
-    parser.add_argument(
-        "--port", type=int, help="where HAProxy listens (default: the port setting)"
+    config.write_text(proxy.haproxy_config())
+    return GroupPlan(
+        log_dir=str(log_dir),
+        haproxy_config=str(config),
+        proxy_url=f"http://{proxy.host}:{proxy.port}",
+        process_ports=proxy.process_ports,
+        process_env=_process_env(settings),
     )
 
 
 def _serve_group(args: argparse.Namespace) -> int:
+    """Checks and plans here, in `lenstrack`, which has imported every app's commands (camera
+    decoders among them), then runs the lean supervisor in its place for the group's life."""
     try:
         options = GroupOptions(processes=args.processes, port=args.port)
     except ValidationError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_REFUSED
-    return serve_group(Settings(), options)
-
-
-def _as_lean_supervisor(args: argparse.Namespace) -> int:
-    """Runs this module alone in place of `lenstrack`, which has imported every app's commands
-    (camera decoders among them): the supervisor lives as long as the group, and this halves
-    its memory (about 100 MB to 55 MB)."""
-    arguments = ["--processes", str(args.processes)]
-    if args.port is not None:
-        arguments += ["--port", str(args.port)]
-    os.execv(sys.executable, [sys.executable, "-m", "server.group_cli", *arguments])
+    plan = _plan_group(Settings(), options)
+    if isinstance(plan, str):
+        print(f"error: {plan}", file=sys.stderr)
+        return EXIT_REFUSED
+    supervisor = [sys.executable, "-m", "server.group_supervisor", plan.to_argument()]
+    os.execv(sys.executable, supervisor)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     group = subparsers.add_parser(
         "serve-group", help="several server processes on PostgreSQL behind HAProxy"
     )
-    _add_arguments(group)
-    group.set_defaults(handler=_as_lean_supervisor)
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="lenstrack serve-group", description=__doc__)
-    _add_arguments(parser)
-    sys.exit(_serve_group(parser.parse_args()))
+    group.add_argument("--processes", type=int, default=2, help="server processes (default 2)")
+    group.add_argument("--port", type=int, help="where HAProxy listens (default: the port setting)")
+    group.set_defaults(handler=_serve_group)

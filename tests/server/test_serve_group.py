@@ -14,10 +14,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,8 @@ import pytest
 from server.background import SWEEPER_LEADER, Leadership, Sweeper
 from server.context import ServerContext
 from server.db import Database
-from server.group_cli import STICKY_COOKIE
+from server.group_cli import STICKY_COOKIE, free_port
+from server.group_supervisor import _answers
 from server.settings import Settings
 from tests.chromium import chromium, logged_in_page
 from tests.conftest import _postgres_database, child_environment
@@ -89,6 +92,41 @@ def test_it_refuses_sqlite_saying_why(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "needs PostgreSQL" in done.stderr and "SQLite" in done.stderr
     assert not (tmp_path / "group").exists()  # nothing was started
+
+
+def test_the_supervisor_runs_without_pydantic_settings_or_cryptography() -> None:
+    """It lives as long as the group: what it imports stays resident all that time."""
+    heavy = ("pydantic", "pydantic_settings", "cryptography", "server.settings", "ssl", "email")
+    listing = "import sys, server.group_supervisor; print(' '.join(sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", listing],
+        env={**child_environment(), "PYTHONPATH": str(SERVER_ROOT)},
+        cwd=SERVER_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    imported = done.stdout.split()
+    assert "server.group_supervisor" in imported
+    assert [name for name in imported if name.split(".")[0] in heavy or name in heavy] == []
+
+
+def test_the_start_probe_takes_an_error_status_as_an_answer_and_silence_as_none() -> None:
+    class Failing(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(503)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Failing) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            assert _answers(f"http://127.0.0.1:{server.server_address[1]}/api/health")
+        finally:
+            server.shutdown()
+    assert not _answers(f"http://127.0.0.1:{free_port()}/api/health")
 
 
 def _postgres_only(context: ServerContext) -> None:
