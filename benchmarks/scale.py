@@ -10,9 +10,10 @@ with `server.domain.bulk_seed` and prints the time and rows/s per table. Then it
 hot read up to `--runs` times (p50/p95/max; fewer once a read has taken 15 s): a station
 looking up a job by job and by tray number, `GET /api/jobs` pages (each filter, the next
 page by its cursor, a deep offset) for the lab, a store and a station, a store's job list
-with each of its filters, the lab's job list, job detail with its timeline, the WIP board —
-HTTP routes in-process through httpx, pages through their domain functions — and the flag
-sweep as the background task runs it, each chunk's transaction (what holds writers) timed.
+opening on each of its filters (first page, counts, flags) and its second page, the lab's
+job list, job detail with its timeline, the WIP board — HTTP routes in-process through
+httpx, pages through their domain functions — and the flag sweep as the background task
+runs it, each chunk's transaction (what holds writers) timed.
 Then it builds those indexes on the full tables and measures again: the baseline is the same
 reads on the same data without them, beside a bare primary-key SELECT. Last, the plans of
 each read's slowest statements, before and after (EXPLAIN QUERY PLAN on SQLite, EXPLAIN
@@ -305,14 +306,27 @@ class Bench:
 
     def _page_reads(self) -> None:
         now = self.now
+        size = views.STORE_PAGE_SIZE
         for view in views.StoreFilter:
-
+            # What the page reads opening on that filter: its first rows, the counts, the
+            # flags (a filter button's click reads the rows alone).
             def store_page(session: Any, view: views.StoreFilter = view) -> object:
-                rows = views.store_rows(session, self.store, now)
+                views.store_counts(session, self.store)
                 views.flag_feed(session, self.store, now)
-                return [row for row in rows if views.matches(row, view)]
+                return views.store_page(session, self.store, now, view, None, size)
 
             self.time(f"store page: job list, filter {view.value}", self.page(store_page))
+        with self.context.db.read_session() as session:
+            after = views.store_page(session, self.store, now, views.StoreFilter.all, None, size)
+        if after.more is not None:  # a second page to show
+            self.time(
+                "store page: Show more (filter all)",
+                self.page(
+                    lambda s: views.store_page(
+                        s, self.store, now, views.StoreFilter.all, after.more, size
+                    )
+                ),
+            )
         self.time(
             "lab page: job list (active)",
             self.page(lambda s: views.job_list(s, self.manager, now)),

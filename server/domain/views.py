@@ -11,8 +11,8 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, tuple_, union_all
+from sqlalchemy.orm import Session, defer
 
 from server.domain import breakage, changes, inspection, orders
 from server.domain.auth import LAB_ROLES, PersonPrincipal
@@ -144,6 +144,7 @@ class StoreRow:
     step: int  # 1-based position on the route; the route length when it left the lab
     steps: int
     promised: str
+    promised_at: datetime  # the list's order (StoreKey)
     eta: str | None
     eta_after_promise: bool
     flags: tuple[FlagView, ...]
@@ -207,6 +208,7 @@ def store_row(job: Job, zone: ZoneInfo, now: datetime) -> StoreRow:
         step=step,
         steps=steps,
         promised=local_text(job.promised_at, zone, now),
+        promised_at=job.promised_at,
         eta=local_text(job.eta, zone, now) if job.eta else None,
         eta_after_promise=job.eta is not None and job.eta > job.promised_at,
         flags=flags,
@@ -218,39 +220,126 @@ def store_row(job: Job, zone: ZoneInfo, now: datetime) -> StoreRow:
     )
 
 
+# What a store row shows of a job: no prescription, no frame shape (JSON decoded per job).
+_ROW_ONLY = (*WITHOUT_PRESCRIPTION, defer(Job.frame), defer(Job.trace), defer(Job.treatments))
+# The jobs on a store's list: still in the lab, or finished and not collected by the patient.
+_UNDELIVERED = and_(Job.status == JobStatus.completed, Job.delivered_at.is_(None))
+
+
 def _store_jobs(principal: PersonPrincipal) -> Select[tuple[Job]]:
-    """Jobs still in the lab, and finished ones the patient has not collected yet (a row
-    shows the patient reference, never the prescription)."""
+    """The store list's jobs (a row shows the patient reference, never the prescription).
+    Their ids come from two index ranges, the store's active jobs and its undelivered ones:
+    under `is_active OR undelivered` both databases read every job the store ever had. The
+    ranges name the store alone: beside the lab's id, SQLite's sampled statistics rate the
+    lab's status index as good as the store's undelivered one and read every shipped job of
+    the lab. `visible_jobs` keeps the list to what the principal may see."""
+    lab, store = scope_key(principal)
+    scope = Job.lab_id == lab if store is None else Job.store_id == store
+    ids = union_all(
+        select(Job.id).where(scope, Job.is_active),
+        select(Job.id).where(scope, _UNDELIVERED),
+    )
+    return visible_jobs(principal).where(Job.id.in_(ids)).options(*_ROW_ONLY)
+
+
+# The store list's first page and each "Show more" (rows): a counter screen shows about six
+# rows at a time; each row costs its job loaded and its patient reference decrypted.
+STORE_PAGE_SIZE = 50
+TONE_ORDER = tuple(Tone)  # the store list's order: red rows first, then amber, …
+
+
+def _has_open_flag(kinds: frozenset[FlagKind]) -> ColumnElement[bool]:
+    """The job has an open flag of one of `kinds` (one probe of uq_job_flag_open per kind)."""
     return (
-        visible_jobs(principal)
-        .where(
-            or_(
-                Job.is_active,
-                and_(Job.status == JobStatus.completed, Job.delivered_at.is_(None)),
-            )
-        )
-        .options(*WITHOUT_PRESCRIPTION)
+        select(JobFlag.id)
+        .where(JobFlag.job_id == Job.id, JobFlag.cleared_at.is_(None), JobFlag.kind.in_(kinds))
+        .exists()
     )
 
 
-def store_rows(session: Session, principal: PersonPrincipal, now: datetime) -> list[StoreRow]:
-    """The store's open jobs, the ones needing attention first, then by promised time."""
+# `_tone` in SQL, as its position in TONE_ORDER, so the database orders and pages the list.
+_TONE_RANK = case(
+    (_has_open_flag(RED_FLAGS), TONE_ORDER.index(Tone.red)),
+    (_has_open_flag(AMBER_FLAGS), TONE_ORDER.index(Tone.amber)),
+    (Job.delivered_at.is_not(None), TONE_ORDER.index(Tone.done)),
+    (Job.status == JobStatus.completed, TONE_ORDER.index(Tone.ready)),
+    else_=TONE_ORDER.index(Tone.normal),
+)
+# `matches` in SQL: which open jobs each filter shows.
+_FILTERS: dict[StoreFilter, ColumnElement[bool]] = {
+    StoreFilter.late: _has_open_flag(frozenset({FlagKind.late})),
+    StoreFilter.rework: _has_open_flag(frozenset({FlagKind.rework, FlagKind.breakage})),
+    StoreFilter.ready: Job.status == JobStatus.completed,
+}
+
+
+@dataclass(frozen=True, order=True)
+class StoreKey:
+    """Where a row sits on the store list (tone, promise, id): a page ends at its last key
+    and the next starts after it in the same order, however the rows before it changed."""
+
+    tone: int  # position in TONE_ORDER
+    promised_at: datetime
+    job_id: int
+
+
+@dataclass(frozen=True)
+class StorePage:
+    rows: list[StoreRow]
+    more: StoreKey | None  # the last row's key when more rows follow; None at the end
+
+
+def store_key(row: StoreRow) -> StoreKey:
+    return StoreKey(TONE_ORDER.index(row.tone), row.promised_at, row.job_id)
+
+
+def store_page(
+    session: Session,
+    principal: PersonPrincipal,
+    now: datetime,
+    view: StoreFilter,
+    after: StoreKey | None,
+    limit: int,
+) -> StorePage:
+    """A page of the store's open jobs under `view`: the ones needing attention first, then
+    by promised time; ordered, filtered and cut in the database."""
+    statement = _store_jobs(principal)
+    if view in _FILTERS:
+        statement = statement.where(_FILTERS[view])
+    if after is not None:
+        statement = statement.where(
+            tuple_(_TONE_RANK, Job.promised_at, Job.id)
+            > (after.tone, after.promised_at, after.job_id)
+        )
+    page = statement.order_by(_TONE_RANK, Job.promised_at, Job.id).limit(limit + 1)
     zone = lab_zone(session, principal.lab_id)
-    jobs = session.scalars(_store_jobs(principal).order_by(Job.promised_at, Job.id))
-    rows = [store_row(job, zone, now) for job in jobs]
-    order = list(Tone)
-    return sorted(rows, key=lambda row: order.index(row.tone))
+    rows = [store_row(job, zone, now) for job in session.scalars(page)]
+    more = len(rows) > limit
+    del rows[limit:]
+    return StorePage(rows, store_key(rows[-1]) if more else None)
+
+
+def store_counts(session: Session, principal: PersonPrincipal) -> dict[StoreFilter, int]:
+    """How many open jobs each filter shows, in one pass over them."""
+    counts = [func.count(), *(func.count(case((shown, 1))) for shown in _FILTERS.values())]
+    totals = session.execute(_store_jobs(principal).with_only_columns(*counts)).one()
+    return dict(zip((StoreFilter.all, *_FILTERS), totals, strict=True))
 
 
 def store_row_by_id(
     session: Session, principal: PersonPrincipal, job_id: int, now: datetime
 ) -> StoreRow | None:
     """One row for a live refresh; None once the job no longer belongs on the store list."""
-    job = session.scalar(_store_jobs(principal).where(Job.id == job_id))
+    job = session.scalar(
+        visible_jobs(principal)
+        .where(Job.id == job_id, or_(Job.is_active, _UNDELIVERED))
+        .options(*_ROW_ONLY)
+    )
     return store_row(job, lab_zone(session, principal.lab_id), now) if job else None
 
 
 def matches(row: StoreRow, view: StoreFilter) -> bool:
+    """Whether `view` shows the row (`_FILTERS` in SQL), for a row a live update brings."""
     kinds = {flag.kind for flag in row.flags}
     match view:
         case StoreFilter.late:
@@ -280,12 +369,14 @@ def flag_feed(
 ) -> list[FlagEntry]:
     """The latest flags raised on the visible jobs, newest first, open or since cleared."""
     zone = lab_zone(session, principal.lab_id)
-    # A join, not `IN (visible ids)`: the newest flags are read from their index until
-    # `limit` of them belong to visible jobs, never the visible ids of a year first.
+    # The newest flags are read from their index, each job checked by its key, until `limit`
+    # of them belong to visible jobs: never the visible ids of a year first (`IN`), and not a
+    # join, which SQLite's sampled statistics start from every job the store ever had.
+    visible = visible_jobs(principal).with_only_columns(Job.id).where(Job.id == JobFlag.job_id)
+    number = select(Job.job_number).where(Job.id == JobFlag.job_id).scalar_subquery()
     rows = session.execute(
-        select(JobFlag, Job.job_number)
-        .join(Job, JobFlag.job_id == Job.id)
-        .where(visible_jobs(principal).whereclause, JobFlag.kind != FlagKind.at_risk)
+        select(JobFlag, number)
+        .where(visible.exists(), JobFlag.kind != FlagKind.at_risk)
         .order_by(JobFlag.raised_at.desc(), JobFlag.id.desc())
         .limit(limit)
     )

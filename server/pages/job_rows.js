@@ -1,14 +1,12 @@
 // A store's job rows, rendered in the browser from plain row data (server/pages/job_rows.py).
 // NiceGUI re-renders a page's whole element tree on any element update; here a changed job is
-// one `upsert` call that re-renders that job's row component alone, however long the list is.
+// one `place` call that re-renders that job's row component alone, however long the list is.
 
 const JobRow = {
-  // `shown` is a prop, not a v-show on <job-row>: Vue re-renders a component whose vnode
-  // carries a directive every time its parent renders.
-  props: { row: Object, link: Boolean, shown: Boolean },
+  props: { row: Object, link: Boolean },
   emits: ["mark"],
   template: `
-    <div v-show="shown" :data-job-id="row.job_id" :data-tone="row.tone"
+    <div :data-job-id="row.job_id" :data-tone="row.tone"
          :class="'w-full rounded-lg border-l-[10px] shadow-sm px-5 py-3 ' + row.tone_classes">
       <div class="w-full flex items-center gap-4 no-wrap">
         <div class="flex flex-col w-36 shrink-0">
@@ -59,37 +57,58 @@ export default {
     rows: Array,
     link: Boolean,
     filters: Array, // [{value, label}]; none: a single job's head, no filter bar
-    counts: Array, // [{view, label}] for the line beside the filter
+    counts: Object, // {filter: open jobs it shows}
+    view: String, // the filter whose rows these are
+    more: Boolean, // rows follow the loaded ones ("Show more")
   },
-  emits: ["mark"],
+  emits: ["mark", "view", "more"],
   data() {
-    return { items: this.rows.slice(), view: "all" };
+    return { items: this.rows.slice(), shownCounts: { ...this.counts }, hasMore: this.more };
   },
   watch: {
+    // The whole element was sent again (a new filter, a reconnect): it is the truth.
     rows(rows) {
-      this.items = rows.slice(); // the whole element was sent again: it is the truth
+      this.items = rows.slice();
+    },
+    counts(counts) {
+      this.shownCounts = { ...counts };
+    },
+    more(more) {
+      this.hasMore = more;
     },
   },
   computed: {
-    countText() {
-      return this.counts
-        .map(({ view, label }) => `${this.items.filter((row) => row.views.includes(view)).length} ${label}`)
-        .join(" · ");
-    },
-    shownCount() {
-      return this.items.filter((row) => row.views.includes(this.view)).length;
+    options() {
+      return this.filters.map(({ value, label }) => ({
+        value,
+        label: `${label} (${this.shownCounts[value] ?? 0})`,
+        attrs: { "data-filter": value },
+      }));
     },
   },
   methods: {
-    upsert(row) {
-      const index = this.items.findIndex((item) => item.job_id === row.job_id);
-      if (index >= 0) this.items.splice(index, 1, row);
-      else this.items.unshift(row); // a job the store just ordered
+    // The job's row at `index` of the list, wherever it was before (the server's order).
+    place(row, index) {
+      this.remove(row.job_id);
+      this.items.splice(index, 0, row);
     },
-    // A method, not an inline arrow: the template compiler here does not cache handlers, and a
+    append(rows, more) {
+      this.items.push(...rows);
+      this.hasMore = more;
+    },
+    setCounts(counts) {
+      this.shownCounts = counts;
+    },
+    // Methods, not inline arrows: the template compiler here does not cache handlers, and a
     // new function each render would count as a changed prop and re-render every row.
     forward(mark) {
       this.$emit("mark", mark);
+    },
+    choose(view) {
+      this.$emit("view", view);
+    },
+    showMore() {
+      this.$emit("more");
     },
     remove(jobId) {
       const index = this.items.findIndex((item) => item.job_id === jobId);
@@ -98,12 +117,11 @@ export default {
   },
   template: `
     <div class="w-full flex flex-col gap-3">
-      <div v-if="filters.length" class="w-full flex items-center gap-4">
-        <q-btn-toggle v-model="view" :options="filters" size="lg" no-caps toggle-color="primary" />
-        <span class="text-base text-slate-600" data-part="counts">{{ countText }}</span>
-      </div>
-      <job-row v-for="row in items" :key="row.job_id" :row="row" :link="link"
-               :shown="row.views.includes(view)" @mark="forward" />
-      <div v-if="filters.length && shownCount === 0" class="text-lg text-slate-500 p-4">No jobs here.</div>
+      <q-btn-toggle v-if="filters.length" :model-value="view" @update:model-value="choose"
+                    :options="options" size="lg" no-caps toggle-color="primary" class="self-start" />
+      <job-row v-for="row in items" :key="row.job_id" :row="row" :link="link" @mark="forward" />
+      <div v-if="filters.length && items.length === 0" class="text-lg text-slate-500 p-4">No jobs here.</div>
+      <q-btn v-if="filters.length && hasMore" label="Show more" icon="expand_more" outline no-caps
+             size="lg" color="primary" class="self-center" data-part="more" @click="showMore" />
     </div>`,
 };

@@ -2,7 +2,8 @@
 
 Made for a counter screen: one coloured row per job (red: late, breakage or rework, with the
 reason), the ETA beside the promised time in the lab's time zone, pickup actions in reach.
-Rows stay where they are when they change, so nothing jumps under a finger.
+The list opens on its first page, the jobs needing attention first; a row changes where it is
+unless its tone or promise moves it in that order.
 """
 
 import asyncio
@@ -20,7 +21,7 @@ from server.context import ServerContext
 from server.domain import jobs, views
 from server.domain.auth import PersonPrincipal
 from server.domain.errors import DomainError
-from server.domain.views import JobDetail, StoreRow
+from server.domain.views import JobDetail, StoreFilter, StoreKey, StorePage
 from server.models import utcnow
 from server.pages.access import (
     STORE_PORTAL_ROLES,
@@ -29,7 +30,7 @@ from server.pages.access import (
     page_header,
 )
 from server.pages.changes import OrderActions, history_card, order_panel
-from server.pages.job_rows import JobRows, MarkRequest, Milestone
+from server.pages.job_rows import JobRows, MarkRequest, Milestone, StoreList
 from server.pages.live_view import PageFeed
 from server.pages.orders import ORDER_PAGE
 from server.pages.store_settings import SETTINGS_PAGE
@@ -91,7 +92,7 @@ class FlagFeed(ui.element, component="flag_feed.js"):
 
 
 def _job_page(detail: JobDetail, milestones: Milestones, actions: OrderActions) -> None:
-    JobRows([detail.row], on_mark=milestones.mark, link=False, filters=False)
+    JobRows([detail.row], on_mark=milestones.mark, link=False)
     ui.label(f"Store {detail.store_code} · {detail.lens}").classes("text-slate-600")
     ui.link("Patient status link", f"/store/jobs/{detail.row.job_id}/patient-link")
     if detail.shipment is not None:
@@ -173,7 +174,7 @@ def register_store_pages(context: ServerContext) -> None:
         principal = admit(context, request, STORE_PORTAL_ROLES)
         if not isinstance(principal, PersonPrincipal):
             return principal
-        rows, feed = await asyncio.to_thread(_read_store, context, principal)
+        page, counts, feed = await asyncio.to_thread(_read_store, context, principal)
         page_header(principal, f"{_store_name(context, principal)} · Store portal")
         with ui.row().classes("items-baseline gap-6 px-4 pt-3"):
             ui.link("+ New order", ORDER_PAGE).classes("text-lg font-semibold")
@@ -184,20 +185,28 @@ def register_store_pages(context: ServerContext) -> None:
         with ui.element("div").classes(
             "w-full p-4 grid gap-4 grid-cols-1 xl:grid-cols-[1fr_24rem]"
         ):
-            store_list = JobRows(rows, on_mark=milestones.mark, link=True, filters=True)
+
+            async def read_page(view: StoreFilter, after: StoreKey | None) -> StorePage:
+                return await asyncio.to_thread(_read_page, context, principal, view, after)
+
+            store_list = StoreList(page, counts, read_page=read_page, on_mark=milestones.mark)
             store_list.classes("min-w-0")
             with ui.card().classes("w-full"):
                 ui.label("Flags").classes("text-xl font-semibold")
                 flags = FlagFeed(feed)
 
-        async def refresh_feed(kinds: set[str]) -> None:
+        async def after_batch(kinds: set[str]) -> None:
+            # Any change may move a job into or out of a filter, or onto or off the list.
+            store_list.show_counts(
+                await live.read("store_counts", lambda s: views.store_counts(s, principal))
+            )
             if kinds & {"flag_raised", "flag_cleared"}:  # the feed lists flags only
                 flags.show(
                     await live.read("flag_feed", lambda s: views.flag_feed(s, principal, utcnow()))
                 )
 
         live = PageFeed(
-            context, principal, views.store_row_by_id, store_list.show, after_batch=refresh_feed
+            context, principal, views.store_row_by_id, store_list.show, after_batch=after_batch
         )
         return None
 
@@ -235,10 +244,22 @@ def register_store_pages(context: ServerContext) -> None:
 
 def _read_store(
     context: ServerContext, principal: PersonPrincipal
-) -> tuple[list[StoreRow], list[views.FlagEntry]]:
+) -> tuple[StorePage, dict[StoreFilter, int], list[views.FlagEntry]]:
+    """What the page opens with: the first page of all jobs, the filters' counts, the flags."""
     now = utcnow()
     with context.db.read_session() as session:
-        return views.store_rows(session, principal, now), views.flag_feed(session, principal, now)
+        return (
+            views.store_page(session, principal, now, StoreFilter.all, None, views.STORE_PAGE_SIZE),
+            views.store_counts(session, principal),
+            views.flag_feed(session, principal, now),
+        )
+
+
+def _read_page(
+    context: ServerContext, principal: PersonPrincipal, view: StoreFilter, after: StoreKey | None
+) -> StorePage:
+    with context.db.read_session() as session:
+        return views.store_page(session, principal, utcnow(), view, after, views.STORE_PAGE_SIZE)
 
 
 def _read_detail(

@@ -25,7 +25,7 @@ def test_store_rows_are_the_stores_own_and_a_breakage_makes_one_red(lab: Lab, fl
     floor.send("EDGE-1", "N-1", EventAction.breakage, reason_code="B-CHIP")
     north_staff, south_staff = _person(lab, "north"), _person(lab, "south")
     with lab.context.db.session() as session:
-        rows = views.store_rows(session, north_staff, utcnow())
+        rows = views.store_page(session, north_staff, utcnow(), StoreFilter.all, None, 10).rows
         hidden = views.job_detail(session, south_staff, north, utcnow())
         detail = views.job_detail(session, north_staff, north, utcnow())
         feeds = [views.flag_feed(session, staff, utcnow()) for staff in (north_staff, south_staff)]

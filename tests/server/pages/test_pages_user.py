@@ -42,7 +42,8 @@ async def test_a_station_event_updates_the_open_store_page(
     assert [(flag["label"], flag["reason"]) for flag in row["flags"]] == [
         ("Breakage", "Broke at Edging (chip or crack at edging); being remade from Edging.")
     ]
-    assert row["views"] == ["all", "rework"]
+    (rows,) = user.find(JobRows).elements
+    await _until(lambda: rows.props["counts"] == {"all": 1, "late": 0, "rework": 1, "ready": 0})
 
 
 async def test_the_job_page_has_the_timeline_and_hides_other_stores_jobs(
@@ -137,12 +138,12 @@ async def test_a_changed_job_is_one_row_sent_and_the_list_keeps_its_order(
     floor.send("EDGE-1", "N-6", EventAction.start)
     lab.context.bus.wake()
     await _until(lambda: _rows(user)["N-6"]["state"] == "At Edging (in progress)")
-    assert [(name, args[0]["job_number"]) for name, args in sent] == [("upsert", "N-6")]
+    assert [(name, args[0]["job_number"]) for name, args in sent] == [("place", "N-6")]
     assert [row["job_number"] for row in rows.rows] == ["N-5", "N-6"]  # changed in place
-    lab.make_job("N-7")  # a job the store just ordered goes on top
+    lab.make_job("N-7", promised_in=timedelta(hours=36))  # just ordered: in its place
     lab.context.bus.wake()
     await _until(lambda: "N-7" in _rows(user))
-    assert [row["job_number"] for row in rows.rows] == ["N-7", "N-5", "N-6"]
+    assert [row["job_number"] for row in rows.rows] == ["N-5", "N-7", "N-6"]
 
 
 async def test_the_flags_feed_lists_new_flags_first(lab: Lab, floor: Floor, log_in: LogIn) -> None:
