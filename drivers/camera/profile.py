@@ -56,9 +56,6 @@ FIT_BLURS: tuple[Blur, ...] = (
     *((sigma, 0.0) for sigma in (0.5, 0.7, 0.9, 1.1, 1.3)),
     *((sigma, motion) for sigma in (0.4, 0.8) for motion in (1.5, 2.0, 2.5, 3.0, 3.5, 4.0)),
 )
-# The blurs at which a code's character count and perspective are chosen: a middling focus
-# and a middling motion blur.
-MIDDLE_BLURS: tuple[Blur, ...] = ((0.7, 0.0), (0.8, 3.0))
 Shape = tuple[int, float, Blur]  # a grid hypothesis: characters, module gradient, blur
 # A complete decode: mean correlation, symbols, each data and check slot's correlations.
 Fit = tuple[float, list[int], np.ndarray]
@@ -265,10 +262,10 @@ def fit_profiles(profiles: Sequence[np.ndarray]) -> Iterator[tuple[int, str]]:
                 oriented, (left, right) = _oriented(profile, ends, flip)
                 for count, gradient, blur in shapes:
                     even = _evened(oriented, left, right, gradient)
-                    start, module = _grid(left, right, count, blur)
-                    decoded = _fit_symbols(even, start, module, count, blur)
+                    module = (right - left) / (11 * count + 2)
+                    decoded = _fit_symbols(even, left, module, count, blur)
                     if decoded is not None:
-                        decodes.append((decoded, (even, start, module, blur)))
+                        decodes.append((decoded, (even, left, module, blur)))
             text = _unambiguous(_check_settled(decodes))
             if text is not None:
                 yield index, text
@@ -420,38 +417,29 @@ def _hypotheses(oriented: Oriented) -> list[Shape]:
     evened = {gradient: _evened(profile, left, right, gradient) for gradient in FIT_GRADIENTS}
 
     def fit(count: int, gradient: float, blurs: tuple[Blur, ...]) -> np.ndarray:
-        """How well start and stop fit, for each blur: the worse of the two. Blurs that spread
-        the outer edges alike share a grid, and so one batched fit."""
-        scores = np.full(len(blurs), -1.0)
-        for spread in set(map(_spread, blurs)):
-            index = [i for i, blur in enumerate(blurs) if _spread(blur) == spread]
-            group = tuple(blurs[i] for i in index)
-            start, module = _grid(left, right, count, group[0])
-            stop = start + 11 * (count - 1) * module
-            first = _fits(evened[gradient], start, module, group, _QUIET_THEN_BAR, _STARTS)
-            last = _fits(evened[gradient], stop, module, group, _BEFORE_QUIET, (STOP,))
-            if first is not None and last is not None:
-                scores[index] = np.minimum(first[0].max(axis=1), last[0][:, 0])
-        return scores
+        """How well start and stop fit, for each blur: the worse of the two."""
+        even, module = evened[gradient], (right - left) / (11 * count + 2)
+        first = _fits(even, left, module, blurs, _QUIET_THEN_BAR, _STARTS)
+        last = _fits(even, right - 13 * module, module, blurs, _BEFORE_QUIET, (STOP,))
+        if first is None or last is None:
+            return np.full(len(blurs), -1.0)
+        return np.minimum(first[0].max(axis=1), last[0][:, 0])
 
     # 11 modules per character including start, check and stop, plus the final bar. The
-    # character count is chosen at a middling focus and a middling motion blur (which moves the
-    # outer edges, `_spread`) and even modules, the perspective then for the best counts, the
-    # blur last.
+    # character count is chosen at a middling focus blur and even modules, the perspective
+    # then for the best counts, the blur last.
     low, high = ((right - left) / m for m in MODULE_PX[::-1])
     counts = range(max(MIN_COUNT, int((low - 2) / 11)), int((high - 2) / 11) + 1)
-    middle = {count: fit(count, 0.0, MIDDLE_BLURS) for count in counts}
-    count_fits = {count: float(fits.max()) for count, fits in middle.items()}
+    middle = (FIT_BLURS[1],)
+    count_fits = {count: float(fit(count, 0.0, middle)[0]) for count in counts}
     if not count_fits or max(count_fits.values()) < MIN_FIT - HOPELESS:
         return []  # no start and stop anywhere near: read the other way, or not a code
     ranked = sorted(counts, key=lambda count: -count_fits[count])[:FIT_COUNTS]
     # Modules narrowing along a tilted code make a neighbouring count fit even modules best:
     # the neighbours are tried with every perspective.
     best_counts = sorted({c + step for c in ranked for step in NEIGHBOURS if c + step in counts})
-    # Each count's perspective at the middle blur that fitted it best.
-    blur_of = {count: (MIDDLE_BLURS[int(np.argmax(middle[count]))],) for count in best_counts}
     shapes = [(count, gradient) for count in best_counts for gradient in FIT_GRADIENTS]
-    shapes = sorted(shapes, key=lambda shape: -fit(*shape, blur_of[shape[0]])[0])[:FIT_COUNTS]
+    shapes = sorted(shapes, key=lambda shape: -fit(*shape, middle)[0])[:FIT_COUNTS]
     scored = [
         (float(score), c, g, blur)
         for c, g in shapes
@@ -459,22 +447,6 @@ def _hypotheses(oriented: Oriented) -> list[Shape]:
     ]
     scored = sorted((s for s in scored if s[0] >= MIN_FIT), reverse=True)[:FIT_TRIES]
     return [(c, g, blur) for _, c, g, blur in scored]
-
-
-def _spread(blur: Blur) -> float:
-    """Modules by which `_edges` finds a code's outer edges outside its outer bars under
-    `blur`: a box (motion) blur longer than those 2-module bars (every start's first, the stop's
-    last) leaves each a ramp as long as the blur, whose steepest part, where the edge is found,
-    is its middle, (motion − 2)/2 modules out. A Gaussian keeps the edge where it is."""
-    return max(0.0, blur[1] - 2.0) / 2
-
-
-def _grid(left: float, right: float, count: int, blur: Blur) -> tuple[float, float]:
-    """Where the first bar starts (px) and the module (px) of a code of `count` characters
-    whose outer edges were found at `left` and `right` under `blur` (`_spread`)."""
-    spread = _spread(blur)
-    module = (right - left) / (11 * count + 2 + 2 * spread)
-    return left + spread * module, module
 
 
 def _evened(profile: np.ndarray, left: float, right: float, gradient: float) -> np.ndarray:
