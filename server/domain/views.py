@@ -220,18 +220,13 @@ def store_row(job: Job, zone: ZoneInfo, now: datetime) -> StoreRow:
     )
 
 
-# What a store row shows of a job: no prescription, no frame shape (JSON decoded per job).
-_ROW_ONLY = (*WITHOUT_PRESCRIPTION, defer(Job.frame), defer(Job.trace), defer(Job.treatments))
+# Neither a store row nor a WIP card shows the frame shape or treatments (JSON decoded per job).
+_WITHOUT_SHAPE = (defer(Job.frame), defer(Job.trace), defer(Job.treatments))
+# What a store row shows of a job: no prescription.
+_ROW_ONLY = (*WITHOUT_PRESCRIPTION, *_WITHOUT_SHAPE)
 # What a WIP card shows of a job: no patient either, and its store and route read once each
 # (joined, their JSON columns were decoded again for every one of a big lab's active jobs).
-_CARD_ONLY = (
-    *PRODUCTION_ONLY,
-    defer(Job.frame),
-    defer(Job.trace),
-    defer(Job.treatments),
-    selectinload(Job.store),
-    selectinload(Job.route),
-)
+_CARD_ONLY = (*PRODUCTION_ONLY, *_WITHOUT_SHAPE, selectinload(Job.store), selectinload(Job.route))
 # The jobs on a store's list: still in the lab, or finished and not collected by the patient.
 _UNDELIVERED = and_(Job.status == JobStatus.completed, Job.delivered_at.is_(None))
 
