@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer, lazyload
 
 from server.db import forget_memos, memo
-from server.domain.lab_time import duration_text, local_text
+from server.domain.lab_time import duration_text, lab_zone, local_text
 from server.feed import append_update
 from server.models import (
     Breakage,
@@ -26,7 +26,6 @@ from server.models import (
     Job,
     JobFlag,
     JobStatus,
-    Lab,
     ReasonCode,
     Route,
     Stage,
@@ -106,9 +105,7 @@ def _read_lab_times(session: Session, lab_id: int) -> _LabTimes:
         capacity[stage_id] = stage_capacity
         if active_stations:  # a stage no station works at waits as if one did (queue_wait)
             stations[stage_id] = active_stations
-    # The zone alone: `lab_zone` loads the whole lab, its JSON settings decoded, per group.
-    timezone = session.scalars(select(Lab.timezone).where(Lab.id == lab_id)).one()
-    return _LabTimes(learned, stations, capacity, ZoneInfo(timezone))
+    return _LabTimes(learned, stations, capacity, lab_zone(session, lab_id))
 
 
 def floor_load(session: Session, lab_id: int) -> FloorLoad:

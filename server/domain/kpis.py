@@ -73,7 +73,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from server.domain.auth import Principal, StationPrincipal
 from server.domain.errors import Forbidden, Invalid, NotFound
 from server.domain.jobs import sees_one_store
-from server.domain.lab_time import lab_zone, local_text
+from server.domain.lab_time import lab_zone, local_text, utc_offset_at, utc_offsets
 from server.labconfig import KpiTargets
 from server.models import (
     Breakage,
@@ -199,7 +199,7 @@ def resolve_period(query: KpiQuery, zone: ZoneInfo, now: datetime) -> Period:
             return _period(query.period, monday, monday + timedelta(days=6), zone)
         case PeriodKind.month:
             first = day.replace(day=1)
-            following = (first + timedelta(days=32)).replace(day=1)
+            following = _next_month(first)
             return _period(query.period, first, following - timedelta(days=1), zone)
         case PeriodKind.custom:
             if query.start is None:
@@ -763,7 +763,7 @@ def _count_stage_times(connection: Connection, which: dict[str, Any]) -> None:
     its zone decides their days."""
     by_ids = "ids" in which
     for lab_id, timezone, first, last in connection.execute(_labs_recorded(by_ids), which).all():
-        offsets = _utc_offsets(ZoneInfo(timezone), first.date(), last.date())
+        offsets = utc_offsets(ZoneInfo(timezone), first.date(), last.date())
         statement = _bucket_upsert(connection.dialect.name, by_ids, offsets)
         connection.execute(statement, {**which, "lab_id": lab_id})
 
@@ -786,7 +786,7 @@ def _bucket_upsert(dialect: str, by_ids: bool, offsets: tuple[tuple[datetime, in
     (the lab's, by its UTC `offsets`), added to KpiStageBucket's. Built once per lab and
     offsets: building it took longer than running it for an ingest's few events."""
     recorded = _recorded({"ids": ()} if by_ids else {"recorded": 0})
-    offset = _utc_offset(KpiStageTime.at, offsets)
+    offset = utc_offset_at(KpiStageTime.at, offsets)
     counted = []
     for store, dimension in (
         (None, KpiDimension.stage),
@@ -837,42 +837,6 @@ def _local_day(moment: Any, offset: Any, dialect: str, *, whole_month: bool) -> 
         return func.date(*shifted, "start of month") if whole_month else func.date(*shifted)
     local = moment + offset * literal_column("INTERVAL '1 second'", Interval)
     return cast(func.date_trunc("month", local) if whole_month else local, Date)
-
-
-def utc_offset(moment: Any, zone: ZoneInfo, first: date, last: date) -> Any:
-    """SQL: the zone's UTC offset in seconds at a UTC time between the days `first` and
-    `last`, exact across DST changes (the zone's rules as Python's zoneinfo has them)."""
-    return _utc_offset(moment, _utc_offsets(zone, first, last))
-
-
-def _utc_offset(moment: Any, offsets: tuple[tuple[datetime, int], ...]) -> Any:
-    *later, (_earliest, before) = offsets
-    whens = [(moment >= since, offset) for since, offset in later]
-    return case(*whens, else_=before) if whens else literal(before)
-
-
-@lru_cache(maxsize=256)
-def _utc_offsets(zone: ZoneInfo, first: date, last: date) -> tuple[tuple[datetime, int], ...]:
-    """(since, offset in seconds) of each offset the zone had between the days `first` and
-    `last` (a day more each side), latest first: found day by day, each change's instant
-    by halving to the second."""
-
-    def offset(epoch: int) -> int:
-        utc_offset = datetime.fromtimestamp(epoch, zone).utcoffset()
-        return 0 if utc_offset is None else int(utc_offset.total_seconds())
-
-    day = int(datetime.combine(first - timedelta(days=1), time(), UTC).timestamp())
-    end = int(datetime.combine(last + timedelta(days=2), time(), UTC).timestamp())
-    changes = [(day, offset(day))]
-    for following in range(day + 86400, end + 1, 86400):
-        if offset(following) == changes[-1][1]:
-            continue
-        low, high = following - 86400, following  # the change is in (low, high]
-        while high - low > 1:
-            middle = (low + high) // 2
-            low, high = (middle, high) if offset(middle) == changes[-1][1] else (low, middle)
-        changes.append((high, offset(high)))
-    return tuple((datetime.fromtimestamp(epoch, UTC), seconds) for epoch, seconds in changes[::-1])
 
 
 @cache

@@ -36,11 +36,11 @@ from sqlalchemy.orm import Session
 
 from core import spc
 from server.db import Database
-from server.domain import kpis
 from server.domain.auth import LAB_ROLES, MANAGER_ROLES, PersonPrincipal
 from server.domain.breakage import shift_at
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from server.domain.jobs import lab_catalogue
+from server.domain.lab_time import utc_offset
 from server.models import (
     EventAction,
     Inspection,
@@ -349,7 +349,7 @@ def _in_shift(session: Session, lab: Lab, shift: str, moment: Any) -> ColumnElem
     ).one()
     if first is None:
         return false()  # no inspection at all
-    offset = kpis.utc_offset(moment, zone, first.date(), last.date())
+    offset = utc_offset(moment, zone, first.date(), last.date())
     if session.get_bind().dialect.name == "sqlite":
         epoch = cast(func.strftime("%s", moment), Integer)
     else:
