@@ -1,6 +1,6 @@
 """Decode benchmark: our pipeline against plain pyzbar and plain zxing-cpp, on one core.
 
-    .venv/bin/python benchmarks/decode.py [--synthetic N] [--hard N] [--tickets N] [--seed S]
+    .venv/bin/python -m benchmarks.decode [--synthetic N] [--hard N] [--tickets N] [--seed S]
 
 Sets, each printed as a table: the dev corpus (../shared/corpus/frames-dev), the hard dev corpus
 (../shared/corpus/frames-hard-dev), a seeded synthetic normal set (L0–L2) and a seeded

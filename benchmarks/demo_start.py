@@ -1,6 +1,6 @@
 """`make demo` from a fresh clone, as a new user runs it, on a busy machine.
 
-    .venv/bin/python benchmarks/demo_start.py [--runs 5] [--idle-runs 1] [--keep]
+    .venv/bin/python -m benchmarks.demo_start [--runs 5] [--idle-runs 1] [--keep]
 
 Each run clones this repository's HEAD into a temporary folder and runs `make demo` there
 (venv, seeding, server, stations, floor simulator), with one CPU-bound process per core

@@ -1,6 +1,6 @@
 """Ingest throughput and latency: LensTrack's event API beside the baselines, in one run.
 
-    .venv/bin/python benchmarks/ingest.py [--seconds 15] [--jobs 600] [--batch 100]
+    .venv/bin/python -m benchmarks.ingest [--seconds 15] [--jobs 600] [--batch 100]
         [--backend sqlite|postgresql|both] [--baseline-server TREE]
 
 A realistic floor: the demo lab's 16 stations (two per stage) each post, as fast as their

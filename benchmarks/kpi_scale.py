@@ -1,8 +1,8 @@
 """The KPI and SPC dashboards' queries at a lab's size (server/domain/kpis.py, spc.py).
 
-    PYTHONPATH=. nice .venv/bin/python benchmarks/kpi_scale.py [--jobs 200000] [--days 365]
+    nice .venv/bin/python -m benchmarks.kpi_scale [--jobs 200000] [--days 365]
         [--backend sqlite|postgresql|both] [--runs 20] [--keep]
-    PYTHONPATH=. nice .venv/bin/python benchmarks/kpi_scale.py --database URL --data-dir DIR
+    nice .venv/bin/python -m benchmarks.kpi_scale --database URL --data-dir DIR
 
 Per backend it builds the data set as benchmarks/scale.py does (a fresh database at head, the
 demo lab, `--jobs` jobs over `--days` by `server.domain.bulk_seed`, with its planted drift on

@@ -1,6 +1,6 @@
 """Outbox drain: a station offline for a shift, then the server back (#15: 2,000 events ≤30 s).
 
-    .venv/bin/python benchmarks/outbox_drain.py [--events 2000] [--backend sqlite|postgresql]
+    .venv/bin/python -m benchmarks.outbox_drain [--events 2000] [--backend sqlite|postgresql]
 
 The demo lab is served, stock single-vision jobs are ordered (edging is their first stage),
 and the server is stopped. The real station stack (`StationCore`: outbox and uplink, no

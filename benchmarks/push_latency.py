@@ -1,6 +1,6 @@
 """Push latency: station event → the job's row changed on every open store page.
 
-    .venv/bin/python benchmarks/push_latency.py [--pages 50] [--events 20] [--browsers 1]
+    .venv/bin/python -m benchmarks.push_latency [--pages 50] [--events 20] [--browsers 1]
         [--processes N]
 
 Seeds the demo lab (30 jobs) and serves it in a subprocess, opens store pages for NORTH in

@@ -1,6 +1,6 @@
 """Reliability under faults (issue #11), long form of `tests/reliability/`.
 
-    .venv/bin/python benchmarks/reliability.py [--rounds 10] [--backend sqlite|postgresql]
+    .venv/bin/python -m benchmarks.reliability [--rounds 10] [--backend sqlite|postgresql]
         [--scenarios server-kill,link-cut,…] [--rate 5] [--seed 0] [--keep]
 
 Runs each scenario with the very harness the tests use (`tests.reliability.harness`): a real

@@ -1,6 +1,6 @@
 """The hot reads at a year's size: a million jobs, twelve million events.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/scale.py [--jobs 50000] [--days 365]
+    .venv/bin/python -m benchmarks.scale [--jobs 50000] [--days 365]
         [--backend sqlite|postgresql|both] [--runs 40] [--plans 3] [--indexes 0016,0017]
         [--keep | --generate-only | --database URL --data-dir DIR]
 

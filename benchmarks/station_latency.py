@@ -1,6 +1,6 @@
 """Station latency: keyboard-wedge scan → the job's card visible on the station page.
 
-    .venv/bin/python benchmarks/station_latency.py [--scans 30]
+    .venv/bin/python -m benchmarks.station_latency [--scans 30]
 
 Seeds the demo lab and serves it in a subprocess, starts one station app (subprocess, temp
 dirs) and opens its page in headless Chromium; signs in with a badge burst, then sends wedge
