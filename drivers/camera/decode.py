@@ -13,7 +13,9 @@ one job number, in a Code 128 and a DataMatrix: one confirmed read of either is 
    (`profile.fit_profiles`), then given to zxing-cpp and ZBar; the strongest region still
    unread is fitted once more, cut out again (`locate.straighten`) where its bars turn out
    slanted or run on past its ends;
-5. the 2D detector again with its rotated passes (three times the cost of 3).
+5. the 2D detector again with its rotated passes (three times the cost of 3);
+6. the strongest region's profiles fitted for heavy motion blur (`profile.HEAVY_BLURS`): only
+   a frame where the fit of 4 decoded a code whole and nothing was read pays for it.
 
 zxing-cpp runs restricted to the configured formats, without its inverted (light on dark) and
 downscaled passes. With `all_codes` every stage runs, for images that may hold several codes.
@@ -34,7 +36,7 @@ from pydantic import BaseModel, ConfigDict
 from pyzbar import pyzbar
 
 from .locate import Region, find_regions, straighten, to_image_points
-from .profile import fit_profiles
+from .profile import ProfileFit
 
 
 class Symbology(StrEnum):
@@ -166,17 +168,25 @@ class BarcodeDecoder:
             votes += self._zxing(gray, "zxing", np.eye(3), self._zxing_matrix)
         # The profile fits are the costly part; the regions past the strongest few are mostly
         # text and ticket edges (it bounds the time a frame without a readable code costs).
+        fitted = False  # whether the strongest region's fit decoded a profile whole
         for index, region in enumerate(unread[:THOROUGH_REGIONS]):
             if _has_confirmed(votes):  # a ticket carries one code: the rest is text and edges
                 break
-            votes += self._decode_profiles(region)
+            found, whole = self._decode_profiles(region)
+            votes += found
+            fitted |= not index and whole
             if not index and not _has_confirmed(votes) and (straight := straighten(gray, region)):
                 # Its decodes stand alone: a fit of the same bars resampled can repeat a wrong
                 # fit of the crop's, so only what confirms itself within the new cut counts.
-                again = _group(self._decode_profiles(straight, retry=True)).values()
-                votes += [vote for group in again if _is_confirmed(group) for vote in group]
+                found, whole = self._decode_profiles(straight, retry=True)
+                votes += _standalone(found)
+                fitted |= whole
         if self._zxing_matrix and not self._done(votes):
             votes += self._zxing(gray, "zxing", np.eye(3), self._zxing_matrix, try_rotate=True)
+        if fitted and not _has_confirmed(votes):
+            # A code the usual fits decoded whole but could not settle is most often blurred
+            # past what they model: only such frames pay for the heavy motion blur fit.
+            votes += _standalone(self._decode_profiles(unread[0], heavy=True)[0])
         codes, candidates = _tally(votes)
         return DecodeResult(codes, candidates, (time.perf_counter() - started) * 1000)
 
@@ -187,10 +197,14 @@ class BarcodeDecoder:
         votes = self._zxing(region.crop, "zxing/crop", region.to_image, self._zxing_linear)
         return votes + self._zbar(region.crop, "zbar/crop", region)
 
-    def _decode_profiles(self, region: Region, *, retry: bool = False) -> list[_Vote]:
+    def _decode_profiles(
+        self, region: Region, *, retry: bool = False, heavy: bool = False
+    ) -> tuple[list[_Vote], bool]:
         """Column-averaged scanline profiles of the upright crop: fitted with the Code 128
         model, and given to zxing-cpp and ZBar (which also read Code 39 there). A `retry` of a
-        region only fits, fewer bands (`RETRY_BANDS`)."""
+        region only fits, fewer bands (`RETRY_BANDS`); a `heavy` one fits heavy motion blur
+        only (`profile.HEAVY_BLURS`). With the votes, whether the fit decoded a profile whole
+        (`ProfileFit.whole`)."""
         votes: list[_Vote] = []
         crop = region.crop.astype(np.float32)
         profiles, names = [crop.mean(axis=0)], ["full"]
@@ -198,15 +212,15 @@ class BarcodeDecoder:
             for band, band_rows in enumerate(np.array_split(crop, count, axis=0), 1):
                 profiles.append(band_rows.mean(axis=0))
                 names.append(f"band{band}of{count}")
-        if Symbology.CODE128 in self._linear:
-            for index, text in fit_profiles(profiles):
-                votes.append(
-                    _Vote(text, Symbology.CODE128, region.corners, f"fit/{names[index]}", False)
-                )
-                if _has_confirmed(votes):
-                    return votes
-        if retry:
-            return votes
+        fit = ProfileFit(profiles if Symbology.CODE128 in self._linear else [], heavy=heavy)
+        for index, text in fit:
+            votes.append(
+                _Vote(text, Symbology.CODE128, region.corners, f"fit/{names[index]}", False)
+            )
+            if _has_confirmed(votes):
+                return votes, fit.whole
+        if retry or heavy:
+            return votes, fit.whole
         # Plain, then (only to confirm a candidate: a Code 39 has no check character to lean
         # on) sharpened with unsharp masks, mildest first: blur across the bars merges narrow
         # bars and spaces into grey ripples that sharpening separates.
@@ -221,8 +235,8 @@ class BarcodeDecoder:
                 )
                 votes += self._zbar(image, f"zbar/{name}", region)
                 if _has_confirmed(votes):
-                    return votes
-        return votes
+                    return votes, fit.whole
+        return votes, fit.whole
 
     def _zxing(
         self,
@@ -272,6 +286,13 @@ class BarcodeDecoder:
             for found in pyzbar.decode(image, symbols=self._zbar_linear)
             if found.type in _FROM_ZBAR
         ]
+
+
+def _standalone(votes: Sequence[_Vote]) -> list[_Vote]:
+    """The votes of a second look at a region that confirm themselves: a fit of the same bars
+    under other assumptions can repeat a wrong fit of the first look's, so only what confirms
+    itself within the new look counts."""
+    return [vote for group in _group(votes).values() if _is_confirmed(group) for vote in group]
 
 
 def _is_confirmed(votes: Sequence[_Vote]) -> bool:
