@@ -66,7 +66,15 @@ CHARTS = {
     "machine EDGE-2, CR-39": spc.ChartQuery(measure="sph", station="EDGE-2", material="CR-39"),
     "machine EDGE-2, X̄/R": spc.ChartQuery(measure="sph", station="EDGE-2", kind="xbar_r"),
 }
-TABLES = {"job", "stage_event", "kpi_stage_time", "inspection", "inspection_check", "breakage"}
+TABLES = {
+    "job",
+    "stage_event",
+    "kpi_stage_time",
+    "kpi_job_day",
+    "inspection",
+    "inspection_check",
+    "breakage",
+}
 
 
 def time_ms(context: ServerContext, read: Callable[[Session], Any], runs: int) -> list[float]:

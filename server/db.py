@@ -132,9 +132,10 @@ class Database:
         self.engine = make_engine(url, cipher)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         # Imported here: the audit trail knows principals, whose module uses this one.
-        from server.domain import audit
+        from server.domain import audit, kpis
 
         audit.install(self.session_factory)  # every write session appends to the trail
+        kpis.install(self.session_factory)  # and keeps the KPIs' job counts
         self.read_session_factory = sessionmaker(
             self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
         )

@@ -1111,3 +1111,39 @@ class KpiStageBucket(Base):
     key_id: Mapped[int] = mapped_column(primary_key=True)  # stage, station or person id
     bucket: Mapped[int] = mapped_column(primary_key=True)
     count: Mapped[int]
+
+
+class KpiJobDimension(StrEnum):
+    job = "job"  # no key (""): the store's jobs
+    design = "design"
+    material = "material"
+    station = "station"  # first inspections only
+    operator = "operator"
+
+
+class KpiJobDay(Base):
+    """The job-level KPI counts per store, lab-local day and calendar month, and key (none, a
+    lens design or material, or for first inspections a station or person id): finished jobs,
+    on time, reworked, late by cause (`kpis.LateCause`), and first QC inspections (attempt 1)
+    and how many passed. Kept exact as jobs change (`kpis.install`: each change takes the
+    job's old counts out and adds its new ones in the same transaction), so a period's
+    figures are a few rows per store and key whatever its length. A cancelled job counts in
+    none. Rows whose counts went back to 0 stay (the dashboards skip them)."""
+
+    __tablename__ = "kpi_job_day"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # the rows in key order: a range read
+    lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id"), primary_key=True)
+    dimension: Mapped[KpiJobDimension] = mapped_column(_enum(KpiJobDimension), primary_key=True)
+    whole_month: Mapped[bool] = mapped_column(primary_key=True)  # day: the month's first
+    day: Mapped[date] = mapped_column(primary_key=True)  # in the lab's zone
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    finished: Mapped[int]
+    on_time: Mapped[int]
+    reworked: Mapped[int]
+    late_breakage: Mapped[int]
+    late_rework: Mapped[int]
+    late_hold: Mapped[int]
+    late_flow: Mapped[int]
+    inspected: Mapped[int]  # first QC inspections
+    passed: Mapped[int]

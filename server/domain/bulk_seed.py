@@ -45,7 +45,7 @@ from server.domain.breakage import breakage_cost, shift_at
 from server.domain.events import IngestRules, last_sequence
 from server.domain.flags import learn_stage_times, sweep
 from server.domain.jobs import lab_catalogue, next_job_number
-from server.domain.kpis import record_stage_times
+from server.domain.kpis import record_stage_times, recount_jobs
 from server.domain.lab_time import lab_zone, local_text
 from server.domain.seed import _random_rx
 from server.models import (
@@ -972,6 +972,8 @@ def bulk_seed(
         record_stage_times(session)
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql(f'ANALYZE "{KpiStageTime.__tablename__}"')
+        # The KPIs' job counts: its jobs were written past the session's hooks.
+        recount_jobs(session, lab_id)
         # The open jobs' ETAs and flags as of now, by the app's own rules.
         learn_stage_times(session, lab_id, as_of)
         sweep(session, lab_id, as_of)

@@ -3,7 +3,9 @@ PostgreSQL. Every figure is read from what LensTrack already stores, except the 
 time of each start and completion: worked out once where events are written (KpiStageTime,
 `record_stage_times`), since each depends only on its job's earlier events, and counted there
 per value bucket, lab-local day and month (KpiStageBucket), so a period's medians and p90s
-read its counts and the few durations of the buckets their ranks fall in, not all of them.
+read its counts and the few durations of the buckets their ranks fall in, not all of them; and
+the job figures (finished, on time, reworked, late by cause, first QC inspections), counted per
+store, lab-local day and month (KpiJobDay) and kept exact as jobs change (`install`).
 
 A period is a day, an ISO week (Monday first), a calendar month or a custom run of days, in
 the lab's time zone, `[start, end)`; each figure is also given for the period before it (the
@@ -39,26 +41,33 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Connection,
     Date,
     Integer,
     Interval,
+    Result,
     Select,
+    String,
     and_,
     bindparam,
     case,
     cast,
+    delete,
+    event,
     exists,
     func,
     insert,
+    inspect,
     literal,
     literal_column,
+    null,
     or_,
     select,
     true,
@@ -67,7 +76,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, aliased, sessionmaker
 from sqlalchemy.sql.functions import FunctionElement
 
 from server.domain.auth import Principal, StationPrincipal
@@ -82,6 +91,8 @@ from server.models import (
     Job,
     JobStatus,
     KpiDimension,
+    KpiJobDay,
+    KpiJobDimension,
     KpiStageBucket,
     KpiStageTime,
     Lab,
@@ -319,10 +330,6 @@ def _is_late() -> ColumnElement[bool]:
     return Job.state_changed_at > Job.promised_at
 
 
-def _count_if(condition: ColumnElement[bool]) -> Any:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
 def _first_inspections(scope: Scope, period: Period) -> Select[Any]:
     return (
         select(Inspection.passed)
@@ -359,15 +366,9 @@ def _remakes(scope: Scope, period: Period) -> list[ColumnElement[bool]]:
 
 
 def headline(session: Session, scope: Scope, period: Period) -> Headline:
-    finished, on_time, reworked = session.execute(
-        select(
-            func.count(),
-            _count_if(~_is_late()),
-            _count_if(Job.rework_count > 0),
-        ).where(*scope.jobs(), *_finished_in(period))
-    ).one()
-    inspections = _first_inspections(scope, period).subquery()
-    inspected, passed = session.execute(select(func.count(), _count_if(inspections.c.passed))).one()
+    counts = _job_counts(session, scope, _spans(period.first_day, period.last_day))
+    total = counts[0] if counts else _NO_JOBS
+    finished, inspected, passed = total.finished, total.inspected, total.passed
     broken = _breakages(scope, period).add_columns(Breakage.cost).subquery()
     breakage_count, cost = session.execute(
         select(func.count(), func.coalesce(func.sum(broken.c.cost), 0.0))
@@ -375,9 +376,9 @@ def headline(session: Session, scope: Scope, period: Period) -> Headline:
     remakes = session.scalar(select(func.count()).where(*_remakes(scope, period))) or 0
     return Headline(
         finished=finished,
-        on_time=Ratio(on_time, finished),
+        on_time=Ratio(total.on_time, finished),
         first_pass=Ratio(passed, inspected),
-        rework=Ratio(reworked, finished),
+        rework=Ratio(total.reworked, finished),
         breakages=Ratio(breakage_count, finished),
         breakage_cost=float(cost),
         remakes=Ratio(remakes, finished),
@@ -392,50 +393,20 @@ class TrendPoint:
     first_pass: Ratio
 
 
-def _bucket(column: Any, period: Period) -> Any:
-    """Which trend bucket a time falls in, as the buckets' index (exact across DST)."""
-    starts = [start for _day, start in period.buckets()]
-    whens = [(column < start, index - 1) for index, start in enumerate(starts) if index > 0]
-    return case(*whens, else_=len(starts) - 1) if whens else literal(0)
-
-
 def trend(session: Session, scope: Scope, period: Period) -> list[TrendPoint]:
-    finished = (
-        select(
-            _bucket(Job.state_changed_at, period).label("bucket"),
-            case((_is_late(), 0), else_=1).label("on_time"),
-        )
-        .where(*scope.jobs(), *_finished_in(period))
-        .subquery()
-    )
-    by_finish = {
-        bucket: (count, on_time)
-        for bucket, count, on_time in session.execute(
-            select(finished.c.bucket, func.count(), func.sum(finished.c.on_time)).group_by(
-                finished.c.bucket
-            )
-        )
-    }
-    inspections = (
-        _first_inspections(scope, period)
-        .add_columns(_bucket(Inspection.inspected_at, period).label("bucket"))
-        .subquery()
-    )
-    by_inspection = {
-        bucket: (count, passed)
-        for bucket, count, passed in session.execute(
-            select(inspections.c.bucket, func.count(), _count_if(inspections.c.passed)).group_by(
-                inspections.c.bucket
-            )
-        )
-    }
+    """Per bucket (a day, or a week if long): read from the day rows of KpiJobDay."""
+    days = [(False, period.first_day, period.last_day + timedelta(days=1))]
+    buckets = period.buckets()
+    step = (buckets[1][0] - buckets[0][0]).days if len(buckets) > 1 else 1
+    sums: dict[int, list[int]] = {}
+    for row in _job_counts(session, scope, days, "day"):
+        point = sums.setdefault((row.day - period.first_day).days // step, [0, 0, 0, 0])
+        for index, count in enumerate((row.finished, row.on_time, row.inspected, row.passed)):
+            point[index] += count
     points = []
-    for index, (day, _start) in enumerate(period.buckets()):
-        count, on_time = by_finish.get(index, (0, 0))
-        inspected, passed = by_inspection.get(index, (0, 0))
-        points.append(
-            TrendPoint(day, count, Ratio(int(on_time), count), Ratio(int(passed), inspected))
-        )
+    for index, (day, _start) in enumerate(buckets):
+        finished, on_time, inspected, passed = sums.get(index, (0, 0, 0, 0))
+        points.append(TrendPoint(day, finished, Ratio(on_time, finished), Ratio(passed, inspected)))
     return points
 
 
@@ -450,45 +421,37 @@ class GroupRow:
     first_pass: Ratio
 
 
-JOB_DIMENSIONS: dict[Dimension, Any] = {
-    Dimension.store: Store.code,
-    Dimension.design: Job.lens_design,
-    Dimension.material: Job.lens_material,
+# The dashboards' job dimensions in KpiJobDay: a store is its store's rows of no key.
+JOB_DIMENSIONS = {
+    Dimension.store: KpiJobDimension.job,
+    Dimension.design: KpiJobDimension.design,
+    Dimension.material: KpiJobDimension.material,
 }
 
 
 def by_job_dimension(
     session: Session, scope: Scope, period: Period, dimension: Dimension
 ) -> list[GroupRow]:
-    column = JOB_DIMENSIONS[dimension]
-    finished = {
-        str(key): (count, on_time, reworked)
-        for key, count, on_time, reworked in session.execute(
-            select(column, func.count(), _count_if(~_is_late()), _count_if(Job.rework_count > 0))
-            .join(Store, Store.id == Job.store_id)
-            .where(*scope.jobs(), *_finished_in(period))
-            .group_by(column)
+    spans = _spans(period.first_day, period.last_day)
+    if dimension == Dimension.store:
+        counts = _job_counts(session, scope, spans, "store_id")
+        codes = dict(
+            session.execute(select(Store.id, Store.code).where(Store.lab_id == scope.lab_id)).all()
         )
-    }
-    inspected = {
-        str(key): (count, passed)
-        for key, count, passed in session.execute(
-            _first_inspections(scope, period)
-            .with_only_columns(column, func.count(), _count_if(Inspection.passed))
-            .join(Store, Store.id == Job.store_id)
-            .group_by(column)
+        keyed = [(codes[row.store_id], row) for row in counts]
+    else:
+        counts = _job_counts(session, scope, spans, "key", JOB_DIMENSIONS[dimension])
+        keyed = [(row.key, row) for row in counts]
+    return [
+        GroupRow(
+            key,
+            row.finished,
+            Ratio(row.on_time, row.finished),
+            Ratio(row.reworked, row.finished),
+            Ratio(row.passed, row.inspected),
         )
-    }
-    rows = []
-    for key in sorted(finished.keys() | inspected.keys()):
-        count, on_time, reworked = finished.get(key, (0, 0, 0))
-        first, passed = inspected.get(key, (0, 0))
-        rows.append(
-            GroupRow(
-                key, count, Ratio(on_time, count), Ratio(reworked, count), Ratio(passed, first)
-            )
-        )
-    return rows
+        for key, row in sorted(keyed, key=lambda pair: pair[0])
+    ]
 
 
 def _seconds(later: Any, earlier: Any, dialect: str) -> Any:
@@ -975,16 +938,10 @@ def by_floor(
 ) -> list[FloorRow]:
     key = KpiDimension.station if dimension == Dimension.station else KpiDimension.operator
     cycle = _percentiles(session, scope, period, EventAction.complete, key)
-    inspection_key = (
-        Inspection.station_id if dimension == Dimension.station else Inspection.operator_id
-    )
+    spans = _spans(period.first_day, period.last_day)
     inspected = {
-        key: Ratio(passed, count)
-        for key, count, passed in session.execute(
-            _first_inspections(scope, period)
-            .with_only_columns(inspection_key, func.count(), _count_if(Inspection.passed))
-            .group_by(inspection_key)
-        )
+        int(row.key): Ratio(row.passed, row.inspected)
+        for row in _job_counts(session, scope, spans, "key", KpiJobDimension(key.value))
     }
     ids = {key for key in cycle.keys() | inspected.keys() if key is not None}
     model = Station if dimension == Dimension.station else Person
@@ -1067,13 +1024,322 @@ def _late_cause() -> Any:
 
 
 def late_by_cause(session: Session, scope: Scope, period: Period) -> list[CountRow]:
-    late = (
-        select(_late_cause().label("cause"))
-        .where(*scope.jobs(), *_finished_in(period), _is_late())
-        .subquery()
+    counts = _job_counts(session, scope, _spans(period.first_day, period.last_day))
+    total = counts[0] if counts else _NO_JOBS
+    return [CountRow(cause.value, getattr(total, f"late_{cause.value}")) for cause in LateCause]
+
+
+# The job-level figures (finished, on time, reworked, late by cause, first QC inspections)
+# are counted per store, lab-local day and month in KpiJobDay, so a period reads a few rows
+# per store and key instead of its every job. A job's counts depend only on its own row, its
+# first inspection and whether it was ever held, so they are kept exact where those change:
+# every ORM flush and UPDATE/DELETE statement of the write sessions (`install`) takes the
+# changing jobs' counts out as the database has them before and adds them back after, in the
+# same transaction (a savepoint or transaction rolled back takes both back). Hooked to the
+# session rather than to each caller: the ingest, edits, cancel, reopen and breakage reversal
+# all write the job through it, and no later caller can forget.
+
+
+class JobCounts(NamedTuple):
+    """KpiJobDay's counts, as `_job_counts` sums them."""
+
+    finished: int
+    on_time: int
+    reworked: int
+    late_breakage: int  # late, by `_late_cause`
+    late_rework: int
+    late_hold: int
+    late_flow: int
+    inspected: int  # first QC inspections
+    passed: int
+
+
+JOB_COUNTS = JobCounts._fields
+_NO_JOBS = JobCounts(0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+
+def _job_counts(
+    session: Session,
+    scope: Scope,
+    spans: list[tuple[bool, date, date]],
+    group: str | None = None,
+    dimension: KpiJobDimension = KpiJobDimension.job,
+) -> list[Any]:
+    """KpiJobDay's counts summed over the rows of `spans` (`_spans`) in scope, per `group` (a
+    column of it: day, store_id or key) or in all; groups that counted nothing (rows gone
+    back to 0) are left out. The lab's figures are its stores' rows added up."""
+    params: dict[str, Any] = {"lab_id": scope.lab_id, "store_id": scope.store_id or 0}
+    for index, (_whole_month, first, following) in enumerate(spans):
+        params |= {f"first_{index}": first, f"following_{index}": following}
+    by_store = scope.store_id is not None
+    statement = _job_counts_select(dimension, by_store, tuple(span[0] for span in spans), group)
+    return list(session.execute(statement, params).all())
+
+
+@lru_cache(maxsize=128)
+def _job_counts_select(
+    dimension: KpiJobDimension, by_store: bool, spans: tuple[bool, ...], group: str | None
+) -> Select[Any]:
+    """`_job_counts`' statement, built once per shape (as `_bucket_counts`), its values bound
+    by name: lab_id, store_id, and the spans' first_N and following_N days."""
+    conditions = [KpiJobDay.lab_id == bindparam("lab_id"), KpiJobDay.dimension == dimension]
+    if by_store:
+        conditions.append(KpiJobDay.store_id == bindparam("store_id"))
+    rows = union_all(
+        *(
+            select(KpiJobDay).where(
+                *conditions,
+                KpiJobDay.whole_month.is_(whole_month),
+                KpiJobDay.day >= bindparam(f"first_{index}"),
+                KpiJobDay.day < bindparam(f"following_{index}"),
+            )
+            for index, whole_month in enumerate(spans)
+        )
+    ).subquery()
+    groups = [] if group is None else [rows.c[group]]
+    # Cast: PostgreSQL sums integers to bigint.
+    sums = [cast(func.sum(rows.c[name]), Integer).label(name) for name in JOB_COUNTS]
+    counted = or_(func.sum(rows.c.finished) > 0, func.sum(rows.c.inspected) > 0)
+    return select(*groups, *sums).group_by(*groups).having(counted)
+
+
+COUNTED_STATUSES = frozenset({JobStatus.completed, JobStatus.cancelled})
+# The job's columns its counts read; those of the keys count even for a job not finished
+# (its first inspection's).
+JOB_FIELDS = (
+    "status",
+    "state_changed_at",
+    "promised_at",
+    "rework_count",
+    "breakage_count",
+    "lab_id",
+    "store_id",
+    "lens_design",
+    "lens_material",
+)
+KEY_FIELDS = frozenset({"lab_id", "store_id", "lens_design", "lens_material"})
+CHANGING_JOBS = "lenstrack.kpi_changing_jobs"  # session.info: taken out before a flush
+
+
+def _counts_change(job: Job) -> bool:
+    """Whether a flush of this job may change its counts: a column they read changes, and
+    either it is a key's or the job is or was finished or cancelled (an open job's status and
+    times count nowhere)."""
+    state = inspect(job)
+    changed = {name for name in JOB_FIELDS if state.attrs[name].history.has_changes()}
+    if not changed:
+        return False
+    if changed & KEY_FIELDS:
+        return True
+    status = state.attrs.status.history
+    statuses = {*status.added, *status.deleted, *status.unchanged}
+    return not statuses or bool(statuses & COUNTED_STATUSES)  # unloaded: it may be
+
+
+def _changing_jobs(session: Session) -> set[int]:
+    """The jobs whose counts the pending flush may change, those with ids: before the flush
+    the ones in the database, after it new ones too."""
+    jobs: set[int | None] = set()
+    for row in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(row, Job):
+            if (
+                row in session.deleted
+                or (row in session.new and row.status in COUNTED_STATUSES)
+                or (row not in session.new and _counts_change(row))
+            ):
+                jobs.add(row.id)
+        elif isinstance(row, Inspection):
+            jobs.update((row.job_id, *inspect(row).attrs.job_id.history.deleted))
+        elif isinstance(row, StageEvent) and EventAction.hold in {
+            row.action,
+            *inspect(row).attrs.action.history.deleted,
+        }:
+            jobs.add(row.job_id)  # held or not: a late job's cause
+    return {job_id for job_id in jobs if job_id is not None}
+
+
+def _before_flush(session: Session, _context: UOWTransaction, _instances: Any) -> None:
+    jobs = _changing_jobs(session)
+    session.info[CHANGING_JOBS] = jobs
+    if jobs:
+        _count_jobs(session.connection(), {"ids": sorted(jobs)}, -1)
+
+
+def _after_flush(session: Session, _context: UOWTransaction) -> None:
+    # New objects have their ids now; the pre-flush lists and histories are still there.
+    jobs = session.info.pop(CHANGING_JOBS, set()) | _changing_jobs(session)
+    if jobs:
+        _count_jobs(session.connection(), {"ids": sorted(jobs)}, 1)
+
+
+def _statement_write(state: ORMExecuteState) -> Result[Any] | None:
+    """An UPDATE or DELETE statement of jobs, inspections or events (which no flush sees):
+    its jobs' counts taken out before and added after. (The session has flushed first.)"""
+    if not (state.is_update or state.is_delete) or state.bind_mapper is None:
+        return None
+    job_id = {Job: Job.id, Inspection: Inspection.job_id, StageEvent: StageEvent.job_id}.get(
+        state.bind_mapper.class_
     )
-    counts = dict(session.execute(select(late.c.cause, func.count()).group_by(late.c.cause)).all())
-    return [CountRow(cause.value, counts.get(cause.value, 0)) for cause in LateCause]
+    if job_id is None:
+        return None
+    where = state.statement.whereclause  # type: ignore[attr-defined]
+    connection = state.session.connection()
+    found = select(job_id).distinct()
+    jobs = {"ids": sorted(connection.scalars(found if where is None else found.where(where)))}
+    if jobs["ids"]:
+        _count_jobs(connection, jobs, -1)
+    result = state.invoke_statement()
+    if jobs["ids"]:
+        _count_jobs(connection, jobs, 1)
+    return result
+
+
+def install(session_factory: sessionmaker[Session]) -> None:
+    """Keep KpiJobDay's counts with every write session this factory makes."""
+    event.listen(session_factory, "before_flush", _before_flush)
+    event.listen(session_factory, "after_flush", _after_flush)
+    event.listen(session_factory, "do_orm_execute", _statement_write)
+
+
+def recount_jobs(session: Session, lab_id: int) -> None:
+    """The lab's KpiJobDay rows counted again from its jobs (the bulk seed, which writes jobs
+    past the session's hooks, and migration 0026's backfill), set-based."""
+    connection = session.connection()
+    connection.execute(delete(KpiJobDay).where(KpiJobDay.lab_id == lab_id))
+    _count_jobs(connection, {"lab_id": lab_id}, 1)
+
+
+def _count_jobs(connection: Connection, which: dict[str, Any], sign: int) -> None:
+    """Adds (`sign` 1) or takes out (-1) the counts of the jobs `which` (bound `ids`, or a
+    lab's every job), a statement per lab: its zone decides their days."""
+    by_ids = "ids" in which
+    for lab_id, timezone, first, last in connection.execute(_labs_counted(by_ids), which).all():
+        # Whole years: the statement is built again only when a year is new to it (a job's
+        # times are any days, not only today's), and a year has a few offsets to test.
+        years = (date(first.year, 1, 1), date(last.year, 12, 31))
+        offsets = utc_offsets(ZoneInfo(timezone), *years)
+        statement = _job_day_upsert(connection.dialect.name, by_ids, offsets)
+        connection.execute(statement, {**which, "lab_id": lab_id, "sign": sign})
+
+
+@cache
+def _job_facts(by_ids: bool) -> CTE:
+    """What each job of the bound `ids` (`by_ids`), else of the bound `lab_id`, counts: its
+    finish if it finished (late: with its cause), and its first QC inspection unless it was
+    cancelled, with the time each counts at."""
+    jobs = (
+        Job.id.in_(bindparam("ids", expanding=True))
+        if by_ids
+        else Job.lab_id == bindparam("lab_id")
+    )
+    no_id = cast(null(), Integer)
+    finishes = select(
+        Job.lab_id,
+        Job.store_id,
+        Job.state_changed_at.label("at"),
+        Job.lens_design.label("design"),
+        Job.lens_material.label("material"),
+        no_id.label("station_id"),
+        no_id.label("operator_id"),
+        literal(1, Integer).label("finished"),
+        case((_is_late(), _late_cause())).label("late_cause"),
+        case((Job.rework_count > 0, 1), else_=0).label("reworked"),
+        literal(0, Integer).label("inspected"),
+        literal(0, Integer).label("passed"),
+    ).where(jobs, Job.status == JobStatus.completed)
+    firsts = (
+        select(
+            Job.lab_id,
+            Job.store_id,
+            Inspection.inspected_at,
+            Job.lens_design,
+            Job.lens_material,
+            Inspection.station_id,
+            Inspection.operator_id,
+            literal(0, Integer),
+            cast(null(), String),
+            literal(0, Integer),
+            literal(1, Integer),
+            case((Inspection.passed, 1), else_=0),
+        )
+        .join(Job, Job.id == Inspection.job_id)
+        .where(jobs, Inspection.attempt == 1, Job.status != JobStatus.cancelled)
+    )
+    return union_all(finishes, firsts).cte("facts").prefix_with("MATERIALIZED")
+
+
+@cache
+def _labs_counted(by_ids: bool) -> Select[Any]:
+    """Each lab of the jobs counted (`_job_facts`): its zone, and their first and last time."""
+    facts = _job_facts(by_ids)
+    return (
+        select(Lab.id, Lab.timezone, func.min(facts.c.at), func.max(facts.c.at))
+        .join(Lab, Lab.id == facts.c.lab_id)
+        .group_by(Lab.id, Lab.timezone)
+    )
+
+
+@lru_cache(maxsize=64)
+def _job_day_upsert(dialect: str, by_ids: bool, offsets: tuple[tuple[datetime, int], ...]) -> Any:
+    """The counts of the jobs counted (`_job_facts`) of the bound `lab_id`, times the bound
+    `sign`, per store, key and day and month (the lab's, by its UTC `offsets`), added to
+    KpiJobDay's. Built once per lab and offsets, as `_bucket_upsert`."""
+    facts = _job_facts(by_ids)
+    offset = utc_offset_at(facts.c.at, offsets)
+    sign = bindparam("sign", type_=Integer)
+    late = [func.sum(case((facts.c.late_cause == cause.value, 1), else_=0)) for cause in LateCause]
+    sums = [
+        func.sum(facts.c.finished),
+        func.sum(facts.c.finished) - func.count(facts.c.late_cause),
+        func.sum(facts.c.reworked),
+        *late,
+        func.sum(facts.c.inspected),
+        func.sum(facts.c.passed),
+    ]
+    keys: dict[KpiJobDimension, tuple[Any, list[ColumnElement[bool]]]] = {
+        KpiJobDimension.job: (literal_column("''"), []),
+        KpiJobDimension.design: (facts.c.design, []),
+        KpiJobDimension.material: (facts.c.material, []),
+        KpiJobDimension.station: (
+            cast(facts.c.station_id, String),
+            [facts.c.station_id.is_not(None)],
+        ),
+        KpiJobDimension.operator: (
+            cast(facts.c.operator_id, String),
+            [facts.c.operator_id.is_not(None)],
+        ),
+    }
+    counted = []
+    for dimension, (key, conditions) in keys.items():
+        for whole_month in (False, True):
+            day = _local_day(facts.c.at, offset, dialect, whole_month=whole_month)
+            grouped = [day, facts.c.store_id] + ([] if dimension == KpiJobDimension.job else [key])
+            counted.append(
+                select(
+                    facts.c.lab_id,
+                    literal(dimension.value).label("dimension"),
+                    literal(whole_month).label("whole_month"),
+                    day.label("day"),
+                    facts.c.store_id,
+                    key.label("key"),
+                    *(
+                        (total * sign).label(name)
+                        for name, total in zip(JOB_COUNTS, sums, strict=True)
+                    ),
+                )
+                .where(facts.c.lab_id == bindparam("lab_id"), *conditions)
+                .group_by(facts.c.lab_id, *grouped)
+            )
+    rows = union_all(*counted).subquery()
+    columns = ["lab_id", "dimension", "whole_month", "day", "store_id", "key"]
+    upsert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(KpiJobDay)
+    # Ordered by the key, WHERE after a bare FROM: as `_bucket_upsert`.
+    source = select(*rows.c).where(true()).order_by(*list(rows.c)[: len(columns)])
+    statement = upsert.from_select([*columns, *JOB_COUNTS], source)
+    return statement.on_conflict_do_update(
+        index_elements=columns,
+        set_={name: getattr(KpiJobDay, name) + statement.excluded[name] for name in JOB_COUNTS},
+    )
 
 
 def targets(session: Session, lab_id: int) -> KpiTargets:
