@@ -1,7 +1,7 @@
 """The hot reads at a year's size: a million jobs, twelve million events.
 
     .venv/bin/python -m benchmarks.scale [--jobs 50000] [--days 365]
-        [--backend sqlite|postgresql|both] [--runs 40] [--plans 3] [--indexes 0016,0017]
+        [--backend sqlite|postgresql|both] [--runs 40] [--plans 3] [--indexes 0016,0017,0027]
         [--keep | --generate-only | --database URL --data-dir DIR]
 
 Per backend it makes a fresh database migrated to head with the demo lab configured, without
@@ -9,11 +9,11 @@ the hot-read indexes of the migrations in `--indexes`, generates `--jobs` jobs o
 with `server.domain.bulk_seed` and prints the time and rows/s per table. Then it times each
 hot read up to `--runs` times (p50/p95/max; fewer once a read has taken 15 s): a station
 looking up a job by job and by tray number, `GET /api/jobs` pages (each filter, the next
-page by its cursor, a deep offset) for the lab, a store and a station, a store's job list
-opening on each of its filters (first page, counts, flags) and its second page, the lab's
-job list, job detail with its timeline, the WIP board — HTTP routes in-process through
-httpx, pages through their domain functions — and the flag sweep as the background task
-runs it, each chunk's transaction (what holds writers) timed.
+page by its cursor, the deepest offset) for the lab, a store and a station, a store's job list
+opening on each of its filters (first page, counts, flags) and its second page, a lab
+manager's (all stores), the lab's job list, job detail with its timeline, the WIP board —
+HTTP routes in-process through httpx, pages through their domain functions — and the flag
+sweep as the background task runs it, each chunk's transaction (what holds writers) timed.
 Then it builds those indexes on the full tables and measures again: the baseline is the same
 reads on the same data without them, beside a bare primary-key SELECT. Last, the plans of
 each read's slowest statements, before and after (EXPLAIN QUERY PLAN on SQLite, EXPLAIN
@@ -51,7 +51,7 @@ from server.db import READ_ONLY
 from server.domain import auth, views
 from server.domain.bulk_seed import bulk_seed
 from server.domain.flags import open_job_ids
-from server.domain.jobs import JobCursor
+from server.domain.jobs import OFFSET_REACH, JobCursor
 from server.domain.seed import DEMO_PEOPLE, seed_demo
 from server.labconfig import load_lab_config
 from server.models import Base, Job, Lab, Person, StageEvent, utcnow
@@ -287,12 +287,14 @@ class Bench:
             await self._timed_get(
                 f"GET /api/jobs{query} (store)", store, lambda q=query: f"/api/jobs{q}"
             )
-        deep = len(self.any_ids) // 2
         await self._timed_get(
-            f"GET /api/jobs?offset={deep} (manager)",
+            f"GET /api/jobs?offset={OFFSET_REACH} (manager; the deepest)",
             manager,
-            lambda: f"/api/jobs?offset={deep}",
+            lambda: f"/api/jobs?offset={OFFSET_REACH}",
         )
+        deeper = await manager.get(f"/api/jobs?offset={len(self.any_ids) // 2}")
+        if deeper.status_code != 422 or "offset" not in deeper.text:
+            raise RuntimeError(f"a deep offset: {deeper.status_code} {deeper.text[:200]}")
         await self._timed_get(
             "GET /api/jobs?after=<a random job's cursor> (manager)",
             manager,
@@ -316,6 +318,15 @@ class Bench:
                 return views.store_page(session, self.store, now, view, None, size)
 
             self.time(f"store page: job list, filter {view.value}", self.page(store_page))
+        self.time(
+            "store page: job list, all stores (manager)",
+            self.page(
+                lambda s: (
+                    views.store_counts(s, self.manager),
+                    views.store_page(s, self.manager, now, views.StoreFilter.all, None, size),
+                )
+            ),
+        )
         with self.context.db.read_session() as session:
             after = views.store_page(session, self.store, now, views.StoreFilter.all, None, size)
         if after.more is not None:  # a second page to show
@@ -373,31 +384,43 @@ class Bench:
             "open jobs": (float(open_jobs),),
             f"write transactions ({len(held.ms)}; chunks of {SWEEP_CHUNK} jobs) ms "
             "p50/p95/max": p50_p95_max(held.ms),
+            "statements per write transaction p50/p95/max": p50_p95_max(held.statements),
             "whole round ms (without the SPC scan)": (round_ms,),
         }
 
 
 class WriteTransactions:
-    """The time of each write transaction on `engine` (read-only sessions left out)."""
+    """The time and statements of each write transaction on `engine` (read-only sessions
+    left out): the statements are round trips, the figure a busy machine does not change."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.ms: list[float] = []
+        self.statements: list[int] = []
         self._begun: dict[int, float] = {}
+        self._counted: dict[int, int] = {}
         event.listen(engine, "begin", self._begin)
+        event.listen(engine, "before_cursor_execute", self._statement)
         event.listen(engine, "commit", self._end)
         event.listen(engine, "rollback", self._end)
 
     def _begin(self, connection: Connection) -> None:
         if not connection.get_execution_options().get(READ_ONLY, False):
             self._begun[id(connection)] = time.perf_counter()
+            self._counted[id(connection)] = 0
+
+    def _statement(self, connection: Connection, *_: Any) -> None:
+        if id(connection) in self._counted:
+            self._counted[id(connection)] += 1
 
     def _end(self, connection: Connection) -> None:
         if (begun := self._begun.pop(id(connection), None)) is not None:
             self.ms.append((time.perf_counter() - begun) * 1000)
+            self.statements.append(self._counted.pop(id(connection)))
 
     def stop(self) -> None:
         event.remove(self.engine, "begin", self._begin)
+        event.remove(self.engine, "before_cursor_execute", self._statement)
         event.remove(self.engine, "commit", self._end)
         event.remove(self.engine, "rollback", self._end)
 
@@ -489,6 +512,24 @@ def set_indexes(context: ServerContext, indexes: list[Index], present: bool) -> 
     return time.perf_counter() - started
 
 
+def unusable_indexes(context: ServerContext) -> list[str]:
+    """On PostgreSQL the indexes its planner may not use yet: one built over rows updated in
+    place (HOT, as the sweep before it updates jobs) waits until every transaction older than
+    it has ended, in any database of the server (pg_index.indcheckxmin)."""
+    if context.db.dialect != "postgresql":
+        return []
+    with context.db.engine.connect() as connection:
+        return list(
+            connection.scalars(
+                text(
+                    "SELECT indexrelid::regclass::text FROM pg_index WHERE indcheckxmin"
+                    " AND xmin::text::bigint"
+                    " >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296"
+                )
+            )
+        )
+
+
 def measure(args: argparse.Namespace, backend: str) -> None:
     """Generates at head without the hot-read indexes, measures, builds them, measures again:
     the same data both times."""
@@ -528,6 +569,8 @@ def measure_twice(context: ServerContext, args: argparse.Namespace, as_of: datet
     seconds = set_indexes(context, indexes, present=True)
     analyze(context)
     print(f"\n  {len(indexes)} indexes built in {seconds:.1f} s; measuring")
+    if waiting := unusable_indexes(context):
+        print(f"  NOT USED YET (an older transaction is open on the server): {', '.join(waiting)}")
     new = Bench(context, args.runs, as_of)
     asyncio.run(new.run())
     print_sweep(new.sweep())
@@ -558,7 +601,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated databases")
     parser.add_argument(
         "--indexes",
-        default="0016,0017",
+        default="0016,0017,0027",
         help="the migrations whose hot-read indexes the baseline goes without",
     )
     parser.add_argument(

@@ -271,13 +271,18 @@ class Job(Base):
             sqlite_where=text("is_active AND tray_number IS NOT NULL"),
             postgresql_where=text("is_active AND tray_number IS NOT NULL"),
         ),
-        Index("ix_job_store_status", "store_id", "status"),
         # Job lists, soonest promised first, one page at a time (API, lab and store pages),
         # all jobs or the active ones (also the WIP board, floor load and flag sweep).
         Index("ix_job_lab_promised", "lab_id", "promised_at", "id"),
         Index("ix_job_lab_active_promised", "lab_id", "is_active", "promised_at", "id"),
         Index("ix_job_store_promised", "store_id", "promised_at", "id"),
         Index("ix_job_store_active_promised", "store_id", "is_active", "promised_at", "id"),
+        # A status's jobs in list order, from the index: completed jobs are most of a million.
+        # A store's name the lab too (jobs.visible_jobs): its first page's count, up to
+        # jobs.COUNT_REACH, reads the index alone.
+        Index("ix_job_lab_status_promised", "lab_id", "status", "promised_at", "id"),
+        Index("ix_job_store_lab_promised", "store_id", "lab_id", "promised_at", "id"),
+        Index("ix_job_store_status_promised", "store_id", "lab_id", "status", "promised_at", "id"),
         # A stage's jobs in list order (a station's list); a store's shipped, undelivered jobs.
         Index("ix_job_stage_promised", "current_stage_id", "promised_at", "id"),
         Index("ix_job_store_undelivered", "store_id", "status", "delivered_at"),
@@ -290,6 +295,29 @@ class Job(Base):
             "ordered_at",
             sqlite_where=text("remake_of_id IS NOT NULL"),
             postgresql_where=text("remake_of_id IS NOT NULL"),
+        ),
+        # The store list a tone at a time (views.store_page), each in list order: the flagged
+        # jobs (red, then amber), and the undelivered ones without a flag by status (shipped:
+        # ready), the lab's and a store's; partial, without the year of delivered jobs. A
+        # store's names the lab second: SQLite (no statistics) then takes it for a store's read.
+        *(
+            Index(
+                f"ix_job_{scope}_{name}",
+                *columns,
+                "promised_at",
+                "id",
+                sqlite_where=text(where),
+                postgresql_where=text(where),
+            )
+            for scope, keys in (("lab", ("lab_id",)), ("store", ("store_id", "lab_id")))
+            for name, columns, where in (
+                ("flagged", (*keys, "flag_rank"), "flag_rank IS NOT NULL"),
+                (
+                    "unflagged_open",
+                    (*keys, "status"),
+                    "delivered_at IS NULL AND flag_rank IS NULL",
+                ),
+            )
         ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -320,6 +348,9 @@ class Job(Base):
     breakage_count: Mapped[int] = mapped_column(default=0)
     state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     eta: Mapped[datetime | None]  # when the job should finish its route, recomputed on change
+    # Its worst open flag (flags.flag_rank: 0 red, 1 amber; None: no flag open), set with its
+    # flags: the store list's order (red first) read from an index, not from every open job.
+    flag_rank: Mapped[int | None] = mapped_column(SmallInteger)
     # After the route: the store's own milestones.
     ready_for_pickup_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]

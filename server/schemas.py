@@ -300,6 +300,7 @@ class JobOut(contract.JobCard, JobSummary):
 
 class JobPage(contract.JobPage):
     total: int | None  # None on a page after a cursor: counted on the first page only
+    total_capped: bool  # more match than `total`: counting stops at jobs.COUNT_REACH
     items: list[JobSummary]
     next_cursor: str | None  # the next page's `after`; None on the last page
 

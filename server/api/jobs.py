@@ -74,7 +74,8 @@ def list_jobs(
     after: PageCursor | None = None,
 ) -> JobPage:
     """Soonest promised first. The next page: the same query with `after` set to this page's
-    `next_cursor` (null on the last page); `total` is counted on the first page only."""
+    `next_cursor` (null on the last page); `total` is counted on the first page only, up to
+    10,000 (`total_capped`: more match). `offset` is at most 1,000 (422: page by `after`)."""
     if after is not None and offset:
         raise Invalid("offset", "page by the cursor (after) or by offset, not both")
     page = jobs.list_jobs(
@@ -86,9 +87,11 @@ def list_jobs(
         limit=limit,
         offset=offset,
         after=jobs.JobCursor.parse(after) if after is not None else None,
+        with_flags=True,
     )
     return JobPage(
         total=page.total,
+        total_capped=page.total_capped,
         items=[JobSummary.model_validate(job) for job in page.jobs],
         next_cursor=str(page.next_cursor) if page.next_cursor else None,
     )

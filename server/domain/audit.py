@@ -111,6 +111,7 @@ JOB_PRODUCTION_STATE = frozenset(
         "breakage_count",
         "state_changed_at",
         "eta",
+        "flag_rank",
         "ready_for_pickup_at",
         "delivered_at",
         "ticket_printed_at",

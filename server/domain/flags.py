@@ -8,7 +8,7 @@ flags such as late and stalled, and to learn stage times from history).
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -44,6 +44,10 @@ WITHOUT_PRESCRIPTION = (
     defer(Job.dcs_labels),
 )
 PRODUCTION_ONLY = (*WITHOUT_PRESCRIPTION, defer(Job.patient_ref))
+# What a store counter needs to act on first; the row colour follows the worst open flag.
+RED_FLAGS = frozenset({FlagKind.late, FlagKind.breakage, FlagKind.rework})
+AMBER_FLAGS = frozenset({FlagKind.at_risk, FlagKind.stalled, FlagKind.on_hold})
+RED_RANK, AMBER_RANK = 0, 1  # Job.flag_rank
 LEARNING_WINDOW = timedelta(days=14)
 MIN_SAMPLES = 5
 # While a stage runs over its expected time, assume at least this share of it is still left.
@@ -294,6 +298,7 @@ def _refresh(
             append_update(session, job, "flag_raised", {"flag": kind.value, "reason": reason})
     if open_flags.keys() != wanted.keys():
         session.expire(job, ["open_flags"])
+    job.flag_rank = flag_rank(wanted.keys())
     if changed or eta_moved:
         append_update(
             session,
@@ -305,6 +310,13 @@ def _refresh(
                 "eta": job.eta.isoformat() if job.eta else None,
             },
         )
+
+
+def flag_rank(kinds: Collection[FlagKind]) -> int | None:
+    """The worst of a job's open flags as the job keeps it (`Job.flag_rank`)."""
+    if RED_FLAGS.intersection(kinds):
+        return RED_RANK
+    return AMBER_RANK if AMBER_FLAGS.intersection(kinds) else None
 
 
 StageTimes = dict[tuple[int, int], list[float]]  # (route_id, stage_id) -> minutes of each pass
@@ -387,13 +399,16 @@ def sweep(
 ) -> int:
     """Refresh every open job, or those of `job_ids` still open (time alone raises late and
     stalled); returns jobs visited. `load`: the floor as read once for a round of chunks.
+    Their changes are written in one flush: batched statements, not a few per job.
     """
     load = load or floor_load(session, lab_id)
+    zone = lab_zone(session, lab_id)
     query = select(Job).where(Job.lab_id == lab_id, Job.is_active).options(*PRODUCTION_ONLY)
     if job_ids is not None:
         query = query.where(Job.id.in_(job_ids))
     jobs = session.scalars(query).all()
     for job in jobs:
-        refresh_job(session, job, now, load)
+        _refresh(session, job, now, load, zone, changed=False)
+    session.flush()
     # Flags of jobs that finished since the last sweep are cleared by their final event.
     return len(jobs)

@@ -9,15 +9,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, tuple_, union_all
-from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.orm import Session, defer
 
 from server.domain import breakage, changes, inspection, orders
 from server.domain.auth import LAB_ROLES, PersonPrincipal
 from server.domain.errors import DomainError
-from server.domain.flags import PRODUCTION_ONLY, WITHOUT_PRESCRIPTION
+from server.domain.flags import (
+    AMBER_FLAGS,
+    AMBER_RANK,
+    RED_FLAGS,
+    RED_RANK,
+    WITHOUT_PRESCRIPTION,
+)
 from server.domain.jobs import job_events, list_jobs, visible_jobs
 from server.domain.lab_time import duration_text, lab_zone, local_text
 from server.domain.orders import OrderChoices
@@ -42,9 +62,6 @@ from server.schemas import InspectionOut, JobCreate
 
 # What a job shows for its patient once retention purged the personal data.
 PURGED_PATIENT = "(purged)"
-# What a store counter needs to act on first; the row colour follows the worst open flag.
-RED_FLAGS = frozenset({FlagKind.late, FlagKind.breakage, FlagKind.rework})
-AMBER_FLAGS = frozenset({FlagKind.at_risk, FlagKind.stalled, FlagKind.on_hold})
 FLAG_LABELS = {
     FlagKind.late: "Late",
     FlagKind.at_risk: "At risk",
@@ -97,8 +114,9 @@ class JobListRow:
 
 @dataclass(frozen=True)
 class JobList:
-    total: int  # every active job; `rows` holds the first JOB_LIST_LIMIT
+    total: int  # every active job up to jobs.COUNT_REACH; `rows` holds the first JOB_LIST_LIMIT
     rows: tuple[JobListRow, ...]
+    total_capped: bool = False  # more are active than `total`
 
 
 JOB_LIST_LIMIT = 500
@@ -122,7 +140,7 @@ def job_list(session: Session, principal: PersonPrincipal, now: datetime) -> Job
         for job in page.jobs
     )
     assert page.total is not None  # a first page
-    return JobList(page.total, rows)
+    return JobList(page.total, rows, page.total_capped)
 
 
 @dataclass(frozen=True)
@@ -220,37 +238,32 @@ def store_row(job: Job, zone: ZoneInfo, now: datetime) -> StoreRow:
     )
 
 
-# Neither a store row nor a WIP card shows the frame shape or treatments (JSON decoded per job).
-_WITHOUT_SHAPE = (defer(Job.frame), defer(Job.trace), defer(Job.treatments))
-# What a store row shows of a job: no prescription.
-_ROW_ONLY = (*WITHOUT_PRESCRIPTION, *_WITHOUT_SHAPE)
-# What a WIP card shows of a job: no patient either, and its store and route read once each
-# (joined, their JSON columns were decoded again for every one of a big lab's active jobs).
-_CARD_ONLY = (*PRODUCTION_ONLY, *_WITHOUT_SHAPE, selectinload(Job.store), selectinload(Job.route))
+# What a store row shows of a job: no prescription, no frame shape or treatments (JSON decoded
+# per job).
+_ROW_ONLY = (*WITHOUT_PRESCRIPTION, defer(Job.frame), defer(Job.trace), defer(Job.treatments))
 # The jobs on a store's list: still in the lab, or finished and not collected by the patient.
 _UNDELIVERED = and_(Job.status == JobStatus.completed, Job.delivered_at.is_(None))
-
-
-def _store_jobs(principal: PersonPrincipal) -> Select[tuple[Job]]:
-    """The store list's jobs (a row shows the patient reference, never the prescription).
-    Their ids come from two index ranges, the store's active jobs and its undelivered ones:
-    under `is_active OR undelivered` both databases read every job the store ever had. The
-    ranges name the store alone: beside the lab's id, SQLite's sampled statistics rate the
-    lab's status index as good as the store's undelivered one and read every shipped job of
-    the lab. `visible_jobs` keeps the list to what the principal may see."""
-    lab, store = scope_key(principal)
-    scope = Job.lab_id == lab if store is None else Job.store_id == store
-    ids = union_all(
-        select(Job.id).where(scope, Job.is_active),
-        select(Job.id).where(scope, _UNDELIVERED),
-    )
-    return visible_jobs(principal).where(Job.id.in_(ids)).options(*_ROW_ONLY)
 
 
 # The store list's first page and each "Show more" (rows): a counter screen shows about six
 # rows at a time; each row costs its job loaded and its patient reference decrypted.
 STORE_PAGE_SIZE = 50
 TONE_ORDER = tuple(Tone)  # the store list's order: red rows first, then amber, …
+
+_UNFLAGGED = Job.flag_rank.is_(None)
+# `_tone` in SQL, tone by tone: the store list's jobs (still in the lab, or shipped and not
+# delivered) of each, from the worst open flag as the job keeps it (`flags.flag_rank`), then
+# its own columns; each tone is one index range in list order, read up to the page's end
+# (ordered by a computed tone, every open job of the store was read and its flags probed).
+_TONES: dict[Tone, ColumnElement[bool]] = {
+    Tone.red: and_(Job.flag_rank == RED_RANK, or_(Job.is_active, _UNDELIVERED)),
+    Tone.amber: and_(Job.flag_rank == AMBER_RANK, or_(Job.is_active, _UNDELIVERED)),
+    Tone.ready: and_(_UNFLAGGED, _UNDELIVERED),
+    Tone.normal: and_(
+        _UNFLAGGED, Job.is_active, Job.delivered_at.is_(None), Job.status != JobStatus.completed
+    ),
+    Tone.done: and_(_UNFLAGGED, Job.is_active, Job.delivered_at.is_not(None)),
+}
 
 
 def _has_open_flag(kinds: frozenset[FlagKind]) -> ColumnElement[bool]:
@@ -262,20 +275,33 @@ def _has_open_flag(kinds: frozenset[FlagKind]) -> ColumnElement[bool]:
     )
 
 
-# `_tone` in SQL, as its position in TONE_ORDER, so the database orders and pages the list.
-_TONE_RANK = case(
-    (_has_open_flag(RED_FLAGS), TONE_ORDER.index(Tone.red)),
-    (_has_open_flag(AMBER_FLAGS), TONE_ORDER.index(Tone.amber)),
-    (Job.delivered_at.is_not(None), TONE_ORDER.index(Tone.done)),
-    (Job.status == JobStatus.completed, TONE_ORDER.index(Tone.ready)),
-    else_=TONE_ORDER.index(Tone.normal),
-)
-# `matches` in SQL: which open jobs each filter shows.
-_FILTERS: dict[StoreFilter, ColumnElement[bool]] = {
-    StoreFilter.late: _has_open_flag(frozenset({FlagKind.late})),
-    StoreFilter.rework: _has_open_flag(frozenset({FlagKind.rework, FlagKind.breakage})),
-    StoreFilter.ready: Job.status == JobStatus.completed,
+@dataclass(frozen=True)
+class _Filter:
+    """`matches` in SQL: which of the list's jobs a filter shows, and the only tones they can
+    have (a late, rework or breakage flag is red; a shipped job is never in the lab or
+    delivered), so the others' ranges are not read at all."""
+
+    shows: ColumnElement[bool]
+    tones: tuple[Tone, ...]
+
+
+_FILTERS: dict[StoreFilter, _Filter] = {
+    StoreFilter.all: _Filter(true(), TONE_ORDER),
+    StoreFilter.late: _Filter(_has_open_flag(frozenset({FlagKind.late})), (Tone.red,)),
+    StoreFilter.rework: _Filter(
+        _has_open_flag(frozenset({FlagKind.rework, FlagKind.breakage})), (Tone.red,)
+    ),
+    StoreFilter.ready: _Filter(
+        Job.status == JobStatus.completed, (Tone.red, Tone.amber, Tone.ready)
+    ),
 }
+
+
+def _store_jobs(principal: PersonPrincipal, tone: Tone, view: StoreFilter) -> Select[tuple[Job]]:
+    """The store list's jobs of `tone` that `view` shows (a row shows the patient reference,
+    never the prescription); `visible_jobs` keeps them to what the principal may see."""
+    statement = visible_jobs(principal).where(_TONES[tone], _FILTERS[view].shows)
+    return statement.options(*_ROW_ONLY)
 
 
 @dataclass(frozen=True, order=True)
@@ -307,28 +333,40 @@ def store_page(
     limit: int,
 ) -> StorePage:
     """A page of the store's open jobs under `view`: the ones needing attention first, then
-    by promised time; ordered, filtered and cut in the database."""
-    statement = _store_jobs(principal)
-    if view in _FILTERS:
-        statement = statement.where(_FILTERS[view])
-    if after is not None:
-        statement = statement.where(
-            tuple_(_TONE_RANK, Job.promised_at, Job.id)
-            > (after.tone, after.promised_at, after.job_id)
-        )
-    page = statement.order_by(_TONE_RANK, Job.promised_at, Job.id).limit(limit + 1)
+    by promised time; read tone by tone, each range cut in the database where the page ends."""
+    jobs: list[Job] = []
+    for tone in _FILTERS[view].tones:
+        rank = TONE_ORDER.index(tone)
+        if after is not None and rank < after.tone:
+            continue
+        statement = _store_jobs(principal, tone, view)
+        if after is not None and rank == after.tone:
+            statement = statement.where(
+                tuple_(Job.promised_at, Job.id) > (after.promised_at, after.job_id)
+            )
+        wanted = limit + 1 - len(jobs)
+        jobs.extend(session.scalars(statement.order_by(Job.promised_at, Job.id).limit(wanted)))
+        if len(jobs) > limit:
+            break
     zone = lab_zone(session, principal.lab_id)
-    rows = [store_row(job, zone, now) for job in session.scalars(page)]
-    more = len(rows) > limit
-    del rows[limit:]
-    return StorePage(rows, store_key(rows[-1]) if more else None)
+    rows = [store_row(job, zone, now) for job in jobs[:limit]]
+    return StorePage(rows, store_key(rows[-1]) if len(jobs) > limit else None)
 
 
 def store_counts(session: Session, principal: PersonPrincipal) -> dict[StoreFilter, int]:
-    """How many open jobs each filter shows, in one pass over them."""
-    counts = [func.count(), *(func.count(case((shown, 1))) for shown in _FILTERS.values())]
-    totals = session.execute(_store_jobs(principal).with_only_columns(*counts)).one()
-    return dict(zip((StoreFilter.all, *_FILTERS), totals, strict=True))
+    """How many open jobs each filter shows, in one statement: each tone's range read once,
+    counting there the rows of each filter that can show that tone."""
+    tones = [
+        _store_jobs(principal, tone, StoreFilter.all).with_only_columns(
+            *(
+                func.count(case((shown.shows, 1))) if tone in shown.tones else literal(0)
+                for shown in _FILTERS.values()
+            )
+        )
+        for tone in TONE_ORDER
+    ]
+    totals = session.execute(union_all(*tones)).all()
+    return {view: sum(row[index] for row in totals) for index, view in enumerate(_FILTERS)}
 
 
 def store_row_by_id(
@@ -851,34 +889,65 @@ class WipBoard:
     done_today: int
 
 
-def wip_card(job: Job, now: datetime) -> WipCard | None:
-    stage = job.current_stage
-    if not job.is_active or stage is None:
-        return None
-    age = now - job.state_changed_at
-    limit = timedelta(minutes=stage.stalled_after_minutes)
-    kinds = {flag.kind for flag in job.open_flags}
+# What a card shows of an active job, read as plain rows (no Job instances: building 2,754 of
+# them with their flags was most of a big lab's board); `_wip_cards` adds the open flags.
+_CARD_COLUMNS = (
+    Job.id,
+    Job.current_stage_id,
+    Job.job_number,
+    Job.tray_number,
+    Store.code,
+    Job.status,
+    Job.priority,
+    Job.state_changed_at,
+    Stage.stalled_after_minutes,
+)
+
+
+def _wip_cards(session: Session, jobs: Select[tuple[Job]], now: datetime) -> tuple[WipCard, ...]:
+    """A card for each of `jobs` at a stage and active, oldest first: one query for the cards,
+    one for their open flags."""
+    active = jobs.where(Job.is_active)
+    cards = (
+        active.join(Store, Job.store_id == Store.id)
+        .join(Stage, Job.current_stage_id == Stage.id)
+        .with_only_columns(*_CARD_COLUMNS)
+        .order_by(Job.state_changed_at, Job.id)
+    )
+    kinds: dict[int, set[FlagKind]] = {}
+    flagged = select(JobFlag.job_id, JobFlag.kind).where(
+        JobFlag.cleared_at.is_(None), JobFlag.job_id.in_(active.with_only_columns(Job.id))
+    )
+    for job_id, kind in session.execute(flagged):
+        kinds.setdefault(job_id, set()).add(kind)
+    return tuple(_wip_card(row, kinds.get(row.id, set()), now) for row in session.execute(cards))
+
+
+def _wip_card(row: Row[tuple[Any, ...]], kinds: set[FlagKind], now: datetime) -> WipCard:
+    age = now - row.state_changed_at
+    limit = timedelta(minutes=row.stalled_after_minutes)
     return WipCard(
-        job_id=job.id,
-        stage_id=stage.id,
-        job_number=job.job_number,
-        tray_number=job.tray_number,
-        store_code=job.store_code,
-        status=job.status,
-        rush=job.priority == Priority.rush,
+        job_id=row.id,
+        stage_id=row.current_stage_id,
+        job_number=row.job_number,
+        tray_number=row.tray_number,
+        store_code=row.code,
+        status=row.status,
+        rush=row.priority == Priority.rush,
         late=FlagKind.late in kinds,
         flags=tuple(FLAG_LABELS[kind] for kind in FLAG_LABELS if kind in kinds),
         age=duration_text(age),
         ageing="stalled" if age > limit else "old" if age > limit / 2 else "ok",
-        since=job.state_changed_at,
+        since=row.state_changed_at,
     )
 
 
 def wip_card_by_id(
     session: Session, principal: PersonPrincipal, job_id: int, now: datetime
 ) -> WipCard | None:
-    job = session.scalar(visible_jobs(principal).where(Job.id == job_id))
-    return wip_card(job, now) if job else None
+    """The job's card for a live refresh; None once it is off the board."""
+    cards = _wip_cards(session, visible_jobs(principal).where(Job.id == job_id), now)
+    return cards[0] if cards else None
 
 
 def done_today(session: Session, principal: PersonPrincipal, now: datetime) -> dict[int, int]:
@@ -910,11 +979,4 @@ def wip_board(session: Session, principal: PersonPrincipal, now: datetime) -> Wi
     columns = tuple(
         StageColumn(stage.id, stage.code, stage.name, done.get(stage.id, 0)) for stage in stages
     )
-    jobs = session.scalars(
-        visible_jobs(principal)
-        .where(Job.is_active)
-        .options(*_CARD_ONLY)
-        .order_by(Job.state_changed_at, Job.id)
-    )
-    cards = tuple(card for job in jobs if (card := wip_card(job, now)) is not None)
-    return WipBoard(columns, cards, sum(done.values()))
+    return WipBoard(columns, _wip_cards(session, visible_jobs(principal), now), sum(done.values()))

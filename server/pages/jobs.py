@@ -7,7 +7,7 @@ from nicegui import ui
 from server.context import ServerContext
 from server.domain import views
 from server.domain.auth import PersonPrincipal
-from server.domain.views import JobListRow
+from server.domain.views import JobList, JobListRow
 from server.models import JobStatus, utcnow
 from server.pages.access import page_header, page_person
 
@@ -29,7 +29,7 @@ def register_job_pages(context: ServerContext) -> None:
         with context.db.read_session() as session:
             title = views.scope_name(session, principal)
             job_list = views.job_list(session, principal, utcnow())
-        _render_job_list(principal, title, job_list.total, [_table_row(r) for r in job_list.rows])
+        _render_job_list(principal, title, job_list, [_table_row(r) for r in job_list.rows])
         return None
 
 
@@ -48,10 +48,11 @@ def _table_row(row: JobListRow) -> dict[str, object]:
 
 
 def _render_job_list(
-    principal: PersonPrincipal, title: str, total: int, rows: list[dict[str, object]]
+    principal: PersonPrincipal, title: str, job_list: JobList, rows: list[dict[str, object]]
 ) -> None:
     page_header(principal, title)
     with ui.column().classes("w-full p-6 gap-4"):
+        total = f"{job_list.total:,}+" if job_list.total_capped else f"{job_list.total:,}"
         ui.label(f"Active jobs ({total})").classes("text-xl font-semibold")
         columns = [
             {

@@ -381,6 +381,23 @@ async def test_a_cursor_pages_within_the_callers_scope_and_a_bad_one_is_422(
         assert field in field_errors(refused), params
 
 
+async def test_a_list_counts_and_offsets_up_to_its_reach_and_points_beyond_at_the_cursor(
+    manager: httpx.AsyncClient, lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in range(5):
+        lab.make_job(f"J{number}")
+    monkeypatch.setattr(jobs, "COUNT_REACH", 3)
+    monkeypatch.setattr(jobs, "OFFSET_REACH", 3)
+    first = (await manager.get("/api/jobs", params={"limit": 2})).json()
+    assert (first["total"], first["total_capped"]) == (3, True)
+    stage = (await manager.get("/api/jobs", params={"stage": "generating"})).json()
+    assert (stage["total"], stage["total_capped"]) == (0, False)
+    assert len((await manager.get("/api/jobs", params={"offset": 3})).json()["items"]) == 2
+    refused = await manager.get("/api/jobs", params={"offset": 4})
+    assert refused.status_code == 422
+    assert "next_cursor" in field_errors(refused)["offset"]
+
+
 async def test_a_freeform_order_carries_its_verification_powers_and_thickness(
     manager: httpx.AsyncClient, lab: Lab
 ) -> None:

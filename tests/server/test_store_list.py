@@ -2,14 +2,22 @@
 the database, in the order the list had when it was sorted in Python over every open job."""
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
-from server.domain import jobs, views
+from server import migrate
+from server.context import ServerContext
+from server.domain import flags, jobs, views
 from server.domain.auth import PersonPrincipal
+from server.domain.bulk_seed import bulk_seed
+from server.domain.seed import seed_demo
 from server.domain.views import TONE_ORDER, StoreFilter, StoreRow, Tone
-from server.models import FlagKind, Job, JobFlag, utcnow
+from server.labconfig import LabConfig
+from server.models import EventAction, FlagKind, Job, JobFlag, utcnow
+from server.models import Lab as LabRow
+from server.settings import Settings
 from tests.server.conftest import Floor, Lab
 
 # job number → (open flags, cleared flags, shipped, hours its promise is before the others')
@@ -49,11 +57,16 @@ def _mixed_lab(lab: Lab, floor: Floor) -> datetime:
         jobs.mark_delivered(session, north, delivered)
         ids = {number: job_id for number, job_id in session.execute(select(Job.job_number, Job.id))}
         session.execute(update(JobFlag).values(cleared_at=now))  # the floor's own flags
+        session.execute(update(Job).values(flag_rank=None))
         for number, (open_kinds, cleared, _, earlier) in MIXED.items():
+            # Its flags written here, its worst open one kept with it as the flag code keeps it.
             session.execute(
                 update(Job)
                 .where(Job.id == ids[number])
-                .values(promised_at=promised - timedelta(hours=earlier))
+                .values(
+                    promised_at=promised - timedelta(hours=earlier),
+                    flag_rank=flags.flag_rank(open_kinds),
+                )
             )
             for kind in open_kinds | cleared:
                 session.add(
@@ -132,3 +145,70 @@ def test_the_counts_are_the_rows_each_filter_shows_and_a_store_sees_its_own(
         if store == "north"
         else {StoreFilter.all: 3, StoreFilter.late: 1, StoreFilter.rework: 1, StoreFilter.ready: 1}
     )
+
+
+def test_the_order_and_counts_follow_flags_as_the_flag_code_raises_and_clears_them(
+    lab: Lab, floor: Floor
+) -> None:
+    """The list reads a job's tone from the worst open flag the flag code keeps on it: a flag
+    raised moves the row up, one cleared moves it back, on every page size."""
+    for number, days in (("N-1", 1), ("N-2", 2), ("N-3", 3), ("N-4", 4)):
+        lab.make_job(number, promised_in=timedelta(days=days))
+    floor.ship("N-4")
+    north = lab.person("north")
+
+    def listed() -> list[tuple[str, Tone]]:
+        now = utcnow()
+        expected = [(row.job_number, row.tone) for row in _python_order(lab, north, now)]
+        for limit in (1, 2, 10):
+            paged = _paged(lab, north, now, StoreFilter.all, limit)
+            assert [(row.job_number, row.tone) for row in paged] == expected, limit
+        with lab.context.db.read_session() as session:
+            counts = views.store_counts(session, north)
+        assert counts == {view: sum(views.matches(row, view) for row in paged) for view in counts}
+        return expected
+
+    ready, normal = Tone.ready, Tone.normal
+    assert listed() == [("N-4", ready), ("N-1", normal), ("N-2", normal), ("N-3", normal)]
+    floor.send("EDGE-1", "N-3", EventAction.hold, reason_code="H-FRAME")
+    floor.send("EDGE-1", "N-2", EventAction.start)
+    floor.send("EDGE-1", "N-2", EventAction.breakage, reason_code="B-CHIP")
+    assert listed() == [
+        ("N-2", Tone.red),
+        ("N-3", Tone.amber),
+        ("N-4", ready),
+        ("N-1", normal),
+    ]
+    floor.send("EDGE-1", "N-3", EventAction.release)
+    assert listed() == [("N-2", Tone.red), ("N-4", ready), ("N-1", normal), ("N-3", normal)]
+
+
+def test_migration_0028_ranks_the_open_flags_the_flag_code_ranks(
+    tmp_path: Path, lab_config: LabConfig
+) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    migrate.upgrade(url)
+    context = ServerContext(Settings(database_url=url, data_dir=tmp_path, secret_key="x"))
+    ranks = select(Job.id, Job.flag_rank).order_by(Job.id)
+    try:
+        with context.db.session() as session:
+            seed_demo(session, lab_config, job_count=0)
+        with context.db.session() as session:
+            lab_id = session.scalars(select(LabRow.id)).one()
+            bulk_seed(session, lab_id, 40, as_of=utcnow(), history=timedelta(days=3))
+        with context.db.read_session() as session:
+            kept = session.execute(ranks).all()
+            open_kinds: dict[int, set[FlagKind]] = {}
+            for job_id, kind in session.execute(
+                select(JobFlag.job_id, JobFlag.kind).where(JobFlag.cleared_at.is_(None))
+            ):
+                open_kinds.setdefault(job_id, set()).add(kind)
+        assert kept == [(job_id, flags.flag_rank(open_kinds.get(job_id, ()))) for job_id, _ in kept]
+        assert {rank for _, rank in kept} >= {flags.RED_RANK, None}
+        context.db.dispose()
+        migrate.downgrade(url, "0027")
+        migrate.upgrade(url)
+        with context.db.read_session() as session:
+            assert session.execute(ranks).all() == kept
+    finally:
+        context.db.dispose()

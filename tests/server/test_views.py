@@ -3,12 +3,13 @@
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
-from server.domain import lab_time, views
+from server.domain import jobs, lab_time, views
 from server.domain.auth import PersonPrincipal
 from server.domain.views import StoreFilter, Tone
-from server.models import EventAction, Person, utcnow
+from server.models import EventAction, JobStatus, Person, utcnow
 from tests.server.conftest import Floor, Lab
 
 
@@ -85,7 +86,9 @@ def test_a_time_without_now_is_a_date_and_durations_grow_into_days() -> None:
     assert lab_time.duration_text(timedelta(days=3, hours=4, minutes=5)) == "3 d 4 h"
 
 
-def test_the_job_list_is_the_visible_active_jobs_promised_in_the_labs_zone(lab: Lab) -> None:
+def test_the_job_list_is_the_visible_active_jobs_promised_in_the_labs_zone(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = lab.make_job("N-7", promised_in=timedelta(days=1))
     lab.make_job("S-7", store="SOUTH", promised_in=timedelta(days=2))
     north_staff, manager = _person(lab, "north"), _person(lab, "manager")
@@ -97,7 +100,45 @@ def test_the_job_list_is_the_visible_active_jobs_promised_in_the_labs_zone(lab: 
         titles = (views.scope_name(session, north_staff), views.scope_name(session, manager))
     assert [row.job_number for row in north.rows] == ["N-7"]
     assert (everyone.total, [row.job_number for row in everyone.rows]) == (2, ["N-7", "S-7"])
+    assert not everyone.total_capped
+    monkeypatch.setattr(jobs, "COUNT_REACH", 1)  # more active jobs than a count reaches
+    with lab.context.db.session() as session:
+        capped = views.job_list(session, manager, now)
+    assert (capped.total, capped.total_capped, len(capped.rows)) == (1, True, 2)
     assert titles == ("Northside Vision", "All stores")
     zone = ZoneInfo("Europe/Berlin")  # the example lab's zone
     assert everyone.rows[0].promised == lab_time.local_text(promised, zone, now)
     assert everyone.rows[0].promised.endswith(f"{promised.astimezone(zone):%H:%M}")
+
+
+def test_a_wip_card_shows_its_open_flags_and_leaves_the_board_with_its_job(
+    lab: Lab, floor: Floor
+) -> None:
+    job_id = lab.make_job("N-8")
+    lab.make_job("S-8", store="SOUTH")
+    manager, north_staff = lab.manager(), _person(lab, "north")
+
+    def cards(principal: PersonPrincipal) -> tuple[dict[str, views.WipCard], views.WipCard | None]:
+        now = utcnow()
+        with lab.context.db.read_session() as session:
+            board = views.wip_board(session, principal, now)
+            card = views.wip_card_by_id(session, principal, job_id, now)
+        return {card.job_number: card for card in board.cards}, card
+
+    floor.send("EDGE-1", "N-8", EventAction.hold, reason_code="H-FRAME")
+    board, card = cards(manager)
+    assert {number: card.flags for number, card in board.items()} == {
+        "N-8": ("On hold",),
+        "S-8": (),
+    }
+    assert card == board["N-8"]
+    assert card is not None
+    assert (card.store_code, card.status, card.late) == ("NORTH", JobStatus.on_hold, False)
+    floor.send("EDGE-1", "N-8", EventAction.release)
+    board, card = cards(north_staff)
+    assert list(board) == ["N-8"]
+    assert card == board["N-8"]
+    assert card.flags == ()
+    floor.ship("N-8")
+    board, card = cards(manager)
+    assert (list(board), card) == (["S-8"], None)
