@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.contract import EARLIEST_TIME, SignAction
 from lenstrack.mail_sink import MailSink
+from server import migrate
 from server.context import ServerContext
 from server.crypto import FERNET_PREFIX
 from server.domain import auth, security
@@ -37,8 +38,10 @@ from server.models import (
     StationSignIn,
     utcnow,
 )
+from server.models import Lab as LabRow
 from server.notify.worker import DeliveryWorker
 from server.schemas import EventIn, JobCreate, PrescriptionEyeIn
+from server.settings import Settings
 from tests.server.payloads import event_body
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "lab.example.toml"
@@ -296,3 +299,32 @@ def mail_sink() -> Iterator[MailSink]:
     """A local SMTP server that keeps what it is sent."""
     with MailSink() as sink:
         yield sink
+
+
+@dataclass
+class MigratedLab:
+    """A SQLite database migrated to head with the demo lab (no jobs): a backfill's test."""
+
+    url: str
+    context: ServerContext
+    lab_id: int
+
+    def downgrade_and_upgrade(self, revision: str) -> None:
+        """Down to `revision`, then up to head again: the backfill under test runs."""
+        self.context.db.dispose()
+        migrate.downgrade(self.url, revision)
+        migrate.upgrade(self.url)
+
+
+@pytest.fixture
+def migrated_lab(tmp_path: Path, lab_config: LabConfig) -> Iterator[MigratedLab]:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    migrate.upgrade(url)
+    context = ServerContext(Settings(database_url=url, data_dir=tmp_path, secret_key="x"))
+    try:
+        with context.db.session() as session:
+            seed_demo(session, lab_config, job_count=0)
+            lab_id = session.scalars(select(LabRow.id)).one()
+        yield MigratedLab(url, context, lab_id)
+    finally:
+        context.db.dispose()

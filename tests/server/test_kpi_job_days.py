@@ -10,22 +10,17 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.orm import Session
 
-from server import migrate
-from server.context import ServerContext
 from server.db import Database
 from server.domain import kpis
 from server.domain.bulk_seed import bulk_seed
 from server.domain.kpis import Dimension, KpiQuery, Ratio
 from server.domain.lab_time import lab_zone
-from server.domain.seed import seed_demo
-from server.labconfig import LabConfig
 from server.models import (
     EventAction,
     Inspection,
@@ -39,8 +34,8 @@ from server.models import (
     Store,
     utcnow,
 )
-from server.settings import Settings
 from tests.server.conftest import Lab as LabFixture
+from tests.server.conftest import MigratedLab
 from tests.server.test_kpi_stage_times import _history
 
 Key = tuple[Any, ...]
@@ -428,31 +423,19 @@ def test_the_counts_stay_those_of_the_jobs_through_a_random_run_of_changes(
         assert _check_figures(session, _periods(zone, first_day, dst, utcnow())) > 100
 
 
-def test_migration_0026_backfills_what_the_hooks_keep(
-    tmp_path: Path, lab_config: LabConfig
-) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    migrate.upgrade(url)
-    context = ServerContext(Settings(database_url=url, data_dir=tmp_path, secret_key="x"))
-    try:
-        with context.db.session() as session:
-            seed_demo(session, lab_config, job_count=0)
-        with context.db.session() as session:
-            lab_id = session.scalars(select(Lab.id)).one()
-            bulk_seed(session, lab_id, 40, as_of=utcnow(), history=timedelta(days=3))
-        rng = random.Random(26)
-        for change in CHANGES:  # each kept by the hooks
-            with context.db.session() as session:
-                job = session.get_one(Job, rng.choice(list(session.scalars(select(Job.id)))))
-                change(session, job, rng, utcnow() - timedelta(hours=rng.randrange(72)))
-        with context.db.read_session() as session:
-            kept = _kept(session)
-            assert kept == _defined(session)
-        assert {key[1] for key in kept} == {dimension.value for dimension in KpiJobDimension}
-        context.db.dispose()
-        migrate.downgrade(url, "0025")
-        migrate.upgrade(url)
-        with context.db.read_session() as session:
-            assert _kept(session) == kept
-    finally:
-        context.db.dispose()
+def test_migration_0026_backfills_what_the_hooks_keep(migrated_lab: MigratedLab) -> None:
+    db = migrated_lab.context.db
+    with db.session() as session:
+        bulk_seed(session, migrated_lab.lab_id, 40, as_of=utcnow(), history=timedelta(days=3))
+    rng = random.Random(26)
+    for change in CHANGES:  # each kept by the hooks
+        with db.session() as session:
+            job = session.get_one(Job, rng.choice(list(session.scalars(select(Job.id)))))
+            change(session, job, rng, utcnow() - timedelta(hours=rng.randrange(72)))
+    with db.read_session() as session:
+        kept = _kept(session)
+        assert kept == _defined(session)
+    assert {key[1] for key in kept} == {dimension.value for dimension in KpiJobDimension}
+    migrated_lab.downgrade_and_upgrade("0025")
+    with db.read_session() as session:
+        assert _kept(session) == kept

@@ -7,7 +7,6 @@ over whole months and days, across a DST change of the lab's zone, less a cancel
 import math
 from collections import Counter
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,16 +14,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import migrate
-from server.context import ServerContext
 from server.db import Database
 from server.domain import changes, kpis
 from server.domain.bulk_seed import bulk_seed
 from server.domain.events import ingest_event
 from server.domain.kpis import Dimension, KpiQuery
 from server.domain.lab_time import lab_zone
-from server.domain.seed import seed_demo
-from server.labconfig import LabConfig
 from server.models import (
     EventAction,
     Job,
@@ -38,8 +33,7 @@ from server.models import (
     Station,
     utcnow,
 )
-from server.settings import Settings
-from tests.server.conftest import Floor
+from tests.server.conftest import Floor, MigratedLab
 from tests.server.conftest import Lab as LabFixture
 
 ARRIVALS = {EventAction.complete, EventAction.rework, EventAction.breakage}
@@ -372,26 +366,16 @@ def test_medians_sharing_a_bucket_with_another_key_are_each_keys_own(
 
 @pytest.mark.parametrize("before", ["0024-1", "0024"])
 def test_migration_0025_backfills_what_the_ingest_records_and_counts(
-    tmp_path: Path, lab_config: LabConfig, before: str
+    migrated_lab: MigratedLab, before: str
 ) -> None:
     """From a database before 0024 (no times recorded) or at it (times, no buckets)."""
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    migrate.upgrade(url)
-    context = ServerContext(Settings(database_url=url, data_dir=tmp_path, secret_key="x"))
-    try:
-        with context.db.session() as session:
-            seed_demo(session, lab_config, job_count=0)
-        lab = LabFixture(context)
-        _send_a_few(lab, Floor(lab), utcnow() - timedelta(hours=1))
-        with context.db.read_session() as session:
-            ingested, counted = _recorded(session), _buckets(session)
-            assert counted == _counted(session)
-        context.db.dispose()
-        migrate.downgrade(url, before)
-        migrate.upgrade(url)
-        with context.db.read_session() as session:
-            assert _recorded(session) == ingested
-            _assert_same(ingested, _defined(session))
-            assert _buckets(session) == counted
-    finally:
-        context.db.dispose()
+    lab = LabFixture(migrated_lab.context)
+    _send_a_few(lab, Floor(lab), utcnow() - timedelta(hours=1))
+    with lab.context.db.read_session() as session:
+        ingested, counted = _recorded(session), _buckets(session)
+        assert counted == _counted(session)
+    migrated_lab.downgrade_and_upgrade(before)
+    with lab.context.db.read_session() as session:
+        assert _recorded(session) == ingested
+        _assert_same(ingested, _defined(session))
+        assert _buckets(session) == counted

@@ -2,23 +2,16 @@
 the database, in the order the list had when it was sorted in Python over every open job."""
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
-from server import migrate
-from server.context import ServerContext
 from server.domain import flags, jobs, views
 from server.domain.auth import PersonPrincipal
 from server.domain.bulk_seed import bulk_seed
-from server.domain.seed import seed_demo
 from server.domain.views import TONE_ORDER, StoreFilter, StoreRow, Tone
-from server.labconfig import LabConfig
 from server.models import EventAction, FlagKind, Job, JobFlag, utcnow
-from server.models import Lab as LabRow
-from server.settings import Settings
-from tests.server.conftest import Floor, Lab
+from tests.server.conftest import Floor, Lab, MigratedLab
 
 # job number → (open flags, cleared flags, shipped, hours its promise is before the others')
 MIXED: dict[str, tuple[set[FlagKind], set[FlagKind], bool, int]] = {
@@ -184,31 +177,21 @@ def test_the_order_and_counts_follow_flags_as_the_flag_code_raises_and_clears_th
 
 
 def test_migration_0028_ranks_the_open_flags_the_flag_code_ranks(
-    tmp_path: Path, lab_config: LabConfig
+    migrated_lab: MigratedLab,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    migrate.upgrade(url)
-    context = ServerContext(Settings(database_url=url, data_dir=tmp_path, secret_key="x"))
+    db = migrated_lab.context.db
     ranks = select(Job.id, Job.flag_rank).order_by(Job.id)
-    try:
-        with context.db.session() as session:
-            seed_demo(session, lab_config, job_count=0)
-        with context.db.session() as session:
-            lab_id = session.scalars(select(LabRow.id)).one()
-            bulk_seed(session, lab_id, 40, as_of=utcnow(), history=timedelta(days=3))
-        with context.db.read_session() as session:
-            kept = session.execute(ranks).all()
-            open_kinds: dict[int, set[FlagKind]] = {}
-            for job_id, kind in session.execute(
-                select(JobFlag.job_id, JobFlag.kind).where(JobFlag.cleared_at.is_(None))
-            ):
-                open_kinds.setdefault(job_id, set()).add(kind)
-        assert kept == [(job_id, flags.flag_rank(open_kinds.get(job_id, ()))) for job_id, _ in kept]
-        assert {rank for _, rank in kept} >= {flags.RED_RANK, None}
-        context.db.dispose()
-        migrate.downgrade(url, "0027")
-        migrate.upgrade(url)
-        with context.db.read_session() as session:
-            assert session.execute(ranks).all() == kept
-    finally:
-        context.db.dispose()
+    with db.session() as session:
+        bulk_seed(session, migrated_lab.lab_id, 40, as_of=utcnow(), history=timedelta(days=3))
+    with db.read_session() as session:
+        kept = session.execute(ranks).all()
+        open_kinds: dict[int, set[FlagKind]] = {}
+        for job_id, kind in session.execute(
+            select(JobFlag.job_id, JobFlag.kind).where(JobFlag.cleared_at.is_(None))
+        ):
+            open_kinds.setdefault(job_id, set()).add(kind)
+    assert kept == [(job_id, flags.flag_rank(open_kinds.get(job_id, ()))) for job_id, _ in kept]
+    assert {rank for _, rank in kept} >= {flags.RED_RANK, None}
+    migrated_lab.downgrade_and_upgrade("0027")
+    with db.read_session() as session:
+        assert session.execute(ranks).all() == kept
