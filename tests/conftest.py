@@ -137,7 +137,15 @@ def bare_database(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path, secret_key="test-secret")
+    # A loaded machine must not cut a test's batch short (a station would send the rest
+    # again; a test would see it missing): the budget and deadline tests set their own.
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path,
+        secret_key="test-secret",
+        ingest_budget_seconds=60.0,
+        ingest_deadline_seconds=120.0,
+    )
 
 
 @pytest.fixture
