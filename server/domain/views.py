@@ -32,11 +32,11 @@ from server.domain import breakage, changes, inspection, orders
 from server.domain.auth import LAB_ROLES, PersonPrincipal
 from server.domain.errors import DomainError
 from server.domain.flags import (
-    AMBER_FLAGS,
     AMBER_RANK,
     RED_FLAGS,
     RED_RANK,
     WITHOUT_PRESCRIPTION,
+    flag_rank,
 )
 from server.domain.jobs import job_events, list_jobs, visible_jobs
 from server.domain.lab_time import duration_text, lab_zone, local_text
@@ -188,11 +188,12 @@ def _state(job: Job) -> str:
     return f"At {stage} ({job.status.value.replace('_', ' ')})"
 
 
+_FLAG_TONES = {RED_RANK: Tone.red, AMBER_RANK: Tone.amber}
+
+
 def _tone(job: Job, kinds: set[FlagKind]) -> Tone:
-    if kinds & RED_FLAGS:
-        return Tone.red
-    if kinds & AMBER_FLAGS:
-        return Tone.amber
+    if (rank := flag_rank(kinds)) is not None:  # the rule the job's stored flag_rank keeps
+        return _FLAG_TONES[rank]
     if job.delivered_at is not None:
         return Tone.done
     if job.status == JobStatus.completed:
