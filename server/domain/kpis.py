@@ -56,6 +56,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    any_,
     bindparam,
     case,
     cast,
@@ -527,7 +528,7 @@ def _percentiles(
     completions (cycle) in scope, per key but None, exact. The samples are every row; a
     duration unknown (a completion without a start, which the lifecycle never lets happen) is
     not ranked. The buckets the ranks fall in are found from KpiStageBucket's counts (less
-    the cancelled jobs' rows), then only their durations are read and ordered here."""
+    the cancelled jobs' rows), then only their durations are read, and ranked in SQL."""
     spans = _spans(period.first_day, period.last_day)
     by_store = scope.store_id is not None
     params: dict[str, Any] = {
@@ -560,8 +561,11 @@ def _percentiles(
                     break
                 before += count
     if wanted:
-        values: dict[tuple[int, int], list[float]] = {pair: [] for pair in wanted}
-        pairs: int | None = None  # PostgreSQL: bound as two arrays
+        # Each rank's duration is picked in SQL (numbered in its bucket by value): a month's
+        # rank buckets hold ~25k durations at 1 M jobs, which took most of the read to send
+        # and sort here.
+        params["ranks"] = sorted({rank for ranks in wanted.values() for rank, _ in ranks})
+        pairs: int | None = None  # PostgreSQL: bound as arrays
         if session.get_bind().dialect.name == "postgresql":
             params |= {
                 "keys": [pair[0] for pair in wanted],
@@ -571,13 +575,14 @@ def _percentiles(
             pairs = len(wanted)
             for index, (key, value_bucket) in enumerate(wanted):
                 params |= {f"key_{index}": key, f"bucket_{index}": value_bucket}
-        statement = _bucket_durations(dimension, by_store, pairs)
-        for key, value_bucket, seconds in session.execute(statement, params):
-            values[key, value_bucket].append(seconds)
-        for pair, ranks in wanted.items():
-            ordered = sorted(values[pair])
+        statement = _ranked_durations(dimension, by_store, pairs)
+        ranked_values = {
+            (key, value_bucket, rank): seconds
+            for key, value_bucket, rank, seconds in session.execute(statement, params)
+        }
+        for (key, value_bucket), ranks in wanted.items():
             for rank, percent in ranks:
-                found[pair[0], percent] = ordered[rank - 1]
+                found[key, percent] = ranked_values[key, value_bucket, rank]
     return {
         key: Percentiles(total, _minutes(found[key, 50]), _minutes(found[key, 90]))
         for key, total in samples.items()
@@ -628,17 +633,17 @@ def _bucket_counts(dimension: KpiDimension, by_store: bool, spans: tuple[bool, .
 
 
 @lru_cache(maxsize=256)
-def _bucket_durations(dimension: KpiDimension, by_store: bool, pairs: int | None) -> Select[Any]:
-    """(key, bucket, seconds) of the period's durations in scope in the wanted (key, bucket)
-    pairs, but cancelled jobs': each pair a range of an index on (scope, action, key, bucket,
-    at) covering the read. PostgreSQL (`pairs` None): the bound arrays `keys` and `buckets`
-    unnested and joined, one statement for any number (an OR of the pairs was read by a
-    bitmap, a heap page per duration: 9,500 pages for a month's stations at 1 M jobs; a
-    VALUES list is compiled anew at every read). SQLite: an OR of the `pairs` (key_N,
-    bucket_N), which it reads from the index alone (a row value IN list: it used only the
-    index's first two columns)."""
+def _ranked_durations(dimension: KpiDimension, by_store: bool, pairs: int | None) -> Select[Any]:
+    """(key, bucket, rank, seconds): the durations of the period in scope, but cancelled
+    jobs', at the bound `ranks` of their (key, bucket) in value order, for the wanted pairs.
+    Each pair is a range of an index on (scope, action, key, bucket, at) covering the read.
+    PostgreSQL (`pairs` None): the bound arrays `keys` and `buckets` unnested and joined, one
+    statement for any number (an OR of the pairs was read by a bitmap, a heap page per
+    duration: 9,500 pages for a month's stations at 1 M jobs; a VALUES list is compiled anew
+    at every read). SQLite: an OR of the `pairs` (key_N, bucket_N), which it reads from the
+    index alone (a row value IN list: it used only the index's first two columns)."""
     key = KEY_COLUMNS[dimension]
-    read = select(key, KpiStageTime.bucket, KpiStageTime.seconds)
+    read = select(key.label("key_id"), KpiStageTime.bucket, KpiStageTime.seconds)
     if pairs is None:
         arrays = [bindparam(name, type_=ARRAY(Integer)) for name in ("keys", "buckets")]
         wanted = func.unnest(*arrays).table_valued("key_id", "bucket").render_derived()
@@ -647,6 +652,7 @@ def _bucket_durations(dimension: KpiDimension, by_store: bool, pairs: int | None
             KpiStageTime,
             and_(key == wanted.c.key_id, KpiStageTime.bucket == wanted.c.bucket),
         )
+        ranks = bindparam("ranks", type_=ARRAY(Integer))
     else:
         wanted_pairs = [
             and_(
@@ -656,11 +662,24 @@ def _bucket_durations(dimension: KpiDimension, by_store: bool, pairs: int | None
             for index in range(pairs)
         ]
         read = read.where(or_(*wanted_pairs))
+        ranks = bindparam("ranks", expanding=True)
     in_scope = KpiStageTime.store_id if by_store else KpiStageTime.lab_id
-    return read.where(
-        in_scope == bindparam("store_id" if by_store else "lab_id"),
-        *_stage_times_in_period(),
-        KpiStageTime.job_id.not_in(_cancelled_jobs(by_store)),
+    numbered = (
+        read.add_columns(
+            func.row_number()
+            .over(partition_by=(key, KpiStageTime.bucket), order_by=KpiStageTime.seconds)
+            .label("rank")
+        )
+        .where(
+            in_scope == bindparam("store_id" if by_store else "lab_id"),
+            *_stage_times_in_period(),
+            KpiStageTime.job_id.not_in(_cancelled_jobs(by_store)),
+        )
+        .subquery()
+    )
+    picked = numbered.c.rank == any_(ranks) if pairs is None else numbered.c.rank.in_(ranks)
+    return select(numbered.c.key_id, numbered.c.bucket, numbered.c.rank, numbered.c.seconds).where(
+        picked
     )
 
 

@@ -16,6 +16,7 @@ from tests.chromium import chromium, screenshot
 from tests.conftest import child_environment
 from tests.liveserver import (
     PROJECT_ROOT,
+    SERVER_START_TIMEOUT,
     LiveServer,
     free_port,
     start_lenstrack,
@@ -58,7 +59,7 @@ def running_station(
     process = start_lenstrack(arguments, cwd=PROJECT_ROOT, env=env, output=log)
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_until_answering(url, process, log, timeout=30)
+        wait_until_answering(url, process, log, SERVER_START_TIMEOUT)  # a loaded machine
         yield url
     finally:
         stop_process(process)
