@@ -1,7 +1,7 @@
 """The hot reads at a year's size: a million jobs, twelve million events.
 
     .venv/bin/python -m benchmarks.scale [--jobs 50000] [--days 365]
-        [--backend sqlite|postgresql|both] [--runs 40] [--plans 3] [--indexes 0016,0017,0027]
+        [--backend sqlite|postgresql|both] [--runs 40] [--plans 3] [--indexes 0016,0017,0027,0029]
         [--keep | --generate-only | --database URL --data-dir DIR]
 
 Per backend it makes a fresh database migrated to head with the demo lab configured, without
@@ -604,7 +604,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated databases")
     parser.add_argument(
         "--indexes",
-        default="0016,0017,0027",
+        default="0016,0017,0027,0029",
         help="the migrations whose hot-read indexes the baseline goes without",
     )
     parser.add_argument(

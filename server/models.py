@@ -283,6 +283,18 @@ class Job(Base):
         Index("ix_job_lab_status_promised", "lab_id", "status", "promised_at", "id"),
         Index("ix_job_store_lab_promised", "store_id", "lab_id", "promised_at", "id"),
         Index("ix_job_store_status_promised", "store_id", "lab_id", "status", "promised_at", "id"),
+        # The WIP board (server.domain.views): each stage's active jobs, oldest first, and their
+        # counts, without the finished jobs that stay at the last stage. SQLite takes a partial
+        # index only for the query's own term, which it writes `is_active = 1`.
+        Index(
+            "ix_job_lab_wip",
+            "lab_id",
+            "current_stage_id",
+            "state_changed_at",
+            "id",
+            sqlite_where=text("is_active = 1"),
+            postgresql_where=text("is_active"),
+        ),
         # A stage's jobs in list order (a station's list); a store's shipped, undelivered jobs.
         Index("ix_job_stage_promised", "current_stage_id", "promised_at", "id"),
         Index("ix_job_store_undelivered", "store_id", "status", "delivered_at"),

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Select,
+    Subquery,
     and_,
     case,
     func,
@@ -884,44 +885,63 @@ class StageColumn:
 
 
 @dataclass(frozen=True)
+class WipColumn:
+    """A stage's active jobs: how many, and the cards of the oldest few."""
+
+    stage_id: int
+    count: int
+    cards: tuple[WipCard, ...]  # oldest first (state_changed_at, id)
+
+
+@dataclass(frozen=True)
 class WipBoard:
     columns: tuple[StageColumn, ...]
-    cards: tuple[WipCard, ...]  # oldest first
+    wip: dict[int, WipColumn]  # stage_id -> its active jobs, for each of `columns`
     done_today: int
 
 
+# What a column shows: a big lab's floor holds thousands of active jobs, and nobody reads the
+# 300th card of a column; the board counts the rest.
+CARDS_PER_COLUMN = 40
+
 # What a card shows of an active job, read as plain rows (no Job instances: building 2,754 of
-# them with their flags was most of a big lab's board); `_wip_cards` adds the open flags.
+# them with their flags was most of a big lab's board); `_card_rows` adds the store's code and
+# the stage's stall limit, `_wip_cards` the open flags.
 _CARD_COLUMNS = (
     Job.id,
     Job.current_stage_id,
     Job.job_number,
     Job.tray_number,
-    Store.code,
+    Job.store_id,
     Job.status,
     Job.priority,
     Job.state_changed_at,
-    Stage.stalled_after_minutes,
 )
 
 
-def _wip_cards(session: Session, jobs: Select[tuple[Job]], now: datetime) -> tuple[WipCard, ...]:
-    """A card for each of `jobs` at a stage and active, oldest first: one query for the cards,
-    one for their open flags."""
-    active = jobs.where(Job.is_active)
-    cards = (
-        active.join(Store, Job.store_id == Store.id)
-        .join(Stage, Job.current_stage_id == Stage.id)
-        .with_only_columns(*_CARD_COLUMNS)
-        .order_by(Job.state_changed_at, Job.id)
+def _card_rows(jobs: Subquery) -> Select[Any]:
+    """The rows of `jobs` (`_CARD_COLUMNS` and any more) with what their cards show of their
+    store and stage, oldest first."""
+    return (
+        select(jobs, Store.code, Stage.stalled_after_minutes)
+        .join(Store, jobs.c.store_id == Store.id)
+        .join(Stage, jobs.c.current_stage_id == Stage.id)
+        .order_by(jobs.c.state_changed_at, jobs.c.id)
     )
+
+
+def _wip_cards(
+    session: Session, rows: Sequence[Row[tuple[Any, ...]]], now: datetime
+) -> list[WipCard]:
+    """The cards of `rows` (`_card_rows`) with their open flags, read for these jobs only."""
     kinds: dict[int, set[FlagKind]] = {}
-    flagged = select(JobFlag.job_id, JobFlag.kind).where(
-        JobFlag.cleared_at.is_(None), JobFlag.job_id.in_(active.with_only_columns(Job.id))
-    )
-    for job_id, kind in session.execute(flagged):
-        kinds.setdefault(job_id, set()).add(kind)
-    return tuple(_wip_card(row, kinds.get(row.id, set()), now) for row in session.execute(cards))
+    if rows:
+        flagged = select(JobFlag.job_id, JobFlag.kind).where(
+            JobFlag.cleared_at.is_(None), JobFlag.job_id.in_([row.id for row in rows])
+        )
+        for job_id, kind in session.execute(flagged):
+            kinds.setdefault(job_id, set()).add(kind)
+    return [_wip_card(row, kinds.get(row.id, set()), now) for row in rows]
 
 
 def _wip_card(row: Row[tuple[Any, ...]], kinds: set[FlagKind], now: datetime) -> WipCard:
@@ -947,8 +967,40 @@ def wip_card_by_id(
     session: Session, principal: PersonPrincipal, job_id: int, now: datetime
 ) -> WipCard | None:
     """The job's card for a live refresh; None once it is off the board."""
-    cards = _wip_cards(session, visible_jobs(principal).where(Job.id == job_id), now)
+    job = visible_jobs(principal).where(Job.is_active, Job.id == job_id)
+    rows = session.execute(_card_rows(job.with_only_columns(*_CARD_COLUMNS).subquery())).all()
+    cards = _wip_cards(session, rows, now)
     return cards[0] if cards else None
+
+
+def _wip_columns(
+    session: Session, jobs: Select[tuple[Job]], per_column: int, now: datetime
+) -> dict[int, WipColumn]:
+    """Each stage's count of the active `jobs` and its `per_column` oldest cards (stages
+    without one are left out): ranked and counted in SQL (ix_job_lab_wip), so only the cards
+    shown are read. The ranked rows carry the card's job columns: joined back to job by id,
+    PostgreSQL expected every active job back and scanned all of job."""
+    oldest_first = (Job.state_changed_at, Job.id)
+    ranked = (
+        jobs.where(Job.is_active)
+        .with_only_columns(
+            *_CARD_COLUMNS,
+            func.row_number()
+            .over(partition_by=Job.current_stage_id, order_by=oldest_first)
+            .label("place"),
+            func.count().over(partition_by=Job.current_stage_id).label("jobs"),
+        )
+        .subquery()
+    )
+    rows = session.execute(_card_rows(ranked).where(ranked.c.place <= per_column)).all()
+    cards: dict[int, list[WipCard]] = {}
+    for card in _wip_cards(session, rows, now):
+        cards.setdefault(card.stage_id, []).append(card)
+    counts = {row.current_stage_id: row.jobs for row in rows}
+    return {
+        stage_id: WipColumn(stage_id, counts[stage_id], tuple(stage_cards))
+        for stage_id, stage_cards in cards.items()
+    }
 
 
 def done_today(session: Session, principal: PersonPrincipal, now: datetime) -> dict[int, int]:
@@ -972,7 +1024,11 @@ def done_today(session: Session, principal: PersonPrincipal, now: datetime) -> d
     return dict(session.execute(scoped.group_by(StageEvent.stage_id)).all())
 
 
-def wip_board(session: Session, principal: PersonPrincipal, now: datetime) -> WipBoard:
+def wip_board(
+    session: Session, principal: PersonPrincipal, now: datetime, per_column: int = CARDS_PER_COLUMN
+) -> WipBoard:
+    """Each stage of the lab with today's completions, its count of active jobs and the cards
+    of its `per_column` oldest."""
     done = done_today(session, principal, now)
     stages = session.scalars(
         select(Stage).where(Stage.lab_id == principal.lab_id).order_by(Stage.position)
@@ -980,4 +1036,27 @@ def wip_board(session: Session, principal: PersonPrincipal, now: datetime) -> Wi
     columns = tuple(
         StageColumn(stage.id, stage.code, stage.name, done.get(stage.id, 0)) for stage in stages
     )
-    return WipBoard(columns, _wip_cards(session, visible_jobs(principal), now), sum(done.values()))
+    wip = _wip_columns(session, visible_jobs(principal), per_column, now)
+    return WipBoard(
+        columns,
+        {c.stage_id: wip.get(c.stage_id, WipColumn(c.stage_id, 0, ())) for c in columns},
+        sum(done.values()),
+    )
+
+
+def wip_column(
+    session: Session, principal: PersonPrincipal, stage_id: int, per_column: int, now: datetime
+) -> WipColumn:
+    """One stage's count of active jobs and the cards of its `per_column` oldest (a board
+    refills a column whose shown card left)."""
+    jobs = visible_jobs(principal).where(Job.current_stage_id == stage_id)
+    return _wip_columns(session, jobs, per_column, now).get(stage_id, WipColumn(stage_id, 0, ()))
+
+
+def wip_counts(session: Session, principal: PersonPrincipal) -> dict[int, int]:
+    """Active jobs per stage (stage_id -> count; stages without one are left out)."""
+    active = visible_jobs(principal).where(Job.is_active, Job.current_stage_id.is_not(None))
+    counts = active.with_only_columns(Job.current_stage_id, func.count()).group_by(
+        Job.current_stage_id
+    )
+    return dict(session.execute(counts).all())

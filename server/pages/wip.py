@@ -11,12 +11,13 @@ from datetime import datetime
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
+from sqlalchemy.orm import Session
 
 from server.context import ServerContext
 from server.domain import tickets, views
 from server.domain.auth import LAB_ROLES, MANAGER_ROLES, PersonPrincipal
 from server.domain.errors import Conflict
-from server.domain.views import WipBoard, WipCard
+from server.domain.views import WipBoard, WipCard, WipColumn
 from server.models import JobStatus, utcnow
 from server.pages.access import STORE_PORTAL_ROLES, admit, page_header
 from server.pages.aftersales import LAB_QUEUE_PAGE
@@ -34,7 +35,6 @@ CARD_TONES = {
     "ok": "bg-white border-slate-300",
 }
 STATUS_ICONS = {JobStatus.queued: "schedule", JobStatus.in_progress: "build"}
-CARDS_PER_COLUMN = 40
 
 # Ages count up client-side from data-since (ms since the epoch), once a minute, written as
 # lab_time.duration_text writes them.
@@ -72,16 +72,19 @@ def _card(card: WipCard) -> ui.element:
 
 
 class Board:
-    """Stage columns of cards, oldest first; a changed job's card alone is rebuilt or moved.
+    """Stage columns of each stage's oldest cards, counting the rest; a changed job's card alone
+    is rebuilt or moved.
 
-    A column shows its `CARDS_PER_COLUMN` oldest jobs and counts the rest: on a 2,000-job
-    floor every card made the board take 7 s to appear, and nobody reads the 300th card of
-    a column. The board keeps every job's card data, so a hidden one shows when one above
-    it leaves.
+    A column shows its `per_column` oldest jobs (views.CARDS_PER_COLUMN) and counts the rest:
+    on a 2,000-job floor every card made the board take 7 s to appear. The page holds only the
+    cards it shows and each column's count of hidden ones, so a change it cannot place (a job
+    it does not hold may have been hidden in any column) marks the counts `unsure` and the
+    page reads them after the batch; a column left with fewer cards than it should show is
+    read again (`short_columns`, `fill`).
     """
 
-    def __init__(self, board: WipBoard) -> None:
-        self.per_column = CARDS_PER_COLUMN
+    def __init__(self, board: WipBoard, per_column: int) -> None:
+        self.per_column = per_column
         self.total = ui.label().classes("text-lg font-semibold px-4 pt-3")
         with (
             ui.element("div")
@@ -99,56 +102,111 @@ class Board:
                     self.done[column.stage_id] = ui.label().classes("text-xs text-green-800")
                     self.columns[column.stage_id] = ui.column().classes("w-full gap-2")
                     self.more[column.stage_id] = ui.label().classes("text-xs text-slate-600")
-        self.cards: dict[int, WipCard] = {}  # every job in WIP, shown or not
+        self.shown: dict[int, tuple[int, datetime, ui.element]] = {}  # job -> stage, since, card
         self.queues: dict[int, list[tuple[datetime, int]]] = {s: [] for s in self.columns}
-        self.shown: dict[int, tuple[int, ui.element]] = {}  # job -> (stage, its card)
-        for card in board.cards:
-            self._add(card)
-        for stage_id in self.columns:
-            self._layout(stage_id)
+        self.hidden = dict.fromkeys(self.columns, 0)  # per column: its jobs behind the shown
+        self.unsure = False  # the counts may be off until `count` brings them
+        self.done_total = 0
+        for column in board.wip.values():
+            self.fill(column)
         self.show_done({column.stage_id: column.done_today for column in board.columns})
 
     def show(self, job_id: int, card: WipCard | None) -> None:
-        old = self.cards.pop(job_id, None)
-        if old is not None:
-            self.queues[old.stage_id].remove((old.since, job_id))
-            if job_id in self.shown:  # its contents changed: rebuilt where it belongs
-                self.columns[old.stage_id].remove(self.shown.pop(job_id)[1])
+        held = self._forget(job_id)
+        in_place = card is not None and held == (card.stage_id, card.since)
         if card is not None and card.stage_id in self.columns:
-            self._add(card)
-        for stage_id in {old.stage_id if old else None, card.stage_id if card else None}:
+            self._place(card, known=held is not None, in_place=in_place)
+        # A job the page did not hold may have been hidden anywhere; one that moved changed
+        # two counts, which a read may already have seen: only a card rebuilt in place is sure.
+        self.unsure |= not in_place
+        for stage_id in {held[0] if held else None, card.stage_id if card else None}:
             if stage_id in self.columns:
-                self._layout(stage_id)
+                self._count_label(stage_id)
+        self._total_label()
+
+    def count(self, counts: dict[int, int]) -> None:
+        """Every column's active jobs, as read after a batch."""
+        for stage_id in self.columns:
+            self.hidden[stage_id] = max(0, counts.get(stage_id, 0) - len(self.queues[stage_id]))
+            self._count_label(stage_id)
+        self.unsure = False
+        self._total_label()
+
+    def short_columns(self) -> list[int]:
+        """Columns showing fewer cards than they should: a shown card left, one hidden comes."""
+        return [
+            stage_id
+            for stage_id, queue in self.queues.items()
+            if self.hidden[stage_id] and len(queue) < self.per_column
+        ]
+
+    def fill(self, column: WipColumn) -> None:
+        """Show exactly `column`'s cards in its order: cards already shown are kept or moved."""
+        stage_id, box = column.stage_id, self.columns[column.stage_id]
+        keys = [(card.since, card.job_id) for card in column.cards]
+        for _, job_id in set(self.queues[stage_id]) - set(keys):
+            self._forget(job_id)
+        for index, card in enumerate(column.cards):
+            held = self.shown.get(card.job_id)
+            if held is None or held[:2] != (stage_id, card.since):
+                self._forget(card.job_id)  # new here, moved within it, or shown elsewhere
+                with box:
+                    self.shown[card.job_id] = (stage_id, card.since, _card(card))
+            element = self.shown[card.job_id][2]
+            if box.default_slot.children.index(element) != index:
+                element.move(box, target_index=index)
+        self.queues[stage_id] = keys
+        self.hidden[stage_id] = column.count - len(keys)
+        self._count_label(stage_id)
+        self._total_label()
 
     def show_done(self, done: dict[int, int]) -> None:
         for stage_id, label in self.done.items():
             label.set_text(f"{done.get(stage_id, 0)} done today")
-        self.total.set_text(
-            f"Today's throughput: {sum(done.values())} stage completions · "
-            f"{len(self.cards)} jobs in WIP"
-        )
+        self.done_total = sum(done.values())
+        self._total_label()
 
-    def _add(self, card: WipCard) -> None:
-        self.cards[card.job_id] = card
-        bisect.insort(self.queues[card.stage_id], (card.since, card.job_id))
+    def _forget(self, job_id: int) -> tuple[int, datetime] | None:
+        """Takes the job's card off the board; where it was, if shown."""
+        held = self.shown.pop(job_id, None)
+        if held is None:
+            return None
+        stage_id, since, element = held
+        self.queues[stage_id].remove((since, job_id))
+        self.columns[stage_id].remove(element)
+        return stage_id, since
 
-    def _layout(self, stage_id: int) -> None:
-        """Make the column show its oldest cards, in order, and count the others."""
-        column, queue = self.columns[stage_id], self.queues[stage_id]
-        wanted = [job_id for _, job_id in queue[: self.per_column]]
-        keep = set(wanted)
-        for job_id in [j for j, (s, _) in self.shown.items() if s == stage_id and j not in keep]:
-            column.remove(self.shown.pop(job_id)[1])
-        for index, job_id in enumerate(wanted):
-            if job_id not in self.shown:
-                with column:
-                    self.shown[job_id] = (stage_id, _card(self.cards[job_id]))
-            element = self.shown[job_id][1]
-            if column.default_slot.children.index(element) != index:
-                element.move(column, target_index=index)
-        hidden = len(queue) - len(wanted)
+    def _place(self, card: WipCard, *, known: bool, in_place: bool) -> None:
+        """Shows the card where it belongs among its column's oldest, or counts it hidden;
+        `known`: the page held it, `in_place`: where it was."""
+        stage_id, queue = card.stage_id, self.queues[card.stage_id]
+        key = (card.since, card.job_id)
+        index = bisect.bisect(queue, key)
+        behind = index == len(queue) and (self.hidden[stage_id] or index >= self.per_column)
+        if behind and not in_place:
+            # Behind the shown ones: a job the page held joins the hidden; another may have
+            # been hidden here already, which the counts read after the batch tells.
+            self.hidden[stage_id] += known
+            return
+        queue.insert(index, key)
+        with self.columns[stage_id]:
+            element = _card(card)
+        element.move(self.columns[stage_id], target_index=index)
+        self.shown[card.job_id] = (stage_id, card.since, element)
+        if len(queue) > self.per_column:  # the newest shown one is hidden now
+            self._forget(queue[-1][1])
+            self.hidden[stage_id] += 1
+
+    def _count_label(self, stage_id: int) -> None:
+        hidden = self.hidden[stage_id]
         self.more[stage_id].set_text(f"+ {hidden} newer" if hidden else "")
-        self.heads[stage_id].set_text(f"{len(queue)} in WIP")
+        self.heads[stage_id].set_text(f"{len(self.queues[stage_id]) + hidden} in WIP")
+
+    def _total_label(self) -> None:
+        wip = len(self.shown) + sum(self.hidden.values())
+        self.total.set_text(
+            f"Today's throughput: {self.done_total} stage completions · {wip} jobs in WIP"
+        )
 
 
 def register_wip_pages(context: ServerContext) -> None:
@@ -157,7 +215,8 @@ def register_wip_pages(context: ServerContext) -> None:
         principal = admit(context, request, LAB_ROLES)
         if not isinstance(principal, PersonPrincipal):
             return principal
-        board = await asyncio.to_thread(_read_board, context, principal)
+        per_column = views.CARDS_PER_COLUMN
+        board = await asyncio.to_thread(_read_board, context, principal, per_column)
         page_header(principal, "WIP board")
         # One row of the lab's other pages, so the board itself starts near the top.
         with ui.row().classes("items-center px-4 pt-3 gap-6"):
@@ -174,18 +233,32 @@ def register_wip_pages(context: ServerContext) -> None:
                 ui.link("Audit trail →", AUDIT_PAGE).classes("text-lg")
         await alert_banner(context, principal)
         ui.add_body_html(AGE_SCRIPT)
-        view = Board(board)
+        view = Board(board, per_column)
 
-        async def refresh_done(kinds: set[str]) -> None:
-            if "job_changed" not in kinds:  # only an event can complete a stage
-                return
-            view.show_done(
-                await live.read("done_today", lambda s: views.done_today(s, principal, utcnow()))
-            )
+        def totals(session: Session) -> tuple[dict[int, int], dict[int, int]]:
+            """Per stage: today's completions and the active jobs."""
+            done = views.done_today(session, principal, utcnow())
+            return done, views.wip_counts(session, principal)
 
-        live = PageFeed(
-            context, principal, views.wip_card_by_id, view.show, after_batch=refresh_done
-        )
+        async def settle(kinds: set[str]) -> None:
+            """After a batch of changes, each read off the event loop: today's completions
+            (only an event completes a stage) and the counts, if either may have changed, in
+            one read; then the columns that lost a shown card, refilled."""
+            if "job_changed" in kinds or view.unsure:
+                done, counts = await live.read("wip_totals", totals)
+                view.show_done(done)
+                view.count(counts)
+            for stage_id in view.short_columns():
+                view.fill(
+                    await live.read(
+                        f"wip_column:{stage_id}:{per_column}",
+                        lambda s, stage_id=stage_id: views.wip_column(
+                            s, principal, stage_id, per_column, utcnow()
+                        ),
+                    )
+                )
+
+        live = PageFeed(context, principal, views.wip_card_by_id, view.show, after_batch=settle)
         return None
 
 
@@ -205,6 +278,6 @@ def _new_tickets_pdf(context: ServerContext, principal: PersonPrincipal) -> byte
     return render_tickets(new)  # after the commit: drawing holds no lock
 
 
-def _read_board(context: ServerContext, principal: PersonPrincipal) -> WipBoard:
+def _read_board(context: ServerContext, principal: PersonPrincipal, per_column: int) -> WipBoard:
     with context.db.read_session() as session:
-        return views.wip_board(session, principal, utcnow())
+        return views.wip_board(session, principal, utcnow(), per_column)

@@ -64,7 +64,11 @@ def test_done_today_counts_completions_since_the_labs_midnight(lab: Lab, floor: 
     (edging,) = [column for column in board.columns if column.code == "edging"]
     assert (done, done_north) == ({edging.stage_id: 2}, {edging.stage_id: 1})
     assert edging.done_today == 2
-    assert {card.job_number for card in board.cards} == {"N-2", "N-3", "S-3"}
+    assert {card.job_number for column in board.wip.values() for card in column.cards} == {
+        "N-2",
+        "N-3",
+        "S-3",
+    }
 
 
 def test_times_read_in_the_labs_zone() -> None:
@@ -123,7 +127,7 @@ def test_a_wip_card_shows_its_open_flags_and_leaves_the_board_with_its_job(
         with lab.context.db.read_session() as session:
             board = views.wip_board(session, principal, now)
             card = views.wip_card_by_id(session, principal, job_id, now)
-        return {card.job_number: card for card in board.cards}, card
+        return {card.job_number: card for c in board.wip.values() for card in c.cards}, card
 
     floor.send("EDGE-1", "N-8", EventAction.hold, reason_code="H-FRAME")
     board, card = cards(manager)
@@ -142,3 +146,42 @@ def test_a_wip_card_shows_its_open_flags_and_leaves_the_board_with_its_job(
     floor.ship("N-8")
     board, card = cards(manager)
     assert (list(board), card) == (["S-8"], None)
+
+
+def test_a_wip_column_is_its_oldest_cards_and_the_count_of_all(lab: Lab, floor: Floor) -> None:
+    for number in ("W-1", "W-2", "W-3", "W-4"):  # oldest first, queued at edging
+        lab.make_job(number)
+    lab.make_job("S-1", store="SOUTH")
+    floor.send("EDGE-1", "W-1", EventAction.hold, reason_code="H-FRAME")  # now the newest
+    manager, north_staff = lab.manager(), _person(lab, "north")
+    now = utcnow()
+
+    def numbers(column: views.WipColumn) -> tuple[int, list[str]]:
+        return column.count, [card.job_number for card in column.cards]
+
+    with lab.context.db.read_session() as session:
+        board = views.wip_board(session, manager, now, per_column=2)
+        stages = {column.code: column.stage_id for column in board.columns}
+        edging, fitting = stages["edging"], stages["fitting"]
+        whole = views.wip_column(session, manager, edging, 9, now)
+        north = views.wip_column(session, north_staff, edging, 9, now)
+    assert numbers(board.wip[edging]) == (5, ["W-2", "W-3"])
+    others = {
+        (column.count, column.cards) for stage, column in board.wip.items() if stage != edging
+    }
+    assert others == {(0, ())}
+    assert numbers(whole) == (5, ["W-2", "W-3", "W-4", "S-1", "W-1"])
+    assert [card.flags for card in whole.cards[3:]] == [(), ("On hold",)]
+    assert numbers(north) == (4, ["W-2", "W-3", "W-4", "W-1"])
+    floor.send("EDGE-1", "W-2", EventAction.start)
+    floor.send("EDGE-1", "W-2", EventAction.complete)  # on to fitting
+    with lab.context.db.read_session() as session:
+        board = views.wip_board(session, manager, now, per_column=2)
+        counts = views.wip_counts(session, manager), views.wip_counts(session, north_staff)
+        oldest = views.wip_column(session, manager, edging, 1, now)
+    assert (numbers(board.wip[edging]), numbers(board.wip[fitting])) == (
+        (4, ["W-3", "W-4"]),
+        (1, ["W-2"]),
+    )
+    assert counts == ({edging: 4, fitting: 1}, {edging: 3, fitting: 1})
+    assert numbers(oldest) == (4, ["W-3"])

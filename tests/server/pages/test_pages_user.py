@@ -3,13 +3,14 @@
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from nicegui import ui
 from nicegui.testing.user import User
 
+from server.domain import views
 from server.models import EventAction
-from server.pages import wip
 from server.pages.job_rows import JobRows
 from server.pages.store import FlagFeed
 from tests.server.conftest import Floor, Lab
@@ -81,7 +82,7 @@ async def test_the_wip_board_is_for_the_lab(lab: Lab, floor: Floor, log_in: LogI
 async def test_a_wip_column_shows_its_oldest_jobs_and_counts_the_rest(
     lab: Lab, floor: Floor, log_in: LogIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(wip, "CARDS_PER_COLUMN", 2)
+    monkeypatch.setattr(views, "CARDS_PER_COLUMN", 2)
     for number in ("W-1", "W-2", "W-3"):  # oldest first
         lab.make_job(number)
     user = await log_in("manager", "demo-manager-pass")
@@ -97,12 +98,53 @@ async def test_a_wip_column_shows_its_oldest_jobs_and_counts_the_rest(
     await user.should_see("W-3")
     await user.should_not_see("W-1")
     await user.should_see("+ 1 newer")
+    # W-2, shown, moves on to fitting: edging reads its oldest two again, W-1 among them.
     floor.send("EDGE-1", "W-2", EventAction.start)
-    floor.send("EDGE-1", "W-2", EventAction.complete)  # on to fitting: edging has two left
+    floor.send("EDGE-1", "W-2", EventAction.complete)
     lab.context.bus.wake()
     await user.should_see("W-1")
     await user.should_not_see("+ 1 newer")
     await user.should_see("2 in WIP")
+    await user.should_see("1 in WIP")  # fitting
+    await user.should_see("3 jobs in WIP")
+
+
+async def test_a_job_joining_behind_hidden_ones_only_counts(
+    lab: Lab, floor: Floor, log_in: LogIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "CARDS_PER_COLUMN", 1)
+    columns_read: list[int] = []
+    wip_column = views.wip_column
+
+    def read_column(*args: Any) -> views.WipColumn:
+        column = wip_column(*args)
+        columns_read.append(column.stage_id)
+        return column
+
+    monkeypatch.setattr(views, "wip_column", read_column)
+    for number in ("W-5", "W-6"):  # oldest first
+        lab.make_job(number)
+    user = await log_in("manager", "demo-manager-pass")
+    await user.open("/wip")
+    await user.should_see("W-5")
+    await user.should_see("+ 1 newer")
+    lab.make_job("W-7")  # a new job at edging, behind W-6
+    lab.context.bus.wake()
+    await user.should_see("3 jobs in WIP")
+    await user.should_see("+ 2 newer")
+    await user.should_see("3 in WIP")
+    await user.should_not_see("W-6")
+    await user.should_not_see("W-7")
+    # W-6, hidden, moves on to fitting, where it shows; edging keeps its card W-5.
+    floor.send("EDGE-1", "W-6", EventAction.start)
+    floor.send("EDGE-1", "W-6", EventAction.complete)
+    lab.context.bus.wake()
+    await user.should_see("W-6")
+    await user.should_see("+ 1 newer")
+    await user.should_see("2 in WIP")
+    await user.should_see("3 jobs in WIP")
+    await user.should_see("W-5")
+    assert columns_read == []
 
 
 async def test_store_staff_get_a_403_on_the_wip_board(log_in: LogIn) -> None:
