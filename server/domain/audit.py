@@ -385,11 +385,21 @@ def _within(savepoint: SessionTransaction | None, rolled_back: SessionTransactio
     return False
 
 
+def rolled_back_savepoint(previous: SessionTransaction) -> SessionTransaction | None:
+    """What a soft rollback (`after_soft_rollback`'s `previous`) undid: a savepoint, or None
+    for the whole transaction. A flush that fails rolls back from its own inner subtransaction
+    (not nested), which undoes the savepoint it is in, or the transaction if none is."""
+    while not previous.nested and previous.parent is not None:
+        previous = previous.parent
+    return previous if previous.nested else None
+
+
 def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
     """What was flushed inside a transaction or savepoint rolled back never happened."""
     pending = session.info.get(PENDING)
-    if pending and previous.nested:
-        session.info[PENDING] = [item for item in pending if not _within(item.savepoint, previous)]
+    savepoint = rolled_back_savepoint(previous)
+    if pending and savepoint is not None:
+        session.info[PENDING] = [item for item in pending if not _within(item.savepoint, savepoint)]
     elif pending:
         del session.info[PENDING]
 

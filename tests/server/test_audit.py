@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import delete, select, text, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from server import migrate
 from server.context import ServerContext
@@ -195,6 +195,21 @@ def test_a_change_in_a_savepoint_rolled_back_leaves_no_entry(lab: Lab) -> None:
             auth.create_lab_token(session, "gone")
             session.flush()
             raise RuntimeError("this part failed")
+        auth.create_lab_token(session, "after")
+    assert [e.detail for e in _entries(lab, before)] == [{"name": "before"}, {"name": "after"}]
+
+
+def test_a_savepoint_whose_flush_fails_takes_only_its_own_changes(lab: Lab) -> None:
+    """A flush that fails rolls back from its own inner transaction, not the savepoint: what
+    the transaction flushed before the savepoint stays in the trail (the group writer runs
+    each inspection in a savepoint that may fail)."""
+    before = _last_id(lab)
+    with lab.context.db.session() as session:
+        auth.create_lab_token(session, "before")
+        session.flush()
+        with pytest.raises(IntegrityError), session.begin_nested():
+            session.scalars(select(Store)).first().code = None  # type: ignore[union-attr]
+            session.flush()
         auth.create_lab_token(session, "after")
     assert [e.detail for e in _entries(lab, before)] == [{"name": "before"}, {"name": "after"}]
 
