@@ -78,9 +78,18 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, aliased, sessionmaker
+from sqlalchemy.orm import (
+    ORMExecuteState,
+    Session,
+    SessionTransaction,
+    UOWTransaction,
+    aliased,
+    attributes,
+    sessionmaker,
+)
 from sqlalchemy.sql.functions import FunctionElement
 
+from server.domain.audit import rolled_back_savepoint
 from server.domain.auth import Principal, StationPrincipal
 from server.domain.errors import Forbidden, Invalid, NotFound
 from server.domain.jobs import sees_one_store
@@ -1079,11 +1088,18 @@ def late_by_cause(session: Session, scope: Scope, period: Period) -> list[CountR
 # are counted per store, lab-local day and month in KpiJobDay, so a period reads a few rows
 # per store and key instead of its every job. A job's counts depend only on its own row, its
 # first inspection and whether it was ever held, so they are kept exact where those change:
-# every ORM flush and UPDATE/DELETE statement of the write sessions (`install`) takes the
-# changing jobs' counts out as the database has them before and adds them back after, in the
-# same transaction (a savepoint or transaction rolled back takes both back). Hooked to the
-# session rather than to each caller: the ingest, edits, cancel, reopen and breakage reversal
-# all write the job through it, and no later caller can forget.
+# before an ORM flush or UPDATE/DELETE statement of a write session (`install`) may change a
+# job's counts, they are taken out as the database has them, once per transaction (the
+# first such write); its commit adds the counts of every job taken out (and of every new
+# job) as the database has them then, in one statement. Exact: a job not taken out has had
+# no write that could change its counts since they were counted, and one taken out counts
+# nowhere until the commit counts it whole. A savepoint rolled back undoes its take-outs and
+# add-backs in the database, and the set of jobs taken out goes back to what it was as the
+# savepoint began; a read of the counts in the transaction adds them back first. Per
+# transaction rather than per flush: a group of events flushes ~20 times (each inspection in
+# a savepoint of its own). Hooked to the session rather than to each caller: the ingest,
+# edits, cancel, reopen and breakage reversal all write the job through it, and no later
+# caller can forget.
 
 
 class JobCounts(NamedTuple):
@@ -1114,6 +1130,7 @@ def _job_counts(
     """KpiJobDay's counts summed over the rows of `spans` (`_spans`) in scope, per `group` (a
     column of it: day, store_id or key) or in all; groups that counted nothing (rows gone
     back to 0) are left out. The lab's figures are its stores' rows added up."""
+    _add_back(session)  # a write session's own changes read as counted
     params: dict[str, Any] = {"lab_id": scope.lab_id, "store_id": scope.store_id or 0}
     for index, (_whole_month, first, following) in enumerate(spans):
         params |= {f"first_{index}": first, f"following_{index}": following}
@@ -1149,78 +1166,135 @@ def _job_counts_select(
     return select(*groups, *sums).group_by(*groups).having(counted)
 
 
-COUNTED_STATUSES = frozenset({JobStatus.completed, JobStatus.cancelled})
+OPEN_STATUSES = frozenset(JobStatus) - {JobStatus.completed, JobStatus.cancelled}
 # The job's columns its counts read; those of the keys count even for a job not finished
 # (its first inspection's).
-JOB_FIELDS = (
-    "status",
-    "state_changed_at",
-    "promised_at",
-    "rework_count",
-    "breakage_count",
-    "lab_id",
-    "store_id",
-    "lens_design",
-    "lens_material",
+JOB_FIELDS = frozenset(
+    {
+        "status",
+        "state_changed_at",
+        "promised_at",
+        "rework_count",
+        "breakage_count",
+        "lab_id",
+        "store_id",
+        "lens_design",
+        "lens_material",
+    }
 )
 KEY_FIELDS = frozenset({"lab_id", "store_id", "lens_design", "lens_material"})
-CHANGING_JOBS = "lenstrack.kpi_changing_jobs"  # session.info: taken out before a flush
+# session.info: the jobs whose counts this transaction took out (or, new, never had) and adds
+# at its commit; that set as each savepoint began; the new jobs of the flush under way.
+UNCOUNTED = "lenstrack.kpi_uncounted_jobs"
+AT_SAVEPOINTS = "lenstrack.kpi_uncounted_at_savepoints"
+CREATED = "lenstrack.kpi_created_jobs"
 
 
 def _counts_change(job: Job) -> bool:
-    """Whether a flush of this job may change its counts: a column they read changes, and
-    either it is a key's or the job is or was finished or cancelled (an open job's status and
-    times count nowhere)."""
+    """Whether a flush of this persistent job may change its counts: a column they read was
+    set (perhaps to its old value: taken out for nothing, never missed), and either it is a
+    key's or the job is or was finished or cancelled (an open job's status and times count
+    nowhere)."""
     state = inspect(job)
-    changed = {name for name in JOB_FIELDS if state.attrs[name].history.has_changes()}
-    if not changed:
-        return False
+    changed = JOB_FIELDS.intersection(state.committed_state)
     if changed & KEY_FIELDS:
         return True
-    status = state.attrs.status.history
-    statuses = {*status.added, *status.deleted, *status.unchanged}
-    return not statuses or bool(statuses & COUNTED_STATUSES)  # unloaded: it may be
+    status = state.dict.get("status")
+    statuses = {state.committed_state.get("status", status), status}
+    return bool(changed) and not statuses <= OPEN_STATUSES  # unloaded: it may be counted
 
 
-def _changing_jobs(session: Session) -> set[int]:
-    """The jobs whose counts the pending flush may change, those with ids: before the flush
-    the ones in the database, after it new ones too."""
-    jobs: set[int | None] = set()
-    for row in (*session.new, *session.dirty, *session.deleted):
+def _old_and_new(row: Inspection | StageEvent, name: str) -> set[Any]:
+    history = attributes.get_history(row, name)
+    return {*history.added, *history.unchanged, *history.deleted}
+
+
+def _changing_jobs(session: Session) -> tuple[set[int], list[Job]]:
+    """Before a flush: the jobs in the database whose counts it may change, and the new jobs.
+    A new inspection changes them only as the job's first (attempt 1), an event only as a
+    hold (a late job's cause)."""
+    jobs: set[int | None] = set()  # None: a new job's (the job is new too)
+    created: list[Job] = []
+    new, deleted = session.new, session.deleted  # (each read builds a set)
+    for row in (*new, *session.dirty, *deleted):
         if isinstance(row, Job):
-            if (
-                row in session.deleted
-                or (row in session.new and row.status in COUNTED_STATUSES)
-                or (row not in session.new and _counts_change(row))
-            ):
+            if row in new:
+                created.append(row)
+            elif row in deleted or _counts_change(row):
                 jobs.add(row.id)
         elif isinstance(row, Inspection):
-            jobs.update((row.job_id, *inspect(row).attrs.job_id.history.deleted))
-        elif isinstance(row, StageEvent) and EventAction.hold in {
-            row.action,
-            *inspect(row).attrs.action.history.deleted,
-        }:
-            jobs.add(row.job_id)  # held or not: a late job's cause
-    return {job_id for job_id in jobs if job_id is not None}
+            if row not in new:
+                jobs.update(_old_and_new(row, "job_id"))
+            elif row.attempt == 1:
+                jobs.add(row.job_id)
+        elif isinstance(row, StageEvent) and EventAction.hold in (
+            {row.action} if row in new else _old_and_new(row, "action")
+        ):
+            jobs.update(_old_and_new(row, "job_id"))
+    return {job_id for job_id in jobs if job_id is not None}, created
+
+
+def _take_out(session: Session, jobs: set[int]) -> None:
+    """The counts of those of `jobs` this transaction has not taken out yet, as the database
+    has them now, taken out until its commit."""
+    uncounted: set[int] = session.info.setdefault(UNCOUNTED, set())
+    if jobs - uncounted:
+        _count_jobs(session.connection(), {"ids": sorted(jobs - uncounted)}, -1)
+        uncounted |= jobs
+
+
+def _add_back(session: Session) -> None:
+    """The counts of the jobs taken out (after a flush of what is pending), as the database
+    has them now, added back: KpiJobDay is exact again."""
+    session.flush()
+    uncounted: set[int] | None = session.info.get(UNCOUNTED)
+    if uncounted:
+        _count_jobs(session.connection(), {"ids": sorted(uncounted)}, 1)
+        uncounted.clear()
 
 
 def _before_flush(session: Session, _context: UOWTransaction, _instances: Any) -> None:
-    jobs = _changing_jobs(session)
-    session.info[CHANGING_JOBS] = jobs
+    jobs, created = _changing_jobs(session)
+    session.info[CREATED] = created
     if jobs:
-        _count_jobs(session.connection(), {"ids": sorted(jobs)}, -1)
+        _take_out(session, jobs)
 
 
 def _after_flush(session: Session, _context: UOWTransaction) -> None:
-    # New objects have their ids now; the pre-flush lists and histories are still there.
-    jobs = session.info.pop(CHANGING_JOBS, set()) | _changing_jobs(session)
-    if jobs:
-        _count_jobs(session.connection(), {"ids": sorted(jobs)}, 1)
+    # New jobs have their ids now; they had no counts to take out.
+    created: list[Job] = session.info.pop(CREATED, [])
+    if created:
+        session.info.setdefault(UNCOUNTED, set()).update(job.id for job in created)
+
+
+def _before_commit(session: Session) -> None:
+    if not session.in_nested_transaction():  # a savepoint released: its jobs wait for the commit
+        _add_back(session)
+
+
+def _savepoint_began(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        uncounted = frozenset(session.info.get(UNCOUNTED, ()))
+        session.info.setdefault(AT_SAVEPOINTS, {})[transaction] = uncounted
+
+
+def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
+    """A savepoint rolled back undid what it took out and added back: the jobs taken out are
+    those as it began."""
+    savepoint = rolled_back_savepoint(previous)
+    if savepoint is not None:
+        session.info[UNCOUNTED] = set(session.info[AT_SAVEPOINTS][savepoint])
+
+
+def _transaction_ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # committed with its jobs added back, or rolled back
+        for key in (UNCOUNTED, AT_SAVEPOINTS, CREATED):
+            session.info.pop(key, None)
 
 
 def _statement_write(state: ORMExecuteState) -> Result[Any] | None:
     """An UPDATE or DELETE statement of jobs, inspections or events (which no flush sees):
-    its jobs' counts taken out before and added after. (The session has flushed first.)"""
+    its jobs' counts taken out before it. (The session has flushed first.)"""
     if not (state.is_update or state.is_delete) or state.bind_mapper is None:
         return None
     job_id = {Job: Job.id, Inspection: Inspection.job_id, StageEvent: StageEvent.job_id}.get(
@@ -1229,27 +1303,32 @@ def _statement_write(state: ORMExecuteState) -> Result[Any] | None:
     if job_id is None:
         return None
     where = state.statement.whereclause  # type: ignore[attr-defined]
-    connection = state.session.connection()
     found = select(job_id).distinct()
-    jobs = {"ids": sorted(connection.scalars(found if where is None else found.where(where)))}
-    if jobs["ids"]:
-        _count_jobs(connection, jobs, -1)
-    result = state.invoke_statement()
-    if jobs["ids"]:
-        _count_jobs(connection, jobs, 1)
-    return result
+    connection = state.session.connection()
+    jobs = set(connection.scalars(found if where is None else found.where(where)))
+    if jobs:
+        _take_out(state.session, jobs)
+    return state.invoke_statement()
 
 
 def install(session_factory: sessionmaker[Session]) -> None:
     """Keep KpiJobDay's counts with every write session this factory makes."""
-    event.listen(session_factory, "before_flush", _before_flush)
-    event.listen(session_factory, "after_flush", _after_flush)
-    event.listen(session_factory, "do_orm_execute", _statement_write)
+    for name, hook in (
+        ("before_flush", _before_flush),
+        ("after_flush", _after_flush),
+        ("do_orm_execute", _statement_write),
+        ("before_commit", _before_commit),
+        ("after_transaction_create", _savepoint_began),
+        ("after_soft_rollback", _after_soft_rollback),
+        ("after_transaction_end", _transaction_ended),
+    ):
+        event.listen(session_factory, name, hook)
 
 
 def recount_jobs(session: Session, lab_id: int) -> None:
     """The lab's KpiJobDay rows counted again from its jobs (the bulk seed, which writes jobs
     past the session's hooks, and migration 0026's backfill), set-based."""
+    _add_back(session)  # else the jobs taken out would count twice at the commit
     connection = session.connection()
     connection.execute(delete(KpiJobDay).where(KpiJobDay.lab_id == lab_id))
     _count_jobs(connection, {"lab_id": lab_id}, 1)

@@ -2,9 +2,10 @@
 kept by the write sessions' hooks through a seeded random run of changes to a bulk history
 across a DST change — jobs finished, reopened and finished again, cancelled, their promise,
 design, material and store edited after they finished or were first inspected, holds,
-breakages and their reversal, an UPDATE statement, a savepoint rolled back — they stay what
-the jobs define, and the dashboards read from them what the direct queries over the jobs
-give; migration 0026's backfill counts what the hooks kept."""
+breakages and their reversal, an UPDATE statement, savepoints rolled back (after a read of
+the counts in them, or a failed flush), reads in the transaction — they stay what the jobs
+define, and the dashboards read from them what the direct queries over the jobs give;
+migration 0026's backfill counts what the hooks kept."""
 
 import random
 import uuid
@@ -13,7 +14,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import case, func, literal, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server.db import Database
@@ -388,6 +391,8 @@ def test_the_counts_stay_those_of_the_jobs_through_a_random_run_of_changes(
         job_ids = list(session.scalars(select(Job.id).order_by(Job.id)))
         held = session.scalars(select(StageEvent.job_id).order_by(StageEvent.id).limit(1)).one()
     rng = random.Random(16)
+    scope = kpis.Scope(lab_id, None, None)
+    period = kpis.resolve_period(KpiQuery(period="month", start=as_of.date()), zone, as_of)
     # A job finished late for no cause but the flow, then held: late for a hold.
     for edit in (_late_for_the_flow, _hold):
         with db.session() as session:
@@ -412,11 +417,22 @@ def test_the_counts_stay_those_of_the_jobs_through_a_random_run_of_changes(
                 kind(session, session.get_one(Job, rng.choice(job_ids)), rng, at)
                 if rng.random() < 0.5:
                     session.flush()
-            if step % 4 == 3:  # a savepoint rolled back changes nothing
+            if step % 4 == 1:  # the transaction reads its own changes counted
+                kpis.headline(session, scope, period)
+                assert _kept(session) == _defined(session), step
+            if step % 4 == 3:  # a savepoint rolled back changes nothing, a read in it neither
+                session.flush()  # (jobs taken out before it)
                 with session.begin_nested() as savepoint:
                     _finish(session, session.get_one(Job, rng.choice(job_ids)), rng, at)
+                    kpis.headline(session, scope, period)  # adds back what was taken out
+                    _promise(session, session.get_one(Job, rng.choice(job_ids)), rng, at)
                     session.flush()
                     savepoint.rollback()
+                with pytest.raises(IntegrityError), session.begin_nested():  # a flush fails
+                    _finish(session, session.get_one(Job, rng.choice(job_ids)), rng, at)
+                    session.flush()
+                    session.get_one(Job, rng.choice(job_ids)).store_id = None  # type: ignore[assignment]
+                    session.flush()
         with db.read_session() as session:
             assert _kept(session) == _defined(session), step
     with db.read_session() as session:
