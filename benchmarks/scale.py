@@ -150,6 +150,11 @@ def analyze(context: ServerContext) -> None:
     print(f"  VACUUM ANALYZE {time.perf_counter() - started:.1f} s")
 
 
+# A sweep round's figures, and its write transactions over the target: (held ms, its slowest
+# statement's ms, that statement).
+Sweep = tuple[dict[str, tuple[float, ...]], list[tuple[float, float, str]]]
+
+
 class Bench:
     def __init__(self, context: ServerContext, runs: int, as_of: datetime) -> None:
         self.context = context
@@ -292,7 +297,7 @@ class Bench:
             manager,
             lambda: f"/api/jobs?offset={OFFSET_REACH}",
         )
-        deeper = await manager.get(f"/api/jobs?offset={len(self.any_ids) // 2}")
+        deeper = await manager.get(f"/api/jobs?offset={OFFSET_REACH + 1}")  # refused, any size
         if deeper.status_code != 422 or "offset" not in deeper.text:
             raise RuntimeError(f"a deep offset: {deeper.status_code} {deeper.text[:200]}")
         await self._timed_get(
@@ -367,7 +372,7 @@ class Bench:
             ),
         )
 
-    def sweep(self) -> dict[str, tuple[float, ...]]:
+    def sweep(self) -> Sweep:
         """A round of the background task (stage times learned, open jobs in chunks), every
         write transaction timed from its BEGIN to its COMMIT: what holds other writers."""
         with self.context.db.read_session() as session:
@@ -386,7 +391,7 @@ class Bench:
             "p50/p95/max": p50_p95_max(held.ms),
             "statements per write transaction p50/p95/max": p50_p95_max(held.statements),
             "whole round ms (without the SPC scan)": (round_ms,),
-        }
+        }, held.over
 
 
 class WriteTransactions:
@@ -399,8 +404,13 @@ class WriteTransactions:
         self.statements: list[int] = []
         self._begun: dict[int, float] = {}
         self._counted: dict[int, int] = {}
+        # Per transaction its slowest statement (ms, text), to name what made one hold long.
+        self._slowest: dict[int, tuple[float, str]] = {}
+        self._statement_began: dict[int, float] = {}
+        self.over: list[tuple[float, float, str]] = []  # (held ms, statement ms, statement)
         event.listen(engine, "begin", self._begin)
         event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "after_cursor_execute", self._statement_done)
         event.listen(engine, "commit", self._end)
         event.listen(engine, "rollback", self._end)
 
@@ -412,15 +422,29 @@ class WriteTransactions:
     def _statement(self, connection: Connection, *_: Any) -> None:
         if id(connection) in self._counted:
             self._counted[id(connection)] += 1
+            self._statement_began[id(connection)] = time.perf_counter()
+
+    def _statement_done(
+        self, connection: Connection, _cursor: Any, statement: str, *_: Any
+    ) -> None:
+        if (began := self._statement_began.pop(id(connection), None)) is not None:
+            ms = (time.perf_counter() - began) * 1000
+            if ms > self._slowest.get(id(connection), (0.0, ""))[0]:
+                self._slowest[id(connection)] = (ms, " ".join(statement.split())[:120])
 
     def _end(self, connection: Connection) -> None:
         if (begun := self._begun.pop(id(connection), None)) is not None:
-            self.ms.append((time.perf_counter() - begun) * 1000)
+            held = (time.perf_counter() - begun) * 1000
+            self.ms.append(held)
             self.statements.append(self._counted.pop(id(connection)))
+            slowest = self._slowest.pop(id(connection), (0.0, ""))
+            if held > SWEEP_HOLD_TARGET_MS:
+                self.over.append((held, *slowest))
 
     def stop(self) -> None:
         event.remove(self.engine, "begin", self._begin)
         event.remove(self.engine, "before_cursor_execute", self._statement)
+        event.remove(self.engine, "after_cursor_execute", self._statement_done)
         event.remove(self.engine, "commit", self._end)
         event.remove(self.engine, "rollback", self._end)
 
@@ -473,7 +497,8 @@ def report(before: Bench, after: Bench, jobs: int, plans_before: list[str], top:
         print("\n".join(lines))
 
 
-def print_sweep(figures: dict[str, tuple[float, ...]]) -> None:
+def print_sweep(sweep: Sweep) -> None:
+    figures, held_long = sweep
     print(
         "  flag sweep, as the background task runs it "
         f"(OVER: holds writers > {SWEEP_HOLD_TARGET_MS:.0f} ms):"
@@ -481,6 +506,8 @@ def print_sweep(figures: dict[str, tuple[float, ...]]) -> None:
     for what, values in figures.items():
         over = "transactions" in what and max(values) > SWEEP_HOLD_TARGET_MS
         print(f"    {what}: {' / '.join(f'{v:.1f}' for v in values)}{'  OVER' if over else ''}")
+    for held, ms, statement in held_long:
+        print(f"      held {held:.0f} ms; its slowest statement took {ms:.0f} ms: {statement}")
 
 
 def hot_read_indexes(migrations: str) -> list[Index]:
