@@ -55,8 +55,6 @@ from sqlalchemy import (
     Result,
     Select,
     String,
-    and_,
-    any_,
     bindparam,
     case,
     cast,
@@ -537,7 +535,7 @@ def _percentiles(
     completions (cycle) in scope, per key but None, exact. The samples are every row; a
     duration unknown (a completion without a start, which the lifecycle never lets happen) is
     not ranked. The buckets the ranks fall in are found from KpiStageBucket's counts (less
-    the cancelled jobs' rows), then only their durations are read, and ranked in SQL."""
+    the cancelled jobs' rows), then the durations at the ranks are picked from those buckets."""
     spans = _spans(period.first_day, period.last_day)
     by_store = scope.store_id is not None
     params: dict[str, Any] = {
@@ -570,28 +568,27 @@ def _percentiles(
                     break
                 before += count
     if wanted:
-        # Each rank's duration is picked in SQL (numbered in its bucket by value): a month's
-        # rank buckets hold ~25k durations at 1 M jobs, which took most of the read to send
-        # and sort here.
-        params["ranks"] = sorted({rank for ranks in wanted.values() for rank, _ in ranks})
-        pairs: int | None = None  # PostgreSQL: bound as arrays
+        # Each rank's duration is picked in SQL from its bucket's, ordered there: a month's
+        # rank buckets hold ~15k durations at 1 M jobs, which took most of the read to send
+        # and sort here (and numbered all at once by a window, one big sort, longer still).
+        picks = [(*pair, rank) for pair, ranks in wanted.items() for rank, _ in ranks]
+        count: int | None = None  # PostgreSQL: bound as three arrays
         if session.get_bind().dialect.name == "postgresql":
-            params |= {
-                "keys": [pair[0] for pair in wanted],
-                "buckets": [pair[1] for pair in wanted],
-            }
+            keys, buckets, ranks = zip(*picks, strict=True)
+            params |= {"keys": list(keys), "buckets": list(buckets), "ranks": list(ranks)}
         else:
-            pairs = len(wanted)
-            for index, (key, value_bucket) in enumerate(wanted):
+            count = len(picks)
+            for index, (key, value_bucket, rank) in enumerate(picks):
                 params |= {f"key_{index}": key, f"bucket_{index}": value_bucket}
-        statement = _ranked_durations(dimension, by_store, pairs)
-        ranked_values = {
+                params |= {f"rank_{index}": rank, f"skip_{index}": rank - 1}
+        statement = _ranked_durations(dimension, by_store, count)
+        picked = {
             (key, value_bucket, rank): seconds
             for key, value_bucket, rank, seconds in session.execute(statement, params)
         }
         for (key, value_bucket), ranks in wanted.items():
             for rank, percent in ranks:
-                found[key, percent] = ranked_values[key, value_bucket, rank]
+                found[key, percent] = picked[key, value_bucket, rank]
     return {
         key: Percentiles(total, _minutes(found[key, 50]), _minutes(found[key, 90]))
         for key, total in samples.items()
@@ -642,53 +639,53 @@ def _bucket_counts(dimension: KpiDimension, by_store: bool, spans: tuple[bool, .
 
 
 @lru_cache(maxsize=256)
-def _ranked_durations(dimension: KpiDimension, by_store: bool, pairs: int | None) -> Select[Any]:
-    """(key, bucket, rank, seconds): the durations of the period in scope, but cancelled
-    jobs', at the bound `ranks` of their (key, bucket) in value order, for the wanted pairs.
-    Each pair is a range of an index on (scope, action, key, bucket, at) covering the read.
-    PostgreSQL (`pairs` None): the bound arrays `keys` and `buckets` unnested and joined, one
-    statement for any number (an OR of the pairs was read by a bitmap, a heap page per
-    duration: 9,500 pages for a month's stations at 1 M jobs; a VALUES list is compiled anew
-    at every read). SQLite: an OR of the `pairs` (key_N, bucket_N), which it reads from the
-    index alone (a row value IN list: it used only the index's first two columns)."""
+def _ranked_durations(dimension: KpiDimension, by_store: bool, count: int | None) -> Select[Any]:
+    """(key, bucket, rank, seconds) for each wanted pick: the duration at that rank in value
+    order among the period's durations in scope of that (key, bucket), but cancelled jobs'.
+    Each pick reads a range of an index on (scope, action, key, bucket, at) covering the read
+    and sorts that bucket alone. PostgreSQL (`count` None): the bound arrays `keys`, `buckets`
+    and `ranks` unnested, each row's pick a LATERAL subquery, one statement for any number (a
+    VALUES list is compiled anew at every read). SQLite, which takes no outer column in an
+    OFFSET: `count` subqueries of the bound key_N, bucket_N, rank_N and skip_N (rank - 1)."""
     key = KEY_COLUMNS[dimension]
-    read = select(key.label("key_id"), KpiStageTime.bucket, KpiStageTime.seconds)
-    if pairs is None:
-        arrays = [bindparam(name, type_=ARRAY(Integer)) for name in ("keys", "buckets")]
-        wanted = func.unnest(*arrays).table_valued("key_id", "bucket").render_derived()
-        read = read.join_from(
-            wanted,
-            KpiStageTime,
-            and_(key == wanted.c.key_id, KpiStageTime.bucket == wanted.c.bucket),
-        )
-        ranks = bindparam("ranks", type_=ARRAY(Integer))
-    else:
-        wanted_pairs = [
-            and_(
-                key == bindparam(f"key_{index}"),
-                KpiStageTime.bucket == bindparam(f"bucket_{index}"),
-            )
-            for index in range(pairs)
-        ]
-        read = read.where(or_(*wanted_pairs))
-        ranks = bindparam("ranks", expanding=True)
     in_scope = KpiStageTime.store_id if by_store else KpiStageTime.lab_id
-    numbered = (
-        read.add_columns(
-            func.row_number()
-            .over(partition_by=(key, KpiStageTime.bucket), order_by=KpiStageTime.seconds)
-            .label("rank")
+
+    def pick(key_id: Any, value_bucket: Any, skip: Any) -> Select[Any]:
+        return (
+            select(KpiStageTime.seconds)
+            .where(
+                in_scope == bindparam("store_id" if by_store else "lab_id"),
+                key == key_id,
+                KpiStageTime.bucket == value_bucket,
+                *_stage_times_in_period(),
+                KpiStageTime.job_id.not_in(_cancelled_jobs(by_store)),
+            )
+            .order_by(KpiStageTime.seconds)
+            .offset(skip)
+            .limit(1)
         )
-        .where(
-            in_scope == bindparam("store_id" if by_store else "lab_id"),
-            *_stage_times_in_period(),
-            KpiStageTime.job_id.not_in(_cancelled_jobs(by_store)),
+
+    if count is None:
+        arrays = [bindparam(name, type_=ARRAY(Integer)) for name in ("keys", "buckets", "ranks")]
+        wanted = func.unnest(*arrays).table_valued("key_id", "bucket", "rank").render_derived()
+        picked = pick(wanted.c.key_id, wanted.c.bucket, wanted.c.rank - 1).lateral()
+        return select(wanted.c.key_id, wanted.c.bucket, wanted.c.rank, picked.c.seconds).join(
+            picked, true()
         )
-        .subquery()
-    )
-    picked = numbered.c.rank == any_(ranks) if pairs is None else numbered.c.rank.in_(ranks)
-    return select(numbered.c.key_id, numbered.c.bucket, numbered.c.rank, numbered.c.seconds).where(
-        picked
+    return union_all(
+        *(
+            select(
+                bindparam(f"key_{index}", type_=Integer),
+                bindparam(f"bucket_{index}", type_=Integer),
+                bindparam(f"rank_{index}", type_=Integer),
+                pick(
+                    bindparam(f"key_{index}"),
+                    bindparam(f"bucket_{index}"),
+                    bindparam(f"skip_{index}", type_=Integer),
+                ).scalar_subquery(),
+            )
+            for index in range(count)
+        )
     )
 
 
