@@ -168,7 +168,9 @@ class Sweeper:
                         visited += sweep(session, lab_id, now, chunk, load)
             if self._last_purged is None or now - self._last_purged >= self.purge_every:
                 retention = self.context.settings.personal_data_retention_days
-                if purged := purge_expired(self.context.session, now, retention):
+                if purged := purge_expired(
+                    self.context.session, self.context.db.read_session, now, retention
+                ):
                     log.info("purged the personal data of %d job(s) past retention", purged)
                 self._last_purged = now
         if learn:

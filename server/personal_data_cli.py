@@ -32,7 +32,9 @@ def _purge(args: argparse.Namespace) -> int:
         return 0
     database = Database.from_settings(settings)
     try:
-        jobs = purge_expired(database.session, utcnow(), days, dry_run=args.dry_run)
+        jobs = purge_expired(
+            database.session, database.read_session, utcnow(), days, dry_run=args.dry_run
+        )
     finally:
         database.dispose()
     verb = "would purge" if args.dry_run else "purged"

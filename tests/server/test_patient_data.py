@@ -207,22 +207,45 @@ def past_retention(lab: Lab) -> datetime:
     return utcnow() + timedelta(days=lab.context.settings.personal_data_retention_days + 1)
 
 
+def test_the_purge_write_checks_again_the_jobs_its_read_found(lab: Lab, floor: Floor) -> None:
+    """The purge searches in a read session, then purges in its write only those found that
+    still qualify: a job reopened or used in between is kept."""
+    shipped = [ship_and_deliver(lab, floor, number) for number in ("J1", "J2")]
+    active = lab.make_job("J3")
+    retention = lab.context.settings.personal_data_retention_days
+    cutoff = personal_data.purge_cutoff(past_retention(lab), retention)
+    with lab.context.db.read_session() as session:
+        assert personal_data.purgeable_job_ids(session, cutoff) == shipped
+        found = personal_data.purgeable_job_ids(session, cutoff, among=[shipped[1], active])
+        assert found == [shipped[1]]
+        within = personal_data.purge_cutoff(utcnow(), retention)  # still kept today
+        assert personal_data.purgeable_job_ids(session, within, among=shipped) == []
+
+
 def test_purge_forgets_the_patient_and_keeps_the_production_record(lab: Lab, floor: Floor) -> None:
     shipped = ship_and_deliver(lab, floor, "J1")
     add_personal_history(lab, shipped)
     active = lab.make_job("J2")
-    open_session = lab.context.db.session
+    open_session, open_read_session = lab.context.db.session, lab.context.db.read_session
     with open_session() as session:
         events = session.scalar(select(func.count()).where(StageEvent.job_id == shipped))
         inspections = session.scalar(select(func.count()).where(Inspection.job_id == shipped))
     assert events == 8 and inspections == 1
     retention = lab.context.settings.personal_data_retention_days
     # Within retention nothing is purged; a dry run counts and changes nothing.
-    assert personal_data.purge_expired(open_session, utcnow(), retention) == 0
-    assert personal_data.purge_expired(open_session, past_retention(lab), retention, True) == 1
+    assert personal_data.purge_expired(open_session, open_read_session, utcnow(), retention) == 0
+    assert (
+        personal_data.purge_expired(
+            open_session, open_read_session, past_retention(lab), retention, True
+        )
+        == 1
+    )
     assert lab.job(shipped).patient_ref == "P-1"
 
-    assert personal_data.purge_expired(open_session, past_retention(lab), retention) == 1
+    assert (
+        personal_data.purge_expired(open_session, open_read_session, past_retention(lab), retention)
+        == 1
+    )
 
     with open_session() as session:
         job = session.get_one(Job, shipped)
@@ -235,12 +258,20 @@ def test_purge_forgets_the_patient_and_keeps_the_production_record(lab: Lab, flo
         assert changes == {"right.sph": (None, None), "priority": ("regular", "rush")}
         assert session.scalar(select(ChangeRequest.changes)) == {"priority": "rush"}
         assert session.get_one(Job, active).patient_ref == "P-1"  # not finished: kept
-    assert personal_data.purge_expired(open_session, past_retention(lab), retention) == 0
+    assert (
+        personal_data.purge_expired(open_session, open_read_session, past_retention(lab), retention)
+        == 0
+    )
     # Purged stays purged under rotation; retention 0 keeps everything forever.
     settings = lab.context.settings
     personal_data.rotate_data_keys(settings.resolved_data_keys_file, settings.resolved_database_url)
     assert raw_values(settings.resolved_database_url)["job.patient_ref"][0] is None
-    assert personal_data.purge_expired(open_session, past_retention(lab), 0, dry_run=True) == 0
+    assert (
+        personal_data.purge_expired(
+            open_session, open_read_session, past_retention(lab), 0, dry_run=True
+        )
+        == 0
+    )
 
 
 async def test_a_purged_job_answers_without_error(
@@ -249,7 +280,9 @@ async def test_a_purged_job_answers_without_error(
     shipped = ship_and_deliver(lab, floor, "J1")
     add_personal_history(lab, shipped)
     retention = lab.context.settings.personal_data_retention_days
-    personal_data.purge_expired(lab.context.db.session, past_retention(lab), retention)
+    personal_data.purge_expired(
+        lab.context.db.session, lab.context.db.read_session, past_retention(lab), retention
+    )
     response = await manager.get(f"/api/jobs/{shipped}")
     assert response.status_code == 200, response.text
     card = response.json()
@@ -373,7 +406,12 @@ def test_the_purge_names_each_job_it_purged_in_the_audit_trail(lab: Lab, floor: 
     before = _last_audit_id(lab)
     retention = lab.context.settings.personal_data_retention_days
 
-    assert personal_data.purge_expired(lab.context.db.session, past_retention(lab), retention) == 2
+    assert (
+        personal_data.purge_expired(
+            lab.context.db.session, lab.context.db.read_session, past_retention(lab), retention
+        )
+        == 2
+    )
 
     purged = [e for e in _audit_entries_after(lab, before) if e.action.startswith("job.")]
     assert [(e.action, e.subject, e.detail["job_number"]) for e in purged] == [
@@ -394,7 +432,12 @@ def test_the_purge_audits_in_bounded_transactions(
     before = _last_audit_id(lab)
     retention = lab.context.settings.personal_data_retention_days
 
-    assert personal_data.purge_expired(lab.context.db.session, past_retention(lab), retention) == 3
+    assert (
+        personal_data.purge_expired(
+            lab.context.db.session, lab.context.db.read_session, past_retention(lab), retention
+        )
+        == 3
+    )
 
     purged = [e for e in _audit_entries_after(lab, before) if e.action == "job.purge"]
     assert [e.subject for e in purged] == [f"job:{job_id}" for job_id in jobs]

@@ -16,7 +16,7 @@ async def test_a_purged_job_shows_purged_on_the_store_portal_and_its_page(
     floor.ship("N-1")  # shipped, not collected: the store still lists it
     retention = lab.context.settings.personal_data_retention_days
     later = utcnow() + timedelta(days=retention + 1)
-    assert purge_expired(lab.context.db.session, later, retention) == 1
+    assert purge_expired(lab.context.db.session, lab.context.db.read_session, later, retention) == 1
     user = await log_in("north", "demo-store-pass")
     await user.open("/")
     (rows,) = user.find(JobRows).elements
