@@ -14,14 +14,19 @@ demo: system-packages venv
 	$(BIN)/lenstrack demo
 
 # pytest exits 5 when it collects no test; that is reported, not treated as a crash.
+# Two workers (pytest-xdist), a test file each at a time: much of the suite waits on child
+# servers, browsers and PostgreSQL, so two files overlap on two cores; whole files keep a
+# module's server or browser fixture started once. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 test: system-packages venv
 	@$(BIN)/ruff check .
 	@$(BIN)/lint-imports
-	@status=0; $(BIN)/pytest --durations=25 $(PYTEST_ARGS) || status=$$?; \
+	@status=0; $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS) \
+	  || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 
 test-fast: venv
-	$(BIN)/pytest -m "not browser" -x $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not browser" -x $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
