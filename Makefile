@@ -13,20 +13,26 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 demo: system-packages venv
 	$(BIN)/lenstrack demo
 
-# pytest exits 5 when it collects no test; that is reported, not treated as a crash.
 # Two workers (pytest-xdist), a test file each at a time: much of the suite waits on child
 # servers, browsers and PostgreSQL, so two files overlap on two cores; whole files keep a
-# module's server or browser fixture started once. PYTEST_WORKERS=0 runs in one process.
+# module's server or browser fixture started once. Tests marked `alone` (restarting the
+# PostgreSQL every other test uses) run after them, by themselves. PYTEST_WORKERS=0 runs the
+# first part in one process too; PYTEST_ARGS go to both parts (a -m there replaces the split).
+# pytest exits 5 when it collects no test; that is reported, not treated as a crash.
 PYTEST_WORKERS ?= 2
 test: system-packages venv
 	@$(BIN)/ruff check .
 	@$(BIN)/lint-imports
-	@status=0; $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS) \
-	  || status=$$?; \
-	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
+	@parallel=0; alone=0; \
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not alone" --durations=25 \
+	  $(PYTEST_ARGS) || parallel=$$?; \
+	$(BIN)/pytest -m alone $(PYTEST_ARGS) || alone=$$?; \
+	if [ $$parallel -eq 5 ] && [ $$alone -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; \
+	for status in $$parallel $$alone; do [ $$status -eq 0 ] || [ $$status -eq 5 ] || exit $$status; done
 
 test-fast: venv
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not browser" -x $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not browser and not alone" -x \
+	  $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -25,6 +25,7 @@ def test_server_sigkilled_and_restarted(run: RunScenario, backend: Backend) -> N
 
 
 @pytest.mark.postgres
+@pytest.mark.alone  # the other tests' PostgreSQL restarts too
 def test_postgres_restarted(run: RunScenario) -> None:
     _clean(run("postgres-restart", Plan(backend="postgresql", rounds=2)))
 
