@@ -579,8 +579,11 @@ def _percentiles(
         else:
             count = len(picks)
             for index, (key, value_bucket, rank) in enumerate(picks):
-                params |= {f"key_{index}": key, f"bucket_{index}": value_bucket}
-                params |= {f"rank_{index}": rank, f"skip_{index}": rank - 1}
+                params |= {
+                    f"key_{index}": key,
+                    f"bucket_{index}": value_bucket,
+                    f"rank_{index}": rank,
+                }
         statement = _ranked_durations(dimension, by_store, count)
         picked = {
             (key, value_bucket, rank): seconds
@@ -646,7 +649,7 @@ def _ranked_durations(dimension: KpiDimension, by_store: bool, count: int | None
     and sorts that bucket alone. PostgreSQL (`count` None): the bound arrays `keys`, `buckets`
     and `ranks` unnested, each row's pick a LATERAL subquery, one statement for any number (a
     VALUES list is compiled anew at every read). SQLite, which takes no outer column in an
-    OFFSET: `count` subqueries of the bound key_N, bucket_N, rank_N and skip_N (rank - 1)."""
+    OFFSET: `count` subqueries of the bound key_N, bucket_N and rank_N."""
     key = KEY_COLUMNS[dimension]
     in_scope = KpiStageTime.store_id if by_store else KpiStageTime.lab_id
 
@@ -672,21 +675,17 @@ def _ranked_durations(dimension: KpiDimension, by_store: bool, count: int | None
         return select(wanted.c.key_id, wanted.c.bucket, wanted.c.rank, picked.c.seconds).join(
             picked, true()
         )
-    return union_all(
-        *(
-            select(
-                bindparam(f"key_{index}", type_=Integer),
-                bindparam(f"bucket_{index}", type_=Integer),
-                bindparam(f"rank_{index}", type_=Integer),
-                pick(
-                    bindparam(f"key_{index}"),
-                    bindparam(f"bucket_{index}"),
-                    bindparam(f"skip_{index}", type_=Integer),
-                ).scalar_subquery(),
-            )
-            for index in range(count)
+    selects = []
+    for index in range(count):
+        key_id, value_bucket, rank = (
+            bindparam(f"{name}_{index}", type_=Integer) for name in ("key", "bucket", "rank")
         )
-    )
+        selects.append(
+            select(
+                key_id, value_bucket, rank, pick(key_id, value_bucket, rank - 1).scalar_subquery()
+            )
+        )
+    return union_all(*selects)
 
 
 def _spans(first: date, last: date) -> list[tuple[bool, date, date]]:
