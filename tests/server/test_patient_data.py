@@ -207,6 +207,12 @@ def past_retention(lab: Lab) -> datetime:
     return utcnow() + timedelta(days=lab.context.settings.personal_data_retention_days + 1)
 
 
+def purge(lab: Lab, now: datetime, retention: int, dry_run: bool = False) -> int:
+    """`purge_expired` with the write and read sessions of the lab's database."""
+    db = lab.context.db
+    return personal_data.purge_expired(db.session, db.read_session, now, retention, dry_run)
+
+
 def test_the_purge_write_checks_again_the_jobs_its_read_found(lab: Lab, floor: Floor) -> None:
     """The purge searches in a read session, then purges in its write only those found that
     still qualify: a job reopened or used in between is kept."""
@@ -226,26 +232,18 @@ def test_purge_forgets_the_patient_and_keeps_the_production_record(lab: Lab, flo
     shipped = ship_and_deliver(lab, floor, "J1")
     add_personal_history(lab, shipped)
     active = lab.make_job("J2")
-    open_session, open_read_session = lab.context.db.session, lab.context.db.read_session
+    open_session = lab.context.db.session
     with open_session() as session:
         events = session.scalar(select(func.count()).where(StageEvent.job_id == shipped))
         inspections = session.scalar(select(func.count()).where(Inspection.job_id == shipped))
     assert events == 8 and inspections == 1
     retention = lab.context.settings.personal_data_retention_days
     # Within retention nothing is purged; a dry run counts and changes nothing.
-    assert personal_data.purge_expired(open_session, open_read_session, utcnow(), retention) == 0
-    assert (
-        personal_data.purge_expired(
-            open_session, open_read_session, past_retention(lab), retention, True
-        )
-        == 1
-    )
+    assert purge(lab, utcnow(), retention) == 0
+    assert purge(lab, past_retention(lab), retention, True) == 1
     assert lab.job(shipped).patient_ref == "P-1"
 
-    assert (
-        personal_data.purge_expired(open_session, open_read_session, past_retention(lab), retention)
-        == 1
-    )
+    assert purge(lab, past_retention(lab), retention) == 1
 
     with open_session() as session:
         job = session.get_one(Job, shipped)
@@ -258,20 +256,12 @@ def test_purge_forgets_the_patient_and_keeps_the_production_record(lab: Lab, flo
         assert changes == {"right.sph": (None, None), "priority": ("regular", "rush")}
         assert session.scalar(select(ChangeRequest.changes)) == {"priority": "rush"}
         assert session.get_one(Job, active).patient_ref == "P-1"  # not finished: kept
-    assert (
-        personal_data.purge_expired(open_session, open_read_session, past_retention(lab), retention)
-        == 0
-    )
+    assert purge(lab, past_retention(lab), retention) == 0
     # Purged stays purged under rotation; retention 0 keeps everything forever.
     settings = lab.context.settings
     personal_data.rotate_data_keys(settings.resolved_data_keys_file, settings.resolved_database_url)
     assert raw_values(settings.resolved_database_url)["job.patient_ref"][0] is None
-    assert (
-        personal_data.purge_expired(
-            open_session, open_read_session, past_retention(lab), 0, dry_run=True
-        )
-        == 0
-    )
+    assert purge(lab, past_retention(lab), 0, dry_run=True) == 0
 
 
 async def test_a_purged_job_answers_without_error(
@@ -280,9 +270,7 @@ async def test_a_purged_job_answers_without_error(
     shipped = ship_and_deliver(lab, floor, "J1")
     add_personal_history(lab, shipped)
     retention = lab.context.settings.personal_data_retention_days
-    personal_data.purge_expired(
-        lab.context.db.session, lab.context.db.read_session, past_retention(lab), retention
-    )
+    purge(lab, past_retention(lab), retention)
     response = await manager.get(f"/api/jobs/{shipped}")
     assert response.status_code == 200, response.text
     card = response.json()
@@ -406,12 +394,7 @@ def test_the_purge_names_each_job_it_purged_in_the_audit_trail(lab: Lab, floor: 
     before = _last_audit_id(lab)
     retention = lab.context.settings.personal_data_retention_days
 
-    assert (
-        personal_data.purge_expired(
-            lab.context.db.session, lab.context.db.read_session, past_retention(lab), retention
-        )
-        == 2
-    )
+    assert purge(lab, past_retention(lab), retention) == 2
 
     purged = [e for e in _audit_entries_after(lab, before) if e.action.startswith("job.")]
     assert [(e.action, e.subject, e.detail["job_number"]) for e in purged] == [
@@ -432,12 +415,7 @@ def test_the_purge_audits_in_bounded_transactions(
     before = _last_audit_id(lab)
     retention = lab.context.settings.personal_data_retention_days
 
-    assert (
-        personal_data.purge_expired(
-            lab.context.db.session, lab.context.db.read_session, past_retention(lab), retention
-        )
-        == 3
-    )
+    assert purge(lab, past_retention(lab), retention) == 3
 
     purged = [e for e in _audit_entries_after(lab, before) if e.action == "job.purge"]
     assert [e.subject for e in purged] == [f"job:{job_id}" for job_id in jobs]
