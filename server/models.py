@@ -1135,12 +1135,23 @@ class KpiDimension(StrEnum):
     operator = "operator"
 
 
+class KpiSpan(StrEnum):
+    """The days a KPI count row covers: its `day`, the ISO week (Monday first) or the
+    calendar month that starts on it, in the lab's zone."""
+
+    day = "day"
+    week = "week"
+    month = "month"
+
+
 class KpiStageBucket(Base):
-    """How many of KpiStageTime's durations fell in each value bucket, per lab-local day and
-    per calendar month, key (a stage, station or operator: the dashboards' rows) and action,
-    for the lab (store_id 0) and per store (stages only). Added to with every recorded time
-    (`kpis.record_stage_times`), so a period's counts are a few thousand rows whatever its
-    length, and only the durations of the buckets a percentile's rank falls in are read.
+    """How many of KpiStageTime's durations fell in each value bucket, per lab-local day, ISO
+    week and calendar month (KpiSpan), key (a stage, station or operator: the dashboards'
+    rows) and action, for the lab (store_id 0) and per store (stages only). Added to with
+    every recorded time (`kpis.record_stage_times`), so a period's counts are a few thousand
+    rows whatever its length (a week's day rows were 25k at 1 M jobs: queue times spread over
+    most buckets every day), and only the durations of the buckets a percentile's rank falls
+    in are read.
     Cancelled jobs stay counted; the dashboards take their few rows back out as they read."""
 
     __tablename__ = "kpi_stage_bucket"
@@ -1149,8 +1160,8 @@ class KpiStageBucket(Base):
     store_id: Mapped[int] = mapped_column(primary_key=True)  # 0: the whole lab
     action: Mapped[EventAction] = mapped_column(_enum(EventAction), primary_key=True)
     dimension: Mapped[KpiDimension] = mapped_column(_enum(KpiDimension), primary_key=True)
-    whole_month: Mapped[bool] = mapped_column(primary_key=True)  # day: the month's first
-    day: Mapped[date] = mapped_column(primary_key=True)  # in the lab's zone
+    span: Mapped[KpiSpan] = mapped_column(_enum(KpiSpan), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)  # the span's first, in the lab's zone
     key_id: Mapped[int] = mapped_column(primary_key=True)  # stage, station or person id
     bucket: Mapped[int] = mapped_column(primary_key=True)
     count: Mapped[int]
@@ -1165,20 +1176,21 @@ class KpiJobDimension(StrEnum):
 
 
 class KpiJobDay(Base):
-    """The job-level KPI counts per store, lab-local day and calendar month, and key (none, a
-    lens design or material, or for first inspections a station or person id): finished jobs,
-    on time, reworked, late by cause (`kpis.LateCause`), and first QC inspections (attempt 1)
-    and how many passed. Kept exact as jobs change (`kpis.install`: each change takes the
-    job's old counts out and adds its new ones in the same transaction), so a period's
-    figures are a few rows per store and key whatever its length. A cancelled job counts in
-    none. Rows whose counts went back to 0 stay (the dashboards skip them)."""
+    """The job-level KPI counts per store, lab-local day, week and month (KpiSpan), and key
+    (none, a lens design or material, or for first inspections a station or person id):
+    finished jobs, on time, reworked, late by cause (`kpis.LateCause`), and first QC
+    inspections (attempt 1) and how many passed. Kept exact as jobs change (`kpis.install`:
+    each change takes the job's old counts out and adds its new ones in the same
+    transaction), so a period's figures are a few rows per store and key whatever its length.
+    A cancelled job counts in none. Rows whose counts went back to 0 stay (the dashboards
+    skip them)."""
 
     __tablename__ = "kpi_job_day"
     __table_args__ = ({"sqlite_with_rowid": False},)  # the rows in key order: a range read
     lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id"), primary_key=True)
     dimension: Mapped[KpiJobDimension] = mapped_column(_enum(KpiJobDimension), primary_key=True)
-    whole_month: Mapped[bool] = mapped_column(primary_key=True)  # day: the month's first
-    day: Mapped[date] = mapped_column(primary_key=True)  # in the lab's zone
+    span: Mapped[KpiSpan] = mapped_column(_enum(KpiSpan), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)  # the span's first, in the lab's zone
     store_id: Mapped[int] = mapped_column(ForeignKey("store.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     finished: Mapped[int]

@@ -2,10 +2,11 @@
 PostgreSQL. Every figure is read from what LensTrack already stores, except the queue and cycle
 time of each start and completion: worked out once where events are written (KpiStageTime,
 `record_stage_times`), since each depends only on its job's earlier events, and counted there
-per value bucket, lab-local day and month (KpiStageBucket), so a period's medians and p90s
-read its counts and the few durations of the buckets their ranks fall in, not all of them; and
-the job figures (finished, on time, reworked, late by cause, first QC inspections), counted per
-store, lab-local day and month (KpiJobDay) and kept exact as jobs change (`install`).
+per value bucket and lab-local day, ISO week and month (KpiStageBucket), so a period's medians
+and p90s read its counts and the few durations of the buckets their ranks fall in, not all of
+them; and the job figures (finished, on time, reworked, late by cause, first QC inspections),
+counted per store and lab-local day, week and month (KpiJobDay) and kept exact as jobs change
+(`install`).
 
 A period is a day, an ISO week (Monday first), a calendar month or a custom run of days, in
 the lab's time zone, `[start, end)`; each figure is also given for the period before it (the
@@ -102,6 +103,7 @@ from server.models import (
     KpiDimension,
     KpiJobDay,
     KpiJobDimension,
+    KpiSpan,
     KpiStageBucket,
     KpiStageTime,
     Lab,
@@ -404,7 +406,7 @@ class TrendPoint:
 
 def trend(session: Session, scope: Scope, period: Period) -> list[TrendPoint]:
     """Per bucket (a day, or a week if long): read from the day rows of KpiJobDay."""
-    days = [(False, period.first_day, period.last_day + timedelta(days=1))]
+    days = [(KpiSpan.day, period.first_day, period.last_day + timedelta(days=1))]
     buckets = period.buckets()
     step = (buckets[1][0] - buckets[0][0]).days if len(buckets) > 1 else 1
     sums: dict[int, list[int]] = {}
@@ -545,7 +547,7 @@ def _percentiles(
         "start": period.start,
         "end": period.end,
     }
-    for index, (_whole_month, first, following) in enumerate(spans):
+    for index, (_span, first, following) in enumerate(spans):
         params |= {f"first_{index}": first, f"following_{index}": following}
     samples: dict[int, int] = {}
     found: dict[tuple[int, int], float | None] = {}
@@ -605,9 +607,11 @@ def _percentiles(
 
 
 @lru_cache(maxsize=64)
-def _bucket_counts(dimension: KpiDimension, by_store: bool, spans: tuple[bool, ...]) -> Select[Any]:
+def _bucket_counts(
+    dimension: KpiDimension, by_store: bool, spans: tuple[KpiSpan, ...]
+) -> Select[Any]:
     """(key, bucket, count) in key and bucket order: the period's counts in scope, from
-    KpiStageBucket's rows of its spans (whole months, other days; `spans` tells which), less
+    KpiStageBucket's rows of its spans (`_spans`; `spans` tells which rows each reads), less
     the rows of jobs cancelled since. (Ranked here: SQLite's window functions took longer
     than reading a month's few thousand counts.)"""
     counted: list[Select[Any]] = [
@@ -616,11 +620,11 @@ def _bucket_counts(dimension: KpiDimension, by_store: bool, spans: tuple[bool, .
             KpiStageBucket.store_id == bindparam("store_id"),
             KpiStageBucket.action == bindparam("action"),
             KpiStageBucket.dimension == dimension,
-            KpiStageBucket.whole_month.is_(whole_month),
+            KpiStageBucket.span == span,
             KpiStageBucket.day >= bindparam(f"first_{index}"),
             KpiStageBucket.day < bindparam(f"following_{index}"),
         )
-        for index, whole_month in enumerate(spans)
+        for index, span in enumerate(spans)
     ]
     key = KEY_COLUMNS[dimension]
     counted.append(
@@ -688,20 +692,37 @@ def _ranked_durations(dimension: KpiDimension, by_store: bool, count: int | None
     return union_all(*selects)
 
 
-def _spans(first: date, last: date) -> list[tuple[bool, date, date]]:
-    """KpiStageBucket's rows that count the days first..last once each: (whole_month, first
-    day, following day) — the whole calendar months' month rows, and day rows of the days
-    before and after them."""
-    months_from = first if first.day == 1 else _next_month(first)
+# The rows of that span whose first day is in [first, following).
+Span = tuple[KpiSpan, date, date]
+
+
+def _spans(first: date, last: date) -> list[Span]:
+    """The count rows (KpiStageBucket's, KpiJobDay's) that count the days first..last once
+    each, fewest first: the whole calendar months' month rows; of the days before and after
+    them, the whole ISO weeks' week rows; the day rows of the days left (at most six at
+    either end of each part)."""
     following = last + timedelta(days=1)
+    months_from = first if first.day == 1 else _next_month(first)
     months_to = following.replace(day=1)  # the first day after the whole months
     if months_from >= months_to:
-        return [(False, first, following)]
-    spans = [(True, months_from, months_to)]
-    if first < months_from:
-        spans.append((False, first, months_from))
-    if months_to < following:
-        spans.append((False, months_to, following))
+        return _week_spans(first, following)
+    return [
+        (KpiSpan.month, months_from, months_to),
+        *_week_spans(first, months_from),
+        *_week_spans(months_to, following),
+    ]
+
+
+def _week_spans(first: date, following: date) -> list[Span]:
+    """The days [first, following) as whole weeks' week rows and the days' rows around them."""
+    weeks_from = first + timedelta(days=-first.weekday() % 7)  # the first Monday
+    weeks_to = following - timedelta(days=following.weekday())
+    if weeks_from >= weeks_to:
+        return [(KpiSpan.day, first, following)] if first < following else []
+    spans = [(KpiSpan.week, weeks_from, weeks_to)]
+    for day_from, day_to in ((first, weeks_from), (weeks_to, following)):
+        if day_from < day_to:
+            spans.append((KpiSpan.day, day_from, day_to))
     return spans
 
 
@@ -736,12 +757,14 @@ def _events_in(action: EventAction, period: Period) -> list[ColumnElement[bool]]
     ]
 
 
-def record_stage_times(session: Session, event_ids: Sequence[int] | None = None) -> None:
+def record_stage_times(
+    session: Session, event_ids: Sequence[int] | None = None, *, counted: bool = True
+) -> None:
     """Ingest hook: the queue time of each start and the cycle time of each completion among
     the events `event_ids` (written, as is every earlier event of their jobs), or among every
     event after the last recorded (None: the bulk seed, the migrations' backfill), into
-    KpiStageTime, where the dashboards read them, and counted into KpiStageBucket. Statements
-    built once.
+    KpiStageTime, where the dashboards read them, and unless not `counted` (migration 0025,
+    whose counts 0030 makes) counted into KpiStageBucket. Statements built once.
 
     A start waited since the job's arrival: its latest complete, rework or breakage event
     before it, or its order if none. A completion took since the latest start at its stage
@@ -757,11 +780,12 @@ def record_stage_times(session: Session, event_ids: Sequence[int] | None = None)
     else:
         which = {"ids": list(event_ids)}
     connection.execute(_stage_times_insert(connection.dialect.name, "ids" in which), which)
-    _count_stage_times(connection, which)
+    if counted:
+        _count_stage_times(connection, which)
 
 
 def count_every_stage_time(session: Session) -> None:
-    """Migration 0025's backfill: every KpiStageTime row counted into KpiStageBucket."""
+    """Migration 0030's backfill: every KpiStageTime row counted into KpiStageBucket."""
     _count_stage_times(session.connection(), {"recorded": 0})
 
 
@@ -812,8 +836,8 @@ def _bucket_upsert(dialect: str, by_ids: bool, offsets: tuple[tuple[datetime, in
         conditions = [recorded, KpiStageTime.lab_id == bindparam("lab_id")]
         if dimension != KpiDimension.stage:  # the dashboards' stations and operators: cycles
             conditions += [KpiStageTime.action == EventAction.complete, key.is_not(None)]
-        for whole_month in (False, True):
-            day = _local_day(KpiStageTime.at, offset, dialect, whole_month=whole_month)
+        for span in KpiSpan:
+            day = _local_day(KpiStageTime.at, offset, dialect, span)
             grouped = [KpiStageTime.action, day, key, KpiStageTime.bucket]
             counted.append(
                 select(
@@ -821,7 +845,7 @@ def _bucket_upsert(dialect: str, by_ids: bool, offsets: tuple[tuple[datetime, in
                     literal(0) if store is None else store,
                     KpiStageTime.action,
                     literal(dimension.value),
-                    literal(whole_month),
+                    literal(span.value),
                     day,
                     key,
                     KpiStageTime.bucket,
@@ -831,7 +855,7 @@ def _bucket_upsert(dialect: str, by_ids: bool, offsets: tuple[tuple[datetime, in
                 .group_by(KpiStageTime.lab_id, *([] if store is None else [store]), *grouped)
             )
     rows = union_all(*counted).subquery()
-    columns = ["lab_id", "store_id", "action", "dimension", "whole_month", "day", "key_id"]
+    columns = ["lab_id", "store_id", "action", "dimension", "span", "day", "key_id"]
     upsert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(KpiStageBucket)
     # Ordered by the key: concurrent writers (PostgreSQL) lock the rows they add to in one
     # order, never each waiting for the other's. WHERE: SQLite reads ON CONFLICT after a bare
@@ -844,13 +868,16 @@ def _bucket_upsert(dialect: str, by_ids: bool, offsets: tuple[tuple[datetime, in
     )
 
 
-def _local_day(moment: Any, offset: Any, dialect: str, *, whole_month: bool) -> Any:
-    """The lab-local date of a UTC time (or its month's first), `offset` seconds from UTC."""
+def _local_day(moment: Any, offset: Any, dialect: str, span: KpiSpan) -> Any:
+    """The first day of the lab-local span (day, ISO week, month) of a UTC time, `offset`
+    seconds from UTC."""
     if dialect == "sqlite":
+        # 'weekday 1': forward to a Monday, unless on one.
+        to_first = {KpiSpan.day: [], KpiSpan.week: ["-6 days", "weekday 1"]}
         shifted = [moment, func.printf("%+d seconds", offset)]
-        return func.date(*shifted, "start of month") if whole_month else func.date(*shifted)
+        return func.date(*shifted, *to_first.get(span, ["start of month"]))
     local = moment + offset * literal_column("INTERVAL '1 second'", Interval)
-    return cast(func.date_trunc("month", local) if whole_month else local, Date)
+    return cast(local if span == KpiSpan.day else func.date_trunc(span.value, local), Date)
 
 
 @cache
@@ -1119,7 +1146,7 @@ _NO_JOBS = JobCounts(0, 0, 0, 0, 0, 0, 0, 0, 0)
 def _job_counts(
     session: Session,
     scope: Scope,
-    spans: list[tuple[bool, date, date]],
+    spans: list[Span],
     group: str | None = None,
     dimension: KpiJobDimension = KpiJobDimension.job,
 ) -> list[Any]:
@@ -1128,7 +1155,7 @@ def _job_counts(
     back to 0) are left out. The lab's figures are its stores' rows added up."""
     _add_back(session)  # a write session's own changes read as counted
     params: dict[str, Any] = {"lab_id": scope.lab_id, "store_id": scope.store_id or 0}
-    for index, (_whole_month, first, following) in enumerate(spans):
+    for index, (_span, first, following) in enumerate(spans):
         params |= {f"first_{index}": first, f"following_{index}": following}
     by_store = scope.store_id is not None
     statement = _job_counts_select(dimension, by_store, tuple(span[0] for span in spans), group)
@@ -1137,7 +1164,7 @@ def _job_counts(
 
 @lru_cache(maxsize=128)
 def _job_counts_select(
-    dimension: KpiJobDimension, by_store: bool, spans: tuple[bool, ...], group: str | None
+    dimension: KpiJobDimension, by_store: bool, spans: tuple[KpiSpan, ...], group: str | None
 ) -> Select[Any]:
     """`_job_counts`' statement, built once per shape (as `_bucket_counts`), its values bound
     by name: lab_id, store_id, and the spans' first_N and following_N days."""
@@ -1148,11 +1175,11 @@ def _job_counts_select(
         *(
             select(KpiJobDay).where(
                 *conditions,
-                KpiJobDay.whole_month.is_(whole_month),
+                KpiJobDay.span == span,
                 KpiJobDay.day >= bindparam(f"first_{index}"),
                 KpiJobDay.day < bindparam(f"following_{index}"),
             )
-            for index, whole_month in enumerate(spans)
+            for index, span in enumerate(spans)
         )
     ).subquery()
     groups = [] if group is None else [rows.c[group]]
@@ -1323,7 +1350,7 @@ def install(session_factory: sessionmaker[Session]) -> None:
 
 def recount_jobs(session: Session, lab_id: int) -> None:
     """The lab's KpiJobDay rows counted again from its jobs (the bulk seed, which writes jobs
-    past the session's hooks, and migration 0026's backfill), set-based."""
+    past the session's hooks, and migration 0030's backfill), set-based."""
     _add_back(session)  # else the jobs taken out would count twice at the commit
     connection = session.connection()
     connection.execute(delete(KpiJobDay).where(KpiJobDay.lab_id == lab_id))
@@ -1432,14 +1459,14 @@ def _job_day_upsert(dialect: str, by_ids: bool, offsets: tuple[tuple[datetime, i
     }
     counted = []
     for dimension, (key, conditions) in keys.items():
-        for whole_month in (False, True):
-            day = _local_day(facts.c.at, offset, dialect, whole_month=whole_month)
+        for span in KpiSpan:
+            day = _local_day(facts.c.at, offset, dialect, span)
             grouped = [day, facts.c.store_id] + ([] if dimension == KpiJobDimension.job else [key])
             counted.append(
                 select(
                     facts.c.lab_id,
                     literal(dimension.value).label("dimension"),
-                    literal(whole_month).label("whole_month"),
+                    literal(span.value).label("span"),
                     day.label("day"),
                     facts.c.store_id,
                     key.label("key"),
@@ -1452,7 +1479,7 @@ def _job_day_upsert(dialect: str, by_ids: bool, offsets: tuple[tuple[datetime, i
                 .group_by(facts.c.lab_id, *grouped)
             )
     rows = union_all(*counted).subquery()
-    columns = ["lab_id", "dimension", "whole_month", "day", "store_id", "key"]
+    columns = ["lab_id", "dimension", "span", "day", "store_id", "key"]
     upsert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(KpiJobDay)
     # Ordered by the key, WHERE after a bare FROM: as `_bucket_upsert`.
     source = select(*rows.c).where(true()).order_by(*list(rows.c)[: len(columns)])

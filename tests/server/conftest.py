@@ -4,7 +4,7 @@ import itertools
 import uuid
 from collections.abc import Iterator
 from dataclasses import InitVar, dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -30,6 +30,7 @@ from server.models import (
     EventAction,
     Job,
     JobStatus,
+    KpiSpan,
     LensDesign,
     Person,
     Priority,
@@ -299,6 +300,13 @@ def mail_sink() -> Iterator[MailSink]:
     """A local SMTP server that keeps what it is sent."""
     with MailSink() as sink:
         yield sink
+
+
+def span_firsts(day: date) -> list[tuple[KpiSpan, date]]:
+    """The KPI count rows a lab-local day counts in, by their definition (KpiSpan): its own,
+    its ISO week's (Monday first) and its month's, each keyed by its first day."""
+    monday = day - timedelta(days=day.weekday())
+    return [(KpiSpan.day, day), (KpiSpan.week, monday), (KpiSpan.month, day.replace(day=1))]
 
 
 @dataclass

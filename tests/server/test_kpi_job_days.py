@@ -1,11 +1,11 @@
-"""The KPIs' job counts per store, lab-local day and month (server.domain.kpis, KpiJobDay):
+"""The KPIs' job counts per store, lab-local day, week and month (server.domain.kpis, KpiJobDay):
 kept by the write sessions' hooks through a seeded random run of changes to a bulk history
 across a DST change — jobs finished, reopened and finished again, cancelled, their promise,
 design, material and store edited after they finished or were first inspected, holds,
 breakages and their reversal, an UPDATE statement, savepoints rolled back (after a read of
 the counts in them, or a failed flush), reads in the transaction — they stay what the jobs
 define, and the dashboards read from them what the direct queries over the jobs give;
-migration 0026's backfill counts what the hooks kept."""
+migration 0030's backfill counts what the hooks kept."""
 
 import random
 import uuid
@@ -38,7 +38,7 @@ from server.models import (
     utcnow,
 )
 from tests.server.conftest import Lab as LabFixture
-from tests.server.conftest import MigratedLab
+from tests.server.conftest import MigratedLab, span_firsts
 from tests.server.test_kpi_stage_times import _history
 
 Key = tuple[Any, ...]
@@ -67,8 +67,8 @@ def _defined(session: Session) -> dict[Key, list[int]]:
         day = at.astimezone(zone).date()
         keys = [("job", ""), ("design", job.lens_design.value), ("material", job.lens_material)]
         for dimension, key in keys + more:
-            for whole_month, first in ((False, day), (True, day.replace(day=1))):
-                row = (job.lab_id, dimension, whole_month, first, job.store_id, key)
+            for span, first in span_firsts(day):
+                row = (job.lab_id, dimension, span, first, job.store_id, key)
                 total = expected.setdefault(row, [0] * len(kpis.JOB_COUNTS))
                 for index, count in enumerate(counts):
                     total[index] += count
@@ -112,7 +112,7 @@ def _kept(session: Session) -> dict[Key, list[int]]:
     key = (
         KpiJobDay.lab_id,
         KpiJobDay.dimension,
-        KpiJobDay.whole_month,
+        KpiJobDay.span,
         KpiJobDay.day,
         KpiJobDay.store_id,
         KpiJobDay.key,
@@ -439,7 +439,7 @@ def test_the_counts_stay_those_of_the_jobs_through_a_random_run_of_changes(
         assert _check_figures(session, _periods(zone, first_day, dst, utcnow())) > 100
 
 
-def test_migration_0026_backfills_what_the_hooks_keep(migrated_lab: MigratedLab) -> None:
+def test_migration_0030_backfills_what_the_hooks_keep(migrated_lab: MigratedLab) -> None:
     db = migrated_lab.context.db
     with db.session() as session:
         bulk_seed(session, migrated_lab.lab_id, 40, as_of=utcnow(), history=timedelta(days=3))

@@ -1,11 +1,14 @@
 """The KPIs' stage times (server.domain.kpis.KpiStageTime) and their counts per value
-bucket, lab-local day and month (KpiStageBucket): what the event ingest, the bulk seed and
-migration 0025's backfill record equals the definition worked out from the events themselves,
-and the counts those of the times recorded, so the dashboards that read them stay exact —
-over whole months and days, across a DST change of the lab's zone, less a cancelled job."""
+bucket and lab-local day, ISO week and month (KpiStageBucket): what the event ingest, the bulk
+seed and the backfills of migrations 0025 and 0030 record equals the definition worked out
+from the events themselves, and the counts those of the times recorded, so the dashboards that
+read them stay exact — over whole months, weeks and days, across a DST change of the lab's
+zone, less a cancelled job."""
 
 import math
+import sqlite3
 from collections import Counter
+from contextlib import closing
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +17,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server import migrate
 from server.db import Database
 from server.domain import changes, kpis
 from server.domain.bulk_seed import bulk_seed
@@ -24,6 +28,8 @@ from server.models import (
     EventAction,
     Job,
     KpiDimension,
+    KpiJobDay,
+    KpiSpan,
     KpiStageBucket,
     KpiStageTime,
     Lab,
@@ -33,7 +39,7 @@ from server.models import (
     Station,
     utcnow,
 )
-from tests.server.conftest import Floor, MigratedLab
+from tests.server.conftest import Floor, MigratedLab, span_firsts
 from tests.server.conftest import Lab as LabFixture
 
 ARRIVALS = {EventAction.complete, EventAction.rework, EventAction.breakage}
@@ -131,9 +137,9 @@ def _counted(session: Session) -> Counter[tuple[Any, ...]]:
                 keys.append((0, KpiDimension.operator, row.operator_id))
         day = row.at.astimezone(zone).date()
         for store, dimension, key in keys:
-            for whole_month, first in ((False, day), (True, day.replace(day=1))):
+            for span, first in span_firsts(day):
                 expected[
-                    row.lab_id, store, row.action, dimension, whole_month, first, key, row.bucket
+                    row.lab_id, store, row.action, dimension, span, first, key, row.bucket
                 ] += 1
     return expected
 
@@ -146,7 +152,7 @@ def _buckets(session: Session) -> Counter[tuple[Any, ...]]:
                 row.store_id,
                 row.action,
                 row.dimension,
-                row.whole_month,
+                row.span,
                 row.day,
                 row.key_id,
                 row.bucket,
@@ -244,7 +250,7 @@ def test_the_bucket_counts_are_those_of_the_recorded_times(
     with db.read_session() as session:
         counted = _counted(session)
         assert _buckets(session) == counted
-    assert {key[4] for key in counted} == {False, True}  # days and months
+    assert {key[4] for key in counted} == set(KpiSpan)  # days, weeks and months
     assert {key[3] for key in counted} == set(KpiDimension)
 
 
@@ -257,7 +263,8 @@ def test_medians_and_p90s_are_the_nearest_ranks_of_every_duration(
 ) -> None:
     """By stage, station and operator, over a bulk history's 65 days across a DST change (and
     today's ingested events, a cancelled job's left out): the dashboards' figures, counted in
-    buckets, are those of every duration ordered."""
+    buckets, are those of every duration ordered, in periods read from month, week and day
+    rows."""
     now = utcnow()
     with db.session() as session:
         lab_id = session.scalars(select(Lab.id)).one()
@@ -267,48 +274,61 @@ def test_medians_and_p90s_are_the_nearest_ranks_of_every_duration(
     with db.read_session() as session:
         zone = lab_zone(session, lab_id)
         today = now.astimezone(zone).date()
-        # From the history's second day: month rows for its whole months, day rows around.
-        query = KpiQuery(period="custom", start=first_day + timedelta(days=1), end=today)
-        period = kpis.resolve_period(query, zone, now)
-        spans = kpis._spans(period.first_day, period.last_day)
-        assert {whole_month for whole_month, _first, _following in spans} == {False, True}
+        queries = [
+            # From the history's second day: its whole months, and weeks and days around.
+            KpiQuery(period="custom", start=first_day + timedelta(days=1), end=today),
+            KpiQuery(
+                period="custom",
+                start=first_day + timedelta(days=3),
+                end=first_day + timedelta(days=22),
+            ),
+            KpiQuery(period="week", start=first_day + timedelta(days=30)),
+        ]
+        periods = [kpis.resolve_period(query, zone, now) for query in queries]
+        spans = [kpis._spans(period.first_day, period.last_day) for period in periods]
+        assert {span for rows in spans for span, _first, _following in rows} == set(KpiSpan)
+        assert [span for span, _first, _following in spans[-1]] == [KpiSpan.week]
         scope = kpis.resolve_scope(session, manager, None)
         cancelled = set(session.scalars(select(Job.id).where(Job.status == "cancelled")))
         assert cancelled  # K3, whose start is left out
-        durations: dict[tuple[str, Any], list[float]] = {}
-        for job_id, stage_id, station_id, operator_id, action, at, seconds in _defined(
-            session
-        ).values():
-            if job_id in cancelled or not period.start <= at < period.end:
-                continue
-            if action == EventAction.start:
-                durations.setdefault(("queue", stage_id), []).append(seconds)
-            else:
-                for key in (("cycle", stage_id), ("station", station_id), ("person", operator_id)):
-                    durations.setdefault(key, []).append(seconds)
-        stages = {row.stage_code: row for row in kpis.by_stage(session, scope, period)}
+        defined = _defined(session).values()
         stage_ids = dict(session.execute(select(Stage.code, Stage.id)).all())
-        stations = kpis.by_floor(session, scope, period, Dimension.station)
         station_ids = dict(session.execute(select(Station.name, Station.id)).all())
-        operators = kpis.by_floor(session, scope, period, Dimension.operator)
         person_ids = dict(session.execute(select(Person.name, Person.id)).all())
+        for period in periods:
+            durations: dict[tuple[str, Any], list[float]] = {}
+            for job_id, stage_id, station_id, operator_id, action, at, seconds in defined:
+                if job_id in cancelled or not period.start <= at < period.end:
+                    continue
+                if action == EventAction.start:
+                    durations.setdefault(("queue", stage_id), []).append(seconds)
+                else:
+                    for key in (
+                        ("cycle", stage_id),
+                        ("station", station_id),
+                        ("person", operator_id),
+                    ):
+                        durations.setdefault(key, []).append(seconds)
+            checked = 0
+            for row in kpis.by_stage(session, scope, period):
+                for kind, times in (("cycle", row.cycle), ("queue", row.queue)):
+                    if (kind, stage_ids[row.stage_code]) in durations:
+                        _same(times, durations[kind, stage_ids[row.stage_code]])
+                        checked += 1
+            for dimension, kind, ids in (
+                (Dimension.station, "station", station_ids),
+                (Dimension.operator, "person", person_ids),
+            ):
+                for floor_row in kpis.by_floor(session, scope, period, dimension):
+                    _same(floor_row.cycle, durations[kind, ids[floor_row.key]])
+                    checked += 1
+            assert checked > 20, period
 
-    def same(times: kpis.Percentiles, values: list[float]) -> None:
-        assert times.samples == len(values)
-        for percent, minutes in ((50, times.median_minutes), (90, times.p90_minutes)):
-            assert minutes == pytest.approx(_nearest_rank(values, percent) / 60, abs=1e-4)
 
-    checked = 0
-    for code, row in stages.items():
-        for kind, times in (("cycle", row.cycle), ("queue", row.queue)):
-            if (kind, stage_ids[code]) in durations:
-                same(times, durations[kind, stage_ids[code]])
-                checked += 1
-    for rows, kind, ids in ((stations, "station", station_ids), (operators, "person", person_ids)):
-        for row in rows:
-            same(row.cycle, durations[kind, ids[row.key]])
-            checked += 1
-    assert checked > 20
+def _same(times: kpis.Percentiles, values: list[float]) -> None:
+    assert times.samples == len(values)
+    for percent, minutes in ((50, times.median_minutes), (90, times.p90_minutes)):
+        assert minutes == pytest.approx(_nearest_rank(values, percent) / 60, abs=1e-4)
 
 
 def test_a_resent_event_records_no_second_time(lab: LabFixture, floor: Floor, db: Database) -> None:
@@ -319,9 +339,9 @@ def test_a_resent_event_records_no_second_time(lab: LabFixture, floor: Floor, db
             assert ingest_event(session, floor.station("EDGE-1"), event).status == status
     with db.read_session() as session:
         assert len(_recorded(session)) == 1
-        # The lab's and the store's stage, each a day and a month: counted once.
+        # The lab's and the store's stage, each a day, a week and a month: counted once.
         assert _buckets(session) == _counted(session)
-        assert sum(_buckets(session).values()) == 4
+        assert sum(_buckets(session).values()) == 6
 
 
 def test_medians_sharing_a_bucket_with_another_key_are_each_keys_own(
@@ -365,10 +385,11 @@ def test_medians_sharing_a_bucket_with_another_key_are_each_keys_own(
 
 
 @pytest.mark.parametrize("before", ["0024-1", "0024"])
-def test_migration_0025_backfills_what_the_ingest_records_and_counts(
+def test_migrations_0025_and_0030_backfill_what_the_ingest_records_and_counts(
     migrated_lab: MigratedLab, before: str
 ) -> None:
-    """From a database before 0024 (no times recorded) or at it (times, no buckets)."""
+    """From a database before 0024 (no times recorded) or at it (times, no buckets): 0025
+    records, 0030 counts."""
     lab = LabFixture(migrated_lab.context)
     _send_a_few(lab, Floor(lab), utcnow() - timedelta(hours=1))
     with lab.context.db.read_session() as session:
@@ -379,3 +400,53 @@ def test_migration_0025_backfills_what_the_ingest_records_and_counts(
         assert _recorded(session) == ingested
         _assert_same(ingested, _defined(session))
         assert _buckets(session) == counted
+
+
+def test_migration_0030_goes_down_to_the_day_and_month_rows(migrated_lab: MigratedLab) -> None:
+    """Both count tables back as 0029 wrote them: day and month rows, the week rows dropped."""
+    lab = LabFixture(migrated_lab.context)
+    with lab.context.db.session() as session:
+        bulk_seed(session, migrated_lab.lab_id, 40, as_of=utcnow(), history=timedelta(days=10))
+    _send_a_few(lab, Floor(lab), utcnow() - timedelta(hours=1))
+    with lab.context.db.read_session() as session:
+        counted = _buckets(session)
+        job_counts = session.execute(select(KpiJobDay)).scalars().all()
+        kept_jobs = {
+            (row.dimension, row.span == KpiSpan.month, row.day, row.store_id, row.key): (
+                row.finished,
+                row.inspected,
+            )
+            for row in job_counts
+            if row.span != KpiSpan.week
+        }
+    assert {key[4] for key in counted} == set(KpiSpan)
+    assert kept_jobs
+    migrated_lab.context.db.dispose()
+    migrate.downgrade(migrated_lab.url, "0029")
+    with closing(sqlite3.connect(migrated_lab.url.removeprefix("sqlite:///"))) as connection:
+        buckets = connection.execute(
+            "SELECT lab_id, store_id, action, dimension, whole_month, day, key_id, bucket, count"
+            " FROM kpi_stage_bucket"
+        ).fetchall()
+        job_days = connection.execute(
+            "SELECT dimension, whole_month, day, store_id, key, finished, inspected"
+            " FROM kpi_job_day"
+        ).fetchall()
+    spans = {False: KpiSpan.day, True: KpiSpan.month}
+    assert {
+        (
+            lab_id,
+            store,
+            action,
+            dimension,
+            spans[bool(month)],
+            date.fromisoformat(day),
+            key,
+            bucket,
+        ): count
+        for lab_id, store, action, dimension, month, day, key, bucket, count in buckets
+    } == {key: count for key, count in counted.items() if key[4] != KpiSpan.week}
+    assert {
+        (dimension, bool(month), date.fromisoformat(day), store, key): (finished, inspected)
+        for dimension, month, day, store, key, finished, inspected in job_days
+    } == kept_jobs

@@ -34,7 +34,7 @@ INSPECTION_INDEXES = {
 
 
 def upgrade() -> None:
-    from server.domain.kpis import count_every_stage_time, record_stage_times, value_bucket
+    from server.domain.kpis import record_stage_times, value_bucket
     from server.models import KpiStageTime
 
     bind = op.get_bind()
@@ -67,11 +67,10 @@ def upgrade() -> None:
         ),
         sqlite_with_rowid=False,
     )
-    # The history's counts, then the times of events 0024 left unrecorded (a database
-    # migrated from before it), recorded and counted as the ingest does.
-    session = Session(bind=bind)
-    count_every_stage_time(session)
-    record_stage_times(session)
+    # The times of events 0024 left unrecorded (a database migrated from before it), recorded
+    # as the ingest does. Counted by 0030, which counts every time in its rows (this table's
+    # rows then were the model's of the day, which today's code does not write).
+    record_stage_times(Session(bind=bind), counted=False)
     # After the backfill: built once, not row by row.
     for name, scope, key in KEYS:
         op.create_index(
@@ -81,8 +80,7 @@ def upgrade() -> None:
         )
     op.create_index("ix_kpi_stage_time_job", "kpi_stage_time", ["job_id"])
     if bind.dialect.name == "postgresql":
-        op.execute("ANALYZE kpi_stage_time")  # the planner's statistics of the filled tables
-        op.execute("ANALYZE kpi_stage_bucket")
+        op.execute("ANALYZE kpi_stage_time")  # the planner's statistics of the filled table
     for name, (_before, after) in INSPECTION_INDEXES.items():
         op.drop_index(name, "inspection")
         op.create_index(name, "inspection", after)

@@ -1,5 +1,5 @@
 """kpi_job_day: the KPIs' job counts (finished, on time, reworked, late by cause, first QC
-inspections) per store, lab-local day and month, backfilled from the jobs
+inspections) per store, lab-local day and month, counted from the jobs by 0030
 
 Revision ID: 0026
 Revises: 0025
@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.orm import Session
 
 revision: str = "0026"
 down_revision: str | None = "0025"
@@ -31,9 +30,6 @@ COUNTS = (
 
 
 def upgrade() -> None:
-    from server.domain.kpis import recount_jobs
-
-    bind = op.get_bind()
     op.create_table(
         "kpi_job_day",
         sa.Column("lab_id", sa.Integer(), sa.ForeignKey("lab.id"), nullable=False),
@@ -46,12 +42,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("lab_id", "dimension", "whole_month", "day", "store_id", "key"),
         sqlite_with_rowid=False,
     )
-    # Every lab's counts from its jobs, as the bulk seed counts them (set-based).
-    session = Session(bind=bind)
-    for lab_id in session.scalars(sa.text("SELECT id FROM lab ORDER BY id")):
-        recount_jobs(session, lab_id)
-    if bind.dialect.name == "postgresql":
-        op.execute("ANALYZE kpi_job_day")
+    # Counted by 0030 (these rows were the model's of the day, which today's code does not
+    # write).
 
 
 def downgrade() -> None:
