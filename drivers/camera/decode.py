@@ -4,18 +4,20 @@ Stages, cheapest first, each run only while the frame has no confirmed code (a t
 one job number, in a Code 128 and a DataMatrix: one confirmed read of either is the answer):
 
 1. zxing-cpp's linear readers on the whole frame, rows and columns;
-2. every 1D region `locate` finds, cut out upright (perspective undone), by zxing-cpp and ZBar;
+2. the strongest 1D region `locate` finds, cut out upright (perspective undone), by zxing-cpp
+   and ZBar;
 3. zxing-cpp's DataMatrix (2D) detector on the whole frame, without its rotated passes;
-4. the two strongest regions still unread as column-averaged scanline profiles, one over the
-   full bar height, one per horizontal third and one per half — averaging along the bars
-   removes sensor noise without touching the bars, which is what blur and noise leave of an L2
-   frame. Code 128 profiles are fitted with a blurred model of the code
-   (`profile.fit_profiles`), then given to zxing-cpp and ZBar; the strongest region still
-   unread is fitted once more, cut out again (`locate.straighten`) where its bars turn out
-   slanted or run on past its ends;
-5. the 2D detector again with its rotated passes (three times the cost of 3);
-6. the strongest region's profiles fitted for heavy motion blur (`profile.HEAVY_BLURS`): only
-   a frame where the fit of 4 decoded a code whole and nothing was read pays for it.
+4. the other regions `locate` finds, cut out and decoded as in 2;
+5. the two strongest regions still unread, the more bar-like first (`locate.bar_likeness`),
+   as column-averaged scanline profiles, one over the full bar height, one per horizontal
+   third and one per half — averaging along the bars removes sensor noise without touching
+   the bars, which is what blur and noise leave of an L2 frame. Code 128 profiles are fitted
+   with a blurred model of the code (`profile.fit_profiles`), then given to zxing-cpp and
+   ZBar; the first of the two is fitted once more, cut out again (`locate.straighten`) where
+   its bars turn out slanted or run on past its ends;
+6. the 2D detector again with its rotated passes (three times the cost of 3);
+7. the first region's profiles of 5 fitted for heavy motion blur (`profile.HEAVY_BLURS`): only
+   a frame where the fit of 5 decoded a code whole and nothing was read pays for it.
 
 zxing-cpp runs restricted to the configured formats, without its inverted (light on dark) and
 downscaled passes. With `all_codes` every stage runs, for images that may hold several codes.
@@ -25,9 +27,10 @@ the unconfirmed candidates a stream can confirm over several frames (`StreamConf
 """
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import islice
 
 import cv2
 import numpy as np
@@ -35,7 +38,7 @@ import zxingcpp
 from pydantic import BaseModel, ConfigDict
 from pyzbar import pyzbar
 
-from .locate import Region, find_regions, straighten, to_image_points
+from .locate import Region, bar_likeness, find_regions, straighten, to_image_points
 from .profile import ProfileFit
 
 
@@ -148,28 +151,30 @@ class BarcodeDecoder:
         if self._linear:  # rows, and columns for a ticket turned by 90°
             votes += self._zxing(gray, "zxing", np.eye(3), self._zxing_linear, try_rotate=True)
         unread: list[Region] = []
-        if self._linear and not self._done(votes):
-            for region in find_regions(gray, max_regions=self.max_regions):
-                if self._done(votes):
-                    break
-                covered = [v.corners for v in votes if _is_confirmed([v])]
-                if any(_contains(box, region.corners.mean(axis=0)) for box in covered):
-                    continue
-                found = self._decode_crop(region)
-                votes += found
-                if not _has_confirmed(found):
-                    unread.append(region)
+        regions = find_regions(gray, max_regions=self.max_regions) if self._linear else iter(())
+        self._read_crops(islice(regions, 1), votes, unread)
         # The 2D search after the cheap 1D stages, which read most frames a 1D pass missed: a
         # ticket's DataMatrix has modules as small as its Code 128's (0.55 mm against 0.5 mm),
         # so it is searched at full size. zxing-cpp's DataMatrix detector finds a symbol at
         # most angles by itself; with `try_rotate` at every angle, but at three times the cost,
-        # so that pass comes last.
-        if self._zxing_matrix and not self.all_codes and not _has_confirmed(votes):
+        # so that pass comes last. It comes before the weaker regions' crops: those read almost
+        # nothing (one real-layout ticket in 60, no corpus frame), and cutting out and decoding
+        # three of them costs more than this pass, which reads a quarter of those tickets.
+        # Where a 1D search located nothing (blank paper, no ticket in view), the rotated pass
+        # runs next in any case, and its search includes the upright one: this would repeat it.
+        located = bool(unread) or not self._linear
+        if self._zxing_matrix and not self.all_codes and located and not _has_confirmed(votes):
             votes += self._zxing(gray, "zxing", np.eye(3), self._zxing_matrix)
+        self._read_crops(regions, votes, unread)
         # The profile fits are the costly part; the regions past the strongest few are mostly
         # text and ticket edges (it bounds the time a frame without a readable code costs).
-        fitted = False  # whether the strongest region's fit decoded a profile whole
-        for index, region in enumerate(unread[:THOROUGH_REGIONS]):
+        # The more bar-like of those goes first: on a real ticket the strongest region is as
+        # often the large job number printed at its top, whose fit and refit read nothing.
+        thorough = unread[:THOROUGH_REGIONS]
+        if len(thorough) > 1 and not _has_confirmed(votes):
+            thorough.sort(key=bar_likeness, reverse=True)  # stable: ties stay strongest first
+        fitted = False  # whether the first region's fit decoded a profile whole
+        for index, region in enumerate(thorough):
             if _has_confirmed(votes):  # a ticket carries one code: the rest is text and edges
                 break
             found, whole = self._decode_profiles(region)
@@ -186,12 +191,26 @@ class BarcodeDecoder:
         if fitted and not _has_confirmed(votes):
             # A code the usual fits decoded whole but could not settle is most often blurred
             # past what they model: only such frames pay for the heavy motion blur fit.
-            votes += _standalone(self._decode_profiles(unread[0], heavy=True)[0])
+            votes += _standalone(self._decode_profiles(thorough[0], heavy=True)[0])
         codes, candidates = _tally(votes)
         return DecodeResult(codes, candidates, (time.perf_counter() - started) * 1000)
 
     def _done(self, votes: Sequence[_Vote]) -> bool:
         return not self.all_codes and _has_confirmed(votes)
+
+    def _read_crops(
+        self, regions: Iterator[Region], votes: list[_Vote], unread: list[Region]
+    ) -> None:
+        """Decode the crops of `regions` into `votes` until a code is confirmed (each region is
+        located only when asked for); a region whose crop confirms nothing goes to `unread`."""
+        while not self._done(votes) and (region := next(regions, None)) is not None:
+            covered = [v.corners for v in votes if _is_confirmed([v])]
+            if any(_contains(box, region.corners.mean(axis=0)) for box in covered):
+                continue
+            found = self._decode_crop(region)
+            votes.extend(found)
+            if not _has_confirmed(found):
+                unread.append(region)
 
     def _decode_crop(self, region: Region) -> list[_Vote]:
         votes = self._zxing(region.crop, "zxing/crop", region.to_image, self._zxing_linear)

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from drivers.camera import BarcodeDecoder, Symbology
-from drivers.camera.locate import MERGE_GAP, Candidate, _merge_collinear, find_regions
+from drivers.camera.locate import (
+    MERGE_GAP,
+    Candidate,
+    _merge_collinear,
+    _percentiles,
+    find_regions,
+)
 from drivers.camera.profile import ProfileFit, fit_profile
 from tests.drivers.test_decode import rotated_ticket
 from tests.drivers.test_decode_profile import code_modules, render
@@ -57,6 +63,15 @@ def test_a_code_cut_in_two_by_glare_is_one_region(angle: float) -> None:
     for x, y in ends:
         assert cv2.pointPolygonTest(box, (float(x), float(y)), False) >= 0
     assert len(regions) == 1
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 250, 4001])
+def test_the_locators_percentiles_are_numpys_to_the_last_bit(size: int) -> None:
+    # The region edges depend on them: a faster percentile must not move a crop by a bit.
+    values = np.random.default_rng(size).normal(0, 100, size)
+    for percents in ((1, 99), (2, 98), (3, 97), (5, 95), (50,)):
+        expected = np.percentile(values, percents)
+        assert np.array_equal(_percentiles(values, percents), expected), percents
 
 
 def part(x0: int, x1: int, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray]:

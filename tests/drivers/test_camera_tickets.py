@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from drivers.camera import TICKET_SYMBOLOGIES, BarcodeDecoder, CameraSettings, Symbology
+from drivers.camera.locate import Region, bar_likeness
 from drivers.camera.synth import PAPER, Level, dataset, render_ticket
 from station.settings import CameraInput, VirtualCameraInput
+from tests.drivers.test_decode_profile import code_modules, render
 
 # The share of hard frames (1.2–1.8 px modules, grey ink, dim, glare, 7–13 px motion blur,
 # JPEG 40–70) that should read (issue #13), and the share that reads today (see the benchmark).
@@ -65,6 +67,24 @@ def test_a_turned_ticket_gives_one_job_number_from_both_codes(angle: float) -> N
         (Symbology.CODE128, job),
         (Symbology.DATAMATRIX, job),
     }
+
+
+@pytest.mark.parametrize("blur", [0.8, 1.5, 2.5])
+def test_a_code_is_more_bar_like_than_the_large_job_number(blur: float) -> None:
+    """A ticket's heading prints its job number in large bold digits, whose strokes the locator
+    finds as strong as a blurred code's bars: the decoder fits the more bar-like region first."""
+    rng = np.random.default_rng(3)
+    code = np.repeat(render(code_modules("J40017106"), 2.0)[None, :], 36, axis=0)
+    heading = np.full((48, 330), PAPER, np.uint8)
+    cv2.putText(heading, "62028877", (4, 42), cv2.FONT_HERSHEY_DUPLEX, 1.6, 30, 4)
+
+    def likeness(crop: np.ndarray) -> float:
+        blurred = cv2.GaussianBlur(crop.astype(np.float32), (0, 0), blur)
+        noisy = np.clip(blurred + rng.normal(0, 4, crop.shape), 0, 255).astype(np.uint8)
+        return bar_likeness(Region(crop=noisy, to_image=np.eye(3), strength=1.0))
+
+    assert likeness(code) > 0.95
+    assert likeness(heading) < 0.75
 
 
 @cache
