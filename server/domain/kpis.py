@@ -48,6 +48,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
     CTE,
+    BigInteger,
     ColumnElement,
     Connection,
     Date,
@@ -537,7 +538,9 @@ def _percentiles(
     completions (cycle) in scope, per key but None, exact. The samples are every row; a
     duration unknown (a completion without a start, which the lifecycle never lets happen) is
     not ranked. The buckets the ranks fall in are found from KpiStageBucket's counts (less
-    the cancelled jobs' rows), then the durations at the ranks are picked from those buckets."""
+    the cancelled jobs' rows) in two steps: summed per `COARSE_BUCKETS` buckets in SQL, then
+    the buckets of the groups the ranks fall in; the durations at the ranks are picked from
+    those buckets."""
     spans = _spans(period.first_day, period.last_day)
     by_store = scope.store_id is not None
     params: dict[str, Any] = {
@@ -549,56 +552,115 @@ def _percentiles(
     }
     for index, (_span, first, following) in enumerate(spans):
         params |= {f"first_{index}": first, f"following_{index}": following}
+    kinds = tuple(span for span, _first, _following in spans)
     samples: dict[int, int] = {}
     found: dict[tuple[int, int], float | None] = {}
-    wanted: dict[tuple[int, int], list[tuple[int, int]]] = {}  # bucket -> (rank in it, percent)
-    counts: dict[int, list[tuple[int, int]]] = {}
-    statement = _bucket_counts(dimension, by_store, tuple(span[0] for span in spans))
-    for key, value_bucket, count in session.execute(statement, params):
-        counts.setdefault(key, []).append((value_bucket, count))
-    for key, buckets in counts.items():  # each in bucket order
-        samples[key] = sum(count for _bucket, count in buckets)
-        # (A bucket of a cancelled job's durations only counts none.)
-        ranked = [item for item in buckets if item[0] != UNKNOWN_BUCKET and item[1]]
-        total = sum(count for _bucket, count in ranked)
+    groups: dict[int, list[tuple[int, int]]] = {}  # key -> (group, count) in group order
+    for key, group, count in session.execute(_bucket_counts(dimension, by_store, kinds), params):
+        groups.setdefault(key, []).append((group, count))
+    in_group: dict[tuple[int, int], list[tuple[int, int]]] = {}  # -> (rank in it, percent)
+    for key, counts in groups.items():
+        samples[key] = sum(count for _group, count in counts)
         for percent in PERCENTS:
-            rank, before = (total * percent + 99) // 100, 0
             found[key, percent] = None  # nothing ranked
-            for value_bucket, count in ranked:
-                if rank <= before + count:
-                    wanted.setdefault((key, value_bucket), []).append((rank - before, percent))
-                    break
-                before += count
-    if wanted:
-        # Each rank's duration is picked in SQL from its bucket's, ordered there: a month's
-        # rank buckets hold ~15k durations at 1 M jobs, which took most of the read to send
-        # and sort here (and numbered all at once by a window, one big sort, longer still).
-        picks = [(*pair, rank) for pair, ranks in wanted.items() for rank, _ in ranks]
-        count: int | None = None  # PostgreSQL: bound as three arrays
-        if session.get_bind().dialect.name == "postgresql":
-            keys, buckets, ranks = zip(*picks, strict=True)
-            params |= {"keys": list(keys), "buckets": list(buckets), "ranks": list(ranks)}
-        else:
-            count = len(picks)
-            for index, (key, value_bucket, rank) in enumerate(picks):
-                params |= {
-                    f"key_{index}": key,
-                    f"bucket_{index}": value_bucket,
-                    f"rank_{index}": rank,
-                }
-        statement = _ranked_durations(dimension, by_store, count)
-        picked = {
-            (key, value_bucket, rank): seconds
-            for key, value_bucket, rank, seconds in session.execute(statement, params)
-        }
-        for (key, value_bucket), ranks in wanted.items():
-            for rank, percent in ranks:
-                found[key, percent] = picked[key, value_bucket, rank]
+        # (A bucket of a cancelled job's durations only counts none.)
+        for group, rank, percent in _ranks_in(
+            [item for item in counts if item[0] != UNKNOWN_BUCKET and item[1]]
+        ):
+            in_group.setdefault((key, group), []).append((rank, percent))
+    if not in_group:
+        return _found(samples, found)
+    buckets: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (key, group) -> its buckets
+    statement = _bucket_counts(dimension, by_store, kinds, groups=True)
+    wanted_groups = [_pair(key, group) for key, group in in_group]
+    for key, value_bucket, count in session.execute(statement, params | {"groups": wanted_groups}):
+        buckets.setdefault((key, _group(value_bucket)), []).append((value_bucket, count))
+    wanted: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (key, bucket) -> ranks in it
+    for (key, group), ranks in in_group.items():
+        counts = [item for item in buckets[key, group] if item[1]]
+        for rank, percent in ranks:
+            for value_bucket, rank_in_bucket in _place(counts, rank):
+                wanted.setdefault((key, value_bucket), []).append((rank_in_bucket, percent))
+    # Each rank's duration is picked in SQL from its bucket's, ordered there: a month's rank
+    # buckets hold ~15k durations at 1 M jobs, which took most of the read to send and sort
+    # here (and numbered all at once by a window, one big sort, longer still).
+    picks = [(*pair, rank) for pair, ranks in wanted.items() for rank, _ in ranks]
+    count: int | None = None  # PostgreSQL: bound as three arrays
+    if session.get_bind().dialect.name == "postgresql":
+        keys, value_buckets, ranks = zip(*picks, strict=True)
+        params |= {"keys": list(keys), "buckets": list(value_buckets), "ranks": list(ranks)}
+    else:
+        count = len(picks)
+        for index, (key, value_bucket, rank) in enumerate(picks):
+            params |= {f"key_{index}": key, f"bucket_{index}": value_bucket, f"rank_{index}": rank}
+    statement = _ranked_durations(dimension, by_store, count)
+    picked = {
+        (key, value_bucket, rank): seconds
+        for key, value_bucket, rank, seconds in session.execute(statement, params)
+    }
+    for (key, value_bucket), ranks_in_bucket in wanted.items():
+        for rank, percent in ranks_in_bucket:
+            found[key, percent] = picked[key, value_bucket, rank]
+    return _found(samples, found)
+
+
+def _ranks_in(counts: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """(value, rank among that value's, percent) of each percentile's nearest rank among the
+    counted samples, `counts` (value, count) in value order."""
+    total = sum(count for _value, count in counts)
+    return [
+        (value, rank, percent)
+        for percent in PERCENTS
+        for value, rank in _place(counts, (total * percent + 99) // 100)
+    ]
+
+
+def _place(counts: list[tuple[int, int]], rank: int) -> list[tuple[int, int]]:
+    """[(value, rank among that value's)] of the sample at `rank` (1-based) among `counts`
+    (value, count) in value order; [] if there are fewer samples."""
+    before = 0
+    for value, count in counts:
+        if rank <= before + count:
+            return [(value, rank - before)]
+        before += count
+    return []
+
+
+def _found(
+    samples: dict[int, int], found: dict[tuple[int, int], float | None]
+) -> dict[int, Percentiles]:
     return {
         key: Percentiles(total, _minutes(found[key, 50]), _minutes(found[key, 90]))
         for key, total in samples.items()
         if total  # not every duration a cancelled job's
     }
+
+
+# A value bucket's group (`_group`): the counts are read summed per this many buckets first,
+# a month's ~1,000 buckets per key ~60 groups, then only the buckets of the groups a rank
+# falls in (sending and walking every bucket's count took most of a month's read).
+COARSE_BUCKETS = 16
+
+
+def _group(value_bucket: int) -> int:
+    """A value bucket's group: its `COARSE_BUCKETS`, in value order; the special buckets
+    (unknown, negative) each their own."""
+    return value_bucket if value_bucket < 0 else value_bucket // COARSE_BUCKETS
+
+
+# Above every group and below what a key id times it overflows (a bigint): (key, group) as
+# one number (`_pair`), the special groups' negative values included.
+GROUP_STRIDE = 4096
+assert _group(SUB_BUCKETS * (TOP_OCTAVE - 5)) < GROUP_STRIDE + NEGATIVE_BUCKET
+
+
+def _pair(key_id: int, group: int) -> int:
+    return key_id * GROUP_STRIDE + group
+
+
+def _group_in_sql(value_bucket: ColumnElement[int]) -> ColumnElement[int]:
+    """`_group` in SQL: an integer division of the buckets ≥ 0 on both."""
+    return case((value_bucket < 0, value_bucket), else_=value_bucket // COARSE_BUCKETS)
 
 
 # `_percentiles`' statements, built once per shape (building took longer than running them),
@@ -608,12 +670,21 @@ def _percentiles(
 
 @lru_cache(maxsize=64)
 def _bucket_counts(
-    dimension: KpiDimension, by_store: bool, spans: tuple[KpiSpan, ...]
+    dimension: KpiDimension, by_store: bool, spans: tuple[KpiSpan, ...], groups: bool = False
 ) -> Select[Any]:
-    """(key, bucket, count) in key and bucket order: the period's counts in scope, from
-    KpiStageBucket's rows of its spans (`_spans`; `spans` tells which rows each reads), less
-    the rows of jobs cancelled since. (Ranked here: SQLite's window functions took longer
-    than reading a month's few thousand counts.)"""
+    """The period's counts in scope, from KpiStageBucket's rows of its spans (`_spans`;
+    `spans` tells which rows each reads), less the rows of jobs cancelled since: (key, group,
+    count) per group (`_group`) in key and group order, or with `groups`, (key, bucket, count)
+    per bucket of the bound `groups` (`_pair`s) in key and bucket order. (Ranked
+    here: SQLite's window functions took longer than reading a month's counts.)"""
+    key = KEY_COLUMNS[dimension]
+
+    def of_groups(key_id: Any, value_bucket: ColumnElement[int]) -> list[ColumnElement[bool]]:
+        # One number per pair: PostgreSQL tests it in a hash of the list, where a pair of
+        # columns turned into an OR per pair (and a bitmap scan per key).
+        pair = cast(key_id, BigInteger) * GROUP_STRIDE + _group_in_sql(value_bucket)
+        return [pair.in_(bindparam("groups", expanding=True))] if groups else []
+
     counted: list[Select[Any]] = [
         select(KpiStageBucket.key_id, KpiStageBucket.bucket, KpiStageBucket.count).where(
             KpiStageBucket.lab_id == bindparam("lab_id"),
@@ -623,25 +694,27 @@ def _bucket_counts(
             KpiStageBucket.span == span,
             KpiStageBucket.day >= bindparam(f"first_{index}"),
             KpiStageBucket.day < bindparam(f"following_{index}"),
+            *of_groups(KpiStageBucket.key_id, KpiStageBucket.bucket),
         )
         for index, span in enumerate(spans)
     ]
-    key = KEY_COLUMNS[dimension]
     counted.append(
         select(key, KpiStageTime.bucket, -func.count())
         .where(
             KpiStageTime.job_id.in_(_cancelled_jobs(by_store)),
             *_stage_times_in_period(),
             key.is_not(None),
+            *of_groups(key, KpiStageTime.bucket),
         )
         .group_by(key, KpiStageTime.bucket)
     )
     rows = union_all(*counted).subquery()
+    value = rows.c.bucket if groups else _group_in_sql(rows.c.bucket)
     return (
         # PostgreSQL sums bigints (count(*)) to numeric.
-        select(rows.c.key_id, rows.c.bucket, cast(func.sum(rows.c.count), Integer))
-        .group_by(rows.c.key_id, rows.c.bucket)
-        .order_by(rows.c.key_id, rows.c.bucket)
+        select(rows.c.key_id, value, cast(func.sum(rows.c.count), Integer))
+        .group_by(rows.c.key_id, value)
+        .order_by(rows.c.key_id, value)
     )
 
 
