@@ -130,7 +130,13 @@ def _trend_chart(board: Dashboard) -> None:
     ]
     # From 80 %, where a lab's rates live, lower only when a rate is lower.
     floor = min([80.0, *rates]) // 10 * 10
-    target_line = {"silent": True, "symbol": "none", "lineStyle": {"color": TARGET_COLOUR}}
+    target_line = {
+        "silent": True,
+        "symbol": "none",
+        "lineStyle": {"color": TARGET_COLOUR},
+        # Inside the plot: at its end the label sat on the jobs axis' numbers.
+        "label": {"position": "insideEndTop", "formatter": "target {c} %"},
+    }
     ui.echart(
         {
             "title": {
@@ -138,8 +144,8 @@ def _trend_chart(board: Dashboard) -> None:
                 "textStyle": {"fontSize": 14},
             },
             "tooltip": {"trigger": "axis"},
-            "legend": {"top": 24},
-            "grid": {"top": 60, "left": 40, "right": 40, "bottom": 30},
+            "legend": {"top": 30},  # below the title, not on it
+            "grid": {"top": 66, "left": 40, "right": 40, "bottom": 30},
             "xAxis": {"type": "category", "data": days},
             "yAxis": [
                 {"type": "value", "min": floor, "max": 100, "name": "%"},
@@ -184,8 +190,8 @@ def _bar_chart(
         {
             "title": {"text": title, "textStyle": {"fontSize": 14}},
             "tooltip": {"trigger": "axis"},
-            "legend": {"top": 24},
-            "grid": {"top": 60, "left": 50, "right": 20, "bottom": 60},
+            "legend": {"top": 30},  # below the title, not on it
+            "grid": {"top": 66, "left": 50, "right": 20, "bottom": 60},
             "xAxis": {"type": "category", "data": labels, "axisLabel": {"rotate": 30}},
             "yAxis": {"type": "value"},
             "series": [
@@ -206,7 +212,9 @@ def _pie_chart(title: str, rows: list[kpis.CountRow]) -> None:
                     "type": "pie",
                     "radius": ["35%", "65%"],
                     "top": 20,
-                    "data": [{"name": row.key, "value": row.count} for row in rows],
+                    # Causes of no job left out: their labels piled up on one spot (the
+                    # table beside lists every cause).
+                    "data": [{"name": row.key, "value": row.count} for row in rows if row.count],
                 }
             ],
         }

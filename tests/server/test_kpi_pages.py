@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.chromium import chromium, logged_in_page, screenshot
 from tests.liveserver import LiveServer
@@ -37,7 +37,7 @@ def test_dashboards_drill_down_export_and_store_scope(server: str) -> None:
         assert count > 0  # a month of history finished jobs
         expect(page.get_by_role("link", name="Statistical process control →")).to_be_visible()
         expect(page.locator("canvas").first).to_be_visible()  # the charts drew
-        screenshot(page, "kpi-lab", full_page=True)
+        _charts_drawn_screenshot(page, "kpi-lab")
         export = page.request.get(f"{server}/api/kpis/export/stores.csv?period=month")
         rows = list(csv.reader(io.StringIO(export.text().lstrip("\ufeff"))))
         assert rows[0][0] == "store" and {row[0] for row in rows[1:]} == {"NORTH", "SOUTH"}
@@ -56,10 +56,19 @@ def test_dashboards_drill_down_export_and_store_scope(server: str) -> None:
         expect(
             store.get_by_text("Cannot show these figures · store: no store SOUTH")
         ).to_be_visible()
-        store.goto(f"{server}/store/kpis?period=month")
+        store.goto(f"{server}/store/kpis?period=week")
         expect(store.get_by_text("Stations")).to_have_count(0)  # the floor is the lab's
+        _charts_drawn_screenshot(store, "kpi-store-week")
+        store.goto(f"{server}/store/kpis?period=month")
         store.get_by_role("link", name=re.compile(r"^\d+$")).first.click()
         store.wait_for_url(re.compile(r"/kpis/jobs\?"))
         stores = store.locator("table tr td:nth-child(2)").all_inner_texts()
         assert stores and set(stores) == {"NORTH"}, stores
         screenshot(store, "kpi-store-drill")
+
+
+def _charts_drawn_screenshot(page: Page, name: str) -> None:
+    """A whole dashboard once its charts have drawn: ECharts animates their first drawing for a
+    second (a screenshot at once caught bars half grown)."""
+    page.wait_for_timeout(1500)
+    screenshot(page, name, full_page=True)
