@@ -71,6 +71,7 @@ TABLES = {
     "stage_event",
     "kpi_stage_time",
     "kpi_job_day",
+    "kpi_stage_bucket",
     "inspection",
     "inspection_check",
     "breakage",
