@@ -6,7 +6,9 @@ one job number, in a Code 128 and a DataMatrix: one confirmed read of either is 
 1. zxing-cpp's linear readers on the whole frame, rows and columns;
 2. the strongest 1D region `locate` finds, cut out upright (perspective undone), by zxing-cpp
    and ZBar;
-3. zxing-cpp's DataMatrix (2D) detector on the whole frame, without its rotated passes;
+3. zxing-cpp's DataMatrix (2D) detector on the whole frame, without its rotated passes, which
+   finds a symbol at one quarter turn of the frame only: on the frame turned by the quarter
+   turns likeliest to hold the ticket's DataMatrix that way up (`_likely_turns`);
 4. the other regions `locate` finds, cut out and decoded as in 2;
 5. the two strongest regions still unread, the more bar-like first (`locate.bar_likeness`),
    as column-averaged scanline profiles, one over the full bar height, one per horizontal
@@ -15,7 +17,8 @@ one job number, in a Code 128 and a DataMatrix: one confirmed read of either is 
    with a blurred model of the code (`profile.fit_profiles`), then given to zxing-cpp and
    ZBar; the first of the two is fitted once more, cut out again (`locate.straighten`) where
    its bars turn out slanted or run on past its ends;
-6. the 2D detector again with its rotated passes (three times the cost of 3);
+6. the 2D detector on the quarter turns 3 did not try (where 3 did not run, its rotated
+   passes, which try all four);
 7. the first region's profiles of 5 fitted for heavy motion blur (`profile.HEAVY_BLURS`): only
    a frame where the fit of 5 decoded a code whole and nothing was read pays for it.
 
@@ -116,6 +119,8 @@ class _Vote:
 
 
 THOROUGH_REGIONS = 2  # regions (strongest first) whose profiles are decoded
+QUARTER_TURNS = (0, 90, 180, 270)  # clockwise, degrees
+BAR_LIKE = 0.7  # `bar_likeness` of a region taken for a code's bars when turning the 2D pass
 
 
 class BarcodeDecoder:
@@ -162,9 +167,20 @@ class BarcodeDecoder:
         # three of them costs more than this pass, which reads a quarter of those tickets.
         # Where a 1D search located nothing (blank paper, no ticket in view), the rotated pass
         # runs next in any case, and its search includes the upright one: this would repeat it.
-        located = bool(unread) or not self._linear
-        if self._zxing_matrix and not self.all_codes and located and not _has_confirmed(votes):
-            votes += self._zxing(gray, "zxing", np.eye(3), self._zxing_matrix)
+        # zxing-cpp's detector without `try_rotate` finds a DataMatrix from one side only, so
+        # at one of four quarter turns of the image: the turns that set the strongest region's
+        # bars upright or upside down (a ticket's DataMatrix is printed square to its Code 128;
+        # which of the two is unknown) go first, each an upright pass on the turned image.
+        turns: tuple[int, ...] = ()
+        if self._zxing_matrix and not self.all_codes and not _has_confirmed(votes):
+            if unread:
+                turns = _likely_turns(unread[0])
+            elif not self._linear:  # no 1D search, so no hint
+                turns = (0,)
+        for turn in turns:
+            if _has_confirmed(votes):
+                break
+            votes += self._zxing_turned(gray, turn)
         self._read_crops(regions, votes, unread)
         # The profile fits are the costly part; the regions past the strongest few are mostly
         # text and ticket edges (it bounds the time a frame without a readable code costs).
@@ -187,7 +203,13 @@ class BarcodeDecoder:
                 votes += _standalone(found)
                 fitted |= whole
         if self._zxing_matrix and not self._done(votes):
-            votes += self._zxing(gray, "zxing", np.eye(3), self._zxing_matrix, try_rotate=True)
+            if turns:  # the rotated pass reads what the four turns do, at the cost of four
+                for turn in (turn for turn in QUARTER_TURNS if turn not in turns):
+                    if _has_confirmed(votes):
+                        break
+                    votes += self._zxing_turned(gray, turn)
+            else:
+                votes += self._zxing(gray, "zxing", np.eye(3), self._zxing_matrix, try_rotate=True)
         if fitted and not _has_confirmed(votes):
             # A code the usual fits decoded whole but could not settle is most often blurred
             # past what they model: only such frames pay for the heavy motion blur fit.
@@ -293,6 +315,19 @@ class BarcodeDecoder:
             )
         return votes
 
+    def _zxing_turned(self, gray: np.ndarray, turn: int) -> list[_Vote]:
+        """The upright 2D pass on `gray` turned clockwise by `turn` degrees."""
+        if not turn:
+            return self._zxing(gray, "zxing", np.eye(3), self._zxing_matrix)
+        height, width = gray.shape[:2]
+        rotation, to_image = {
+            90: (cv2.ROTATE_90_CLOCKWISE, [[0, 1, 0], [-1, 0, height - 1], [0, 0, 1]]),
+            180: (cv2.ROTATE_180, [[-1, 0, width - 1], [0, -1, height - 1], [0, 0, 1]]),
+            270: (cv2.ROTATE_90_COUNTERCLOCKWISE, [[0, -1, width - 1], [1, 0, 0], [0, 0, 1]]),
+        }[turn]
+        turned = cv2.rotate(gray, rotation)
+        return self._zxing(turned, f"zxing/turn{turn}", np.float64(to_image), self._zxing_matrix)
+
     def _zbar(self, image: np.ndarray, name: str, region: Region) -> list[_Vote]:
         return [
             _Vote(
@@ -305,6 +340,20 @@ class BarcodeDecoder:
             for found in pyzbar.decode(image, symbols=self._zbar_linear)
             if found.type in _FROM_ZBAR
         ]
+
+
+def _likely_turns(region: Region) -> tuple[int, ...]:
+    """The quarter turns (clockwise, degrees) at which the 2D pass most likely finds a ticket's
+    DataMatrix, given its strongest 1D region. Where that region has bars (`BAR_LIKE`), it is
+    most often the Code 128, printed square to the DataMatrix: the two turns that bring its
+    bars nearest upright, either way up (unturned first). Otherwise it is most often lines of
+    print, which lie across the ticket as often as along it: no turn, as tickets are mostly
+    shown about upright."""
+    if bar_likeness(region) < BAR_LIKE:
+        return (0,)
+    start, end = to_image_points([(0, 0), (1, 0)], region.to_image)
+    across = np.degrees(np.arctan2(end[1] - start[1], end[0] - start[0])) % 180
+    return (90, 270) if 45 <= across < 135 else (0, 180)
 
 
 def _standalone(votes: Sequence[_Vote]) -> list[_Vote]:

@@ -1,12 +1,13 @@
 """Cameras read what the job tickets carry: a Code 128 and a DataMatrix of the job number."""
 
 from functools import cache
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
-from drivers.camera import TICKET_SYMBOLOGIES, BarcodeDecoder, CameraSettings, Symbology
+from drivers.camera import TICKET_SYMBOLOGIES, BarcodeDecoder, CameraSettings, Symbology, decode
 from drivers.camera.locate import Region, bar_likeness
 from drivers.camera.synth import PAPER, Level, dataset, render_ticket
 from station.settings import CameraInput, VirtualCameraInput
@@ -28,13 +29,18 @@ def test_the_default_formats_are_what_the_tickets_carry() -> None:
     assert virtual.camera_settings().symbologies == TICKET_SYMBOLOGIES
 
 
-def turned_ticket(job: str, angle: float, *, hide_code128: bool, seed: int = 0) -> np.ndarray:
+def turned_ticket(
+    job: str, angle: float, *, hide_code128: bool, tear_code128: bool = False, seed: int = 0
+) -> np.ndarray:
     """A ticket with both codes turned by `angle` on a grey desk, a little blurred and noisy;
-    with `hide_code128` the Code 128 is torn off (painted over with paper)."""
+    with `hide_code128` the Code 128 is torn off (painted over with paper), with `tear_code128`
+    a strip across its middle (the bars either side are left, unreadable)."""
     rng = np.random.default_rng(seed)
     ticket = render_ticket(job, rng, matrix=True)
     if hide_code128:
         ticket[:, :500] = PAPER
+    if tear_code128:
+        ticket[:, 200:260] = PAPER
     ticket = cv2.resize(ticket, None, fx=1.3, fy=1.3, interpolation=cv2.INTER_LINEAR)
     desk = np.full((720, 1280), 110, np.uint8)
     h, w = ticket.shape
@@ -54,6 +60,30 @@ def test_a_turned_ticket_reads_by_its_datamatrix(angle: float) -> None:
     assert found == [(Symbology.DATAMATRIX, job)]
     # A decoder for Code 128 alone finds nothing there: the read is the DataMatrix's.
     assert BarcodeDecoder([Symbology.CODE128]).decode(image).codes == []
+
+
+@pytest.mark.parametrize(("angle", "turns"), [(10, {0}), (100, {90, 270}), (170, {180})])
+def test_a_datamatrix_is_read_at_the_turn_of_its_ticket_code128_before_any_fit(
+    angle: float, turns: set[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ticket's DataMatrix is square to its Code 128: where the Code 128 is located but does
+    not read, the 2D pass on the frame turned to set its bars upright reads the DataMatrix, so
+    no costly profile fit runs."""
+    fits: list[object] = []
+
+    class CountedFit(decode.ProfileFit):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            fits.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(decode, "ProfileFit", CountedFit)
+    job = "J20241203"
+    image = turned_ticket(job, angle, hide_code128=False, tear_code128=True)
+    codes = BarcodeDecoder().decode(image).codes
+    assert [(code.symbology, code.text) for code in codes] == [(Symbology.DATAMATRIX, job)]
+    names = {f"zxing/turn{turn}" if turn else "zxing" for turn in turns}
+    assert set(codes[0].decoders) <= names
+    assert fits == []
 
 
 @pytest.mark.parametrize("angle", [37, 145])
