@@ -483,7 +483,7 @@ def _minutes(seconds: float | None) -> float | None:
     return None if seconds is None else float(seconds) / 60
 
 
-# Value buckets of a duration (KpiStageTime.bucket): counted per day and month by
+# Value buckets of a duration (KpiStageTime.bucket): counted per day, week and month by
 # KpiStageBucket, so a percentile's rank is placed in its bucket from a few thousand counts and
 # only that bucket's durations are read. 64 per doubling: a bucket is 1/64 to 1/128 of its
 # values wide, which keeps both the counts (a few hundred buckets per key) and a bucket's

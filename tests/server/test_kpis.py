@@ -4,7 +4,8 @@ spans two periods; then the API's scoping, bad parameters and exports."""
 
 import csv
 import io
-from datetime import datetime, timedelta
+import random
+from datetime import date, datetime, timedelta
 
 import httpx
 import pytest
@@ -14,8 +15,8 @@ from sqlalchemy import select, update
 from server.domain import breakage, changes, kpis
 from server.domain.kpis import DrillKind, DrillQuery, KpiQuery, Ratio
 from server.domain.lab_time import lab_zone
-from server.models import Breakage, EventAction, Job, utcnow
-from tests.server.conftest import Floor, Lab
+from server.models import Breakage, EventAction, Job, KpiSpan, utcnow
+from tests.server.conftest import Floor, Lab, span_firsts
 from tests.server.test_inspection import FAILED, ON_SPEC
 
 WORK = timedelta(minutes=10)  # every start to complete, unless a test says otherwise
@@ -229,3 +230,24 @@ async def test_store_scope_drill_down_and_exports_over_http(
     workbook = load_workbook(io.BytesIO(sheet.content))
     table = list(workbook.active.iter_rows(values_only=True))  # type: ignore[union-attr]
     assert table[0][0] == "stage" and table[5][:2] == ("Edging", 0)
+
+
+def test_a_periods_count_rows_cover_each_of_its_days_once() -> None:
+    """Any run of days, read from month, week and day rows (`kpis._spans`): each row read is
+    one whose first day its span gives, and the days they count are the period's, each once."""
+    rng = random.Random(16)
+    kinds: set[KpiSpan] = set()
+    for _ in range(300):
+        first = date(2026, 1, 1) + timedelta(days=rng.randrange(400))
+        last = first + timedelta(days=rng.randrange(kpis.MAX_CUSTOM_DAYS))
+        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        counted = []
+        for span, span_first, following in kpis._spans(first, last):
+            kinds.add(span)
+            # The days of a row of this span: those whose own row of that span it is.
+            calendar = [span_first + timedelta(days=n) for n in range(-31, 400)]
+            counted += [
+                day for day in calendar if span_first <= dict(span_firsts(day))[span] < following
+            ]
+        assert sorted(counted) == days, (first, last)
+    assert kinds == set(KpiSpan)
