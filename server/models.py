@@ -1151,8 +1151,8 @@ class KpiStageBucket(Base):
     every recorded time (`kpis.record_stage_times`), so a period's counts are a few thousand
     rows whatever its length (a week's day rows were 25k at 1 M jobs: queue times spread over
     most buckets every day), and only the durations of the buckets a percentile's rank falls
-    in are read.
-    Cancelled jobs stay counted; the dashboards take their few rows back out as they read."""
+    in are read. Cancelled jobs stay counted; the dashboards take their few rows back out as
+    they read."""
 
     __tablename__ = "kpi_stage_bucket"
     __table_args__ = ({"sqlite_with_rowid": False},)  # the rows in key order: a range read

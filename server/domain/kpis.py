@@ -550,9 +550,8 @@ def _percentiles(
         "start": period.start,
         "end": period.end,
     }
-    for index, (_span, first, following) in enumerate(spans):
-        params |= {f"first_{index}": first, f"following_{index}": following}
-    kinds = tuple(span for span, _first, _following in spans)
+    kinds, bounds = _span_bounds(spans)
+    params |= bounds
     samples: dict[int, int] = {}
     found: dict[tuple[int, int], float | None] = {}
     groups: dict[int, list[tuple[int, int]]] = {}  # key -> (group, count) in group order
@@ -654,7 +653,8 @@ GROUP_STRIDE = 4096
 assert _group(SUB_BUCKETS * (TOP_OCTAVE - 5)) < GROUP_STRIDE + NEGATIVE_BUCKET
 
 
-def _pair(key_id: int, group: int) -> int:
+def _pair(key_id: Any, group: Any) -> Any:
+    """(key, group) as one number, here or in SQL (a key id cast to a bigint there)."""
     return key_id * GROUP_STRIDE + group
 
 
@@ -682,7 +682,7 @@ def _bucket_counts(
     def of_groups(key_id: Any, value_bucket: ColumnElement[int]) -> list[ColumnElement[bool]]:
         # One number per pair: PostgreSQL tests it in a hash of the list, where a pair of
         # columns turned into an OR per pair (and a bitmap scan per key).
-        pair = cast(key_id, BigInteger) * GROUP_STRIDE + _group_in_sql(value_bucket)
+        pair = _pair(cast(key_id, BigInteger), _group_in_sql(value_bucket))
         return [pair.in_(bindparam("groups", expanding=True))] if groups else []
 
     counted: list[Select[Any]] = [
@@ -784,6 +784,16 @@ def _spans(first: date, last: date) -> list[Span]:
         *_week_spans(first, months_from),
         *_week_spans(months_to, following),
     ]
+
+
+def _span_bounds(spans: list[Span]) -> tuple[tuple[KpiSpan, ...], dict[str, date]]:
+    """The spans' kinds, which shape a count statement, and their days bound by name as it
+    reads them: first_N and following_N."""
+    kinds = tuple(span for span, _first, _following in spans)
+    bounds: dict[str, date] = {}
+    for index, (_span, first, following) in enumerate(spans):
+        bounds |= {f"first_{index}": first, f"following_{index}": following}
+    return kinds, bounds
 
 
 def _week_spans(first: date, following: date) -> list[Span]:
@@ -945,10 +955,13 @@ def _local_day(moment: Any, offset: Any, dialect: str, span: KpiSpan) -> Any:
     """The first day of the lab-local span (day, ISO week, month) of a UTC time, `offset`
     seconds from UTC."""
     if dialect == "sqlite":
-        # 'weekday 1': forward to a Monday, unless on one.
-        to_first = {KpiSpan.day: [], KpiSpan.week: ["-6 days", "weekday 1"]}
+        to_first = {
+            KpiSpan.day: [],
+            KpiSpan.week: ["-6 days", "weekday 1"],  # 'weekday 1': on to a Monday, unless on one
+            KpiSpan.month: ["start of month"],
+        }
         shifted = [moment, func.printf("%+d seconds", offset)]
-        return func.date(*shifted, *to_first.get(span, ["start of month"]))
+        return func.date(*shifted, *to_first[span])
     local = moment + offset * literal_column("INTERVAL '1 second'", Interval)
     return cast(local if span == KpiSpan.day else func.date_trunc(span.value, local), Date)
 
@@ -1227,11 +1240,9 @@ def _job_counts(
     column of it: day, store_id or key) or in all; groups that counted nothing (rows gone
     back to 0) are left out. The lab's figures are its stores' rows added up."""
     _add_back(session)  # a write session's own changes read as counted
-    params: dict[str, Any] = {"lab_id": scope.lab_id, "store_id": scope.store_id or 0}
-    for index, (_span, first, following) in enumerate(spans):
-        params |= {f"first_{index}": first, f"following_{index}": following}
-    by_store = scope.store_id is not None
-    statement = _job_counts_select(dimension, by_store, tuple(span[0] for span in spans), group)
+    kinds, bounds = _span_bounds(spans)
+    params = {"lab_id": scope.lab_id, "store_id": scope.store_id or 0} | bounds
+    statement = _job_counts_select(dimension, scope.store_id is not None, kinds, group)
     return list(session.execute(statement, params).all())
 
 
