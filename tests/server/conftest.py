@@ -317,10 +317,14 @@ class MigratedLab:
     context: ServerContext
     lab_id: int
 
-    def downgrade_and_upgrade(self, revision: str) -> None:
-        """Down to `revision`, then up to head again: the backfill under test runs."""
+    def downgrade(self, revision: str) -> None:
+        """Down to `revision`, its connections closed first."""
         self.context.db.dispose()
         migrate.downgrade(self.url, revision)
+
+    def downgrade_and_upgrade(self, revision: str) -> None:
+        """Down to `revision`, then up to head again: the backfill under test runs."""
+        self.downgrade(revision)
         migrate.upgrade(self.url)
 
 

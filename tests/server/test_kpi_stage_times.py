@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import migrate
 from server.db import Database
 from server.domain import changes, kpis
 from server.domain.bulk_seed import bulk_seed
@@ -421,8 +420,7 @@ def test_migration_0030_goes_down_to_the_day_and_month_rows(migrated_lab: Migrat
         }
     assert {key[4] for key in counted} == set(KpiSpan)
     assert kept_jobs
-    migrated_lab.context.db.dispose()
-    migrate.downgrade(migrated_lab.url, "0029")
+    migrated_lab.downgrade("0029")
     with closing(sqlite3.connect(migrated_lab.url.removeprefix("sqlite:///"))) as connection:
         buckets = connection.execute(
             "SELECT lab_id, store_id, action, dimension, whole_month, day, key_id, bucket, count"
