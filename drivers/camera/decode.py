@@ -177,10 +177,7 @@ class BarcodeDecoder:
                 turns = _likely_turns(unread[0])
             elif not self._linear:  # no 1D search, so no hint
                 turns = (0,)
-        for turn in turns:
-            if _has_confirmed(votes):
-                break
-            votes += self._zxing_turned(gray, turn)
+        self._read_turned(gray, turns, votes)
         self._read_crops(regions, votes, unread)
         # The profile fits are the costly part; the regions past the strongest few are mostly
         # text and ticket edges (it bounds the time a frame without a readable code costs).
@@ -204,10 +201,8 @@ class BarcodeDecoder:
                 fitted |= whole
         if self._zxing_matrix and not self._done(votes):
             if turns:  # the rotated pass reads what the four turns do, at the cost of four
-                for turn in (turn for turn in QUARTER_TURNS if turn not in turns):
-                    if _has_confirmed(votes):
-                        break
-                    votes += self._zxing_turned(gray, turn)
+                others = [turn for turn in QUARTER_TURNS if turn not in turns]
+                self._read_turned(gray, others, votes)
             else:
                 votes += self._zxing(gray, "zxing", np.eye(3), self._zxing_matrix, try_rotate=True)
         if fitted and not _has_confirmed(votes):
@@ -314,6 +309,14 @@ class BarcodeDecoder:
                 )
             )
         return votes
+
+    def _read_turned(self, gray: np.ndarray, turns: Sequence[int], votes: list[_Vote]) -> None:
+        """The upright 2D pass at each of `turns` in order into `votes`, until a code is
+        confirmed."""
+        for turn in turns:
+            if _has_confirmed(votes):
+                break
+            votes += self._zxing_turned(gray, turn)
 
     def _zxing_turned(self, gray: np.ndarray, turn: int) -> list[_Vote]:
         """The upright 2D pass on `gray` turned clockwise by `turn` degrees."""

@@ -203,11 +203,19 @@ def _percentiles(values: np.ndarray, percents: tuple[float, ...]) -> np.ndarray:
     """`np.percentile(values, percents)` of a 1D float64 array, to the last bit, at half its
     cost: a partition around the ranks needed instead of numpy's general machinery, whose
     overhead dominates on a region's few thousand pixels."""
-    ranks = np.array(percents, np.float64) / 100 * (len(values) - 1)
-    low = ranks.astype(np.intp)
-    high = np.minimum(low + 1, len(values) - 1)
+    low, high, between = _ranks(np.array(percents, np.float64), len(values))
     part = np.partition(values, np.union1d(low, high))
-    return _lerp(part[low], part[high], ranks - low)
+    return _lerp(part[low], part[high], between)
+
+
+def _ranks(
+    percents: np.ndarray, sizes: int | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """numpy's percentile positions among `sizes` ordered values (a size per row, or one):
+    the indexes either side and how far between them (for `_lerp`)."""
+    ranks = percents / 100 * (sizes - 1)
+    low = ranks.astype(np.intp)
+    return low, np.minimum(low + 1, sizes - 1), ranks - low
 
 
 def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -302,12 +310,9 @@ def _edge_lines(
     if len(filled) < 2:
         v_top, v_bottom = _percentiles(v, (2, 98))
         return (float(v_top), 0.0), (float(v_bottom), 0.0)
-    sizes = counts[filled, None]
-    ranks = np.array([[3.0, 97.0]]) / 100 * (sizes - 1)
-    low = ranks.astype(np.intp)
-    high = np.minimum(low + 1, sizes - 1)
+    low, high, between = _ranks(np.array([[3.0, 97.0]]), counts[filled, None])
     first = (np.cumsum(counts) - counts)[filled, None]
-    v_top, v_bottom = _lerp(ordered[first + low], ordered[first + high], ranks - low).T
+    v_top, v_bottom = _lerp(ordered[first + low], ordered[first + high], between).T
     pad = 0.1 * (v_bottom - v_top)
     centres = (slices[filled] + slices[filled + 1]) / 2
     tops, bottoms = v_top + pad, v_bottom - pad
