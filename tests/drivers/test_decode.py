@@ -9,7 +9,7 @@ import pytest
 import zxingcpp
 
 from drivers.camera import BarcodeDecoder, Symbology
-from drivers.camera.locate import Region, straighten
+from drivers.camera.locate import Region, _sample, straighten
 from drivers.camera.synth import Level, _motion_kernel, frame, render_ticket
 from lenstrack.cli import main
 
@@ -223,3 +223,19 @@ def test_straighten_widens_a_region_that_cuts_the_code_short() -> None:
     # The crop is the image where its homography says.
     left = round(wider.corners[0, 0])
     assert np.array_equal(wider.crop[:, 30 - left : 120 - left], image[10:50, 30:120])
+
+
+def test_a_crop_spaces_the_bars_evenly_where_its_quad_converges() -> None:
+    """The locator's top and bottom edges are the reach of a blurred code's pixels, and may
+    converge where the code's do not: the crop still spaces its columns evenly along the code
+    (the homography through the same corners would narrow the bars towards the converging end
+    by half and more, past what the profile fit considers)."""
+    row = np.where(np.arange(640) % 8 < 4, 40.0, 220.0).astype(np.float32)  # 4 px bars, 8 px apart
+    image = np.repeat(row[None, :], 200, axis=0)
+    quad = np.float32([[36, 40], [596, 80], [596, 120], [36, 160]])  # left side 120 px, right 40
+    width, height = 560, 40
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    profile = _sample(image, quad, (width, height), xs, ys).astype(np.float32).mean(axis=0)
+    falling = np.nonzero((profile[:-1] >= 130) & (profile[1:] < 130))[0]  # each bar's left edge
+    assert len(falling) == 70
+    assert np.ptp(np.diff(falling)) <= 1  # 8 px apart all along, give or take a pixel's rounding
