@@ -83,9 +83,6 @@ Point = tuple[float, float]
 # still gives straight scanlines, and each band is a vote of its own; then one per half,
 # which a dim, noisy code that no third reads may still confirm (tried only while unread).
 BANDS = (3, 2)
-# A straightened region's retry (fit only) uses the full height and the halves: the thirds
-# add a few reads at a third more cost on the frames that cost most.
-RETRY_BANDS = (2,)
 PROFILE_ROWS = 24  # rows a profile is repeated to, for decoders that want an image
 # Unsharp masks (Gaussian sigma in px, amount) tried on the profiles, none first.
 SHARPEN = ((0.0, 0.0), (1.0, 4.0), (2.0, 2.0), (2.0, 4.0), (3.0, 2.0))
@@ -116,6 +113,8 @@ class _Vote:
     # A decode of the image as captured by zxing-cpp, which itself accepts a linear code only
     # when two scanlines read the same text; synthesised profiles lack that guard.
     self_confirmed: bool
+    # A profile fit whose code the check character chose (`ProfileFit.settled`).
+    settled: bool = False
 
 
 THOROUGH_REGIONS = 2  # regions (strongest first) whose profiles are decoded
@@ -238,20 +237,20 @@ class BarcodeDecoder:
     ) -> tuple[list[_Vote], bool]:
         """Column-averaged scanline profiles of the upright crop: fitted with the Code 128
         model, and given to zxing-cpp and ZBar (which also read Code 39 there). A `retry` of a
-        region only fits, fewer bands (`RETRY_BANDS`); a `heavy` one fits heavy motion blur
-        only (`profile.HEAVY_BLURS`). With the votes, whether the fit decoded a profile whole
-        (`ProfileFit.whole`)."""
+        region only fits; a `heavy` one fits heavy motion blur only (`profile.HEAVY_BLURS`).
+        With the votes, whether the fit decoded a profile whole (`ProfileFit.whole`)."""
         votes: list[_Vote] = []
         crop = region.crop.astype(np.float32)
         profiles, names = [crop.mean(axis=0)], ["full"]
-        for count in RETRY_BANDS if retry else BANDS:
+        for count in BANDS:
             for band, band_rows in enumerate(np.array_split(crop, count, axis=0), 1):
                 profiles.append(band_rows.mean(axis=0))
                 names.append(f"band{band}of{count}")
         fit = ProfileFit(profiles if Symbology.CODE128 in self._linear else [], heavy=heavy)
         for index, text in fit:
+            name = f"fit/{names[index]}"
             votes.append(
-                _Vote(text, Symbology.CODE128, region.corners, f"fit/{names[index]}", False)
+                _Vote(text, Symbology.CODE128, region.corners, name, False, index in fit.settled)
             )
             if _has_confirmed(votes):
                 return votes, fit.whole
@@ -372,14 +371,17 @@ def _is_confirmed(votes: Sequence[_Vote]) -> bool:
     2D codes carry Reed–Solomon error correction: one decode is enough. Code 128 has a
     mandatory check character: one decode that zxing confirmed over two scanlines is enough.
     Code 39 has no mandatory check, and synthesised scanlines can be wrong in a correlated way,
-    so otherwise two different decodes (decoder or band) must agree.
+    so otherwise two different decodes (decoder or band) must agree, one of them not settled by
+    the check: a fit the check settled has used the check to choose its code, and two bands of
+    one code cut short by glare were settled alike into a wrong code (1 of 1,267 hard frames),
+    two of a blank ticket's text into a code (1 of 58 blank frames among 600 normal ones).
     """
     symbology = votes[0].symbology
     if symbology not in LINEAR:
         return True
     if symbology is Symbology.CODE128 and any(v.self_confirmed for v in votes):
         return True
-    return len({v.decoder for v in votes}) >= 2
+    return len({v.decoder for v in votes}) >= 2 and not all(v.settled for v in votes)
 
 
 def _has_confirmed(votes: Sequence[_Vote]) -> bool:

@@ -250,13 +250,16 @@ class ProfileFit:
     best-fitting complete decode of a profile counts: a worse-fitting hypothesis that happens
     to pass the check is how misreads are made. `heavy` fits motion blur on a grid placed for it
     (`HEAVY_BLURS`) instead of the usual blurs, from the first outer edges only, settled with
-    `HEAVY_CHECK_MARGIN`.
+    `HEAVY_CHECK_MARGIN`. `settled` holds the indices of the profiles whose text the check
+    settled (`_check_settled`): their best decode failed the check, and the check chose the
+    code, so it no longer vouches for it.
     """
 
     def __init__(self, profiles: Sequence[np.ndarray], *, heavy: bool = False) -> None:
         self.profiles = profiles
         self.heavy = heavy
         self.whole = False
+        self.settled: set[int] = set()
 
     def __iter__(self) -> Iterator[tuple[int, str]]:
         profiles, heavy = self.profiles, self.heavy
@@ -303,6 +306,9 @@ class ProfileFit:
                 self.whole |= bool(decodes)
                 text = _unambiguous(_check_settled(decodes, margin))
                 if text is not None:
+                    (_, best, _), _ = max(decodes, key=lambda decoded: decoded[0][0])
+                    if not _checked(best):
+                        self.settled.add(index)
                     yield index, text
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import zxingcpp
 
-from drivers.camera import BarcodeDecoder, Symbology
+from drivers.camera import BarcodeDecoder, Symbology, decode
 from drivers.camera.locate import Region, _sample, straighten
 from drivers.camera.synth import Level, _motion_kernel, frame, render_ticket
 from lenstrack.cli import main
@@ -239,3 +239,18 @@ def test_a_crop_spaces_the_bars_evenly_where_its_quad_converges() -> None:
     falling = np.nonzero((profile[:-1] >= 130) & (profile[1:] < 130))[0]  # each bar's left edge
     assert len(falling) == 70
     assert np.ptp(np.diff(falling)) <= 1  # 8 px apart all along, give or take a pixel's rounding
+
+
+def test_profile_fits_the_check_settled_do_not_confirm_each_other() -> None:
+    """A fit the check settled used the check character to choose its code: two such fits of
+    one code's profiles (settled alike where glare cut the code short) confirm nothing; one
+    fit that needed no settling, or two of them, do."""
+    corners = np.zeros((4, 2), np.float32)
+
+    def vote(decoder: str, *, settled: bool) -> decode._Vote:
+        return decode._Vote("J1", Symbology.CODE128, corners, decoder, False, settled)
+
+    settled = [vote("fit/band1of3", settled=True), vote("fit/band3of3", settled=True)]
+    assert not decode._is_confirmed(settled)
+    assert decode._is_confirmed([settled[0], vote("fit/full", settled=False)])
+    assert decode._is_confirmed([vote(name, settled=False) for name in ("fit/full", "zbar/full")])
