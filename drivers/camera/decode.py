@@ -4,8 +4,8 @@ Stages, cheapest first, each run only while the frame has no confirmed code (a t
 one job number, in a Code 128 and a DataMatrix: one confirmed read of either is the answer):
 
 1. zxing-cpp's linear readers on the whole frame, rows and columns;
-2. the strongest 1D region `locate` finds, cut out upright (perspective undone), by zxing-cpp
-   and ZBar;
+2. the strongest 1D region `locate` finds, cut out with its bars upright, by zxing-cpp and
+   ZBar;
 3. zxing-cpp's DataMatrix (2D) detector on the whole frame, without its rotated passes, which
    finds a symbol at one quarter turn of the frame only: on the frame turned by the quarter
    turns likeliest to hold the ticket's DataMatrix that way up (`_likely_turns`);

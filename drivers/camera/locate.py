@@ -40,7 +40,10 @@ class Region:
     """A candidate barcode: `crop` has the bars vertical; `corners` are in image coordinates."""
 
     crop: np.ndarray
-    to_image: np.ndarray  # 3×3 homography from crop to image pixels
+    # 3×3 homography from crop to image pixels, exact at the crop's corners: where codes are
+    # and which way they turn. The pixels inside are sampled bilinearly between the corners
+    # (`_sample`), which a homography cannot say.
+    to_image: np.ndarray
     strength: float
 
     @property
@@ -243,8 +246,9 @@ def _rectify(
     """Cut the code out with its bars vertical and its ends level, a quiet-zone margin each side.
 
     Under perspective a code is a quadrilateral: its bars converge and its top and bottom edges
-    slant. The crop maps that quadrilateral onto a rectangle (a homography), so every column
-    holds one bar along its whole height and every row crosses every bar. The bar directions
+    slant. The crop maps that quadrilateral onto a rectangle (bilinearly, `_sample`), so every
+    column holds one bar along its whole height and every row crosses every bar; the region's
+    `to_image` is the homography through the same corners. The bar directions
     come from the structure tensor at either end of the code, the edges from how far its pixels
     reach along the bars.
     """
