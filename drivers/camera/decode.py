@@ -249,9 +249,8 @@ class BarcodeDecoder:
         fit = ProfileFit(profiles if Symbology.CODE128 in self._linear else [], heavy=heavy)
         for index, text in fit:
             name = f"fit/{names[index]}"
-            votes.append(
-                _Vote(text, Symbology.CODE128, region.corners, name, False, index in fit.settled)
-            )
+            settled = index in fit.settled
+            votes.append(_Vote(text, Symbology.CODE128, region.corners, name, False, settled))
             if _has_confirmed(votes):
                 return votes, fit.whole
         if retry or heavy:
