@@ -150,9 +150,8 @@ def test_heavy_motion_blur_is_read() -> None:
 
 
 def test_a_forged_check_under_heavy_motion_is_not_confirmed_by_the_heavy_fit() -> None:
-    # The heavy blur fit settles checks more loosely (HEAVY_CHECK_MARGIN): a code whose check
-    # character is another code's must still not read the same in two profiles, which is what
-    # the decoder needs to report it.
+    # The heavy blur fit packs codes close: a code whose check character is another code's must
+    # still not read the same in two profiles, which is what the decoder needs to report it.
     right, other = code_modules("J40017106"), code_modules("J40017107")
     forged = right.copy()
     forged[-24:-13] = other[-24:-13]

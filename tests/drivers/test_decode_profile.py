@@ -8,12 +8,14 @@ import zxingcpp
 from drivers.camera import BarcodeDecoder, Symbology
 from drivers.camera.profile import (
     AMBIGUITY,
+    CHECK_LOSS,
     CHECK_MARGIN,
+    MIN_CODE_FIT,
     PATTERNS,
-    RIVAL_MARGIN,
     _checked,
     _checked_decodes,
     _clear,
+    _code_fit,
     _settled,
     _unambiguous,
     fit_profile,
@@ -178,8 +180,14 @@ def test_the_check_settles_a_character_the_blur_hid() -> None:
     assert greedy != right and not _checked(greedy)
     rivals = _checked_decodes(slots, 104)
     assert rivals[0] == right and all(_checked(values) for values in rivals)
-    fits = [(summed(slots, values), values) for values in rivals]
-    assert _settled(summed(slots, greedy), fits) == right
+    # The checked decodes are judged by their fit as whole codes (`_code_fit`).
+    fits = [(3.0 if values == right else 2.5, values) for values in rivals]
+    assert _settled(3.1, fits) == right
+    # Not when the best checked code explains the profile much worse than the failed decode,
+    # nor when it explains too little of it to be a code at all.
+    assert _settled(3.0 + CHECK_LOSS + 0.05, fits) is None
+    faint = [(fit - 3.0 + MIN_CODE_FIT - 0.1, values) for fit, values in fits]
+    assert _settled(MIN_CODE_FIT - 0.1, faint) is None
 
 
 def test_two_checked_decodes_too_close_to_call_are_refused() -> None:
@@ -194,21 +202,62 @@ def test_two_checked_decodes_too_close_to_call_are_refused() -> None:
     assert not _checked(greedy)
     rivals = _checked_decodes(slots, 104)
     assert rivals[:2] in ([right, other], [other, right])
-    fits = [(summed(slots, values), values) for values in rivals]
-    assert _settled(summed(slots, greedy), fits) is None
-    # Nor does either count when it is the best decode and passes the check itself.
-    assert not _clear(fits[0][0], fits[0][1], fits, RIVAL_MARGIN)
+    fits = [(3.0, right), (3.0 - CHECK_MARGIN / 2, other)]
+    assert _settled(3.0, fits) is None
+    # A checked best decode counts only if no other checked one explains the profile better.
+    assert _clear(3.0, right, fits, 0.0) and not _clear(fits[1][0], other, fits, 0.0)
     # Apart by the margin, the better one is read.
-    apart = fits[0][0] - CHECK_MARGIN
-    assert _settled(summed(slots, greedy), [fits[0], (apart, other)]) == fits[0][1]
+    assert _settled(3.0, [(3.0, right), (2.99 - CHECK_MARGIN, other)]) == right
 
 
 def test_a_settled_decode_must_read_as_a_job_number() -> None:
     slash = [104, 15, (104 + 15) % 103, 106]  # "/" in code set B, its check, stop
     assert _checked(slash)
-    assert _settled(1.0, [(1.0, slash)]) is None
+    assert _settled(3.0, [(3.0, slash)]) is None
     digits = [105, 12, 34, (105 + 12 + 2 * 34) % 103, 106]
-    assert _settled(1.0, [(1.0, digits)]) == digits
+    assert _settled(3.0, [(3.0, digits)]) == digits
+
+
+def code_values(text: str) -> list[int]:
+    """The code's symbol values, start to stop, read off its printed modules."""
+    modules = code_modules(text)
+    edges = np.flatnonzero(np.diff(modules)) + 1
+    widths = np.diff(np.concatenate([[0], edges, [len(modules)]])).tolist()
+    # Six elements per symbol, seven for the stop.
+    groups = [widths[i : i + 6] for i in range(0, len(widths) - 7, 6)] + [widths[-7:]]
+    return [PATTERNS.index("".join(map(str, group))) for group in groups]
+
+
+def glared(profile: np.ndarray) -> np.ndarray:
+    """`profile` under a glare that brightens it and flattens its contrast along the code."""
+    along = np.linspace(0.0, 1.0, len(profile), dtype=np.float32)
+    return profile * (0.6 + 0.5 * along) + 40 * along
+
+
+def test_the_whole_code_fit_tells_a_hidden_character_apart() -> None:
+    # 1.3 px modules blurred by 1.6 modules, noise as left after averaging a hard frame's code
+    # along its bars, and a glare across it.
+    right, other = code_values("J12345667"), code_values("J12345668")
+    assert right == [104, 42, 99, 12, 34, 56, 67, 65, 106] and _checked(other)
+    module = 1.3
+    for seed in range(6):
+        profile = render(code_modules("J12345667"), module, blur=1.6 * module, noise=3.0, seed=seed)
+        grid = (glared(profile), 12 * module, module, (1.6, 0.0))
+        fit = _code_fit(grid, right)
+        assert fit >= MIN_CODE_FIT
+        assert fit - _code_fit(grid, other) >= CHECK_MARGIN
+
+
+def test_the_whole_code_fit_takes_a_glare_in_its_stride() -> None:
+    # One paper level and one contrast for the code, each changing linearly along it: a glare's
+    # slope costs the right code nothing (with one level and contrast for the whole code, this
+    # glare would bring its fit from 4.5 down to 0.9).
+    values, module = code_values("75830398"), 1.5
+    profile = render(code_modules("75830398"), module, blur=1.0 * module, noise=2.0, seed=3)
+    grid = (profile, 12 * module, module, (1.0, 0.0))
+    plain = _code_fit(grid, values)
+    assert plain >= 3.0
+    assert _code_fit((glared(profile), *grid[1:]), values) >= plain - 0.05
 
 
 def test_noise() -> None:
