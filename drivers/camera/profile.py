@@ -390,17 +390,15 @@ def _code_fit(grid: Grid, values: list[int]) -> float:
         fits = _fits(profile, start, module, (blur,), context, (value,))
         if fits is None:
             return -np.inf
-        shift = float(FIT_SHIFTS[fits[1][0, 0]])
+        shifted = FIT_SHIFTS[fits[1][0, 0] : fits[1][0, 0] + 1]
+        shift = float(shifted[0])
         # The symbol's own samples: from where it starts to where the next one would.
         first = max(int(np.ceil(start + shift * module)), 0)
         end = int(np.ceil(start + (shift + len(_MODULES[value])) * module))
         own = np.arange(first, min(end, len(profile)))
         fine = _renderings((blur,), (value,), tuple(context.tolist()))[0]
-        u = (own - start) / module + _PAD - shift
         pixels.append(own)
-        coverage.append(
-            fine[np.clip(np.rint(u * FIT_RESOLUTION - 0.5).astype(np.intp), 0, len(fine) - 1)]
-        )
+        coverage.append(fine[_fine_index(own, start, module, shifted, len(fine))[0]])
         start += (11 + shift) * module
     where = np.concatenate(pixels)
     samples = profile[where].astype(np.float64)
@@ -411,6 +409,17 @@ def _code_fit(grid: Grid, values: list[int]) -> float:
     residual = samples - design @ coefficients
     centred = samples - samples.mean()
     return float(-np.log(max(residual @ residual, 1e-12) / max(centred @ centred, 1e-12)))
+
+
+def _fine_index(
+    pixels: np.ndarray, start: float, module: float, shifts: np.ndarray, length: int
+) -> np.ndarray:
+    """Where each pixel's centre falls in a rendering of `length` samples (`FIT_RESOLUTION` per
+    module, `_PAD` modules of context first) of a character starting at `start` px, under each
+    grid shift (modules): shifts × pixels."""
+    u = (pixels - start) / module + _PAD
+    index = np.rint((u[None, :] - shifts[:, None]) * FIT_RESOLUTION - 0.5).astype(np.intp)
+    return np.clip(index, 0, length - 1)
 
 
 def _context(previous: int | None, last: bool) -> np.ndarray:
@@ -653,10 +662,7 @@ def _fits(
     samples = profile[first : last + 1].astype(np.float32)
     samples -= float(samples.sum()) / samples.size
     # Sample the renderings at every pixel for every grid shift at once.
-    u = (np.arange(first, last + 1) - start) / module + _PAD
-    u = u[None, :] - FIT_SHIFTS[:, None]
-    index = np.rint(u * FIT_RESOLUTION - 0.5).astype(np.intp)
-    index = np.minimum(np.maximum(index, 0), fine.shape[1] - 1)
+    index = _fine_index(np.arange(first, last + 1), start, module, FIT_SHIFTS, fine.shape[1])
     rendered = fine[:, index]  # renderings × shifts × pixels
     # Pearson correlation without centring the renderings: the samples' mean is zero, so the
     # renderings' mean drops out of the product and only enters their variance.
