@@ -6,16 +6,24 @@ import pytest
 import zxingcpp
 
 from drivers.camera import BarcodeDecoder, Symbology
+from drivers.camera import profile as profile_fit
 from drivers.camera.profile import (
     AMBIGUITY,
+    BRIDGE_GAP,
     CHECK_LOSS,
     CHECK_MARGIN,
+    EDGE_SHARE,
     MIN_CODE_FIT,
     PATTERNS,
+    ProfileFit,
     _checked,
     _checked_decodes,
     _clear,
     _code_fit,
+    _fit_symbols,
+    _outer_edges,
+    _refit,
+    _refitted,
     _settled,
     _unambiguous,
     fit_profile,
@@ -258,6 +266,74 @@ def test_the_whole_code_fit_takes_a_glare_in_its_stride() -> None:
     plain = _code_fit(grid, values)
     assert plain >= 3.0
     assert _code_fit((glared(profile), *grid[1:]), values) >= plain - 0.05
+
+
+def test_the_refit_reads_what_the_free_gain_fit_gets_wrong() -> None:
+    # 1.3 px modules blurred by 1.4 modules under a glare: each symbol free to take its own gain
+    # and offset, the beam's best decode is wrong in every one of these profiles; with the whole
+    # code's level and contrast held fixed, the refit reads each one right.
+    module, blur = 1.3, (1.4, 0.0)
+    for text in ("J12345667", "J40017106", "75830398"):
+        values = code_values(text)
+        for seed in range(3):
+            modules = code_modules(text)
+            profile = glared(render(modules, module, blur=1.4 * module, noise=2.0, seed=seed))
+            grid = (profile, 12 * module, module, blur)
+            rough = _fit_symbols(profile, 12 * module, module, len(values), blur, -1.0)
+            assert rough is not None and rough[1] != values
+            refitted = _refit(grid, rough[1])
+            assert refitted is not None and refitted[0] == values
+            assert refitted[1] >= MIN_CODE_FIT
+            assert _refitted([(rough, grid)]) == text
+
+
+def test_a_refit_must_pass_the_check_by_itself() -> None:
+    # J12345667 with the check character of J12345668: the refit reads every symbol as printed,
+    # and the check refuses them.
+    module, blur = 1.3, (1.4, 0.0)
+    right, other = code_modules("J12345667"), code_modules("J12345668")
+    check = slice(len(right) - 13 - 11, len(right) - 13)
+    forged = right.copy()
+    forged[check] = other[check]
+    values = code_values("J12345667")
+    values[-2] = code_values("J12345668")[-2]
+    for seed in range(3):
+        profile = glared(render(forged, module, blur=1.4 * module, noise=2.0, seed=seed))
+        grid = (profile, 12 * module, module, blur)
+        rough = _fit_symbols(profile, 12 * module, module, len(values), blur, -1.0)
+        assert rough is not None
+        refitted = _refit(grid, rough[1])
+        assert refitted is not None and refitted[0] == values and not _checked(values)
+        assert _refitted([(rough, grid)]) is None
+
+
+def test_a_code_the_check_settled_is_vouched_for_when_the_refit_reads_it_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for seed in (0, 5):
+        profile = glared(render(code_modules("J12345667"), 1.3, blur=1.3**2, noise=2.0, seed=seed))
+        fit = ProfileFit([profile])
+        assert list(fit) == [(0, "J12345667")] and fit.settled == set()
+        with monkeypatch.context() as patched:  # the same fit without the refit: check-settled
+            patched.setattr(profile_fit, "_refitted", lambda decodes: None)
+            alone = ProfileFit([profile])
+            assert list(alone) == [(0, "J12345667")] and alone.settled == {0}
+
+
+def test_ends_bridged_over_a_stretch_the_glare_faded() -> None:
+    # A glare that all but clips the paper over the left third of the code: its bars there lack
+    # edges strong enough to count, which cuts the run of edges like a quiet zone.
+    module = 2.0
+    for seed in range(3):
+        profile = render(code_modules("75830398"), module, blur=0.6 * module, noise=0.5, seed=seed)
+        along = np.arange(len(profile)) / module - 12  # modules from the first bar
+        faded = 1 - 0.8 * np.exp(-((along - 35) ** 2) / (2 * 9**2))
+        profile = (225 - (225 - profile) * faded).astype(np.float32)
+        weak = _outer_edges(profile, EDGE_SHARE)
+        bridged = _outer_edges(profile, EDGE_SHARE, BRIDGE_GAP)
+        assert weak is not None and weak[0] - 12 * module > 30 * module  # 30 modules short
+        assert bridged is not None and abs(bridged[0] - 12 * module) < module
+        assert list(fit_profile(profile)) == ["75830398"]
 
 
 def test_noise() -> None:
