@@ -524,12 +524,9 @@ def _fixed_beam(grid: Grid, count: int, model: Model, noise: float) -> list[int]
             last = index == count - 1
             context = _context(values[-1] if values else None, last)
             candidates = _STARTS if not values else (STOP,) if last else _DATA
-            span = len(_MODULES[candidates[0]])
-            first = int(np.ceil(start - 0.5 * module))
-            end = min(int(start + (span + 0.5) * module), len(profile) - 1)
-            if first < 0 or end - first < span:
+            pixels = _window(len(profile), start, module, len(_MODULES[candidates[0]]))
+            if pixels is None:
                 continue
-            pixels = np.arange(first, end + 1)
             fine = _renderings((blur,), candidates, tuple(context.tolist()))
             rendered = fine[:, _fine_index(pixels, start, module, FIT_SHIFTS, fine.shape[1])]
             along = (pixels - mean) / std
@@ -784,6 +781,17 @@ def _fit_character(
     return [(candidates[i], float(FIT_SHIFTS[shifts[i]]), float(scores[i])) for i in order], scores
 
 
+def _window(length: int, start: float, module: float, span: int) -> np.ndarray | None:
+    """The pixels of a profile of `length` that a character of `span` modules (13 for the stop)
+    starting at `start` px is fitted on, half a module more either side; None where they leave
+    the profile."""
+    first = int(np.ceil(start - 0.5 * module))
+    last = min(int(start + (span + 0.5) * module), length - 1)
+    if first < 0 or last - first < span:
+        return None
+    return np.arange(first, last + 1)
+
+
 def _fits(
     profile: np.ndarray,
     start: float,
@@ -795,16 +803,14 @@ def _fits(
     """Correlation of each candidate under each blur with the samples at `start` (px), at its
     best grid shift, and that shift's index: two blurs × candidates arrays.
     """
-    span = len(_MODULES[candidates[0]])  # 13 for the stop
-    first = int(np.ceil(start - 0.5 * module))
-    last = min(int(start + (span + 0.5) * module), len(profile) - 1)
-    if first < 0 or last - first < span:
+    pixels = _window(len(profile), start, module, len(_MODULES[candidates[0]]))
+    if pixels is None:
         return None
     fine = _renderings(blurs, candidates, tuple(context.tolist()))
-    samples = profile[first : last + 1].astype(np.float32)
+    samples = profile[pixels].astype(np.float32)
     samples -= float(samples.sum()) / samples.size
     # Sample the renderings at every pixel for every grid shift at once.
-    index = _fine_index(np.arange(first, last + 1), start, module, FIT_SHIFTS, fine.shape[1])
+    index = _fine_index(pixels, start, module, FIT_SHIFTS, fine.shape[1])
     rendered = fine[:, index]  # renderings × shifts × pixels
     # Pearson correlation without centring the renderings: the samples' mean is zero, so the
     # renderings' mean drops out of the product and only enters their variance.
