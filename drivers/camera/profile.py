@@ -320,7 +320,8 @@ class ProfileFit:
             for flip, direction in plans.items():
                 # One contest per reading direction over every plan: two edge pairs that give two
                 # different codes are as ambiguous as two blurs that do.
-                decodes, grids = [], []
+                decodes: list[tuple[Fit, Grid]] = []
+                first: tuple[Grid, int] | None = None  # the best shape: the refit's rough seed
                 for ends, shapes in direction:
                     if profile_ends is not None and _near(profile_ends, ends):
                         ends = profile_ends
@@ -328,10 +329,12 @@ class ProfileFit:
                     for count, gradient, blur in shapes:
                         even = _evened(oriented, left, right, gradient)
                         start, module = _grid(left, right, count, blur)
-                        grids.append(((even, start, module, blur), count))
+                        grid = (even, start, module, blur)
+                        if first is None:
+                            first = (grid, count)
                         decoded = _fit_symbols(even, start, module, count, blur)
                         if decoded is not None:
-                            decodes.append((decoded, (even, start, module, blur)))
+                            decodes.append((decoded, grid))
                 self.whole |= bool(decodes)
                 text = _unambiguous(_check_settled(decodes))
                 if text is not None:
@@ -341,9 +344,9 @@ class ProfileFit:
                     if not _checked(best) and _refitted(decodes) != text:
                         self.settled.add(index)
                     yield index, text
-                # Rough decodes cost a whole beam each: from the full height only, the least
-                # noisy profile.
-                elif text := _refitted(decodes or _rough(grids[:1] if not index else [])):
+                # A rough decode costs a whole beam: for the full height only, the least noisy
+                # profile.
+                elif text := _refitted(decodes or _rough(None if index else first)):
                     yield index, text
 
 
@@ -358,22 +361,21 @@ def _refitted(decodes: list[tuple[Fit, Grid]]) -> str | None:
     refitted = _refit(grid, best)
     if refitted is None:
         return None
-    values, fit = refitted
-    if not _checked(values) or fit < MIN_CODE_FIT or fit < _code_fit(grid, best):
+    values, fit, started = refitted
+    if not _checked(values) or fit < MIN_CODE_FIT or fit < started:
         return None
     text = _text(values)
     return text if JOB_NUMBER.fullmatch(text or "") else None
 
 
-def _rough(grids: list[tuple[Grid, int]]) -> list[tuple[Fit, Grid]]:
-    """Decodes of `grids` (a grid and its character count) with no floor on the characters'
+def _rough(seed: tuple[Grid, int] | None) -> list[tuple[Fit, Grid]]:
+    """The decode of `seed` (a grid and its character count) with no floor on the characters'
     fits: where no hypothesis decoded whole, a start for the refit, never read as such."""
-    found = []
-    for grid, count in grids:
-        profile, start, module, blur = grid
-        if (decoded := _fit_symbols(profile, start, module, count, blur, -1.0)) is not None:
-            found.append((decoded, grid))
-    return found
+    if seed is None:
+        return []
+    (profile, start, module, blur), count = seed
+    decoded = _fit_symbols(profile, start, module, count, blur, -1.0)
+    return [] if decoded is None else [(decoded, seed[0])]
 
 
 def _near(ends: tuple[float, float], other: tuple[float, float]) -> bool:
@@ -494,11 +496,11 @@ def _code_model(grid: Grid, values: list[int]) -> tuple[Model, float, float] | N
     return (coefficients, mean, std), fit, unexplained / len(samples)
 
 
-def _refit(grid: Grid, values: list[int]) -> tuple[list[int], float] | None:
+def _refit(grid: Grid, values: list[int]) -> tuple[list[int], float, float] | None:
     """The decode read under the whole-code model of `values` (`_fixed_beam`), the model fitted
-    again to what was read, `REFIT_ROUNDS` times; with its code fit."""
+    again to what was read, `REFIT_ROUNDS` times; with its code fit and that of `values`."""
     found = _code_model(grid, values)
-    if found is None or found[1] < REFIT_FLOOR:
+    if found is None or (started := found[1]) < REFIT_FLOOR:
         return None
     decoded = values
     for _ in range(REFIT_ROUNDS):
@@ -507,7 +509,7 @@ def _refit(grid: Grid, values: list[int]) -> tuple[list[int], float] | None:
         if again is None or (found := _code_model(grid, again)) is None:
             return None
         decoded = again
-    return decoded, found[1]
+    return decoded, found[1], started
 
 
 def _fixed_beam(grid: Grid, count: int, model: Model, noise: float) -> list[int] | None:
