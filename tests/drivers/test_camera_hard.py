@@ -16,7 +16,7 @@ from drivers.camera.locate import (
 )
 from drivers.camera.profile import ProfileFit, fit_profile
 from tests.drivers.test_decode import rotated_ticket
-from tests.drivers.test_decode_profile import code_modules, render
+from tests.drivers.test_decode_profile import code_modules, render, with_check_of
 
 DESK = 90.0
 
@@ -116,13 +116,7 @@ def _groups(*, strip_alternates: bool) -> list[set[int]]:
 
 
 def test_motion_blurred_code_with_a_wrong_check_is_refused() -> None:
-    right = code_modules("J40017106")
-    forged = right.copy()
-    # The check character's modules (the 11 before the stop's 13) swapped for another symbol's.
-    other = code_modules("J40017107")
-    assert len(other) == len(right)
-    forged[-24:-13] = other[-24:-13]
-    assert not np.array_equal(forged, right)
+    forged = with_check_of("J40017106", "J40017107")
     for seed in range(4):
         profile = render(forged, 5 / 3, blur=0.6 * 5 / 3, noise=2.0, seed=seed)
         profile = cv2.blur(profile[None, :], (5, 1), borderType=cv2.BORDER_REPLICATE)[0]
@@ -152,9 +146,7 @@ def test_heavy_motion_blur_is_read() -> None:
 def test_a_forged_check_under_heavy_motion_is_not_confirmed_by_the_heavy_fit() -> None:
     # The heavy blur fit packs codes close: a code whose check character is another code's must
     # still not read the same in two profiles, which is what the decoder needs to report it.
-    right, other = code_modules("J40017106"), code_modules("J40017107")
-    forged = right.copy()
-    forged[-24:-13] = other[-24:-13]
+    forged = with_check_of("J40017106", "J40017107")
     for seed in range(3):
         # Four profiles across one code, as the decoder takes them: the full height, then bands.
         profiles = [

@@ -46,6 +46,16 @@ def code_modules(text: str) -> np.ndarray:
     return row[bars[0] : bars[-1] + 1].astype(np.float32)
 
 
+def with_check_of(text: str, other: str) -> np.ndarray:
+    """`text`'s modules with the check character of `other` (of the same length): every symbol
+    valid, only the check wrong."""
+    right, forged = code_modules(text), code_modules(other)
+    assert len(forged) == len(right)
+    forged[: -13 - 11] = right[: -13 - 11]  # all but the check (11 modules) and stop (13)
+    assert not np.array_equal(forged, right)
+    return forged
+
+
 def render(
     modules: np.ndarray,
     module_px: float = 2.5,
@@ -291,10 +301,7 @@ def test_a_refit_must_pass_the_check_by_itself() -> None:
     # J12345667 with the check character of J12345668: the refit reads every symbol as printed,
     # and the check refuses them.
     module, blur = 1.3, (1.4, 0.0)
-    right, other = code_modules("J12345667"), code_modules("J12345668")
-    check = slice(len(right) - 13 - 11, len(right) - 13)
-    forged = right.copy()
-    forged[check] = other[check]
+    forged = with_check_of("J12345667", "J12345668")
     values = code_values("J12345667")
     values[-2] = code_values("J12345668")[-2]
     for seed in range(3):
@@ -348,12 +355,8 @@ def test_noise() -> None:
 
 
 def test_wrong_check_character_is_rejected() -> None:
-    # J1234567 with the check character of J1234568: every symbol valid, only the check wrong.
-    right, other = code_modules("J1234567"), code_modules("J1234568")
-    check = slice(len(right) - 13 - 11, len(right) - 13)
-    forged = right.copy()
-    forged[check] = other[check]
-    assert not np.array_equal(forged, right)
+    # J1234567 with the check character of J1234568.
+    right, forged = code_modules("J1234567"), with_check_of("J1234567", "J1234568")
     for blur in (0.0, 1.5):
         assert list(fit_profile(render(right, blur=blur))) == ["J1234567"]
         assert list(fit_profile(render(forged, blur=blur))) == []
