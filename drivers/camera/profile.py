@@ -286,29 +286,9 @@ class ProfileFit:
         profiles, heavy = self.profiles, self.heavy
         blurs = HEAVY_BLURS if heavy else FIT_BLURS
         own = [_outer_edges(profile) for profile in profiles]
-        found = [ends for ends in own if ends is not None]
-        if not found:
+        agreed = _candidate_ends(profiles, own)
+        if not agreed:
             return
-        # The full height's own outer edges and the ones the profiles agree on (one profile's may
-        # stop at a smear or a glare, and the bands' noise may add an edge in the quiet zone, such
-        # as a label's border, that outvotes the full height's). Both, even when they are near: at
-        # 1.2 px modules the start and stop fits that choose the shapes turn on a fraction of a
-        # pixel, and a second set of shapes reads hard frames that one set misses.
-        agreed = [tuple(np.median(found, axis=0).tolist())]
-        if own[0] is not None:
-            agreed = [own[0], *(ends for ends in agreed if ends != own[0])]
-        # And the run's outermost edges, however weak: glare or a dim end leaves a code's end bars
-        # too faint to count as strong, which cuts the code short; the start and stop fits decide.
-        weak = _outer_edges(profiles[0], EDGE_SHARE)
-        if weak is not None and not any(_near(weak, ends) for ends in agreed):
-            agreed.append(weak)
-        # And the run joined to its neighbours across gaps that glare or dim light left in the
-        # code (`BRIDGE_GAP`), one end at a time (the other is the weak one's): the start and
-        # stop fits decide whether the code goes on there.
-        if weak is not None and (bridged := _outer_edges(profiles[0], EDGE_SHARE, BRIDGE_GAP)):
-            for ends in ((bridged[0], weak[1]), (weak[0], bridged[1])):
-                if not any(_near(ends, other) for other in agreed):
-                    agreed.append(ends)
         if heavy:  # the first edges alone: the choice of shapes under each costs most of a fit
             agreed = agreed[:1]
         plans: dict[bool, list[tuple[tuple[float, float], list[Shape]]]] = {False: [], True: []}
@@ -348,6 +328,37 @@ class ProfileFit:
                 # profile.
                 elif text := _refitted(decodes or _rough(None if index else first)):
                     yield index, text
+
+
+def _candidate_ends(
+    profiles: Sequence[np.ndarray], own: list[tuple[float, float] | None]
+) -> list[tuple[float, float]]:
+    """The outer edge pairs the fit tries for the code, the full height's own first; `own` are
+    each profile's own (`_outer_edges`). Empty where no profile has any."""
+    found = [ends for ends in own if ends is not None]
+    if not found:
+        return []
+    # The full height's own outer edges and the ones the profiles agree on (one profile's may
+    # stop at a smear or a glare, and the bands' noise may add an edge in the quiet zone, such
+    # as a label's border, that outvotes the full height's). Both, even when they are near: at
+    # 1.2 px modules the start and stop fits that choose the shapes turn on a fraction of a
+    # pixel, and a second set of shapes reads hard frames that one set misses.
+    agreed = [tuple(np.median(found, axis=0).tolist())]
+    if own[0] is not None:
+        agreed = [own[0], *(ends for ends in agreed if ends != own[0])]
+    # And the run's outermost edges, however weak: glare or a dim end leaves a code's end bars
+    # too faint to count as strong, which cuts the code short; the start and stop fits decide.
+    weak = _outer_edges(profiles[0], EDGE_SHARE)
+    if weak is not None and not any(_near(weak, ends) for ends in agreed):
+        agreed.append(weak)
+    # And the run joined to its neighbours across gaps that glare or dim light left in the
+    # code (`BRIDGE_GAP`), one end at a time (the other is the weak one's): the start and
+    # stop fits decide whether the code goes on there.
+    if weak is not None and (bridged := _outer_edges(profiles[0], EDGE_SHARE, BRIDGE_GAP)):
+        for ends in ((bridged[0], weak[1]), (weak[0], bridged[1])):
+            if not any(_near(ends, other) for other in agreed):
+                agreed.append(ends)
+    return agreed
 
 
 def _refitted(decodes: list[tuple[Fit, Grid]]) -> str | None:
@@ -662,8 +673,15 @@ def _hypotheses(oriented: Oriented, blurs: tuple[Blur, ...]) -> list[Shape]:
         for c, g in shapes
         for score, blur in zip(fit(c, g, blurs), blurs, strict=True)
     ]
-    scored = sorted((s for s in scored if s[0] >= MIN_FIT), reverse=True)[:FIT_TRIES]
-    return [(c, g, blur) for _, c, g, blur in scored]
+    scored = sorted((s for s in scored if s[0] >= MIN_FIT), reverse=True)
+    # The best few, and each shape's best blur: a wrong count's blurs can fit a hair better than
+    # the right count's best and would otherwise take every try (a tilted code's start and stop
+    # fitted 0.91 at one count too many, 0.90 at the right one).
+    tried = scored[:FIT_TRIES]
+    for score in scored:
+        if all(score[1:3] != other[1:3] for other in tried):
+            tried.append(score)
+    return [(c, g, blur) for _, c, g, blur in tried]
 
 
 def _spread(blur: Blur) -> float:

@@ -317,7 +317,9 @@ def test_a_refit_must_pass_the_check_by_itself() -> None:
 def test_a_code_the_check_settled_is_vouched_for_when_the_refit_reads_it_too(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for seed in (0, 5):
+    # Seeds whose best decode fails the check (seed 5 did until each shape's best blur was
+    # decoded too: one of those now passes it by itself).
+    for seed in (0, 2):
         profile = glared(render(code_modules("J12345667"), 1.3, blur=1.3**2, noise=2.0, seed=seed))
         fit = ProfileFit([profile])
         assert list(fit) == [(0, "J12345667")] and fit.settled == set()
