@@ -75,12 +75,17 @@ Fit = tuple[float, list[int], np.ndarray]
 Grid = tuple[np.ndarray, float, float, Blur]  # evened profile, left outer edge, module, blur
 FIT_RESOLUTION = 16  # rendering samples per module
 # Relative change of the module width from a code's left end to its right: a ticket tilted away
-# from the camera shows its far end smaller (by up to a quarter on hard frames).
-FIT_GRADIENTS = (0.0, -0.08, 0.08, -0.16, 0.16, -0.24, 0.24)
+# from the camera shows its far end smaller (by up to a third on hard frames: at ±0.24 the start
+# and stop of missed hard frames still fitted better the steeper the gradient).
+FIT_GRADIENTS = (0.0, -0.08, 0.08, -0.16, 0.16, -0.24, 0.24, -0.32, 0.32)
 # Modules the grid may drift by per character under perspective: three shifts read as many
 # corpus frames as five, at 60 % of the cost.
 FIT_SHIFTS = np.linspace(-0.4, 0.4, 3)
 MIN_FIT = 0.8  # correlation every character's rendering must reach
+# Start-and-stop fit of a grid hypothesis worth decoding: less than MIN_FIT, as glare that clips
+# the paper over one end of a code leaves the bars there shallow while the rest still reads (by
+# the refit, or in a band of the code further from the glare).
+SHAPE_FIT = 0.7
 # A direction whose start and stop fit below MIN_FIT by this much at a middling blur and even
 # modules is not tried further (read backwards, a code's stop is no start).
 HOPELESS = 0.25
@@ -673,7 +678,7 @@ def _hypotheses(oriented: Oriented, blurs: tuple[Blur, ...]) -> list[Shape]:
         for c, g in shapes
         for score, blur in zip(fit(c, g, blurs), blurs, strict=True)
     ]
-    scored = sorted((s for s in scored if s[0] >= MIN_FIT), reverse=True)
+    scored = sorted((s for s in scored if s[0] >= SHAPE_FIT), reverse=True)
     # The best few, and each shape's best blur: a wrong count's blurs can fit a hair better than
     # the right count's best and would otherwise take every try (a tilted code's start and stop
     # fitted 0.91 at one count too many, 0.90 at the right one).
