@@ -536,12 +536,10 @@ def _fixed_beam(grid: Grid, count: int, model: Model, noise: float) -> list[int]
     profile, left, module, blur = grid
     (level, slope, contrast, contrast_slope), mean, std = model
     beams: list[tuple[float, list[int], float]] = [(0.0, [], left)]
-    for index in range(count):
+    for _ in range(count):
         grown = []
         for total, values, start in beams:
-            last = index == count - 1
-            context = _context(values[-1] if values else None, last)
-            candidates = _STARTS if not values else (STOP,) if last else _DATA
+            context, candidates = _slot(values, count)
             pixels = _window(len(profile), start, module, len(_MODULES[candidates[0]]))
             if pixels is None:
                 continue
@@ -569,6 +567,15 @@ def _fine_index(
     u = (pixels - start) / module + _PAD
     index = np.rint((u[None, :] - shifts[:, None]) * FIT_RESOLUTION - 0.5).astype(np.intp)
     return np.clip(index, 0, length - 1)
+
+
+def _slot(values: list[int], count: int) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The rendering context of the character after `values` in a code of `count` characters,
+    and the symbols it may be: a start first, the stop last (it must fit where the drifting grid
+    ends: a check of the whole grid), a data or check character between."""
+    last = len(values) == count - 1
+    context = _context(values[-1] if values else None, last)
+    return context, _STARTS if not values else (STOP,) if last else _DATA
 
 
 def _context(previous: int | None, last: bool) -> np.ndarray:
@@ -762,13 +769,10 @@ def _fit_symbols(
     """
     # Score sum, values, next character's start, each data and check slot's correlations.
     beams: list[tuple[float, list[int], float, tuple[np.ndarray, ...]]] = [(0.0, [], left, ())]
-    for index in range(count):
+    for _ in range(count):
         grown = []
         for total, values, start, slots in beams:
-            last = index == count - 1
-            context = _context(values[-1] if values else None, last)
-            # The stop must fit where the drifting grid ends: a check of the whole grid.
-            candidates = _STARTS if not values else (STOP,) if last else _DATA
+            context, candidates = _slot(values, count)
             fits = _fit_character(profile, start, module, blur, context, candidates)
             if fits is None:
                 continue
