@@ -20,10 +20,10 @@ from drivers.camera.profile import (
     _checked_decodes,
     _clear,
     _code_fit,
-    _fit_symbols,
     _outer_edges,
     _refit,
     _refitted,
+    _rough,
     _settled,
     _unambiguous,
     fit_profile,
@@ -288,13 +288,14 @@ def test_the_refit_reads_what_the_free_gain_fit_gets_wrong() -> None:
         for seed in range(3):
             modules = code_modules(text)
             profile = glared(render(modules, module, blur=1.4 * module, noise=2.0, seed=seed))
-            grid = (profile, 12 * module, module, blur)
-            rough = _fit_symbols(profile, 12 * module, module, len(values), blur, -1.0)
-            assert rough is not None and rough[1] != values
+            decodes = _rough(((profile, 12 * module, module, blur), len(values)))
+            assert len(decodes) == 1
+            ((rough, grid),) = decodes
+            assert rough[1] != values
             refitted = _refit(grid, rough[1])
             assert refitted is not None and refitted[0] == values
             assert refitted[1] >= MIN_CODE_FIT
-            assert _refitted([(rough, grid)]) == text
+            assert _refitted(decodes) == text
 
 
 def test_a_refit_must_pass_the_check_by_itself() -> None:
@@ -306,12 +307,12 @@ def test_a_refit_must_pass_the_check_by_itself() -> None:
     values[-2] = code_values("J12345668")[-2]
     for seed in range(3):
         profile = glared(render(forged, module, blur=1.4 * module, noise=2.0, seed=seed))
-        grid = (profile, 12 * module, module, blur)
-        rough = _fit_symbols(profile, 12 * module, module, len(values), blur, -1.0)
-        assert rough is not None
+        decodes = _rough(((profile, 12 * module, module, blur), len(values)))
+        assert len(decodes) == 1
+        ((rough, grid),) = decodes
         refitted = _refit(grid, rough[1])
         assert refitted is not None and refitted[0] == values and not _checked(values)
-        assert _refitted([(rough, grid)]) is None
+        assert _refitted(decodes) is None
 
 
 def test_a_code_the_check_settled_is_vouched_for_when_the_refit_reads_it_too(
