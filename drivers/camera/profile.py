@@ -566,7 +566,9 @@ def _fine_index(
     grid shift (modules): shifts × pixels."""
     u = (pixels - start) / module + _PAD
     index = np.rint((u[None, :] - shifts[:, None]) * FIT_RESOLUTION - 0.5).astype(np.intp)
-    return np.clip(index, 0, length - 1)
+    # The ufuncs, not np.clip: on arrays this small its dispatch costs more than the clipping.
+    np.maximum(index, 0, out=index)
+    return np.minimum(index, length - 1, out=index)
 
 
 def _slot(values: list[int], count: int) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -648,21 +650,22 @@ def _oriented(profile: np.ndarray, ends: tuple[float, float], flip: bool) -> Ori
 def _hypotheses(oriented: Oriented, blurs: tuple[Blur, ...]) -> list[Shape]:
     """(characters, module gradient, blur of `blurs`), best start-and-stop fits first."""
     profile, (left, right) = oriented
-    evened = {gradient: _evened(profile, left, right, gradient) for gradient in FIT_GRADIENTS}
 
-    def fit(count: int, gradient: float, tried: tuple[Blur, ...]) -> np.ndarray:
-        """How well start and stop fit, for each blur: the worse of the two. Blurs that spread
-        the outer edges alike share a grid, and so one batched fit."""
-        scores = np.full(len(tried), -1.0)
+    def fit(count: int, evened: np.ndarray, tried: tuple[Blur, ...]) -> np.ndarray:
+        """How well start and stop fit in each of the `evened` profiles (one per gradient), for
+        each blur: the worse of the two (profiles × blurs). Blurs that spread the outer edges
+        alike share a grid, and so one batched fit; the gradients share it too, as they leave
+        the edges where they are."""
+        scores = np.full((len(evened), len(tried)), -1.0)
         for spread in set(map(_spread, tried)):
             index = [i for i, blur in enumerate(tried) if _spread(blur) == spread]
             group = tuple(tried[i] for i in index)
             start, module = _grid(left, right, count, group[0])
             stop = start + 11 * (count - 1) * module
-            first = _fits(evened[gradient], start, module, group, _QUIET_THEN_BAR, _STARTS)
-            last = _fits(evened[gradient], stop, module, group, _BEFORE_QUIET, (STOP,))
+            first = _fits(evened, start, module, group, _QUIET_THEN_BAR, _STARTS)
+            last = _fits(evened, stop, module, group, _BEFORE_QUIET, (STOP,))
             if first is not None and last is not None:
-                scores[index] = np.minimum(first[0].max(axis=1), last[0][:, 0])
+                scores[:, index] = np.minimum(first[0].max(axis=2), last[0][:, :, 0])
         return scores
 
     # 11 modules per character including start, check and stop, plus the final bar. The
@@ -671,19 +674,21 @@ def _hypotheses(oriented: Oriented, blurs: tuple[Blur, ...]) -> list[Shape]:
     low, high = ((right - left) / m for m in MODULE_PX[::-1])
     counts = range(max(MIN_COUNT, int((low - 2) / 11)), int((high - 2) / 11) + 1)
     middle = (blurs[1],)
-    count_fits = {count: float(fit(count, 0.0, middle)[0]) for count in counts}
+    count_fits = {count: float(fit(count, profile[None], middle)[0, 0]) for count in counts}
     if not count_fits or max(count_fits.values()) < MIN_FIT - HOPELESS:
         return []  # no start and stop anywhere near: read the other way, or not a code
+    evened = np.stack([_evened(profile, left, right, gradient) for gradient in FIT_GRADIENTS])
     ranked = sorted(counts, key=lambda count: -count_fits[count])[:FIT_COUNTS]
     # Modules narrowing along a tilted code make a neighbouring count fit even modules best:
     # the neighbours are tried with every perspective.
     best_counts = sorted({c + step for c in ranked for step in NEIGHBOURS if c + step in counts})
-    shapes = [(count, gradient) for count in best_counts for gradient in FIT_GRADIENTS]
-    shapes = sorted(shapes, key=lambda shape: -fit(*shape, middle)[0])[:FIT_COUNTS]
+    shape_fits = {count: fit(count, evened, middle)[:, 0] for count in best_counts}
+    shapes = [(c, g) for c in best_counts for g in range(len(FIT_GRADIENTS))]
+    shapes = sorted(shapes, key=lambda shape: -shape_fits[shape[0]][shape[1]])[:FIT_COUNTS]
     scored = [
-        (float(score), c, g, blur)
+        (float(score), c, FIT_GRADIENTS[g], blur)
         for c, g in shapes
-        for score, blur in zip(fit(c, g, blurs), blurs, strict=True)
+        for score, blur in zip(fit(c, evened[g : g + 1], blurs)[0], blurs, strict=True)
     ]
     scored = sorted((s for s in scored if s[0] >= SHAPE_FIT), reverse=True)
     # The best few, and each shape's best blur: a wrong count's blurs can fit a hair better than
@@ -830,14 +835,15 @@ def _fits(
     candidates: tuple[int, ...],
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Correlation of each candidate under each blur with the samples at `start` (px), at its
-    best grid shift, and that shift's index: two blurs × candidates arrays.
+    best grid shift, and that shift's index: two blurs × candidates arrays. `profile` may be a
+    stack of profiles of one length, sampled alike: then two profiles × blurs × candidates.
     """
-    pixels = _window(len(profile), start, module, len(_MODULES[candidates[0]]))
+    pixels = _window(profile.shape[-1], start, module, len(_MODULES[candidates[0]]))
     if pixels is None:
         return None
     fine = _renderings(blurs, candidates, tuple(context.tolist()))
-    samples = profile[pixels].astype(np.float32)
-    samples -= float(samples.sum()) / samples.size
+    samples = np.atleast_2d(profile)[:, pixels].astype(np.float32)
+    samples -= samples.sum(axis=1, keepdims=True) / samples.shape[1]
     # Sample the renderings at every pixel for every grid shift at once.
     index = _fine_index(pixels, start, module, FIT_SHIFTS, fine.shape[1])
     rendered = fine[:, index]  # renderings × shifts × pixels
@@ -846,9 +852,12 @@ def _fits(
     count = rendered.shape[2]
     sums = rendered.sum(axis=2)
     variance = np.einsum("ijk,ijk->ij", rendered, rendered) - sums * sums / count
+    norms = np.sqrt(np.einsum("ij,ij->i", samples, samples))
+    scores = rendered @ samples.T  # renderings × shifts × profiles
     # Bars are dark: the best candidate anti-correlates most with the samples.
-    scores = -(rendered @ samples) / (
-        np.sqrt(np.maximum(variance, 0.0)) * float(np.sqrt(samples @ samples)) + 1e-9
-    )
-    scores = scores.reshape(len(blurs), len(candidates), len(FIT_SHIFTS))
-    return scores.max(axis=2), scores.argmax(axis=2)
+    scores /= np.sqrt(np.maximum(variance, 0.0))[:, :, None] * -norms - 1e-9
+    scores = scores.reshape(len(blurs), len(candidates), len(FIT_SHIFTS), len(samples))
+    best, shift = scores.max(axis=2), scores.argmax(axis=2)
+    if profile.ndim == 1:
+        return best[..., 0], shift[..., 0]
+    return best.transpose(2, 0, 1), shift.transpose(2, 0, 1)
