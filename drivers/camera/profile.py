@@ -278,12 +278,16 @@ class ProfileFit:
     (`HEAVY_BLURS`) instead of the usual blurs, from the first outer edges only. `settled` holds
     the indices of the profiles whose text the check settled (`_check_settled`) and the refit
     did not read: their best decode failed the check, and the check chose the code, so it no
-    longer vouches for it.
+    longer vouches for it. Only the first `ends_from` profiles (all by default) agree on the
+    code's outer edges (`_candidate_ends`); the rest are decoded on what those agreed.
     """
 
-    def __init__(self, profiles: Sequence[np.ndarray], *, heavy: bool = False) -> None:
+    def __init__(
+        self, profiles: Sequence[np.ndarray], *, heavy: bool = False, ends_from: int | None = None
+    ) -> None:
         self.profiles = profiles
         self.heavy = heavy
+        self.ends_from = ends_from
         self.whole = False
         self.settled: set[int] = set()
 
@@ -291,7 +295,7 @@ class ProfileFit:
         profiles, heavy = self.profiles, self.heavy
         blurs = HEAVY_BLURS if heavy else FIT_BLURS
         own = [_outer_edges(profile) for profile in profiles]
-        agreed = _candidate_ends(profiles, own)
+        agreed = _candidate_ends(profiles[: self.ends_from], own[: self.ends_from])
         if not agreed:
             return
         if heavy:  # the first edges alone: the choice of shapes under each costs most of a fit

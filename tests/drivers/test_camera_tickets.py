@@ -143,7 +143,9 @@ def test_hard_frames_give_no_misread_and_no_false_read() -> None:
     assert sum(coded) >= HARD_FLOOR * len(coded), f"read {sum(coded)} of {len(coded)}"
 
 
-@pytest.mark.xfail(strict=True, reason="hard frames read 88.6-91 % by set, short of 90 %")
-def test_hard_frames_reach_the_target_read_rate() -> None:
+def test_the_small_hard_set_reads_at_the_target_rate() -> None:
+    # Its nine coded frames all read since the fifths of the bar height vote; too few to say the
+    # target is met (benchmarks/decode.py: 164 of its 184 hard frames, 89.1 %), they keep a
+    # change from losing what reads.
     coded = [job in texts for _, job, texts in hard_results() if job]
     assert sum(coded) >= HARD_TARGET * len(coded), f"read {sum(coded)} of {len(coded)}"

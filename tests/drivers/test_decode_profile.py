@@ -163,6 +163,29 @@ def test_band_edges_in_the_quiet_zone_do_not_outvote_the_full_height() -> None:
     assert (0, job) in list(fit_profiles([full, *bands]))
 
 
+def test_profiles_past_ends_from_are_read_on_the_ends_the_others_agreed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The decoder's voting bands (fifths of the bar height) are decoded like the others but take
+    # no part in choosing the code's ends.
+    job = "J40017106"
+    profiles = [
+        render(code_modules(job), 2.0, blur=1.0, noise=noise, seed=seed)
+        for seed, noise in ((1, 1.0), (2, 3.0), (3, 3.0))
+    ]
+    agreeing: list[int] = []
+    candidate_ends = profile_fit._candidate_ends
+
+    def recorded(profiles: list[np.ndarray], own: list[object]) -> object:
+        agreeing.append(len(profiles))
+        return candidate_ends(profiles, own)
+
+    monkeypatch.setattr(profile_fit, "_candidate_ends", recorded)
+    assert list(ProfileFit(profiles, ends_from=1)) == [(0, job), (1, job), (2, job)]
+    assert list(ProfileFit(profiles)) == [(0, job), (1, job), (2, job)]
+    assert agreeing == [1, 3]
+
+
 def test_near_equal_fits_of_different_codes_are_not_read() -> None:
     # Symbol values (start B, "J", code C, pairs, check, stop) of two checked codes.
     first = [104, 42, 99, 12, 34, 56, 67, 65, 106]  # J12345667
