@@ -118,9 +118,8 @@ REFIT_ROUNDS = 3
 # full height only, brought the synthetic normal set's p95 from 342 ms back to 182 (160 without
 # any refit), one core, at no read lost there and 2 of 184 on the synthetic hard set.
 REFIT_FLOOR = 1.0
-# What every fitted decode must read as, the check's choice or not: core.contract.ScanCode's
-# job number, what a station takes as a scan (drivers do not import core, so the pattern is
-# repeated here; change both together).
+# What a settled decode must read as: core.contract.ScanCode's job number (drivers do not
+# import core, so the pattern is repeated here; change both together).
 JOB_NUMBER = re.compile(r"[A-Za-z0-9-]{1,32}")
 # Module widths (px) the fit considers: wider ones zxing-cpp reads; hard frames show codes at
 # 1.2 px per module on average, narrower still at a tilted code's far end.
@@ -408,8 +407,7 @@ def _unambiguous(decodes: list[tuple[float, list[int]]]) -> str | None:
     """The text of the best-fitting decode, if it passes the check and no other checked code
     (under another hypothesis) fits nearly as well: heavy blur can make two codes look alike,
     and then the better fit is chance. A close decode that fails the check is no such code:
-    it only says the blur hides a character there, which the check character settles. And if
-    its text reads as a job number (`JOB_NUMBER`).
+    it only says the blur hides a character there, which the check character settles.
     """
     if not decodes:
         return None
@@ -417,10 +415,7 @@ def _unambiguous(decodes: list[tuple[float, list[int]]]) -> str | None:
     if not _checked(best):
         return None
     close = (v for score, v in decodes if v != best and best_score - score < AMBIGUITY)
-    if any(_checked(values) for values in close):
-        return None
-    text = _text(best)
-    return text if JOB_NUMBER.fullmatch(text or "") else None
+    return None if any(_checked(values) for values in close) else _text(best)
 
 
 def _check_settled(decodes: list[tuple[Fit, Grid]]) -> list[tuple[float, list[int]]]:
