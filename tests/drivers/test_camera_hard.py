@@ -2,6 +2,8 @@
 and what must still be refused (a motion-blurred code with a forged check, a piece of a code
 that fits one character, a forged check under heavy motion blur)."""
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -15,11 +17,13 @@ from drivers.camera.locate import (
     find_regions,
 )
 from drivers.camera.profile import ProfileFit, fit_profile
-from drivers.camera.synth import Level, frame
+from drivers.camera.synth import HARD, Level, frame
 from tests.drivers.test_decode import rotated_ticket
 from tests.drivers.test_decode_profile import code_modules, render, with_check_of
 
 DESK = 90.0
+# The hard frames' sensor noise as drawn before it was measured in the hard dev corpus (16).
+MILD_NOISE = replace(HARD, noise=(6.0, 12.0))
 
 
 def washed_code(job: str, washed_modules: int, angle: float) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +172,8 @@ def test_a_forged_check_under_heavy_motion_is_not_confirmed_by_the_heavy_fit() -
 
 
 # Hard frames that a narrower choice of grid hypotheses missed, found among 600 seeds (in which
-# one other frame read only before the first change, none only before the other two).
+# one other frame read only before the first change, none only before the other two), all at
+# the sensor noise drawn before the hard dev corpus' was measured (`MILD_NOISE`).
 @pytest.mark.parametrize(
     "seed",
     [
@@ -189,6 +194,6 @@ def test_a_forged_check_under_heavy_motion_is_not_confirmed_by_the_heavy_fit() -
 )
 def test_hard_frames_a_narrower_search_missed_are_read(seed: int) -> None:
     job = f"{31000000 + 7919 * seed}"
-    image = frame(job, Level.L3, np.random.default_rng(seed))
+    image = frame(job, Level.L3, np.random.default_rng(seed), hard=MILD_NOISE)
     read = [code.text for code in BarcodeDecoder(TICKET_SYMBOLOGIES).decode(image).codes]
     assert read == [job]
