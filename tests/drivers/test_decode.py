@@ -14,6 +14,7 @@ from drivers.camera.synth import Level, _motion_kernel, frame, render_ticket
 from lenstrack.cli import main
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared/corpus/frames-dev"
+HARD_CORPUS = CORPUS.with_name("frames-hard-dev")
 CODE128 = BarcodeDecoder([Symbology.CODE128])
 
 
@@ -254,3 +255,33 @@ def test_profile_fits_the_check_settled_do_not_confirm_each_other() -> None:
     assert not decode._is_confirmed(settled)
     assert decode._is_confirmed([settled[0], vote("fit/full", settled=False)])
     assert decode._is_confirmed([vote(name, settled=False) for name in ("fit/full", "zbar/full")])
+
+
+def test_settled_fits_confirm_in_numbers_over_rows_apart() -> None:
+    """Fits the check settled alike confirm a code when `SETTLED_QUORUM` (4) profiles agree and
+    two of them average no row in common: fewer, or four that all share rows, do not."""
+    corners = np.zeros((4, 2), np.float32)
+    spans = {"full": (0.0, 1.0), "band1of2": (0.0, 0.5), "band1of3": (0.0, 1 / 3)}
+    spans |= {"band1of5": (0.0, 0.2), "band3of3": (2 / 3, 1.0), "band5of5": (0.8, 1.0)}
+
+    def settled(*names: str) -> list[decode._Vote]:
+        return [
+            decode._Vote("J1", Symbology.CODE128, corners, f"fit/{name}", False, True, spans[name])
+            for name in names
+        ]
+
+    assert decode.SETTLED_QUORUM == 4
+    assert not decode._is_confirmed(settled("full", "band1of3", "band3of3"))
+    assert not decode._is_confirmed(settled("full", "band1of2", "band1of3", "band1of5"))
+    assert decode._is_confirmed(settled("full", "band1of2", "band1of3", "band3of3"))
+    assert decode._is_confirmed(settled("full", "band1of5", "band3of3", "band5of5"))
+
+
+@pytest.mark.skipif(not HARD_CORPUS.is_dir(), reason=f"hard dev corpus not found at {HARD_CORPUS}")
+def test_a_hard_frame_read_by_settled_fits_in_numbers() -> None:
+    # Fitted for heavy motion blur, four of its profiles settle on the truth, none unsettled.
+    truth: dict[str, str] = json.loads((HARD_CORPUS / "truth.json").read_text())
+    image = cv2.imread(str(HARD_CORPUS / "f0087_L3.jpg"), cv2.IMREAD_GRAYSCALE)
+    result = BarcodeDecoder().decode(image)
+    assert [code.text for code in result.codes] == [truth["f0087_L3.jpg"]]
+    assert all(name.startswith("fit/") for name in result.codes[0].decoders)
