@@ -7,7 +7,8 @@ Sets, each printed as a table: the dev corpus (../shared/corpus/frames-dev), the
 synthetic hard set (L3: codes at 1.2–1.8 px per module, grey ink, dim, strong glare, 7–13 px
 motion blur, JPEG 40–70), both of ticket-shaped frames carrying a Code 128 and a DataMatrix of
 the job number (`drivers.camera.synth`), and with `--tickets N` N tickets drawn by the real
-ticket layout (`server.tickets`, rasterised by PDFium) placed in camera frames at L1–L3. A
+ticket layout (`server.tickets`, rasterised by PDFium) placed in camera frames at L1–L3; every
+synthetic frame carries the sensor noise measured in the corpora at its level. A
 corpus directory holds JPEG frames and `truth.json`, file name → job number ("" for `_N`
 frames without a barcode); the level is the `_L0`…`_L3` suffix. The synthetic sets were never
 looked at while tuning the pipeline.
