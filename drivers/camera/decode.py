@@ -12,8 +12,9 @@ one job number, in a Code 128 and a DataMatrix: one confirmed read of either is 
 4. the other regions `locate` finds, cut out and decoded as in 2;
 5. the two strongest regions still unread, the more bar-like first (`locate.bar_likeness`),
    as column-averaged scanline profiles, one over the full bar height, one per horizontal
-   third, half and fifth — averaging along the bars removes sensor noise without touching
-   the bars, which is what blur and noise leave of an L2 frame. Code 128 profiles are fitted
+   third, half and fifth, one of its even and one of its odd rows — averaging along the bars
+   removes sensor noise without touching the bars, which is what blur and noise leave of an L2
+   frame. Code 128 profiles are fitted
    with a blurred model of the code (`profile.fit_profiles`), then given to zxing-cpp and
    ZBar; the first of the two is fitted once more, cut out again (`locate.straighten`) where
    its bars turn out slanted or run on past its ends;
@@ -89,6 +90,13 @@ BANDS = (3, 2)
 # the ends, it would have moved for every profile: that read 12 more hard frames and one hard
 # dev frame fewer, and fourths or sixths made misreads.
 VOTING_BANDS = (5,)
+# Last, the code's even and its odd rows, each a profile over the whole bar height, which only
+# confirm what another profile read (`ProfileFit`'s `confirm_from`): their sensor noise is their
+# own, but their slant, perspective and glare across the bars are the full height's, as no
+# band's are. At the corpora's sensor noise they read 42 more of 3,974 synthetic hard frames
+# (3,197 -> 3,239), none misread, and no normal frame fewer; decoded also before any read,
+# they read one more and cost a sixth more on the synthetic normal set's p95.
+ROW_PARITIES = 2
 PROFILE_ROWS = 24  # rows a profile is repeated to, for decoders that want an image
 # Unsharp masks (Gaussian sigma in px, amount) tried on the profiles, none first.
 SHARPEN = ((0.0, 0.0), (1.0, 4.0), (2.0, 2.0), (2.0, 4.0), (3.0, 2.0))
@@ -261,9 +269,14 @@ class BarcodeDecoder:
                 profiles.append(band_rows.mean(axis=0))
                 names.append(f"band{band}of{count}")
                 spans.append(((band - 1) / count, band / count))
+        for parity in range(ROW_PARITIES):
+            profiles.append(crop[parity::ROW_PARITIES].mean(axis=0))
+            names.append(f"rows{parity + 1}of{ROW_PARITIES}")
+            spans.append((0.0, 1.0))
         ends_from = 1 + sum(BANDS)
+        confirm_from = len(profiles) - ROW_PARITIES
         fitted = profiles if Symbology.CODE128 in self._linear else []
-        fit = ProfileFit(fitted, heavy=heavy, ends_from=ends_from)
+        fit = ProfileFit(fitted, heavy=heavy, ends_from=ends_from, confirm_from=confirm_from)
         for index, text in fit:
             name = f"fit/{names[index]}"
             settled = index in fit.settled

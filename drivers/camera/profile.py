@@ -279,15 +279,23 @@ class ProfileFit:
     the indices of the profiles whose text the check settled (`_check_settled`) and the refit
     did not read: their best decode failed the check, and the check chose the code, so it no
     longer vouches for it. Only the first `ends_from` profiles (all by default) agree on the
-    code's outer edges (`_candidate_ends`); the rest are decoded on what those agreed.
+    code's outer edges (`_candidate_ends`); the rest are decoded on what those agreed. The
+    profiles from `confirm_from` on (none by default) are decoded only once an earlier one has
+    read a text: they are there to confirm it.
     """
 
     def __init__(
-        self, profiles: Sequence[np.ndarray], *, heavy: bool = False, ends_from: int | None = None
+        self,
+        profiles: Sequence[np.ndarray],
+        *,
+        heavy: bool = False,
+        ends_from: int | None = None,
+        confirm_from: int | None = None,
     ) -> None:
         self.profiles = profiles
         self.heavy = heavy
         self.ends_from = ends_from
+        self.confirm_from = len(profiles) if confirm_from is None else confirm_from
         self.whole = False
         self.settled: set[int] = set()
 
@@ -305,7 +313,10 @@ class ProfileFit:
             for flip, direction in plans.items():
                 if shapes := _hypotheses(_oriented(profiles[0], ends, flip), blurs):
                     direction.append((ends, shapes))
+        read = False
         for index, (profile, profile_ends) in enumerate(zip(profiles, own, strict=True)):
+            if index >= self.confirm_from and not read:
+                return
             for flip, direction in plans.items():
                 # One contest per reading direction over every plan: two edge pairs that give two
                 # different codes are as ambiguous as two blurs that do.
@@ -332,10 +343,12 @@ class ProfileFit:
                     # as the check, having chosen it, no longer can.
                     if not _checked(best) and _refitted(decodes) != text:
                         self.settled.add(index)
+                    read = True
                     yield index, text
                 # A rough decode costs a whole beam: for the full height only, the least noisy
                 # profile.
                 elif text := _refitted(decodes or _rough(None if index else first)):
+                    read = True
                     yield index, text
 
 

@@ -186,6 +186,20 @@ def test_profiles_past_ends_from_are_read_on_the_ends_the_others_agreed(
     assert agreeing == [1, 3]
 
 
+def test_profiles_from_confirm_from_are_decoded_only_after_a_read() -> None:
+    # The decoder's even and odd rows only confirm what another profile read: where the first
+    # profile reads nothing (noise over the middle of its code), the clean one after it is not
+    # decoded either, unless it is an ordinary profile.
+    job = "J40017106"
+    clean = render(code_modules(job), 2.0, blur=1.0, noise=1.0, seed=1)
+    middle = slice(len(clean) * 2 // 5, len(clean) * 3 // 5)
+    noisy = clean.copy()
+    noisy[middle] += np.random.default_rng(0).normal(0, 50, len(noisy[middle]))
+    assert list(ProfileFit([noisy, clean])) == [(1, job)]
+    assert list(ProfileFit([noisy, clean], confirm_from=1)) == []
+    assert list(ProfileFit([clean, noisy, clean], confirm_from=2)) == [(0, job), (2, job)]
+
+
 def test_near_equal_fits_of_different_codes_are_not_read() -> None:
     # Symbol values (start B, "J", code C, pairs, check, stop) of two checked codes.
     first = [104, 42, 99, 12, 34, 56, 67, 65, 106]  # J12345667
