@@ -14,10 +14,10 @@ one job number, in a Code 128 and a DataMatrix: one confirmed read of either is 
    as column-averaged scanline profiles, one over the full bar height, one per horizontal
    third, half and fifth, one of its even and one of its odd rows — averaging along the bars
    removes sensor noise without touching the bars, which is what blur and noise leave of an L2
-   frame. Code 128 profiles are fitted
-   with a blurred model of the code (`profile.fit_profiles`), then given to zxing-cpp and
-   ZBar; the first of the two is fitted once more, cut out again (`locate.straighten`) where
-   its bars turn out slanted or run on past its ends;
+   frame. Code 128 profiles are fitted with a blurred model of the code
+   (`profile.fit_profiles`), then given to zxing-cpp and ZBar; the first of the two is fitted
+   once more, cut out again (`locate.straighten`) where its bars turn out slanted or run on
+   past its ends;
 6. the 2D detector on the quarter turns 3 did not try (where 3 did not run, its rotated
    passes, which try all four);
 7. the first region's profiles of 5 fitted for heavy motion blur (`profile.HEAVY_BLURS`): only
