@@ -130,7 +130,8 @@ class _Vote:
     # A profile fit whose code the check character chose (`ProfileFit.settled`).
     settled: bool = False
     # The share of the code's bar height its profile averaged (from the top): the whole of it
-    # for anything but a band's profile.
+    # for anything but a band's profile, the even or odd rows' included, which `_apart` so
+    # takes for sharing rows with every other profile.
     rows: tuple[float, float] = (0.0, 1.0)
 
 

@@ -343,11 +343,11 @@ class ProfileFit:
                     # as the check, having chosen it, no longer can.
                     if not _checked(best) and _refitted(decodes) != text:
                         self.settled.add(index)
-                    read = True
-                    yield index, text
-                # A rough decode costs a whole beam: for the full height only, the least noisy
-                # profile.
-                elif text := _refitted(decodes or _rough(None if index else first)):
+                else:
+                    # A rough decode costs a whole beam: for the full height only, the least
+                    # noisy profile.
+                    text = _refitted(decodes or _rough(None if index else first))
+                if text is not None:
                     read = True
                     yield index, text
 
