@@ -353,6 +353,127 @@ RUNS_ON = 0.5  # detail in a crop's end over its middle's above which the code r
 EXTEND = 0.25  # of the crop's width added either side where the code runs on
 MIN_DRIFT = 0.5  # px the bars drift between the top and bottom third, below which they are upright
 MIN_PROFILE = 16  # px of aligned profile `bar_likeness` needs per half of a crop
+# `upright`: the locator's mask holds only the strongest middle of a dim, noisy code's bars (on
+# hard frames some 45 % of their height where the code went unread), and its crop leans by a
+# module and more over that: rows are added along the bars, up to `GROW` crop heights either
+# side, while each block of `GROW_BLOCK` rows still correlates with the crop's bars by
+# `GROW_SHARE` of its own rows' median correlation; then the bars' slant and lean are measured.
+GROW = 1.0
+GROW_BLOCK = 3
+GROW_SHARE = 0.3
+# Slant (px per row, as in `straighten`) and lean (its change from the crop's left end to its
+# right) are searched coarse to fine: slant first, then lean at the best slant, then both
+# around the best pair, on columns upsampled `SHEAR_UPSAMPLE` times.
+UPRIGHT_SLANTS = np.linspace(-0.3, 0.3, 31)
+UPRIGHT_LEANS = np.linspace(-0.4, 0.4, 21)
+# What is left of them over the bars' whole height, once the crop's own rows set them upright.
+RESIDUAL_SHEARS = (np.linspace(-0.1, 0.1, 11), np.linspace(-0.2, 0.2, 11))
+SHEAR_UPSAMPLE = 4
+
+
+def upright(gray: np.ndarray, region: Region) -> Region:
+    """`region` cut out again over its bars' whole height (`_bar_rows`), each bar in one column
+    (`_shear`): what column averages need, as they average away sensor noise by the rows they
+    take, and smear what leans.
+
+    The locator's rows are the middle of the bars where a dim, noisy code's gradient is
+    strongest; on hard frames it left half of the bars' height out, which the code's profiles
+    then lacked, and its crop leant by a module and more, more than `straighten` measures well
+    from two thirds of a short crop.
+    """
+    height, width = region.crop.shape
+    if height < 2 * GROW_BLOCK:
+        return region
+    cols = np.arange(width, dtype=np.float32)
+    # The crop's own rows show the bars' shear well enough to grow them along the bars; over the
+    # bars' whole height, where a drift shows the most, what is left of it is measured again.
+    slant, lean = _shear(region.crop, UPRIGHT_SLANTS, UPRIGHT_LEANS)
+    extra = round(GROW * height)
+    rows = np.arange(-extra, height + extra, dtype=np.float32)
+    around = _sheared(gray, region, rows, cols, slant, lean)
+    top, bottom = _bar_rows(around, extra, height)
+    more_slant, more_lean = _shear(around[top + extra : bottom + extra], *RESIDUAL_SHEARS)
+    rows = np.arange(top, bottom, dtype=np.float32)
+    crop = _sheared(gray, region, rows, cols, slant + more_slant, lean + more_lean)
+    to_image = region.to_image @ np.array([[1, 0, 0], [0, 1, top], [0, 0, 1]], np.float64)
+    return Region(crop=crop, to_image=to_image, strength=region.strength)
+
+
+def _bar_rows(around: np.ndarray, extra: int, height: int) -> tuple[int, int]:
+    """The crop rows (from its top, either side of it) the bars run over, given the crop's
+    columns continued `extra` rows either side (`around`, set upright): the crop's own `height`
+    rows, and blocks of `GROW_BLOCK` rows beyond them as long as each block's detail correlates
+    with the crop's column means by `GROW_SHARE` of what the crop's own blocks do."""
+    width = around.shape[1]
+    bars = _detail(around[extra : extra + height].astype(np.float32).mean(axis=0))
+    bars /= np.linalg.norm(bars) + 1e-6
+    count = len(around) // GROW_BLOCK
+    blocks = around[: count * GROW_BLOCK].astype(np.float32)
+    blocks = blocks.reshape(count, GROW_BLOCK, width).mean(axis=1)
+    detail = blocks - cv2.GaussianBlur(blocks, (0, 0), sigmaX=4.0, sigmaY=1e-3)
+    correlation = detail @ bars / (np.linalg.norm(detail, axis=1) + 1e-6)
+    first, end = extra // GROW_BLOCK, (extra + height) // GROW_BLOCK
+    floor = GROW_SHARE * float(np.median(correlation[first:end]))
+    while first > 0 and correlation[first - 1] > floor:
+        first -= 1
+    while end < count and correlation[end] > floor:
+        end += 1
+    return min(first * GROW_BLOCK - extra, 0), max(end * GROW_BLOCK - extra, height)
+
+
+def _shear(crop: np.ndarray, slants: np.ndarray, leans: np.ndarray) -> tuple[float, float]:
+    """The slant and lean (`_sheared`) of `slants` and `leans` (then refined between them)
+    that set `crop`'s bars upright: those whose column means keep the most detail, counted
+    between blocks of `GROW_BLOCK` rows that are not neighbours. Sensor noise shares no such
+    pair, so unlike the detail itself, which its noise inflates most where no row is resampled
+    between pixels, this measures the bars alone."""
+    height, width = crop.shape
+    count = height // GROW_BLOCK
+    margin = int(0.3 * height) + 2  # columns that shift in from past the crop's ends
+    if width <= 2 * margin + 1 or count < 3:
+        return 0.0, 0.0
+    blocks = crop[: count * GROW_BLOCK].astype(np.float32)
+    blocks = blocks.reshape(count, GROW_BLOCK, width).mean(axis=1)
+    fine = cv2.resize(blocks, (width * SHEAR_UPSAMPLE, count), interpolation=cv2.INTER_CUBIC)
+    rows = ((np.arange(count) + 0.5) * GROW_BLOCK - count * GROW_BLOCK / 2)[:, None]
+    cols = np.arange(width)[None, :]
+
+    def detail(slant: float, lean: float) -> float:
+        shift = (slant + lean * (cols / width - 0.5)) * rows
+        index = np.rint((cols + shift) * SHEAR_UPSAMPLE).astype(np.intp)
+        np.clip(index, 0, width * SHEAR_UPSAMPLE - 1, out=index)
+        steps = np.diff(np.take_along_axis(fine, index, axis=1)[:, margin:-margin], axis=1)
+        total = steps.sum(axis=0)
+        near = (steps * steps).sum() + 2 * (steps[1:] * steps[:-1]).sum()
+        return float(total @ total - near)
+
+    slant = max(slants, key=lambda s: detail(s, 0.0))
+    lean = max(leans, key=lambda lean: detail(slant, lean))
+    slant_step, lean_step = slants[1] - slants[0], leans[1] - leans[0]
+    pairs = [
+        (slant + ds * slant_step / 2, lean + dl * lean_step / 2)
+        for ds in (-1, 0, 1)
+        for dl in (-1, 0, 1)
+    ]
+    return max(pairs, key=lambda pair: detail(*pair))
+
+
+def _sheared(
+    gray: np.ndarray,
+    region: Region,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    slant: float,
+    lean: float,
+) -> np.ndarray:
+    """`gray` at crop `rows` and `cols` of `region` (either may reach past the crop), each row
+    slid along the bars by `slant` px per row from the rows' middle, plus `lean` per row from
+    the crop's left end to its right: bars that drift so are set upright."""
+    height, width = region.crop.shape
+    centred = (rows - (rows[0] + rows[-1]) / 2)[:, None]
+    xs = cols[None, :] + (slant + lean * (cols[None, :] / width - 0.5)) * centred
+    ys = np.broadcast_to(rows[:, None], xs.shape)
+    return _sample(gray, region.corners, (width, height), xs, ys)
 
 
 def straighten(gray: np.ndarray, region: Region) -> Region | None:
@@ -383,11 +504,9 @@ def straighten(gray: np.ndarray, region: Region) -> Region | None:
         return None
     slant, lean = (slants[0] + slants[1]) / 2, 2 * (slants[1] - slants[0])
     extra = round(EXTEND * width) if cut else 0
-    rows = (np.arange(height, dtype=np.float32) - (height - 1) / 2)[:, None]
-    cols = np.arange(-extra, width + extra, dtype=np.float32)[None, :]
-    xs = cols + (slant + lean * (cols / width - 0.5)) * rows
-    ys = np.broadcast_to(rows + (height - 1) / 2, xs.shape)
-    straight = _sample(gray, region.corners, (width, height), xs, ys)
+    rows = np.arange(height, dtype=np.float32)
+    cols = np.arange(-extra, width + extra, dtype=np.float32)
+    straight = _sheared(gray, region, rows, cols, slant, lean)
     # The rows only slide along the bars: the region's homography, moved by the extension.
     to_image = region.to_image @ np.array([[1, 0, -extra], [0, 1, 0], [0, 0, 1]], np.float64)
     return Region(crop=straight, to_image=to_image, strength=region.strength)

@@ -181,9 +181,6 @@ def test_a_forged_check_under_heavy_motion_is_not_confirmed_by_the_heavy_fit() -
         # shape: while only the best two were decoded, neither frame read.
         pytest.param(104, id="each-shapes-best-blur"),
         pytest.param(203, id="each-shapes-best-blur"),
-        # Module gradients up to ±0.24 read neither frame.
-        pytest.param(10, id="foreshortened-by-a-third"),
-        pytest.param(545, id="foreshortened-by-a-third"),
         # Shapes whose start and stop fit under MIN_FIT (0.8) were not decoded: this frame then
         # did not read.
         pytest.param(599, id="start-and-stop-under-the-character-floor"),
@@ -197,9 +194,19 @@ def test_hard_frames_a_narrower_search_missed_are_read(seed: int) -> None:
     assert [code.text for code in codes] == [job]
 
 
-# Hard frames at the corpora's sensor noise that only the profiles of the code's even and odd
-# rows confirm (decode.ROW_PARITIES): 5 of the first 300 seeds, none read only without them.
-@pytest.mark.parametrize("seed", [26, 134])
+# Hard frames at the corpora's sensor noise that module gradients up to ±0.24 (of
+# profile.FIT_GRADIENTS' ±0.32) do not read: 2 of 600 seeds (one other read only with those).
+# (The two such frames at the milder noise, seeds 10 and 545, read with either since crops are
+# cut out over the bars' whole height, `locate.upright`.)
+@pytest.mark.parametrize("seed", [203, 545])
+def test_hard_frames_foreshortened_by_a_third_are_read(seed: int) -> None:
+    job, codes = seeded_hard_frame_read(seed, HARD)
+    assert [code.text for code in codes] == [job]
+
+
+# A hard frame at the corpora's sensor noise that only the profiles of the code's even and odd
+# rows confirm (decode.ROW_PARITIES): 1 of the first 300 seeds, none read only without them.
+@pytest.mark.parametrize("seed", [216])
 def test_hard_frames_the_even_and_odd_rows_confirm_are_read(seed: int) -> None:
     job, codes = seeded_hard_frame_read(seed, HARD)
     assert [code.text for code in codes] == [job]
