@@ -278,10 +278,11 @@ class BarcodeDecoder:
                 spans.append(((band - 1) / count, band / count))
                 rows.append(len(band_rows))
         for parity in range(ROW_PARITIES):
-            profiles.append(crop[parity::ROW_PARITIES].mean(axis=0))
+            parity_rows = crop[parity::ROW_PARITIES]
+            profiles.append(parity_rows.mean(axis=0))
             names.append(f"rows{parity + 1}of{ROW_PARITIES}")
             spans.append((0.0, 1.0))
-            rows.append(len(crop[parity::ROW_PARITIES]))
+            rows.append(len(parity_rows))
         # Sensor noise per row, from the even and odd rows' means, which differ by noise alone
         # where the bars stand upright; each profile averages it over its rows.
         pairs = len(crop) // 2 * 2

@@ -404,13 +404,10 @@ def _bar_rows(around: np.ndarray, extra: int, height: int) -> tuple[int, int]:
     columns continued `extra` rows either side (`around`, set upright): the crop's own `height`
     rows, and blocks of `GROW_BLOCK` rows beyond them as long as each block's detail correlates
     with the crop's column means by `GROW_SHARE` of what the crop's own blocks do."""
-    width = around.shape[1]
     bars = _detail(around[extra : extra + height].astype(np.float32).mean(axis=0))
     bars /= np.linalg.norm(bars) + 1e-6
-    count = len(around) // GROW_BLOCK
-    blocks = around[: count * GROW_BLOCK].astype(np.float32)
-    blocks = blocks.reshape(count, GROW_BLOCK, width).mean(axis=1)
-    detail = blocks - cv2.GaussianBlur(blocks, (0, 0), sigmaX=4.0, sigmaY=1e-3)
+    detail = _detail(_row_blocks(around))
+    count = len(detail)
     correlation = detail @ bars / (np.linalg.norm(detail, axis=1) + 1e-6)
     first, end = extra // GROW_BLOCK, (extra + height) // GROW_BLOCK
     floor = GROW_SHARE * float(np.median(correlation[first:end]))
@@ -432,8 +429,7 @@ def _shear(crop: np.ndarray, slants: np.ndarray, leans: np.ndarray) -> tuple[flo
     margin = int(0.3 * height) + 2  # columns that shift in from past the crop's ends
     if width <= 2 * margin + 1 or count < 3:
         return 0.0, 0.0
-    blocks = crop[: count * GROW_BLOCK].astype(np.float32)
-    blocks = blocks.reshape(count, GROW_BLOCK, width).mean(axis=1)
+    blocks = _row_blocks(crop)
     fine = cv2.resize(blocks, (width * SHEAR_UPSAMPLE, count), interpolation=cv2.INTER_CUBIC)
     rows = ((np.arange(count) + 0.5) * GROW_BLOCK - count * GROW_BLOCK / 2)[:, None]
     cols = np.arange(width)[None, :]
@@ -456,6 +452,14 @@ def _shear(crop: np.ndarray, slants: np.ndarray, leans: np.ndarray) -> tuple[flo
         for dl in (-1, 0, 1)
     ]
     return max(pairs, key=lambda pair: detail(*pair))
+
+
+def _row_blocks(image: np.ndarray) -> np.ndarray:
+    """The means of `image`'s consecutive blocks of `GROW_BLOCK` rows (a last, shorter block
+    left out), as float32."""
+    count = len(image) // GROW_BLOCK
+    blocks = image[: count * GROW_BLOCK].astype(np.float32)
+    return blocks.reshape(count, GROW_BLOCK, image.shape[1]).mean(axis=1)
 
 
 def _sheared(
@@ -512,9 +516,12 @@ def straighten(gray: np.ndarray, region: Region) -> Region | None:
     return Region(crop=straight, to_image=to_image, strength=region.strength)
 
 
-def _detail(profile: np.ndarray) -> np.ndarray:
-    """The profile less its slow changes (light, glare): what aligns the bars."""
-    return profile - cv2.GaussianBlur(profile[None, :], (0, 0), 4.0)[0]
+def _detail(profiles: np.ndarray) -> np.ndarray:
+    """A profile, or each row of a stack of them, less its slow changes (light, glare): what
+    aligns the bars."""
+    rows = np.atleast_2d(profiles)
+    slow = cv2.GaussianBlur(rows, (0, 0), sigmaX=4.0, sigmaY=1e-3)
+    return profiles - slow.reshape(profiles.shape)
 
 
 def bar_likeness(region: Region) -> float:
