@@ -374,12 +374,29 @@ UPRIGHT_LEANS = np.linspace(-0.4, 0.4, 21)
 # What is left of them over the bars' whole height, once the crop's own rows set them upright.
 RESIDUAL_SHEARS = (np.linspace(-0.1, 0.1, 11), np.linspace(-0.2, 0.2, 11))
 SHEAR_UPSAMPLE = 4
+# The mask also stops short of a code's ends where they are dim or blurred into the paper (10
+# of the 36 codes a seeded hard set missed were cut out narrower than the code): the bars,
+# set upright, are followed up to `REACH` crop widths past either end where they reach it,
+# while bars go on within `BAR_GAP` columns (a Code 128 space is 4 modules at most: 7 px at
+# 1.8 px per module), and `QUIET` columns are kept past the last. A column holds bars where,
+# over `BAR_WINDOW` columns, the detail (`BAR_DETAIL`: a ticket's edge then reaches a few px
+# into the quiet zone) of the bars' top and bottom half, at the best of `BAR_SHIFTS` between
+# them (what is left of a lean measured on a short crop), agrees `BAR_ENERGY` times more than
+# the halves differ, by their noise, which halves apart do not share (neighbouring rows do: the
+# crop samples between pixels), or by the crop's median column's, where glare left no noise.
+REACH = 1.0
+BAR_DETAIL = 2.0
+BAR_WINDOW = 5
+BAR_ENERGY = 3.0
+BAR_GAP = 8
+QUIET = 10
+BAR_SHIFTS = np.arange(-2.0, 2.01, 0.5)
 
 
 def upright(gray: np.ndarray, region: Region) -> Region:
     """`region` cut out again over its bars' whole height (`_bar_rows`), each bar in one column
-    (`_shear`): what column averages need, as they average away sensor noise by the rows they
-    take, and smear what leans.
+    (`_shear`), and as far as they run on past its ends (`_bar_columns`): what column averages
+    need, as they average away sensor noise by the rows they take, and smear what leans.
 
     The locator's rows are the middle of the bars where a dim, noisy code's gradient is
     strongest; on hard frames it left half of the bars' height out, which the code's profiles
@@ -399,9 +416,50 @@ def upright(gray: np.ndarray, region: Region) -> Region:
     top, bottom = _bar_rows(around, extra, height)
     more_slant, more_lean = _shear(around[top + extra : bottom + extra], *RESIDUAL_SHEARS)
     rows = np.arange(top, bottom, dtype=np.float32)
-    crop = _sheared(gray, region, rows, cols, slant + more_slant, lean + more_lean)
-    to_image = region.to_image @ np.array([[1, 0, 0], [0, 1, top], [0, 0, 1]], np.float64)
-    return Region(crop=crop, to_image=to_image, strength=region.strength)
+    reach = round(REACH * width)
+    wide = np.arange(-reach, width + reach, dtype=np.float32)
+    slant, lean = slant + more_slant, lean + more_lean
+    crop = _sheared(gray, region, rows, wide, slant, lean, lean_past_ends=False)
+    left, right = _bar_columns(crop, reach, width)
+    shift = np.array([[1, 0, left - reach], [0, 1, top], [0, 0, 1]], np.float64)
+    return Region(
+        crop=crop[:, left:right], to_image=region.to_image @ shift, strength=region.strength
+    )
+
+
+def _bar_columns(crop: np.ndarray, reach: int, width: int) -> tuple[int, int]:
+    """The columns of `crop` (bars upright; the region's `width` columns with `reach` more
+    either side) that its code spans: the region's own, and past either end as far as the bars
+    go on (`REACH` to `QUIET`)."""
+    half = len(crop) // 2
+    image = crop.astype(np.float32)
+    halves = np.stack([image[:half].mean(axis=0), image[-half:].mean(axis=0)])
+    top, bottom = _detail(halves, BAR_DETAIL)
+    x = np.arange(len(top), dtype=np.float32)
+    shifted = np.stack([np.interp(x + shift, x, bottom) for shift in BAR_SHIFTS])
+    agree = cv2.blur(top * shifted, (BAR_WINDOW, 1)).max(axis=0)
+    differ = cv2.blur((0.25 * (top - bottom) ** 2)[None, :], (BAR_WINDOW, 1))[0]
+    floor = float(np.median(differ[reach : reach + width]))
+    bars = agree > BAR_ENERGY * np.maximum(differ, floor)
+    end = reach + width
+    before = _run_on(reach - np.nonzero(bars[:reach])[0][::-1], bars[reach : reach + BAR_GAP])
+    after = _run_on(np.nonzero(bars[end:])[0] + 1, bars[end - BAR_GAP : end])
+    first = max(reach - before - QUIET, 0) if before else reach
+    last = min(end + after + QUIET, len(bars)) if after else end
+    return first, last
+
+
+def _run_on(distances: np.ndarray, at_end: np.ndarray) -> int:
+    """How far bars run on past a crop's end, given the distances (ascending, from 1) of the
+    columns beyond it that hold bars, and whether its last columns do (`at_end`): to the last
+    before a gap wider than `BAR_GAP`; nowhere if the bars stop short of the end (a ticket's
+    edge past the quiet zone the crop's margin holds is not the code's)."""
+    if not at_end.any():
+        return 0
+    steps = np.diff(distances, prepend=0)
+    wide = np.nonzero(steps > BAR_GAP)[0]
+    count = int(wide[0]) if len(wide) else len(distances)
+    return int(distances[count - 1]) if count else 0
 
 
 def _bar_rows(around: np.ndarray, extra: int, height: int) -> tuple[int, int]:
@@ -474,13 +532,20 @@ def _sheared(
     cols: np.ndarray,
     slant: float,
     lean: float,
+    *,
+    lean_past_ends: bool = True,
 ) -> np.ndarray:
     """`gray` at crop `rows` and `cols` of `region` (either may reach past the crop), each row
     slid along the bars by `slant` px per row from the rows' middle, plus `lean` per row from
-    the crop's left end to its right: bars that drift so are set upright."""
+    the crop's left end to its right: bars that drift so are set upright. Without
+    `lean_past_ends`, columns past the crop's ends are slid as its end columns are: a lean
+    measured within a short crop is too rough to carry on a crop's width past it."""
     height, width = region.crop.shape
     centred = (rows - (rows[0] + rows[-1]) / 2)[:, None]
-    xs = cols[None, :] + (slant + lean * (cols[None, :] / width - 0.5)) * centred
+    along = cols[None, :] / width
+    if not lean_past_ends:
+        along = np.clip(along, 0.0, 1.0)
+    xs = cols[None, :] + (slant + lean * (along - 0.5)) * centred
     ys = np.broadcast_to(rows[:, None], xs.shape)
     return _sample(gray, region.corners, (width, height), xs, ys)
 
@@ -521,11 +586,11 @@ def straighten(gray: np.ndarray, region: Region) -> Region | None:
     return Region(crop=straight, to_image=to_image, strength=region.strength)
 
 
-def _detail(profiles: np.ndarray) -> np.ndarray:
-    """A profile, or each row of a stack of them, less its slow changes (light, glare): what
-    aligns the bars."""
+def _detail(profiles: np.ndarray, sigma: float = 4.0) -> np.ndarray:
+    """A profile, or each row of a stack of them, less its slow changes (light, glare; over
+    `sigma` px): what aligns the bars."""
     rows = np.atleast_2d(profiles)
-    slow = cv2.GaussianBlur(rows, (0, 0), sigmaX=4.0, sigmaY=1e-3)
+    slow = cv2.GaussianBlur(rows, (0, 0), sigmaX=sigma, sigmaY=1e-3)
     return profiles - slow.reshape(profiles.shape)
 
 

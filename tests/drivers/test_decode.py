@@ -292,6 +292,26 @@ def test_upright_leaves_upright_bars_upright() -> None:
     )
 
 
+def test_upright_follows_the_bars_past_a_crop_that_cut_them_short() -> None:
+    # The bars span columns 30–210 of the paper, which ends 30 px past them, on a dark desk.
+    paper, _ = bars_on_paper(0.0)
+    desk = np.random.default_rng(7).normal(90, 12, (120, 40))
+    image = np.clip(np.hstack([desk, paper, desk]), 0, 255).astype(np.uint8)
+
+    # A locator that saw only the middle half of the bars (paper columns 75–165).
+    def seen(left: int, right: int) -> Region:
+        to_image = np.float32([[1, 0, left], [0, 1, 50], [0, 0, 1]])
+        return Region(crop=image[50:70, left:right].copy(), to_image=to_image, strength=1.0)
+
+    tall = upright(image, seen(40 + 75, 40 + 165))
+    left, right = tall.corners[0, 0], tall.corners[1, 0]
+    # The bars and a quiet margin, short of the desk (at 40 and 280).
+    assert 40 + 5 < left <= 40 + 30 - 5 and 40 + 210 + 5 <= right < 280 - 5
+    # Bars that end inside the crop leave it as wide as it was, the desk's edge past its margin
+    # of paper notwithstanding.
+    assert upright(image, seen(40 + 15, 280 - 15)).crop.shape[1] == 210
+
+
 def test_a_crop_spaces_the_bars_evenly_where_its_quad_converges() -> None:
     """The locator's top and bottom edges are the reach of a blurred code's pixels, and may
     converge where the code's do not: the crop still spaces its columns evenly along the code
@@ -321,6 +341,22 @@ def test_profile_fits_the_check_settled_do_not_confirm_each_other() -> None:
     assert not decode._is_confirmed(settled)
     assert decode._is_confirmed([settled[0], vote("fit/full", settled=False)])
     assert decode._is_confirmed([vote(name, settled=False) for name in ("fit/full", "zbar/full")])
+
+
+def test_a_fifths_fit_does_not_confirm_fits_the_check_settled() -> None:
+    """A fifth of the bar height is the noisiest profile and lies among the other bands' rows:
+    its fit does not confirm the code two bands' fits settled alike; a third's fit does."""
+    corners = np.zeros((4, 2), np.float32)
+
+    def vote(decoder: str, rows: tuple[float, float], *, settled: bool) -> decode._Vote:
+        return decode._Vote("J1", Symbology.CODE128, corners, decoder, False, settled, rows)
+
+    settled = [
+        vote("fit/band2of3", (1 / 3, 2 / 3), settled=True),
+        vote("fit/band1of2", (0.0, 0.5), settled=True),
+    ]
+    assert not decode._is_confirmed([*settled, vote("fit/band3of5", (0.4, 0.6), settled=False)])
+    assert decode._is_confirmed([*settled, vote("fit/band1of3", (0.0, 1 / 3), settled=False)])
 
 
 def test_settled_fits_confirm_in_numbers_over_rows_apart() -> None:
