@@ -1,17 +1,19 @@
 """Decode benchmark: our pipeline against plain pyzbar and plain zxing-cpp, on one core.
 
-    .venv/bin/python -m benchmarks.decode [--synthetic N] [--hard N] [--tickets N] [--seed S]
+    .venv/bin/python -m benchmarks.decode [--synthetic N] [--hard N] [--tickets N] [--blanks N]
+                                          [--seed S]
 
 Sets, each printed as a table: the dev corpus (../shared/corpus/frames-dev), the hard dev corpus
 (../shared/corpus/frames-hard-dev), a seeded synthetic normal set (L0–L2) and a seeded
 synthetic hard set (L3: codes at 1.2–1.8 px per module, grey ink, dim, strong glare, 7–13 px
 motion blur, JPEG 40–70), both of ticket-shaped frames carrying a Code 128 and a DataMatrix of
-the job number (`drivers.camera.synth`), and with `--tickets N` N tickets drawn by the real
-ticket layout (`server.tickets`, rasterised by PDFium) placed in camera frames at L1–L3; every
-synthetic frame carries the sensor noise measured in the corpora at its level. A
-corpus directory holds JPEG frames and `truth.json`, file name → job number ("" for `_N`
-frames without a barcode); the level is the `_L0`…`_L3` suffix. The synthetic sets were never
-looked at while tuning the pipeline.
+the job number (`drivers.camera.synth`); with `--tickets N` N tickets drawn by the real ticket
+layout (`server.tickets`, rasterised by PDFium) placed in camera frames at L1–L3, and with
+`--blanks N` N tickets of text without a code at L0–L3 (like the corpora's `_N` frames, whose
+lines of print a fit may take for bars), for false reads. Every synthetic frame carries the
+sensor noise measured in the corpora at its level. A corpus directory holds JPEG frames and
+`truth.json`, file name → job number ("" for `_N` frames without a barcode); the level is the
+`_L0`…`_L3` suffix. The synthetic sets were never looked at while tuning the pipeline.
 
 Columns: ours with the station default (the ticket's formats, Code 128 + DataMatrix), ours
 with all formats, plain zxing-cpp (`zxingcpp.read_barcodes(gray)`, default options, every
@@ -109,10 +111,14 @@ def load_corpus(directory: Path) -> list[Frame]:
     return frames
 
 
-def synthetic(count: int, seed: int, levels: tuple[Level, ...]) -> list[Frame]:
+def synthetic(
+    count: int, seed: int, levels: tuple[Level, ...], *, blank_share: float = 0.1
+) -> list[Frame]:
     return [
         (name, job, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
-        for name, job, image in dataset(count, seed, levels=levels, matrix=True)
+        for name, job, image in dataset(
+            count, seed, levels=levels, matrix=True, blank_share=blank_share
+        )
     ]
 
 
@@ -180,10 +186,13 @@ def score(frames: Iterable[Frame], decode: Decode) -> Score:
 
 
 def report(title: str, frames: list[Frame], decoders: dict[str, Decode]) -> None:
+    if not frames:
+        print(f"\n## {title}: no frames (skipped)")
+        return
     counts = {level: sum(1 for n, t, _ in frames if t and level_of(n) == level) for level in LEVELS}
     levels = [level for level in LEVELS if counts[level]]
     blanks = sum(1 for _, t, _ in frames if not t)
-    counted = ", ".join(f"{level} {counts[level]}" for level in levels)
+    counted = ", ".join(f"{level} {counts[level]}" for level in levels) or "none"
     print(f"\n## {title}: {len(frames)} frames ({counted} with a barcode, {blanks} without)")
     print(f"load average {_load()}")
     scores = {name: score(frames, decode) for name, decode in decoders.items()}
@@ -207,6 +216,9 @@ def main() -> int:
     parser.add_argument("--synthetic", type=int, default=300, help="normal frames (0: none)")
     parser.add_argument("--hard", type=int, default=200, help="hard frames (0: none)")
     parser.add_argument("--tickets", type=int, default=0, help="real-layout tickets (0: none)")
+    parser.add_argument(
+        "--blanks", type=int, default=0, help="tickets without a code, L0–L3 (0: none)"
+    )
     parser.add_argument("--seed", type=int, default=20240601)
     args = parser.parse_args()
 
@@ -240,6 +252,9 @@ def main() -> int:
     if args.tickets:
         frames = tickets(args.tickets, args.seed + 2)
         report(f"real-layout tickets, seed {args.seed + 2}", frames, decoders)
+    if args.blanks:
+        frames = synthetic(args.blanks, args.seed + 3, tuple(Level), blank_share=1.0)
+        report(f"synthetic blank tickets, seed {args.seed + 3}", frames, decoders)
     print(f"\nload average at the end: {_load()}")
     return 0
 
