@@ -343,6 +343,23 @@ def test_profile_fits_the_check_settled_do_not_confirm_each_other() -> None:
     assert decode._is_confirmed([vote(name, settled=False) for name in ("fit/full", "zbar/full")])
 
 
+def test_row_noise_is_what_a_mean_of_many_rows_shows_where_rows_share_pixels() -> None:
+    # Upright bars plus sensor noise of variance 100 per pixel, sampled halfway between pixel
+    # rows, as a turned code's crop is: each row averages two, its neighbours share one.
+    rng = np.random.default_rng(8)
+    bars = np.where(rng.integers(0, 2, 300).astype(bool), 60.0, 200.0)
+    pixels = bars + rng.normal(0, 10, (81, 300))
+    crop = (pixels[:-1] + pixels[1:]) / 2
+    # The mean of the crop's 80 rows holds the noise of 81 pixel rows, as if each row's were
+    # 100: alternate pairs of rows show half of that (each pair's inner rows share a pixel row),
+    # the even and odd rows next to nothing (their difference cancels pixel row by pixel row).
+    assert 40 <= decode._row_noise(crop) <= 65
+    even_odd = crop[0::2].mean(axis=0) - crop[1::2].mean(axis=0)
+    assert np.var(even_odd) * 80 / 4 < 5
+    # Rows that share no pixels show it whole.
+    assert 85 <= decode._row_noise(pixels[:80]) <= 115
+
+
 def test_a_fifths_fit_does_not_confirm_fits_the_check_settled() -> None:
     """A fifth of the bar height is the noisiest profile and lies among the other bands' rows:
     its fit does not confirm the code two bands' fits settled alike; a third's fit does."""
