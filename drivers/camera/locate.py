@@ -421,10 +421,15 @@ def upright(gray: np.ndarray, region: Region) -> Region:
     slant, lean = slant + more_slant, lean + more_lean
     crop = _sheared(gray, region, rows, wide, slant, lean, lean_past_ends=False)
     left, right = _bar_columns(crop, reach, width)
-    shift = np.array([[1, 0, left - reach], [0, 1, top], [0, 0, 1]], np.float64)
-    return Region(
-        crop=crop[:, left:right], to_image=region.to_image @ shift, strength=region.strength
-    )
+    return _recut(region, crop[:, left:right], left - reach, top)
+
+
+def _recut(region: Region, crop: np.ndarray, left: float, top: float) -> Region:
+    """`region` with `crop`, cut out of the same image with its top-left corner at (`left`,
+    `top`) of `region`'s crop and its rows slid only along the bars: the region's homography,
+    moved."""
+    shift = np.array([[1, 0, left], [0, 1, top], [0, 0, 1]], np.float64)
+    return Region(crop=crop, to_image=region.to_image @ shift, strength=region.strength)
 
 
 def _bar_columns(crop: np.ndarray, reach: int, width: int) -> tuple[int, int]:
@@ -580,10 +585,7 @@ def straighten(gray: np.ndarray, region: Region) -> Region | None:
     extra = round(EXTEND * width) if cut else 0
     rows = np.arange(height, dtype=np.float32)
     cols = np.arange(-extra, width + extra, dtype=np.float32)
-    straight = _sheared(gray, region, rows, cols, slant, lean)
-    # The rows only slide along the bars: the region's homography, moved by the extension.
-    to_image = region.to_image @ np.array([[1, 0, -extra], [0, 1, 0], [0, 0, 1]], np.float64)
-    return Region(crop=straight, to_image=to_image, strength=region.strength)
+    return _recut(region, _sheared(gray, region, rows, cols, slant, lean), -extra, 0)
 
 
 def _detail(profiles: np.ndarray, sigma: float = 4.0) -> np.ndarray:
