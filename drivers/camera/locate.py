@@ -13,6 +13,7 @@ from itertools import combinations
 
 import cv2
 import numpy as np
+from numba import njit
 
 # Work on a half-size image: bars of 2+ px modules at 1280×720 survive, and it is 4× cheaper.
 SCALE = 0.5
@@ -499,27 +500,61 @@ def _shear(crop: np.ndarray, slants: np.ndarray, leans: np.ndarray) -> tuple[flo
         return 0.0, 0.0
     blocks = _row_blocks(crop)
     fine = cv2.resize(blocks, (width * SHEAR_UPSAMPLE, count), interpolation=cv2.INTER_CUBIC)
-    rows = ((np.arange(count) + 0.5) * GROW_BLOCK - count * GROW_BLOCK / 2)[:, None]
-    cols = np.arange(width)[None, :]
+    rows = (np.arange(count) + 0.5) * GROW_BLOCK - count * GROW_BLOCK / 2
 
-    def detail(slant: float, lean: float) -> float:
-        shift = (slant + lean * (cols / width - 0.5)) * rows
-        index = np.rint((cols + shift) * SHEAR_UPSAMPLE).astype(np.intp)
-        np.clip(index, 0, width * SHEAR_UPSAMPLE - 1, out=index)
-        steps = np.diff(np.take_along_axis(fine, index, axis=1)[:, margin:-margin], axis=1)
-        total = steps.sum(axis=0)
-        near = (steps * steps).sum() + 2 * (steps[1:] * steps[:-1]).sum()
-        return float(total @ total - near)
+    def details(slant: np.ndarray, lean: np.ndarray) -> np.ndarray:
+        return _kept_detail(fine, rows, slant, lean, width, margin)
 
-    slant = max(slants, key=lambda s: detail(s, 0.0))
-    lean = max(leans, key=lambda lean: detail(slant, lean))
+    slant = float(slants[np.argmax(details(slants, np.zeros_like(slants)))])
+    lean = float(leans[np.argmax(details(np.full_like(leans, slant), leans))])
     slant_step, lean_step = slants[1] - slants[0], leans[1] - leans[0]
-    pairs = [
-        (slant + ds * slant_step / 2, lean + dl * lean_step / 2)
-        for ds in (-1, 0, 1)
-        for dl in (-1, 0, 1)
-    ]
-    return max(pairs, key=lambda pair: detail(*pair))
+    steps = np.array((-1, 0, 1))
+    pair_slants = np.repeat(slant + steps * slant_step / 2, 3)
+    pair_leans = np.tile(lean + steps * lean_step / 2, 3)
+    best = int(np.argmax(details(pair_slants, pair_leans)))
+    return float(pair_slants[best]), float(pair_leans[best])
+
+
+@njit(cache=True, nogil=True)
+def _kept_detail(
+    fine: np.ndarray,
+    rows: np.ndarray,
+    slants: np.ndarray,
+    leans: np.ndarray,
+    width: int,
+    margin: int,
+) -> np.ndarray:
+    """`_shear`'s measure, compiled, for each pair of `slants` and `leans`: the detail of the
+    column means of the row blocks `fine` (`SHEAR_UPSAMPLE` samples per column; `rows` their
+    offsets from the middle) sheared so, counted between blocks that are not neighbours, over
+    the columns `margin` in from either end of `width`."""
+    kept = np.zeros(len(slants))
+    last = width * SHEAR_UPSAMPLE - 1
+    columns = width - 2 * margin - 1  # steps between neighbouring columns
+    totals = np.empty(columns)  # per column step: summed over the blocks
+    above = np.empty(columns)  # per column step: the previous block's
+    drift = np.empty(width)  # per column: the pair's slide per row offset
+    for pair in range(len(slants)):
+        totals[:] = 0.0
+        above[:] = 0.0
+        near = 0.0
+        for x in range(margin, width - margin):
+            drift[x] = slants[pair] + leans[pair] * (x / width - 0.5)
+        for row in range(len(rows)):
+            offset = rows[row]
+            previous = 0.0
+            for x in range(margin, width - margin):
+                at = int(np.rint((x + drift[x] * offset) * SHEAR_UPSAMPLE))
+                value = np.float64(fine[row, min(max(at, 0), last)])
+                if x > margin:
+                    step = value - previous
+                    column = x - margin - 1
+                    totals[column] += step
+                    near += step * step + 2 * step * above[column]
+                    above[column] = step
+                previous = value
+        kept[pair] = np.sum(totals * totals) - near
+    return kept
 
 
 def _row_blocks(image: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from itertools import pairwise
 
 import cv2
 import numpy as np
+from numba import njit
 
 # Element widths (bar, space, …) of the 107 Code 128 symbols; 106 is the stop, whose seventh
 # element is the final bar.
@@ -155,9 +156,13 @@ BRIDGE_GAP = 10.0
 UPSAMPLE = 4  # cubic upsampling before edge finding: sub-pixel edges from a parabola fit
 
 
-def _edges(profile: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+# Sub-pixel edge positions (profile px), whether each is rising, and each one's strength.
+Edges = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _edges(profile: np.ndarray) -> Edges:
     """Sub-pixel edge positions (profile px), whether each is rising (a bar ends there) and
-    its strength relative to the strong edges.
+    its strength relative to the strong edges, of the edges of at least `EDGE_SHARE` of that.
 
     Edges alternate: of two neighbouring extrema of one sign, the stronger stays.
     """
@@ -170,7 +175,7 @@ def _edges(profile: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
     if not len(peaks):
         return np.zeros(0), np.zeros(0, bool), np.zeros(0)
     reference = float(np.percentile(strength, 95))
-    peaks = peaks[strength >= threshold * reference]
+    peaks = peaks[strength >= EDGE_SHARE * reference]
     kept: list[int] = []
     for peak in peaks:
         if kept and (grad[peak] > 0) == (grad[kept[-1]] > 0):
@@ -317,8 +322,11 @@ class ProfileFit:
     def __iter__(self) -> Iterator[tuple[int, str]]:
         profiles, heavy = self.profiles, self.heavy
         blurs = HEAVY_BLURS if heavy else FIT_BLURS
-        own = [_outer_edges(profile) for profile in profiles]
-        agreed = _candidate_ends(profiles[: self.ends_from], own[: self.ends_from])
+        # Each profile's own outer edges: those agreeing on the code's first, the rest's only as
+        # they are decoded (a caller that has its answer stops after two or three profiles).
+        edges = [_edges(profile) for profile in profiles[: self.ends_from]]
+        own = [_outer_edges(found) for found in edges]
+        agreed = _candidate_ends(edges[0], own)
         if not agreed:
             return
         if heavy:  # the first edges alone: the choice of shapes under each costs most of a fit
@@ -329,9 +337,10 @@ class ProfileFit:
                 if shapes := _hypotheses(_oriented(profiles[0], ends, flip), blurs):
                     direction.append((ends, shapes))
         read = False
-        for index, (profile, profile_ends) in enumerate(zip(profiles, own, strict=True)):
+        for index, profile in enumerate(profiles):
             if index >= self.confirm_from and not read:
                 return
+            profile_ends = own[index] if index < len(own) else _outer_edges(_edges(profile))
             for flip, direction in plans.items():
                 # One contest per reading direction over every plan: two edge pairs that give two
                 # different codes are as ambiguous as two blurs that do.
@@ -383,10 +392,11 @@ class ProfileFit:
 
 
 def _candidate_ends(
-    profiles: Sequence[np.ndarray], own: list[tuple[float, float] | None]
+    first: Edges, own: list[tuple[float, float] | None]
 ) -> list[tuple[float, float]]:
-    """The outer edge pairs the fit tries for the code, the full height's own first; `own` are
-    each profile's own (`_outer_edges`). Empty where no profile has any."""
+    """The outer edge pairs the fit tries for the code, the full height's own first; `first`
+    are the full height's edges (`_edges`), `own` each profile's own outer edges
+    (`_outer_edges`). Empty where no profile has any."""
     found = [ends for ends in own if ends is not None]
     if not found:
         return []
@@ -400,13 +410,13 @@ def _candidate_ends(
         agreed = [own[0], *(ends for ends in agreed if ends != own[0])]
     # And the run's outermost edges, however weak: glare or a dim end leaves a code's end bars
     # too faint to count as strong, which cuts the code short; the start and stop fits decide.
-    weak = _outer_edges(profiles[0], EDGE_SHARE)
+    weak = _outer_edges(first, EDGE_SHARE)
     if weak is not None and not any(_near(weak, ends) for ends in agreed):
         agreed.append(weak)
     # And the run joined to its neighbours across gaps that glare or dim light left in the
     # code (`BRIDGE_GAP`), one end at a time (the other is the weak one's): the start and
     # stop fits decide whether the code goes on there.
-    if weak is not None and (bridged := _outer_edges(profiles[0], EDGE_SHARE, BRIDGE_GAP)):
+    if weak is not None and (bridged := _outer_edges(first, EDGE_SHARE, BRIDGE_GAP)):
         for ends in ((bridged[0], weak[1]), (weak[0], bridged[1])):
             if not any(_near(ends, other) for other in agreed):
                 agreed.append(ends)
@@ -587,7 +597,6 @@ def _fixed_beam(grid: Grid, count: int, model: Model, noise: float) -> list[int]
     of `REFIT_BEAM` partial decodes. With free gain and offset a wrong symbol's flat rendering
     fits a ripple of noise; with the code's own, it cannot."""
     profile, left, module, blur = grid
-    (level, slope, contrast, contrast_slope), mean, std = model
     beams: list[tuple[float, list[int], float]] = [(0.0, [], left)]
     for _ in range(count):
         grown = []
@@ -597,11 +606,8 @@ def _fixed_beam(grid: Grid, count: int, model: Model, noise: float) -> list[int]
             if pixels is None:
                 continue
             fine = _renderings((blur,), candidates, tuple(context.tolist()))
-            rendered = fine[:, _fine_index(pixels, start, module, FIT_SHIFTS, fine.shape[1])]
-            along = (pixels - mean) / std
-            predicted = (level + slope * along) + (contrast + contrast_slope * along) * rendered
-            errors = ((predicted - profile[pixels]) ** 2).sum(axis=2) / noise
-            shifts, errors = errors.argmin(axis=1), errors.min(axis=1)
+            errors, shifts = _squared_errors(fine, profile, pixels, start, module, *model)
+            errors /= noise
             for i in np.argsort(errors)[:REFIT_BEAM]:
                 next_start = start + (11 + float(FIT_SHIFTS[shifts[i]])) * module
                 grown.append((total - float(errors[i]), [*values, candidates[i]], next_start))
@@ -611,17 +617,54 @@ def _fixed_beam(grid: Grid, count: int, model: Model, noise: float) -> list[int]
     return beams[0][1]
 
 
+@njit(cache=True, nogil=True)
+def _squared_errors(
+    fine: np.ndarray,
+    profile: np.ndarray,
+    pixels: np.ndarray,
+    start: float,
+    module: float,
+    coefficients: np.ndarray,
+    mean: float,
+    std: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_fixed_beam`'s inner loop, compiled: each rendering of `fine` at `start` px, under the
+    level and contrast `coefficients` (`Model`, along `pixels` less `mean` over `std`), its
+    least summed squared error with the `profile` at `pixels` over the grid shifts
+    (`FIT_SHIFTS`), and that shift's index."""
+    level, slope, contrast, contrast_slope = coefficients
+    index = _fine_index(pixels, start, module, FIT_SHIFTS, fine.shape[1])
+    errors = np.full(len(fine), np.inf)
+    best_shift = np.zeros(len(fine), np.intp)
+    for r in range(len(fine)):
+        for s in range(len(FIT_SHIFTS)):
+            error = 0.0
+            for k in range(len(pixels)):
+                along = (pixels[k] - mean) / std
+                predicted = (level + slope * along) + (contrast + contrast_slope * along) * fine[
+                    r, index[s, k]
+                ]
+                error += (predicted - profile[pixels[k]]) ** 2
+            if error < errors[r]:
+                errors[r] = error
+                best_shift[r] = s
+    return errors, best_shift
+
+
+@njit(cache=True, nogil=True)
 def _fine_index(
     pixels: np.ndarray, start: float, module: float, shifts: np.ndarray, length: int
 ) -> np.ndarray:
     """Where each pixel's centre falls in a rendering of `length` samples (`FIT_RESOLUTION` per
     module, `_PAD` modules of context first) of a character starting at `start` px, under each
     grid shift (modules): shifts × pixels."""
-    u = (pixels - start) / module + _PAD
-    index = np.rint((u[None, :] - shifts[:, None]) * FIT_RESOLUTION - 0.5).astype(np.intp)
-    # The ufuncs, not np.clip: on arrays this small its dispatch costs more than the clipping.
-    np.maximum(index, 0, out=index)
-    return np.minimum(index, length - 1, out=index)
+    index = np.empty((len(shifts), len(pixels)), np.intp)
+    for s in range(len(shifts)):
+        for k in range(len(pixels)):
+            u = (pixels[k] - start) / module + _PAD
+            at = int(np.rint((u - shifts[s]) * FIT_RESOLUTION - 0.5))
+            index[s, k] = min(max(at, 0), length - 1)
+    return index
 
 
 def _slot(values: list[int], count: int) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -786,15 +829,15 @@ def _evened(profile: np.ndarray, left: float, right: float, gradient: float) -> 
 
 
 def _outer_edges(
-    profile: np.ndarray, outer_share: float = OUTER_SHARE, bridge: float = 0.0
+    edges: Edges, outer_share: float = OUTER_SHARE, bridge: float = 0.0
 ) -> tuple[float, float] | None:
-    """The first bar's leading and the last bar's trailing edge of the code: the densest run of
-    edges, cut where the gap is a quiet zone (a ticket's border may sit in the margin), joined
-    to the runs beyond gaps of at most `bridge` times the median one, and trimmed to edges of
-    `outer_share` of the strong ones' strength: next to a quiet zone the outer bars keep their
-    contrast.
+    """The first bar's leading and the last bar's trailing edge of the code, of a profile's
+    `edges` (`_edges`): the densest run of edges, cut where the gap is a quiet zone (a ticket's
+    border may sit in the margin), joined to the runs beyond gaps of at most `bridge` times the
+    median one, and trimmed to edges of `outer_share` of the strong ones' strength: next to a
+    quiet zone the outer bars keep their contrast.
     """
-    positions, rising, strength = _edges(profile, EDGE_SHARE)
+    positions, rising, strength = edges
     if len(positions) < 8:
         return None
     gaps = np.diff(positions)
@@ -895,22 +938,54 @@ def _fits(
     if pixels is None:
         return None
     fine = _renderings(blurs, candidates, tuple(context.tolist()))
-    samples = np.atleast_2d(profile)[:, pixels].astype(np.float32)
-    samples -= samples.sum(axis=1, keepdims=True) / samples.shape[1]
-    # Sample the renderings at every pixel for every grid shift at once.
-    index = _fine_index(pixels, start, module, FIT_SHIFTS, fine.shape[1])
-    rendered = fine[:, index]  # renderings × shifts × pixels
-    # Pearson correlation without centring the renderings: the samples' mean is zero, so the
-    # renderings' mean drops out of the product and only enters their variance.
-    count = rendered.shape[2]
-    sums = rendered.sum(axis=2)
-    variance = np.einsum("ijk,ijk->ij", rendered, rendered) - sums * sums / count
-    norms = np.sqrt(np.einsum("ij,ij->i", samples, samples))
-    scores = rendered @ samples.T  # renderings × shifts × profiles
-    # Bars are dark: the best candidate anti-correlates most with the samples.
-    scores /= np.sqrt(np.maximum(variance, 0.0))[:, :, None] * -norms - 1e-9
-    scores = scores.reshape(len(blurs), len(candidates), len(FIT_SHIFTS), len(samples))
-    best, shift = scores.max(axis=2), scores.argmax(axis=2)
+    stack = np.ascontiguousarray(np.atleast_2d(profile), np.float32)
+    best, shift = _correlations(fine, stack, int(pixels[0]), len(pixels), start, module)
+    best = best.reshape(len(blurs), len(candidates), len(stack))
+    shift = shift.reshape(best.shape)
     if profile.ndim == 1:
         return best[..., 0], shift[..., 0]
     return best.transpose(2, 0, 1), shift.transpose(2, 0, 1)
+
+
+@njit(cache=True, nogil=True)
+def _correlations(
+    fine: np.ndarray, profiles: np.ndarray, first: int, count: int, start: float, module: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_fits`' inner loop, compiled (it is most of a fit's time, and in numpy most of its own
+    time went to dispatching small arrays): for each rendering of `fine` and each of
+    `profiles`' `count` samples from `first`, the Pearson correlation at each grid shift
+    (`FIT_SHIFTS`), negated (bars are dark), its best and that shift's index."""
+    samples = np.empty((len(profiles), count))
+    norms = np.empty(len(profiles))
+    for p in range(len(profiles)):
+        mean = 0.0
+        for k in range(count):
+            mean += profiles[p, first + k]
+        mean /= count
+        power = 0.0
+        for k in range(count):
+            samples[p, k] = profiles[p, first + k] - mean
+            power += samples[p, k] * samples[p, k]
+        norms[p] = np.sqrt(power)
+    index = _fine_index(np.arange(first, first + count), start, module, FIT_SHIFTS, fine.shape[1])
+    best = np.full((len(fine), len(profiles)), -np.inf, np.float32)
+    best_shift = np.zeros((len(fine), len(profiles)), np.intp)
+    rendered = np.empty(count)
+    for r in range(len(fine)):
+        for s in range(len(FIT_SHIFTS)):
+            total = 0.0
+            power = 0.0
+            for k in range(count):
+                rendered[k] = fine[r, index[s, k]]
+                total += rendered[k]
+                power += rendered[k] * rendered[k]
+            spread = np.sqrt(max(power - total * total / count, 0.0))
+            for p in range(len(profiles)):
+                dot = 0.0
+                for k in range(count):
+                    dot += rendered[k] * samples[p, k]
+                score = np.float32(dot / (spread * -norms[p] - 1e-9))
+                if score > best[r, p]:
+                    best[r, p] = score
+                    best_shift[r, p] = s
+    return best, best_shift

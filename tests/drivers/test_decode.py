@@ -9,7 +9,15 @@ import pytest
 import zxingcpp
 
 from drivers.camera import BarcodeDecoder, Symbology, decode, profile
-from drivers.camera.locate import Region, _detail, _sample, straighten, upright
+from drivers.camera.locate import (
+    SHEAR_UPSAMPLE,
+    Region,
+    _detail,
+    _kept_detail,
+    _sample,
+    straighten,
+    upright,
+)
 from drivers.camera.synth import Level, _motion_kernel, frame, render_ticket
 from lenstrack.cli import main
 
@@ -279,6 +287,29 @@ def test_upright_takes_the_bars_whole_height_and_sets_them_upright(
     assert 25 <= top <= 33 and 87 <= bottom <= 95  # the bars' rows, not the paper's
     assert thirds_alike(tall.crop) > 0.95
     assert thirds_alike(image[30:90]) < 0.5 and thirds_alike(region.crop) < 0.5
+
+
+def test_compiled_shear_measure_counts_detail_between_blocks_not_neighbours() -> None:
+    # The compiled measure against its definition: blocks sampled with each row slid by the
+    # slant and lean, the steps between neighbouring columns, and their products summed over
+    # every pair of blocks at least two apart.
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        count, width = int(rng.integers(3, 20)), int(rng.integers(40, 200))
+        margin = int(rng.integers(0, 15))
+        fine = rng.normal(0, 30, (count, width * SHEAR_UPSAMPLE)).astype(np.float32)
+        rows = (np.arange(count) + 0.5) * 3 - count * 3 / 2
+        slants, leans = rng.uniform(-0.3, 0.3, 5), rng.uniform(-0.4, 0.4, 5)
+        kept = _kept_detail(fine, rows, slants, leans, width, margin)
+        cols = np.arange(width)
+        for slant, lean, measured in zip(slants, leans, kept, strict=True):
+            slid = cols[None, :] + (slant + lean * (cols / width - 0.5))[None, :] * rows[:, None]
+            index = np.clip(np.rint(slid * SHEAR_UPSAMPLE), 0, width * SHEAR_UPSAMPLE - 1)
+            sampled = np.take_along_axis(fine.astype(np.float64), index.astype(int), axis=1)
+            steps = np.diff(sampled[:, margin : width - margin], axis=1)
+            products = steps @ steps.T
+            apart = np.abs(np.subtract.outer(np.arange(count), np.arange(count))) >= 2
+            assert measured == pytest.approx(products[apart].sum(), rel=1e-9, abs=1e-6)
 
 
 def test_upright_leaves_upright_bars_upright() -> None:

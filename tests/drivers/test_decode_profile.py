@@ -13,6 +13,8 @@ from drivers.camera.profile import (
     CHECK_LOSS,
     CHECK_MARGIN,
     EDGE_SHARE,
+    FIT_BLURS,
+    FIT_SHIFTS,
     MIN_CODE_FIT,
     PATTERNS,
     ProfileFit,
@@ -20,6 +22,7 @@ from drivers.camera.profile import (
     _checked_decodes,
     _clear,
     _code_fit,
+    _edges,
     _outer_edges,
     _refit,
     _refitted,
@@ -103,6 +106,45 @@ def test_symbol_table() -> None:
     assert len(set(PATTERNS)) == 107
 
 
+def test_compiled_fits_are_each_candidates_correlation_at_its_best_shift() -> None:
+    # The compiled loop against the definition: per candidate and blur, the rendering sampled
+    # at each pixel's centre under each grid shift, its Pearson correlation with the samples,
+    # negated (bars are dark), the best over the shifts; on one profile and on a stack.
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        profile = rng.normal(128, 40, 300).astype(np.float32)
+        stack = np.stack([profile, profile + rng.normal(0, 9, 300).astype(np.float32)])
+        start, module = float(rng.uniform(0, 200)), float(rng.uniform(0.9, 4.0))
+        candidates = (profile_fit._DATA, profile_fit._STARTS, (106,))[trial % 3]
+        blurs = FIT_BLURS[: 1 + trial % 3]
+        context = profile_fit._context(int(rng.integers(0, 103)), False)
+        fits = profile_fit._fits(stack, start, module, blurs, context, candidates)
+        if fits is None:
+            continue
+        best, shift = fits
+        fine = profile_fit._renderings(blurs, candidates, tuple(context.tolist()))
+        span = len(profile_fit._MODULES[candidates[0]])
+        pixels = profile_fit._window(len(profile), start, module, span)
+        assert pixels is not None
+        for row, rendering in enumerate(fine):
+            blur, candidate = divmod(row, len(candidates))
+            u = (pixels - start) / module + 2  # modules from the rendering's first sample
+            correlations = [
+                -np.corrcoef(rendering[index], stack[:, pixels])[0, 1:]
+                for index in np.clip(
+                    np.rint((u[None, :] - FIT_SHIFTS[:, None]) * 16 - 0.5).astype(int),
+                    0,
+                    len(rendering) - 1,
+                )
+            ]
+            expected = np.max(correlations, axis=0)
+            assert np.allclose(best[:, blur, candidate], expected, atol=1e-4)
+            chosen = np.array(correlations)[shift[:, blur, candidate], [0, 1]]
+            assert np.allclose(chosen, expected, atol=1e-4)
+        single = profile_fit._fits(profile, start, module, blurs, context, candidates)
+        assert single is not None and np.array_equal(single[0], best[0])
+
+
 @pytest.mark.parametrize("text", [*JOBS, "".join(f"{n:02d}" for n in range(100)), "a~{|}`"])
 def test_clean_profiles_in_both_directions(text: str) -> None:
     # Code C pairs 00–99 cover every data value; the others code sets A/B, shifts and switches.
@@ -176,9 +218,9 @@ def test_profiles_past_ends_from_are_read_on_the_ends_the_others_agreed(
     agreeing: list[int] = []
     candidate_ends = profile_fit._candidate_ends
 
-    def recorded(profiles: list[np.ndarray], own: list[object]) -> object:
-        agreeing.append(len(profiles))
-        return candidate_ends(profiles, own)
+    def recorded(first: object, own: list[object]) -> object:
+        agreeing.append(len(own))
+        return candidate_ends(first, own)
 
     monkeypatch.setattr(profile_fit, "_candidate_ends", recorded)
     assert list(ProfileFit(profiles, ends_from=1)) == [(0, job), (1, job), (2, job)]
@@ -376,8 +418,8 @@ def test_ends_bridged_over_a_stretch_the_glare_faded() -> None:
         along = np.arange(len(profile)) / module - 12  # modules from the first bar
         faded = 1 - 0.8 * np.exp(-((along - 35) ** 2) / (2 * 9**2))
         profile = (225 - (225 - profile) * faded).astype(np.float32)
-        weak = _outer_edges(profile, EDGE_SHARE)
-        bridged = _outer_edges(profile, EDGE_SHARE, BRIDGE_GAP)
+        weak = _outer_edges(_edges(profile), EDGE_SHARE)
+        bridged = _outer_edges(_edges(profile), EDGE_SHARE, BRIDGE_GAP)
         assert weak is not None and weak[0] - 12 * module > 30 * module  # 30 modules short
         assert bridged is not None and abs(bridged[0] - 12 * module) < module
         assert list(fit_profile(profile)) == ["75830398"]
