@@ -11,8 +11,8 @@ one job number, in a Code 128 and a DataMatrix: one confirmed read of either is 
    turns likeliest to hold the ticket's DataMatrix that way up (`_likely_turns`);
 4. the other regions `locate` finds, cut out and decoded as in 2;
 5. the two strongest regions still unread, the more bar-like first (`locate.bar_likeness`),
-   the first of them cut out again over its bars' whole height and length with each bar in
-   one column (`locate.upright`), as column-averaged scanline profiles, one over the full bar
+   each cut out again over its bars' whole height and length with each bar in one column
+   (`locate.upright`), as column-averaged scanline profiles, one over the full bar
    height, one per horizontal third, half and fifth, one of its even and one of its odd rows —
    averaging along the bars removes sensor noise without touching the bars, which is what blur
    and noise leave of an L2 frame. Code 128 profiles are fitted with a blurred model of the code
@@ -216,9 +216,11 @@ class BarcodeDecoder:
         for index, region in enumerate(thorough):
             if _has_confirmed(votes):  # a ticket carries one code: the rest is text and edges
                 break
-            # The first, most often the code, over its bars' whole height and upright: on the
-            # second, mostly print, that doubled the profile stage's cost on tickets' p95.
-            found, whole = self._decode_profiles(upright(gray, region) if not index else region)
+            # Over the bars' whole height and upright. On the second region, mostly print, that
+            # doubled the profile stage's cost on tickets' p95 until the fit's loops were
+            # compiled; now it costs little, and read 8 more of 3,974 hard frames (9 gained, 1
+            # lost), none misread, and no blank or normal frame more or fewer.
+            found, whole = self._decode_profiles(upright(gray, region))
             votes += found
             fitted |= not index and whole
             if not index and not _has_confirmed(votes) and (straight := straighten(gray, region)):
