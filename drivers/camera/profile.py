@@ -227,7 +227,6 @@ def _text(values: list[int]) -> str | None:
 
 _STARTS = (START_A, START_B, START_C)
 _PAD = 2  # modules of context rendered each side of a character
-_DATA = tuple(range(START_A))  # the check character too
 # Context modules (bar coverage): the quiet zone; a character's next neighbour starts with a
 # bar of at least one module; before the stop, the unknown neighbour is half covered on average.
 _QUIET = np.zeros(_PAD, np.float32)
@@ -545,25 +544,17 @@ def _code_model(grid: Grid, values: list[int]) -> tuple[Model, float, float] | N
     """The whole-code fit of `values` (`_code_fit`): its level and contrast model, the code fit
     and the residual variance per sample; None where a symbol falls off the profile."""
     profile, start, module, blur = grid
-    pixels, coverage = [], []
-    for index, value in enumerate(values):
-        context = _context(values[index - 1] if index else None, index == len(values) - 1)
-        fits = _fits(profile, start, module, (blur,), context, (value,))
-        if fits is None:
-            return None
-        shifted = FIT_SHIFTS[fits[1][0, 0] : fits[1][0, 0] + 1]
-        shift = float(shifted[0])
-        # The symbol's own samples: from where it starts to where the next one would.
-        first = max(int(np.ceil(start + shift * module)), 0)
-        end = int(np.ceil(start + (shift + len(_MODULES[value])) * module))
-        own = np.arange(first, min(end, len(profile)))
-        fine = _renderings((blur,), (value,), tuple(context.tolist()))[0]
-        pixels.append(own)
-        coverage.append(fine[_fine_index(own, start, module, shifted, len(fine))[0]])
-        start += (11 + shift) * module
-    where = np.concatenate(pixels)
+    found, where, coverage = _code_coverage(
+        _symbol_table(blur),
+        np.ascontiguousarray(profile, np.float32),
+        np.asarray(values, np.intp),
+        float(start),
+        float(module),
+    )
+    if not found:
+        return None
     samples = profile[where].astype(np.float64)
-    bars = np.concatenate(coverage).astype(np.float64)
+    bars = coverage.astype(np.float64)
     mean, std = float(where.mean()), max(float(where.std()), 1.0)
     along = (where - mean) / std
     design = np.stack([np.ones_like(along), along, bars, bars * along], axis=1)
@@ -573,6 +564,46 @@ def _code_model(grid: Grid, values: list[int]) -> tuple[Model, float, float] | N
     unexplained = max(residual @ residual, 1e-12)
     fit = float(-np.log(unexplained / max(centred @ centred, 1e-12)))
     return (coefficients, mean, std), fit, unexplained / len(samples)
+
+
+@njit(cache=True, nogil=True)
+def _code_coverage(
+    table: np.ndarray, profile: np.ndarray, values: np.ndarray, start: float, module: float
+) -> tuple[bool, np.ndarray, np.ndarray]:
+    """`_code_model`'s walk along the code, compiled: each of `values` from `start` px at its
+    best grid shift, as the decode placed it (`_beam_decode`), its own pixels, from where it
+    starts to where the next would, and its rendering's bar coverage there (`_symbol_table`).
+    False where a symbol's window leaves the profile."""
+    size = int(len(values) * (14 * module + 2)) + 1
+    where = np.empty(size, np.intp)
+    coverage = np.empty(size, np.float32)
+    score = np.empty(1)
+    chosen = np.empty(1, np.intp)
+    taken = 0
+    for position in range(len(values)):
+        value = values[position]
+        span = 13 if value == STOP else 11
+        first, end = _window_span(len(profile), start, module, span)
+        if end < first:
+            return False, where[:0], coverage[:0]
+        pixels = np.arange(first, end + 1)
+        last = position == len(values) - 1
+        row = 0 if position == 0 else 1 + 2 * _LAST_MODULES[values[position - 1]] + last
+        renderings = table[row]
+        index = _fine_index(pixels, start, module, FIT_SHIFTS, renderings.shape[1])
+        _scored_by_correlation(renderings, value, value + 1, index, profile, pixels, score, chosen)
+        shifted = FIT_SHIFTS[chosen[0] : chosen[0] + 1]
+        shift = shifted[0]
+        own_first = max(int(np.ceil(start + shift * module)), 0)
+        own_end = min(int(np.ceil(start + (shift + span) * module)), len(profile))
+        own = np.arange(own_first, own_end)
+        at = _fine_index(own, start, module, shifted, renderings.shape[1])
+        for k in range(len(own)):
+            where[taken] = own[k]
+            coverage[taken] = renderings[value, at[0, k]]
+            taken += 1
+        start += (11 + shift) * module
+    return True, where[:taken], coverage[:taken]
 
 
 def _refit(grid: Grid, values: list[int]) -> tuple[list[int], float, float] | None:
@@ -597,58 +628,41 @@ def _fixed_beam(grid: Grid, count: int, model: Model, noise: float) -> list[int]
     of `REFIT_BEAM` partial decodes. With free gain and offset a wrong symbol's flat rendering
     fits a ripple of noise; with the code's own, it cannot."""
     profile, left, module, blur = grid
-    beams: list[tuple[float, list[int], float]] = [(0.0, [], left)]
-    for _ in range(count):
-        grown = []
-        for total, values, start in beams:
-            context, candidates = _slot(values, count)
-            pixels = _window(len(profile), start, module, len(_MODULES[candidates[0]]))
-            if pixels is None:
-                continue
-            fine = _renderings((blur,), candidates, tuple(context.tolist()))
-            errors, shifts = _squared_errors(fine, profile, pixels, start, module, *model)
-            errors /= noise
-            for i in np.argsort(errors)[:REFIT_BEAM]:
-                next_start = start + (11 + float(FIT_SHIFTS[shifts[i]])) * module
-                grown.append((total - float(errors[i]), [*values, candidates[i]], next_start))
-        beams = sorted(grown, key=lambda beam: -beam[0])[:REFIT_BEAM]
-        if not beams:
-            return None
-    return beams[0][1]
+    found = _beam(profile, left, module, count, blur, REFIT_BEAM, -np.inf, model, noise)
+    return None if found is None else found[1]
 
 
 @njit(cache=True, nogil=True)
-def _squared_errors(
-    fine: np.ndarray,
+def _scored_by_error(
+    renderings: np.ndarray,
+    low: int,
+    high: int,
+    index: np.ndarray,
     profile: np.ndarray,
     pixels: np.ndarray,
-    start: float,
-    module: float,
     coefficients: np.ndarray,
     mean: float,
     std: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """`_fixed_beam`'s inner loop, compiled: each rendering of `fine` at `start` px, under the
-    level and contrast `coefficients` (`Model`, along `pixels` less `mean` over `std`), its
-    least summed squared error with the `profile` at `pixels` over the grid shifts
-    (`FIT_SHIFTS`), and that shift's index."""
+    errors: np.ndarray,
+    shifts: np.ndarray,
+) -> None:
+    """Into `errors` and `shifts`: each of the `renderings` from `low` to `high`, sampled at
+    `index` (shifts × pixels, `_fine_index`) under the level and contrast `coefficients`
+    (`Model`, along `pixels` less `mean` over `std`), its least summed squared error with the
+    `profile` at `pixels` over the grid shifts, and that shift's index."""
     level, slope, contrast, contrast_slope = coefficients
-    index = _fine_index(pixels, start, module, FIT_SHIFTS, fine.shape[1])
-    errors = np.full(len(fine), np.inf)
-    best_shift = np.zeros(len(fine), np.intp)
-    for r in range(len(fine)):
-        for s in range(len(FIT_SHIFTS)):
+    for candidate in range(high - low):
+        errors[candidate] = np.inf
+        for s in range(len(index)):
             error = 0.0
             for k in range(len(pixels)):
                 along = (pixels[k] - mean) / std
-                predicted = (level + slope * along) + (contrast + contrast_slope * along) * fine[
-                    r, index[s, k]
-                ]
+                rendered = renderings[low + candidate, index[s, k]]
+                predicted = (level + slope * along) + (contrast + contrast_slope * along) * rendered
                 error += (predicted - profile[pixels[k]]) ** 2
-            if error < errors[r]:
-                errors[r] = error
-                best_shift[r] = s
-    return errors, best_shift
+            if error < errors[candidate]:
+                errors[candidate] = error
+                shifts[candidate] = s
 
 
 @njit(cache=True, nogil=True)
@@ -665,15 +679,6 @@ def _fine_index(
             at = int(np.rint((u - shifts[s]) * FIT_RESOLUTION - 0.5))
             index[s, k] = min(max(at, 0), length - 1)
     return index
-
-
-def _slot(values: list[int], count: int) -> tuple[np.ndarray, tuple[int, ...]]:
-    """The rendering context of the character after `values` in a code of `count` characters,
-    and the symbols it may be: a start first, the stop last (it must fit where the drifting grid
-    ends: a check of the whole grid), a data or check character between."""
-    last = len(values) == count - 1
-    context = _context(values[-1] if values else None, last)
-    return context, _STARTS if not values else (STOP,) if last else _DATA
 
 
 def _context(previous: int | None, last: bool) -> np.ndarray:
@@ -868,58 +873,186 @@ def _fit_symbols(
     A beam of the best partial decodes: a wrong character shows in its right neighbour's fit,
     whose rendering takes the wrong one as context.
     """
-    # Score sum, values, next character's start, each data and check slot's correlations.
-    beams: list[tuple[float, list[int], float, tuple[np.ndarray, ...]]] = [(0.0, [], left, ())]
-    for _ in range(count):
-        grown = []
-        for total, values, start, slots in beams:
-            context, candidates = _slot(values, count)
-            fits = _fit_character(profile, start, module, blur, context, candidates)
-            if fits is None:
-                continue
-            best, scores = fits
-            kept = (*slots, scores) if candidates is _DATA else slots
-            for value, shift, score in best:
-                if score >= floor:
-                    next_start = start + (11 + shift) * module
-                    grown.append((total + score, [*values, value], next_start, kept))
-        beams = sorted(grown, key=lambda beam: -beam[0])[:FIT_BEAM]
-        if not beams:
-            return None
-    total, values, _, slots = beams[0]
-    return total / count, values, np.array(slots)
-
-
-def _fit_character(
-    profile: np.ndarray,
-    start: float,
-    module: float,
-    blur: Blur,
-    context: np.ndarray,
-    candidates: tuple[int, ...],
-) -> tuple[list[tuple[int, float, float]], np.ndarray] | None:
-    """The `FIT_BEAM` best fitting symbols at `start` (px) as (value, grid shift, correlation),
-    and every candidate's correlation.
-
-    `context` is the bar coverage of the `_PAD` modules either side of the character.
-    """
-    fits = _fits(profile, start, module, (blur,), context, candidates)
-    if fits is None:
+    found = _beam(profile, left, module, count, blur, FIT_BEAM, floor)
+    if found is None:
         return None
-    scores, shifts = fits[0][0], fits[1][0]
-    order = np.argsort(-scores)[:FIT_BEAM]
-    return [(candidates[i], float(FIT_SHIFTS[shifts[i]]), float(scores[i])) for i in order], scores
+    total, values, slots = found
+    return total / count, values, slots
+
+
+def _beam(
+    profile: np.ndarray,
+    left: float,
+    module: float,
+    count: int,
+    blur: Blur,
+    width: int,
+    floor: float,
+    model: Model | None = None,
+    noise: float = 1.0,
+) -> tuple[float, list[int], np.ndarray] | None:
+    """`_beam_decode` of `count` characters from `left` px on `profile` under `blur`: its best
+    decode's score sum, symbols and data and check slots' scores; None where none got through.
+    """
+    coefficients, mean, std = model if model is not None else (np.zeros(4), 0.0, 1.0)
+    found, total, values, slots = _beam_decode(
+        _symbol_table(blur),
+        np.ascontiguousarray(profile, np.float32),
+        float(left),
+        float(module),
+        count,
+        width,
+        float(floor),
+        model is not None,
+        np.asarray(coefficients, np.float64),
+        float(mean),
+        float(std),
+        float(noise),
+    )
+    return (float(total), values.tolist(), slots) if found else None
+
+
+# Rows of `_symbol_table`: the start's context, then each symbol's last two modules (bar = 1)
+# as a number, times two (next the stop or not).
+_CONTEXTS = 1 + 4 * 2
+_LAST_MODULES = np.array([2 * m[-2] + m[-1] for m in _MODULES], np.intp)
+
+
+@cache
+def _symbol_table(blur: Blur) -> np.ndarray:
+    """Every symbol's rendering under `blur` (`_renderings`) in each context a character can
+    have (`_context`), in the rows `_beam_decode` picks: contexts × symbols × samples; the stop
+    is two modules longer than the others, whose rows are padded."""
+    short = (len(_MODULES[0]) + 2 * _PAD) * FIT_RESOLUTION
+    table = np.zeros((_CONTEXTS, len(PATTERNS), short + 2 * FIT_RESOLUTION), np.float32)
+    for row in range(_CONTEXTS):
+        context = _context(None, False)
+        if row:
+            pattern, last = divmod(row - 1, 2)
+            ending = np.nonzero(pattern == _LAST_MODULES)[0]
+            if not len(ending):  # no symbol ends so (every one ends with a space)
+                continue
+            context = _context(int(ending[0]), bool(last))
+        key = tuple(context.tolist())
+        table[row, :STOP, :short] = _renderings((blur,), tuple(range(STOP)), key)
+        table[row, STOP] = _renderings((blur,), (STOP,), key)[0]
+    return table
+
+
+@njit(cache=True, nogil=True)
+def _beam_decode(
+    table: np.ndarray,
+    profile: np.ndarray,
+    left: float,
+    module: float,
+    count: int,
+    width: int,
+    floor: float,
+    fixed: bool,
+    coefficients: np.ndarray,
+    mean: float,
+    std: float,
+    noise: float,
+) -> tuple[bool, float, np.ndarray, np.ndarray]:
+    """A beam of the `width` best partial decodes of `count` characters from `left` px,
+    compiled: a start first, the stop last (it must fit where the drifting grid ends: a check
+    of the whole grid), data or check characters between. Each is scored at its best grid
+    shift (`FIT_SHIFTS`) by its rendering's correlation with the samples, and must reach
+    `floor`; or, `fixed`, by its squared error under the level and contrast `coefficients`
+    (`Model`: along the profile less `mean` over `std`) over the `noise` variance, negated.
+    Whether a decode got through, the best one's score sum, symbols, and data and check slots'
+    scores (slots × 103). The table's padding is never sampled: a character's window
+    (`_window_span`) reaches 2.9 modules past its end at most, its rendering 4."""
+    totals = np.zeros(width)
+    starts = np.full(width, left)
+    values = np.zeros((width, count), np.intp)
+    slots = np.zeros((width, max(count - 2, 0), START_A), np.float32)
+    live = 1
+    scores = np.empty(START_A)
+    shifts = np.empty(START_A, np.intp)
+    grown_totals = np.empty(width * width)
+    grown_parents = np.empty(width * width, np.intp)
+    grown_values = np.empty(width * width, np.intp)
+    grown_starts = np.empty(width * width)
+    for step in range(count):
+        last = step == count - 1
+        low, high = 0, START_A  # a data or check character
+        if step == 0:
+            low, high = START_A, STOP
+        elif last:
+            low, high = STOP, STOP + 1
+        span = 13 if last else 11
+        grown = 0
+        for beam in range(live):
+            start = starts[beam]
+            first, end = _window_span(len(profile), start, module, span)
+            if end < first:
+                continue
+            pixels = np.arange(first, end + 1)
+            row = 0 if step == 0 else 1 + 2 * _LAST_MODULES[values[beam, step - 1]] + last
+            renderings = table[row]
+            index = _fine_index(pixels, start, module, FIT_SHIFTS, renderings.shape[1])
+            candidates = high - low
+            if fixed:
+                _scored_by_error(
+                    renderings,
+                    low,
+                    high,
+                    index,
+                    profile,
+                    pixels,
+                    coefficients,
+                    mean,
+                    std,
+                    scores,
+                    shifts,
+                )
+                for candidate in range(candidates):
+                    scores[candidate] /= -noise
+            else:
+                _scored_by_correlation(
+                    renderings, low, high, index, profile, pixels, scores, shifts
+                )
+            if 0 < step < count - 1:
+                slots[beam, step - 1] = scores[:candidates]
+            order = np.argsort(-scores[:candidates], kind="mergesort")[:width]
+            for candidate in order:
+                if fixed or scores[candidate] >= floor:
+                    grown_totals[grown] = totals[beam] + scores[candidate]
+                    grown_parents[grown] = beam
+                    grown_values[grown] = low + candidate
+                    grown_starts[grown] = start + (11 + FIT_SHIFTS[shifts[candidate]]) * module
+                    grown += 1
+        if not grown:
+            return False, 0.0, values[0], slots[0]
+        kept = np.argsort(-grown_totals[:grown], kind="mergesort")[:width]
+        parents = grown_parents[kept]
+        values, slots = values[parents].copy(), slots[parents].copy()
+        for beam in range(len(kept)):
+            values[beam, step] = grown_values[kept[beam]]
+            totals[beam] = grown_totals[kept[beam]]
+            starts[beam] = grown_starts[kept[beam]]
+        live = len(kept)
+    return True, totals[0], values[0], slots[0]
 
 
 def _window(length: int, start: float, module: float, span: int) -> np.ndarray | None:
     """The pixels of a profile of `length` that a character of `span` modules (13 for the stop)
-    starting at `start` px is fitted on, half a module more either side; None where they leave
-    the profile."""
+    starting at `start` px is fitted on (`_window_span`); None where they leave the profile."""
+    first, end = _window_span(length, float(start), float(module), span)
+    return None if end < first else np.arange(first, end + 1)
+
+
+@njit(cache=True, nogil=True)
+def _window_span(length: int, start: float, module: float, span: int) -> tuple[int, int]:
+    """The first and last pixel of a profile of `length` that a character of `span` modules
+    starting at `start` px is fitted on, half a module more either side; the last before the
+    first where they leave the profile."""
     first = int(np.ceil(start - 0.5 * module))
-    last = min(int(start + (span + 0.5) * module), length - 1)
-    if first < 0 or last - first < span:
-        return None
-    return np.arange(first, last + 1)
+    end = min(int(start + (span + 0.5) * module), length - 1)
+    if first < 0 or end - first < span:
+        return 0, -1
+    return first, end
 
 
 def _fits(
@@ -951,41 +1084,62 @@ def _fits(
 def _correlations(
     fine: np.ndarray, profiles: np.ndarray, first: int, count: int, start: float, module: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`_fits`' inner loop, compiled (it is most of a fit's time, and in numpy most of its own
-    time went to dispatching small arrays): for each rendering of `fine` and each of
-    `profiles`' `count` samples from `first`, the Pearson correlation at each grid shift
-    (`FIT_SHIFTS`), negated (bars are dark), its best and that shift's index."""
-    samples = np.empty((len(profiles), count))
-    norms = np.empty(len(profiles))
+    """`_fits`' loop, compiled (in numpy most of its time went to dispatching small arrays):
+    for each rendering of `fine` and each of `profiles` (`count` samples from `first`), the
+    best correlation over the grid shifts and that shift's index (`_scored_by_correlation`)."""
+    pixels = np.arange(first, first + count)
+    index = _fine_index(pixels, start, module, FIT_SHIFTS, fine.shape[1])
+    best = np.empty((len(fine), len(profiles)), np.float32)
+    best_shift = np.empty((len(fine), len(profiles)), np.intp)
+    scores = np.empty(len(fine))
+    shifts = np.empty(len(fine), np.intp)
     for p in range(len(profiles)):
-        mean = 0.0
-        for k in range(count):
-            mean += profiles[p, first + k]
-        mean /= count
-        power = 0.0
-        for k in range(count):
-            samples[p, k] = profiles[p, first + k] - mean
-            power += samples[p, k] * samples[p, k]
-        norms[p] = np.sqrt(power)
-    index = _fine_index(np.arange(first, first + count), start, module, FIT_SHIFTS, fine.shape[1])
-    best = np.full((len(fine), len(profiles)), -np.inf, np.float32)
-    best_shift = np.zeros((len(fine), len(profiles)), np.intp)
-    rendered = np.empty(count)
-    for r in range(len(fine)):
-        for s in range(len(FIT_SHIFTS)):
-            total = 0.0
-            power = 0.0
-            for k in range(count):
-                rendered[k] = fine[r, index[s, k]]
-                total += rendered[k]
-                power += rendered[k] * rendered[k]
-            spread = np.sqrt(max(power - total * total / count, 0.0))
-            for p in range(len(profiles)):
-                dot = 0.0
-                for k in range(count):
-                    dot += rendered[k] * samples[p, k]
-                score = np.float32(dot / (spread * -norms[p] - 1e-9))
-                if score > best[r, p]:
-                    best[r, p] = score
-                    best_shift[r, p] = s
+        _scored_by_correlation(fine, 0, len(fine), index, profiles[p], pixels, scores, shifts)
+        best[:, p] = scores
+        best_shift[:, p] = shifts
     return best, best_shift
+
+
+@njit(cache=True, nogil=True)
+def _scored_by_correlation(
+    renderings: np.ndarray,
+    low: int,
+    high: int,
+    index: np.ndarray,
+    profile: np.ndarray,
+    pixels: np.ndarray,
+    scores: np.ndarray,
+    shifts: np.ndarray,
+) -> None:
+    """Into `scores` and `shifts`: each of the `renderings` from `low` to `high`, sampled at
+    `index` (shifts × pixels, `_fine_index`), its Pearson correlation with the `profile` at
+    `pixels`, negated (bars are dark), at the best grid shift (as float32), and that shift's
+    index."""
+    count = len(pixels)
+    mean = 0.0
+    for k in range(count):
+        mean += profile[pixels[k]]
+    mean /= count
+    samples = np.empty(count)
+    power = 0.0
+    for k in range(count):
+        samples[k] = profile[pixels[k]] - mean
+        power += samples[k] * samples[k]
+    norm = np.sqrt(power)
+    for candidate in range(high - low):
+        best = np.float32(-np.inf)
+        for s in range(len(index)):
+            total = 0.0
+            squares = 0.0
+            dot = 0.0
+            for k in range(count):
+                value = np.float64(renderings[low + candidate, index[s, k]])
+                total += value
+                squares += value * value
+                dot += value * samples[k]
+            spread = np.sqrt(max(squares - total * total / count, 0.0))
+            score = np.float32(dot / (spread * -norm - 1e-9))
+            if s == 0 or score > best:
+                best = score
+                shifts[candidate] = s
+        scores[candidate] = best

@@ -115,7 +115,7 @@ def test_compiled_fits_are_each_candidates_correlation_at_its_best_shift() -> No
         profile = rng.normal(128, 40, 300).astype(np.float32)
         stack = np.stack([profile, profile + rng.normal(0, 9, 300).astype(np.float32)])
         start, module = float(rng.uniform(0, 200)), float(rng.uniform(0.9, 4.0))
-        candidates = (profile_fit._DATA, profile_fit._STARTS, (106,))[trial % 3]
+        candidates = (tuple(range(103)), profile_fit._STARTS, (106,))[trial % 3]
         blurs = FIT_BLURS[: 1 + trial % 3]
         context = profile_fit._context(int(rng.integers(0, 103)), False)
         fits = profile_fit._fits(stack, start, module, blurs, context, candidates)
