@@ -588,8 +588,7 @@ def _code_coverage(
             return False, where[:0], coverage[:0]
         pixels = np.arange(first, end + 1)
         last = position == len(values) - 1
-        row = 0 if position == 0 else 1 + 2 * _LAST_MODULES[values[position - 1]] + last
-        renderings = table[row]
+        renderings = table[_table_row(values[position - 1] if position else -1, last)]
         index = _fine_index(pixels, start, module, FIT_SHIFTS, renderings.shape[1])
         _scored_by_correlation(renderings, value, value + 1, index, profile, pixels, score, chosen)
         shifted = FIT_SHIFTS[chosen[0] : chosen[0] + 1]
@@ -921,7 +920,7 @@ _LAST_MODULES = np.array([2 * m[-2] + m[-1] for m in _MODULES], np.intp)
 @cache
 def _symbol_table(blur: Blur) -> np.ndarray:
     """Every symbol's rendering under `blur` (`_renderings`) in each context a character can
-    have (`_context`), in the rows `_beam_decode` picks: contexts × symbols × samples; the stop
+    have (`_context`), in the rows `_table_row` gives: contexts × symbols × samples; the stop
     is two modules longer than the others, whose rows are padded."""
     short = (len(_MODULES[0]) + 2 * _PAD) * FIT_RESOLUTION
     table = np.zeros((_CONTEXTS, len(PATTERNS), short + 2 * FIT_RESOLUTION), np.float32)
@@ -937,6 +936,13 @@ def _symbol_table(blur: Blur) -> np.ndarray:
         table[row, :STOP, :short] = _renderings((blur,), tuple(range(STOP)), key)
         table[row, STOP] = _renderings((blur,), (STOP,), key)[0]
     return table
+
+
+@njit(cache=True, nogil=True)
+def _table_row(previous: int, last: bool) -> int:
+    """The row of `_symbol_table` for the character after `previous` (-1 for none: a start
+    follows), the stop if `last`."""
+    return 0 if previous < 0 else 1 + 2 * _LAST_MODULES[previous] + last
 
 
 @njit(cache=True, nogil=True)
@@ -989,8 +995,7 @@ def _beam_decode(
             if end < first:
                 continue
             pixels = np.arange(first, end + 1)
-            row = 0 if step == 0 else 1 + 2 * _LAST_MODULES[values[beam, step - 1]] + last
-            renderings = table[row]
+            renderings = table[_table_row(values[beam, step - 1] if step else -1, last)]
             index = _fine_index(pixels, start, module, FIT_SHIFTS, renderings.shape[1])
             candidates = high - low
             if fixed:
