@@ -19,10 +19,13 @@ demo: system-packages venv
 # PostgreSQL every other test uses) run after them, by themselves. PYTEST_WORKERS=0 runs the
 # first part in one process too; PYTEST_ARGS go to both parts (a -m there replaces the split).
 # pytest exits 5 when it collects no test; that is reported, not treated as a crash.
+# The decoder's numba kernels are compiled first, once, into their disk cache: otherwise each
+# worker would compile them itself (about 10 s each after an install or a change to them).
 PYTEST_WORKERS ?= 2
 test: system-packages venv
 	@$(BIN)/ruff check .
 	@$(BIN)/lint-imports
+	@$(BIN)/python -m drivers.camera.warm
 	@parallel=0; alone=0; \
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not alone" --durations=25 \
 	  $(PYTEST_ARGS) || parallel=$$?; \

@@ -27,6 +27,7 @@ from .decode import (
     Point,
     Symbology,
 )
+from .warm import warm_up
 
 PREVIEW_WIDTH = 640
 
@@ -117,7 +118,13 @@ class CameraScanner(BarcodeScanner):
         """Open the frame source; raise OSError when it is not available (yet)."""
 
     def _workers(self) -> list[Worker]:
-        return [("capture", self._keep_connected), ("decode", self._decode)]
+        return [("capture", self._warm_then_capture), ("decode", self._decode)]
+
+    def _warm_then_capture(self) -> None:
+        # The decoder's kernels are compiled (after an install) or loaded from their cache
+        # before the camera opens, so that the first ticket in view does not wait on them.
+        warm_up()
+        self._keep_connected()
 
     async def stop(self) -> None:
         self._stop.set()
