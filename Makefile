@@ -25,7 +25,7 @@ PYTEST_WORKERS ?= 2
 test: system-packages venv
 	@$(BIN)/ruff check .
 	@$(BIN)/lint-imports
-	@$(BIN)/python -m drivers.camera.warm
+	@$(BIN)/python -c 'from drivers.camera.warm import warm_up; warm_up()'
 	@parallel=0; alone=0; \
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not alone" --durations=25 \
 	  $(PYTEST_ARGS) || parallel=$$?; \

@@ -4,8 +4,8 @@ numba compiles a kernel on its first call: about 10 s for all of them on a 2-cor
 an install or a change to their source; after that it loads them from its disk cache
 (`cache=True`, in `__pycache__` beside the source) in about 0.3 s per process. Without a
 warm-up that cost falls on the first ticket a station's camera sees, or on whichever test
-decodes first. `make` runs `python -m drivers.camera.warm`; the camera's decode thread calls
-`warm_up` before its first frame.
+decodes first. `make test` calls `warm_up` before starting pytest's workers, and a camera's
+capture thread before it opens the camera.
 """
 
 import numpy as np
@@ -21,6 +21,3 @@ def warm_up() -> None:
     blank = synth.frame(None, synth.Level.L0, np.random.default_rng(0), matrix=True)
     BarcodeDecoder().decode(blank)
 
-
-if __name__ == "__main__":
-    warm_up()
