@@ -20,4 +20,3 @@ def warm_up() -> None:
     confirms early (the test of this module checks that no other frame needs another)."""
     blank = synth.frame(None, synth.Level.L0, np.random.default_rng(0), matrix=True)
     BarcodeDecoder().decode(blank)
-

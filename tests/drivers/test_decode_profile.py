@@ -17,6 +17,7 @@ from drivers.camera.profile import (
     FIT_SHIFTS,
     MIN_CODE_FIT,
     PATTERNS,
+    QUIET_SPAN,
     ProfileFit,
     _checked,
     _checked_decodes,
@@ -24,10 +25,13 @@ from drivers.camera.profile import (
     _code_fit,
     _edges,
     _outer_edges,
+    _plans,
+    _quiet_beyond,
     _refit,
     _refitted,
     _rough,
     _settled,
+    _slid_ends,
     _unambiguous,
     fit_profile,
     fit_profiles,
@@ -423,6 +427,53 @@ def test_ends_bridged_over_a_stretch_the_glare_faded() -> None:
         assert weak is not None and weak[0] - 12 * module > 30 * module  # 30 modules short
         assert bridged is not None and abs(bridged[0] - 12 * module) < module
         assert list(fit_profile(profile)) == ["75830398"]
+
+
+@pytest.mark.parametrize(
+    ("text", "module", "blur"), [("75830398", 2.0, 1.0), ("J40017106", 1.4, 1.6)]
+)
+def test_slid_renderings_find_the_start_and_stop_either_way(
+    text: str, module: float, blur: float
+) -> None:
+    modules = code_modules(text)
+    profile = render(modules, module, blur=blur, noise=2.0)
+    ends = (12 * module, (12 + len(modules)) * module)  # `render`'s quiet zones are 12 modules
+    size = len(profile) - 1
+    for oriented, true in (
+        (profile, ends),
+        (profile[::-1].copy(), (size - ends[1], size - ends[0])),
+    ):
+        found = _slid_ends(oriented)
+        assert any(np.abs(np.subtract(pair, true)).max() < module for pair in found), found
+        assert list(fit_profile(oriented)) == [text]
+
+
+def test_slid_ends_need_quiet_paper_beyond_them() -> None:
+    module = 2.0
+    modules = code_modules("75830398")
+    profile = render(modules, module, blur=1.0, noise=2.0)
+    left, right = 12 * module, (12 + len(modules)) * module
+    assert _quiet_beyond(profile, (left, right), module)
+    # A span inside the bars (a start and a stop can fit there by chance) has bars beyond it.
+    assert not _quiet_beyond(profile, (left + 11 * module, right - 11 * module), module)
+    # A code the crop cut off just past its end: no paper to tell a quiet zone by.
+    cut = profile[: int(right + (QUIET_SPAN[0] + 2) * module)]
+    assert not _quiet_beyond(cut, (left, right), module)
+
+
+def test_where_the_edges_give_no_start_and_stop_the_slid_ends_are_fitted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Outer edges found well inside the code (as where glare clips both its ends): no start and
+    # stop fit there either way, so the fit reads the code only at the slid ends.
+    module = 2.0
+    profile = render(code_modules("75830398"), module, blur=1.0, noise=1.0)
+    inside = [(40 * module, 70 * module)]
+    assert not any(_plans(profile, inside, FIT_BLURS).values())
+    monkeypatch.setattr(profile_fit, "_candidate_ends", lambda first, own: inside)
+    assert list(fit_profile(profile)) == ["75830398"]
+    monkeypatch.setattr(profile_fit, "_slid_ends", lambda profile: [])
+    assert list(fit_profile(profile)) == []
 
 
 def test_noise() -> None:
