@@ -1,5 +1,7 @@
 """The Code 128 profile fit on generated scanline profiles with known truth, and blurred tickets."""
 
+import itertools
+
 import cv2
 import numpy as np
 import pytest
@@ -147,6 +149,31 @@ def test_compiled_fits_are_each_candidates_correlation_at_its_best_shift() -> No
             assert np.allclose(chosen, expected, atol=1e-4)
         single = profile_fit._fits(profile, start, module, blurs, context, candidates)
         assert single is not None and np.array_equal(single[0], best[0])
+
+
+def test_edge_percentile_is_numpys_to_the_last_bit() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(3000):
+        size = int(rng.integers(1, 500))
+        values = np.abs(rng.normal(0, rng.uniform(0.1, 60), size)).astype(np.float32)
+        q = float(rng.choice([95.0, 50.0, 2.5, 99.9]))
+        ours, numpys = profile_fit._percentile(values, q), np.percentile(values, q)
+        assert ours == numpys and ours.dtype == numpys.dtype, (size, q)
+
+
+def test_compiled_edges_alternate_keeping_the_first_strongest_of_each_run() -> None:
+    # The compiled loop against its definition: runs of extrema of one sign, the strongest of
+    # each (the first of equals, as ties on a flat stretch are kept from its start).
+    rng = np.random.default_rng(12)
+    for _ in range(300):
+        grad = np.round(rng.normal(0, 3, 200), 1).astype(np.float32)  # rounded: ties happen
+        peaks = np.sort(rng.choice(np.arange(1, 199), int(rng.integers(0, 80)), replace=False))
+        expected: list[int] = []
+        for _, group in itertools.groupby(peaks.tolist(), key=lambda peak: grad[peak] > 0):
+            run = list(group)
+            magnitudes = [abs(grad[peak]) for peak in run]
+            expected.append(run[magnitudes.index(max(magnitudes))])
+        assert profile_fit._alternating(grad, peaks).tolist() == expected
 
 
 @pytest.mark.parametrize("text", [*JOBS, "".join(f"{n:02d}" for n in range(100)), "a~{|}`"])
