@@ -11,21 +11,32 @@ window.lenstrack = (() => {
   let pending = "";
   let lastKeyAt = 0;
   let flushTimer = null;
+  let released = ""; // what the last pause's timer let into the focused field
   let audio = null;
 
   function releaseToField() {
     clearTimeout(flushTimer);
-    if (pending && isEditable(document.activeElement)) {
-      document.execCommand("insertText", false, pending);
-    }
+    const text = pending;
     pending = "";
+    if (text && isEditable(document.activeElement)) {
+      document.execCommand("insertText", false, text);
+      return text;
+    }
+    return "";
   }
 
   // The pause after a key: typed text goes into the focused field now. With no field focused
-  // nothing is waiting for it, so the next key's timestamp decides instead (a timer may fire
-  // before burst keys queued behind a busy moment are handled).
+  // nothing is waiting for it, so the next key's timestamp decides instead. A timer can fire
+  // while the burst's next keys wait behind a busy moment (seen under load: the first four
+  // keys of a scan went into a note): the next key's timestamp then shows the burst went on,
+  // and `takeBack` undoes the insert, so the scan is read whole and none of it stays typed.
   function pauseAfterKey() {
-    if (isEditable(document.activeElement)) releaseToField();
+    if (isEditable(document.activeElement)) released = releaseToField();
+  }
+
+  function takeBack() {
+    document.execCommand("undo");
+    pending = released + pending;
   }
 
   // Until the page is mounted there is no root element to emit from: hold the scan till then
@@ -45,6 +56,8 @@ window.lenstrack = (() => {
       (event) => {
         if (event.ctrlKey || event.metaKey || event.altKey) return;
         const now = event.timeStamp;
+        if (released && now - lastKeyAt <= gapMs) takeBack();
+        released = "";
         if (event.key === "Enter" || event.key === "Tab") {
           if (pending.length >= minLength && now - lastKeyAt <= gapMs) {
             event.preventDefault();

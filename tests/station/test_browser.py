@@ -63,6 +63,28 @@ def running_station(
         stop_process(process)
 
 
+def test_a_scan_the_page_handles_late_is_read_whole_and_not_typed(
+    page: Page, station_url: str, live_server: LiveServer
+) -> None:
+    # The last keys of a scan handled after the pause that lets typing into the focused field
+    # (a loaded machine): their own timestamps show the burst went on, so what the pause let
+    # into the note is taken back and the scan is read whole (a CI run once read "CH42" of
+    # "NOSUCH42", the rest typed into the note).
+    open_station(page, station_url)
+    sign_in(page)
+    job = job_at(live_server, "edging", "queued")
+    wedge(page, job)
+    expect(page.get_by_text("Started", exact=True)).to_be_visible(timeout=5_000)
+    page.get_by_role("button", name="Note…").click()
+    note = page.locator("textarea")
+    note.click()
+    page.keyboard.type("ok", delay=400)
+    expect(note).to_have_value("ok")
+    wedge(page, "NOSUCH43", stall_after=4)
+    expect(page.get_by_text("Unknown job or tray NOSUCH43")).to_be_visible(timeout=5_000)
+    shot(page, "late-scan")
+
+
 @pytest.fixture
 def station_url(live_server: LiveServer, tmp_path: Path) -> Iterator[str]:
     with running_station(live_server, tmp_path, "EDGE-1", "edging") as url:
@@ -79,17 +101,20 @@ def page() -> Iterator[Page]:
 SCANNER_KEY_INTERVAL_SECONDS = 0.004
 
 
-def wedge(page: Page, code: str) -> None:
+def wedge(page: Page, code: str, *, stall_after: int | None = None) -> None:
     """What a keyboard-wedge scanner does: trusted keystrokes a few ms apart, then Enter.
 
     Each key carries its own timestamp, as a scanner's do: the station tells a burst from
     typing by those (station.js), and a loaded test machine can hold CDP's delivery of one
     key for more than the burst gap (a CI run read only "001" of "B1001"), which is the test
-    harness's delay, not the scanner's."""
+    harness's delay, not the scanner's. `stall_after` keys, the delivery of the rest waits
+    well past the burst gap, their timestamps still the scanner's: a busy page does that."""
     session = page.context.new_cdp_session(page)
     try:
         start = time.time()
         for index, key in enumerate([*code, "Enter"]):
+            if index == stall_after:
+                page.wait_for_timeout(300)
             at = start + index * SCANNER_KEY_INTERVAL_SECONDS
             typed = {"key": key, "text": key}
             if key == "Enter":
