@@ -23,9 +23,18 @@ from drivers.camera import (
 )
 from drivers.camera.device import draw_preview
 from drivers.camera.synth import frame
+from drivers.camera.warm import warm_up
 
 TIMEOUT = 20.0  # generous: decoding shares the CPU with the rest of the test run
 SETTINGS = CameraSettings(symbologies=(Symbology.CODE128,), debounce=30.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _decoder_kernels_compiled() -> None:
+    # A camera compiles the decoder's kernels before it opens (`warm_up`): after a change to
+    # them that takes some 10 s of CPU, which on a loaded machine once outlasted TIMEOUT. The
+    # waits below are for decoding, so the compile happens here first.
+    warm_up()
 
 
 class Recorder:
