@@ -198,15 +198,16 @@ def _extent(candidate: Candidate, theta: float) -> tuple[float, float, float, fl
     _, _, xs, ys = candidate
     u = xs * np.cos(theta) + ys * np.sin(theta)
     v = ys * np.cos(theta) - xs * np.sin(theta)
-    u0, u1 = _percentiles(u, (2, 98))
-    v0, v1 = _percentiles(v, (5, 95))
+    u0, u1 = percentiles(u, (2, 98))
+    v0, v1 = percentiles(v, (5, 95))
     return float(u0), float(u1), float((v0 + v1) / 2), float(v1 - v0)
 
 
-def _percentiles(values: np.ndarray, percents: tuple[float, ...]) -> np.ndarray:
-    """`np.percentile(values, percents)` of a 1D float64 array, to the last bit, at half its
-    cost: a partition around the ranks needed instead of numpy's general machinery, whose
-    overhead dominates on a region's few thousand pixels."""
+def percentiles(values: np.ndarray, percents: tuple[float, ...]) -> np.ndarray:
+    """`np.percentile(values, q)` of a 1D float array for each scalar `q` of `percents`, to the
+    last bit and in the values' own dtype, at half its cost or less: a partition around the
+    ranks needed instead of numpy's general machinery, whose overhead dominates on a region's
+    few thousand pixels or a profile's few hundred edges."""
     low, high, between = _ranks(np.array(percents, np.float64), len(values))
     part = np.partition(values, np.union1d(low, high))
     return _lerp(part[low], part[high], between)
@@ -223,9 +224,11 @@ def _ranks(
 
 
 def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """numpy's percentile interpolation, rounding included (from the nearer end)."""
+    """numpy's percentile interpolation of a scalar q, rounding included: from the nearer end,
+    with the weights rounded to the values' dtype (a no-op for float64)."""
     diff = b - a
-    return np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+    weight = t.astype(a.dtype)
+    return np.where(t >= 0.5, b - diff * (1 - t).astype(a.dtype), a + diff * weight)
 
 
 def _orientation(
@@ -257,7 +260,7 @@ def _rectify(
     along = np.array([-np.sin(theta), np.cos(theta)])
     points = np.stack([xs, ys], axis=1)
     u, v = points @ across, points @ along
-    u0, u1 = _percentiles(u, (1, 99))
+    u0, u1 = percentiles(u, (1, 99))
     length = u1 - u0
     margin = 0.12 * length + 12  # the mask stops short of the outer bars and the quiet zone
     # Bars' lean (du/dv) at either end, relative to the code's mean direction.
@@ -338,7 +341,7 @@ def _edge_lines(
     counts = np.bincount(index, minlength=EDGE_SLICES)
     filled = np.nonzero(counts >= 10)[0]
     if len(filled) < 2:
-        v_top, v_bottom = _percentiles(v, (2, 98))
+        v_top, v_bottom = percentiles(v, (2, 98))
         return (float(v_top), 0.0), (float(v_bottom), 0.0)
     low, high, between = _ranks(np.array([[3.0, 97.0]]), counts[filled, None])
     first = (np.cumsum(counts) - counts)[filled, None]

@@ -40,6 +40,8 @@ import cv2
 import numpy as np
 from numba import njit
 
+from .locate import percentiles
+
 # Element widths (bar, space, …) of the 107 Code 128 symbols; 106 is the stop, whose seventh
 # element is the final bar.
 PATTERNS = (
@@ -204,7 +206,7 @@ def _edges(profile: np.ndarray) -> Edges:
     strength = np.abs(grad[peaks])
     if not len(peaks):
         return np.zeros(0), np.zeros(0, bool), np.zeros(0)
-    reference = float(_percentile(strength, 95))
+    reference = float(percentiles(strength, (95,))[0])
     index = _alternating(grad, peaks[strength >= EDGE_SHARE * reference])
     index = index[(index > 0) & (index < len(grad) - 1)]
     before, at, after = grad[index - 1], grad[index], grad[index + 1]
@@ -227,22 +229,6 @@ def _alternating(grad: np.ndarray, peaks: np.ndarray) -> np.ndarray:
             kept[count] = peak
             count += 1
     return kept[:count]
-
-
-def _percentile(values: np.ndarray, q: float) -> np.floating:
-    """`np.percentile(values, q)` of a 1D float array and a scalar `q`, to the last bit (in the
-    values' own dtype, as numpy rounds a scalar's interpolation), at a ninth of its cost: one
-    partition instead of numpy's general machinery, whose overhead dominates on a profile's few
-    hundred edges."""
-    rank = q / 100 * (len(values) - 1)
-    low = int(rank)
-    high = min(low + 1, len(values) - 1)
-    part = np.partition(values, (low, high))
-    below, above, between = part[low], part[high], rank - low
-    step = above - below
-    if between >= 0.5:  # numpy interpolates from the nearer end
-        return above - step * values.dtype.type(1 - between)
-    return below + step * values.dtype.type(between)
 
 
 def _checked(values: list[int]) -> bool:

@@ -13,8 +13,8 @@ from drivers.camera.locate import (
     MERGE_GAP,
     Candidate,
     _merge_collinear,
-    _percentiles,
     find_regions,
+    percentiles,
 )
 from drivers.camera.profile import ProfileFit, fit_profile
 from drivers.camera.synth import HARD, HardRanges, Level, frame
@@ -76,7 +76,7 @@ def test_the_locators_percentiles_are_numpys_to_the_last_bit(size: int) -> None:
     values = np.random.default_rng(size).normal(0, 100, size)
     for percents in ((1, 99), (2, 98), (3, 97), (5, 95), (50,)):
         expected = np.percentile(values, percents)
-        assert np.array_equal(_percentiles(values, percents), expected), percents
+        assert np.array_equal(percentiles(values, percents), expected), percents
 
 
 def part(x0: int, x1: int, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray]:

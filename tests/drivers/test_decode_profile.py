@@ -9,6 +9,7 @@ import zxingcpp
 
 from drivers.camera import BarcodeDecoder, Symbology
 from drivers.camera import profile as profile_fit
+from drivers.camera.locate import percentiles
 from drivers.camera.profile import (
     AMBIGUITY,
     BRIDGE_GAP,
@@ -151,14 +152,19 @@ def test_compiled_fits_are_each_candidates_correlation_at_its_best_shift() -> No
         assert single is not None and np.array_equal(single[0], best[0])
 
 
-def test_edge_percentile_is_numpys_to_the_last_bit() -> None:
+def test_percentiles_are_numpys_to_the_last_bit() -> None:
+    # The edges' float32 strengths (numpy rounds a scalar q's interpolation in float32) and the
+    # locator's float64 pixel coordinates.
     rng = np.random.default_rng(11)
-    for _ in range(3000):
+    for trial in range(3000):
         size = int(rng.integers(1, 500))
-        values = np.abs(rng.normal(0, rng.uniform(0.1, 60), size)).astype(np.float32)
-        q = float(rng.choice([95.0, 50.0, 2.5, 99.9]))
-        ours, numpys = profile_fit._percentile(values, q), np.percentile(values, q)
-        assert ours == numpys and ours.dtype == numpys.dtype, (size, q)
+        dtype = (np.float32, np.float64)[trial % 2]
+        values = np.abs(rng.normal(0, rng.uniform(0.1, 60), size)).astype(dtype)
+        qs = (float(rng.choice([95.0, 50.0, 2.5, 99.9])), float(rng.uniform(0, 100)))
+        ours = percentiles(values, qs)
+        for q, mine in zip(qs, ours, strict=True):
+            numpys = np.percentile(values, q)
+            assert mine == numpys and mine.dtype == numpys.dtype, (size, q, dtype)
 
 
 def test_compiled_edges_alternate_keeping_the_first_strongest_of_each_run() -> None:
