@@ -9,8 +9,8 @@ correlates best with the samples; a small beam of partial decodes lets a wrong c
 caught by its right neighbour's fit.
 
 Where no start and stop fit at the outer edges found (glare that clips the paper over an end,
-a dim or smeared end bar), the start and stop characters are looked for themselves, by sliding
-their renderings along the profile.
+a dim or smeared end bar), or the code decodes whole under none of those that fit, the start
+and stop characters are looked for themselves, by sliding their renderings along the profile.
 
 Perspective narrows the modules along a tilted code; the profile is resampled to even them
 out under a few such hypotheses. Only the best-fitting complete decode of all grid, blur and
@@ -28,11 +28,12 @@ Where neither reads a profile, the whole-code model reads it once more: the leve
 fitted to the best decode are held fixed, and each character is the symbol whose rendering
 under them leaves the least squared error, the model refitted to what was read and read again.
 A code that passes the check that way vouches for itself; one the check settled is vouched
-for again when the refit reads it too.
+for again when the refit reads it too. A refit that fails the check is settled by it as a
+best decode is, over the checked codes of its own squared errors.
 """
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from itertools import pairwise
 
@@ -117,9 +118,17 @@ CHECK_MARGIN = 0.3
 # where none was whole), then each character the symbol of least squared error under them, in
 # a beam of `REFIT_BEAM`, the model refitted to what was read, `REFIT_ROUNDS` times. With the
 # true code's model, the true symbol ranked first in 249 of 288 slots of missed hard frames,
-# against 199 by the free-gain correlation.
+# against 199 by the free-gain correlation. A refit that fails the check is settled by it as a
+# best decode is (`_settled`), its checked rivals made of each slot's `CHECK_CANDIDATES` least
+# squared errors: 3 more of 3,974 hard frames and 1 of the hard dev corpus' 36 L3 frames, none
+# misread; where the grid was right, the refit got one or two characters of a hard code wrong
+# that the check put right. The characters the check changes may cost at most
+# `REFIT_SETTLE_LOSS` in squared error over the noise variance (`_slot_loss`): on blurred
+# generated profiles, 95 of 103 right settlements cost less, the 3 wrong ones 29–44, and a
+# code printed with a wrong check character 18–42 (changing only that one).
 REFIT_BEAM = 4
 REFIT_ROUNDS = 3
+REFIT_SETTLE_LOSS = 15.0
 # A decode whose code fit is below this (less than 63 % of the profile explained) is text or
 # noise, not a code the refit would mend. Skipping those, and fitting rough decodes for the
 # full height only, brought the synthetic normal set's p95 from 342 ms back to 182 (160 without
@@ -166,7 +175,13 @@ UPSAMPLE = 4  # cubic upsampling before edge finding: sub-pixel edges from a par
 # `SLIDE_STEP` modules apart (the grid shifts cover what lies between), at the middling focus
 # blur the counts are chosen at. That read 33 more of 3,974 hard frames (none lost, none
 # misread) and no blank one; modules 4 % apart and positions 0.8 modules apart, 6 more again,
-# at 10 ms more on the hard frames' p95.
+# at 10 ms more on the hard frames' p95. Slid also where start and stop fit at the edges' ends
+# but the full height decoded whole at none of them (one end found a few modules off, the
+# count then wrong), as about half the missed hard frames did: 32 more (86.0 → 86.8 %), none
+# lost; a blank ticket's text, which decodes whole rarely, pays for it (+7 % median, +8 %
+# mean on 200 blank tickets beside the old code at the same time; the dev corpus's blank
+# frames +2 %), frames that read do not. What is read at slid ends must read as a job number:
+# a 5-character '2)VRD' was read there in a hard frame of 'J91545036'.
 # A start and a stop that each fit `MIN_FIT` at their best position (for their module), at
 # modules within `SLIDE_MATCH` of the module a whole count of characters between them gives,
 # with quiet paper beyond each (`_quiet_beyond`), are outer edges to try like the edges' own:
@@ -319,6 +334,9 @@ def fit_profiles(
     return iter(ProfileFit(profiles, heavy=heavy))
 
 
+Plans = dict[bool, list[tuple[tuple[float, float], list[Shape]]]]  # by flip: ends, shapes
+
+
 class ProfileFit:
     """(index, text) of the profiles across one code in which the fit finds checked text, as
     they are found (a caller that has its answer stops); and, once iterated, whether any
@@ -370,49 +388,81 @@ class ProfileFit:
         if heavy:  # the first edges alone: the choice of shapes under each costs most of a fit
             agreed = agreed[:1]
         plans = _plans(profiles[0], agreed, blurs)
-        if not heavy and not any(plans.values()):
-            # No start and stop fit at the ends the edges gave (or there were none): where
-            # the start and stop characters themselves fit (`_slid_ends`).
+        # Where no start and stop fit at the ends the edges gave (or there were none), or the
+        # full height decoded whole under none of them: where the start and stop characters
+        # themselves fit (`_slid_ends`).
+        may_slide, slid = not heavy, False
+        if may_slide and not any(plans.values()):
             plans = _plans(profiles[0], _slid_ends(profiles[0]), blurs)
+            may_slide, slid = False, True
         read = False
         for index, profile in enumerate(profiles):
             if index >= self.confirm_from and not read:
                 return
             profile_ends = own[index] if index < len(own) else _outer_edges(_edges(profile))
-            for flip, direction in plans.items():
-                # One contest per reading direction over every plan: two edge pairs that give two
-                # different codes are as ambiguous as two blurs that do.
-                decodes: list[tuple[Fit, Grid]] = []
-                first: tuple[Grid, int] | None = None  # the best shape: the refit's rough seed
-                for ends, shapes in direction:
-                    if profile_ends is not None and _near(profile_ends, ends):
-                        ends = profile_ends
-                    oriented, (left, right) = _oriented(profile, ends, flip)
-                    for count, gradient, blur in shapes:
-                        even = _evened(oriented, left, right, gradient)
-                        start, module = _grid(left, right, count, blur)
-                        grid = (even, start, module, blur)
-                        if first is None:
-                            first = (grid, count)
-                        decoded = _fit_symbols(even, start, module, count, blur)
-                        if decoded is not None:
-                            decodes.append((decoded, grid))
-                self.whole |= bool(decodes)
-                text = _unambiguous(_check_settled(decodes))
-                if text is not None:
-                    best, _ = _best(decodes)
-                    # A refit that reads the same code without the check's help vouches for it
-                    # as the check, having chosen it, no longer can.
-                    if not _checked(best) and _refitted(decodes) != text:
-                        self.settled.add(index)
-                else:
-                    # A rough decode costs a whole beam: for the full height only, the least
-                    # noisy profile.
-                    decodes = decodes or _rough(None if index else first)
-                    text = _refitted(decodes)
-                if text is not None and self._explains(index, decodes):
+            for text in self._read(index, profile, profile_ends, plans, slid):
+                read = True
+                yield index, text
+            # The first profile is the full height: nothing decoded whole so far means nothing
+            # did under these plans.
+            if not index and not read and not self.whole and may_slide:
+                may_slide = False
+                more = _plans(profile, _slid_ends(profile), blurs)
+                for text in self._read(index, profile, profile_ends, more, True):
                     read = True
                     yield index, text
+                if self.whole:  # the other profiles are decoded where the full height was
+                    plans, slid = more, True
+
+    def _read(
+        self,
+        index: int,
+        profile: np.ndarray,
+        profile_ends: tuple[float, float] | None,
+        plans: Plans,
+        slid: bool,
+    ) -> Iterator[str]:
+        """The texts profile `index` reads under `plans` (its own outer edges, `profile_ends`,
+        standing in for those near them), one per reading direction at most, as they are
+        found; `whole` is set where it was decoded whole under any of them. Plans at `slid`
+        ends read job numbers only (see `SLID_MODULES`)."""
+        for flip, direction in plans.items():
+            # One contest per reading direction over every plan: two edge pairs that give two
+            # different codes are as ambiguous as two blurs that do.
+            decodes: list[tuple[Fit, Grid]] = []
+            first: tuple[Grid, int] | None = None  # the best shape: the refit's rough seed
+            for ends, shapes in direction:
+                if profile_ends is not None and _near(profile_ends, ends):
+                    ends = profile_ends
+                oriented, (left, right) = _oriented(profile, ends, flip)
+                for count, gradient, blur in shapes:
+                    even = _evened(oriented, left, right, gradient)
+                    start, module = _grid(left, right, count, blur)
+                    grid = (even, start, module, blur)
+                    if first is None:
+                        first = (grid, count)
+                    decoded = _fit_symbols(even, start, module, count, blur)
+                    if decoded is not None:
+                        decodes.append((decoded, grid))
+            self.whole |= bool(decodes)
+            text = _unambiguous(_check_settled(decodes))
+            if text is not None:
+                best, _ = _best(decodes)
+                # A refit that reads the same code without the check's help vouches for it as
+                # the check, having chosen it, no longer can.
+                if not _checked(best) and _refitted(decodes) != (text, False):
+                    self.settled.add(index)
+            else:
+                # A rough decode costs a whole beam: for the full height only, the least noisy
+                # profile.
+                decodes = decodes or _rough(None if index else first)
+                text, by_check = _refitted(decodes)
+                if by_check:
+                    self.settled.add(index)
+            if text is None or (slid and not JOB_NUMBER.fullmatch(text)):
+                continue
+            if self._explains(index, decodes):
+                yield text
 
     def _explains(self, index: int, decodes: list[tuple[Fit, Grid]]) -> bool:
         """Whether the best of `decodes`, fitted whole (`_code_model`), leaves no more of
@@ -427,9 +477,6 @@ class ProfileFit:
         _, fit, unexplained = model
         variance = unexplained * np.exp(fit)  # the profile's along the code
         return unexplained <= NOISE_ALLOWANCE * self.noise[index] + MAX_MISMATCH * variance
-
-
-Plans = dict[bool, list[tuple[tuple[float, float], list[Shape]]]]  # by flip: ends, shapes
 
 
 def _plans(
@@ -477,22 +524,40 @@ def _candidate_ends(
     return agreed
 
 
-def _refitted(decodes: list[tuple[Fit, Grid]]) -> str | None:
+def _refitted(decodes: list[tuple[Fit, Grid]]) -> tuple[str | None, bool]:
     """The text of the best decode read again by the whole-code model (`_refit`), if that
-    passes the check by itself, fits at least `MIN_CODE_FIT`, no worse than the decode it
-    started from, and reads as a job number. The check did not choose it, so it vouches for it
-    as for any fitted decode; a second decode must still confirm it."""
+    fits at least `MIN_CODE_FIT`, no worse than the decode it started from, and passes the
+    check: by itself, or settled by it as a failed best decode is (`_settled`, over the checked
+    decodes of the refit's own squared errors); and whether the check settled it. What passes by
+    itself the check did not choose, so it vouches for it as for any fitted decode; a second
+    decode must still confirm it."""
     if not decodes:
-        return None
+        return None, False
     best, grid = _best(decodes)
     refitted = _refit(grid, best)
     if refitted is None:
-        return None
-    values, fit, started = refitted
-    if not _checked(values) or fit < MIN_CODE_FIT or fit < started:
-        return None
-    text = _text(values)
-    return text if JOB_NUMBER.fullmatch(text or "") else None
+        return None, False
+    values, fit, started, slots = refitted
+    if fit < MIN_CODE_FIT or fit < started:
+        return None, False
+    if _checked(values):
+        text = _text(values)
+        return (text, False) if JOB_NUMBER.fullmatch(text or "") else (None, False)
+    rivals = [
+        (_code_fit(grid, checked), checked)
+        for checked in _checked_decodes(slots, values[0], _best_symbols)
+    ]
+    settled = _settled(fit, rivals)  # a job number's, if any
+    if settled is None or _slot_loss(slots, values, settled) > REFIT_SETTLE_LOSS:
+        return None, False
+    return _text(settled), True
+
+
+def _slot_loss(slots: np.ndarray, values: list[int], other: list[int]) -> float:
+    """How much worse `other` scores than `values` over the data and check `slots`."""
+    rows = np.arange(len(slots))
+    inner = slice(1, len(values) - 1)
+    return float(slots[rows, values[inner]].sum() - slots[rows, other[inner]].sum())
 
 
 def _best(decodes: list[tuple[Fit, Grid]]) -> tuple[list[int], Grid]:
@@ -660,30 +725,33 @@ def _code_coverage(
     return True, where[:taken], coverage[:taken]
 
 
-def _refit(grid: Grid, values: list[int]) -> tuple[list[int], float, float] | None:
+def _refit(grid: Grid, values: list[int]) -> tuple[list[int], float, float, np.ndarray] | None:
     """The decode read under the whole-code model of `values` (`_fixed_beam`), the model fitted
-    again to what was read, `REFIT_ROUNDS` times; with its code fit and that of `values`."""
+    again to what was read, `REFIT_ROUNDS` times; with its code fit, that of `values`, and its
+    data and check slots' scores in the last round (slots × values)."""
     found = _code_model(grid, values)
     if found is None or (started := found[1]) < REFIT_FLOOR:
         return None
-    decoded = values
     for _ in range(REFIT_ROUNDS):
         model, _, noise = found
         again = _fixed_beam(grid, len(values), model, noise)
-        if again is None or (found := _code_model(grid, again)) is None:
+        if again is None or (found := _code_model(grid, again[0])) is None:
             return None
-        decoded = again
-    return decoded, found[1], started
+    decoded, slots = again
+    return decoded, found[1], started, slots
 
 
-def _fixed_beam(grid: Grid, count: int, model: Model, noise: float) -> list[int] | None:
+def _fixed_beam(
+    grid: Grid, count: int, model: Model, noise: float
+) -> tuple[list[int], np.ndarray] | None:
     """The best decode of `count` characters on `grid` with the paper level and contrast fixed
-    by `model`: each character scored by its squared error (over the `noise` variance), a beam
-    of `REFIT_BEAM` partial decodes. With free gain and offset a wrong symbol's flat rendering
-    fits a ripple of noise; with the code's own, it cannot."""
+    by `model`, and its data and check slots' scores: each character scored by its squared
+    error (over the `noise` variance), negated, in a beam of `REFIT_BEAM` partial decodes. With
+    free gain and offset a wrong symbol's flat rendering fits a ripple of noise; with the
+    code's own, it cannot."""
     profile, left, module, blur = grid
     found = _beam(profile, left, module, count, blur, REFIT_BEAM, -np.inf, model, noise)
-    return None if found is None else found[1]
+    return None if found is None else found[1:]
 
 
 @njit(cache=True, nogil=True)
@@ -744,21 +812,25 @@ def _context(previous: int | None, last: bool) -> np.ndarray:
     return np.concatenate([_MODULES[previous][-_PAD:], _QUIET if last else _NEXT])
 
 
-def _checked_decodes(slots: np.ndarray, start: int) -> list[list[int]]:
-    """Up to `CHECK_RIVALS` decodes that pass the mod-103 check, best summed correlation first,
-    from each data and check slot's correlations (slots × values, the check slot last) and the
-    start symbol; only the `CHECK_CANDIDATES` best symbols of a slot that reach `CHECK_FLOOR`.
+def _checked_decodes(
+    slots: np.ndarray, start: int, candidates: Callable[[np.ndarray], np.ndarray] | None = None
+) -> list[list[int]]:
+    """Up to `CHECK_RIVALS` decodes that pass the mod-103 check, best summed score first, from
+    each data and check slot's scores (slots × values, the check slot last) and the start
+    symbol; only the symbols of a slot that `candidates` picks (by default `_candidates`: the
+    `CHECK_CANDIDATES` best correlations that reach `CHECK_FLOOR`).
 
     Viterbi over the slots with the running checksum as the state (103 states), keeping the two
     best partial decodes per state: a runner-up checked decode is what makes settling by the
     check risky, so it has to be found too.
     """
+    pick = candidates or _candidates
     states = np.arange(103)
-    best = np.full((103, 2), -np.inf)  # summed correlation of the two best paths per state
+    best = np.full((103, 2), -np.inf)  # summed score of the two best paths per state
     best[start % 103, 0] = 0.0
     paths = []  # per data slot: its candidates and, per (state, rank), where it came from
     for weight, row in enumerate(slots[:-1], 1):
-        top = _candidates(row)
+        top = pick(row)
         total = (best[None, :, :] + row[top][:, None, None]).ravel()  # candidate × state × rank
         state = np.repeat((states[None, :] + weight * top[:, None]) % 103, 2, axis=1).ravel()
         order = np.lexsort((-total, state))  # by new state, best first
@@ -771,7 +843,7 @@ def _checked_decodes(slots: np.ndarray, start: int) -> list[list[int]]:
         came = np.zeros((103, 2), np.intp)
         best[state[kept], rank[rank < 2]], came[state[kept], rank[rank < 2]] = total[kept], kept
         paths.append((top, came))
-    checks = _candidates(slots[-1])
+    checks = pick(slots[-1])
     ends = best[checks] + slots[-1][checks, None]  # a check value's paths: ends with it
     found = []
     for flat in np.argsort(-ends, axis=None)[:CHECK_RIVALS]:
@@ -788,8 +860,13 @@ def _checked_decodes(slots: np.ndarray, start: int) -> list[list[int]]:
 
 
 def _candidates(row: np.ndarray) -> np.ndarray:
-    top = np.argsort(-row)[:CHECK_CANDIDATES]
+    top = _best_symbols(row)
     return top[row[top] >= CHECK_FLOOR]
+
+
+def _best_symbols(row: np.ndarray) -> np.ndarray:
+    """A slot's `CHECK_CANDIDATES` best-scoring symbols, best first."""
+    return np.argsort(-row)[:CHECK_CANDIDATES]
 
 
 Oriented = tuple[np.ndarray, tuple[float, float]]  # profile read left to right, its outer edges
