@@ -177,7 +177,7 @@ UPSAMPLE = 4  # cubic upsampling before edge finding: sub-pixel edges from a par
 # misread) and no blank one; modules 4 % apart and positions 0.8 modules apart, 6 more again,
 # at 10 ms more on the hard frames' p95. Slid also where start and stop fit at the edges' ends
 # but the full height decoded whole at none of them (one end found a few modules off, the
-# count then wrong), as about half the missed hard frames did: 32 more (86.0 → 86.8 %), none
+# count then wrong), as about half the missed hard frames did: 29 more (86.1 → 86.8 %), none
 # lost; a blank ticket's text, which decodes whole rarely, pays for it (+7 % median, +8 %
 # mean on 200 blank tickets beside the old code at the same time; the dev corpus's blank
 # frames +2 %), frames that read do not. What is read at slid ends must read as a job number:
