@@ -391,10 +391,9 @@ class ProfileFit:
         # Where no start and stop fit at the ends the edges gave (or there were none), or the
         # full height decoded whole under none of them: where the start and stop characters
         # themselves fit (`_slid_ends`).
-        may_slide, slid = not heavy, False
-        if may_slide and not any(plans.values()):
+        slid = not heavy and not any(plans.values())
+        if slid:
             plans = _plans(profiles[0], _slid_ends(profiles[0]), blurs)
-            may_slide, slid = False, True
         read = False
         for index, profile in enumerate(profiles):
             if index >= self.confirm_from and not read:
@@ -405,8 +404,7 @@ class ProfileFit:
                 yield index, text
             # The first profile is the full height: nothing decoded whole so far means nothing
             # did under these plans.
-            if not index and not read and not self.whole and may_slide:
-                may_slide = False
+            if not index and not read and not self.whole and not heavy and not slid:
                 more = _plans(profile, _slid_ends(profile), blurs)
                 for text in self._read(index, profile, profile_ends, more, True):
                     read = True
@@ -812,8 +810,18 @@ def _context(previous: int | None, last: bool) -> np.ndarray:
     return np.concatenate([_MODULES[previous][-_PAD:], _QUIET if last else _NEXT])
 
 
+def _candidates(row: np.ndarray) -> np.ndarray:
+    top = _best_symbols(row)
+    return top[row[top] >= CHECK_FLOOR]
+
+
+def _best_symbols(row: np.ndarray) -> np.ndarray:
+    """A slot's `CHECK_CANDIDATES` best-scoring symbols, best first."""
+    return np.argsort(-row)[:CHECK_CANDIDATES]
+
+
 def _checked_decodes(
-    slots: np.ndarray, start: int, candidates: Callable[[np.ndarray], np.ndarray] | None = None
+    slots: np.ndarray, start: int, candidates: Callable[[np.ndarray], np.ndarray] = _candidates
 ) -> list[list[int]]:
     """Up to `CHECK_RIVALS` decodes that pass the mod-103 check, best summed score first, from
     each data and check slot's scores (slots × values, the check slot last) and the start
@@ -824,13 +832,12 @@ def _checked_decodes(
     best partial decodes per state: a runner-up checked decode is what makes settling by the
     check risky, so it has to be found too.
     """
-    pick = candidates or _candidates
     states = np.arange(103)
     best = np.full((103, 2), -np.inf)  # summed score of the two best paths per state
     best[start % 103, 0] = 0.0
     paths = []  # per data slot: its candidates and, per (state, rank), where it came from
     for weight, row in enumerate(slots[:-1], 1):
-        top = pick(row)
+        top = candidates(row)
         total = (best[None, :, :] + row[top][:, None, None]).ravel()  # candidate × state × rank
         state = np.repeat((states[None, :] + weight * top[:, None]) % 103, 2, axis=1).ravel()
         order = np.lexsort((-total, state))  # by new state, best first
@@ -843,7 +850,7 @@ def _checked_decodes(
         came = np.zeros((103, 2), np.intp)
         best[state[kept], rank[rank < 2]], came[state[kept], rank[rank < 2]] = total[kept], kept
         paths.append((top, came))
-    checks = pick(slots[-1])
+    checks = candidates(slots[-1])
     ends = best[checks] + slots[-1][checks, None]  # a check value's paths: ends with it
     found = []
     for flat in np.argsort(-ends, axis=None)[:CHECK_RIVALS]:
@@ -857,16 +864,6 @@ def _checked_decodes(
             values.insert(0, int(top[candidate]))
         found.append([start, *values])
     return found
-
-
-def _candidates(row: np.ndarray) -> np.ndarray:
-    top = _best_symbols(row)
-    return top[row[top] >= CHECK_FLOOR]
-
-
-def _best_symbols(row: np.ndarray) -> np.ndarray:
-    """A slot's `CHECK_CANDIDATES` best-scoring symbols, best first."""
-    return np.argsort(-row)[:CHECK_CANDIDATES]
 
 
 Oriented = tuple[np.ndarray, tuple[float, float]]  # profile read left to right, its outer edges
