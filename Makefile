@@ -13,15 +13,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 demo: system-packages venv
 	$(BIN)/lenstrack demo
 
-# Two workers (pytest-xdist), a test file each at a time: much of the suite waits on child
-# servers, browsers and PostgreSQL, so two files overlap on two cores; whole files keep a
-# module's server or browser fixture started once. Tests marked `alone` (restarting the
+# Three workers (pytest-xdist), a test file each at a time: much of the suite waits on child
+# servers, browsers and PostgreSQL, so three files overlap on two cores (the first part took
+# 13:14 against 15:18-15:46 with two workers on this machine); whole files keep a module's
+# server or browser fixture started once. Tests marked `alone` (restarting the
 # PostgreSQL every other test uses) run after them, by themselves. PYTEST_WORKERS=0 runs the
 # first part in one process too; PYTEST_ARGS go to both parts (a -m there replaces the split).
 # pytest exits 5 when it collects no test; that is reported, not treated as a crash.
 # The decoder's numba kernels are compiled first, once, into their disk cache: otherwise each
 # worker would compile them itself (about 10 s each after an install or a change to them).
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 3
 test: system-packages venv
 	@$(BIN)/ruff check .
 	@$(BIN)/lint-imports
