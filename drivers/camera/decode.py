@@ -23,7 +23,10 @@ one job number, in a Code 128 and a DataMatrix: one confirmed read of either is 
 6. the 2D detector on the quarter turns 3 did not try (where 3 did not run, its rotated
    passes, which try all four);
 7. the first region's profiles of 5 fitted for heavy motion blur (`profile.HEAVY_BLURS`): only
-   a frame where the fit of 5 decoded a code whole and nothing was read pays for it.
+   a frame where the fit of 5 decoded a code whole and nothing was read pays for it;
+8. on a noisy frame (`locate.NOISY_ENERGY`), regions located again with the coherence test
+   discounting the sensor noise (`NOISE_SHARES`), each cut that 5 did not already try decoded
+   as 5 and 7 do.
 
 zxing-cpp runs restricted to the configured formats, without its inverted (light on dark) and
 downscaled passes. With `all_codes` every stage runs, for images that may hold several codes.
@@ -44,7 +47,15 @@ import zxingcpp
 from pydantic import BaseModel, ConfigDict
 from pyzbar import pyzbar
 
-from .locate import Region, bar_likeness, find_regions, straighten, to_image_points, upright
+from .locate import (
+    Region,
+    Structure,
+    bar_likeness,
+    find_regions,
+    straighten,
+    to_image_points,
+    upright,
+)
 from .profile import ProfileFit
 
 
@@ -147,6 +158,14 @@ THOROUGH_REGIONS = 2  # regions (strongest first) whose profiles are decoded
 SETTLED_QUORUM = 4
 QUARTER_TURNS = (0, 90, 180, 270)  # clockwise, degrees
 BAR_LIKE = 0.7  # `bar_likeness` of a region taken for a code's bars when turning the 2D pass
+# Shares of a noisy frame's sensor noise the last stage's locating discounts, in turn
+# (`locate.find_regions`). One share alone (0.6, 0.8 or 1.0) read 63-73 more of 3,974 synthetic
+# hard frames, none lost, but not the same ones; these two, with `_cross_checked`, read 77 more
+# (86.8 -> 88.7 %, before `_looks` looked again), none misread, and no normal, blank or corpus
+# frame more or fewer; a third share (0.75) read 3 more, a third region each 1. A cut that
+# stage 5 tried already (corners within `SAME_CUT` of its bar height) is not decoded again.
+NOISE_SHARES = (0.6, 0.9)
+SAME_CUT = 0.25
 
 
 class BarcodeDecoder:
@@ -182,7 +201,12 @@ class BarcodeDecoder:
         if self._linear:  # rows, and columns for a ticket turned by 90°
             votes += self._zxing(gray, "zxing", np.eye(3), self._zxing_linear, try_rotate=True)
         unread: list[Region] = []
-        regions = find_regions(gray, max_regions=self.max_regions) if self._linear else iter(())
+        structure = Structure(gray) if self._linear else None  # computed when first needed
+        regions = (
+            find_regions(gray, max_regions=self.max_regions, structure=structure)
+            if structure
+            else iter(())
+        )
         self._read_crops(islice(regions, 1), votes, unread)
         # The 2D search after the cheap 1D stages, which read most frames a 1D pass missed: a
         # ticket's DataMatrix has modules as small as its Code 128's (0.55 mm against 0.5 mm),
@@ -239,6 +263,8 @@ class BarcodeDecoder:
             # A code the usual fits decoded whole but could not settle is most often blurred
             # past what they model: only such frames pay for the heavy motion blur fit.
             votes += _standalone(self._decode_profiles(thorough[0], heavy=True)[0])
+        if structure and not _has_confirmed(votes):
+            self._read_noisy(gray, structure, [region.corners for region in thorough], votes)
         codes, candidates = _tally(votes)
         return DecodeResult(codes, candidates, (time.perf_counter() - started) * 1000)
 
@@ -258,6 +284,39 @@ class BarcodeDecoder:
             votes.extend(found)
             if not _has_confirmed(found):
                 unread.append(region)
+
+    def _read_noisy(
+        self, gray: np.ndarray, structure: Structure, tried: list[np.ndarray], votes: list[_Vote]
+    ) -> None:
+        """Decode the profiles of the regions located with the sensor noise discounted into
+        `votes` until a code is confirmed; `tried`: the corners of the cuts already decoded."""
+        for share in NOISE_SHARES:
+            found = find_regions(
+                gray, max_regions=THOROUGH_REGIONS, noise_share=share, structure=structure
+            )
+            for region in found:
+                corners = region.corners
+                height = float(np.linalg.norm(corners[3] - corners[0]))
+                if any(np.abs(corners - other).max() < SAME_CUT * height for other in tried):
+                    continue
+                tried.append(corners)
+                for found in self._looks(gray, region):
+                    votes += _cross_checked(found)
+                    if _has_confirmed(votes):
+                        return
+
+    def _looks(self, gray: np.ndarray, region: Region) -> Iterator[list[_Vote]]:
+        """The votes of a region's profiles, cut out upright, then as stages 5 and 7 look again
+        (each look standing alone): cut out straightened, and fitted for heavy motion blur where
+        the first look decoded a code whole. Those two read 23 more of 3,974 synthetic hard
+        frames in the last stage (88.7 -> 89.3 %), none misread."""
+        cut = upright(gray, region)
+        found, whole = self._decode_profiles(cut)
+        yield found
+        if straight := straighten(gray, region):
+            yield _standalone(self._decode_profiles(straight, retry=True)[0])
+        if whole:
+            yield _standalone(self._decode_profiles(cut, heavy=True)[0])
 
     def _decode_crop(self, region: Region) -> list[_Vote]:
         votes = self._zxing(region.crop, "zxing/crop", region.to_image, self._zxing_linear)
@@ -413,6 +472,21 @@ def _standalone(votes: Sequence[_Vote]) -> list[_Vote]:
     under other assumptions can repeat a wrong fit of the first look's, so only what confirms
     itself within the new look counts."""
     return [vote for group in _group(votes).values() if _is_confirmed(group) for vote in group]
+
+
+def _cross_checked(votes: Sequence[_Vote]) -> list[_Vote]:
+    """The votes of a cut located with the noise discounted whose text a fit the check did not
+    settle confirms, and a band's fit among them: a cut askew over a code's lower half had four
+    bands settled alike into a wrong code (the settled quorum), another the full height and
+    its odd rows, which share its slant, read alike into one (2 of 3,974 synthetic hard frames;
+    these rules cost 10 of the 87 more that the stage read without them)."""
+    return [
+        vote
+        for group in _group(votes).values()
+        if any(not v.settled and _confirms(v) for v in group)
+        and any(v.rows != (0.0, 1.0) for v in group)
+        for vote in group
+    ]
 
 
 def _is_confirmed(votes: Sequence[_Vote]) -> bool:
