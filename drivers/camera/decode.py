@@ -291,10 +291,10 @@ class BarcodeDecoder:
         """Decode the profiles of the regions located with the sensor noise discounted into
         `votes` until a code is confirmed; `tried`: the corners of the cuts already decoded."""
         for share in NOISE_SHARES:
-            found = find_regions(
+            regions = find_regions(
                 gray, max_regions=THOROUGH_REGIONS, noise_share=share, structure=structure
             )
-            for region in found:
+            for region in regions:
                 corners = region.corners
                 height = float(np.linalg.norm(corners[3] - corners[0]))
                 if any(np.abs(corners - other).max() < SAME_CUT * height for other in tried):

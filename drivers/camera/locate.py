@@ -88,11 +88,11 @@ class Structure:
 
     @cached_property
     def jxx(self) -> np.ndarray:
-        return cv2.boxFilter(self.gx * self.gx, -1, (WINDOW, WINDOW))
+        return cv2.boxFilter(self._gxx, -1, (WINDOW, WINDOW))
 
     @cached_property
     def jyy(self) -> np.ndarray:
-        return cv2.boxFilter(self.gy * self.gy, -1, (WINDOW, WINDOW))
+        return cv2.boxFilter(self._gyy, -1, (WINDOW, WINDOW))
 
     @cached_property
     def jxy(self) -> np.ndarray:
@@ -132,11 +132,19 @@ class Structure:
         alternation = (ALTERNATION_WINDOW, ALTERNATION_WINDOW)
         mean_gx = cv2.boxFilter(coarse(gx), -1, alternation)
         mean_gy = cv2.boxFilter(coarse(gy), -1, alternation)
-        squared = cv2.boxFilter(coarse(gx * gx + gy * gy), -1, alternation)
+        squared = cv2.boxFilter(coarse(self._gxx + self._gyy), -1, alternation)
         alternating = mean_gx**2 + mean_gy**2 < MAX_ONE_SIGN * (squared + 1e-3)
         return cv2.resize(
             alternating.astype(np.uint8), gx.shape[::-1], interpolation=cv2.INTER_NEAREST
         ).astype(bool)
+
+    @cached_property
+    def _gxx(self) -> np.ndarray:
+        return self.gx * self.gx
+
+    @cached_property
+    def _gyy(self) -> np.ndarray:
+        return self.gy * self.gy
 
     @cached_property
     def _small(self) -> np.ndarray:

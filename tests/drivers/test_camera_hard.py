@@ -29,37 +29,44 @@ DESK = 90.0
 MILD_NOISE = replace(HARD, noise=(6.0, 12.0))
 
 
-def washed_code(job: str, washed_modules: int, angle: float) -> tuple[np.ndarray, np.ndarray]:
-    """A frame of a Code 128 at 1.5 px per module, turned by `angle`, whose middle
-    `washed_modules` glare has washed out to paper; and the image points of its two ends."""
+def code_on_desk(
+    row: np.ndarray, *, module_px: float, paper: float, ink: float, desk: float, angle: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A float frame of the code modules `row` (1 a bar, 0 a space, between them a bar washed
+    out) printed `ink` grey levels below `paper`, 20 modules of ticket around it, at `module_px`
+    per module, centred on a `desk` and turned by `angle`; and the image points of its ends."""
     fine = 8  # ticket samples per module
-    row = code_modules(job)
-    wash = np.zeros(len(row), np.float32)
-    middle = len(row) // 2
-    wash[middle - washed_modules // 2 : middle + washed_modules // 2] = 1
-    bars = np.repeat(row * (1 - wash), fine)
     height = int(0.3 * (len(row) + 20) * fine)
     ticket = np.zeros((height + 40 * fine, (len(row) + 40) * fine), np.float32)
-    ticket[20 * fine : 20 * fine + height, 20 * fine : 20 * fine + len(bars)] = bars
-    module_px = 1.5
-    small = cv2.resize(
-        235 - 150 * ticket,
-        None,
-        fx=module_px / fine,
-        fy=module_px / fine,
-        interpolation=cv2.INTER_AREA,
+    ticket[20 * fine : 20 * fine + height, 20 * fine : 20 * fine + len(row) * fine] = np.repeat(
+        row, fine
     )
-    image = np.full((720, 1280), DESK, np.float32)
+    scale = module_px / fine
+    small = cv2.resize(paper - ink * ticket, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    image = np.full((720, 1280), desk, np.float32)
     h, w = small.shape
     top, left = 360 - h // 2, 640 - w // 2
     image[top : top + h, left : left + w] = small
     turn = cv2.getRotationMatrix2D((640, 360), angle, 1.0)
-    image = cv2.warpAffine(image, turn, (1280, 720), borderValue=DESK)
-    noise = np.random.default_rng(0).normal(0, 4, image.shape)
-    image = cv2.GaussianBlur(image, (0, 0), 0.7) * 0.7 + noise
+    image = cv2.warpAffine(image, turn, (1280, 720), borderValue=desk)
     first = left + 20 * module_px
     ends = np.float32([[first, 360], [first + len(row) * module_px, 360]])
-    return np.clip(image, 0, 255).astype(np.uint8), cv2.transform(ends[None], turn)[0]
+    return image, cv2.transform(ends[None], turn)[0]
+
+
+def washed_code(job: str, washed_modules: int, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """A frame of a Code 128 at 1.5 px per module, turned by `angle`, whose middle
+    `washed_modules` glare has washed out to paper; and the image points of its two ends."""
+    row = code_modules(job)
+    wash = np.zeros(len(row), np.float32)
+    middle = len(row) // 2
+    wash[middle - washed_modules // 2 : middle + washed_modules // 2] = 1
+    image, ends = code_on_desk(
+        row * (1 - wash), module_px=1.5, paper=235, ink=150, desk=DESK, angle=angle
+    )
+    noise = np.random.default_rng(0).normal(0, 4, image.shape)
+    image = cv2.GaussianBlur(image, (0, 0), 0.7) * 0.7 + noise
+    return np.clip(image, 0, 255).astype(np.uint8), ends
 
 
 @pytest.mark.parametrize("angle", [0, 30])
@@ -234,20 +241,8 @@ def seeded_hard_frame_read(seed: int, hard: HardRanges) -> tuple[str, list[Decod
 def faint_code(job: str, seed: int, noise: float) -> np.ndarray:
     """A frame of a Code 128 of 1.4 px modules printed 20 grey levels dark on dim paper, turned
     by 20°, under sensor noise of σ `noise`; the code's centre is the frame's."""
-    fine = 8  # ticket samples per module
     row = code_modules(job)
-    height = int(0.3 * (len(row) + 20) * fine)
-    ticket = np.zeros((height + 40 * fine, (len(row) + 40) * fine), np.float32)
-    ticket[20 * fine : 20 * fine + height, 20 * fine : 20 * fine + len(row) * fine] = np.repeat(
-        row, fine
-    )
-    scale = 1.4 / fine
-    small = cv2.resize(120 - 20 * ticket, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    image = np.full((720, 1280), 60.0, np.float32)
-    h, w = small.shape
-    image[360 - h // 2 : 360 - h // 2 + h, 640 - w // 2 : 640 - w // 2 + w] = small
-    turn = cv2.getRotationMatrix2D((640, 360), 20.0, 1.0)
-    image = cv2.warpAffine(image, turn, (1280, 720), borderValue=60.0)
+    image, _ = code_on_desk(row, module_px=1.4, paper=120, ink=20, desk=60.0, angle=20.0)
     image = cv2.GaussianBlur(image, (0, 0), 0.8)
     image += np.random.default_rng(seed).normal(0, noise, image.shape)
     return np.clip(image, 0, 255).astype(np.uint8)
