@@ -24,6 +24,9 @@ number as its text (whatever its symbology: a ticket carries a 1D and a 2D code)
 is a reported text that is not the job number on such a frame; any code on an `_N` frame is a
 false read. Times are per frame, decode only (the JPEG is decompressed before the clock starts):
 wall clock, and the process's CPU time, which other load on a shared machine inflates less.
+Where a set mixes L3 frames with others (the hard dev corpus, the real-layout tickets), the
+frames named at L0–L2 are also timed apart (`<L3`): those are the everyday levels of the dev
+corpus, and hard frames have a read-rate target of their own.
 """
 
 import os
@@ -49,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from drivers.camera import ALL_SYMBOLOGIES, TICKET_SYMBOLOGIES, BarcodeDecoder  # noqa: E402
 from drivers.camera.synth import Level, camera_frame, dataset  # noqa: E402
+from drivers.camera.warm import warm_up  # noqa: E402
 
 cv2.setNumThreads(1)
 
@@ -66,10 +70,13 @@ class Score:
     missed: list[str] = field(default_factory=list)
     ms: list[float] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
+    normal_ms: list[float] = field(default_factory=list)  # frames named at L0–L2
 
     def add(self, name: str, truth: str, texts: list[str], ms: float, cpu_ms: float) -> None:
         self.ms.append(ms)
         self.cpu_ms.append(cpu_ms)
+        if stated_level(name) in EVERYDAY:
+            self.normal_ms.append(ms)
         if not truth:
             self.false_reads += [f"{name}: {text!r}" for text in texts]
             return
@@ -78,7 +85,7 @@ class Score:
             self.missed.append(name)
         self.misreads += [f"{name}: {text!r} (truth {truth!r})" for text in texts if text != truth]
 
-    def rows(self, levels: list[str]) -> list[str]:
+    def rows(self, levels: list[str], mixed: bool) -> list[str]:
         def rate(results: list[bool]) -> str:
             share = 100 * sum(results) / len(results) if results else 0.0
             return f"{share:5.1f}% {sum(results):3d}/{len(results):<3d}"
@@ -93,11 +100,25 @@ class Score:
             f"{np.percentile(self.ms, 95):.1f}",
             f"{np.median(self.cpu_ms):.1f}",
             f"{np.percentile(self.cpu_ms, 95):.1f}",
+            *(
+                (f"{np.median(self.normal_ms):.1f}", f"{np.percentile(self.normal_ms, 95):.1f}")
+                if mixed
+                else ()
+            ),
         ]
 
 
 def level_of(name: str) -> str:
     return Path(name).stem.rsplit("_", 1)[-1]
+
+
+EVERYDAY = frozenset(LEVELS[:-1])
+
+
+def stated_level(name: str) -> str | None:
+    """A frame's level, where its name states it: `t0003_L3.jpg`, or `t0009_L3_N.jpg` for a
+    real-layout ticket without a code (the corpora's and synthetic sets' `_N` frames do not)."""
+    return next((part for part in Path(name).stem.split("_") if part in LEVELS), None)
 
 
 def load_corpus(directory: Path) -> list[Frame]:
@@ -124,7 +145,8 @@ def synthetic(
 
 def tickets(count: int, seed: int) -> list[Frame]:
     """`count` made-up jobs' tickets, drawn by the server's ticket layout and rasterised, in
-    camera frames cycling L1, L2, L3; a tenth are blank paper of the same size (`_N`)."""
+    camera frames cycling L1, L2, L3; a tenth are blank paper of the same size (`_L3_N` for one
+    at L3)."""
     import pypdfium2  # a dev dependency, like the server's reportlab
 
     from server.ticket_pdf import CODE128_MODULE
@@ -170,7 +192,7 @@ def tickets(count: int, seed: int) -> list[Frame]:
             ticket = np.full_like(ticket, 255)
         level = levels[index % len(levels)]
         image = camera_frame(ticket, module, level, rng, inside=np.float32(corners))
-        name = f"t{index:04d}_{'N' if blank else level}.jpg"
+        name = f"t{index:04d}_{level}_N.jpg" if blank else f"t{index:04d}_{level}.jpg"
         frames.append((name, "" if blank else job_number, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)))
     return frames
 
@@ -198,8 +220,12 @@ def report(title: str, frames: list[Frame], decoders: dict[str, Decode]) -> None
     scores = {name: score(frames, decode) for name, decode in decoders.items()}
     labels = [f"read {level}" for level in levels] + ["read all", "misreads", "false reads"]
     labels += ["median ms", "p95 ms", "median CPU ms", "p95 CPU ms"]
+    # Where a set mixes hard (L3) frames with everyday ones, the everyday ones are timed apart.
+    stated = {stated_level(name) for name, _, _ in frames}
+    mixed = "L3" in stated and bool(stated & EVERYDAY)
+    labels += ["median ms <L3", "p95 ms <L3"] if mixed else []
     print(f"{'':14}" + "".join(f"{name:>20}" for name in scores))
-    columns = [s.rows(levels) for s in scores.values()]
+    columns = [s.rows(levels, mixed) for s in scores.values()]
     for index, label in enumerate(labels):
         print(f"{label:14}" + "".join(f"{column[index]:>20}" for column in columns))
     for name, s in scores.items():
@@ -222,6 +248,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20240601)
     args = parser.parse_args()
 
+    # As a station's camera does before its first frame: otherwise the first frames to reach
+    # each numba kernel pay for loading it from its disk cache (some 0.3 s in all).
+    warm_up()
     ticket_default = BarcodeDecoder(TICKET_SYMBOLOGIES)
     every_format = BarcodeDecoder(ALL_SYMBOLOGIES)
     decoders: dict[str, Decode] = {
