@@ -24,9 +24,11 @@ one job number, in a Code 128 and a DataMatrix: one confirmed read of either is 
    passes, which try all four);
 7. the first region's profiles of 5 fitted for heavy motion blur (`profile.HEAVY_BLURS`): only
    a frame where the fit of 5 decoded a code whole and nothing was read pays for it;
-8. on a noisy frame (`locate.NOISY_ENERGY`), regions located again with the coherence test
-   discounting the sensor noise (`NOISE_SHARES`), each cut that 5 did not already try decoded
-   as 5 and 7 do.
+8. on a noisy frame (`locate.NOISY_ENERGY`), the regions of 5 cut out upright again over
+   fewer rows (`TIGHT_GROW_SHARE`), their profiles decoded as in 5 and, where that decoded a
+   code whole, for heavy blur as in 7;
+9. on a noisy frame, regions located again with the coherence test discounting the sensor
+   noise (`NOISE_SHARES`), each cut that 5 did not already try decoded as 5 and 7 do.
 
 zxing-cpp runs restricted to the configured formats, without its inverted (light on dark) and
 downscaled passes. With `all_codes` every stage runs, for images that may hold several codes.
@@ -166,6 +168,15 @@ BAR_LIKE = 0.7  # `bar_likeness` of a region taken for a code's bars when turnin
 # stage 5 tried already (corners within `SAME_CUT` of its bar height) is not decoded again.
 NOISE_SHARES = (0.6, 0.9)
 SAME_CUT = 0.25
+# `upright` grows a region's rows along its bars while each block of rows correlates with them
+# by `locate.GROW_SHARE` of the region's own rows' median correlation; on a noisy frame that
+# often runs on past a dim code's top or bottom into paper, print or the ticket's edge: rows
+# that dilute every profile and leave some bands without bars (of 19 missed hard frames that
+# read when cut out at their code's true corners, 5 read when their usual cut kept only the
+# bars' true rows). A second cut, grown while rows correlate by this share, read 27 more of
+# 3,974 synthetic hard frames (89.31 -> 89.98 %), none fewer, none misread, and no normal,
+# blank or corpus frame more or fewer; a share of 0.5 read as many, 0.7 misread one.
+TIGHT_GROW_SHARE = 0.6
 
 
 class BarcodeDecoder:
@@ -263,6 +274,8 @@ class BarcodeDecoder:
             # A code the usual fits decoded whole but could not settle is most often blurred
             # past what they model: only such frames pay for the heavy motion blur fit.
             votes += _standalone(self._decode_profiles(thorough[0], heavy=True)[0])
+        if structure and structure.noisy and not _has_confirmed(votes):
+            self._read_tight(gray, thorough, votes)
         if structure and not _has_confirmed(votes):
             self._read_noisy(gray, structure, [region.corners for region in thorough], votes)
         codes, candidates = _tally(votes)
@@ -284,6 +297,23 @@ class BarcodeDecoder:
             votes.extend(found)
             if not _has_confirmed(found):
                 unread.append(region)
+
+    def _read_tight(self, gray: np.ndarray, regions: list[Region], votes: list[_Vote]) -> None:
+        """Decode the profiles of `regions` cut out upright over fewer rows (`TIGHT_GROW_SHARE`)
+        into `votes` until a code is confirmed, then, where that decoded a code whole, fitted
+        for heavy motion blur. Each look stands alone (`_standalone`), and what it confirms
+        counts only with a band's fit among it (`_banded`): on a blank hard ticket's print the
+        full height and its odd rows fitted one code alike. The heavy fit (4 of the 27 frames
+        this stage reads) counts only as the noisy search's cuts do (`_cross_checked`): it
+        settled one wrong code in seven profiles of a hard frame."""
+        for region in regions:
+            if _has_confirmed(votes):
+                return
+            cut = upright(gray, region, grow_share=TIGHT_GROW_SHARE)
+            found, whole = self._decode_profiles(cut)
+            votes += _banded(_standalone(found))
+            if whole and not _has_confirmed(votes):
+                votes += _cross_checked(_standalone(self._decode_profiles(cut, heavy=True)[0]))
 
     def _read_noisy(
         self, gray: np.ndarray, structure: Structure, tried: list[np.ndarray], votes: list[_Vote]
@@ -483,10 +513,20 @@ def _cross_checked(votes: Sequence[_Vote]) -> list[_Vote]:
     return [
         vote
         for group in _group(votes).values()
-        if any(not v.settled and _confirms(v) for v in group)
-        and any(v.rows != (0.0, 1.0) for v in group)
+        if any(not v.settled and _confirms(v) for v in group) and _has_band(group)
         for vote in group
     ]
+
+
+def _banded(votes: Sequence[_Vote]) -> list[_Vote]:
+    """The votes of the texts that a band's fit is among (`_has_band`)."""
+    return [vote for group in _group(votes).values() if _has_band(group) for vote in group]
+
+
+def _has_band(group: Sequence[_Vote]) -> bool:
+    """Whether a band's profile is among `group`: its rows are its own, where the full height
+    and its even and odd rows share the whole code's slant, glare and the print past its ends."""
+    return any(vote.rows != (0.0, 1.0) for vote in group)
 
 
 def _is_confirmed(votes: Sequence[_Vote]) -> bool:

@@ -114,6 +114,11 @@ class Structure:
         way gives the same percentiles at a 16th of the cost.)"""
         return float(np.median(self.energy[::4, ::4]))
 
+    @property
+    def noisy(self) -> bool:
+        """Whether sensor noise bounds what the frame's codes show (`NOISY_ENERGY`)."""
+        return self.noise_energy >= NOISY_ENERGY
+
     @cached_property
     def strong(self) -> np.ndarray:
         """Strong relative to the frame: sensor noise is everywhere, bars the strongest
@@ -166,7 +171,7 @@ def find_regions(
     structure = structure or Structure(gray)
     energy = structure.energy
     if noise_share:
-        if structure.noise_energy < NOISY_ENERGY:
+        if not structure.noisy:
             return
         floor = noise_share * structure.noise_energy
         energy = np.maximum(energy - floor, NOISE_KEPT * energy)
@@ -479,10 +484,11 @@ QUIET = 10
 BAR_SHIFTS = np.arange(-2.0, 2.01, 0.5)
 
 
-def upright(gray: np.ndarray, region: Region) -> Region:
-    """`region` cut out again over its bars' whole height (`_bar_rows`), each bar in one column
-    (`_shear`), and as far as they run on past its ends (`_bar_columns`): what column averages
-    need, as they average away sensor noise by the rows they take, and smear what leans.
+def upright(gray: np.ndarray, region: Region, *, grow_share: float = GROW_SHARE) -> Region:
+    """`region` cut out again over its bars' whole height (`_bar_rows`, growing by `grow_share`),
+    each bar in one column (`_shear`), and as far as they run on past its ends (`_bar_columns`):
+    what column averages need, as they average away sensor noise by the rows they take, and smear
+    what leans.
 
     The locator's rows are the middle of the bars where a dim, noisy code's gradient is
     strongest; on hard frames it left half of the bars' height out, which the code's profiles
@@ -499,7 +505,7 @@ def upright(gray: np.ndarray, region: Region) -> Region:
     extra = round(GROW * height)
     rows = np.arange(-extra, height + extra, dtype=np.float32)
     around = _sheared(gray, region, rows, cols, slant, lean)
-    top, bottom = _bar_rows(around, extra, height)
+    top, bottom = _bar_rows(around, extra, height, grow_share)
     more_slant, more_lean = _shear(around[top + extra : bottom + extra], *RESIDUAL_SHEARS)
     rows = np.arange(top, bottom, dtype=np.float32)
     reach = round(REACH * width)
@@ -553,18 +559,18 @@ def _run_on(distances: np.ndarray, at_end: np.ndarray) -> int:
     return int(distances[count - 1]) if count else 0
 
 
-def _bar_rows(around: np.ndarray, extra: int, height: int) -> tuple[int, int]:
+def _bar_rows(around: np.ndarray, extra: int, height: int, share: float) -> tuple[int, int]:
     """The crop rows (from its top, either side of it) the bars run over, given the crop's
     columns continued `extra` rows either side (`around`, set upright): the crop's own `height`
     rows, and blocks of `GROW_BLOCK` rows beyond them as long as each block's detail correlates
-    with the crop's column means by `GROW_SHARE` of what the crop's own blocks do."""
+    with the crop's column means by `share` of what the crop's own blocks do."""
     bars = _detail(around[extra : extra + height].astype(np.float32).mean(axis=0))
     bars /= np.linalg.norm(bars) + 1e-6
     detail = _detail(_row_blocks(around))
     count = len(detail)
     correlation = detail @ bars / (np.linalg.norm(detail, axis=1) + 1e-6)
     first, end = extra // GROW_BLOCK, (extra + height) // GROW_BLOCK
-    floor = GROW_SHARE * float(np.median(correlation[first:end]))
+    floor = share * float(np.median(correlation[first:end]))
     while first > 0 and correlation[first - 1] > floor:
         first -= 1
     while end < count and correlation[end] > floor:
