@@ -26,7 +26,8 @@ one job number, in a Code 128 and a DataMatrix: one confirmed read of either is 
    a frame where the fit of 5 decoded a code whole and nothing was read pays for it;
 8. on a noisy frame (`locate.NOISY_ENERGY`), the regions of 5 cut out upright again over
    fewer rows (`TIGHT_GROW_SHARE`), their profiles decoded as in 5 and, where that decoded a
-   code whole, for heavy blur as in 7;
+   code whole, for heavy blur as in 7; then that cut narrowed to the located code's columns
+   (`NARROW_MARGIN`), decoded as in 5;
 9. on a noisy frame, regions located again with the coherence test discounting the sensor
    noise (`NOISE_SHARES`), each cut that 5 did not already try decoded as 5 and 7 do.
 
@@ -58,7 +59,7 @@ from .locate import (
     to_image_points,
     upright,
 )
-from .profile import ProfileFit
+from .profile import SLID_MIN_COUNT, ProfileFit
 
 
 class Symbology(StrEnum):
@@ -177,6 +178,12 @@ SAME_CUT = 0.25
 # 3,974 synthetic hard frames (89.31 -> 89.98 %), none fewer, none misread, and no normal,
 # blank or corpus frame more or fewer; a share of 0.5 read as many, 0.7 misread one.
 TIGHT_GROW_SHARE = 0.6
+# The same cut is also decoded with its columns kept within this share of the region's margin
+# past the locator's mask (`locate.upright`'s `margin_kept`): its own margin and `_bar_columns`
+# run 20-60 modules past a hard frame's code, onto the ticket's edge or print that the fit takes
+# for the code's ends (of 19 missed hard frames that read when cut out at their code's true
+# corners, 3 read when their usual cut kept only the code's columns and 6 modules more).
+NARROW_MARGIN = 0.5
 
 
 class BarcodeDecoder:
@@ -301,11 +308,14 @@ class BarcodeDecoder:
     def _read_tight(self, gray: np.ndarray, regions: list[Region], votes: list[_Vote]) -> None:
         """Decode the profiles of `regions` cut out upright over fewer rows (`TIGHT_GROW_SHARE`)
         into `votes` until a code is confirmed, then, where that decoded a code whole, fitted
-        for heavy motion blur. Each look stands alone (`_standalone`), and what it confirms
-        counts only with a band's fit among it (`_banded`): on a blank hard ticket's print the
-        full height and its odd rows fitted one code alike. The heavy fit (4 of the 27 frames
-        this stage reads) counts only as the noisy search's cuts do (`_cross_checked`): it
-        settled one wrong code in seven profiles of a hard frame."""
+        for heavy motion blur, then cut out narrower too (`NARROW_MARGIN`). Each look stands
+        alone (`_standalone`), and what it confirms counts only with a band's fit among it
+        (`_banded`): on a blank hard ticket's print the full height and its odd rows fitted one
+        code alike. The heavy fit (4 of the 27 frames the first two looks read) counts only as
+        the noisy search's cuts do (`_cross_checked`): it settled one wrong code in seven
+        profiles of a hard frame. The narrow look read 12 more of 3,974 synthetic hard frames
+        (89.98 -> 90.29 %), none fewer, none misread once what it reads is as long as a job
+        number (`_long_enough`)."""
         for region in regions:
             if _has_confirmed(votes):
                 return
@@ -314,6 +324,12 @@ class BarcodeDecoder:
             votes += _banded(_standalone(found))
             if whole and not _has_confirmed(votes):
                 votes += _cross_checked(_standalone(self._decode_profiles(cut, heavy=True)[0]))
+            if not _has_confirmed(votes):
+                narrow = upright(
+                    gray, region, grow_share=TIGHT_GROW_SHARE, margin_kept=NARROW_MARGIN
+                )
+                found = _banded(_standalone(self._decode_profiles(narrow)[0]))
+                votes += [vote for vote in found if _long_enough(vote.text)]
 
     def _read_noisy(
         self, gray: np.ndarray, structure: Structure, tried: list[np.ndarray], votes: list[_Vote]
@@ -516,6 +532,14 @@ def _cross_checked(votes: Sequence[_Vote]) -> list[_Vote]:
         if any(not v.settled and _confirms(v) for v in group) and _has_band(group)
         for vote in group
     ]
+
+
+def _long_enough(text: str) -> bool:
+    """Whether `text` makes a Code 128 of at least `profile.SLID_MIN_COUNT` symbols, each data
+    symbol holding two characters at most (digits in code set C): what a narrowed cut reads
+    shorter is as likely a chance decode as what slid ends read (a hard frame's narrowed cut
+    read 'hY' in a code of 8 digits)."""
+    return 3 + -(-len(text) // 2) >= SLID_MIN_COUNT  # start, check and stop
 
 
 def _banded(votes: Sequence[_Vote]) -> list[_Vote]:

@@ -349,7 +349,7 @@ def _rectify(
     u, v = points @ across, points @ along
     u0, u1 = percentiles(u, (1, 99))
     length = u1 - u0
-    margin = 0.12 * length + 12  # the mask stops short of the outer bars and the quiet zone
+    margin = _margin(length)  # the mask stops short of the outer bars and the quiet zone
     # Bars' lean (du/dv) at either end, relative to the code's mean direction.
     lean = []
     for end in (u < u0 + 0.3 * length, u > u1 - 0.3 * length):
@@ -380,6 +380,22 @@ def _rectify(
     xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     crop = _sample(gray, quad, (width, height), xs, ys)
     return Region(crop=crop, to_image=to_image, strength=weight)
+
+
+# The margin a region's crop has either side of the locator's mask: a share of the mask's length
+# and some px.
+MARGIN_SHARE = 0.12
+MARGIN_PX = 12.0
+
+
+def _margin(length: float) -> float:
+    """The margin either side of a mask `length` px long."""
+    return MARGIN_SHARE * length + MARGIN_PX
+
+
+def _margin_of(width: int) -> float:
+    """The margin either side of a region's crop `width` px wide (`_margin`, solved back)."""
+    return _margin((width - 2 * MARGIN_PX) / (1 + 2 * MARGIN_SHARE))
 
 
 def _sample(
@@ -484,11 +500,18 @@ QUIET = 10
 BAR_SHIFTS = np.arange(-2.0, 2.01, 0.5)
 
 
-def upright(gray: np.ndarray, region: Region, *, grow_share: float = GROW_SHARE) -> Region:
+def upright(
+    gray: np.ndarray,
+    region: Region,
+    *,
+    grow_share: float = GROW_SHARE,
+    margin_kept: float | None = None,
+) -> Region:
     """`region` cut out again over its bars' whole height (`_bar_rows`, growing by `grow_share`),
     each bar in one column (`_shear`), and as far as they run on past its ends (`_bar_columns`):
     what column averages need, as they average away sensor noise by the rows they take, and smear
-    what leans.
+    what leans. With `margin_kept`, no further past the locator's mask than that share of the
+    region's margin (`MARGIN_SHARE`) either side.
 
     The locator's rows are the middle of the bars where a dim, noisy code's gradient is
     strongest; on hard frames it left half of the bars' height out, which the code's profiles
@@ -513,6 +536,9 @@ def upright(gray: np.ndarray, region: Region, *, grow_share: float = GROW_SHARE)
     slant, lean = slant + more_slant, lean + more_lean
     crop = _sheared(gray, region, rows, wide, slant, lean, lean_past_ends=False)
     left, right = _bar_columns(crop, reach, width)
+    if margin_kept is not None:
+        cut = (1 - margin_kept) * _margin_of(width)
+        left, right = max(left, int(reach + cut)), min(right, int(reach + width - cut))
     return _recut(region, crop[:, left:right], left - reach, top)
 
 

@@ -11,10 +11,12 @@ import pytest
 
 from drivers.camera import TICKET_SYMBOLOGIES, BarcodeDecoder, DecodedCode, Symbology
 from drivers.camera.decode import (
+    NARROW_MARGIN,
     NOISE_SHARES,
     TIGHT_GROW_SHARE,
     _banded,
     _cross_checked,
+    _long_enough,
     _Vote,
 )
 from drivers.camera.locate import (
@@ -27,7 +29,7 @@ from drivers.camera.locate import (
     upright,
 )
 from drivers.camera.profile import ProfileFit, fit_profile
-from drivers.camera.synth import HARD, HardRanges, Level, frame
+from drivers.camera.synth import HARD, HardRanges, Level, dataset, frame
 from tests.drivers.test_decode import rotated_ticket
 from tests.drivers.test_decode_profile import code_modules, render, with_check_of
 
@@ -246,6 +248,21 @@ def test_hard_frames_cut_out_over_fewer_rows_are_read(seed: int) -> None:
     assert [code.text for code in codes] == [job]
 
 
+def test_a_hard_frame_cut_out_narrower_is_read() -> None:
+    # Frame 17 of a seeded hard set (12 of 3,974 read only once the cut over fewer rows is also
+    # narrowed, decode.NARROW_MARGIN; none read only without it, none in this test's seeds).
+    name, job, image = dataset(18, 1357, levels=(Level.L3,), matrix=True)[17]
+    assert name.endswith("_L3.jpg") and job
+    codes = BarcodeDecoder(TICKET_SYMBOLOGIES).decode(image).codes
+    assert [code.text for code in codes] == [job]
+
+
+def test_a_narrowed_cut_reads_only_codes_as_long_as_a_job_number() -> None:
+    assert _long_enough("31415926") and _long_enough("J100001")  # 7 symbols each
+    assert not _long_enough("hY")  # read in a hard frame of an 8-digit code
+    assert not _long_enough("123456")  # 6 symbols at best
+
+
 def seeded_hard_frame_read(seed: int, hard: HardRanges) -> tuple[str, list[DecodedCode]]:
     """The job of the hard frame drawn from `seed`, and the codes the decoder confirms."""
     job = f"{31000000 + 7919 * seed}"
@@ -336,3 +353,6 @@ def test_a_tight_cut_keeps_fewer_rows_of_the_same_bars() -> None:
     region = next(find_regions(gray))
     usual, tight = upright(gray, region), upright(gray, region, grow_share=TIGHT_GROW_SHARE)
     assert len(region.crop) <= len(tight.crop) < len(usual.crop)
+    narrow = upright(gray, region, grow_share=TIGHT_GROW_SHARE, margin_kept=NARROW_MARGIN)
+    assert narrow.crop.shape[0] == tight.crop.shape[0]
+    assert narrow.crop.shape[1] < tight.crop.shape[1]
