@@ -62,13 +62,8 @@ def test_a_turned_ticket_reads_by_its_datamatrix(angle: float) -> None:
     assert BarcodeDecoder([Symbology.CODE128]).decode(image).codes == []
 
 
-@pytest.mark.parametrize(("angle", "turns"), [(10, {0}), (100, {90, 270}), (170, {180})])
-def test_a_datamatrix_is_read_at_the_turn_of_its_ticket_code128_before_any_fit(
-    angle: float, turns: set[int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A ticket's DataMatrix is square to its Code 128: where the Code 128 is located but does
-    not read, the 2D pass on the frame turned to set its bars upright reads the DataMatrix, so
-    no costly profile fit runs."""
+def counted_fits(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The profile fits the decoder makes from now on (the costly stage), as they are made."""
     fits: list[object] = []
 
     class CountedFit(decode.ProfileFit):
@@ -77,6 +72,17 @@ def test_a_datamatrix_is_read_at_the_turn_of_its_ticket_code128_before_any_fit(
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(decode, "ProfileFit", CountedFit)
+    return fits
+
+
+@pytest.mark.parametrize(("angle", "turns"), [(10, {0}), (100, {90, 270}), (170, {180})])
+def test_a_datamatrix_is_read_at_the_turn_of_its_ticket_code128_before_any_fit(
+    angle: float, turns: set[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ticket's DataMatrix is square to its Code 128: where the Code 128 is located but does
+    not read, the 2D pass on the frame turned to set its bars upright reads the DataMatrix, so
+    no costly profile fit runs."""
+    fits = counted_fits(monkeypatch)
     job = "J20241203"
     image = turned_ticket(job, angle, hide_code128=False, tear_code128=True)
     codes = BarcodeDecoder().decode(image).codes
@@ -84,6 +90,36 @@ def test_a_datamatrix_is_read_at_the_turn_of_its_ticket_code128_before_any_fit(
     names = {f"zxing/turn{turn}" if turn else "zxing" for turn in turns}
     assert set(codes[0].decoders) <= names
     assert fits == []
+
+
+@pytest.mark.parametrize(("angle", "turn"), [(100, 90), (280, 270)])
+def test_a_datamatrix_at_an_unlikely_turn_is_read_before_any_fit(
+    angle: float, turn: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the strongest region is not the Code 128 (here torn off, so it is print), the
+    2D pass still tries every quarter turn before the costly profile fits run on that print."""
+    fits = counted_fits(monkeypatch)
+    job = "J20241207"
+    image = turned_ticket(job, angle, hide_code128=True)
+    codes = BarcodeDecoder().decode(image).codes
+    assert [(code.symbology, code.text) for code in codes] == [(Symbology.DATAMATRIX, job)]
+    assert set(codes[0].decoders) == {f"zxing/turn{turn}"}
+    assert fits == []
+
+
+def test_every_quarter_turn_is_tried_once_the_likeliest_first() -> None:
+    bars = np.repeat(render(code_modules("J40017106"), 2.0)[None, :], 36, axis=0)
+    print_lines = np.full((60, 300), PAPER, np.uint8)
+    for row in range(10, 60, 15):
+        cv2.putText(print_lines, "TRAY 787 OD/OS", (4, row), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 30, 1)
+    across = np.float64([[0, 1, 0], [1, 0, 0], [0, 0, 1]])  # crop columns run down the frame
+
+    def turns(crop: np.ndarray, to_image: np.ndarray) -> tuple[int, ...]:
+        return decode._turns_to_try(Region(crop=crop, to_image=to_image, strength=1.0))
+
+    assert turns(bars, np.eye(3)) == (0, 180, 90, 270)
+    assert turns(bars, across) == (90, 270, 0, 180)
+    assert turns(print_lines, np.eye(3)) == (0, 90, 180, 270)
 
 
 @pytest.mark.parametrize("angle", [37, 145])
