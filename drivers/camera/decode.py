@@ -3,12 +3,13 @@
 Stages, cheapest first, each run only while the frame has no confirmed code (a ticket carries
 one job number, in a Code 128 and a DataMatrix: one confirmed read of either is the answer):
 
-1. zxing-cpp's linear readers on the whole frame, rows and columns;
+1. zxing-cpp's linear readers on the whole frame, rows and columns, then its DataMatrix (2D)
+   detector on the whole frame without its rotated passes, which finds a symbol at one
+   quarter turn of the frame only, here the unturned one;
 2. the strongest 1D region `locate` finds, cut out with its bars upright, by zxing-cpp and
    ZBar;
-3. zxing-cpp's DataMatrix (2D) detector on the whole frame, without its rotated passes, which
-   finds a symbol at one quarter turn of the frame only: on the frame turned by each quarter
-   turn, likeliest to hold the ticket's DataMatrix that way up first (`_turns_to_try`);
+3. the 2D detector on the frame turned by each other quarter turn, likeliest to hold the
+   ticket's DataMatrix that way up first (`_turns_to_try`);
 4. the other regions `locate` finds, cut out and decoded as in 2;
 5. the two strongest regions still unread, the more bar-like first (`locate.bar_likeness`),
    each cut out again over its bars' whole height and length with each bar in one column
@@ -20,8 +21,8 @@ one job number, in a Code 128 and a DataMatrix: one confirmed read of either is 
    alternate pairs of rows' difference measures, reads as nothing), then given to zxing-cpp and
    ZBar; the first of the two is fitted once more, cut out again (`locate.straighten`) where
    its bars turn out slanted or run on past its ends;
-6. where 3 did not run (nothing located, so no hint) or ran unturned only (no 1D format), the 2D
-   detector with its rotated passes, or on the turns 3 did not try;
+6. the 2D detector on the turns 1 and 3 did not try (where nothing was located, or with no 1D
+   format, the three turned ones; with `all_codes`, its rotated passes);
 7. the first region's profiles of 5 fitted for heavy motion blur (`profile.HEAVY_BLURS`): only
    a frame where the fit of 5 decoded a code whole and nothing was read pays for it;
 8. on a noisy frame (`locate.NOISY_ENERGY`), the regions of 5 cut out upright again over
@@ -218,6 +219,17 @@ class BarcodeDecoder:
         votes: list[_Vote] = []
         if self._linear:  # rows, and columns for a ticket turned by 90°
             votes += self._zxing(gray, "zxing", np.eye(3), self._zxing_linear, try_rotate=True)
+        # A ticket's DataMatrix has modules as small as its Code 128's (0.55 mm against 0.5 mm),
+        # so it is searched at full size. zxing-cpp's detector finds a symbol at most angles by
+        # itself; with `try_rotate` at every angle, but at three times the cost. Without it, it
+        # finds a DataMatrix from one side only, so at one of four quarter turns of the image,
+        # each an upright pass on the turned image. Tickets are mostly shown about upright: the
+        # unturned pass (some 3.5 ms) comes before locating (some 7 ms), and reads two in three
+        # of the everyday real-layout tickets the whole-frame 1D pass missed.
+        turns: tuple[int, ...] = ()
+        if self._zxing_matrix and not self.all_codes and not _has_confirmed(votes):
+            turns = (0,)
+            self._read_turned(gray, turns, votes)
         unread: list[Region] = []
         structure = Structure(gray) if self._linear else None  # computed when first needed
         regions = (
@@ -226,28 +238,16 @@ class BarcodeDecoder:
             else iter(())
         )
         self._read_crops(islice(regions, 1), votes, unread)
-        # The 2D search after the cheap 1D stages, which read most frames a 1D pass missed: a
-        # ticket's DataMatrix has modules as small as its Code 128's (0.55 mm against 0.5 mm),
-        # so it is searched at full size. zxing-cpp's DataMatrix detector finds a symbol at
-        # most angles by itself; with `try_rotate` at every angle, but at three times the cost,
-        # so that pass comes last. It comes before the weaker regions' crops: those read almost
-        # nothing (one real-layout ticket in 60, no corpus frame), and cutting out and decoding
-        # three of them costs more than this pass, which reads a quarter of those tickets.
-        # Where a 1D search located nothing (blank paper, no ticket in view), the rotated pass
-        # runs next in any case, and its search includes the upright one: this would repeat it.
-        # zxing-cpp's detector without `try_rotate` finds a DataMatrix from one side only, so
-        # at one of four quarter turns of the image: the turns that set the strongest region's
-        # bars upright or upside down (a ticket's DataMatrix is printed square to its Code 128;
-        # which of the two is unknown) go first, each an upright pass on the turned image. The
-        # other two follow before any profile fit: the strongest region is not always the Code
-        # 128, and four passes (some 14 ms) cost a fifth of the fit that otherwise runs first.
-        turns: tuple[int, ...] = ()
-        if self._zxing_matrix and not self.all_codes and not _has_confirmed(votes):
-            if unread:
-                turns = _turns_to_try(unread[0])
-            elif not self._linear:  # no 1D search, so no hint
-                turns = (0,)
-        self._read_turned(gray, turns, votes)
+        # The other turns before the weaker regions' crops: those read almost nothing (one
+        # real-layout ticket in 60, no corpus frame), and cutting out and decoding three of them
+        # costs more than these passes. The turns that set the strongest region's bars upright
+        # or upside down (a ticket's DataMatrix is printed square to its Code 128; which of the
+        # two is unknown) go first. All come before any profile fit: the strongest region is
+        # not always the Code 128, and three passes cost a fifth of the fit.
+        if turns and unread and not _has_confirmed(votes):
+            others = tuple(turn for turn in _turns_to_try(unread[0]) if turn not in turns)
+            turns += others
+            self._read_turned(gray, others, votes)
         self._read_crops(regions, votes, unread)
         # The profile fits are the costly part; the regions past the strongest few are mostly
         # text and ticket edges (it bounds the time a frame without a readable code costs).

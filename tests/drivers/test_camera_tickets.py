@@ -1,5 +1,6 @@
 """Cameras read what the job tickets carry: a Code 128 and a DataMatrix of the job number."""
 
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -90,6 +91,31 @@ def test_a_datamatrix_is_read_at_the_turn_of_its_ticket_code128_before_any_fit(
     names = {f"zxing/turn{turn}" if turn else "zxing" for turn in turns}
     assert set(codes[0].decoders) <= names
     assert fits == []
+
+
+def test_an_upright_datamatrix_is_read_before_anything_is_located(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tickets are mostly shown about upright: where the whole-frame 1D pass misses the Code
+    128, the unturned 2D pass reads the DataMatrix before the locator's costlier search."""
+    located: list[Region] = []
+    find_regions = decode.find_regions
+
+    def counted(*args: Any, **kwargs: Any) -> Iterator[Region]:
+        for region in find_regions(*args, **kwargs):
+            located.append(region)
+            yield region
+
+    monkeypatch.setattr(decode, "find_regions", counted)
+    job = "J20241207"
+    image = turned_ticket(job, 8, hide_code128=False, tear_code128=True)
+    codes = BarcodeDecoder().decode(image).codes
+    assert [(code.symbology, code.text) for code in codes] == [(Symbology.DATAMATRIX, job)]
+    assert located == []
+    # Turned a quarter, the same ticket is read once its Code 128 is located (at turn 90).
+    turned = BarcodeDecoder().decode(turned_ticket(job, 98, hide_code128=False, tear_code128=True))
+    assert [code.decoders for code in turned.codes] == [("zxing/turn90",)]
+    assert located
 
 
 @pytest.mark.parametrize(("angle", "turn"), [(100, 90), (280, 270)])
