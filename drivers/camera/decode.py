@@ -224,7 +224,7 @@ class BarcodeDecoder:
         # itself; with `try_rotate` at every angle, but at three times the cost. Without it, it
         # finds a DataMatrix from one side only, so at one of four quarter turns of the image,
         # each an upright pass on the turned image. Tickets are mostly shown about upright: the
-        # unturned pass (some 3.5 ms) comes before locating (some 7 ms), and reads two in three
+        # unturned pass (some 3.5 ms) comes before locating (some 7 ms), and reads three in five
         # of the everyday real-layout tickets the whole-frame 1D pass missed.
         turns: tuple[int, ...] = ()
         if self._zxing_matrix and not self.all_codes and not _has_confirmed(votes):
